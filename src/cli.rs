@@ -1,0 +1,243 @@
+//! The command line (DESIGN.md "Command line"). Parsing is clap's; this file maps
+//! commands to the library and errors to exit codes.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::catalog::{Catalog, CatalogSpec};
+use crate::error::{EXIT_FAILED, EXIT_OK, EXIT_REJECTS, EXIT_USAGE, Error};
+use crate::logging::{self, LogFormat};
+use crate::query::{self, OutputFormat};
+use crate::runner::{self, RunOptions};
+
+const EXIT_CODES: &str = "Exit codes: 0 all good; 1 failed (the catalog is left as it was); \
+2 bad usage or config; 3 finished, but some inputs were rejected (rejects were written).";
+
+#[derive(Debug, Parser)]
+#[command(name = "naslake", version, about = "Turns NAS data behind S3 access points into an Athena data lake", after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Log format: text (default on a terminal) or JSON lines (default otherwise).
+    #[arg(long, global = true, env = "NASLAKE_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a job (or every job in jobs/ with --all).
+    #[command(after_help = EXIT_CODES)]
+    Run(RunArgs),
+    /// Run SQL over the tables of a catalog.
+    Query(QueryArgs),
+    /// List or show the tables of a catalog.
+    Catalog {
+        #[command(subcommand)]
+        action: CatalogAction,
+    },
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The job spec (jobs/NAME.toml).
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    job: Option<PathBuf>,
+    /// Run every job in the jobs directory on its bundled samples.
+    #[arg(long)]
+    all: bool,
+    /// Directory holding the job specs for --all.
+    #[arg(long, env = "NASLAKE_JOBS_DIR", default_value = "jobs")]
+    jobs_dir: PathBuf,
+    /// Input location; overrides the job spec's `input`.
+    #[arg(long, env = "NASLAKE_INPUT", conflicts_with = "all")]
+    input: Option<String>,
+    /// Output location (default ./lake).
+    #[arg(long, env = "NASLAKE_OUTPUT")]
+    output: Option<String>,
+    /// local[:DIR] or glue[:DATABASE] (default local, under the output).
+    #[arg(long, env = "NASLAKE_CATALOG")]
+    catalog: Option<String>,
+    /// Override a job spec key, e.g. --set params.zscore_threshold=2.5
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Discover and check everything, write nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+struct QueryArgs {
+    /// The SQL (DataFusion dialect).
+    sql: String,
+    /// local[:DIR] or glue[:DATABASE] (default local:./lake).
+    #[arg(long, env = "NASLAKE_CATALOG")]
+    catalog: Option<String>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: OutputFormat,
+}
+
+#[derive(Debug, Subcommand)]
+enum CatalogAction {
+    /// List tables with their partition counts and locations.
+    List {
+        #[arg(long, env = "NASLAKE_CATALOG")]
+        catalog: Option<String>,
+    },
+    /// Show a table's definition (Glue TableInput) and partitions as JSON.
+    Show {
+        /// TABLE or DATABASE.TABLE
+        table: String,
+        #[arg(long, env = "NASLAKE_CATALOG")]
+        catalog: Option<String>,
+    },
+}
+
+/// Parses the command line, runs it, and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+        }
+    };
+    // `query` and `catalog` print results on stdout, so their logs go to stderr.
+    let logs_to_stderr = !matches!(cli.command, Command::Run(_));
+    let format = cli
+        .log_format
+        .unwrap_or_else(|| logging::default_format(logs_to_stderr));
+    logging::init(format, logs_to_stderr);
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(crate::engine::cores())
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("naslake: cannot start the runtime: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    let progress = format == LogFormat::Text && std::io::stderr().is_terminal();
+    match runtime.block_on(dispatch(cli.command, progress)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("naslake: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+async fn dispatch(command: Command, progress: bool) -> Result<i32, Error> {
+    match command {
+        Command::Run(args) => run(args, progress).await,
+        Command::Query(args) => {
+            let catalog = open_catalog(args.catalog.as_deref())?;
+            let ctx = query::session_over(&catalog.0, catalog.1.as_deref()).await?;
+            let batches = query::run_sql(&ctx, &args.sql).await?;
+            print!("{}", query::format_batches(&batches, args.format)?);
+            Ok(EXIT_OK)
+        }
+        Command::Catalog { action } => match action {
+            CatalogAction::List { catalog } => {
+                let (catalog, db) = open_catalog(catalog.as_deref())?;
+                for e in catalog.list(db.as_deref())? {
+                    println!(
+                        "{}.{}\t{} partitions\t{}",
+                        e.database,
+                        e.table_input.name,
+                        e.partitions.len(),
+                        e.table_input.storage_descriptor.location
+                    );
+                }
+                Ok(EXIT_OK)
+            }
+            CatalogAction::Show { table, catalog } => {
+                let (catalog, db) = open_catalog(catalog.as_deref())?;
+                let (db, name) = match table.split_once('.') {
+                    Some((d, t)) => (d.to_string(), t.to_string()),
+                    None => (
+                        db.unwrap_or_else(|| query::DEFAULT_DATABASE.into()),
+                        table.clone(),
+                    ),
+                };
+                match catalog.get(&db, &name)? {
+                    Some(e) => {
+                        println!("{}", serde_json::to_string_pretty(&e)?);
+                        Ok(EXIT_OK)
+                    }
+                    None => Err(Error::config(format!(
+                        "no table {db}.{name} in {}",
+                        catalog.describe()
+                    ))),
+                }
+            }
+        },
+    }
+}
+
+fn open_catalog(spec: Option<&str>) -> Result<(Catalog, Option<String>), Error> {
+    let spec: CatalogSpec = spec.unwrap_or("local").parse()?;
+    Catalog::open(&spec, Path::new("./lake"))
+}
+
+async fn run(args: RunArgs, progress: bool) -> Result<i32, Error> {
+    let catalog = args
+        .catalog
+        .as_deref()
+        .map(str::parse::<CatalogSpec>)
+        .transpose()?;
+    let opts = RunOptions {
+        input: args.input,
+        output: args.output,
+        catalog,
+        overrides: args.overrides,
+        dry_run: args.dry_run,
+        progress,
+    };
+    let jobs = match args.job {
+        Some(j) => vec![j],
+        None => list_jobs(&args.jobs_dir)?,
+    };
+    let mut worst = EXIT_OK;
+    for job in jobs {
+        let outcome = runner::run_job(&job, &opts).await?;
+        if opts.dry_run {
+            println!("{}", serde_json::to_string_pretty(&outcome.report)?);
+        } else {
+            print!("{}", outcome.report.summary());
+        }
+        worst = worse(worst, outcome.exit_code);
+    }
+    Ok(worst)
+}
+
+/// Combines exit codes of several jobs: failure over rejects over success.
+fn worse(a: i32, b: i32) -> i32 {
+    let rank = |c: i32| match c {
+        EXIT_OK => 0,
+        EXIT_REJECTS => 1,
+        EXIT_USAGE => 2,
+        _ => 3,
+    };
+    if rank(b) > rank(a) { b } else { a }
+}
+
+fn list_jobs(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let pattern = dir.join("*.toml");
+    let mut jobs: Vec<PathBuf> = glob::glob(&pattern.to_string_lossy())
+        .map_err(|e| Error::config(format!("--jobs-dir {}: {e}", dir.display())))?
+        .filter_map(|p| p.ok())
+        .collect();
+    jobs.sort();
+    if jobs.is_empty() {
+        return Err(Error::config(format!(
+            "no job specs (*.toml) in {}",
+            dir.display()
+        )));
+    }
+    Ok(jobs)
+}

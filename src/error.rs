@@ -1,0 +1,79 @@
+//! Typed errors of the library and the exit codes they map to.
+//!
+//! The exit codes are a contract (DESIGN.md): 0 all good, 2 bad usage or config,
+//! 3 finished with rejected inputs, 1 failed.
+
+use std::path::PathBuf;
+
+/// Exit code of a run that finished and rejected nothing.
+pub const EXIT_OK: i32 = 0;
+/// Exit code of a run that failed; the catalog is left as it was.
+pub const EXIT_FAILED: i32 = 1;
+/// Exit code of bad usage or a bad job spec / schema; no work was done.
+pub const EXIT_USAGE: i32 = 2;
+/// Exit code of a run that finished, but rejected some inputs (rejects were written).
+pub const EXIT_REJECTS: i32 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A job spec, schema file or command-line value is wrong. The message names the
+    /// file, the key and what is allowed.
+    #[error("{0}")]
+    Config(String),
+
+    #[error("cannot read {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("storage: {0}")]
+    Storage(#[from] object_store::Error),
+
+    #[error("bad address `{url}`: {reason}\n{accepted}")]
+    Address {
+        url: String,
+        reason: String,
+        accepted: &'static str,
+    },
+
+    #[error("query engine: {0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+
+    #[error("arrow: {0}")]
+    Arrow(#[from] datafusion::arrow::error::ArrowError),
+
+    #[error("parquet: {0}")]
+    Parquet(#[from] datafusion::parquet::errors::ParquetError),
+
+    #[error("catalog: {0}")]
+    Catalog(String),
+
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+
+    /// An invariant of the run did not hold (for example rows read != rows written +
+    /// rows rejected). This is a bug or a job SQL that drops rows; the run fails.
+    #[error("accounting: {0}")]
+    Accounting(String),
+}
+
+impl Error {
+    pub fn config(msg: impl Into<String>) -> Self {
+        Error::Config(msg.into())
+    }
+
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config(_) | Error::Address { .. } => EXIT_USAGE,
+            _ => EXIT_FAILED,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,154 @@
+//! `naslake query` and `naslake catalog`: SQL over the tables a catalog holds,
+//! reading the files at their registered locations through the storage layer.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
+use datafusion::prelude::SessionContext;
+use futures::TryStreamExt;
+
+use crate::catalog::{Catalog, TableEntry};
+use crate::discover::is_selected;
+use crate::engine;
+use crate::error::{Error, Result};
+use crate::files_table::{FilesTable, TableFile};
+use crate::schema::glue_to_arrow;
+use crate::storage::Location;
+
+/// The database whose tables are also reachable without a schema prefix.
+pub const DEFAULT_DATABASE: &str = "naslake";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+/// A session with every catalog table registered, as `db.table` and, for the
+/// default database (or the only one), as `table`.
+pub async fn session_over(catalog: &Catalog, database: Option<&str>) -> Result<SessionContext> {
+    let ctx = engine::session();
+    let entries = catalog.list(database)?;
+    let dbs: std::collections::BTreeSet<&str> =
+        entries.iter().map(|e| e.database.as_str()).collect();
+    let bare_db = database.or(if dbs.len() == 1 {
+        dbs.first().copied()
+    } else {
+        Some(DEFAULT_DATABASE)
+    });
+    for entry in &entries {
+        let provider = Arc::new(table_provider(&ctx, entry).await?);
+        let df_catalog = ctx
+            .catalog("datafusion")
+            .expect("the default catalog exists");
+        let schema = match df_catalog.schema(&entry.database) {
+            Some(s) => s,
+            None => {
+                let s: Arc<dyn SchemaProvider> = Arc::new(MemorySchemaProvider::new());
+                df_catalog.register_schema(&entry.database, s.clone())?;
+                s
+            }
+        };
+        schema.register_table(entry.table_input.name.clone(), provider.clone())?;
+        if Some(entry.database.as_str()) == bare_db {
+            ctx.register_table(entry.table_input.name.as_str(), provider)?;
+        }
+    }
+    Ok(ctx)
+}
+
+/// Builds a table over the files under each registered partition location.
+async fn table_provider(ctx: &SessionContext, entry: &TableEntry) -> Result<FilesTable> {
+    let t = &entry.table_input;
+    let fields = t
+        .storage_descriptor
+        .columns
+        .iter()
+        .map(|c| {
+            let dt = glue_to_arrow(&c.type_name)
+                .map_err(|e| Error::Catalog(format!("table {} column {}: {e}", t.name, c.name)))?;
+            Ok(datafusion::arrow::datatypes::Field::new(&c.name, dt, true))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let file_schema = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
+    let keys: Vec<String> = t.partition_keys.iter().map(|k| k.name.clone()).collect();
+    let table_location = Location::open(&t.storage_descriptor.location)?;
+    ctx.register_object_store(
+        table_location.store_url.as_ref(),
+        table_location.store.clone(),
+    );
+
+    let locations: Vec<(String, Vec<String>)> = if keys.is_empty() {
+        vec![(t.storage_descriptor.location.clone(), Vec::new())]
+    } else {
+        entry
+            .partitions
+            .iter()
+            .map(|p| (p.storage_descriptor.location.clone(), p.values.clone()))
+            .collect()
+    };
+    let mut files = Vec::new();
+    for (location, values) in locations {
+        let loc = Location::open(&location)?;
+        let mut listing = loc.store.list(Some(&loc.prefix));
+        while let Some(meta) = listing.try_next().await? {
+            let Some(rel) = loc.relative(&meta.location) else {
+                continue;
+            };
+            // Partitioned tables: only the partition directory's own files.
+            if !keys.is_empty() && rel.contains('/') {
+                continue;
+            }
+            if is_selected(&rel, &[".parquet".to_string()]) {
+                files.push(TableFile {
+                    path: meta.location.to_string(),
+                    size: meta.size,
+                    partition_values: values.clone(),
+                });
+            }
+        }
+    }
+    Ok(FilesTable::new(
+        file_schema,
+        &keys,
+        table_location.store_url.clone(),
+        files,
+    ))
+}
+
+/// Runs SQL and returns its batches.
+pub async fn run_sql(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
+    let df = ctx.sql(sql).await?;
+    Ok(df.collect().await?)
+}
+
+/// Formats batches as a table, CSV (with header) or JSON lines.
+pub fn format_batches(batches: &[RecordBatch], format: OutputFormat) -> Result<String> {
+    use datafusion::arrow::{csv, json, util::pretty};
+    Ok(match format {
+        OutputFormat::Table => format!("{}\n", pretty::pretty_format_batches(batches)?),
+        OutputFormat::Csv => {
+            let mut out = Vec::new();
+            {
+                let mut w = csv::WriterBuilder::new().with_header(true).build(&mut out);
+                for b in batches {
+                    w.write(b)?;
+                }
+            }
+            String::from_utf8_lossy(&out).into_owned()
+        }
+        OutputFormat::Json => {
+            let mut out = Vec::new();
+            {
+                let mut w = json::LineDelimitedWriter::new(&mut out);
+                for b in batches {
+                    w.write(b)?;
+                }
+                w.finish()?;
+            }
+            String::from_utf8_lossy(&out).into_owned()
+        }
+    })
+}

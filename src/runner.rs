@@ -1,0 +1,630 @@
+//! Runs one job: discover → extract → transform → write → commit (DESIGN.md).
+//!
+//! Nothing is visible until the commit: the catalog is changed only after every
+//! table's files are complete and the run's counts add up; a failure before that
+//! deletes the files the run wrote and leaves the catalog as it was. Files that a
+//! commit replaces (write mode `overwrite` / `overwrite-partitions`) are deleted
+//! after the catalog points at the new ones.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::{ObjectStoreExt, PutPayload};
+use tracing::{info, warn};
+
+use crate::catalog::table_input::{partition_input, table_input};
+use crate::catalog::{Catalog, CatalogSpec, TableEntry};
+use crate::discover::{self, ManifestEntry};
+use crate::engine;
+use crate::error::{EXIT_OK, EXIT_REJECTS, Error, Result};
+use crate::files_table::{FilesTable, TableFile};
+use crate::report::{FileReport, RunReport, SourceReport, TableReport, Totals};
+use crate::sink::{TableWriter, WrittenFile};
+use crate::sources::csv::CsvLayout;
+use crate::sources::csv::feed::{FeedFile, csv_table};
+use crate::sources::{self, FileStats, Reject};
+use crate::spec::{Job, JobTable, WriteMode};
+use crate::storage::Location;
+
+/// How a run was asked for on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub input: Option<String>,
+    pub output: Option<String>,
+    pub catalog: Option<CatalogSpec>,
+    pub overrides: Vec<String>,
+    pub dry_run: bool,
+    pub progress: bool,
+}
+
+/// The result of a run that got as far as doing work; a run that fails after that
+/// point still has a report (status `failed`) and exit code 1.
+pub struct RunOutcome {
+    pub report: RunReport,
+    pub exit_code: i32,
+}
+
+/// Rejects are buffered into batches of this many rows.
+const REJECTS_BATCH: usize = 4096;
+
+pub async fn run_job(job_path: &Path, opts: &RunOptions) -> Result<RunOutcome> {
+    let started = Instant::now();
+    let started_at = chrono::Utc::now();
+    let job = Job::load(job_path, &opts.overrides)?;
+    if let Some(t) = job.rejects_table() {
+        sources::check_rejects_schema(&t.schema)
+            .map_err(|e| Error::config(format!("table {}: {e}", t.name)))?;
+    }
+    let input_url = opts.input.clone().unwrap_or_else(|| job.spec.input_url());
+    let output_url = opts
+        .output
+        .clone()
+        .or_else(|| job.spec.output.clone())
+        .unwrap_or_else(|| "./lake".into());
+    let input = Location::open(&input_url)?;
+    let output = Location::open(&output_url)?;
+    if input.contains(&output) {
+        return Err(Error::config(format!(
+            "output {output_url} lies inside input {input_url}: source data is read-only, write somewhere else"
+        )));
+    }
+    let catalog_spec = opts.catalog.clone().unwrap_or(CatalogSpec::Local(None));
+    let default_catalog_dir = if crate::storage::is_remote(&output_url) {
+        std::path::PathBuf::from("./lake")
+    } else {
+        std::path::PathBuf::from(output_url.strip_prefix("file://").unwrap_or(&output_url))
+    };
+    let (catalog, _) = Catalog::open(&catalog_spec, &default_catalog_dir)?;
+    let run_id = ulid::Ulid::new().to_string().to_lowercase();
+    info!(job = %job.spec.name, run_id = %run_id, input = %input_url, output = %output_url, "run started");
+
+    // Discover.
+    let mut sources_report = Vec::new();
+    let mut manifest: Vec<(String, Vec<ManifestEntry>)> = Vec::new();
+    let mut totals = Totals::default();
+    for (name, source) in &job.spec.sources {
+        let listing = discover::list_source(&input, name, source).await?;
+        let files = listing.entries.len() as u64;
+        info!(source = %name, files, listed = listing.listed, "discovered");
+        sources_report.push(SourceReport {
+            source: name.clone(),
+            prefix: source.prefix.clone(),
+            objects_listed: listing.listed,
+            objects_skipped: listing.listed - files,
+            files,
+        });
+        totals.objects_listed += listing.listed;
+        totals.objects_skipped += listing.listed - files;
+        manifest.push((name.clone(), listing.entries));
+    }
+    let file_stats: Vec<(ManifestEntry, Arc<FileStats>)> = manifest
+        .iter()
+        .flat_map(|(_, entries)| {
+            entries
+                .iter()
+                .map(|e| (e.clone(), Arc::new(FileStats::default())))
+        })
+        .collect();
+
+    let mut report = RunReport {
+        run_id: run_id.clone(),
+        job: job.spec.name.clone(),
+        status: "running".into(),
+        error: None,
+        started_at: started_at.to_rfc3339(),
+        finished_at: String::new(),
+        duration_seconds: 0.0,
+        input: input_url.clone(),
+        output: output_url.clone(),
+        catalog: catalog.describe(),
+        totals,
+        sources: sources_report,
+        files: Vec::new(),
+        tables: Vec::new(),
+    };
+    if opts.dry_run {
+        report.status = "dry_run".into();
+        report.files = file_reports(&file_stats);
+        report.totals.files_seen = file_stats.len() as u64;
+        return Ok(RunOutcome {
+            report,
+            exit_code: EXIT_OK,
+        });
+    }
+
+    let progress = progress_bar(opts.progress, file_stats.iter().map(|(e, _)| e.size).sum());
+    let ctx_input = RunInput {
+        job: &job,
+        input: &input,
+        output: &output,
+        run_id: &run_id,
+        file_stats: &file_stats,
+        progress: progress.clone(),
+    };
+    let written = execute(&ctx_input).await;
+    progress.finish_and_clear();
+
+    let result = match written {
+        Ok(tables) => match check_accounting(&file_stats, &tables) {
+            Ok(()) => commit(&job, &catalog, &output, &run_id, tables).await,
+            Err(e) => {
+                delete_written(&output, &tables).await;
+                Err(e)
+            }
+        },
+        Err(e) => Err(e),
+    };
+
+    report.files = file_reports(&file_stats);
+    fill_totals(&mut report.totals, &report.files);
+    let exit_code = match result {
+        Ok(table_reports) => {
+            for t in &table_reports {
+                report.totals.rows_out += t.rows_written;
+                report.totals.bytes_out += t.bytes_written;
+                report.totals.files_written += t.files.len() as u64;
+            }
+            report.tables = table_reports;
+            let rejected = report.totals.records_rejected > 0 || report.totals.files_rejected > 0;
+            report.status = if rejected {
+                "succeeded_with_rejects"
+            } else {
+                "succeeded"
+            }
+            .into();
+            if rejected { EXIT_REJECTS } else { EXIT_OK }
+        }
+        Err(e) => {
+            report.status = "failed".into();
+            report.error = Some(e.to_string());
+            warn!(run_id = %run_id, error = %e, "run failed; the catalog was not changed");
+            e.exit_code()
+        }
+    };
+    finish_report(&mut report, started, &output).await;
+    info!(run_id = %run_id, status = %report.status, rows_out = report.totals.rows_out, "run finished");
+    Ok(RunOutcome { report, exit_code })
+}
+
+struct RunInput<'a> {
+    job: &'a Job,
+    input: &'a Location,
+    output: &'a Location,
+    run_id: &'a str,
+    file_stats: &'a [(ManifestEntry, Arc<FileStats>)],
+    progress: indicatif::ProgressBar,
+}
+
+/// What one table got: its files (complete, not yet in the catalog).
+struct TableFiles {
+    table: JobTable,
+    prefix: object_store::path::Path,
+    files: Vec<WrittenFile>,
+    rows: u64,
+}
+
+/// Extract, transform and write every table. On error, every file written so far
+/// is deleted before the error is returned.
+async fn execute(run: &RunInput<'_>) -> Result<Vec<TableFiles>> {
+    let job = run.job;
+    let ctx = engine::session();
+    let (rejects_tx, rejects_rx) = async_channel::bounded::<Reject>(REJECTS_BATCH);
+
+    // The rejects table is written concurrently with the tables that read sources.
+    let rejects_table = job
+        .rejects_table()
+        .expect("validated: one rejects table")
+        .clone();
+    let rejects_writer = TableWriter::new(
+        run.output,
+        &rejects_table.schema,
+        run.run_id,
+        rejects_table.spec.compression,
+        rejects_table.spec.target_file_size.as_u64(),
+    )?;
+    let rejects_task = tokio::spawn(write_rejects(rejects_writer, rejects_rx));
+
+    for (name, source) in &job.spec.sources {
+        let layout = Arc::new(CsvLayout::new(name, source));
+        let files: Vec<FeedFile> = run
+            .file_stats
+            .iter()
+            .filter(|(e, _)| &e.source == name)
+            .map(|(e, s)| FeedFile {
+                entry: e.clone(),
+                stats: s.clone(),
+            })
+            .collect();
+        let table = csv_table(
+            layout,
+            files,
+            run.input.store.clone(),
+            rejects_tx.clone(),
+            engine::cores(),
+            run.progress.clone(),
+        )?;
+        ctx.register_table(name.as_str(), Arc::new(table))?;
+    }
+    drop(rejects_tx);
+    ctx.register_object_store(run.output.store_url.as_ref(), run.output.store.clone());
+
+    let mut done: Vec<TableFiles> = Vec::new();
+    let mut failure: Option<Error> = None;
+    for table in job.tables.iter().filter(|t| t.sql.is_some()) {
+        match write_sql_table(&ctx, run, table).await {
+            Ok(t) => {
+                // Later SQL reads exactly the files this run wrote for the table.
+                let files = t
+                    .files
+                    .iter()
+                    .map(|f| TableFile {
+                        path: f.path.to_string(),
+                        size: f.bytes,
+                        partition_values: f.partition_values.clone(),
+                    })
+                    .collect();
+                let provider = FilesTable::new(
+                    t.table.schema.file_schema(),
+                    &t.table.schema.partition_key_names(),
+                    run.output.store_url.clone(),
+                    files,
+                );
+                ctx.register_table(t.table.name.as_str(), Arc::new(provider))?;
+                done.push(t);
+            }
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    // Dropping the session drops the sources, and with them the last senders of
+    // the rejects channel: the rejects writer then finishes.
+    drop(ctx);
+    let rejects = rejects_task
+        .await
+        .map_err(|e| Error::Accounting(format!("rejects writer panicked: {e}")));
+    let rejects = match (rejects, failure) {
+        (Ok(Ok(files)), None) => files,
+        (Ok(Ok((files, _))), Some(e)) => {
+            done.push(TableFiles {
+                table: rejects_table,
+                prefix: run.output.child(""),
+                rows: 0,
+                files,
+            });
+            delete_written(run.output, &done).await;
+            return Err(e);
+        }
+        (Ok(Err(e)), _) | (Err(e), _) => {
+            delete_written(run.output, &done).await;
+            return Err(e);
+        }
+    };
+    let unread: Vec<&str> = run
+        .file_stats
+        .iter()
+        .filter(|(_, s)| !s.finished.load(Ordering::Acquire))
+        .map(|(e, _)| e.key.as_str())
+        .collect();
+    let rows = rejects.1;
+    done.push(TableFiles {
+        prefix: run.output.child(&rejects_table.name),
+        table: rejects_table,
+        files: rejects.0,
+        rows,
+    });
+    if !unread.is_empty() {
+        delete_written(run.output, &done).await;
+        return Err(Error::Accounting(format!(
+            "{} input files were not read to the end (is every source used by the job's SQL?): {}",
+            unread.len(),
+            unread
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    Ok(done)
+}
+
+async fn write_sql_table(
+    ctx: &datafusion::prelude::SessionContext,
+    run: &RunInput<'_>,
+    table: &JobTable,
+) -> Result<TableFiles> {
+    let sql = table.sql.as_deref().expect("filtered to SQL tables");
+    let mut writer = TableWriter::new(
+        run.output,
+        &table.schema,
+        run.run_id,
+        table.spec.compression,
+        table.spec.target_file_size.as_u64(),
+    )?;
+    let prefix = writer.table_prefix();
+    let result: Result<()> = async {
+        let df = ctx
+            .sql(sql)
+            .await
+            .map_err(|e| Error::config(format!("table {}: SQL: {e}", table.name)))?;
+        let mut stream = df.execute_stream().await?;
+        while let Some(batch) = stream.try_next().await? {
+            writer.write(&batch).await?;
+        }
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            let rows = writer.rows_written;
+            let files = writer.finish().await?;
+            info!(table = %table.name, rows, files = files.len(), "table written");
+            Ok(TableFiles {
+                table: table.clone(),
+                prefix,
+                files,
+                rows,
+            })
+        }
+        Err(e) => {
+            writer.abort().await;
+            Err(e)
+        }
+    }
+}
+
+async fn write_rejects(
+    mut writer: TableWriter,
+    rx: async_channel::Receiver<Reject>,
+) -> Result<(Vec<WrittenFile>, u64)> {
+    let mut buf = Vec::with_capacity(REJECTS_BATCH);
+    let mut outcome = Ok(());
+    while let Ok(r) = rx.recv().await {
+        buf.push(r);
+        if buf.len() >= REJECTS_BATCH {
+            if let Err(e) = writer.write(&sources::rejects_batch(&buf)).await {
+                outcome = Err(e);
+                break;
+            }
+            buf.clear();
+        }
+    }
+    if outcome.is_ok() && !buf.is_empty() {
+        outcome = writer.write(&sources::rejects_batch(&buf)).await;
+    }
+    match outcome {
+        Ok(()) => {
+            let rows = writer.rows_written;
+            Ok((writer.finish().await?, rows))
+        }
+        Err(e) => {
+            // Closing the channel makes the parsers fail too, so the run stops.
+            rx.close();
+            writer.abort().await;
+            Err(e)
+        }
+    }
+}
+
+/// Every file's records are loaded or rejected, and every rejection is a row of
+/// the rejects table.
+fn check_accounting(
+    stats: &[(ManifestEntry, Arc<FileStats>)],
+    tables: &[TableFiles],
+) -> Result<()> {
+    let mut expected_rejects = 0;
+    for (entry, s) in stats {
+        let c = s.counts();
+        if c.records != c.loaded + c.rejected {
+            return Err(Error::Accounting(format!(
+                "{}: {} records read but {} loaded + {} rejected",
+                entry.key, c.records, c.loaded, c.rejected
+            )));
+        }
+        expected_rejects += c.rejected + u64::from(c.file_error.is_some());
+    }
+    let rejects_rows = tables
+        .iter()
+        .find(|t| t.table.spec.from.is_some())
+        .map_or(0, |t| t.rows);
+    if rejects_rows != expected_rejects {
+        return Err(Error::Accounting(format!(
+            "{expected_rejects} rejections counted but {rejects_rows} rejects rows written"
+        )));
+    }
+    Ok(())
+}
+
+/// Registers the run's tables in the catalog, then removes the files they replace.
+async fn commit(
+    job: &Job,
+    catalog: &Catalog,
+    output: &Location,
+    run_id: &str,
+    tables: Vec<TableFiles>,
+) -> Result<Vec<TableReport>> {
+    let db = &job.spec.database;
+    let mut entries = Vec::new();
+    for t in &tables {
+        let location = format!("{}/", output.url_of(&t.prefix));
+        let input = table_input(&t.table.schema, &location, t.table.spec.compression)?;
+        let written: BTreeSet<Vec<String>> =
+            t.files.iter().map(|f| f.partition_values.clone()).collect();
+        let mut partitions: HashMap<Vec<String>, _> = HashMap::new();
+        if t.table.spec.mode != WriteMode::Overwrite
+            && let Some(old) = catalog.get(db, &t.table.name)?
+        {
+            for p in old.partitions {
+                partitions.insert(p.values.clone(), p);
+            }
+        }
+        if !t.table.schema.partition_keys.is_empty() {
+            for values in &written {
+                let dir = partition_dir(&t.table.schema.partition_key_names(), values);
+                let loc = format!("{location}{dir}/");
+                partitions.insert(values.clone(), partition_input(&input, values.clone(), loc));
+            }
+        }
+        let mut partitions: Vec<_> = partitions.into_values().collect();
+        partitions.sort_by(|a, b| a.values.cmp(&b.values));
+        entries.push(TableEntry {
+            database: db.clone(),
+            table_input: input,
+            partitions,
+            updated_by_run: run_id.to_string(),
+        });
+    }
+    if let Err(e) = catalog.put(&entries) {
+        delete_written(output, &tables).await;
+        return Err(e);
+    }
+    info!(tables = entries.len(), "catalog updated");
+
+    let mut reports = Vec::new();
+    for t in tables {
+        let removed = remove_replaced(output, &t, run_id).await;
+        let partitions: BTreeSet<&Vec<String>> =
+            t.files.iter().map(|f| &f.partition_values).collect();
+        reports.push(TableReport {
+            table: t.table.name.clone(),
+            mode: t.table.spec.mode,
+            location: format!("{}/", output.url_of(&t.prefix)),
+            rows_written: t.rows,
+            bytes_written: t.files.iter().map(|f| f.bytes).sum(),
+            partitions_written: if t.table.schema.partition_keys.is_empty() {
+                0
+            } else {
+                partitions.len() as u64
+            },
+            files_removed: removed,
+            files: t.files,
+        });
+    }
+    Ok(reports)
+}
+
+fn partition_dir(keys: &[String], values: &[String]) -> String {
+    keys.iter()
+        .zip(values)
+        .map(|(k, v)| format!("{k}={}", crate::sink::hive_escape(v)))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Deletes the data files of earlier runs that this run's commit replaced.
+async fn remove_replaced(output: &Location, t: &TableFiles, run_id: &str) -> u64 {
+    let own = format!("part-{run_id}-");
+    let written_dirs: BTreeSet<String> = t
+        .files
+        .iter()
+        .filter_map(|f| f.path.as_ref().rsplit_once('/').map(|(d, _)| d.to_string()))
+        .collect();
+    let mut removed = 0;
+    let mut listing = output.store.list(Some(&t.prefix));
+    let mut doomed = Vec::new();
+    while let Some(item) = listing.next().await {
+        let Ok(meta) = item else { continue };
+        let Some(name) = meta.location.filename() else {
+            continue;
+        };
+        if !name.starts_with("part-") || !name.ends_with(".parquet") || name.starts_with(&own) {
+            continue;
+        }
+        let dir = meta
+            .location
+            .as_ref()
+            .rsplit_once('/')
+            .map(|(d, _)| d.to_string())
+            .unwrap_or_default();
+        let replaced = match t.table.spec.mode {
+            WriteMode::Overwrite => true,
+            WriteMode::OverwritePartitions => written_dirs.contains(&dir),
+            WriteMode::Append => false,
+        };
+        if replaced {
+            doomed.push(meta.location);
+        }
+    }
+    for path in doomed {
+        match output.store.delete(&path).await {
+            Ok(()) => removed += 1,
+            Err(e) => warn!(path = %path, error = %e, "could not remove a replaced file"),
+        }
+    }
+    removed
+}
+
+async fn delete_written(output: &Location, tables: &[TableFiles]) {
+    for t in tables {
+        for f in &t.files {
+            if let Err(e) = output.store.delete(&f.path).await {
+                warn!(path = %f.path, error = %e, "could not remove a file of the failed run");
+            }
+        }
+    }
+}
+
+fn file_reports(stats: &[(ManifestEntry, Arc<FileStats>)]) -> Vec<FileReport> {
+    stats
+        .iter()
+        .map(|(e, s)| FileReport {
+            source: e.source.clone(),
+            key: e.key.clone(),
+            size: e.size,
+            etag: e.etag.clone(),
+            counts: s.counts(),
+        })
+        .collect()
+}
+
+fn fill_totals(t: &mut Totals, files: &[FileReport]) {
+    t.files_seen = files.len() as u64;
+    for f in files {
+        let c = &f.counts;
+        t.bytes_in += c.bytes_read;
+        t.records_in += c.records;
+        t.records_loaded += c.loaded;
+        t.records_rejected += c.rejected;
+        t.rejects_rows += c.rejected + u64::from(c.file_error.is_some());
+        if c.file_error.is_some() {
+            t.files_rejected += 1;
+        } else {
+            t.files_processed += 1;
+        }
+    }
+}
+
+async fn finish_report(report: &mut RunReport, started: Instant, output: &Location) {
+    report.finished_at = chrono::Utc::now().to_rfc3339();
+    report.duration_seconds = started.elapsed().as_secs_f64();
+    let path = output.child(&format!("_naslake/runs/{}.json", report.run_id));
+    let body = match serde_json::to_vec_pretty(report) {
+        Ok(b) => b,
+        Err(e) => {
+            warn!(error = %e, "could not serialise the run report");
+            return;
+        }
+    };
+    if let Err(e) = output.store.put(&path, PutPayload::from(body)).await {
+        warn!(error = %e, "could not write the run report");
+    }
+}
+
+fn progress_bar(enabled: bool, total: u64) -> indicatif::ProgressBar {
+    if !enabled {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} reading [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}

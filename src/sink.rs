@@ -1,0 +1,435 @@
+//! The write step: record batches in a table's schema → hive-partitioned Parquet
+//! files that Athena reads without surprises (DESIGN.md "Output layout").
+//!
+//! `OUTPUT/TABLE/KEY=VALUE/…/part-RUNID-NNNNN.parquet`
+//!
+//! Each batch is conformed to the table's schema file (types cast to what the
+//! catalog will say, nullability checked), split by partition values, and
+//! appended to that partition's open file. Files roll over at the target size;
+//! open row groups are flushed early when their buffers exceed a memory budget,
+//! so memory does not grow with the number of partitions or rows. Objects become
+//! visible only when complete (multipart upload), and never exceed 5 GiB.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
+use datafusion::arrow::compute::kernels::partition::partition;
+use datafusion::arrow::compute::{
+    CastOptions, can_cast_types, cast_with_options, take_record_batch,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::arrow::util::display::array_value_to_string;
+use datafusion::parquet::arrow::AsyncArrowWriter;
+use datafusion::parquet::basic::{Compression as PqCompression, ZstdLevel};
+use datafusion::parquet::file::properties::{WriterProperties, WriterVersion};
+use object_store::ObjectStoreExt;
+use object_store::buffered::BufWriter;
+use object_store::path::Path as ObjPath;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::schema::TableSchema;
+use crate::spec::Compression;
+use crate::storage::Location;
+
+/// Encoded-but-unflushed row groups of all open files stay under this.
+const MEMORY_BUDGET: usize = 96 << 20;
+/// At most this many files are open at once; the least recently used is closed.
+const MAX_OPEN_FILES: usize = 64;
+/// Hive's name for a NULL partition value.
+pub const HIVE_NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
+
+/// A data file this run wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct WrittenFile {
+    #[serde(serialize_with = "ser_path")]
+    pub path: ObjPath,
+    pub partition_values: Vec<String>,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+fn ser_path<S: serde::Serializer>(p: &ObjPath, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(p.as_ref())
+}
+
+struct OpenFile {
+    writer: AsyncArrowWriter<BufWriter>,
+    path: ObjPath,
+    rows: u64,
+    last_used: u64,
+}
+
+/// Writes one table's files for one run.
+pub struct TableWriter {
+    table: String,
+    output: Location,
+    run_id: String,
+    table_schema: SchemaRef,
+    file_schema: SchemaRef,
+    partition_keys: Vec<String>,
+    props: WriterProperties,
+    target_file_size: u64,
+    open: HashMap<Vec<String>, OpenFile>,
+    next_file: u32,
+    tick: u64,
+    written: Vec<WrittenFile>,
+    pub rows_written: u64,
+}
+
+impl TableWriter {
+    pub fn new(
+        output: &Location,
+        schema: &TableSchema,
+        run_id: &str,
+        compression: Compression,
+        target_file_size: u64,
+    ) -> Result<Self> {
+        // Refuse types with no safe Athena mapping before anything is written.
+        for f in schema.file_schema().fields() {
+            crate::schema::arrow_to_glue(f.data_type()).map_err(|e| {
+                Error::config(format!("table {}: column {}: {e}", schema.name, f.name()))
+            })?;
+        }
+        let props = WriterProperties::builder()
+            .set_writer_version(WriterVersion::PARQUET_1_0)
+            .set_compression(match compression {
+                Compression::Zstd => {
+                    PqCompression::ZSTD(ZstdLevel::try_new(3).map_err(Error::Parquet)?)
+                }
+                Compression::Snappy => PqCompression::SNAPPY,
+            })
+            .set_max_row_group_row_count(Some(1 << 20))
+            .set_created_by(format!("naslake {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        Ok(TableWriter {
+            table: schema.name.clone(),
+            output: output.clone(),
+            run_id: run_id.to_string(),
+            table_schema: schema.table_schema(),
+            file_schema: schema.file_schema(),
+            partition_keys: schema.partition_key_names(),
+            props,
+            target_file_size,
+            open: HashMap::new(),
+            next_file: 0,
+            tick: 0,
+            written: Vec::new(),
+            rows_written: 0,
+        })
+    }
+
+    /// Where the table's files live: `OUTPUT/TABLE`.
+    pub fn table_prefix(&self) -> ObjPath {
+        self.output.child(&self.table)
+    }
+
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let batch = self.conform(batch)?;
+        let nfile = self.file_schema.fields().len();
+        for (values, group) in self.split(&batch)? {
+            let file_batch =
+                RecordBatch::try_new(self.file_schema.clone(), group.columns()[..nfile].to_vec())?;
+            self.append(values, &file_batch).await?;
+        }
+        self.rows_written += batch.num_rows() as u64;
+        self.enforce_memory_budget().await
+    }
+
+    /// Casts the SQL's output to the table schema's file column types and checks
+    /// nullability.
+    fn conform(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let got = batch.schema();
+        let want = &self.table_schema;
+        let names_match = got.fields().len() == want.fields().len()
+            && got
+                .fields()
+                .iter()
+                .zip(want.fields())
+                .all(|(g, w)| g.name() == w.name());
+        if !names_match {
+            let g: Vec<&str> = got.fields().iter().map(|f| f.name().as_str()).collect();
+            let w: Vec<&str> = want.fields().iter().map(|f| f.name().as_str()).collect();
+            return Err(Error::config(format!(
+                "table {}: the SQL returns columns [{}] but the schema file declares [{}] (file columns, then partition keys)",
+                self.table,
+                g.join(", "),
+                w.join(", ")
+            )));
+        }
+        let opts = CastOptions {
+            safe: false,
+            ..Default::default()
+        };
+        let nfile = self.file_schema.fields().len();
+        let mut cols = Vec::with_capacity(want.fields().len());
+        let mut fields = Vec::with_capacity(want.fields().len());
+        for (i, (col, field)) in batch.columns().iter().zip(want.fields()).enumerate() {
+            if i >= nfile {
+                // Partition keys stay as the SQL typed them (a DATE `dt`, say): they
+                // are turned into strings once per partition, not once per row.
+                if !can_cast_types(col.data_type(), &DataType::Utf8) {
+                    return Err(Error::config(format!(
+                        "table {}: partition key {} is {}, which has no string form",
+                        self.table,
+                        field.name(),
+                        col.data_type()
+                    )));
+                }
+                fields.push(Field::new(field.name(), col.data_type().clone(), true));
+                cols.push(col.clone());
+                continue;
+            }
+            let col = if col.data_type() == field.data_type() {
+                col.clone()
+            } else {
+                cast_with_options(col, field.data_type(), &opts).map_err(|e| {
+                    Error::config(format!(
+                        "table {}: column {} is {} in the SQL output and cannot become {}: {e}",
+                        self.table,
+                        field.name(),
+                        col.data_type(),
+                        field.data_type()
+                    ))
+                })?
+            };
+            if !field.is_nullable() && col.null_count() > 0 {
+                return Err(Error::Accounting(format!(
+                    "table {}: the SQL produced {} NULL values in non-nullable column {}",
+                    self.table,
+                    col.null_count(),
+                    field.name()
+                )));
+            }
+            fields.push(field.as_ref().clone());
+            cols.push(col);
+        }
+        Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
+    }
+
+    /// Splits a conformed batch by its partition values.
+    fn split(&self, batch: &RecordBatch) -> Result<Vec<(Vec<String>, RecordBatch)>> {
+        if self.partition_keys.is_empty() {
+            return Ok(vec![(Vec::new(), batch.clone())]);
+        }
+        let nfile = self.file_schema.fields().len();
+        let keys: Vec<ArrayRef> = batch.columns()[nfile..].to_vec();
+        // Logs are usually in time order: a few runs of equal keys per batch.
+        let ranges = partition(&keys)?.ranges();
+        if ranges.len() <= 16 {
+            let mut groups: Vec<(Vec<String>, RecordBatch)> = Vec::new();
+            for r in ranges {
+                let values = key_values(&keys, r.start)?;
+                let slice = batch.slice(r.start, r.end - r.start);
+                match groups.iter_mut().find(|(v, _)| *v == values) {
+                    Some((_, b)) => {
+                        *b = datafusion::arrow::compute::concat_batches(
+                            &batch.schema(),
+                            [&*b, &slice],
+                        )?
+                    }
+                    None => groups.push((values, slice)),
+                }
+            }
+            return Ok(groups);
+        }
+        // Unordered input: group row indices by the row-encoded key.
+        let converter = RowConverter::new(
+            keys.iter()
+                .map(|k| SortField::new(k.data_type().clone()))
+                .collect(),
+        )?;
+        let rows = converter.convert_columns(&keys)?;
+        let mut index: HashMap<&[u8], Vec<u32>> = HashMap::new();
+        for i in 0..rows.num_rows() {
+            index.entry(rows.row(i).data()).or_default().push(i as u32);
+        }
+        let mut groups = Vec::with_capacity(index.len());
+        for (_, idx) in index {
+            let values = key_values(&keys, idx[0] as usize)?;
+            let taken = take_record_batch(batch, &UInt32Array::from(idx))?;
+            groups.push((values, taken));
+        }
+        Ok(groups)
+    }
+
+    async fn append(&mut self, values: Vec<String>, batch: &RecordBatch) -> Result<()> {
+        self.tick += 1;
+        if !self.open.contains_key(&values) {
+            if self.open.len() >= MAX_OPEN_FILES {
+                self.close_least_recent().await?;
+            }
+            let path = self.new_file_path(&values);
+            let writer = AsyncArrowWriter::try_new(
+                BufWriter::new(self.output.store.clone(), path.clone()),
+                self.file_schema.clone(),
+                Some(self.props.clone()),
+            )?;
+            self.open.insert(
+                values.clone(),
+                OpenFile {
+                    writer,
+                    path,
+                    rows: 0,
+                    last_used: 0,
+                },
+            );
+        }
+        let file = self.open.get_mut(&values).expect("opened above");
+        file.writer.write(batch).await?;
+        file.rows += batch.num_rows() as u64;
+        file.last_used = self.tick;
+        let size = (file.writer.bytes_written() + file.writer.in_progress_size()) as u64;
+        if size >= self.target_file_size {
+            self.close(&values).await?;
+        }
+        Ok(())
+    }
+
+    fn new_file_path(&mut self, values: &[String]) -> ObjPath {
+        let mut dir = self.table_prefix();
+        for (k, v) in self.partition_keys.iter().zip(values) {
+            dir = dir.join(format!("{k}={}", hive_escape(v)).as_str());
+        }
+        let n = self.next_file;
+        self.next_file += 1;
+        dir.join(format!("part-{}-{n:05}.parquet", self.run_id).as_str())
+    }
+
+    async fn close(&mut self, values: &[String]) -> Result<()> {
+        if let Some(f) = self.open.remove(values) {
+            let meta = f.writer.close().await?;
+            let bytes = self
+                .output
+                .store
+                .head(&f.path)
+                .await
+                .map(|m| m.size)
+                .unwrap_or(0);
+            debug_assert_eq!(meta.file_metadata().num_rows() as u64, f.rows);
+            self.written.push(WrittenFile {
+                path: f.path,
+                partition_values: values.to_vec(),
+                rows: f.rows,
+                bytes,
+            });
+        }
+        Ok(())
+    }
+
+    async fn close_least_recent(&mut self) -> Result<()> {
+        if let Some(values) = self
+            .open
+            .iter()
+            .min_by_key(|(_, f)| f.last_used)
+            .map(|(v, _)| v.clone())
+        {
+            self.close(&values).await?;
+        }
+        Ok(())
+    }
+
+    async fn enforce_memory_budget(&mut self) -> Result<()> {
+        loop {
+            let total: usize = self.open.values().map(|f| f.writer.memory_size()).sum();
+            if total <= MEMORY_BUDGET {
+                return Ok(());
+            }
+            let Some(biggest) = self
+                .open
+                .values_mut()
+                .max_by_key(|f| f.writer.in_progress_size())
+            else {
+                return Ok(());
+            };
+            if biggest.writer.in_progress_size() == 0 {
+                return Ok(());
+            }
+            biggest.writer.flush().await?;
+        }
+    }
+
+    /// Closes every open file and returns what the run wrote.
+    pub async fn finish(mut self) -> Result<Vec<WrittenFile>> {
+        let keys: Vec<Vec<String>> = self.open.keys().cloned().collect();
+        for k in keys {
+            self.close(&k).await?;
+        }
+        self.written.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(self.written)
+    }
+
+    /// Deletes everything this writer wrote (the run failed).
+    pub async fn abort(mut self) {
+        let keys: Vec<Vec<String>> = self.open.keys().cloned().collect();
+        for k in keys {
+            let _ = self.close(&k).await;
+        }
+        for f in &self.written {
+            let _ = self.output.store.delete(&f.path).await;
+        }
+    }
+}
+
+/// The partition values of row `i`, as strings for directory names and the catalog.
+fn key_values(keys: &[ArrayRef], i: usize) -> Result<Vec<String>> {
+    keys.iter()
+        .map(|k| {
+            if k.is_null(i) {
+                Ok(HIVE_NULL_PARTITION.to_string())
+            } else {
+                Ok(array_value_to_string(k, i)?)
+            }
+        })
+        .collect()
+}
+
+/// Escapes a partition value the way Hive does for directory names.
+pub fn hive_escape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        if c.is_control()
+            || matches!(
+                c,
+                '"' | '#'
+                    | '%'
+                    | '\''
+                    | '*'
+                    | '/'
+                    | ':'
+                    | '='
+                    | '?'
+                    | '\\'
+                    | '\x7F'
+                    | '{'
+                    | '['
+                    | ']'
+                    | '^'
+            )
+        {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hive_escaping_keeps_dates_and_escapes_separators() {
+        assert_eq!(hive_escape("2024-03-01"), "2024-03-01");
+        assert_eq!(hive_escape("a/b=c"), "a%2Fb%3Dc");
+    }
+}

@@ -1,0 +1,290 @@
+//! The parser stage: a chunk of whole records → one typed Arrow batch plus the
+//! records that did not fit the declared columns, each with a reason.
+//!
+//! A record is staged field by field and appended to the column builders only
+//! when every field is valid, so a bad record never leaves half a row behind.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use csv_core::ReadRecordResult;
+use datafusion::arrow::array::{
+    ArrayRef, BooleanBuilder, Float64Builder, Int64Array, Int64Builder, RecordBatch, StringArray,
+    StringBuilder, TimestampMicrosecondBuilder,
+};
+
+use super::reader::trim_eol;
+use super::{Chunk, CsvLayout};
+use crate::sources::Reject;
+use crate::sources::timestamp::parse_timestamp;
+use crate::spec::InputType;
+
+/// Parses chunks of one source; keeps its scratch buffers between chunks.
+pub struct ChunkParser {
+    layout: Arc<CsvLayout>,
+    out: Vec<u8>,
+    ends: Vec<usize>,
+    staged: Vec<Staged>,
+}
+
+/// A field value that passed validation, waiting for the rest of its record.
+#[derive(Debug, Clone, Copy)]
+enum Staged {
+    Null,
+    /// Byte range in the parser's output buffer.
+    Str(usize, usize),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Ts(i64),
+}
+
+enum Builder {
+    Str(StringBuilder),
+    Int(Int64Builder),
+    Float(Float64Builder),
+    Bool(BooleanBuilder),
+    Ts(TimestampMicrosecondBuilder),
+}
+
+pub struct Parsed {
+    pub batch: RecordBatch,
+    pub rejects: Vec<Reject>,
+}
+
+impl ChunkParser {
+    pub fn new(layout: Arc<CsvLayout>) -> Self {
+        let n = layout.columns.len();
+        ChunkParser {
+            layout,
+            out: Vec::new(),
+            ends: vec![0; n * 2 + 16],
+            staged: vec![Staged::Null; n],
+        }
+    }
+
+    pub fn parse(&mut self, chunk: &Chunk) -> Parsed {
+        let layout = self.layout.clone();
+        let data = &chunk.data[..];
+        let file = &chunk.file;
+        let nfields = file.field_to_column.len();
+        // Rows are ~70 bytes in typical sensor logs; a guess only sizes buffers.
+        let cap = data.len() / 48 + 16;
+        let mut builders: Vec<Builder> = layout
+            .columns
+            .iter()
+            .map(|c| match c.kind {
+                InputType::String => Builder::Str(StringBuilder::with_capacity(cap, data.len())),
+                InputType::Bigint => Builder::Int(Int64Builder::with_capacity(cap)),
+                InputType::Double => Builder::Float(Float64Builder::with_capacity(cap)),
+                InputType::Boolean => Builder::Bool(BooleanBuilder::with_capacity(cap)),
+                InputType::Timestamp => Builder::Ts(
+                    TimestampMicrosecondBuilder::with_capacity(cap).with_timezone("UTC"),
+                ),
+            })
+            .collect();
+        let mut line_numbers: Vec<i64> = Vec::with_capacity(cap);
+        let mut rejects = Vec::new();
+        let mut blank_lines = 0u64;
+        let chunk_is_utf8 = simdutf8::basic::from_utf8(data).is_ok();
+
+        if self.out.len() < data.len() + 1 {
+            self.out.resize(data.len() + 1, 0);
+        }
+        let mut rdr = csv_core::ReaderBuilder::new()
+            .delimiter(layout.delimiter)
+            .quote(layout.quote)
+            .build();
+        let mut pos = 0;
+        let mut line = chunk.first_line;
+        loop {
+            let rec_start = pos;
+            let (mut out_pos, mut n_ends, mut total_fields) = (0, 0, 0);
+            let mut ended = false;
+            loop {
+                let (r, nin, nout, nend) = rdr.read_record(
+                    &data[pos..],
+                    &mut self.out[out_pos..],
+                    &mut self.ends[n_ends..],
+                );
+                pos += nin;
+                out_pos += nout;
+                n_ends += nend;
+                total_fields += nend;
+                match r {
+                    ReadRecordResult::Record => break,
+                    ReadRecordResult::End => {
+                        ended = true;
+                        break;
+                    }
+                    ReadRecordResult::InputEmpty => {}
+                    ReadRecordResult::OutputEndsFull => n_ends = 0, // too many fields; only the count matters now
+                    ReadRecordResult::OutputFull => unreachable!("output is as large as the input"),
+                }
+            }
+            if ended {
+                break;
+            }
+            // csv-core skips line breaks before a record; they are blank lines or
+            // the `\n` of a CRLF that ended the previous record.
+            let record = &data[rec_start..pos];
+            let lead = record
+                .iter()
+                .take_while(|b| matches!(b, b'\r' | b'\n'))
+                .count();
+            let lead_newlines = memchr::memchr_iter(b'\n', &record[..lead]).count() as u64;
+            let crlf_tail =
+                lead > 0 && record[0] == b'\n' && rec_start > 0 && data[rec_start - 1] == b'\r';
+            blank_lines += lead_newlines - u64::from(crlf_tail);
+            let record_line = line + lead_newlines;
+            line += memchr::memchr_iter(b'\n', record).count() as u64;
+            let raw = trim_eol(&record[lead..]);
+
+            let verdict = if total_fields != nfields {
+                Err(format!("expected {nfields} fields, found {total_fields}"))
+            } else if !chunk_is_utf8 && simdutf8::basic::from_utf8(raw).is_err() {
+                Err("line is not valid UTF-8".to_string())
+            } else {
+                self.stage(&layout, &file.field_to_column)
+            };
+            match verdict {
+                Ok(()) => {
+                    append(&mut builders, &self.staged, &self.out);
+                    line_numbers.push(record_line as i64);
+                }
+                Err(reason) => rejects.push(Reject::new(
+                    &layout.source,
+                    &file.source_key,
+                    Some(record_line),
+                    raw,
+                    reason,
+                )),
+            }
+        }
+
+        let loaded = line_numbers.len();
+        let stats = &file.stats;
+        stats
+            .records
+            .fetch_add((loaded + rejects.len()) as u64, Ordering::Relaxed);
+        stats.loaded.fetch_add(loaded as u64, Ordering::Relaxed);
+        stats
+            .rejected
+            .fetch_add(rejects.len() as u64, Ordering::Relaxed);
+        stats.blank_lines.fetch_add(blank_lines, Ordering::Relaxed);
+
+        let mut columns: Vec<ArrayRef> = builders
+            .into_iter()
+            .map(|b| -> ArrayRef {
+                match b {
+                    Builder::Str(mut b) => Arc::new(b.finish()),
+                    Builder::Int(mut b) => Arc::new(b.finish()),
+                    Builder::Float(mut b) => Arc::new(b.finish()),
+                    Builder::Bool(mut b) => Arc::new(b.finish()),
+                    Builder::Ts(mut b) => Arc::new(b.finish()),
+                }
+            })
+            .collect();
+        columns.push(Arc::new(StringArray::from_iter_values(
+            std::iter::repeat_n(&*file.source_key, loaded),
+        )));
+        columns.push(Arc::new(Int64Array::from(line_numbers)));
+        let batch = RecordBatch::try_new(layout.schema.clone(), columns)
+            .expect("parser builds exactly the layout's columns");
+        Parsed { batch, rejects }
+    }
+
+    /// Validates and converts the fields of the record in `out`/`ends`.
+    fn stage(&mut self, layout: &CsvLayout, field_to_column: &[usize]) -> Result<(), String> {
+        let mut start = 0;
+        for (i, &col) in field_to_column.iter().enumerate() {
+            let end = self.ends[i];
+            let bytes = &self.out[start..end];
+            let spec = &layout.columns[col];
+            self.staged[col] = if bytes.is_empty() {
+                if !spec.nullable {
+                    return Err(format!("column `{}` is empty but required", spec.name));
+                }
+                Staged::Null
+            } else {
+                match spec.kind {
+                    InputType::String => Staged::Str(start, end),
+                    other => {
+                        let text = trim_ascii(bytes);
+                        if text.is_empty() && spec.nullable {
+                            Staged::Null
+                        } else {
+                            convert(other, text, layout, col).map_err(|why| {
+                                format!("column `{}`: {} {why}", spec.name, shown(text))
+                            })?
+                        }
+                    }
+                }
+            };
+            start = end;
+        }
+        Ok(())
+    }
+}
+
+fn convert(kind: InputType, text: &[u8], layout: &CsvLayout, col: usize) -> Result<Staged, String> {
+    // Non-ASCII bytes can never form a valid number, boolean or timestamp.
+    let s = std::str::from_utf8(text).map_err(|_| "is not valid UTF-8".to_string())?;
+    Ok(match kind {
+        InputType::Bigint => Staged::Int(s.parse().map_err(|_| "is not an integer".to_string())?),
+        InputType::Double => {
+            let v: f64 = s.parse().map_err(|_| "is not a number".to_string())?;
+            if !v.is_finite() {
+                return Err("is not a finite number".into());
+            }
+            Staged::Float(v)
+        }
+        InputType::Boolean => Staged::Bool(match s.to_ascii_lowercase().as_str() {
+            "true" | "t" | "yes" | "y" | "1" => true,
+            "false" | "f" | "no" | "n" | "0" => false,
+            _ => return Err("is not a boolean (true/false, yes/no, 1/0)".into()),
+        }),
+        InputType::Timestamp => Staged::Ts(
+            parse_timestamp(text, layout.timestamp_format(col))
+                .map_err(|e| format!("is not a valid timestamp: {e}"))?,
+        ),
+        InputType::String => unreachable!("strings are staged without conversion"),
+    })
+}
+
+fn append(builders: &mut [Builder], staged: &[Staged], out: &[u8]) {
+    for (b, v) in builders.iter_mut().zip(staged) {
+        match (b, *v) {
+            (Builder::Str(b), Staged::Str(s, e)) => {
+                // The record was checked to be UTF-8 (chunk or line), and unquoting
+                // only removes ASCII quote bytes, so every field is UTF-8 too.
+                let text = simdutf8::basic::from_utf8(&out[s..e]).unwrap_or("\u{FFFD}");
+                b.append_value(text)
+            }
+            (Builder::Str(b), _) => b.append_null(),
+            (Builder::Int(b), Staged::Int(v)) => b.append_value(v),
+            (Builder::Int(b), _) => b.append_null(),
+            (Builder::Float(b), Staged::Float(v)) => b.append_value(v),
+            (Builder::Float(b), _) => b.append_null(),
+            (Builder::Bool(b), Staged::Bool(v)) => b.append_value(v),
+            (Builder::Bool(b), _) => b.append_null(),
+            (Builder::Ts(b), Staged::Ts(v)) => b.append_value(v),
+            (Builder::Ts(b), _) => b.append_null(),
+        }
+    }
+}
+
+fn trim_ascii(b: &[u8]) -> &[u8] {
+    b.trim_ascii()
+}
+
+/// A value as shown in a reason: quoted, cut to 64 bytes.
+fn shown(b: &[u8]) -> String {
+    let cut = &b[..b.len().min(64)];
+    let s = String::from_utf8_lossy(cut);
+    if b.len() > 64 {
+        format!("'{s}…'")
+    } else {
+        format!("'{s}'")
+    }
+}

@@ -1,0 +1,559 @@
+//! The reader stage: one file at a time, sequentially. It decompresses, checks that
+//! the file is CSV text at all, matches the header to the declared columns and
+//! cuts the byte stream into chunks of whole records for the parsers.
+//!
+//! Whole-file problems (empty, binary, not UTF-8, wrong header, corrupt gzip) and
+//! records too long to buffer are rejected here; everything else is the parsers'.
+
+use std::io::{ErrorKind, Read};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::split::Splitter;
+use super::{Chunk, CsvLayout, FileCtx};
+use crate::sources::{FileStats, Reject};
+
+/// Chunks handed to the parsers are about this big (≈ 30k sensor rows).
+pub const CHUNK_BYTES: usize = 2 << 20;
+/// How much is read from storage at a time.
+const READ_BYTES: usize = 1 << 20;
+/// How much of a file's start is checked for binary content and encoding.
+const SNIFF_BYTES: usize = 8 << 10;
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Where the reader sends its output. Both calls block while the consumer is
+/// behind (bounded channels), which is what bounds memory.
+pub trait ReaderSink {
+    /// Returns false when nobody listens any more (the run is being cancelled).
+    fn chunk(&mut self, chunk: Chunk) -> bool;
+    fn reject(&mut self, reject: Reject);
+}
+
+/// An I/O error that is not the data's fault (network, permissions): the run fails.
+#[derive(Debug)]
+pub struct StorageError(pub std::io::Error);
+
+/// Reads one file to its end.
+pub fn read_file(
+    layout: &CsvLayout,
+    source_key: Arc<str>,
+    stats: Arc<FileStats>,
+    input: impl Read,
+    sink: &mut impl ReaderSink,
+) -> Result<(), StorageError> {
+    read_file_in_chunks(
+        layout,
+        source_key,
+        stats,
+        input,
+        sink,
+        CHUNK_BYTES,
+        READ_BYTES,
+    )
+}
+
+/// [`read_file`] with a chosen chunk size (tests use tiny chunks to cut records at
+/// every possible place).
+pub fn read_file_in_chunks(
+    layout: &CsvLayout,
+    source_key: Arc<str>,
+    stats: Arc<FileStats>,
+    mut input: impl Read,
+    sink: &mut impl ReaderSink,
+    chunk_bytes: usize,
+    read_bytes: usize,
+) -> Result<(), StorageError> {
+    let mut r = FileReader {
+        layout,
+        source_key,
+        stats,
+        buf: Vec::with_capacity(chunk_bytes + read_bytes),
+        eof: false,
+        line: 1,
+        chunk_bytes,
+        read_bytes,
+    };
+    let result = r.run(&mut input, sink);
+    r.stats.finished.store(true, Ordering::Release);
+    result
+}
+
+struct FileReader<'a> {
+    layout: &'a CsvLayout,
+    source_key: Arc<str>,
+    stats: Arc<FileStats>,
+    buf: Vec<u8>,
+    eof: bool,
+    /// Line number of `buf[0]`.
+    line: u64,
+    chunk_bytes: usize,
+    read_bytes: usize,
+}
+
+/// Outcome of reading more bytes.
+enum Fill {
+    Ok,
+    /// The bytes are not decodable (corrupt gzip): the rest of the file is rejected.
+    Corrupt(std::io::Error),
+}
+
+impl FileReader<'_> {
+    fn run(
+        &mut self,
+        input: &mut impl Read,
+        sink: &mut impl ReaderSink,
+    ) -> Result<(), StorageError> {
+        if let Fill::Corrupt(e) = self.fill(input, SNIFF_BYTES)? {
+            return self.reject_whole(sink, &format!("file cannot be decoded: {e}"));
+        }
+        if self.buf.starts_with(BOM) {
+            self.buf.drain(..BOM.len());
+        }
+        if let Some(reason) = self.sniff() {
+            return self.reject_whole(sink, &reason);
+        }
+        let field_to_column = if self.layout.header {
+            match self.read_header(input)? {
+                Ok(map) => map,
+                Err(reason) => return self.reject_whole(sink, &reason),
+            }
+        } else {
+            (0..self.layout.columns.len()).collect()
+        };
+        let file = Arc::new(FileCtx {
+            source_key: self.source_key.clone(),
+            stats: self.stats.clone(),
+            field_to_column,
+        });
+        self.split_records(input, sink, &file)
+    }
+
+    /// Reads until the buffer holds `want` bytes or the input ends.
+    fn fill(&mut self, input: &mut impl Read, want: usize) -> Result<Fill, StorageError> {
+        while !self.eof && self.buf.len() < want {
+            let old = self.buf.len();
+            let target = want.max(old + 1);
+            self.buf.resize(target, 0);
+            match input.read(&mut self.buf[old..]) {
+                Ok(0) => {
+                    self.buf.truncate(old);
+                    self.eof = true;
+                }
+                Ok(n) => self.buf.truncate(old + n),
+                Err(e) if e.kind() == ErrorKind::Interrupted => self.buf.truncate(old),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::InvalidData | ErrorKind::InvalidInput | ErrorKind::UnexpectedEof
+                    ) =>
+                {
+                    self.buf.truncate(old);
+                    self.eof = true;
+                    return Ok(Fill::Corrupt(e));
+                }
+                Err(e) => {
+                    self.buf.truncate(old);
+                    return Err(StorageError(e));
+                }
+            }
+        }
+        Ok(Fill::Ok)
+    }
+
+    /// Checks that the start of the file is text at all. Encoding is checked per
+    /// line (a header that is not UTF-8 rejects the file, any other line only itself),
+    /// so one stray Latin-1 byte does not cost a whole file of good rows.
+    fn sniff(&self) -> Option<String> {
+        let head = &self.buf[..self.buf.len().min(SNIFF_BYTES)];
+        if self.eof && self.buf.iter().all(|b| b.is_ascii_whitespace()) {
+            return Some("empty file: no header and no records".into());
+        }
+        if let Some(at) = memchr::memchr(0, head) {
+            return Some(format!(
+                "binary content, not CSV text (NUL byte at offset {at})"
+            ));
+        }
+        None
+    }
+
+    /// Reads the header record and maps its names to the declared columns.
+    fn read_header(
+        &mut self,
+        input: &mut impl Read,
+    ) -> Result<Result<Vec<usize>, String>, StorageError> {
+        let mut splitter = Splitter::new(self.layout.delimiter, self.layout.quote);
+        loop {
+            splitter.scan(&self.buf);
+            if splitter.last_boundary() > 0 || self.eof {
+                break;
+            }
+            if self.buf.len() > self.layout.max_record_bytes {
+                return Ok(Err(format!(
+                    "header line is longer than csv.max_record_bytes ({} bytes)",
+                    self.layout.max_record_bytes
+                )));
+            }
+            let want = self.buf.len() + self.read_bytes;
+            if let Fill::Corrupt(e) = self.fill(input, want)? {
+                return Ok(Err(format!("file cannot be decoded: {e}")));
+            }
+        }
+        // The header is the first record; its end is the first newline outside quotes.
+        let mut first = Splitter::new(self.layout.delimiter, self.layout.quote);
+        let end = first_record_end(&mut first, &self.buf);
+        let header = &self.buf[..end];
+        let names = match split_fields(header, self.layout.delimiter, self.layout.quote) {
+            Some(n) => n,
+            None => {
+                return Ok(Err(
+                    "header line is not UTF-8 text; convert the file to UTF-8".into(),
+                ));
+            }
+        };
+        let mapping = match_header(
+            &names,
+            &self
+                .layout
+                .columns
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>(),
+            &self.layout.source,
+        );
+        self.line += memchr::memchr_iter(b'\n', header).count() as u64;
+        self.buf.drain(..end);
+        Ok(mapping)
+    }
+
+    fn split_records(
+        &mut self,
+        input: &mut impl Read,
+        sink: &mut impl ReaderSink,
+        file: &Arc<FileCtx>,
+    ) -> Result<(), StorageError> {
+        let mut splitter = Splitter::new(self.layout.delimiter, self.layout.quote);
+        let max = self.layout.max_record_bytes;
+        loop {
+            splitter.scan(&self.buf);
+            let b = splitter.last_boundary();
+            if b > 0 && (b >= self.chunk_bytes || self.eof) {
+                if !self.emit(sink, file, b) {
+                    return Ok(());
+                }
+                splitter.consume(b);
+                continue;
+            }
+            if self.eof {
+                if self.buf.iter().all(|c| c.is_ascii_whitespace()) {
+                    self.count_blank_tail();
+                    return Ok(());
+                }
+                if splitter.in_quotes() && memchr::memchr(b'\n', &self.buf).is_some() {
+                    self.reject_stray_quote_line(sink);
+                    splitter.reset();
+                    continue;
+                }
+                if self.buf.len() > max {
+                    self.reject_long_record(input, sink, b)?;
+                    splitter.reset();
+                    continue;
+                }
+                let n = self.buf.len();
+                self.emit(sink, file, n);
+                return Ok(());
+            }
+            if self.buf.len() - b > max {
+                if b > 0 {
+                    if !self.emit(sink, file, b) {
+                        return Ok(());
+                    }
+                    splitter.consume(b);
+                }
+                if splitter.in_quotes() && memchr::memchr(b'\n', &self.buf).is_some() {
+                    self.reject_stray_quote_line(sink);
+                } else {
+                    self.reject_long_record(input, sink, 0)?;
+                }
+                splitter.reset();
+                continue;
+            }
+            let want = self.buf.len() + self.read_bytes;
+            if let Fill::Corrupt(e) = self.fill(input, want)? {
+                // Parse what arrived whole, reject what cannot be read.
+                splitter.scan(&self.buf);
+                let b = splitter.last_boundary();
+                if b > 0 {
+                    self.emit(sink, file, b);
+                }
+                let reason = format!(
+                    "file is corrupt from line {} on ({e}); the rest of the file could not be read",
+                    self.line
+                );
+                return self.reject_rest(sink, &reason);
+            }
+        }
+    }
+
+    /// Sends `buf[..n]` to the parsers.
+    fn emit(&mut self, sink: &mut impl ReaderSink, file: &Arc<FileCtx>, n: usize) -> bool {
+        let rest = self.buf[n..].to_vec();
+        let mut data = std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(self.chunk_bytes + self.read_bytes),
+        );
+        self.buf.extend_from_slice(&rest);
+        data.truncate(n);
+        let first_line = self.line;
+        self.line += memchr::memchr_iter(b'\n', &data).count() as u64;
+        sink.chunk(Chunk {
+            file: file.clone(),
+            data,
+            first_line,
+        })
+    }
+
+    fn count_blank_tail(&self) {
+        let n = memchr::memchr_iter(b'\n', &self.buf).count() as u64;
+        self.stats.blank_lines.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// An opening quote whose field never closes within the record limit: the
+    /// quote is almost certainly stray. Reject its line and go on after it.
+    fn reject_stray_quote_line(&mut self, sink: &mut impl ReaderSink) {
+        let nl = memchr::memchr(b'\n', &self.buf).expect("caller checked for a newline");
+        let line = trim_eol(&self.buf[..nl + 1]);
+        self.stats.records.fetch_add(1, Ordering::Relaxed);
+        self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        sink.reject(Reject::new(
+            &self.layout.source,
+            &self.source_key,
+            Some(self.line),
+            line,
+            format!(
+                "unterminated quoted field: no closing quote within csv.max_record_bytes ({} bytes)",
+                self.layout.max_record_bytes
+            ),
+        ));
+        self.buf.drain(..nl + 1);
+        self.line += 1;
+    }
+
+    /// A record longer than the limit: keep its start for the rejects row, skip to
+    /// the end of its line without holding it in memory.
+    fn reject_long_record(
+        &mut self,
+        input: &mut impl Read,
+        sink: &mut impl ReaderSink,
+        from: usize,
+    ) -> Result<(), StorageError> {
+        let start_line = self.line + memchr::memchr_iter(b'\n', &self.buf[..from]).count() as u64;
+        let head: Vec<u8> =
+            self.buf[from..(from + crate::sources::MAX_RAW_BYTES).min(self.buf.len())].to_vec();
+        let mut skipped = 0u64;
+        let mut lines = 0u64;
+        let mut pos = from;
+        loop {
+            if let Some(nl) = memchr::memchr(b'\n', &self.buf[pos..]) {
+                let end = pos + nl + 1;
+                skipped += (end - pos) as u64;
+                lines += memchr::memchr_iter(b'\n', &self.buf[from.max(pos)..end]).count() as u64;
+                self.buf.drain(..end);
+                break;
+            }
+            skipped += (self.buf.len() - pos) as u64;
+            self.buf.clear();
+            pos = 0;
+            if self.eof {
+                break;
+            }
+            if let Fill::Corrupt(_) = self.fill(input, self.read_bytes)? {
+                break;
+            }
+            if self.buf.is_empty() && self.eof {
+                break;
+            }
+        }
+        self.line = start_line + lines;
+        self.stats.records.fetch_add(1, Ordering::Relaxed);
+        self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        let mut reject = Reject::new(
+            &self.layout.source,
+            &self.source_key,
+            Some(start_line),
+            trim_eol(&head),
+            format!(
+                "record is {skipped} bytes, longer than csv.max_record_bytes ({} bytes)",
+                self.layout.max_record_bytes
+            ),
+        );
+        reject.raw_bytes = skipped;
+        sink.reject(reject);
+        Ok(())
+    }
+
+    /// Rejects the file from the current position on (the whole file when nothing
+    /// was read yet).
+    fn reject_rest(
+        &mut self,
+        sink: &mut impl ReaderSink,
+        reason: &str,
+    ) -> Result<(), StorageError> {
+        self.reject_from(sink, reason, false)
+    }
+
+    fn reject_whole(
+        &mut self,
+        sink: &mut impl ReaderSink,
+        reason: &str,
+    ) -> Result<(), StorageError> {
+        self.reject_from(sink, reason, true)
+    }
+
+    fn reject_from(
+        &mut self,
+        sink: &mut impl ReaderSink,
+        reason: &str,
+        whole: bool,
+    ) -> Result<(), StorageError> {
+        self.stats.set_file_error(reason);
+        sink.reject(Reject::new(
+            &self.layout.source,
+            &self.source_key,
+            if whole { None } else { Some(self.line) },
+            &self.buf,
+            reason.to_string(),
+        ));
+        Ok(())
+    }
+}
+
+fn first_record_end(splitter: &mut Splitter, buf: &[u8]) -> usize {
+    // Feed growing prefixes so the first boundary, not the last, is found.
+    let mut end = 0;
+    while end < buf.len() {
+        let next = memchr::memchr(b'\n', &buf[end..]).map_or(buf.len(), |i| end + i + 1);
+        splitter.scan(&buf[..next]);
+        if splitter.last_boundary() > 0 {
+            return splitter.last_boundary();
+        }
+        end = next;
+    }
+    buf.len()
+}
+
+pub(crate) fn trim_eol(line: &[u8]) -> &[u8] {
+    let mut end = line.len();
+    while end > 0 && matches!(line[end - 1], b'\n' | b'\r') {
+        end -= 1;
+    }
+    &line[..end]
+}
+
+/// Splits one record into its fields (unquoted), or `None` if it is not UTF-8.
+fn split_fields(record: &[u8], delimiter: u8, quote: u8) -> Option<Vec<String>> {
+    let record = trim_eol(record);
+    let mut rdr = csv_core::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .quote(quote)
+        .build();
+    let mut out = vec![0u8; record.len() + 1];
+    let mut ends = vec![0usize; record.len() + 2];
+    let (mut pos_in, mut pos_out, mut n_ends) = (0, 0, 0);
+    loop {
+        let (r, nin, nout, nend) =
+            rdr.read_record(&record[pos_in..], &mut out[pos_out..], &mut ends[n_ends..]);
+        pos_in += nin;
+        pos_out += nout;
+        n_ends += nend;
+        if r != csv_core::ReadRecordResult::InputEmpty {
+            break;
+        }
+    }
+    // `ends` are positions in the record's whole output (csv-core's contract).
+    let mut fields = Vec::with_capacity(n_ends);
+    let mut start = 0;
+    for &e in &ends[..n_ends] {
+        fields.push(String::from_utf8(out[start..e].to_vec()).ok()?);
+        start = e;
+    }
+    Some(fields)
+}
+
+/// Maps header names to declared columns: every declared column must appear once,
+/// nothing else may appear (an unknown column would be data dropped silently).
+fn match_header(names: &[String], declared: &[&str], source: &str) -> Result<Vec<usize>, String> {
+    let mut mapping = Vec::with_capacity(names.len());
+    let mut seen = vec![false; declared.len()];
+    let mut unexpected = Vec::new();
+    for name in names {
+        let wanted = name.trim().to_ascii_lowercase();
+        match declared.iter().position(|d| *d == wanted) {
+            Some(i) if seen[i] => {
+                return Err(format!("header names column `{}` twice", name.trim()));
+            }
+            Some(i) => {
+                seen[i] = true;
+                mapping.push(i);
+            }
+            None => unexpected.push(name.trim().to_string()),
+        }
+    }
+    let missing: Vec<&str> = declared
+        .iter()
+        .zip(&seen)
+        .filter(|(_, s)| !**s)
+        .map(|(d, _)| *d)
+        .collect();
+    if missing.is_empty() && unexpected.is_empty() {
+        return Ok(mapping);
+    }
+    let mut reason = format!("header does not match source `{source}`:");
+    if !missing.is_empty() {
+        reason.push_str(&format!(" missing {}", missing.join(", ")));
+    }
+    if !unexpected.is_empty() {
+        reason.push_str(&format!(
+            "{} unexpected {}",
+            if missing.is_empty() { "" } else { ";" },
+            unexpected.join(", ")
+        ));
+    }
+    reason.push_str(&format!(" (expected: {})", declared.join(", ")));
+    Err(reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_matching_explains_mismatches() {
+        let declared = ["sensor_id", "timestamp", "value"];
+        let names: Vec<String> = ["Value", " sensor_id", "TIMESTAMP"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            match_header(&names, &declared, "long").unwrap(),
+            vec![2, 0, 1]
+        );
+        let names: Vec<String> = ["sensor_id", "ts", "value"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let err = match_header(&names, &declared, "long").unwrap_err();
+        assert!(
+            err.contains("missing timestamp") && err.contains("unexpected ts"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn header_fields_are_unquoted() {
+        assert_eq!(
+            split_fields(b"a,\"b,c\",\"d\"\"e\"\r\n", b',', b'"').unwrap(),
+            vec!["a", "b,c", "d\"e"]
+        );
+        assert!(split_fields(b"a,\xff\n", b',', b'"').is_none());
+    }
+}

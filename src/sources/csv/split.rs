@@ -1,0 +1,203 @@
+//! Record boundaries in a CSV byte stream, found without parsing the fields.
+//!
+//! The reader cuts a file into chunks that end on record boundaries so that chunks
+//! can be parsed on several cores at once. A newline is a boundary only outside a
+//! quoted field, so the splitter follows quoting exactly as csv-core does: a quote
+//! opens a quoted field only at the start of a field; inside one, a doubled quote is
+//! an escaped quote and a single quote closes it; a quote in the middle of an
+//! unquoted field is a literal character.
+//!
+//! Only quotes are visited one by one (`memchr`); the dense newlines and delimiters
+//! in between are skipped in bulk, so finding boundaries costs a small fraction of
+//! parsing.
+
+use memchr::{memchr, memrchr};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Outside a quoted field.
+    Out,
+    /// Inside a quoted field.
+    In,
+    /// Inside a quoted field, just after a quote: the next byte decides whether it
+    /// was an escaped quote (`""`) or the closing one.
+    QuoteIn,
+}
+
+/// Incremental boundary finder over a growing buffer whose start is a record start.
+#[derive(Debug, Clone)]
+pub struct Splitter {
+    delimiter: u8,
+    quote: u8,
+    state: State,
+    /// Everything before `scanned` has been looked at.
+    scanned: usize,
+    /// End (exclusive) of the last complete record seen, 0 if none.
+    last_boundary: usize,
+}
+
+impl Splitter {
+    pub fn new(delimiter: u8, quote: u8) -> Self {
+        Self {
+            delimiter,
+            quote,
+            state: State::Out,
+            scanned: 0,
+            last_boundary: 0,
+        }
+    }
+
+    /// Scans the bytes of `buf` not yet seen; `buf` only ever grows between calls
+    /// to [`Splitter::consume`].
+    pub fn scan(&mut self, buf: &[u8]) {
+        let mut pos = self.scanned;
+        let len = buf.len();
+        while pos < len {
+            match self.state {
+                State::Out => match memchr(self.quote, &buf[pos..]) {
+                    None => {
+                        if let Some(nl) = memrchr(b'\n', &buf[pos..]) {
+                            self.last_boundary = pos + nl + 1;
+                        }
+                        pos = len;
+                    }
+                    Some(q) => {
+                        let qpos = pos + q;
+                        if let Some(nl) = memrchr(b'\n', &buf[pos..qpos]) {
+                            self.last_boundary = pos + nl + 1;
+                        }
+                        let at_field_start = qpos == 0
+                            || buf[qpos - 1] == self.delimiter
+                            || buf[qpos - 1] == b'\n'
+                            || buf[qpos - 1] == b'\r';
+                        if at_field_start {
+                            self.state = State::In;
+                        }
+                        pos = qpos + 1;
+                    }
+                },
+                State::In => match memchr(self.quote, &buf[pos..]) {
+                    None => pos = len,
+                    Some(q) => {
+                        self.state = State::QuoteIn;
+                        pos += q + 1;
+                    }
+                },
+                State::QuoteIn => {
+                    if buf[pos] == self.quote {
+                        self.state = State::In;
+                        pos += 1;
+                    } else {
+                        // Closing quote: re-read this byte outside the quoted field.
+                        self.state = State::Out;
+                    }
+                }
+            }
+        }
+        self.scanned = len;
+    }
+
+    /// End of the last complete record in the scanned bytes (0 if none).
+    pub fn last_boundary(&self) -> usize {
+        self.last_boundary
+    }
+
+    /// True when the scanned bytes end inside a quoted field.
+    pub fn in_quotes(&self) -> bool {
+        self.state == State::In
+    }
+
+    /// The caller removed the first `n` bytes (n ≤ last boundary) from its buffer.
+    pub fn consume(&mut self, n: usize) {
+        debug_assert!(n <= self.scanned);
+        self.scanned -= n;
+        self.last_boundary = self.last_boundary.saturating_sub(n);
+    }
+
+    /// Forget everything scanned: the caller re-scans its buffer from the start
+    /// (after dropping a line with a stray quote, for example).
+    pub fn reset(&mut self) {
+        self.state = State::Out;
+        self.scanned = 0;
+        self.last_boundary = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn boundaries_by_splitter(data: &[u8], step: usize) -> Vec<usize> {
+        // Feed the data in pieces of `step` bytes, the way the reader does.
+        let mut s = Splitter::new(b',', b'"');
+        let mut out = Vec::new();
+        let mut end = 0;
+        while end < data.len() {
+            end = (end + step).min(data.len());
+            s.scan(&data[..end]);
+            if out.last() != Some(&s.last_boundary()) && s.last_boundary() > 0 {
+                out.push(s.last_boundary());
+            }
+        }
+        out
+    }
+
+    /// Every record csv-core reads from `data`, as lists of fields.
+    fn records(data: &[u8]) -> Vec<Vec<Vec<u8>>> {
+        let mut rdr = csv_core::ReaderBuilder::new().build();
+        let mut out = vec![0u8; data.len() + 1];
+        let mut ends = vec![0usize; data.len() + 1];
+        let (mut pos, mut result) = (0, Vec::new());
+        loop {
+            let (r, nin, _, nend) = rdr.read_record(&data[pos..], &mut out, &mut ends);
+            pos += nin;
+            match r {
+                csv_core::ReadRecordResult::Record => {
+                    let mut start = 0;
+                    let fields = ends[..nend]
+                        .iter()
+                        .map(|&e| {
+                            let f = out[start..e].to_vec();
+                            start = e;
+                            f
+                        })
+                        .collect();
+                    result.push(fields);
+                }
+                csv_core::ReadRecordResult::End => return result,
+                csv_core::ReadRecordResult::InputEmpty => {}
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn newlines_inside_quotes_are_not_boundaries() {
+        let data = b"a,\"x\ny\",1\nb,\"he said \"\"hi\"\"\n\",2\nc,d\"e,3\n";
+        let mut s = Splitter::new(b',', b'"');
+        s.scan(data);
+        assert_eq!(s.last_boundary(), data.len());
+        let first = b"a,\"x\ny\",1\n".len();
+        let mut s = Splitter::new(b',', b'"');
+        s.scan(&data[..first + 3]);
+        assert_eq!(s.last_boundary(), first);
+    }
+
+    proptest! {
+        // Whatever the bytes and however they arrive, cutting at a boundary the
+        // splitter reports and parsing both halves apart gives csv-core's records.
+        #[test]
+        fn agrees_with_csv_core(
+            data in proptest::collection::vec(prop_oneof![Just(b'a'), Just(b','), Just(b'"'), Just(b'\n'), Just(b'\r')], 0..200),
+            step in 1usize..40,
+        ) {
+            let whole = records(&data);
+            for b in boundaries_by_splitter(&data, step) {
+                let mut halves = records(&data[..b]);
+                halves.extend(records(&data[b..]));
+                prop_assert_eq!(&halves, &whole, "cut at {} in {:?}", b, String::from_utf8_lossy(&data));
+            }
+        }
+    }
+}
