@@ -11,7 +11,7 @@ SELECT
   CAST(NULL AS VARCHAR) AS quality,
   source_key,
   line_number,
-  CAST("timestamp" AS DATE) AS dt
+  utc_date("timestamp") AS dt
 FROM long
 UNION ALL
 SELECT
@@ -27,7 +27,7 @@ SELECT
   w.quality,
   w.source_key,
   w.line_number,
-  CAST(w."timestamp" AS DATE)
+  utc_date(w."timestamp")
 -- The three-row metric list is the build side of the cross join, so the wide
 -- source streams through it instead of being buffered.
 FROM (VALUES ('temperature', 'degC'), ('pressure', 'kPa'), ('vibration', 'mm/s')) AS m(metric_name, unit)

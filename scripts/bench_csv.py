@@ -18,7 +18,7 @@ SEED_NOTE = "rows derive from hash(i) in DuckDB: the same file every time"
 GENERATE = """
 COPY (
   SELECT
-    'sensor-' || lpad(CAST(hash(i, 1) % 2000 AS VARCHAR), 4, '0') AS sensor_id,
+    'line-' || lpad(CAST(hash(i, 4) % 40 AS VARCHAR), 2, '0') || '/sensor-' || lpad(CAST(hash(i, 1) % 2000 AS VARCHAR), 4, '0') AS sensor_id,
     strftime(TIMESTAMP '2024-01-01' + to_microseconds(CAST(i * 137 AS BIGINT) * 1000), '%Y-%m-%dT%H:%M:%S.%gZ') AS "timestamp",
     round(20 + 10 * sin(i / 5000.0) + (hash(i, 2) % 10000) / 2500.0, 3) AS value,
     ['temperature', 'pressure', 'vibration'][1 + CAST(hash(i, 3) % 3 AS INTEGER)] AS metric_name,
@@ -67,7 +67,7 @@ def main():
         src_dir = work / "in"
         (src_dir / "long").mkdir(parents=True)
         src = src_dir / "long" / "sensors.csv"
-        rows = int(size_mb * 1024 * 1024 / 73)
+        rows = int(size_mb * 1e6 / 67)  # 67 bytes per line on average
         import duckdb
         t0 = time.perf_counter()
         duckdb.connect().execute(GENERATE.format(rows=rows, path=src))

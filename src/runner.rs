@@ -9,9 +9,14 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Instant;
 
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    ExecutionPlanProperties, execute_stream, execute_stream_partitioned,
+};
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStoreExt, PutPayload};
 use tracing::{info, warn};
@@ -143,6 +148,7 @@ pub async fn run_job(job_path: &Path, opts: &RunOptions) -> Result<RunOutcome> {
         output: &output,
         run_id: &run_id,
         file_stats: &file_stats,
+        input_bytes: file_stats.iter().map(|(e, _)| e.size).sum(),
         progress: progress.clone(),
     };
     let written = execute(&ctx_input).await;
@@ -196,6 +202,8 @@ struct RunInput<'a> {
     output: &'a Location,
     run_id: &'a str,
     file_stats: &'a [(ManifestEntry, Arc<FileStats>)],
+    /// Total size of the inputs, which sizes the write parallelism.
+    input_bytes: u64,
     progress: indicatif::ProgressBar,
 }
 
@@ -225,6 +233,7 @@ async fn execute(run: &RunInput<'_>) -> Result<Vec<TableFiles>> {
         run.run_id,
         rejects_table.spec.compression,
         rejects_table.spec.target_file_size.as_u64(),
+        Arc::new(AtomicU32::new(0)),
     )?;
     let rejects_task = tokio::spawn(write_rejects(rejects_writer, rejects_rx));
 
@@ -340,21 +349,107 @@ async fn write_sql_table(
     table: &JobTable,
 ) -> Result<TableFiles> {
     let sql = table.sql.as_deref().expect("filtered to SQL tables");
-    let mut writer = TableWriter::new(
-        run.output,
-        &table.schema,
-        run.run_id,
-        table.spec.compression,
-        table.spec.target_file_size.as_u64(),
-    )?;
-    let prefix = writer.table_prefix();
+    let df = ctx
+        .sql(sql)
+        .await
+        .map_err(|e| Error::config(format!("table {}: SQL: {e}", table.name)))?;
+    let plan = df.create_physical_plan().await?;
+    let task = ctx.task_ctx();
+    // Encoding Parquet costs as much as parsing, so big runs write with one writer
+    // per core (each partition of the plan feeds one); small runs use one writer,
+    // which keeps one file per partition directory.
+    let writers = sink_writers(
+        run.input_bytes,
+        plan.output_partitioning().partition_count(),
+    );
+    let streams: Vec<SendableRecordBatchStream> = if writers == 1 {
+        vec![execute_stream(plan, task)?]
+    } else {
+        let mut buckets: Vec<Vec<SendableRecordBatchStream>> =
+            (0..writers).map(|_| Vec::new()).collect();
+        for (i, s) in execute_stream_partitioned(plan, task)?
+            .into_iter()
+            .enumerate()
+        {
+            buckets[i % writers].push(s);
+        }
+        buckets
+            .into_iter()
+            .map(|b| -> SendableRecordBatchStream {
+                let schema = b[0].schema();
+                Box::pin(RecordBatchStreamAdapter::new(
+                    schema,
+                    futures::stream::select_all(b),
+                ))
+            })
+            .collect()
+    };
+    let counter = Arc::new(AtomicU32::new(0));
+    let cancel = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for stream in streams {
+        let writer = TableWriter::new(
+            run.output,
+            &table.schema,
+            run.run_id,
+            table.spec.compression,
+            table.spec.target_file_size.as_u64(),
+            counter.clone(),
+        )?;
+        tasks.push(tokio::spawn(write_stream(writer, stream, cancel.clone())));
+    }
+    let mut files = Vec::new();
+    let mut rows = 0;
+    let mut failure = None;
+    for t in tasks {
+        match t.await {
+            Ok(Ok((f, r))) => {
+                files.extend(f);
+                rows += r;
+            }
+            Ok(Err(e)) => {
+                failure.get_or_insert(e);
+            }
+            Err(e) => {
+                failure.get_or_insert(Error::Accounting(format!("writer task failed: {e}")));
+            }
+        }
+    }
+    let prefix = run.output.child(&table.name);
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let done = TableFiles {
+        table: table.clone(),
+        prefix,
+        files,
+        rows,
+    };
+    if let Some(e) = failure {
+        delete_written(run.output, std::slice::from_ref(&done)).await;
+        return Err(e);
+    }
+    info!(table = %table.name, rows, files = done.files.len(), "table written");
+    Ok(done)
+}
+
+/// How many writers a table gets: one per core for big inputs, else one.
+fn sink_writers(input_bytes: u64, partitions: usize) -> usize {
+    const BYTES_PER_WRITER: u64 = 256 << 20;
+    let wanted = (input_bytes / BYTES_PER_WRITER).max(1) as usize;
+    wanted.min(engine::cores()).min(partitions.max(1))
+}
+
+/// Drains one stream into one writer. On error (or when another writer of the
+/// table failed) the writer's files are deleted.
+async fn write_stream(
+    mut writer: TableWriter,
+    mut stream: SendableRecordBatchStream,
+    cancel: Arc<AtomicBool>,
+) -> Result<(Vec<WrittenFile>, u64)> {
     let result: Result<()> = async {
-        let df = ctx
-            .sql(sql)
-            .await
-            .map_err(|e| Error::config(format!("table {}: SQL: {e}", table.name)))?;
-        let mut stream = df.execute_stream().await?;
         while let Some(batch) = stream.try_next().await? {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Error::Accounting("cancelled: another writer failed".into()));
+            }
             writer.write(&batch).await?;
         }
         Ok(())
@@ -363,16 +458,10 @@ async fn write_sql_table(
     match result {
         Ok(()) => {
             let rows = writer.rows_written;
-            let files = writer.finish().await?;
-            info!(table = %table.name, rows, files = files.len(), "table written");
-            Ok(TableFiles {
-                table: table.clone(),
-                prefix,
-                files,
-                rows,
-            })
+            Ok((writer.finish().await?, rows))
         }
         Err(e) => {
+            cancel.store(true, Ordering::Relaxed);
             writer.abort().await;
             Err(e)
         }

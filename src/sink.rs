@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::kernels::partition::partition;
@@ -34,10 +35,13 @@ use crate::schema::TableSchema;
 use crate::spec::Compression;
 use crate::storage::Location;
 
-/// Encoded-but-unflushed row groups of all open files stay under this.
-const MEMORY_BUDGET: usize = 96 << 20;
-/// At most this many files are open at once; the least recently used is closed.
-const MAX_OPEN_FILES: usize = 64;
+/// Memory one writer may hold in open files: their encoded-but-unflushed row groups
+/// plus upload buffers. Over it, the least recently used file is closed (time-ordered
+/// logs touch one or two partitions at a time, so that file is usually complete).
+const MEMORY_BUDGET: usize = 64 << 20;
+/// Upload buffer per open file; a multipart part is uploaded each time it fills
+/// (S3's minimum part size is 5 MiB).
+const UPLOAD_BUFFER: usize = 5 << 20;
 /// Hive's name for a NULL partition value.
 pub const HIVE_NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 
@@ -73,7 +77,8 @@ pub struct TableWriter {
     props: WriterProperties,
     target_file_size: u64,
     open: HashMap<Vec<String>, OpenFile>,
-    next_file: u32,
+    /// Shared by the writers of one table, so file names stay unique.
+    next_file: Arc<AtomicU32>,
     tick: u64,
     written: Vec<WrittenFile>,
     pub rows_written: u64,
@@ -86,6 +91,7 @@ impl TableWriter {
         run_id: &str,
         compression: Compression,
         target_file_size: u64,
+        next_file: Arc<AtomicU32>,
     ) -> Result<Self> {
         // Refuse types with no safe Athena mapping before anything is written.
         for f in schema.file_schema().fields() {
@@ -114,7 +120,7 @@ impl TableWriter {
             props,
             target_file_size,
             open: HashMap::new(),
-            next_file: 0,
+            next_file,
             tick: 0,
             written: Vec::new(),
             rows_written: 0,
@@ -261,12 +267,9 @@ impl TableWriter {
     async fn append(&mut self, values: Vec<String>, batch: &RecordBatch) -> Result<()> {
         self.tick += 1;
         if !self.open.contains_key(&values) {
-            if self.open.len() >= MAX_OPEN_FILES {
-                self.close_least_recent().await?;
-            }
             let path = self.new_file_path(&values);
             let writer = AsyncArrowWriter::try_new(
-                BufWriter::new(self.output.store.clone(), path.clone()),
+                BufWriter::with_capacity(self.output.store.clone(), path.clone(), UPLOAD_BUFFER),
                 self.file_schema.clone(),
                 Some(self.props.clone()),
             )?;
@@ -296,8 +299,7 @@ impl TableWriter {
         for (k, v) in self.partition_keys.iter().zip(values) {
             dir = dir.join(format!("{k}={}", hive_escape(v)).as_str());
         }
-        let n = self.next_file;
-        self.next_file += 1;
+        let n = self.next_file.fetch_add(1, Ordering::Relaxed);
         dir.join(format!("part-{}-{n:05}.parquet", self.run_id).as_str())
     }
 
@@ -334,24 +336,27 @@ impl TableWriter {
         Ok(())
     }
 
+    /// What the open files hold in memory, at most: encoded row groups not yet
+    /// flushed, and a full upload buffer each.
+    fn memory_estimate(&self) -> usize {
+        self.open
+            .values()
+            .map(|f| f.writer.memory_size() + UPLOAD_BUFFER)
+            .sum()
+    }
+
     async fn enforce_memory_budget(&mut self) -> Result<()> {
-        loop {
-            let total: usize = self.open.values().map(|f| f.writer.memory_size()).sum();
-            if total <= MEMORY_BUDGET {
-                return Ok(());
-            }
-            let Some(biggest) = self
-                .open
-                .values_mut()
-                .max_by_key(|f| f.writer.in_progress_size())
-            else {
-                return Ok(());
-            };
-            if biggest.writer.in_progress_size() == 0 {
-                return Ok(());
-            }
-            biggest.writer.flush().await?;
+        while self.memory_estimate() > MEMORY_BUDGET && self.open.len() > 1 {
+            self.close_least_recent().await?;
         }
+        if self.memory_estimate() > MEMORY_BUDGET
+            && let Some(f) = self.open.values_mut().next()
+            && f.writer.in_progress_size() > 0
+        {
+            // One file with a huge row group: end the row group early.
+            f.writer.flush().await?;
+        }
+        Ok(())
     }
 
     /// Closes every open file and returns what the run wrote.

@@ -1,4 +1,4 @@
 SELECT sensor_id, metric_name, "timestamp" AS reading_ts, value, unit,
        CAST(NULL AS VARCHAR) AS quality, source_key, line_number,
-       CAST("timestamp" AS DATE) AS dt
+       utc_date("timestamp") AS dt
 FROM long

@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, Float64Array};
-use datafusion::arrow::datatypes::DataType;
-use datafusion::common::cast::as_float64_array;
+use datafusion::arrow::array::{Array, ArrayRef, Date32Array, Float64Array};
+use datafusion::arrow::compute::kernels::arity::unary;
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::common::cast::{as_float64_array, as_timestamp_microsecond_array};
 use datafusion::error::Result;
 use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
 use datafusion::prelude::SessionContext;
@@ -20,6 +21,32 @@ pub fn register_all(ctx: &SessionContext) {
         Volatility::Immutable,
         Arc::new(zscore_columnar),
     ));
+    ctx.register_udf(create_udf(
+        "utc_date",
+        vec![DataType::Timestamp(
+            TimeUnit::Microsecond,
+            Some("UTC".into()),
+        )],
+        DataType::Date32,
+        Volatility::Immutable,
+        Arc::new(utc_date_columnar),
+    ));
+}
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// `utc_date(ts)`: the UTC calendar date of a UTC timestamp — the `dt` partition
+/// key of time-series tables. Integer arithmetic on the microseconds; it is the same
+/// as `CAST(ts AS DATE)` but skips a per-row time-zone conversion.
+fn utc_date_columnar(args: &[ColumnarValue]) -> Result<ColumnarValue> {
+    let arrays = ColumnarValue::values_to_arrays(args)?;
+    Ok(ColumnarValue::Array(utc_date(&arrays[0])?))
+}
+
+pub fn utc_date(ts: &ArrayRef) -> Result<ArrayRef> {
+    let ts = as_timestamp_microsecond_array(ts)?;
+    let days: Date32Array = unary(ts, |us| us.div_euclid(MICROS_PER_DAY) as i32);
+    Ok(Arc::new(days))
 }
 
 /// `zscore(value, mean, stddev)`: how many standard deviations `value` lies from
@@ -69,6 +96,45 @@ mod tests {
         let z = z.as_any().downcast_ref::<Float64Array>().unwrap();
         assert_eq!(z.value(0), 1.0);
         assert!(z.is_null(1) && z.is_null(2) && z.is_null(3));
+    }
+
+    #[test]
+    fn utc_date_floors_to_the_day_before_and_after_the_epoch() {
+        use datafusion::arrow::array::TimestampMicrosecondArray;
+        let ts: ArrayRef = Arc::new(
+            TimestampMicrosecondArray::from(vec![
+                Some(0),
+                Some(-1),
+                Some(1_709_294_400_000_000),
+                None,
+            ])
+            .with_timezone("UTC"),
+        );
+        let d = utc_date(&ts).unwrap();
+        let d = d.as_any().downcast_ref::<Date32Array>().unwrap();
+        assert_eq!((d.value(0), d.value(1), d.value(2)), (0, -1, 19_783));
+        assert!(d.is_null(3));
+    }
+
+    #[tokio::test]
+    async fn utc_date_agrees_with_cast_to_date() {
+        let ctx = SessionContext::new();
+        register_all(&ctx);
+        // Hourly instants from 1963 to 2032, every 37th hour.
+        let sql = "SELECT count(*), sum(CASE WHEN utc_date(t) = CAST(t AS DATE) THEN 1 ELSE 0 END) \
+                   FROM (SELECT arrow_cast(to_timestamp_micros(v * 3600000000 - 200000000000000), 'Timestamp(Microsecond, Some(\"UTC\"))') AS t \
+                   FROM generate_series(0, 600000, 37) AS g(v))";
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let col = |i: usize| {
+            batches[0]
+                .column(i)
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                .unwrap()
+                .value(0)
+        };
+        assert!(col(0) > 16_000);
+        assert_eq!(col(1), col(0));
     }
 
     #[tokio::test]

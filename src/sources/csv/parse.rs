@@ -8,10 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use csv_core::ReadRecordResult;
+use datafusion::arrow::array::builder::NullBufferBuilder;
 use datafusion::arrow::array::{
     ArrayRef, BooleanBuilder, Float64Builder, Int64Array, Int64Builder, RecordBatch, StringArray,
-    StringBuilder, TimestampMicrosecondBuilder,
+    TimestampMicrosecondBuilder,
 };
+use datafusion::arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 
 use super::reader::trim_eol;
 use super::{Chunk, CsvLayout};
@@ -40,7 +42,7 @@ enum Staged {
 }
 
 enum Builder {
-    Str(StringBuilder),
+    Str(StrColumn),
     Int(Int64Builder),
     Float(Float64Builder),
     Bool(BooleanBuilder),
@@ -74,7 +76,7 @@ impl ChunkParser {
             .columns
             .iter()
             .map(|c| match c.kind {
-                InputType::String => Builder::Str(StringBuilder::with_capacity(cap, data.len())),
+                InputType::String => Builder::Str(StrColumn::with_capacity(cap, data.len() / 2)),
                 InputType::Bigint => Builder::Int(Int64Builder::with_capacity(cap)),
                 InputType::Double => Builder::Float(Float64Builder::with_capacity(cap)),
                 InputType::Boolean => Builder::Bool(BooleanBuilder::with_capacity(cap)),
@@ -132,12 +134,12 @@ impl ChunkParser {
                 .iter()
                 .take_while(|b| matches!(b, b'\r' | b'\n'))
                 .count();
-            let lead_newlines = memchr::memchr_iter(b'\n', &record[..lead]).count() as u64;
+            let lead_newlines = count_newlines(&record[..lead]);
             let crlf_tail =
                 lead > 0 && record[0] == b'\n' && rec_start > 0 && data[rec_start - 1] == b'\r';
             blank_lines += lead_newlines - u64::from(crlf_tail);
             let record_line = line + lead_newlines;
-            line += memchr::memchr_iter(b'\n', record).count() as u64;
+            line += count_newlines(record);
             let raw = trim_eol(&record[lead..]);
 
             let verdict = if total_fields != nfields {
@@ -177,7 +179,7 @@ impl ChunkParser {
             .into_iter()
             .map(|b| -> ArrayRef {
                 match b {
-                    Builder::Str(mut b) => Arc::new(b.finish()),
+                    Builder::Str(b) => b.finish(),
                     Builder::Int(mut b) => Arc::new(b.finish()),
                     Builder::Float(mut b) => Arc::new(b.finish()),
                     Builder::Bool(mut b) => Arc::new(b.finish()),
@@ -255,12 +257,7 @@ fn convert(kind: InputType, text: &[u8], layout: &CsvLayout, col: usize) -> Resu
 fn append(builders: &mut [Builder], staged: &[Staged], out: &[u8]) {
     for (b, v) in builders.iter_mut().zip(staged) {
         match (b, *v) {
-            (Builder::Str(b), Staged::Str(s, e)) => {
-                // The record was checked to be UTF-8 (chunk or line), and unquoting
-                // only removes ASCII quote bytes, so every field is UTF-8 too.
-                let text = simdutf8::basic::from_utf8(&out[s..e]).unwrap_or("\u{FFFD}");
-                b.append_value(text)
-            }
+            (Builder::Str(b), Staged::Str(s, e)) => b.append(&out[s..e]),
             (Builder::Str(b), _) => b.append_null(),
             (Builder::Int(b), Staged::Int(v)) => b.append_value(v),
             (Builder::Int(b), _) => b.append_null(),
@@ -272,6 +269,66 @@ fn append(builders: &mut [Builder], staged: &[Staged], out: &[u8]) {
             (Builder::Ts(b), _) => b.append_null(),
         }
     }
+}
+
+/// A string column built from raw bytes. Every record that reaches it was checked to
+/// be UTF-8 (the whole chunk, or the line), and unquoting only removes ASCII quotes,
+/// so the column is validated once, as a whole, when it is finished.
+struct StrColumn {
+    offsets: Vec<i32>,
+    values: Vec<u8>,
+    nulls: NullBufferBuilder,
+}
+
+impl StrColumn {
+    fn with_capacity(rows: usize, bytes: usize) -> Self {
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0);
+        StrColumn {
+            offsets,
+            values: Vec::with_capacity(bytes),
+            nulls: NullBufferBuilder::new(rows),
+        }
+    }
+
+    fn append(&mut self, v: &[u8]) {
+        self.values.extend_from_slice(v);
+        self.offsets.push(self.values.len() as i32);
+        self.nulls.append_non_null();
+    }
+
+    fn append_null(&mut self) {
+        self.offsets.push(self.values.len() as i32);
+        self.nulls.append_null();
+    }
+
+    fn finish(mut self) -> ArrayRef {
+        let nulls = self.nulls.finish();
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(self.offsets));
+        let values = Buffer::from_vec(self.values);
+        // Buffers are reference-counted: the clones below copy no data.
+        match StringArray::try_new(offsets.clone(), values.clone(), nulls.clone()) {
+            Ok(array) => Arc::new(array),
+            // Unreachable by the invariant above; never panic on input data anyway.
+            Err(_) => Arc::new(
+                offsets
+                    .windows(2)
+                    .enumerate()
+                    .map(|(i, w)| {
+                        let valid = nulls.as_ref().is_none_or(|n| n.is_valid(i));
+                        let bytes = &values.as_slice()[w[0] as usize..w[1] as usize];
+                        valid.then(|| String::from_utf8_lossy(bytes).into_owned())
+                    })
+                    .collect::<StringArray>(),
+            ),
+        }
+    }
+}
+
+/// Line breaks in a short slice; a plain loop beats a SIMD search's setup cost on
+/// records of a few dozen bytes.
+fn count_newlines(b: &[u8]) -> u64 {
+    b.iter().map(|&c| u64::from(c == b'\n')).sum()
 }
 
 fn trim_ascii(b: &[u8]) -> &[u8] {

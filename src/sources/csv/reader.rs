@@ -16,7 +16,7 @@ use crate::sources::{FileStats, Reject};
 /// Chunks handed to the parsers are about this big (≈ 30k sensor rows).
 pub const CHUNK_BYTES: usize = 2 << 20;
 /// How much is read from storage at a time.
-const READ_BYTES: usize = 1 << 20;
+const READ_BYTES: usize = 256 << 10;
 /// How much of a file's start is checked for binary content and encoding.
 const SNIFF_BYTES: usize = 8 << 10;
 const BOM: &[u8] = b"\xEF\xBB\xBF";
