@@ -28,7 +28,7 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    #[error("storage: {0}")]
+    #[error("storage: {}", explain_storage(.0))]
     Storage(#[from] object_store::Error),
 
     #[error("bad address `{url}`: {reason}\n{accepted}")]
@@ -77,3 +77,24 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A storage error's message; a denial also says where to look, because through an
+/// FSx for ONTAP access point two separate layers can deny.
+pub fn explain_storage(e: &object_store::Error) -> String {
+    let text = e.to_string();
+    let denied = matches!(
+        e,
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }
+    ) || text.contains("AccessDenied");
+    if !denied {
+        return text;
+    }
+    format!(
+        "{text}\naccess denied (not retried). Two layers decide access through an S3 access point: \
+(1) IAM and the access point policy must allow the action on the access point ARN \
+(s3:ListBucket on arn:…:accesspoint/NAME, s3:GetObject and s3:PutObject on arn:…:accesspoint/NAME/object/*; \
+an alias in a policy grants nothing); (2) on FSx for ONTAP, the file-system user the access point \
+maps to must be allowed by the files' NTFS ACLs or UNIX permissions (an unreachable domain \
+controller also shows up as AccessDenied)."
+    )
+}

@@ -17,3 +17,25 @@ ensure_venv() {
     echo "$want" > "$stamp"
   fi
 }
+
+# Starts moto server on a free loopback port; exports NASLAKE_TEST_MOTO (its URL) and
+# stops it by PID when the calling script exits.
+start_moto() {
+  local port log
+  port=$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  log="${TMPDIR:-/tmp}/naslake-moto-$port.log"
+  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" > "$log" 2>&1 &
+  MOTO_PID=$!
+  trap 'kill "$MOTO_PID" 2>/dev/null || true; wait "$MOTO_PID" 2>/dev/null || true' EXIT
+  for _ in $(seq 1 100); do
+    if "$VENV/bin/python" -c "import urllib.request, sys; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/reset', data=b'', timeout=1)" 2>/dev/null; then
+      export NASLAKE_TEST_MOTO="http://127.0.0.1:$port"
+      echo "== moto server on 127.0.0.1:$port (pid $MOTO_PID)"
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "moto server did not start; its log:" >&2
+  cat "$log" >&2
+  return 1
+}

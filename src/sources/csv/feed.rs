@@ -204,7 +204,7 @@ fn open_object(
 ) -> Result<Box<dyn Read + Send>, String> {
     let got = runtime
         .block_on(store.get(&entry.path))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| crate::error::explain_storage(&e))?;
     let range = got.range.clone();
     match got.payload {
         GetResultPayload::File(mut f, _) => {

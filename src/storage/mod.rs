@@ -2,6 +2,12 @@
 //! plus a key prefix. Everything that reads or writes data goes through a
 //! [`Location`], so a job runs the same on a local folder and behind an S3 access
 //! point.
+//!
+//! [`address`] parses the forms; [`s3`] builds S3 stores for buckets, access point
+//! aliases and access point ARNs (which `object_store` does not know about).
+
+pub mod address;
+pub mod s3;
 
 use std::sync::Arc;
 
@@ -27,6 +33,9 @@ pub struct Location {
     pub store: Arc<dyn ObjectStore>,
     /// `scheme://authority` under which the store is registered with DataFusion.
     pub store_url: ObjectStoreUrl,
+    /// What a key is appended to to form a full address (`file:///`, `s3://bucket/`,
+    /// `s3://arn:…:accesspoint/NAME/`), for catalog locations and messages.
+    pub base_url: String,
     /// Key prefix inside the store (no leading or trailing `/`).
     pub prefix: ObjPath,
     /// The address as the user wrote it, for messages.
@@ -36,24 +45,23 @@ pub struct Location {
 impl Location {
     /// Opens an address. Relative local paths are relative to the working directory.
     pub fn open(url: &str) -> Result<Location> {
-        if is_remote(url) {
-            return open_s3(url);
+        match address::parse(url).map_err(|e| address_error(url, &e))? {
+            address::Address::Local(path) => {
+                let abs = std::path::absolute(&path)
+                    .map_err(|e| address_error(url, &format!("not a usable path: {e}")))?;
+                let abs = normalize(&abs);
+                let prefix = ObjPath::from_absolute_path(&abs)
+                    .map_err(|e| address_error(url, &format!("not a usable path: {e}")))?;
+                Ok(Location {
+                    store: Arc::new(LocalFileSystem::new()),
+                    store_url: ObjectStoreUrl::local_filesystem(),
+                    base_url: "file:///".into(),
+                    prefix,
+                    display: url.to_string(),
+                })
+            }
+            remote => s3::open(url, remote).map_err(|e| address_error(url, &e)),
         }
-        let path = url.strip_prefix("file://").unwrap_or(url);
-        if path.is_empty() {
-            return Err(address_error(url, "empty path"));
-        }
-        let abs = std::path::absolute(path)
-            .map_err(|e| address_error(url, &format!("not a usable path: {e}")))?;
-        let abs = normalize(&abs);
-        let prefix = ObjPath::from_absolute_path(&abs)
-            .map_err(|e| address_error(url, &format!("not a usable path: {e}")))?;
-        Ok(Location {
-            store: Arc::new(LocalFileSystem::new()),
-            store_url: ObjectStoreUrl::local_filesystem(),
-            prefix,
-            display: url.to_string(),
-        })
     }
 
     /// The key of `relative` under this location.
@@ -65,9 +73,9 @@ impl Location {
         p
     }
 
-    /// `relative` made into a full URL (for catalog locations and messages).
+    /// A key made into a full address (for catalog locations and messages).
     pub fn url_of(&self, key: &ObjPath) -> String {
-        format!("{}{}", self.store_url.as_str(), key.as_ref())
+        format!("{}{}", self.base_url, key.as_ref())
     }
 
     /// The key relative to this location's prefix, or `None` when outside it.
@@ -109,34 +117,6 @@ fn address_error(url: &str, reason: &str) -> Error {
         reason: reason.to_string(),
         accepted: ACCEPTED_FORMS,
     }
-}
-
-fn open_s3(url: &str) -> Result<Location> {
-    use object_store::aws::AmazonS3Builder;
-    let rest = url
-        .strip_prefix("s3://")
-        .ok_or_else(|| address_error(url, "access point ARNs are not supported yet"))?;
-    if rest.starts_with("arn:") {
-        return Err(address_error(
-            url,
-            "access point ARNs are not supported yet",
-        ));
-    }
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    if bucket.is_empty() {
-        return Err(address_error(url, "missing bucket name"));
-    }
-    let store = AmazonS3Builder::from_env()
-        .with_bucket_name(bucket)
-        .build()
-        .map_err(|e| address_error(url, &e.to_string()))?;
-    let store_url = ObjectStoreUrl::parse(format!("s3://{bucket}"))?;
-    Ok(Location {
-        store: Arc::new(store),
-        store_url,
-        prefix: ObjPath::from(prefix.trim_matches('/')),
-        display: url.to_string(),
-    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,163 @@
+//! S3 stores for buckets, access point aliases and access point ARNs.
+//!
+//! `object_store` has no access point support: an ARN becomes the virtual host
+//! `NAME-ACCOUNT.s3-accesspoint.REGION.amazonaws.com`, requests are signed for the
+//! ARN's region, and an alias is addressed virtual-host style like a bucket.
+//! Credentials come from the default chain `object_store` implements (environment,
+//! web identity as on EMR and EKS, ECS container credentials, instance metadata);
+//! endpoints from `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`.
+//!
+//! A host under `localhost` (what an access point host derived from
+//! `http://localhost:PORT` looks like) is resolved to the loopback address by
+//! naslake itself, as RFC 6761 asks, because many resolvers do not.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::execution::object_store::ObjectStoreUrl;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::client::{ClientOptions, HttpClient, HttpConnector};
+use object_store::path::Path as ObjPath;
+use object_store::{BackoffConfig, RetryConfig};
+
+use super::Location;
+use super::address::{Address, is_access_point_alias};
+
+/// Opens a bucket, alias or access point address.
+pub fn open(url: &str, address: Address) -> Result<Location, String> {
+    let custom = custom_endpoint();
+    let mut builder = AmazonS3Builder::from_env().with_retry(retry_config());
+    let (endpoint, store_url, base_url, prefix) = match address {
+        Address::Bucket { bucket, prefix } if is_access_point_alias(&bucket) => {
+            // An alias works only virtual-host style.
+            builder = builder
+                .with_bucket_name(&bucket)
+                .with_virtual_hosted_style_request(true);
+            let endpoint = custom
+                .as_deref()
+                .map(|ep| prefix_host(ep, &bucket))
+                .transpose()?;
+            (
+                endpoint,
+                format!("s3://{bucket}"),
+                format!("s3://{bucket}/"),
+                prefix,
+            )
+        }
+        Address::Bucket { bucket, prefix } => {
+            builder = builder.with_bucket_name(&bucket);
+            (
+                custom.clone(),
+                format!("s3://{bucket}"),
+                format!("s3://{bucket}/"),
+                prefix,
+            )
+        }
+        Address::AccessPoint(ap) => {
+            let endpoint = ap.endpoint(custom.as_deref())?;
+            builder = builder
+                .with_bucket_name(&ap.name)
+                .with_region(&ap.region)
+                .with_virtual_hosted_style_request(true);
+            let store_url = format!("s3ap://{}-{}.{}", ap.name, ap.account, ap.region);
+            (
+                Some(endpoint),
+                store_url,
+                format!("s3://{}/", ap.arn()),
+                ap.prefix.clone(),
+            )
+        }
+        Address::Local(_) => unreachable!("local paths are opened by Location::open"),
+    };
+    if let Some(ep) = &endpoint {
+        // The S3-specific endpoint setting wins over the generic one inside
+        // object_store, so both are set to the endpoint chosen here.
+        builder = builder
+            .with_endpoint(ep)
+            .with_config(AmazonS3ConfigKey::S3Endpoint, ep);
+        let parsed = url::Url::parse(ep).map_err(|e| format!("endpoint `{ep}`: {e}"))?;
+        if parsed.scheme() == "http" {
+            // Only an endpoint the user configured as http:// is spoken to in clear.
+            builder = builder.with_allow_http(true);
+        }
+        if let Some(host) = parsed
+            .host_str()
+            .filter(|h| h.ends_with(".localhost") || *h == "localhost")
+        {
+            let port = parsed.port_or_known_default().unwrap_or(80);
+            builder = builder.with_http_connector(LoopbackConnector {
+                host: host.to_string(),
+                port,
+            });
+        }
+    }
+    let store = builder.build().map_err(|e| e.to_string())?;
+    Ok(Location {
+        store: Arc::new(store),
+        store_url: ObjectStoreUrl::parse(&store_url).map_err(|e| e.to_string())?,
+        base_url,
+        prefix: ObjPath::from(prefix.as_str()),
+        display: url.to_string(),
+    })
+}
+
+/// `AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL` (the SDKs' order).
+fn custom_endpoint() -> Option<String> {
+    ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+}
+
+/// `http://localhost:5000` + `name` → `http://name.localhost:5000`.
+fn prefix_host(endpoint: &str, label: &str) -> Result<String, String> {
+    let url = url::Url::parse(endpoint).map_err(|e| format!("endpoint `{endpoint}`: {e}"))?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| format!("endpoint `{endpoint}` has no host"))?;
+    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    Ok(format!("{}://{label}.{host}{port}", url.scheme()))
+}
+
+/// Throttling (`SlowDown`, 503), 5xx and timeouts are retried with exponential
+/// backoff and jitter; `AccessDenied` is not. FSx for ONTAP answers `SlowDown` when
+/// its throughput is shared with NFS/SMB clients, hence the patient defaults.
+/// `NASLAKE_RETRY_BASE_MS` shortens the first backoff (the fault-injection tests).
+fn retry_config() -> RetryConfig {
+    let base_ms = std::env::var("NASLAKE_RETRY_BASE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000u64);
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(base_ms),
+            max_backoff: Duration::from_secs(30),
+            base: 2.0,
+        },
+        max_retries: 10,
+        retry_timeout: Duration::from_secs(300),
+    }
+}
+
+/// Builds HTTP clients that resolve one `*.localhost` host to 127.0.0.1.
+#[derive(Debug)]
+struct LoopbackConnector {
+    host: String,
+    port: u16,
+}
+
+impl HttpConnector for LoopbackConnector {
+    fn connect(&self, _options: &ClientOptions) -> object_store::Result<HttpClient> {
+        let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), self.port);
+        let client = reqwest::Client::builder()
+            .resolve(&self.host, addr)
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| object_store::Error::Generic {
+                store: "S3",
+                source: Box::new(e),
+            })?;
+        Ok(HttpClient::new(client))
+    }
+}
