@@ -304,15 +304,11 @@ impl TableWriter {
     }
 
     async fn close(&mut self, values: &[String]) -> Result<()> {
-        if let Some(f) = self.open.remove(values) {
-            let meta = f.writer.close().await?;
-            let bytes = self
-                .output
-                .store
-                .head(&f.path)
-                .await
-                .map(|m| m.size)
-                .unwrap_or(0);
+        if let Some(mut f) = self.open.remove(values) {
+            let meta = f.writer.finish().await?;
+            // The writer counted every byte it wrote, footer included: no HEAD
+            // request (which could fail after the upload succeeded) is needed.
+            let bytes = f.writer.bytes_written() as u64;
             debug_assert_eq!(meta.file_metadata().num_rows() as u64, f.rows);
             self.written.push(WrittenFile {
                 path: f.path,

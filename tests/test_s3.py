@@ -109,3 +109,20 @@ def test_malformed_addresses_show_the_accepted_forms(tmp_path, aws_env):
         run = naslake("run", SENSOR_JOB, "--input", bad, "--output", tmp_path / "lake", env=aws_env, check_codes=None)
         assert run.code == 2, bad
         assert "accepted forms" in run.stderr and "accesspoint/NAME" in run.stderr, run.stderr
+
+
+def test_faults_on_the_wire_do_not_change_the_output(tmp_path, aws_env, volume, sample_lake):
+    """503 SlowDown, dropped connections and slow answers on a fraction of requests:
+    the job retries, finishes, and writes exactly what a fault-free run writes."""
+    from faulty_proxy import FaultyProxy
+
+    upstream = int(MOTO.rsplit(":", 1)[1])
+    with FaultyProxy(upstream, seed=11) as proxy:
+        env = dict(aws_env, AWS_ENDPOINT_URL=f"http://localhost:{proxy.port}")
+        run = naslake("run", SENSOR_JOB, "--input", f"{volume['arn']}/data/sensor",
+                      "--output", f"s3://{volume['lake']}/faulty", "--catalog", f"local:{tmp_path}", env=env)
+    assert run.code == 3, run.stdout + run.stderr
+    assert proxy.counts["slow_down"] > 0 and proxy.counts["reset"] > 0 and proxy.counts["delay"] > 0, proxy.counts
+    for table, partitioned in [("sensor_readings", True), ("sensor_rejects", False), ("sensor_anomalies", True)]:
+        assert rows(s3_table(volume["lake"], "faulty", table, partitioned)) == rows(
+            arrow_table(sample_lake.lake, table, partitioned)), table
