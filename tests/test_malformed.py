@@ -34,6 +34,9 @@ def corpus(root):
     # A line that is not UTF-8 in an otherwise good file.
     (d / "latin1_line.csv").write_bytes((HEADER + GOOD).encode() + "s2,2024-05-01T00:00:00Z,1,temp\xe9rature,degC\n".encode("latin-1") + GOOD.encode())
     expected["long/latin1_line.csv"] = [(3, "not valid UTF-8")]
+    # A header that is not UTF-8: the file is rejected whole.
+    (d / "latin1_header.csv").write_bytes("sensor_id,timestamp,valu\xe9,metric_name,unit\n".encode("latin-1") + GOOD.encode())
+    expected["long/latin1_header.csv"] = [(None, "header line is not UTF-8")]
     # A file that is not UTF-8 at all.
     (d / "utf16.csv").write_bytes((HEADER + GOOD).encode("utf-16"))
     expected["long/utf16.csv"] = [(None, "binary content")]

@@ -59,6 +59,17 @@ impl AccessPointArn {
     }
 }
 
+/// `http://localhost:5000` + `label` → `http://label.localhost:5000`: how virtual hosts
+/// (access points, aliases) are derived from a custom endpoint.
+pub fn prefix_host(endpoint: &str, label: &str) -> Result<String, String> {
+    let url = url::Url::parse(endpoint).map_err(|e| format!("endpoint `{endpoint}`: {e}"))?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| format!("endpoint `{endpoint}` has no host"))?;
+    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    Ok(format!("{}://{label}.{host}{port}", url.scheme()))
+}
+
 /// True for bucket names that are access point aliases.
 pub fn is_access_point_alias(bucket: &str) -> bool {
     bucket.ends_with("-s3alias")

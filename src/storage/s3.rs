@@ -22,7 +22,7 @@ use object_store::path::Path as ObjPath;
 use object_store::{BackoffConfig, RetryConfig};
 
 use super::Location;
-use super::address::{Address, is_access_point_alias};
+use super::address::{Address, is_access_point_alias, prefix_host};
 
 /// Opens a bucket, alias or access point address.
 pub fn open(url: &str, address: Address) -> Result<Location, String> {
@@ -107,16 +107,6 @@ fn custom_endpoint() -> Option<String> {
     ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
-}
-
-/// `http://localhost:5000` + `name` → `http://name.localhost:5000`.
-fn prefix_host(endpoint: &str, label: &str) -> Result<String, String> {
-    let url = url::Url::parse(endpoint).map_err(|e| format!("endpoint `{endpoint}`: {e}"))?;
-    let host = url
-        .host_str()
-        .ok_or_else(|| format!("endpoint `{endpoint}` has no host"))?;
-    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
-    Ok(format!("{}://{label}.{host}{port}", url.scheme()))
 }
 
 /// Throttling (`SlowDown`, 503), 5xx and timeouts are retried with exponential
