@@ -23,14 +23,14 @@ use tracing::{info, warn};
 
 use crate::catalog::table_input::{partition_input, table_input};
 use crate::catalog::{Catalog, CatalogSpec, TableEntry};
-use crate::discover::{self, ManifestEntry};
+use crate::discover::{self, DiscoveredFile, Manifest, ManifestEntry};
 use crate::engine;
 use crate::error::{EXIT_OK, EXIT_REJECTS, Error, Result};
 use crate::files_table::{FilesTable, TableFile};
 use crate::report::{FileReport, RunReport, SourceReport, TableReport, Totals};
 use crate::sink::{TableWriter, WrittenFile};
 use crate::sources::csv::CsvLayout;
-use crate::sources::csv::feed::{FeedFile, csv_table};
+use crate::sources::csv::feed::csv_table;
 use crate::sources::{self, FileStats, Reject};
 use crate::spec::{Job, JobTable, WriteMode};
 use crate::storage::Location;
@@ -55,6 +55,39 @@ pub struct RunOutcome {
 
 /// Rejects are buffered into batches of this many rows.
 const REJECTS_BATCH: usize = 4096;
+/// Files discovered but not yet picked up by their source's reader.
+const DISCOVERED_IN_FLIGHT: usize = 1024;
+
+/// `--dry-run`: list every source completely and report what a run would read.
+async fn dry_run(job: &Job, input: &Location, mut report: RunReport) -> Result<RunOutcome> {
+    let mut files = Vec::new();
+    for (name, source) in &job.spec.sources {
+        let listing = discover::list_source(input, name, source).await?;
+        let n = listing.entries.len() as u64;
+        report.sources.push(SourceReport {
+            source: name.clone(),
+            prefix: source.prefix.clone(),
+            objects_listed: listing.listed,
+            objects_skipped: listing.listed - n,
+            files: n,
+        });
+        report.totals.objects_listed += listing.listed;
+        report.totals.objects_skipped += listing.listed - n;
+        files.extend(
+            listing
+                .entries
+                .into_iter()
+                .map(|e| (e, Arc::new(FileStats::default()))),
+        );
+    }
+    report.status = "dry_run".into();
+    report.totals.files_seen = files.len() as u64;
+    report.files = file_reports(&files);
+    Ok(RunOutcome {
+        report,
+        exit_code: EXIT_OK,
+    })
+}
 
 pub async fn run_job(job_path: &Path, opts: &RunOptions) -> Result<RunOutcome> {
     let started = Instant::now();
@@ -87,34 +120,6 @@ pub async fn run_job(job_path: &Path, opts: &RunOptions) -> Result<RunOutcome> {
     let run_id = ulid::Ulid::new().to_string().to_lowercase();
     info!(job = %job.spec.name, run_id = %run_id, input = %input_url, output = %output_url, "run started");
 
-    // Discover.
-    let mut sources_report = Vec::new();
-    let mut manifest: Vec<(String, Vec<ManifestEntry>)> = Vec::new();
-    let mut totals = Totals::default();
-    for (name, source) in &job.spec.sources {
-        let listing = discover::list_source(&input, name, source).await?;
-        let files = listing.entries.len() as u64;
-        info!(source = %name, files, listed = listing.listed, "discovered");
-        sources_report.push(SourceReport {
-            source: name.clone(),
-            prefix: source.prefix.clone(),
-            objects_listed: listing.listed,
-            objects_skipped: listing.listed - files,
-            files,
-        });
-        totals.objects_listed += listing.listed;
-        totals.objects_skipped += listing.listed - files;
-        manifest.push((name.clone(), listing.entries));
-    }
-    let file_stats: Vec<(ManifestEntry, Arc<FileStats>)> = manifest
-        .iter()
-        .flat_map(|(_, entries)| {
-            entries
-                .iter()
-                .map(|e| (e.clone(), Arc::new(FileStats::default())))
-        })
-        .collect();
-
     let mut report = RunReport {
         run_id: run_id.clone(),
         job: job.spec.name.clone(),
@@ -126,33 +131,82 @@ pub async fn run_job(job_path: &Path, opts: &RunOptions) -> Result<RunOutcome> {
         input: input_url.clone(),
         output: output_url.clone(),
         catalog: catalog.describe(),
-        totals,
-        sources: sources_report,
+        totals: Totals::default(),
+        sources: Vec::new(),
         files: Vec::new(),
         tables: Vec::new(),
     };
     if opts.dry_run {
-        report.status = "dry_run".into();
-        report.files = file_reports(&file_stats);
-        report.totals.files_seen = file_stats.len() as u64;
-        return Ok(RunOutcome {
-            report,
-            exit_code: EXIT_OK,
-        });
+        return dry_run(&job, &input, report).await;
     }
 
-    let progress = progress_bar(opts.progress, file_stats.iter().map(|(e, _)| e.size).sum());
-    let ctx_input = RunInput {
+    // Discover while working: each source is listed page by page, and its reader
+    // starts on the first file found.
+    let progress = progress_bar(opts.progress);
+    let manifest = Arc::new(Manifest::default());
+    let mut receivers = HashMap::new();
+    let mut listings = Vec::new();
+    for (name, source) in &job.spec.sources {
+        let (tx, rx) = async_channel::bounded(DISCOVERED_IN_FLIGHT);
+        receivers.insert(name.clone(), rx);
+        listings.push(tokio::spawn(discover::discover_into(
+            input.clone(),
+            name.clone(),
+            source.clone(),
+            manifest.clone(),
+            tx,
+            progress.clone(),
+        )));
+    }
+    let run_input = RunInput {
         job: &job,
         input: &input,
         output: &output,
         run_id: &run_id,
-        file_stats: &file_stats,
-        input_bytes: file_stats.iter().map(|(e, _)| e.size).sum(),
+        manifest: &manifest,
+        receivers: std::sync::Mutex::new(receivers),
         progress: progress.clone(),
     };
-    let written = execute(&ctx_input).await;
+    let written = execute(&run_input).await;
     progress.finish_and_clear();
+    // The readers drained (or dropped) the discovery channels, so listing is over.
+    let mut listing_error = None;
+    for t in listings {
+        match t.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                listing_error.get_or_insert(e);
+            }
+            Err(e) => {
+                listing_error
+                    .get_or_insert(Error::Accounting(format!("discovery task failed: {e}")));
+            }
+        }
+    }
+    let file_stats: Vec<(ManifestEntry, Arc<FileStats>)> = manifest
+        .files()
+        .into_iter()
+        .map(|f| (f.entry, f.stats))
+        .collect();
+    for (name, prefix, listed, files) in manifest.source_counts() {
+        report.totals.objects_listed += listed;
+        report.totals.objects_skipped += listed - files;
+        report.sources.push(SourceReport {
+            source: name,
+            prefix,
+            objects_listed: listed,
+            objects_skipped: listed - files,
+            files,
+        });
+    }
+    report.sources.sort_by(|a, b| a.source.cmp(&b.source));
+    let written = match (written, listing_error) {
+        (Ok(tables), Some(e)) => {
+            delete_written(&output, &tables).await;
+            Err(e)
+        }
+        (written, _) => written,
+    };
 
     let result = match written {
         Ok(tables) => match check_accounting(&file_stats, &tables) {
@@ -201,9 +255,10 @@ struct RunInput<'a> {
     input: &'a Location,
     output: &'a Location,
     run_id: &'a str,
-    file_stats: &'a [(ManifestEntry, Arc<FileStats>)],
-    /// Total size of the inputs, which sizes the write parallelism.
-    input_bytes: u64,
+    /// The files discovered so far (all of them once discovery is over).
+    manifest: &'a Manifest,
+    /// Per source, the channel discovery sends its files on; taken by the reader.
+    receivers: std::sync::Mutex<HashMap<String, async_channel::Receiver<DiscoveredFile>>>,
     progress: indicatif::ProgressBar,
 }
 
@@ -239,15 +294,12 @@ async fn execute(run: &RunInput<'_>) -> Result<Vec<TableFiles>> {
 
     for (name, source) in &job.spec.sources {
         let layout = Arc::new(CsvLayout::new(name, source));
-        let files: Vec<FeedFile> = run
-            .file_stats
-            .iter()
-            .filter(|(e, _)| &e.source == name)
-            .map(|(e, s)| FeedFile {
-                entry: e.clone(),
-                stats: s.clone(),
-            })
-            .collect();
+        let files = run
+            .receivers
+            .lock()
+            .ok()
+            .and_then(|mut r| r.remove(name))
+            .expect("one discovery channel per source");
         let table = csv_table(
             layout,
             files,
@@ -314,11 +366,12 @@ async fn execute(run: &RunInput<'_>) -> Result<Vec<TableFiles>> {
             return Err(e);
         }
     };
-    let unread: Vec<&str> = run
-        .file_stats
-        .iter()
-        .filter(|(_, s)| !s.finished.load(Ordering::Acquire))
-        .map(|(e, _)| e.key.as_str())
+    let unread: Vec<String> = run
+        .manifest
+        .files()
+        .into_iter()
+        .filter(|f| !f.stats.finished.load(Ordering::Acquire))
+        .map(|f| f.entry.key)
         .collect();
     let rows = rejects.1;
     done.push(TableFiles {
@@ -358,10 +411,8 @@ async fn write_sql_table(
     // Encoding Parquet costs as much as parsing, so big runs write with one writer
     // per core (each partition of the plan feeds one); small runs use one writer,
     // which keeps one file per partition directory.
-    let writers = sink_writers(
-        run.input_bytes,
-        plan.output_partitioning().partition_count(),
-    );
+    let input_bytes = input_size_hint(run).await;
+    let writers = sink_writers(input_bytes, plan.output_partitioning().partition_count());
     let streams: Vec<SendableRecordBatchStream> = if writers == 1 {
         vec![execute_stream(plan, task)?]
     } else {
@@ -431,9 +482,28 @@ async fn write_sql_table(
     Ok(done)
 }
 
+/// The input size that sizes write parallelism: discovery runs alongside, so this
+/// waits (briefly) until every source is listed or enough bytes were found.
+async fn input_size_hint(run: &RunInput<'_>) -> u64 {
+    let sources = run.job.spec.sources.len() as u64;
+    let enough = BYTES_PER_WRITER * engine::cores() as u64;
+    for _ in 0..400 {
+        let files = run.manifest.files_found();
+        if run.manifest.sources_done() >= sources
+            || run.manifest.bytes() >= enough
+            || files >= DISCOVERED_IN_FLIGHT as u64 * sources
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    run.manifest.bytes()
+}
+
+const BYTES_PER_WRITER: u64 = 256 << 20;
+
 /// How many writers a table gets: one per core for big inputs, else one.
 fn sink_writers(input_bytes: u64, partitions: usize) -> usize {
-    const BYTES_PER_WRITER: u64 = 256 << 20;
     let wanted = (input_bytes / BYTES_PER_WRITER).max(1) as usize;
     wanted.min(engine::cores()).min(partitions.max(1))
 }
@@ -705,11 +775,12 @@ async fn finish_report(report: &mut RunReport, started: Instant, output: &Locati
     }
 }
 
-fn progress_bar(enabled: bool, total: u64) -> indicatif::ProgressBar {
+/// A progress bar whose length grows as discovery finds files.
+fn progress_bar(enabled: bool) -> indicatif::ProgressBar {
     if !enabled {
         return indicatif::ProgressBar::hidden();
     }
-    let bar = indicatif::ProgressBar::new(total);
+    let bar = indicatif::ProgressBar::new(0);
     if let Ok(style) = indicatif::ProgressStyle::with_template(
         "{spinner} reading [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
     ) {

@@ -22,23 +22,17 @@ use object_store::{GetResultPayload, ObjectStore, ObjectStoreExt};
 use super::parse::ChunkParser;
 use super::reader::{ReaderSink, read_file};
 use super::{Chunk, CsvLayout};
-use crate::discover::ManifestEntry;
+use crate::discover::{DiscoveredFile, ManifestEntry};
 use crate::sources::{FileStats, Reject};
 
 /// Chunks waiting for a parser; with 2 MiB chunks this bounds buffered input.
 const CHUNKS_IN_FLIGHT: usize = 4;
 
-/// An input file of a source and its counters.
-#[derive(Debug, Clone)]
-pub struct FeedFile {
-    pub entry: ManifestEntry,
-    pub stats: Arc<FileStats>,
-}
-
 #[derive(Debug)]
 struct Shared {
     layout: Arc<CsvLayout>,
-    files: Vec<FeedFile>,
+    /// Files arrive while discovery lists; the channel closes when it is done.
+    files: async_channel::Receiver<DiscoveredFile>,
     store: Arc<dyn ObjectStore>,
     chunks_rx: async_channel::Receiver<Chunk>,
     chunks_tx: Mutex<Option<async_channel::Sender<Chunk>>>,
@@ -54,7 +48,7 @@ struct Shared {
 /// A CSV source as a DataFusion table.
 pub fn csv_table(
     layout: Arc<CsvLayout>,
-    files: Vec<FeedFile>,
+    files: async_channel::Receiver<DiscoveredFile>,
     store: Arc<dyn ObjectStore>,
     rejects: async_channel::Sender<Reject>,
     partitions: usize,
@@ -162,23 +156,25 @@ fn start_reader(shared: &Arc<Shared>) {
                 chunks: tx,
                 rejects: shared.rejects.clone(),
             };
-            for file in &shared.files {
+            while let Ok(file) = shared.files.recv_blocking() {
                 if sink.chunks.is_closed() {
                     break;
                 }
-                if let Err(e) = read_one(&shared, file, &mut sink) {
+                if let Err(e) = read_one(&shared, &file, &mut sink) {
                     if let Ok(mut slot) = shared.reader_error.lock() {
                         *slot = Some(format!("reading {}: {e}", file.entry.key));
                     }
                     break;
                 }
             }
-            // Dropping the sender ends the partitions' streams.
+            // Stop discovery early if we stopped early, then dropping the sender
+            // ends the partitions' streams.
+            shared.files.close();
         })
         .expect("spawning a reader thread");
 }
 
-fn read_one(shared: &Shared, file: &FeedFile, sink: &mut ChannelSink) -> Result<(), String> {
+fn read_one(shared: &Shared, file: &DiscoveredFile, sink: &mut ChannelSink) -> Result<(), String> {
     let input = open_object(&shared.store, &file.entry, &shared.runtime)?;
     let counting = Counting {
         inner: input,
