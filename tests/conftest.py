@@ -36,8 +36,8 @@ class Run:
         return json.loads((self.lake / "_naslake" / "catalog" / db / f"{table}.json").read_text())
 
 
-def naslake(*args, cwd=ROOT, env=None, lake=None, check_codes=(0, 3)):
-    e = dict(os.environ)
+def naslake(*args, cwd=ROOT, env=None, lake=None, check_codes=(0, 3), replace_env=False):
+    e = {} if replace_env else dict(os.environ)
     e.setdefault("NASLAKE_LOG_FORMAT", "json")
     if env:
         e.update(env)

@@ -126,3 +126,22 @@ def test_faults_on_the_wire_do_not_change_the_output(tmp_path, aws_env, volume, 
     for table, partitioned in [("sensor_readings", True), ("sensor_rejects", False), ("sensor_anomalies", True)]:
         assert rows(s3_table(volume["lake"], "faulty", table, partitioned)) == rows(
             arrow_table(sample_lake.lake, table, partitioned)), table
+
+
+def test_credentials_from_a_named_profile(tmp_path, aws_env, volume):
+    """No keys in the environment: they come from AWS_PROFILE in the shared files."""
+    creds = tmp_path / "credentials"
+    creds.write_text("[default]\naws_access_key_id = wrong\naws_secret_access_key = wrong\n\n"
+                     "[naslake-test]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    config = tmp_path / "config"
+    config.write_text(f"[profile naslake-test]\nregion = {REGION}\n")
+    env = {k: v for k, v in aws_env.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")}
+    env.update(AWS_PROFILE="naslake-test", AWS_SHARED_CREDENTIALS_FILE=str(creds), AWS_CONFIG_FILE=str(config))
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    run = naslake("run", SENSOR_JOB, "--input", f"{volume['arn']}/data/sensor", "--output", f"s3://{volume['lake']}/profile",
+                  "--catalog", f"local:{tmp_path}", env={**clean, **env}, replace_env=True)
+    assert run.code == 3, run.stderr
+    assert s3_table(volume["lake"], "profile", "sensor_readings").num_rows > 300
+    missing = naslake("run", SENSOR_JOB, "--input", f"{volume['arn']}/data/sensor", "--output", f"s3://{volume['lake']}/x",
+                      env={**clean, **env, "AWS_PROFILE": "nope"}, replace_env=True, check_codes=None)
+    assert missing.code == 2 and "AWS_PROFILE=nope" in missing.stderr

@@ -7,6 +7,7 @@
 //! aliases and access point ARNs (which `object_store` does not know about).
 
 pub mod address;
+pub mod profile;
 pub mod s3;
 
 use std::sync::Arc;

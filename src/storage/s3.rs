@@ -3,9 +3,10 @@
 //! `object_store` has no access point support: an ARN becomes the virtual host
 //! `NAME-ACCOUNT.s3-accesspoint.REGION.amazonaws.com`, requests are signed for the
 //! ARN's region, and an alias is addressed virtual-host style like a bucket.
-//! Credentials come from the default chain `object_store` implements (environment,
-//! web identity as on EMR and EKS, ECS container credentials, instance metadata);
-//! endpoints from `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`.
+//! Credentials come from the default chain: the environment, a named profile of
+//! the shared config files ([`super::profile`]), then what `object_store`
+//! implements (web identity as on EMR and EKS, ECS container credentials, instance
+//! metadata); endpoints from `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`.
 //!
 //! A host under `localhost` (what an access point host derived from
 //! `http://localhost:PORT` looks like) is resolved to the loopback address by
@@ -28,6 +29,23 @@ use super::address::{Address, is_access_point_alias, prefix_host};
 pub fn open(url: &str, address: Address) -> Result<Location, String> {
     let custom = custom_endpoint();
     let mut builder = AmazonS3Builder::from_env().with_retry(retry_config());
+    // The SDK chain's profile step, between the environment and web identity.
+    if let Some(p) = super::profile::from_environment()? {
+        if let (Some(id), Some(secret)) = (&p.access_key_id, &p.secret_access_key) {
+            builder = builder
+                .with_access_key_id(id)
+                .with_secret_access_key(secret);
+            if let Some(token) = &p.session_token {
+                builder = builder.with_token(token);
+            }
+        }
+        let region_set = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+            .iter()
+            .any(|k| std::env::var(k).is_ok());
+        if let (Some(region), false) = (&p.region, region_set) {
+            builder = builder.with_region(region);
+        }
+    }
     let (endpoint, store_url, base_url, prefix) = match address {
         Address::Bucket { bucket, prefix } if is_access_point_alias(&bucket) => {
             // An alias works only virtual-host style.

@@ -1,0 +1,142 @@
+//! Named profiles of the AWS shared config files (`AWS_PROFILE`), the step of the
+//! SDKs' default credential chain that `object_store`'s chain lacks: after the
+//! environment, before web identity, ECS container credentials and instance
+//! metadata. Static keys and the region are read; profiles that assume a role or use
+//! SSO or a credential process are refused with a message (not silently skipped).
+
+use std::path::PathBuf;
+
+/// What a profile contributes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Profile {
+    pub name: String,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    pub region: Option<String>,
+}
+
+fn env(k: &str) -> Option<String> {
+    std::env::var(k).ok().filter(|v| !v.is_empty())
+}
+
+fn home_file(var: &str, rel: &str) -> Option<PathBuf> {
+    env(var)
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(rel)))
+}
+
+/// The profile the environment selects, or `None` when there are no shared files or
+/// the environment already holds credentials (which take precedence).
+pub fn from_environment() -> Result<Option<Profile>, String> {
+    if env("AWS_ACCESS_KEY_ID").is_some() {
+        return Ok(None);
+    }
+    let explicit = env("AWS_PROFILE").or_else(|| env("AWS_DEFAULT_PROFILE"));
+    let name = explicit.clone().unwrap_or_else(|| "default".into());
+    let credentials = home_file("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials");
+    let config = home_file("AWS_CONFIG_FILE", ".aws/config");
+    let profile = read(&name, credentials, config)?;
+    match profile {
+        None if explicit.is_some() => Err(format!(
+            "AWS_PROFILE={name}: no such profile in the shared credentials or config file"
+        )),
+        other => Ok(other),
+    }
+}
+
+/// Reads profile `name` from the credentials file (section `[name]`) and the config
+/// file (section `[profile name]`, or `[default]`).
+pub fn read(
+    name: &str,
+    credentials: Option<PathBuf>,
+    config: Option<PathBuf>,
+) -> Result<Option<Profile>, String> {
+    let load = |p: &Option<PathBuf>| -> Result<Option<ini::Ini>, String> {
+        match p {
+            Some(p) if p.exists() => ini::Ini::load_from_file(p)
+                .map(Some)
+                .map_err(|e| format!("{}: {e}", p.display())),
+            _ => Ok(None),
+        }
+    };
+    let creds = load(&credentials)?;
+    let conf = load(&config)?;
+    let config_section = if name == "default" {
+        "default".to_string()
+    } else {
+        format!("profile {name}")
+    };
+    let from_creds = creds.as_ref().and_then(|c| c.section(Some(name)));
+    let from_conf = conf
+        .as_ref()
+        .and_then(|c| c.section(Some(config_section.as_str())));
+    if from_creds.is_none() && from_conf.is_none() {
+        return Ok(None);
+    }
+    let get = |k: &str| {
+        from_creds
+            .and_then(|s| s.get(k))
+            .or_else(|| from_conf.and_then(|s| s.get(k)))
+            .map(|v| v.trim().to_string())
+    };
+    let profile = Profile {
+        name: name.into(),
+        access_key_id: get("aws_access_key_id"),
+        secret_access_key: get("aws_secret_access_key"),
+        session_token: get("aws_session_token"),
+        region: get("region"),
+    };
+    if profile.access_key_id.is_none() {
+        for unsupported in [
+            "role_arn",
+            "sso_session",
+            "sso_start_url",
+            "credential_process",
+        ] {
+            if get(unsupported).is_some() {
+                return Err(format!(
+                    "profile {name} uses `{unsupported}`, which naslake does not support yet; \
+                     use static keys, environment variables, web identity or the ECS/EC2 roles"
+                ));
+            }
+        }
+    }
+    if profile.access_key_id.is_some() != profile.secret_access_key.is_some() {
+        return Err(format!(
+            "profile {name} must set both aws_access_key_id and aws_secret_access_key"
+        ));
+    }
+    Ok(Some(profile))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_keys_from_credentials_and_region_from_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = dir.path().join("credentials");
+        let conf = dir.path().join("config");
+        std::fs::write(&creds, "[default]\naws_access_key_id = AKIADEFAULT\naws_secret_access_key = s0\n\n[lake]\naws_access_key_id=AKIALAKE\naws_secret_access_key=s1\naws_session_token=t1\n").unwrap();
+        std::fs::write(&conf, "[default]\nregion = eu-west-1\n[profile lake]\nregion = ap-northeast-1\n[profile sso]\nsso_session = corp\n").unwrap();
+        let lake = read("lake", Some(creds.clone()), Some(conf.clone()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(lake.access_key_id.as_deref(), Some("AKIALAKE"));
+        assert_eq!(lake.session_token.as_deref(), Some("t1"));
+        assert_eq!(lake.region.as_deref(), Some("ap-northeast-1"));
+        let default = read("default", Some(creds.clone()), Some(conf.clone()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(default.region.as_deref(), Some("eu-west-1"));
+        assert!(
+            read("sso", Some(creds.clone()), Some(conf.clone()))
+                .unwrap_err()
+                .contains("sso_session")
+        );
+        assert_eq!(read("nope", Some(creds), Some(conf)).unwrap(), None);
+        assert_eq!(read("default", None, None).unwrap(), None);
+    }
+}
