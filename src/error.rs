@@ -98,3 +98,26 @@ maps to must be allowed by the files' NTFS ACLs or UNIX permissions (an unreacha
 controller also shows up as AccessDenied)."
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_denied_names_both_layers_and_other_errors_stay_plain() {
+        let denied = object_store::Error::PermissionDenied {
+            path: "k".into(),
+            source: "AccessDenied".into(),
+        };
+        let text = Error::from(denied).to_string();
+        assert!(
+            text.contains("IAM") && text.contains("/object/*") && text.contains("file-system user"),
+            "{text}"
+        );
+        let missing = object_store::Error::NotFound {
+            path: "k".into(),
+            source: "NoSuchKey".into(),
+        };
+        assert!(!Error::from(missing).to_string().contains("IAM"));
+    }
+}

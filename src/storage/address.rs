@@ -278,6 +278,11 @@ mod tests {
             ap.endpoint(Some("http://localhost:5000")).unwrap(),
             "http://sensors-123456789012.s3-accesspoint.localhost:5000"
         );
+        // Aliases are virtual hosts too, derived from a custom endpoint the same way.
+        assert_eq!(
+            prefix_host("http://localhost:5000", "vol1-abc-ext-s3alias").unwrap(),
+            "http://vol1-abc-ext-s3alias.localhost:5000"
+        );
         let Address::AccessPoint(cn) =
             parse("arn:aws-cn:s3:cn-north-1:123456789012:accesspoint/logs").unwrap()
         else {
