@@ -282,14 +282,7 @@ async fn execute(run: &RunInput<'_>) -> Result<Vec<TableFiles>> {
         .rejects_table()
         .expect("validated: one rejects table")
         .clone();
-    let rejects_writer = TableWriter::new(
-        run.output,
-        &rejects_table.schema,
-        run.run_id,
-        rejects_table.spec.compression,
-        rejects_table.spec.target_file_size.as_u64(),
-        Arc::new(AtomicU32::new(0)),
-    )?;
+    let rejects_writer = table_writer(run, &rejects_table, Arc::new(AtomicU32::new(0)))?;
     let rejects_task = tokio::spawn(write_rejects(rejects_writer, rejects_rx));
 
     for (name, source) in &job.spec.sources {
@@ -439,14 +432,7 @@ async fn write_sql_table(
     let cancel = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for stream in streams {
-        let writer = TableWriter::new(
-            run.output,
-            &table.schema,
-            run.run_id,
-            table.spec.compression,
-            table.spec.target_file_size.as_u64(),
-            counter.clone(),
-        )?;
+        let writer = table_writer(run, table, counter.clone())?;
         tasks.push(tokio::spawn(write_stream(writer, stream, cancel.clone())));
     }
     let mut files = Vec::new();
@@ -501,6 +487,22 @@ async fn input_size_hint(run: &RunInput<'_>) -> u64 {
 }
 
 const BYTES_PER_WRITER: u64 = 256 << 20;
+
+/// A writer for one table of this run; writers sharing `counter` name files apart.
+fn table_writer(
+    run: &RunInput<'_>,
+    table: &JobTable,
+    counter: Arc<AtomicU32>,
+) -> Result<TableWriter> {
+    TableWriter::new(
+        run.output,
+        &table.schema,
+        run.run_id,
+        table.spec.compression,
+        table.spec.target_file_size.as_u64(),
+        counter,
+    )
+}
 
 /// How many writers a table gets: one per core for big inputs, else one.
 fn sink_writers(input_bytes: u64, partitions: usize) -> usize {
