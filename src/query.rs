@@ -29,7 +29,7 @@ pub enum OutputFormat {
 /// A session with every catalog table registered, as `db.table` and, for the
 /// default database (or the only one), as `table`.
 pub async fn session_over(catalog: &Catalog, database: Option<&str>) -> Result<SessionContext> {
-    let ctx = engine::session();
+    let ctx = engine::session()?;
     let entries = catalog.list(database)?;
     let dbs: std::collections::BTreeSet<&str> =
         entries.iter().map(|e| e.database.as_str()).collect();

@@ -274,7 +274,7 @@ struct TableFiles {
 /// is deleted before the error is returned.
 async fn execute(run: &RunInput<'_>) -> Result<Vec<TableFiles>> {
     let job = run.job;
-    let ctx = engine::session();
+    let ctx = engine::session()?;
     let (rejects_tx, rejects_rx) = async_channel::bounded::<Reject>(REJECTS_BATCH);
 
     // The rejects table is written concurrently with the tables that read sources.

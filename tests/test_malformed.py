@@ -133,3 +133,12 @@ def test_failed_run_leaves_catalog_and_files_as_they_were(tmp_path):
     catalog_after = {p.name: p.read_text() for p in (lake / "_naslake" / "catalog" / "naslake").glob("*.json")}
     assert catalog_after == catalog_before
     assert sorted(p.relative_to(lake) for p in lake.rglob("*.parquet")) == files_before
+
+
+def test_memory_limit_setting_is_checked(tmp_path):
+    bad = naslake("run", SENSOR_JOB, "--output", tmp_path / "lake", env={"NASLAKE_MEMORY_LIMIT": "lots"}, check_codes=None)
+    assert bad.code == 1 or bad.code == 2
+    assert "NASLAKE_MEMORY_LIMIT=lots" in bad.stdout + bad.stderr
+    # Streaming extraction and writing need little of it: a small limit still runs the job.
+    ok = run_job(SENSOR_JOB, tmp_path / "lake2", env={"NASLAKE_MEMORY_LIMIT": "64 MiB"})
+    assert ok.code == 3
