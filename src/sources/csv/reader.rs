@@ -132,29 +132,22 @@ impl FileReader<'_> {
     fn fill(&mut self, input: &mut impl Read, want: usize) -> Result<Fill, StorageError> {
         while !self.eof && self.buf.len() < want {
             let old = self.buf.len();
-            let target = want.max(old + 1);
-            self.buf.resize(target, 0);
-            match input.read(&mut self.buf[old..]) {
-                Ok(0) => {
-                    self.buf.truncate(old);
-                    self.eof = true;
-                }
-                Ok(n) => self.buf.truncate(old + n),
-                Err(e) if e.kind() == ErrorKind::Interrupted => self.buf.truncate(old),
+            // read_to_end fills spare capacity without zeroing it first.
+            let wanted = (want - old) as u64;
+            match input.by_ref().take(wanted).read_to_end(&mut self.buf) {
+                Ok(n) if (n as u64) < wanted => self.eof = true,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e)
                     if matches!(
                         e.kind(),
                         ErrorKind::InvalidData | ErrorKind::InvalidInput | ErrorKind::UnexpectedEof
                     ) =>
                 {
-                    self.buf.truncate(old);
                     self.eof = true;
                     return Ok(Fill::Corrupt(e));
                 }
-                Err(e) => {
-                    self.buf.truncate(old);
-                    return Err(StorageError(e));
-                }
+                Err(e) => return Err(StorageError(e)),
             }
         }
         Ok(Fill::Ok)
