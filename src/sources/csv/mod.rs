@@ -199,7 +199,67 @@ mod tests {
         assert_eq!(counts, (3, 2, 1));
     }
 
+    /// Rows and rejects of one chunk, parsed with or without the fast path.
+    #[allow(clippy::type_complexity)]
+    fn parse_once(
+        data: &[u8],
+        fast: bool,
+    ) -> (
+        Vec<(i64, String, Option<i64>, Option<String>)>,
+        Vec<(Option<i64>, String, Vec<u8>)>,
+        u64,
+    ) {
+        let layout = layout();
+        let stats = Arc::new(FileStats::default());
+        let chunk = Chunk {
+            file: Arc::new(FileCtx {
+                source_key: "k".into(),
+                stats: stats.clone(),
+                field_to_column: vec![0, 1, 2],
+            }),
+            data: data.to_vec(),
+            first_line: 2,
+        };
+        let mut parser = if fast {
+            ChunkParser::new(layout)
+        } else {
+            ChunkParser::csv_core_only(layout)
+        };
+        let p = parser.parse(&chunk);
+        let b = p.batch;
+        let a = b.column(0).as_string::<i32>();
+        let n = b.column(1).as_primitive::<Int64Type>();
+        let t = b.column(2).as_string::<i32>();
+        let line = b.column(4).as_primitive::<Int64Type>();
+        let rows = (0..b.num_rows())
+            .map(|i| {
+                (
+                    line.value(i),
+                    a.value(i).to_string(),
+                    n.is_valid(i).then(|| n.value(i)),
+                    t.is_valid(i).then(|| t.value(i).to_string()),
+                )
+            })
+            .collect();
+        let rejects = p
+            .rejects
+            .iter()
+            .map(|r| (r.line_number, r.reason.clone(), r.raw.clone()))
+            .collect();
+        (rows, rejects, stats.counts().blank_lines)
+    }
+
     proptest! {
+        // The quote-free fast path gives exactly what csv-core gives, on any bytes.
+        #[test]
+        fn fast_path_agrees_with_csv_core(
+            data in proptest::collection::vec(prop_oneof![
+                Just(b'x'), Just(b'7'), Just(b','), Just(b','), Just(b'"'), Just(b'\n'), Just(b'\n'), Just(b'\r'), Just(b' '), Just(0xC3u8),
+            ], 0..300),
+        ) {
+            prop_assert_eq!(parse_once(&data, true), parse_once(&data, false));
+        }
+
         #[test]
         fn chunking_never_changes_the_result(
             records in proptest::collection::vec(
