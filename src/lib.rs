@@ -4,10 +4,12 @@
 //!
 //! A job is five steps (DESIGN.md): [`discover`] lists the inputs, [`sources`]
 //! extract them to Arrow, [`engine`] runs the job's SQL, [`sink`] writes Parquet, and
-//! [`runner`] commits the result to the [`catalog`] and writes the [`report`].
+//! [`commit`] registers the result in the [`catalog`]; [`runner`] drives the steps
+//! and writes the [`report`].
 
 pub mod catalog;
 pub mod cli;
+pub mod commit;
 pub mod discover;
 pub mod engine;
 pub mod error;
