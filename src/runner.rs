@@ -103,6 +103,8 @@ pub async fn run_job(job_path: &Path, opts: &RunOptions) -> Result<RunOutcome> {
         .clone()
         .or_else(|| job.spec.output.clone())
         .unwrap_or_else(|| "./lake".into());
+    // Settings are checked before any work, like the spec.
+    engine::memory_limit()?;
     let input = Location::open(&input_url)?;
     let output = Location::open(&output_url)?;
     if input.contains(&output) {

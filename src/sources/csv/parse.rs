@@ -85,7 +85,7 @@ impl ChunkParser {
         let nfields = file.field_to_column.len();
         // Rows are ~70 bytes in typical sensor logs; a guess only sizes buffers.
         let cap = data.len() / 48 + 16;
-        let mut builders: Vec<Builder> = layout
+        let builders: Vec<Builder> = layout
             .columns
             .iter()
             .map(|c| match c.kind {
@@ -98,8 +98,11 @@ impl ChunkParser {
                 ),
             })
             .collect();
-        let mut line_numbers: Vec<i64> = Vec::with_capacity(cap);
-        let mut rejects = Vec::new();
+        let mut rows = Rows {
+            builders,
+            line_numbers: Vec::with_capacity(cap),
+            rejects: Vec::new(),
+        };
         let mut blank_lines = 0u64;
         let chunk_is_utf8 = simdutf8::basic::from_utf8(data).is_ok();
 
@@ -120,47 +123,46 @@ impl ChunkParser {
             if fast_path && let Some(plain) = plain_line(data, pos, layout.quote) {
                 let record_line = line;
                 line += u64::from(plain.has_newline);
+                let line_start = pos;
                 let content = &data[pos..plain.content_end];
                 pos = plain.line_end;
                 if content.is_empty() {
                     // A blank line, or the `\n` of a CRLF csv-core stopped before.
-                    let crlf_tail = plain.line_start > 0 && data[plain.line_start - 1] == b'\r';
+                    let crlf_tail = line_start > 0 && data[line_start - 1] == b'\r';
                     blank_lines += u64::from(plain.has_newline && !crlf_tail);
                     continue;
                 }
-                let nfound = memchr::memchr_iter(layout.delimiter, content).count() + 1;
-                let verdict = if nfound != nfields {
-                    Err(format!("expected {nfields} fields, found {nfound}"))
-                } else if !chunk_is_utf8 && simdutf8::basic::from_utf8(content).is_err() {
-                    Err("line is not valid UTF-8".to_string())
-                } else {
-                    for (i, d) in memchr::memchr_iter(layout.delimiter, content).enumerate() {
-                        self.ends[i] = d;
+                // One pass over the delimiters both counts the fields and records
+                // where they end (only the count matters when there are too many).
+                let mut ndelims = 0;
+                for d in memchr::memchr_iter(layout.delimiter, content) {
+                    if let Some(end) = self.ends.get_mut(ndelims) {
+                        *end = d;
                     }
-                    self.ends[nfields - 1] = content.len();
-                    // Fields are separated by one delimiter byte: shift each start.
-                    stage(
-                        &mut self.staged,
-                        &layout,
-                        &file.field_to_column,
-                        content,
-                        &self.ends,
-                        1,
-                    )
-                };
-                match verdict {
-                    Ok(()) => {
-                        append(&mut builders, &self.staged, content);
-                        line_numbers.push(record_line as i64);
-                    }
-                    Err(reason) => rejects.push(Reject::new(
-                        &layout.source,
-                        &file.source_key,
-                        Some(record_line),
-                        content,
-                        reason,
-                    )),
+                    ndelims += 1;
                 }
+                let verdict =
+                    check_record(ndelims + 1, nfields, chunk_is_utf8, content).and_then(|()| {
+                        self.ends[nfields - 1] = content.len();
+                        // Fields are separated by one delimiter byte: shift each start.
+                        stage(
+                            &mut self.staged,
+                            &layout,
+                            &file.field_to_column,
+                            content,
+                            &self.ends,
+                            1,
+                        )
+                    });
+                rows.keep_or_reject(
+                    verdict,
+                    &self.staged,
+                    content,
+                    content,
+                    record_line,
+                    &layout,
+                    &file.source_key,
+                );
                 continue;
             }
             // Everything else goes through csv-core, one record at a time.
@@ -212,11 +214,7 @@ impl ChunkParser {
             line += count_newlines(record);
             let raw = trim_eol(&record[lead..]);
 
-            let verdict = if total_fields != nfields {
-                Err(format!("expected {nfields} fields, found {total_fields}"))
-            } else if !chunk_is_utf8 && simdutf8::basic::from_utf8(raw).is_err() {
-                Err("line is not valid UTF-8".to_string())
-            } else {
+            let verdict = check_record(total_fields, nfields, chunk_is_utf8, raw).and_then(|()| {
                 stage(
                     &mut self.staged,
                     &layout,
@@ -225,21 +223,22 @@ impl ChunkParser {
                     &self.ends,
                     0,
                 )
-            };
-            match verdict {
-                Ok(()) => {
-                    append(&mut builders, &self.staged, &self.out);
-                    line_numbers.push(record_line as i64);
-                }
-                Err(reason) => rejects.push(Reject::new(
-                    &layout.source,
-                    &file.source_key,
-                    Some(record_line),
-                    raw,
-                    reason,
-                )),
-            }
+            });
+            rows.keep_or_reject(
+                verdict,
+                &self.staged,
+                &self.out,
+                raw,
+                record_line,
+                &layout,
+                &file.source_key,
+            );
         }
+        let Rows {
+            builders,
+            line_numbers,
+            rejects,
+        } = rows;
 
         let loaded = line_numbers.len();
         let stats = &file.stats;
@@ -274,9 +273,62 @@ impl ChunkParser {
     }
 }
 
+/// What a chunk yields so far: typed columns and line numbers of the records kept,
+/// and the records rejected.
+struct Rows {
+    builders: Vec<Builder>,
+    line_numbers: Vec<i64>,
+    rejects: Vec<Reject>,
+}
+
+impl Rows {
+    /// Appends a staged record (fields in `src`) or rejects it with its raw line.
+    #[allow(clippy::too_many_arguments)]
+    fn keep_or_reject(
+        &mut self,
+        verdict: Result<(), String>,
+        staged: &[Staged],
+        src: &[u8],
+        raw: &[u8],
+        line: u64,
+        layout: &CsvLayout,
+        source_key: &Arc<str>,
+    ) {
+        match verdict {
+            Ok(()) => {
+                append(&mut self.builders, staged, src);
+                self.line_numbers.push(line as i64);
+            }
+            Err(reason) => self.rejects.push(Reject::new(
+                &layout.source,
+                source_key,
+                Some(line),
+                raw,
+                reason,
+            )),
+        }
+    }
+}
+
+/// The checks before a record's fields are typed: field count, then encoding (only
+/// when the chunk as a whole is not UTF-8).
+fn check_record(
+    found: usize,
+    expected: usize,
+    chunk_is_utf8: bool,
+    raw: &[u8],
+) -> Result<(), String> {
+    if found != expected {
+        Err(format!("expected {expected} fields, found {found}"))
+    } else if !chunk_is_utf8 && simdutf8::basic::from_utf8(raw).is_err() {
+        Err("line is not valid UTF-8".to_string())
+    } else {
+        Ok(())
+    }
+}
+
 /// Where a plain line (see the fast path) lies in a chunk.
 struct PlainLine {
-    line_start: usize,
     /// End of the fields: before `\r\n` / `\n`.
     content_end: usize,
     /// Start of the next line.
@@ -300,7 +352,6 @@ fn plain_line(data: &[u8], pos: usize, quote: u8) -> Option<PlainLine> {
         return None;
     }
     Some(PlainLine {
-        line_start: pos,
         content_end,
         line_end,
         has_newline: nl.is_some(),
