@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::catalog::table_input::athena_ddl;
 use crate::catalog::{Catalog, CatalogSpec};
 use crate::error::{EXIT_FAILED, EXIT_OK, EXIT_REJECTS, EXIT_USAGE, Error};
 use crate::logging::{self, LogFormat};
@@ -91,6 +92,9 @@ enum CatalogAction {
         table: String,
         #[arg(long, env = "NASLAKE_CATALOG")]
         catalog: Option<String>,
+        /// Print the equivalent Athena DDL (CREATE EXTERNAL TABLE) instead.
+        #[arg(long)]
+        ddl: bool,
     },
 }
 
@@ -135,7 +139,7 @@ async fn dispatch(command: Command, progress: bool) -> Result<i32, Error> {
     match command {
         Command::Run(args) => run(args, progress).await,
         Command::Query(args) => {
-            let catalog = open_catalog(args.catalog.as_deref())?;
+            let catalog = open_catalog(args.catalog.as_deref()).await?;
             let ctx = query::session_over(&catalog.0, catalog.1.as_deref()).await?;
             let batches = query::run_sql(&ctx, &args.sql).await?;
             print!("{}", query::format_batches(&batches, args.format)?);
@@ -143,8 +147,8 @@ async fn dispatch(command: Command, progress: bool) -> Result<i32, Error> {
         }
         Command::Catalog { action } => match action {
             CatalogAction::List { catalog } => {
-                let (catalog, db) = open_catalog(catalog.as_deref())?;
-                for e in catalog.list(db.as_deref())? {
+                let (catalog, db) = open_catalog(catalog.as_deref()).await?;
+                for e in catalog.list(db.as_deref()).await? {
                     println!(
                         "{}.{}\t{} partitions\t{}",
                         e.database,
@@ -155,8 +159,12 @@ async fn dispatch(command: Command, progress: bool) -> Result<i32, Error> {
                 }
                 Ok(EXIT_OK)
             }
-            CatalogAction::Show { table, catalog } => {
-                let (catalog, db) = open_catalog(catalog.as_deref())?;
+            CatalogAction::Show {
+                table,
+                catalog,
+                ddl,
+            } => {
+                let (catalog, db) = open_catalog(catalog.as_deref()).await?;
                 let (db, name) = match table.split_once('.') {
                     Some((d, t)) => (d.to_string(), t.to_string()),
                     None => (
@@ -164,7 +172,11 @@ async fn dispatch(command: Command, progress: bool) -> Result<i32, Error> {
                         table.clone(),
                     ),
                 };
-                match catalog.get(&db, &name)? {
+                match catalog.get(&db, &name).await? {
+                    Some(e) if ddl => {
+                        print!("{}", athena_ddl(&e.database, &e.table_input));
+                        Ok(EXIT_OK)
+                    }
                     Some(e) => {
                         println!("{}", serde_json::to_string_pretty(&e)?);
                         Ok(EXIT_OK)
@@ -179,9 +191,9 @@ async fn dispatch(command: Command, progress: bool) -> Result<i32, Error> {
     }
 }
 
-fn open_catalog(spec: Option<&str>) -> Result<(Catalog, Option<String>), Error> {
+async fn open_catalog(spec: Option<&str>) -> Result<(Catalog, Option<String>), Error> {
     let spec: CatalogSpec = spec.unwrap_or("local").parse()?;
-    Catalog::open(&spec, Path::new("./lake"))
+    Catalog::open(&spec, Path::new("./lake")).await
 }
 
 async fn run(args: RunArgs, progress: bool) -> Result<i32, Error> {

@@ -17,7 +17,7 @@ use crate::schema::glue_to_arrow;
 use crate::storage::Location;
 
 /// The database whose tables are also reachable without a schema prefix.
-pub const DEFAULT_DATABASE: &str = "naslake";
+pub use crate::catalog::DEFAULT_DATABASE;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -30,7 +30,7 @@ pub enum OutputFormat {
 /// default database (or the only one), as `table`.
 pub async fn session_over(catalog: &Catalog, database: Option<&str>) -> Result<SessionContext> {
     let ctx = engine::session()?;
-    let entries = catalog.list(database)?;
+    let entries = catalog.list(database).await?;
     let dbs: std::collections::BTreeSet<&str> =
         entries.iter().map(|e| e.database.as_str()).collect();
     let bare_db = database.or(if dbs.len() == 1 {

@@ -22,7 +22,7 @@ use object_store::{ObjectStoreExt, PutPayload};
 use tracing::{info, warn};
 
 use crate::catalog::{Catalog, CatalogSpec};
-use crate::commit::{TableFiles, check_accounting, commit, delete_written};
+use crate::commit::{TableFiles, TablePlan, check_accounting, commit, delete_written, plan};
 use crate::discover::{self, DiscoveredFile, Manifest, ManifestEntry};
 use crate::engine;
 use crate::error::{EXIT_OK, EXIT_REJECTS, Error, Result};
@@ -118,7 +118,9 @@ pub async fn run_job(job_path: &Path, opts: &RunOptions) -> Result<RunOutcome> {
     } else {
         std::path::PathBuf::from(output_url.strip_prefix("file://").unwrap_or(&output_url))
     };
-    let (catalog, _) = Catalog::open(&catalog_spec, &default_catalog_dir)?;
+    let (catalog, database) = Catalog::open(&catalog_spec, &default_catalog_dir).await?;
+    // `--catalog glue:DB` names the database; otherwise the job spec does.
+    let database = database.unwrap_or_else(|| job.spec.database.clone());
     let run_id = ulid::Ulid::new().to_string().to_lowercase();
     info!(job = %job.spec.name, run_id = %run_id, input = %input_url, output = %output_url, "run started");
 
@@ -141,6 +143,9 @@ pub async fn run_job(job_path: &Path, opts: &RunOptions) -> Result<RunOutcome> {
     if opts.dry_run {
         return dry_run(&job, &input, report).await;
     }
+    // Where each table's files go, and whether its schema change is allowed, is
+    // decided against the catalog before anything is written.
+    let plans = plan(&job, &catalog, &database, &output, &run_id).await?;
 
     // Discover while working: each source is listed page by page, and its reader
     // starts on the first file found.
@@ -165,6 +170,7 @@ pub async fn run_job(job_path: &Path, opts: &RunOptions) -> Result<RunOutcome> {
         input: &input,
         output: &output,
         run_id: &run_id,
+        plans: &plans,
         manifest: &manifest,
         receivers: std::sync::Mutex::new(receivers),
         progress: progress.clone(),
@@ -212,7 +218,7 @@ pub async fn run_job(job_path: &Path, opts: &RunOptions) -> Result<RunOutcome> {
 
     let result = match written {
         Ok(tables) => match check_accounting(&file_stats, &tables) {
-            Ok(()) => commit(&job, &catalog, &output, &run_id, tables).await,
+            Ok(()) => commit(&job, &catalog, &database, &output, &run_id, &plans, tables).await,
             Err(e) => {
                 delete_written(&output, &tables).await;
                 Err(e)
@@ -257,6 +263,7 @@ struct RunInput<'a> {
     input: &'a Location,
     output: &'a Location,
     run_id: &'a str,
+    plans: &'a HashMap<String, TablePlan>,
     /// The files discovered so far (all of them once discovery is over).
     manifest: &'a Manifest,
     /// Per source, the channel discovery sends its files on; taken by the reader.
@@ -340,8 +347,8 @@ async fn execute(run: &RunInput<'_>) -> Result<Vec<TableFiles>> {
         (Ok(Ok(files)), None) => files,
         (Ok(Ok((files, _))), Some(e)) => {
             done.push(TableFiles {
+                prefix: run.output.child(&rejects_table.name),
                 table: rejects_table,
-                prefix: run.output.child(""),
                 rows: 0,
                 files,
             });
@@ -488,8 +495,14 @@ fn table_writer(
     table: &JobTable,
     counter: Arc<AtomicU32>,
 ) -> Result<TableWriter> {
+    let placement = run
+        .plans
+        .get(&table.name)
+        .map(|p| p.placement.clone())
+        .ok_or_else(|| Error::Accounting(format!("table {} was not planned", table.name)))?;
     TableWriter::new(
         run.output,
+        placement,
         &table.schema,
         run.run_id,
         table.spec.compression,

@@ -147,10 +147,51 @@ fn arrow_type(glue: &str) -> DataType {
 /// Maps a Glue / Hive column type to the Arrow type naslake writes for it.
 ///
 /// Only the types whose Parquet encoding Athena reads without surprises are
-/// accepted: no unsigned integers, timestamps as INT64 micros in UTC.
+/// accepted: no unsigned integers, timestamps as INT64 micros in UTC, decimals of
+/// precision ≤ 38; `array<T>`, `map<K,V>` and `struct<a:T,…>` nest any of them.
 pub fn glue_to_arrow(glue: &str) -> std::result::Result<DataType, String> {
     let t = glue.trim();
-    Ok(match t {
+    let lower = t.to_ascii_lowercase();
+    if let Some(inner) = generic_args(&lower, "array") {
+        let item = glue_to_arrow(inner)?;
+        return Ok(DataType::List(Arc::new(Field::new("element", item, true))));
+    }
+    if let Some(inner) = generic_args(&lower, "map") {
+        let parts = split_top_level(inner, ',');
+        let [k, v] = parts.as_slice() else {
+            return Err(format!("`{t}`: expected map<key_type,value_type>"));
+        };
+        let key = glue_to_arrow(k)?;
+        let value = glue_to_arrow(v)?;
+        let entries = Field::new(
+            "key_value",
+            DataType::Struct(
+                vec![
+                    Field::new("key", key, false),
+                    Field::new("value", value, true),
+                ]
+                .into(),
+            ),
+            false,
+        );
+        return Ok(DataType::Map(Arc::new(entries), false));
+    }
+    if let Some(inner) = generic_args(&lower, "struct") {
+        let mut fields = Vec::new();
+        for part in split_top_level(inner, ',') {
+            let (name, ty) = part
+                .split_once(':')
+                .ok_or_else(|| format!("`{t}`: expected struct<name:type,…>"))?;
+            let name = name.trim();
+            check_identifier("struct field", name)?;
+            fields.push(Field::new(name, glue_to_arrow(ty)?, true));
+        }
+        if fields.is_empty() {
+            return Err(format!("`{t}`: a struct needs at least one field"));
+        }
+        return Ok(DataType::Struct(fields.into()));
+    }
+    Ok(match lower.as_str() {
         "tinyint" => DataType::Int8,
         "smallint" => DataType::Int16,
         "int" | "integer" => DataType::Int32,
@@ -162,8 +203,8 @@ pub fn glue_to_arrow(glue: &str) -> std::result::Result<DataType, String> {
         "binary" => DataType::Binary,
         "date" => DataType::Date32,
         "timestamp" => utc_timestamp(),
-        _ if t.starts_with("decimal(") && t.ends_with(')') => {
-            let inner = &t["decimal(".len()..t.len() - 1];
+        _ if lower.starts_with("decimal(") && lower.ends_with(')') => {
+            let inner = &lower["decimal(".len()..lower.len() - 1];
             let (p, s) = inner
                 .split_once(',')
                 .ok_or_else(|| format!("`{t}`: expected decimal(precision,scale)"))?;
@@ -179,16 +220,51 @@ pub fn glue_to_arrow(glue: &str) -> std::result::Result<DataType, String> {
             }
             DataType::Decimal128(p, s)
         }
-        other => {
+        _ => {
             return Err(format!(
-                "unsupported type `{other}`; use one of tinyint, smallint, int, bigint, float, double, boolean, string, binary, date, timestamp, decimal(p,s)"
+                "unsupported type `{t}`; use one of tinyint, smallint, int, bigint, float, double, boolean, string, binary, date, timestamp, decimal(p,s), array<T>, map<K,V>, struct<name:T,…>"
             ));
         }
     })
 }
 
+/// `name<…>` → the text between the angle brackets.
+fn generic_args<'a>(t: &'a str, name: &str) -> Option<&'a str> {
+    t.strip_prefix(name)?
+        .trim_start()
+        .strip_prefix('<')?
+        .strip_suffix('>')
+}
+
+/// Splits on `sep` outside angle brackets and parentheses (`decimal(10,2)` and
+/// nested `map<…,…>` keep their commas).
+fn split_top_level(s: &str, sep: char) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut depth = 0i32;
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        match c {
+            '<' | '(' => depth += 1,
+            '>' | ')' => depth -= 1,
+            c if c == sep && depth == 0 => {
+                parts.push(s[start..i].trim());
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    let last = s[start..].trim();
+    if !last.is_empty() || !parts.is_empty() {
+        parts.push(last);
+    }
+    parts
+}
+
 /// Maps an Arrow type naslake writes back to its Glue type name. Types with no safe
-/// Athena mapping are refused before anything is written.
+/// Athena mapping are refused before anything is written: unsigned integers (their
+/// Parquet statistics mislead Athena), nanosecond timestamps (Athena cannot read
+/// them), timestamps in a zone other than UTC (Athena's `timestamp` has no zone),
+/// view types, the null type, decimals wider than 38 digits.
 pub fn arrow_to_glue(dt: &DataType) -> std::result::Result<String, String> {
     Ok(match dt {
         DataType::Int8 => "tinyint".into(),
@@ -198,15 +274,55 @@ pub fn arrow_to_glue(dt: &DataType) -> std::result::Result<String, String> {
         DataType::Float32 => "float".into(),
         DataType::Float64 => "double".into(),
         DataType::Boolean => "boolean".into(),
-        DataType::Utf8 => "string".into(),
-        DataType::Binary => "binary".into(),
+        DataType::Utf8 | DataType::LargeUtf8 => "string".into(),
+        DataType::Binary | DataType::LargeBinary => "binary".into(),
         DataType::Date32 => "date".into(),
-        DataType::Timestamp(TimeUnit::Millisecond | TimeUnit::Microsecond, Some(tz))
-            if tz.as_ref() == "UTC" || tz.as_ref() == "+00:00" =>
+        DataType::Timestamp(TimeUnit::Millisecond | TimeUnit::Microsecond, tz)
+            if tz
+                .as_deref()
+                .is_none_or(|tz| tz == "UTC" || tz == "+00:00" || tz == "Z") =>
         {
             "timestamp".into()
         }
         DataType::Decimal128(p, s) if *p <= 38 && *s >= 0 => format!("decimal({p},{s})"),
+        DataType::List(item) | DataType::LargeList(item) => {
+            format!("array<{}>", arrow_to_glue(item.data_type())?)
+        }
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => format!(
+                "map<{},{}>",
+                arrow_to_glue(kv[0].data_type())?,
+                arrow_to_glue(kv[1].data_type())?
+            ),
+            other => return Err(format!("map entries of type {other} are not key/value")),
+        },
+        DataType::Struct(fields) if !fields.is_empty() => {
+            let parts = fields
+                .iter()
+                .map(|f| Ok(format!("{}:{}", f.name(), arrow_to_glue(f.data_type())?)))
+                .collect::<std::result::Result<Vec<_>, String>>()?;
+            format!("struct<{}>", parts.join(","))
+        }
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+            return Err(
+                "Arrow type Timestamp(ns) has no safe Athena mapping: Athena cannot read nanosecond Parquet timestamps; cast to microseconds".into(),
+            );
+        }
+        DataType::Timestamp(_, Some(tz)) => {
+            return Err(format!(
+                "Arrow type Timestamp with zone {tz} has no safe Athena mapping: Athena's timestamp has no zone; convert to UTC"
+            ));
+        }
+        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
+            return Err(format!(
+                "Arrow type {dt} has no safe Athena mapping: unsigned Parquet integers break Athena's statistics; cast to a signed type"
+            ));
+        }
+        DataType::Utf8View | DataType::BinaryView | DataType::ListView(_) => {
+            return Err(format!(
+                "Arrow type {dt} has no safe Athena mapping: view types must be cast to their plain form"
+            ));
+        }
         other => return Err(format!("Arrow type {other} has no safe Athena mapping")),
     })
 }
@@ -230,6 +346,9 @@ mod tests {
             "date",
             "timestamp",
             "decimal(38,10)",
+            "array<string>",
+            "map<string,decimal(10,2)>",
+            "struct<a:int,b:array<struct<c:timestamp,d:map<string,bigint>>>>",
         ] {
             let arrow = glue_to_arrow(t).unwrap();
             assert_eq!(arrow_to_glue(&arrow).unwrap(), t, "{t}");
@@ -249,7 +368,25 @@ mod tests {
             ))
             .is_err()
         );
-        assert!(arrow_to_glue(&DataType::Timestamp(TimeUnit::Microsecond, None)).is_err());
+        assert!(
+            arrow_to_glue(&DataType::Timestamp(
+                TimeUnit::Millisecond,
+                Some("Europe/Berlin".into())
+            ))
+            .is_err()
+        );
+        assert!(arrow_to_glue(&DataType::Null).is_err());
+        let nested_unsigned =
+            DataType::List(Arc::new(Field::new("element", DataType::UInt32, true)));
+        assert!(arrow_to_glue(&nested_unsigned).is_err());
+        assert!(glue_to_arrow("map<string>").is_err());
+        assert!(glue_to_arrow("struct<>").is_err());
+        assert!(glue_to_arrow("array<uint>").is_err());
+        // A zone-less timestamp is what Athena's `timestamp` is.
+        assert_eq!(
+            arrow_to_glue(&DataType::Timestamp(TimeUnit::Microsecond, None)).unwrap(),
+            "timestamp"
+        );
     }
 
     #[test]

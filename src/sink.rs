@@ -1,7 +1,8 @@
 //! The write step: record batches in a table's schema → hive-partitioned Parquet
 //! files that Athena reads without surprises (DESIGN.md "Output layout").
 //!
-//! `OUTPUT/TABLE/KEY=VALUE/…/part-RUNID-NNNNN.parquet`
+//! `OUTPUT/TABLE/KEY=VALUE/…/v-RUNID/part-RUNID-NNNNN.parquet` (the directory
+//! comes from the table's [`Placement`], which the commit protocol decides).
 //!
 //! Each batch is conformed to the table's schema file (types cast to what the
 //! catalog will say, nullability checked), split by partition values, and
@@ -30,6 +31,7 @@ use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjPath;
 use serde::Serialize;
 
+use crate::commit::Placement;
 use crate::error::{Error, Result};
 use crate::schema::TableSchema;
 use crate::spec::Compression;
@@ -70,6 +72,7 @@ struct OpenFile {
 pub struct TableWriter {
     table: String,
     output: Location,
+    placement: Arc<Placement>,
     run_id: String,
     table_schema: SchemaRef,
     file_schema: SchemaRef,
@@ -87,6 +90,7 @@ pub struct TableWriter {
 impl TableWriter {
     pub fn new(
         output: &Location,
+        placement: Arc<Placement>,
         schema: &TableSchema,
         run_id: &str,
         compression: Compression,
@@ -113,6 +117,7 @@ impl TableWriter {
         Ok(TableWriter {
             table: schema.name.clone(),
             output: output.clone(),
+            placement,
             run_id: run_id.to_string(),
             table_schema: schema.table_schema(),
             file_schema: schema.file_schema(),
@@ -125,11 +130,6 @@ impl TableWriter {
             written: Vec::new(),
             rows_written: 0,
         })
-    }
-
-    /// Where the table's files live: `OUTPUT/TABLE`.
-    pub fn table_prefix(&self) -> ObjPath {
-        self.output.child(&self.table)
     }
 
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
@@ -295,10 +295,7 @@ impl TableWriter {
     }
 
     fn new_file_path(&mut self, values: &[String]) -> ObjPath {
-        let mut dir = self.table_prefix();
-        for (k, v) in self.partition_keys.iter().zip(values) {
-            dir = dir.join(format!("{k}={}", hive_escape(v)).as_str());
-        }
+        let dir = self.placement.dir(values);
         let n = self.next_file.fetch_add(1, Ordering::Relaxed);
         dir.join(format!("part-{}-{n:05}.parquet", self.run_id).as_str())
     }

@@ -176,6 +176,118 @@ pub struct TableSpec {
     /// Files are rolled over once they reach about this size.
     #[serde(default = "default_target_file_size")]
     pub target_file_size: ByteSize,
+    /// Athena partition projection, one entry per partition key (all of them):
+    /// Athena then computes partitions instead of reading them from Glue.
+    #[serde(default)]
+    pub projection: IndexMap<String, Projection>,
+    /// Keep Glue's archived table versions on each update. Off by default: a table
+    /// updated by every run would reach Glue's limit on versions.
+    #[serde(default)]
+    pub archive_versions: bool,
+}
+
+/// How Athena projects one partition key (Athena's `projection.KEY.*` properties).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Projection {
+    /// Dates: `range = "2020-01-01,NOW"`, `format = "yyyy-MM-dd"`, optional
+    /// `interval` and `interval_unit` (`DAYS`, `HOURS`, …).
+    Date {
+        range: String,
+        format: String,
+        #[serde(default)]
+        interval: Option<u32>,
+        #[serde(default)]
+        interval_unit: Option<String>,
+    },
+    /// A fixed list of values.
+    Enum { values: Vec<String> },
+    /// Integers: `range = "0,100"`, optional `interval` and zero-padding `digits`.
+    Integer {
+        range: String,
+        #[serde(default)]
+        interval: Option<u32>,
+        #[serde(default)]
+        digits: Option<u32>,
+    },
+    /// The value must appear in the query's WHERE clause.
+    Injected,
+}
+
+impl Projection {
+    /// The table parameters for partition key `key`.
+    pub fn parameters(&self, key: &str) -> Vec<(String, String)> {
+        let p = |name: &str| format!("projection.{key}.{name}");
+        let mut out = Vec::new();
+        match self {
+            Projection::Date {
+                range,
+                format,
+                interval,
+                interval_unit,
+            } => {
+                out.push((p("type"), "date".into()));
+                out.push((p("range"), range.clone()));
+                out.push((p("format"), format.clone()));
+                if let Some(i) = interval {
+                    out.push((p("interval"), i.to_string()));
+                }
+                if let Some(u) = interval_unit {
+                    out.push((p("interval.unit"), u.clone()));
+                }
+            }
+            Projection::Enum { values } => {
+                out.push((p("type"), "enum".into()));
+                out.push((p("values"), values.join(",")));
+            }
+            Projection::Integer {
+                range,
+                interval,
+                digits,
+            } => {
+                out.push((p("type"), "integer".into()));
+                out.push((p("range"), range.clone()));
+                if let Some(i) = interval {
+                    out.push((p("interval"), i.to_string()));
+                }
+                if let Some(d) = digits {
+                    out.push((p("digits"), d.to_string()));
+                }
+            }
+            Projection::Injected => out.push((p("type"), "injected".into())),
+        }
+        out
+    }
+
+    fn check(&self) -> std::result::Result<(), String> {
+        let two_bounds =
+            |range: &str| range.split(',').filter(|b| !b.trim().is_empty()).count() == 2;
+        match self {
+            Projection::Date { range, format, .. } => {
+                if !two_bounds(range) {
+                    return Err(format!(
+                        "range `{range}` must be `START,END` (END may be NOW)"
+                    ));
+                }
+                if format.trim().is_empty() {
+                    return Err("format must be a date pattern such as yyyy-MM-dd".into());
+                }
+            }
+            Projection::Enum { values } => {
+                if values.is_empty() || values.iter().any(|v| v.is_empty() || v.contains(',')) {
+                    return Err("values must be non-empty and contain no commas".into());
+                }
+            }
+            Projection::Integer { range, .. } => {
+                let bounds: Vec<_> = range.split(',').map(|b| b.trim().parse::<i64>()).collect();
+                if bounds.len() != 2 || bounds.iter().any(|b| b.is_err()) {
+                    return Err(format!("range `{range}` must be two integers `MIN,MAX`"));
+                }
+            }
+            Projection::Injected => {}
+        }
+        Ok(())
+    }
 }
 
 fn default_target_file_size() -> ByteSize {
@@ -198,6 +310,16 @@ pub enum WriteMode {
     OverwritePartitions,
     /// The run's output is added to the table.
     Append,
+}
+
+impl WriteMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteMode::Overwrite => "overwrite",
+            WriteMode::OverwritePartitions => "overwrite-partitions",
+            WriteMode::Append => "append",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -285,6 +407,9 @@ impl Job {
                 }
                 None => None,
             };
+            check_projection(name, t, &schema).map_err(|e| {
+                Error::config(format!("job spec {shown}: `tables.{name}.projection`: {e}"))
+            })?;
             tables.push(JobTable {
                 name: name.clone(),
                 spec: t.clone(),
@@ -295,11 +420,56 @@ impl Job {
         Ok(Job { spec, tables })
     }
 
+    /// The table of this name.
+    pub fn table(&self, name: &str) -> Option<&JobTable> {
+        self.tables.iter().find(|t| t.name == name)
+    }
+
     pub fn rejects_table(&self) -> Option<&JobTable> {
         self.tables
             .iter()
             .find(|t| t.spec.from == Some(TableFrom::Rejects))
     }
+}
+
+/// Partition projection covers every partition key, and only append mode: Athena
+/// then reads the partition directories directly, so the catalog switch that makes
+/// an overwrite atomic (commit.rs) would not apply.
+fn check_projection(
+    name: &str,
+    t: &TableSpec,
+    schema: &TableSchema,
+) -> std::result::Result<(), String> {
+    if t.projection.is_empty() {
+        return Ok(());
+    }
+    let keys = schema.partition_key_names();
+    if keys.is_empty() {
+        return Err(format!("table {name} has no partition keys to project"));
+    }
+    for key in &keys {
+        if !t.projection.contains_key(key) {
+            return Err(format!(
+                "partition key `{key}` has no projection; Athena needs one for every partition key"
+            ));
+        }
+    }
+    for (key, p) in &t.projection {
+        if !keys.contains(key) {
+            return Err(format!(
+                "`{key}` is not a partition key of {name} ({})",
+                keys.join(", ")
+            ));
+        }
+        p.check().map_err(|e| format!("`{key}`: {e}"))?;
+    }
+    if t.mode != WriteMode::Append {
+        return Err(format!(
+            "mode `{}` cannot be used with projection: Athena reads projected partitions straight from their directories, so an overwrite could not be switched atomically; use mode = \"append\" or drop the projection",
+            t.mode.as_str()
+        ));
+    }
+    Ok(())
 }
 
 impl JobSpec {

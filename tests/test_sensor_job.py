@@ -9,6 +9,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from athena_types import problems
 from conftest import ROOT, SENSOR_JOB, arrow_table, duck_rows, naslake, run_job
 from oracle import expected_readings
 
@@ -119,30 +120,41 @@ def test_threshold_is_a_job_param(tmp_path):
 
 
 def test_parquet_files_are_athena_safe(sample_lake):
+    run_id = sample_lake.report["run_id"]
     for table in ["sensor_readings", "sensor_rejects", "sensor_anomalies"]:
         entry = sample_lake.catalog_entry(table)
-        glue_types = {c["Name"]: c["Type"] for c in entry["TableInput"]["StorageDescriptor"]["Columns"]}
+        columns = [(c["Name"], c["Type"]) for c in entry["TableInput"]["StorageDescriptor"]["Columns"]]
         files = list((sample_lake.lake / table).rglob("part-*.parquet"))
         assert files, table
         for f in files:
+            # Athena's strict reading of each file against its catalog types.
+            assert problems(f, columns) == []
             meta = pq.ParquetFile(f)
-            schema = meta.schema_arrow
-            assert set(schema.names) == set(glue_types), (f, schema.names)
-            for field in schema:
+            for field in meta.schema_arrow:
                 t = str(field.type)
                 assert "uint" not in t and "view" not in t and "large" not in t, (f, field)
-                if glue_types[field.name] == "timestamp":
-                    col = meta.schema.column(schema.get_field_index(field.name))
-                    assert col.physical_type == "INT64"
-                    logical = json.loads(col.logical_type.to_json())
-                    assert logical["Type"] == "Timestamp" and logical["timeUnit"] == "microseconds"
-                    assert logical["isAdjustedToUTC"] is True
             comp = {meta.metadata.row_group(0).column(i).compression for i in range(meta.metadata.num_columns)}
             assert comp <= {"ZSTD", "SNAPPY"}, comp
-        # Partition directories are the catalog's partitions.
+        # Files sit in this run's version directory of each partition, which is the
+        # partition's (or, unpartitioned, the table's) registered location.
+        assert {f.parent.name for f in files} == {f"v-{run_id}"}
         if entry["TableInput"]["PartitionKeys"]:
-            dirs = {p.parent.name for p in files}
-            assert dirs == {"dt=" + p["Values"][0] for p in entry["Partitions"]}
+            dirs = {f"{f.parent.parent.name}/{f.parent.name}" for f in files}
+            assert dirs == {"dt=" + p["Values"][0] + f"/v-{run_id}" for p in entry["Partitions"]}
+            for p in entry["Partitions"]:
+                assert p["StorageDescriptor"]["Location"].endswith(f"/{table}/dt={p['Values'][0]}/v-{run_id}/")
+        else:
+            assert entry["TableInput"]["StorageDescriptor"]["Location"].endswith(f"/{table}/v-{run_id}/")
+
+
+def test_a_type_mismatch_is_caught_by_the_athena_check(tmp_path):
+    """The check above can fail: a file whose timestamp is nanoseconds, or whose
+    column is an int where the catalog says bigint, is reported."""
+    import pyarrow as pa
+    f = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"ts": pa.array([1], pa.timestamp("ns")), "n": pa.array([1], pa.int32())}), f)
+    found = problems(f, [("ts", "timestamp"), ("n", "bigint")])
+    assert len(found) == 2, found
 
 
 def test_rerun_replaces_instead_of_duplicating(tmp_path):

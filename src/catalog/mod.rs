@@ -4,6 +4,8 @@
 //! `--catalog local[:DIR]` keeps them as JSON under `DIR/_naslake/catalog/`;
 //! `--catalog glue[:DATABASE]` is the AWS Glue Data Catalog.
 
+pub mod evolution;
+pub mod glue;
 pub mod local;
 pub mod table_input;
 
@@ -15,7 +17,7 @@ use crate::error::{Error, Result};
 pub use table_input::{PartitionInput, TableInput};
 
 /// A table as a catalog holds it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct TableEntry {
     pub database: String,
@@ -23,6 +25,25 @@ pub struct TableEntry {
     pub partitions: Vec<PartitionInput>,
     /// The run that last changed the table.
     pub updated_by_run: String,
+    /// Glue's version of the table definition, sent back with `UpdateTable` so a
+    /// concurrent change is detected. The local catalog has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+}
+
+/// One table's change in a commit: from what the catalog held when the run
+/// started to what the run wrote.
+#[derive(Debug, Clone)]
+pub struct TableChange {
+    pub before: Option<TableEntry>,
+    pub after: TableEntry,
+    /// `overwrite` replaces every file, so any schema change is allowed; otherwise
+    /// old files stay and only new nullable columns are (see [`evolution`]).
+    pub replaces_all_files: bool,
+    /// Columns the schema file declares `nullable = false`.
+    pub required_columns: Vec<String>,
+    /// Keep Glue's archived table versions (`SkipArchive = false`).
+    pub archive_versions: bool,
 }
 
 /// A parsed `--catalog` value.
@@ -50,11 +71,13 @@ impl std::str::FromStr for CatalogSpec {
 /// An open catalog backend.
 pub enum Catalog {
     Local(local::LocalCatalog),
+    Glue(Box<glue::GlueCatalog>),
 }
 
 impl Catalog {
-    /// Opens the catalog a spec names; `default_dir` is used by `local` without a DIR.
-    pub fn open(
+    /// Opens the catalog a spec names; `default_dir` is used by `local` without a
+    /// DIR. Also returns the database the spec names, if any.
+    pub async fn open(
         spec: &CatalogSpec,
         default_dir: &std::path::Path,
     ) -> Result<(Catalog, Option<String>)> {
@@ -65,34 +88,64 @@ impl Catalog {
                 )),
                 None,
             )),
-            CatalogSpec::Glue(_) => Err(Error::config(
-                "--catalog glue: the Glue backend is not part of this build yet; use --catalog local[:DIR]",
-            )),
+            CatalogSpec::Glue(db) => {
+                if let Some(db) = db {
+                    glue::check_database_name(db)?;
+                }
+                Ok((
+                    Catalog::Glue(Box::new(glue::GlueCatalog::connect().await?)),
+                    db.clone(),
+                ))
+            }
         }
     }
 
-    pub fn get(&self, database: &str, table: &str) -> Result<Option<TableEntry>> {
+    pub async fn get(&self, database: &str, table: &str) -> Result<Option<TableEntry>> {
         match self {
             Catalog::Local(c) => c.get(database, table),
+            Catalog::Glue(c) => c.get(database, table).await,
         }
     }
 
-    pub fn list(&self, database: Option<&str>) -> Result<Vec<TableEntry>> {
+    /// Every table of `database` (the local catalog: of every database when `None`).
+    pub async fn list(&self, database: Option<&str>) -> Result<Vec<TableEntry>> {
         match self {
             Catalog::Local(c) => c.list(database),
+            Catalog::Glue(c) => c.list(database.unwrap_or(DEFAULT_DATABASE)).await,
         }
     }
 
-    /// Stores every entry; entries are replaced whole.
-    pub fn put(&self, entries: &[TableEntry]) -> Result<()> {
+    /// Applies a run's changes: all of them, or (as far as the backend allows)
+    /// none. The local catalog replaces its files by rename; Glue has no
+    /// multi-table transaction, so a failure part-way is rolled back table by table.
+    pub async fn apply(&self, changes: &[TableChange], database_description: &str) -> Result<()> {
+        for c in changes {
+            if let Some(before) = &c.before
+                && !c.replaces_all_files
+            {
+                evolution::check(
+                    &before.table_input,
+                    &c.after.table_input,
+                    &c.required_columns,
+                )?;
+            }
+        }
         match self {
-            Catalog::Local(c) => c.put(entries),
+            Catalog::Local(c) => {
+                let entries: Vec<TableEntry> = changes.iter().map(|c| c.after.clone()).collect();
+                c.put(&entries)
+            }
+            Catalog::Glue(c) => c.apply(changes, database_description).await,
         }
     }
 
     pub fn describe(&self) -> String {
         match self {
             Catalog::Local(c) => format!("local:{}", c.root().display()),
+            Catalog::Glue(c) => format!("glue ({})", c.describe()),
         }
     }
 }
+
+/// The database `query` and `catalog` use when none is named.
+pub const DEFAULT_DATABASE: &str = "naslake";

@@ -148,6 +148,60 @@ pub fn partition_input(
     }
 }
 
+/// The Athena DDL statement that defines the same table as `table` (for docs and
+/// for users who manage tables with DDL). Partitions are registered separately
+/// (`MSCK REPAIR TABLE` does not find naslake's version directories; naslake
+/// registers each partition's location itself).
+pub fn athena_ddl(database: &str, table: &TableInput) -> String {
+    let quote = |s: &str| format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"));
+    let column = |c: &Column| {
+        let mut line = format!("  `{}` {}", c.name, c.type_name);
+        if let Some(comment) = &c.comment {
+            line.push_str(&format!(" COMMENT {}", quote(comment)));
+        }
+        line
+    };
+    let sd = &table.storage_descriptor;
+    let mut out = format!("CREATE EXTERNAL TABLE `{database}`.`{}` (\n", table.name);
+    out.push_str(
+        &sd.columns
+            .iter()
+            .map(column)
+            .collect::<Vec<_>>()
+            .join(",\n"),
+    );
+    out.push_str("\n)\n");
+    if !table.description.is_empty() {
+        out.push_str(&format!("COMMENT {}\n", quote(&table.description)));
+    }
+    if !table.partition_keys.is_empty() {
+        let keys: Vec<String> = table.partition_keys.iter().map(column).collect();
+        out.push_str(&format!("PARTITIONED BY (\n{}\n)\n", keys.join(",\n")));
+    }
+    out.push_str(&format!(
+        "ROW FORMAT SERDE {}\nSTORED AS INPUTFORMAT {}\nOUTPUTFORMAT {}\nLOCATION {}\n",
+        quote(&sd.serde_info.serialization_library),
+        quote(&sd.input_format),
+        quote(&sd.output_format),
+        quote(&sd.location)
+    ));
+    // The properties Athena uses; naslake's own (run id, job) and Glue's
+    // bookkeeping (EXTERNAL, typeOfData) are left out.
+    let props: Vec<String> = table
+        .parameters
+        .iter()
+        .filter(|(k, _)| {
+            k.as_str() == "classification"
+                || k.as_str() == "compressionType"
+                || k.starts_with("projection.")
+                || k.as_str() == "storage.location.template"
+        })
+        .map(|(k, v)| format!("  {}={}", quote(k), quote(v)))
+        .collect();
+    out.push_str(&format!("TBLPROPERTIES (\n{}\n);\n", props.join(",\n")));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +237,14 @@ mod tests {
         );
         assert_eq!(p.storage_descriptor.input_format, INPUT_FORMAT);
         assert_eq!(p.storage_descriptor.location, "s3://b/t/dt=2024-01-01/");
+
+        let ddl = athena_ddl("db", &t);
+        assert!(
+            ddl.starts_with("CREATE EXTERNAL TABLE `db`.`t` (\n  `ts` timestamp COMMENT 'when',")
+        );
+        assert!(ddl.contains("PARTITIONED BY (\n  `dt` string COMMENT 'day'\n)"));
+        assert!(ddl.contains("LOCATION 's3://b/t/'"));
+        assert!(ddl.contains("'classification'='parquet'"));
+        assert!(!ddl.contains("EXTERNAL'"));
     }
 }

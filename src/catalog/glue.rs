@@ -1,0 +1,772 @@
+//! The AWS Glue Data Catalog backend (`--catalog glue[:DATABASE]`).
+//!
+//! It sends the same [`TableInput`] / [`PartitionInput`] the local catalog stores.
+//! A run's change to one table is applied as: database created if missing; table
+//! created, or updated with the `VersionId` read before (retried after a
+//! `ConcurrentModificationException`); then partitions created in batches of 100,
+//! re-pointed where their location changed, and dropped in batches of 25. Every
+//! per-partition error of a batch call is inspected: "already exists" becomes an
+//! update, throttling and timeouts are retried with backoff, anything else fails
+//! the commit. Glue has no transaction across calls, so a failed commit is rolled
+//! back by applying the reverse change to every table already touched.
+//!
+//! The client uses the standard AWS configuration chain (environment, profiles
+//! with roles or SSO, web identity, ECS, IMDS) and honours `AWS_ENDPOINT_URL_GLUE`
+//! and `AWS_ENDPOINT_URL`. Throttled or failed calls are retried by the SDK.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_sdk_glue::Client;
+use aws_sdk_glue::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_glue::types as g;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use tracing::{info, warn};
+
+use super::table_input::{Column, PartitionInput, SerDeInfo, StorageDescriptor, TableInput};
+use super::{TableChange, TableEntry, evolution};
+use crate::error::{Error, Result};
+
+/// Glue's limits per batch call.
+const CREATE_BATCH: usize = 100;
+const UPDATE_BATCH: usize = 100;
+const DELETE_BATCH: usize = 25;
+/// Attempts for partitions a batch call reported as throttled or timed out, and
+/// for `UpdateTable` after a concurrent modification.
+const ITEM_ATTEMPTS: usize = 8;
+/// Per-partition error codes worth another attempt.
+const RETRYABLE_CODES: [&str; 4] = [
+    "ThrottlingException",
+    "OperationTimeoutException",
+    "InternalServiceException",
+    "ConcurrentModificationException",
+];
+
+pub struct GlueCatalog {
+    client: Client,
+    region: String,
+}
+
+/// Backoff between attempts: 200 ms doubling to 10 s, with jitter.
+fn backoff() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(10))
+        .with_max_times(ITEM_ATTEMPTS)
+        .with_jitter()
+        .build()
+}
+
+/// Glue database names: lowercase letters, digits and underscores (Athena's rule).
+pub fn check_database_name(db: &str) -> Result<()> {
+    let ok = !db.is_empty()
+        && db.len() <= 255
+        && db
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::config(format!(
+            "--catalog glue:{db}: a database name must be lowercase letters, digits and _"
+        )))
+    }
+}
+
+fn api_error<E>(op: &str, what: &str, e: SdkError<E>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let detail = match e.as_service_error() {
+        Some(s) => format!(
+            "{}: {}",
+            s.code().unwrap_or("error"),
+            s.message().unwrap_or("no message")
+        ),
+        None => aws_sdk_glue::error::DisplayErrorContext(&e).to_string(),
+    };
+    Error::Catalog(format!("Glue {op} {what}: {detail}"))
+}
+
+fn build_error(e: aws_sdk_glue::error::BuildError) -> Error {
+    Error::Catalog(format!("Glue request: {e}"))
+}
+
+impl GlueCatalog {
+    pub async fn connect() -> Result<Self> {
+        use aws_smithy_http_client::tls;
+        // TLS through rustls with ring and the platform's roots; certificates are
+        // always verified.
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http)
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(10)
+                    .with_initial_backoff(Duration::from_millis(500)),
+            )
+            .load()
+            .await;
+        let Some(region) = config.region().map(|r| r.to_string()) else {
+            return Err(Error::config(
+                "--catalog glue needs a region: set AWS_REGION or a profile's region",
+            ));
+        };
+        Ok(GlueCatalog {
+            client: Client::new(&config),
+            region,
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        self.region.clone()
+    }
+
+    pub async fn get(&self, db: &str, table: &str) -> Result<Option<TableEntry>> {
+        let out = match self
+            .client
+            .get_table()
+            .database_name(db)
+            .name(table)
+            .send()
+            .await
+        {
+            Ok(o) => o,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(api_error("GetTable", &format!("{db}.{table}"), e)),
+        };
+        let Some(t) = out.table() else {
+            return Ok(None);
+        };
+        Ok(Some(self.entry(db, t).await?))
+    }
+
+    pub async fn list(&self, db: &str) -> Result<Vec<TableEntry>> {
+        let mut pages = self
+            .client
+            .get_tables()
+            .database_name(db)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = match page {
+                Ok(p) => p,
+                Err(e) if is_not_found(&e) => return Ok(Vec::new()),
+                Err(e) => return Err(api_error("GetTables", db, e)),
+            };
+            for t in page.table_list() {
+                out.push(self.entry(db, t).await?);
+            }
+        }
+        out.sort_by(|a, b| a.table_input.name.cmp(&b.table_input.name));
+        Ok(out)
+    }
+
+    /// A Glue table and all its partitions as a catalog entry.
+    async fn entry(&self, db: &str, t: &g::Table) -> Result<TableEntry> {
+        let mut partitions = Vec::new();
+        let mut pages = self
+            .client
+            .get_partitions()
+            .database_name(db)
+            .table_name(t.name())
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| api_error("GetPartitions", &format!("{db}.{}", t.name()), e))?;
+            for p in page.partitions() {
+                partitions.push(PartitionInput {
+                    values: p.values().to_vec(),
+                    storage_descriptor: from_sdk_sd(p.storage_descriptor()),
+                    parameters: to_btree(p.parameters()),
+                });
+            }
+        }
+        partitions.sort_by(|a, b| a.values.cmp(&b.values));
+        let params = to_btree(t.parameters());
+        Ok(TableEntry {
+            database: db.to_string(),
+            updated_by_run: params.get(RUN_PARAMETER).cloned().unwrap_or_default(),
+            table_input: TableInput {
+                name: t.name().to_string(),
+                description: t.description().unwrap_or_default().to_string(),
+                table_type: t.table_type().unwrap_or_default().to_string(),
+                parameters: params,
+                storage_descriptor: from_sdk_sd(t.storage_descriptor()),
+                partition_keys: t.partition_keys().iter().map(from_sdk_column).collect(),
+            },
+            partitions,
+            version_id: t.version_id().map(str::to_string),
+        })
+    }
+
+    /// Applies every change, or rolls back the ones applied when one fails.
+    pub async fn apply(&self, changes: &[TableChange], db_description: &str) -> Result<()> {
+        let mut databases: Vec<&str> = changes.iter().map(|c| c.after.database.as_str()).collect();
+        databases.dedup();
+        for db in databases {
+            self.ensure_database(db, db_description).await?;
+        }
+        for (i, change) in changes.iter().enumerate() {
+            if let Err(e) = self.apply_one(change).await {
+                warn!(table = %change.after.table_input.name, error = %e, "Glue update failed; rolling back this run's catalog changes");
+                for done in changes[..=i].iter().rev() {
+                    if let Err(re) = self.roll_back(done).await {
+                        warn!(table = %done.after.table_input.name, error = %re, "could not roll back a Glue table; check it by hand");
+                    }
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    async fn ensure_database(&self, db: &str, description: &str) -> Result<()> {
+        let input = g::DatabaseInput::builder()
+            .name(db)
+            .description(description)
+            .build()
+            .map_err(build_error)?;
+        match self
+            .client
+            .create_database()
+            .database_input(input)
+            .send()
+            .await
+        {
+            Ok(_) => {
+                info!(database = db, "Glue database created");
+                Ok(())
+            }
+            Err(e)
+                if e.as_service_error().and_then(|s| s.code())
+                    == Some("AlreadyExistsException") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(api_error("CreateDatabase", db, e)),
+        }
+    }
+
+    async fn apply_one(&self, change: &TableChange) -> Result<()> {
+        let db = &change.after.database;
+        let after = &change.after;
+        match &change.before {
+            None => self.create_or_update_table(db, change).await?,
+            Some(before) if before.table_input != after.table_input => {
+                self.update_table(db, change, before.version_id.clone())
+                    .await?
+            }
+            Some(_) => {}
+        }
+        let empty = Vec::new();
+        let before_parts = change.before.as_ref().map_or(&empty, |b| &b.partitions);
+        self.sync_partitions(db, &after.table_input.name, before_parts, &after.partitions)
+            .await
+    }
+
+    /// Reverses an applied (or partly applied) change.
+    async fn roll_back(&self, change: &TableChange) -> Result<()> {
+        let db = &change.after.database;
+        let name = &change.after.table_input.name;
+        match &change.before {
+            None => match self
+                .client
+                .delete_table()
+                .database_name(db)
+                .name(name)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(e) if is_not_found(&e) => Ok(()),
+                Err(e) => Err(api_error("DeleteTable", name, e)),
+            },
+            Some(before) => {
+                let current = self.get(db, name).await?;
+                let Some(current) = current else {
+                    return Err(Error::Catalog(format!("{db}.{name} disappeared")));
+                };
+                if current.table_input != before.table_input {
+                    let reverse = TableChange {
+                        before: Some(current.clone()),
+                        after: before.clone(),
+                        replaces_all_files: true,
+                        required_columns: Vec::new(),
+                        archive_versions: change.archive_versions,
+                    };
+                    self.update_table(db, &reverse, current.version_id.clone())
+                        .await?;
+                }
+                self.sync_partitions(db, name, &current.partitions, &before.partitions)
+                    .await
+            }
+        }
+    }
+
+    async fn create_or_update_table(&self, db: &str, change: &TableChange) -> Result<()> {
+        let input = to_sdk_table(&change.after.table_input)?;
+        match self
+            .client
+            .create_table()
+            .database_name(db)
+            .table_input(input)
+            .send()
+            .await
+        {
+            Ok(_) => {
+                info!(table = %change.after.table_input.name, "Glue table created");
+                Ok(())
+            }
+            // Created by someone else since the run started: update it instead,
+            // checking the schema against what is there now.
+            Err(e)
+                if e.as_service_error().and_then(|s| s.code())
+                    == Some("AlreadyExistsException") =>
+            {
+                let current = self.get(db, &change.after.table_input.name).await?;
+                let version = current.as_ref().and_then(|c| c.version_id.clone());
+                let change = TableChange {
+                    before: current,
+                    ..change.clone()
+                };
+                self.update_table(db, &change, version).await
+            }
+            Err(e) => Err(api_error(
+                "CreateTable",
+                &format!("{db}.{}", change.after.table_input.name),
+                e,
+            )),
+        }
+    }
+
+    /// `UpdateTable` with the version read before; after a concurrent
+    /// modification the table is read again, the schema change re-checked against
+    /// it, and the update retried.
+    async fn update_table(
+        &self,
+        db: &str,
+        change: &TableChange,
+        mut version: Option<String>,
+    ) -> Result<()> {
+        let name = &change.after.table_input.name;
+        let mut delays = backoff();
+        loop {
+            let result = self
+                .client
+                .update_table()
+                .database_name(db)
+                .table_input(to_sdk_table(&change.after.table_input)?)
+                .set_version_id(version.clone())
+                .skip_archive(!change.archive_versions)
+                .send()
+                .await;
+            let e = match result {
+                Ok(_) => {
+                    if let Some(before) = &change.before {
+                        let added = evolution::added_columns(
+                            &before.table_input,
+                            &change.after.table_input,
+                        );
+                        if !added.is_empty() {
+                            info!(table = %name, columns = ?added, "Glue table columns added");
+                        }
+                    }
+                    return Ok(());
+                }
+                Err(e) => e,
+            };
+            let code = e.as_service_error().and_then(|s| s.code()).unwrap_or("");
+            if code != "ConcurrentModificationException" {
+                return Err(api_error("UpdateTable", &format!("{db}.{name}"), e));
+            }
+            let Some(delay) = delays.next() else {
+                return Err(api_error("UpdateTable", &format!("{db}.{name}"), e));
+            };
+            warn!(table = %name, "Glue table was changed concurrently; reading it again");
+            tokio::time::sleep(delay).await;
+            let current = self.get(db, name).await?.ok_or_else(|| {
+                Error::Catalog(format!("{db}.{name} was deleted while this run updated it"))
+            })?;
+            if !change.replaces_all_files {
+                evolution::check(
+                    &current.table_input,
+                    &change.after.table_input,
+                    &change.required_columns,
+                )?;
+            }
+            version = current.version_id;
+        }
+    }
+
+    /// Moves the table's partitions from `before` to `after`.
+    async fn sync_partitions(
+        &self,
+        db: &str,
+        table: &str,
+        before: &[PartitionInput],
+        after: &[PartitionInput],
+    ) -> Result<()> {
+        let old: HashMap<&Vec<String>, &PartitionInput> =
+            before.iter().map(|p| (&p.values, p)).collect();
+        let new: HashMap<&Vec<String>, &PartitionInput> =
+            after.iter().map(|p| (&p.values, p)).collect();
+        let create: Vec<&PartitionInput> = after
+            .iter()
+            .filter(|p| !old.contains_key(&p.values))
+            .collect();
+        let mut update: Vec<&PartitionInput> = after
+            .iter()
+            .filter(|p| old.get(&p.values).is_some_and(|o| *o != *p))
+            .collect();
+        let delete: Vec<&Vec<String>> = before
+            .iter()
+            .filter(|p| !new.contains_key(&p.values))
+            .map(|p| &p.values)
+            .collect();
+        // A partition that already exists (registered since the run started, or
+        // by an earlier run this one did not see) is updated to this run's location.
+        update.extend(self.create_partitions(db, table, &create).await?);
+        let missing = self.update_partitions(db, table, &update).await?;
+        if !missing.is_empty() {
+            let again = self.create_partitions(db, table, &missing).await?;
+            if !again.is_empty() {
+                return Err(Error::Catalog(format!(
+                    "{db}.{table}: {} partitions kept appearing and disappearing while they were registered",
+                    again.len()
+                )));
+            }
+        }
+        self.delete_partitions(db, table, &delete).await?;
+        if !(create.is_empty() && update.is_empty() && delete.is_empty()) {
+            info!(
+                table,
+                created = create.len(),
+                updated = update.len(),
+                dropped = delete.len(),
+                "Glue partitions registered"
+            );
+        }
+        Ok(())
+    }
+
+    /// `BatchCreatePartition` in chunks; returns the partitions that already existed.
+    async fn create_partitions<'a>(
+        &self,
+        db: &str,
+        table: &str,
+        parts: &[&'a PartitionInput],
+    ) -> Result<Vec<&'a PartitionInput>> {
+        let mut existing = Vec::new();
+        for chunk in parts.chunks(CREATE_BATCH) {
+            let mut pending: Vec<&PartitionInput> = chunk.to_vec();
+            let mut delays = backoff();
+            while !pending.is_empty() {
+                let out = self
+                    .client
+                    .batch_create_partition()
+                    .database_name(db)
+                    .table_name(table)
+                    .set_partition_input_list(Some(
+                        pending
+                            .iter()
+                            .map(|p| to_sdk_partition(p))
+                            .collect::<Result<Vec<_>>>()?,
+                    ))
+                    .send()
+                    .await
+                    .map_err(|e| api_error("BatchCreatePartition", table, e))?;
+                let by_values: HashMap<&[String], &PartitionInput> =
+                    pending.iter().map(|p| (p.values.as_slice(), *p)).collect();
+                let mut retry = Vec::new();
+                for err in out.errors() {
+                    let (code, message) = error_detail(err.error_detail());
+                    let Some(p) = by_values.get(err.partition_values()) else {
+                        return Err(Error::Catalog(format!(
+                            "Glue BatchCreatePartition {table}: error for a partition not sent ({:?}): {code}",
+                            err.partition_values()
+                        )));
+                    };
+                    match code {
+                        "AlreadyExistsException" => existing.push(*p),
+                        c if RETRYABLE_CODES.contains(&c) => retry.push(*p),
+                        _ => {
+                            return Err(Error::Catalog(format!(
+                                "Glue BatchCreatePartition {table} {:?}: {code}: {message}",
+                                p.values
+                            )));
+                        }
+                    }
+                }
+                pending = retry;
+                if !pending.is_empty() {
+                    let delay = delays.next().ok_or_else(|| {
+                        Error::Catalog(format!(
+                            "Glue BatchCreatePartition {table}: {} partitions still throttled after {ITEM_ATTEMPTS} attempts",
+                            pending.len()
+                        ))
+                    })?;
+                    warn!(
+                        table,
+                        partitions = pending.len(),
+                        "Glue throttled partitions; retrying"
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+        Ok(existing)
+    }
+
+    /// `BatchUpdatePartition` in chunks; returns the partitions that did not exist.
+    async fn update_partitions<'a>(
+        &self,
+        db: &str,
+        table: &str,
+        parts: &[&'a PartitionInput],
+    ) -> Result<Vec<&'a PartitionInput>> {
+        let mut missing = Vec::new();
+        for chunk in parts.chunks(UPDATE_BATCH) {
+            let mut pending: Vec<&PartitionInput> = chunk.to_vec();
+            let mut delays = backoff();
+            while !pending.is_empty() {
+                let entries = pending
+                    .iter()
+                    .map(|p| {
+                        g::BatchUpdatePartitionRequestEntry::builder()
+                            .set_partition_value_list(Some(p.values.clone()))
+                            .partition_input(to_sdk_partition(p)?)
+                            .build()
+                            .map_err(build_error)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let out = self
+                    .client
+                    .batch_update_partition()
+                    .database_name(db)
+                    .table_name(table)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .map_err(|e| api_error("BatchUpdatePartition", table, e))?;
+                let by_values: HashMap<&[String], &PartitionInput> =
+                    pending.iter().map(|p| (p.values.as_slice(), *p)).collect();
+                let mut retry = Vec::new();
+                for err in out.errors() {
+                    let (code, message) = error_detail(err.error_detail());
+                    let Some(p) = by_values.get(err.partition_value_list()) else {
+                        continue;
+                    };
+                    match code {
+                        "EntityNotFoundException" => missing.push(*p),
+                        c if RETRYABLE_CODES.contains(&c) => retry.push(*p),
+                        _ => {
+                            return Err(Error::Catalog(format!(
+                                "Glue BatchUpdatePartition {table} {:?}: {code}: {message}",
+                                p.values
+                            )));
+                        }
+                    }
+                }
+                pending = retry;
+                if !pending.is_empty() {
+                    let delay = delays.next().ok_or_else(|| {
+                        Error::Catalog(format!(
+                            "Glue BatchUpdatePartition {table}: {} partitions still throttled after {ITEM_ATTEMPTS} attempts",
+                            pending.len()
+                        ))
+                    })?;
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+        Ok(missing)
+    }
+
+    /// `BatchDeletePartition` in chunks; a partition already gone is fine.
+    async fn delete_partitions(
+        &self,
+        db: &str,
+        table: &str,
+        values: &[&Vec<String>],
+    ) -> Result<()> {
+        for chunk in values.chunks(DELETE_BATCH) {
+            let mut pending: Vec<&Vec<String>> = chunk.to_vec();
+            let mut delays = backoff();
+            while !pending.is_empty() {
+                let list = pending
+                    .iter()
+                    .map(|v| {
+                        g::PartitionValueList::builder()
+                            .set_values(Some((*v).clone()))
+                            .build()
+                            .map_err(build_error)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let out = self
+                    .client
+                    .batch_delete_partition()
+                    .database_name(db)
+                    .table_name(table)
+                    .set_partitions_to_delete(Some(list))
+                    .send()
+                    .await
+                    .map_err(|e| api_error("BatchDeletePartition", table, e))?;
+                let mut retry = Vec::new();
+                for err in out.errors() {
+                    let (code, message) = error_detail(err.error_detail());
+                    let Some(v) = pending
+                        .iter()
+                        .find(|v| v.as_slice() == err.partition_values())
+                    else {
+                        continue;
+                    };
+                    match code {
+                        "EntityNotFoundException" => {}
+                        c if RETRYABLE_CODES.contains(&c) => retry.push(*v),
+                        _ => {
+                            return Err(Error::Catalog(format!(
+                                "Glue BatchDeletePartition {table} {v:?}: {code}: {message}"
+                            )));
+                        }
+                    }
+                }
+                pending = retry;
+                if !pending.is_empty() {
+                    let delay = delays.next().ok_or_else(|| {
+                        Error::Catalog(format!(
+                            "Glue BatchDeletePartition {table}: {} partitions still throttled after {ITEM_ATTEMPTS} attempts",
+                            pending.len()
+                        ))
+                    })?;
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The table parameter naming the run that last changed a table.
+pub const RUN_PARAMETER: &str = "naslake.run_id";
+
+fn is_not_found<E: ProvideErrorMetadata>(e: &SdkError<E>) -> bool {
+    e.as_service_error().and_then(|s| s.code()) == Some("EntityNotFoundException")
+}
+
+fn error_detail(d: Option<&g::ErrorDetail>) -> (&str, &str) {
+    (
+        d.and_then(|d| d.error_code()).unwrap_or("UnknownError"),
+        d.and_then(|d| d.error_message()).unwrap_or(""),
+    )
+}
+
+fn to_btree(m: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {
+    m.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
+fn to_sdk_column(c: &Column) -> Result<g::Column> {
+    g::Column::builder()
+        .name(&c.name)
+        .r#type(&c.type_name)
+        .set_comment(c.comment.clone())
+        .build()
+        .map_err(build_error)
+}
+
+fn from_sdk_column(c: &g::Column) -> Column {
+    Column {
+        name: c.name().to_string(),
+        type_name: c.r#type().unwrap_or_default().to_string(),
+        comment: c.comment().map(str::to_string),
+    }
+}
+
+fn to_sdk_sd(sd: &StorageDescriptor) -> Result<g::StorageDescriptor> {
+    Ok(g::StorageDescriptor::builder()
+        .set_columns(Some(
+            sd.columns
+                .iter()
+                .map(to_sdk_column)
+                .collect::<Result<Vec<_>>>()?,
+        ))
+        .location(&sd.location)
+        .input_format(&sd.input_format)
+        .output_format(&sd.output_format)
+        .compressed(sd.compressed)
+        .serde_info(
+            g::SerDeInfo::builder()
+                .serialization_library(&sd.serde_info.serialization_library)
+                .set_parameters(Some(sd.serde_info.parameters.clone().into_iter().collect()))
+                .build(),
+        )
+        .set_parameters(Some(sd.parameters.clone().into_iter().collect()))
+        .build())
+}
+
+fn from_sdk_sd(sd: Option<&g::StorageDescriptor>) -> StorageDescriptor {
+    let Some(sd) = sd else {
+        return StorageDescriptor {
+            columns: Vec::new(),
+            location: String::new(),
+            input_format: String::new(),
+            output_format: String::new(),
+            compressed: false,
+            serde_info: SerDeInfo {
+                serialization_library: String::new(),
+                parameters: BTreeMap::new(),
+            },
+            parameters: BTreeMap::new(),
+        };
+    };
+    StorageDescriptor {
+        columns: sd.columns().iter().map(from_sdk_column).collect(),
+        location: sd.location().unwrap_or_default().to_string(),
+        input_format: sd.input_format().unwrap_or_default().to_string(),
+        output_format: sd.output_format().unwrap_or_default().to_string(),
+        compressed: sd.compressed(),
+        serde_info: SerDeInfo {
+            serialization_library: sd
+                .serde_info()
+                .and_then(|s| s.serialization_library())
+                .unwrap_or_default()
+                .to_string(),
+            parameters: to_btree(sd.serde_info().and_then(|s| s.parameters())),
+        },
+        parameters: to_btree(sd.parameters()),
+    }
+}
+
+fn to_sdk_table(t: &TableInput) -> Result<g::TableInput> {
+    g::TableInput::builder()
+        .name(&t.name)
+        .description(&t.description)
+        .table_type(&t.table_type)
+        .set_parameters(Some(t.parameters.clone().into_iter().collect()))
+        .storage_descriptor(to_sdk_sd(&t.storage_descriptor)?)
+        .set_partition_keys(Some(
+            t.partition_keys
+                .iter()
+                .map(to_sdk_column)
+                .collect::<Result<Vec<_>>>()?,
+        ))
+        .build()
+        .map_err(build_error)
+}
+
+fn to_sdk_partition(p: &PartitionInput) -> Result<g::PartitionInput> {
+    Ok(g::PartitionInput::builder()
+        .set_values(Some(p.values.clone()))
+        .storage_descriptor(to_sdk_sd(&p.storage_descriptor)?)
+        .set_parameters(Some(p.parameters.clone().into_iter().collect()))
+        .build())
+}

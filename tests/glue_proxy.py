@@ -1,0 +1,110 @@
+"""A recording, fault-injecting proxy in front of moto's Glue API, for tests.
+
+Glue's JSON protocol names the operation in the `X-Amz-Target` header, so the proxy
+can record every call (operation and request body) and answer chosen calls with the
+errors real Glue gives under contention and load, which moto never produces:
+
+- `fail`: {operation: [error type, ...]}: the n-th call of the operation is answered
+  with HTTP 400 and that error type (`None` forwards the call).
+- `timeout_last`: {operation: k}: on the first call of a batch operation, the last k
+  partitions are reported back as per-item `OperationTimeoutException` errors; they
+  are still forwarded (Glue may have applied an item it then timed out on), so a
+  retry meets "already exists".
+
+Loopback only; it serves until stopped."""
+import http.client
+import http.server
+import json
+import threading
+
+
+class GlueProxy:
+    def __init__(self, upstream_port, fail=None, timeout_last=None):
+        self.upstream_port = upstream_port
+        self.fail = {k: list(v) for k, v in (fail or {}).items()}
+        self.timeout_last = dict(timeout_last or {})
+        self.calls = []  # (operation, request body as JSON)
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def reply(self, status, body, headers=()):
+                self.send_response(status)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def handle_any(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                target = self.headers.get("X-Amz-Target", "")
+                op = target.rsplit(".", 1)[-1]
+                try:
+                    body = json.loads(raw) if raw else {}
+                except ValueError:
+                    body = {}
+                error, timeouts = proxy.plan(op, body)
+                if error:
+                    payload = json.dumps({"__type": error, "message": f"injected by the test proxy: {error}"}).encode()
+                    self.reply(400, payload, [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", error)])
+                    return
+                conn = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
+                conn.request(self.command, self.path, body=raw or None, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                if timeouts and resp.status == 200:
+                    out = json.loads(data or b"{}")
+                    errors = out.setdefault("Errors", [])
+                    for values in timeouts:
+                        errors.append({"PartitionValues": values, "ErrorDetail": {
+                            "ErrorCode": "OperationTimeoutException", "ErrorMessage": "injected timeout"}})
+                    data = json.dumps(out).encode()
+                headers = [(k, v) for k, v in resp.getheaders()
+                           if k.lower() not in ("transfer-encoding", "connection", "content-length")]
+                self.reply(resp.status, data, headers)
+                conn.close()
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_any
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def plan(self, op, body):
+        """Records a call and decides its fault: (error type or None, partitions to time out)."""
+        with self.lock:
+            self.calls.append((op, body))
+            queue = self.fail.get(op)
+            if queue:
+                error = queue.pop(0)
+                if error:
+                    return error, []
+            k = self.timeout_last.pop(op, 0)
+            if k and "PartitionInputList" in body:
+                return None, [p["Values"] for p in body["PartitionInputList"][-k:]]
+            return None, []
+
+    def count(self, op):
+        with self.lock:
+            return sum(1 for o, _ in self.calls if o == op)
+
+    def bodies(self, op):
+        with self.lock:
+            return [b for o, b in self.calls if o == op]
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
