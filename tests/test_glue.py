@@ -416,3 +416,18 @@ def test_glue_tables_on_an_access_point_are_queried_through_it(tmp_path, glue, d
                               PartitionInput={"Values": p["Values"], "StorageDescriptor": sd})
     assert f"s3://{arn}/" in glue.get_table(DatabaseName=db, Name="sensor_readings")["Table"]["StorageDescriptor"]["Location"]
     assert query_rows(db, "SELECT count(*) AS n FROM sensor_readings")[0]["n"] == want
+
+
+def test_nested_columns_are_registered_and_athena_readable(tmp_path, glue, db):
+    job = write_job(tmp_path, mode="overwrite",
+                    columns=[("a", "bigint", True), ("s", "struct<n:bigint,label:string>", True)],
+                    sql="SELECT a, named_struct('n', a, 'label', b) AS s, day FROM src")
+    write_input(tmp_path, ["d1"], tag="x")
+    run_events(job, db)
+    t = glue.get_table(DatabaseName=db, Name="events")["Table"]
+    cols = [(c["Name"], c["Type"]) for c in t["StorageDescriptor"]["Columns"]]
+    assert cols == [("a", "bigint"), ("s", "struct<n:bigint,label:string>")]
+    files = [f for loc in locations(glue, db).values() for f in local_path(loc).glob("*.parquet")]
+    assert files and all(problems(f, cols) == [] for f in files)
+    got = sorted((r["a"], r["s"]["label"]) for r in query_rows(db, "SELECT a, s FROM events"))
+    assert got == [(0, "x-d1-0"), (1, "x-d1-1")]

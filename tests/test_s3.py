@@ -145,3 +145,30 @@ def test_credentials_from_a_named_profile(tmp_path, aws_env, volume):
     missing = naslake("run", SENSOR_JOB, "--input", f"{volume['arn']}/data/sensor", "--output", f"s3://{volume['lake']}/x",
                       env={**clean, **env, "AWS_PROFILE": "nope"}, replace_env=True, check_codes=None)
     assert missing.code == 2 and "AWS_PROFILE=nope" in missing.stderr
+
+
+def test_credential_process_profile_for_s3_and_glue(tmp_path, aws_env, volume):
+    """A profile that runs a credential_process (as SSO and role profiles need the SDK
+    too): S3 reads and writes and the Glue catalog all get keys from the process."""
+    marker = tmp_path / "calls"
+    process = tmp_path / "creds.sh"
+    process.write_text("#!/bin/sh\necho call >> " + str(marker) + "\n"
+                       'echo \'{"Version": 1, "AccessKeyId": "testing", "SecretAccessKey": "testing"}\'\n')
+    process.chmod(0o755)
+    config = tmp_path / "config"
+    config.write_text(f"[profile proc]\nregion = {REGION}\ncredential_process = {process}\n")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env = {k: v for k, v in aws_env.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")}
+    env.update(AWS_PROFILE="proc", AWS_CONFIG_FILE=str(config), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+               AWS_ENDPOINT_URL_GLUE=MOTO)
+    db = f"p_{uuid.uuid4().hex[:8]}"
+    run = naslake("run", SENSOR_JOB, "--input", f"{volume['arn']}/data/sensor", "--output", f"s3://{volume['lake']}/proc",
+                  "--catalog", f"glue:{db}", env={**clean, **env}, replace_env=True)
+    assert run.code == 3, run.stderr
+    assert s3_table(volume["lake"], "proc", "sensor_readings").num_rows > 300
+    glue = boto3.client("glue", endpoint_url=MOTO, **CREDS)
+    assert {t["Name"] for t in glue.get_tables(DatabaseName=db)["TableList"]} >= {"sensor_readings"}
+    # The process ran (for the S3 stores and for Glue), and its keys were cached
+    # rather than fetched per request.
+    calls = marker.read_text().count("call")
+    assert 2 <= calls <= 8, calls

@@ -96,16 +96,8 @@ fn build_error(e: aws_sdk_glue::error::BuildError) -> Error {
 
 impl GlueCatalog {
     pub async fn connect() -> Result<Self> {
-        use aws_smithy_http_client::tls;
-        // TLS through rustls with ring and the platform's roots; certificates are
-        // always verified.
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
         let config = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http)
+            .http_client(crate::storage::sdk::http_client())
             .retry_config(
                 RetryConfig::standard()
                     .with_max_attempts(10)

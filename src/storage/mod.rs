@@ -9,6 +9,7 @@
 pub mod address;
 pub mod profile;
 pub mod s3;
+pub mod sdk;
 
 use std::sync::Arc;
 

@@ -1,8 +1,9 @@
 //! Named profiles of the AWS shared config files (`AWS_PROFILE`), the step of the
 //! SDKs' default credential chain that `object_store`'s chain lacks: after the
 //! environment, before web identity, ECS container credentials and instance
-//! metadata. Static keys and the region are read; profiles that assume a role or use
-//! SSO or a credential process are refused with a message (not silently skipped).
+//! metadata. Static keys and the region are read here; a profile that assumes a
+//! role, uses SSO or runs a credential process is marked as such and resolved by
+//! the AWS SDK's profile provider ([`super::sdk`]).
 
 use std::path::PathBuf;
 
@@ -14,6 +15,9 @@ pub struct Profile {
     pub secret_access_key: Option<String>,
     pub session_token: Option<String>,
     pub region: Option<String>,
+    /// The setting (`role_arn`, `sso_session`, …) that makes the SDK resolve this
+    /// profile's credentials, when it has no static keys.
+    pub delegated: Option<&'static str>,
 }
 
 fn env(k: &str) -> Option<String> {
@@ -80,27 +84,23 @@ pub fn read(
             .or_else(|| from_conf.and_then(|s| s.get(k)))
             .map(|v| v.trim().to_string())
     };
-    let profile = Profile {
+    let mut profile = Profile {
         name: name.into(),
         access_key_id: get("aws_access_key_id"),
         secret_access_key: get("aws_secret_access_key"),
         session_token: get("aws_session_token"),
         region: get("region"),
+        delegated: None,
     };
     if profile.access_key_id.is_none() {
-        for unsupported in [
+        profile.delegated = [
             "role_arn",
             "sso_session",
             "sso_start_url",
             "credential_process",
-        ] {
-            if get(unsupported).is_some() {
-                return Err(format!(
-                    "profile {name} uses `{unsupported}`, which naslake does not support yet; \
-                     use static keys, environment variables, web identity or the ECS/EC2 roles"
-                ));
-            }
-        }
+        ]
+        .into_iter()
+        .find(|k| get(k).is_some());
     }
     if profile.access_key_id.is_some() != profile.secret_access_key.is_some() {
         return Err(format!(
@@ -131,11 +131,11 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(default.region.as_deref(), Some("eu-west-1"));
-        assert!(
-            read("sso", Some(creds.clone()), Some(conf.clone()))
-                .unwrap_err()
-                .contains("sso_session")
-        );
+        let sso = read("sso", Some(creds.clone()), Some(conf.clone()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(sso.delegated, Some("sso_session"));
+        assert_eq!(sso.access_key_id, None);
         assert_eq!(read("nope", Some(creds), Some(conf)).unwrap(), None);
         assert_eq!(read("default", None, None).unwrap(), None);
     }

@@ -4,7 +4,8 @@
 //! `NAME-ACCOUNT.s3-accesspoint.REGION.amazonaws.com`, requests are signed for the
 //! ARN's region, and an alias is addressed virtual-host style like a bucket.
 //! Credentials come from the default chain: the environment, a named profile of
-//! the shared config files ([`super::profile`]), then what `object_store`
+//! the shared config files ([`super::profile`]; role, SSO and credential-process
+//! profiles through the AWS SDK, [`super::sdk`]), then what `object_store`
 //! implements (web identity as on EMR and EKS, ECS container credentials, instance
 //! metadata); endpoints from `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`.
 //!
@@ -31,6 +32,13 @@ pub fn open(url: &str, address: Address) -> Result<Location, String> {
     let mut builder = AmazonS3Builder::from_env().with_retry(retry_config());
     // The SDK chain's profile step, between the environment and web identity.
     if let Some(p) = super::profile::from_environment()? {
+        if p.delegated.is_some() {
+            // Role, SSO or credential-process profiles: the SDK resolves them.
+            builder = builder.with_credentials(Arc::new(super::sdk::ProfileCredentials::new(
+                &p.name,
+                p.region.clone(),
+            )));
+        }
         if let (Some(id), Some(secret)) = (&p.access_key_id, &p.secret_access_key) {
             builder = builder
                 .with_access_key_id(id)
