@@ -674,6 +674,63 @@ fn sql_literal(v: &toml::Value) -> std::result::Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    use super::Projection;
+
+    #[test]
+    fn projections_become_athena_table_properties() {
+        let date = Projection::Date {
+            range: "2020-01-01,NOW".into(),
+            format: "yyyy-MM-dd".into(),
+            interval: Some(1),
+            interval_unit: Some("DAYS".into()),
+        };
+        assert_eq!(
+            date.parameters("dt"),
+            [
+                ("projection.dt.type", "date"),
+                ("projection.dt.range", "2020-01-01,NOW"),
+                ("projection.dt.format", "yyyy-MM-dd"),
+                ("projection.dt.interval", "1"),
+                ("projection.dt.interval.unit", "DAYS"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+        );
+        let int = Projection::Integer {
+            range: "0,99".into(),
+            interval: None,
+            digits: Some(2),
+        };
+        assert_eq!(
+            int.parameters("line")[2],
+            ("projection.line.digits".into(), "2".into())
+        );
+        assert_eq!(
+            Projection::Injected.parameters("site"),
+            [("projection.site.type".to_string(), "injected".to_string())]
+        );
+        assert!(int.check().is_ok());
+        assert!(
+            Projection::Integer {
+                range: "a,b".into(),
+                interval: None,
+                digits: None
+            }
+            .check()
+            .is_err()
+        );
+        assert!(Projection::Enum { values: vec![] }.check().is_err());
+        assert!(
+            Projection::Date {
+                range: "2020-01-01".into(),
+                format: "yyyy".into(),
+                interval: None,
+                interval_unit: None
+            }
+            .check()
+            .is_err()
+        );
+    }
+
     use super::*;
 
     #[test]

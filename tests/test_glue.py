@@ -431,3 +431,22 @@ def test_nested_columns_are_registered_and_athena_readable(tmp_path, glue, db):
     assert files and all(problems(f, cols) == [] for f in files)
     got = sorted((r["a"], r["s"]["label"]) for r in query_rows(db, "SELECT a, s FROM events"))
     assert got == [(0, "x-d1-0"), (1, "x-d1-1")]
+
+
+def test_throttled_calls_are_retried_and_archiving_is_a_setting(tmp_path, glue, db):
+    job = write_job(tmp_path, mode="append", extra="archive_versions = true")
+    write_input(tmp_path, ["d1"])
+    run_events(job, db)
+    write_input(tmp_path, ["d2"])
+    proxy = GlueProxy(PORT, fail={"BatchCreatePartition": ["ThrottlingException", "ThrottlingException"],
+                                  "GetTable": ["ThrottlingException"]})
+    with proxy:
+        run = run_events(job, db, env=aws_env(proxy.port))
+    assert run.code == 0, run.stderr
+    # The same call, sent again after each throttling answer.
+    bodies = proxy.bodies("BatchCreatePartition")
+    assert len(bodies) == 3 and bodies[0] == bodies[1] == bodies[2]
+    assert sorted(locations(glue, db)) == ["d1", "d2"]
+    # archive_versions = true: UpdateTable keeps the old version in Glue's history.
+    events = [b for b in proxy.bodies("UpdateTable") if b["TableInput"]["Name"] == "events"]
+    assert events and all(b["SkipArchive"] is False for b in events)

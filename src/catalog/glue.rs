@@ -221,7 +221,14 @@ impl GlueCatalog {
         Ok(())
     }
 
+    /// Creates the database if it is missing (a role that may only change tables
+    /// of an existing database never needs `glue:CreateDatabase`).
     async fn ensure_database(&self, db: &str, description: &str) -> Result<()> {
+        match self.client.get_database().name(db).send().await {
+            Ok(_) => return Ok(()),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(api_error("GetDatabase", db, e)),
+        }
         let input = g::DatabaseInput::builder()
             .name(db)
             .description(description)
@@ -238,6 +245,7 @@ impl GlueCatalog {
                 info!(database = db, "Glue database created");
                 Ok(())
             }
+            // Created by another run in the meantime.
             Err(e)
                 if e.as_service_error().and_then(|s| s.code())
                     == Some("AlreadyExistsException") =>
