@@ -53,6 +53,7 @@ pub struct TableFiles {
 /// Where a run writes one table's files.
 #[derive(Debug, Clone)]
 pub struct Placement {
+    output: Location,
     table_prefix: ObjPath,
     keys: Vec<String>,
     /// `v-RUNID`, the version directory new partitions are written into; `None`
@@ -68,15 +69,27 @@ impl Placement {
         if let Some(dir) = self.current.get(values) {
             return dir.clone();
         }
-        let mut dir = self.table_prefix.clone();
-        for (k, v) in self.keys.iter().zip(values) {
-            dir = dir.join(format!("{k}={}", hive_escape(v)).as_str());
-        }
+        let dir = partition_dir(&self.output, &self.table_prefix, &self.keys, values);
         match &self.version {
             Some(v) => dir.join(v.as_str()),
             None => dir,
         }
     }
+}
+
+/// `TABLE/KEY=VALUE/…`: hive directory names, the value escaped the way Hive and
+/// Athena expect in a key or file name (`10:00` → `10%3A00`).
+pub fn partition_dir(
+    output: &Location,
+    table_prefix: &ObjPath,
+    keys: &[String],
+    values: &[String],
+) -> ObjPath {
+    keys.iter()
+        .zip(values)
+        .fold(table_prefix.clone(), |dir, (k, v)| {
+            output.literal_child(&dir, &format!("{k}={}", hive_escape(v)))
+        })
 }
 
 /// A table as the run found it in the catalog, and where the run writes it.
@@ -121,7 +134,8 @@ pub async fn plan(
                     .collect()
             };
             for (values, location) in registered {
-                let dir = key_of(output, location)
+                let dir = output
+                    .key_of_url(location)
                     .filter(|k| k.prefix_matches(&prefix))
                     .ok_or_else(|| {
                         Error::config(format!(
@@ -137,6 +151,7 @@ pub async fn plan(
             }
         }
         let placement = Placement {
+            output: output.clone(),
             table_prefix: prefix,
             keys: t.schema.partition_key_names(),
             version: t.spec.projection.is_empty().then(|| format!("v-{run_id}")),
@@ -151,12 +166,6 @@ pub async fn plan(
         );
     }
     Ok(plans)
-}
-
-/// The key a catalog location names in the output's store, if it lies there.
-fn key_of(output: &Location, location: &str) -> Option<ObjPath> {
-    let rest = location.strip_prefix(&output.base_url)?;
-    ObjPath::parse(rest.trim_end_matches('/')).ok()
 }
 
 fn required_columns(t: &JobTable) -> Vec<String> {
@@ -298,9 +307,18 @@ pub async fn commit(
             format!(": {}", job.spec.description)
         }
     );
-    if let Err(e) = catalog.apply(&changes, &description).await {
-        delete_written(output, &tables).await;
-        return Err(e);
+    match catalog.apply(&changes, &description).await {
+        Ok(()) => {}
+        Err(e @ Error::CatalogInconsistent(_)) => {
+            // The catalog may point at these files: keeping them is the only safe
+            // choice; the error tells the user to check the tables.
+            tracing::error!(error = %e, "catalog left inconsistent; this run's files are kept");
+            return Err(e);
+        }
+        Err(e) => {
+            delete_written(output, &tables).await;
+            return Err(e);
+        }
     }
     info!(tables = changes.len(), catalog = %catalog.describe(), "catalog updated");
 
@@ -341,10 +359,7 @@ async fn remove_replaced(output: &Location, t: &TableFiles, run_id: &str) -> u64
         .files
         .iter()
         .map(|f| {
-            let mut dir = t.prefix.clone();
-            for (k, v) in keys.iter().zip(&f.partition_values) {
-                dir = dir.join(format!("{k}={}", hive_escape(v)).as_str());
-            }
+            let dir = partition_dir(output, &t.prefix, &keys, &f.partition_values);
             format!("{}/", dir.as_ref())
         })
         .collect();

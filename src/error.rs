@@ -50,6 +50,11 @@ pub enum Error {
     #[error("catalog: {0}")]
     Catalog(String),
 
+    /// A commit failed and could not be fully undone: the catalog may point at
+    /// this run's files, so they are kept.
+    #[error("catalog: {0}")]
+    CatalogInconsistent(String),
+
     #[error("{0}")]
     Io(#[from] std::io::Error),
 

@@ -24,7 +24,7 @@ use datafusion::physical_plan::empty::EmptyExec;
 #[derive(Debug, Clone)]
 pub struct TableFile {
     /// Key in the table's object store.
-    pub path: String,
+    pub path: object_store::path::Path,
     pub size: u64,
     pub partition_values: Vec<String>,
 }
@@ -92,7 +92,15 @@ impl TableProvider for FilesTable {
             .min(self.files.len());
         let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); groups_n];
         for (i, f) in self.files.iter().enumerate() {
-            let pf = PartitionedFile::new(f.path.clone(), f.size).with_partition_values(
+            // Built from the key itself: a path string would be escaped again.
+            let meta = object_store::ObjectMeta {
+                location: f.path.clone(),
+                last_modified: chrono::DateTime::<chrono::Utc>::MIN_UTC,
+                size: f.size,
+                e_tag: None,
+                version: None,
+            };
+            let pf = PartitionedFile::from(meta).with_partition_values(
                 f.partition_values
                     .iter()
                     .map(|v| ScalarValue::Utf8(Some(v.clone())))

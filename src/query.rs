@@ -6,7 +6,6 @@ use std::sync::Arc;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
 use datafusion::prelude::SessionContext;
-use futures::TryStreamExt;
 
 use crate::catalog::{Catalog, TableEntry};
 use crate::discover::is_selected;
@@ -91,19 +90,25 @@ async fn table_provider(ctx: &SessionContext, entry: &TableEntry) -> Result<File
     };
     let mut files = Vec::new();
     for (location, values) in locations {
-        let loc = Location::open(&location)?;
-        let mut listing = loc.store.list(Some(&loc.prefix));
-        while let Some(meta) = listing.try_next().await? {
-            let Some(rel) = loc.relative(&meta.location) else {
+        // A location in the table's store is listed through that store (one client,
+        // one set of credentials for all partitions); anything else is opened.
+        let (store, prefix) = match table_location.key_of_url(&location) {
+            Some(key) => (table_location.store.clone(), key),
+            None => {
+                let loc = Location::open(&location)?;
+                (loc.store, loc.prefix)
+            }
+        };
+        // Only the location's own files: naslake's version directories nest inside
+        // older (pre-versioning) locations, and must not be read twice.
+        let listing = store.list_with_delimiter(Some(&prefix)).await?;
+        for meta in listing.objects {
+            let Some(name) = meta.location.filename() else {
                 continue;
             };
-            // Partitioned tables: only the partition directory's own files.
-            if !keys.is_empty() && rel.contains('/') {
-                continue;
-            }
-            if is_selected(&rel, &[".parquet".to_string()]) {
+            if is_selected(name, &[".parquet".to_string()]) {
                 files.push(TableFile {
-                    path: meta.location.to_string(),
+                    path: meta.location.clone(),
                     size: meta.size,
                     partition_values: values.clone(),
                 });

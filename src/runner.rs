@@ -317,7 +317,7 @@ async fn execute(run: &RunInput<'_>) -> Result<Vec<TableFiles>> {
                     .files
                     .iter()
                     .map(|f| TableFile {
-                        path: f.path.to_string(),
+                        path: f.path.clone(),
                         size: f.bytes,
                         partition_values: f.partition_values.clone(),
                     })

@@ -7,6 +7,7 @@ import json
 import os
 import pathlib
 import textwrap
+import urllib.parse
 import uuid
 
 import boto3
@@ -53,8 +54,9 @@ def partitions(glue, db, table):
 
 
 def local_path(location):
+    """The directory a file:// location names (its path is percent-encoded)."""
     assert location.startswith("file:///"), location
-    return pathlib.Path(location[len("file://"):])
+    return pathlib.Path(urllib.parse.unquote(location[len("file://"):]))
 
 
 def rows_at_glue_locations(glue, db, table, columns):
@@ -450,3 +452,54 @@ def test_throttled_calls_are_retried_and_archiving_is_a_setting(tmp_path, glue, 
     # archive_versions = true: UpdateTable keeps the old version in Glue's history.
     events = [b for b in proxy.bodies("UpdateTable") if b["TableInput"]["Name"] == "events"]
     assert events and all(b["SkipArchive"] is False for b in events)
+
+
+def test_a_commit_that_cannot_be_undone_keeps_the_files_and_says_so(tmp_path, glue, db):
+    job = write_job(tmp_path, mode="overwrite-partitions")
+    write_input(tmp_path, ["d1"], tag="old")
+    run_events(job, db)
+    files_before = set((tmp_path / "lake").rglob("*.parquet"))
+    write_input(tmp_path, ["d1", "d2"], tag="new")
+    # The rejects table's update fails, and so does putting the events table back.
+    proxy = GlueProxy(PORT, fail={"UpdateTable": [None, "AccessDeniedException", "AccessDeniedException"]})
+    with proxy:
+        run = run_events(job, db, env=aws_env(proxy.port), codes=None)
+    assert run.code == 1
+    assert "files, which are kept" in run.stderr + run.stdout
+    # Nothing was deleted: neither the old files nor the run's (the catalog may
+    # point at them); the partitions themselves were put back.
+    files_after = set((tmp_path / "lake").rglob("*.parquet"))
+    assert files_before < files_after
+    assert sorted(locations(glue, db)) == ["d1"]
+
+
+@pytest.mark.parametrize("output", ["local", "s3"])
+def test_partition_values_with_special_characters(tmp_path, glue, db, output):
+    """Hive escapes `:` `/` `=` and friends in directory names; Athena unescapes them.
+    The key (or file name) holds the escaped form once, and every reader gets the
+    original values back."""
+    days = ["2024-01-01 10:00", "a/b=c", "50%"]
+    job = write_job(tmp_path, mode="overwrite")
+    write_input(tmp_path, days, rows_per_day=1)
+    if output == "s3":
+        s3 = boto3.client("s3", endpoint_url=MOTO, aws_access_key_id="testing",
+                          aws_secret_access_key="testing", region_name=REGION)
+        bucket = f"lake-{uuid.uuid4().hex[:8]}"
+        s3.create_bucket(Bucket=bucket)
+        out = f"s3://{bucket}/lake"
+    else:
+        out = tmp_path / "lake"
+    for _ in range(2):  # the second run replaces the first run's escaped directories
+        naslake("run", job, "--output", out, "--catalog", f"glue:{db}", env=aws_env())
+    assert sorted(p["Values"][0] for p in partitions(glue, db, "events")) == sorted(days)
+    got = sorted(r["day"] for r in query_rows(db, "SELECT day FROM events"))
+    assert got == sorted(days)
+    if output == "s3":
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="lake/events/")["Contents"]]
+        dirs = sorted({k.split("/")[2] for k in keys})
+        assert dirs == sorted(["day=2024-01-01 10%3A00", "day=a%2Fb%3Dc", "day=50%25"])
+        assert len(keys) == 3  # the first run's files were removed
+    else:
+        dirs = sorted(p.name for p in (tmp_path / "lake" / "events").iterdir())
+        assert dirs == sorted(["day=2024-01-01 10%3A00", "day=a%2Fb%3Dc", "day=50%25"])
+        assert len(list((tmp_path / "lake" / "events").rglob("*.parquet"))) == 3

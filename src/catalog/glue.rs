@@ -200,23 +200,38 @@ impl GlueCatalog {
         })
     }
 
-    /// Applies every change, or rolls back the ones applied when one fails.
+    /// Applies every change; when one fails, reverses exactly what this run
+    /// applied, newest first. If that reversal fails too, the error says so
+    /// ([`Error::CatalogInconsistent`]) and the caller keeps the run's files.
     pub async fn apply(&self, changes: &[TableChange], db_description: &str) -> Result<()> {
         let mut databases: Vec<&str> = changes.iter().map(|c| c.after.database.as_str()).collect();
         databases.dedup();
         for db in databases {
             self.ensure_database(db, db_description).await?;
         }
-        for (i, change) in changes.iter().enumerate() {
-            if let Err(e) = self.apply_one(change).await {
-                warn!(table = %change.after.table_input.name, error = %e, "Glue update failed; rolling back this run's catalog changes");
-                for done in changes[..=i].iter().rev() {
-                    if let Err(re) = self.roll_back(done).await {
-                        warn!(table = %done.after.table_input.name, error = %re, "could not roll back a Glue table; check it by hand");
-                    }
+        let mut applied: Vec<(&TableChange, Applied)> = Vec::new();
+        for change in changes {
+            let mut record = Applied::default();
+            let outcome = self.apply_one(change, &mut record).await;
+            applied.push((change, record));
+            let Err(e) = outcome else {
+                continue;
+            };
+            warn!(table = %change.after.table_input.name, error = %e, "Glue update failed; undoing this run's catalog changes");
+            let mut undo_errors = Vec::new();
+            for (done, record) in applied.iter().rev() {
+                if let Err(re) = self.undo(done, record).await {
+                    warn!(table = %done.after.table_input.name, error = %re, "could not undo a Glue change; check the table by hand");
+                    undo_errors.push(re.to_string());
                 }
+            }
+            if undo_errors.is_empty() {
                 return Err(e);
             }
+            return Err(Error::CatalogInconsistent(format!(
+                "{e}; undoing the run's other changes failed too ({}): the tables may point at this run's files, which are kept",
+                undo_errors.join("; ")
+            )));
         }
         Ok(())
     }
@@ -256,29 +271,83 @@ impl GlueCatalog {
         }
     }
 
-    async fn apply_one(&self, change: &TableChange) -> Result<()> {
+    async fn apply_one(&self, change: &TableChange, applied: &mut Applied) -> Result<()> {
         let db = &change.after.database;
-        let after = &change.after;
-        match &change.before {
-            None => self.create_or_update_table(db, change).await?,
-            Some(before) if before.table_input != after.table_input => {
-                self.update_table(db, change, before.version_id.clone())
-                    .await?
+        let name = &change.after.table_input.name;
+        let mut before = change.before.clone();
+        match &before {
+            None => {
+                if self.create_table(db, &change.after.table_input).await? {
+                    applied.table = TableAction::Created;
+                } else {
+                    // Created by someone else since the run started: update it
+                    // instead, checking the schema and diffing partitions against
+                    // what is there now.
+                    let current = self.get(db, name).await?.ok_or_else(|| {
+                        Error::Catalog(format!(
+                            "{db}.{name}: Glue says it exists but cannot find it"
+                        ))
+                    })?;
+                    if !change.replaces_all_files {
+                        evolution::check(
+                            &current.table_input,
+                            &change.after.table_input,
+                            &change.required_columns,
+                        )?;
+                    }
+                    self.update_table(db, change, current.version_id.clone())
+                        .await?;
+                    applied.table = TableAction::Updated(Box::new(current.table_input.clone()));
+                    before = Some(current);
+                }
+            }
+            Some(b) if b.table_input != change.after.table_input => {
+                self.update_table(db, change, b.version_id.clone()).await?;
+                applied.table = TableAction::Updated(Box::new(b.table_input.clone()));
             }
             Some(_) => {}
         }
-        let empty = Vec::new();
-        let before_parts = change.before.as_ref().map_or(&empty, |b| &b.partitions);
-        self.sync_partitions(db, &after.table_input.name, before_parts, &after.partitions)
+        let before_parts = before.map(|b| b.partitions).unwrap_or_default();
+        self.sync_partitions(db, name, &before_parts, &change.after.partitions, applied)
             .await
     }
 
-    /// Reverses an applied (or partly applied) change.
-    async fn roll_back(&self, change: &TableChange) -> Result<()> {
+    /// Reverses what [`Self::apply_one`] recorded. A table definition is only put
+    /// back (or a created table deleted) while it still carries this run's id: a
+    /// later change by someone else is never undone.
+    async fn undo(&self, change: &TableChange, applied: &Applied) -> Result<()> {
         let db = &change.after.database;
         let name = &change.after.table_input.name;
-        match &change.before {
-            None => match self
+        let mut scratch = Applied::default();
+        let no_previous = HashMap::new();
+        let created: Vec<&Vec<String>> = applied.created.iter().collect();
+        self.delete_partitions(db, name, &created, &no_previous, &mut scratch)
+            .await?;
+        let restore: Vec<&PartitionInput> = applied.updated.iter().collect();
+        let missing = self
+            .update_partitions(db, name, &restore, &no_previous, &mut scratch)
+            .await?;
+        let recreate: Vec<&PartitionInput> = applied.deleted.iter().chain(missing).collect();
+        let existing = self
+            .create_partitions(db, name, &recreate, &mut scratch)
+            .await?;
+        self.update_partitions(db, name, &existing, &no_previous, &mut scratch)
+            .await?;
+        if matches!(applied.table, TableAction::Unchanged) {
+            return Ok(());
+        }
+        let run_id = change.after.table_input.parameters.get(RUN_PARAMETER);
+        let Some(current) = self.get(db, name).await? else {
+            return Ok(());
+        };
+        if current.table_input.parameters.get(RUN_PARAMETER) != run_id {
+            return Err(Error::Catalog(format!(
+                "{db}.{name} was changed by someone else after this run; left as it is"
+            )));
+        }
+        match &applied.table {
+            TableAction::Unchanged => Ok(()),
+            TableAction::Created => match self
                 .client
                 .delete_table()
                 .database_name(db)
@@ -290,61 +359,44 @@ impl GlueCatalog {
                 Err(e) if is_not_found(&e) => Ok(()),
                 Err(e) => Err(api_error("DeleteTable", name, e)),
             },
-            Some(before) => {
-                let current = self.get(db, name).await?;
-                let Some(current) = current else {
-                    return Err(Error::Catalog(format!("{db}.{name} disappeared")));
+            TableAction::Updated(previous) => {
+                let reverse = TableChange {
+                    before: Some(current.clone()),
+                    after: TableEntry {
+                        table_input: (**previous).clone(),
+                        ..current.clone()
+                    },
+                    replaces_all_files: true,
+                    required_columns: Vec::new(),
+                    archive_versions: change.archive_versions,
                 };
-                if current.table_input != before.table_input {
-                    let reverse = TableChange {
-                        before: Some(current.clone()),
-                        after: before.clone(),
-                        replaces_all_files: true,
-                        required_columns: Vec::new(),
-                        archive_versions: change.archive_versions,
-                    };
-                    self.update_table(db, &reverse, current.version_id.clone())
-                        .await?;
-                }
-                self.sync_partitions(db, name, &current.partitions, &before.partitions)
+                self.update_table(db, &reverse, current.version_id.clone())
                     .await
             }
         }
     }
 
-    async fn create_or_update_table(&self, db: &str, change: &TableChange) -> Result<()> {
-        let input = to_sdk_table(&change.after.table_input)?;
+    /// `CreateTable`; `false` when the table already exists.
+    async fn create_table(&self, db: &str, input: &TableInput) -> Result<bool> {
         match self
             .client
             .create_table()
             .database_name(db)
-            .table_input(input)
+            .table_input(to_sdk_table(input)?)
             .send()
             .await
         {
             Ok(_) => {
-                info!(table = %change.after.table_input.name, "Glue table created");
-                Ok(())
+                info!(table = %input.name, "Glue table created");
+                Ok(true)
             }
-            // Created by someone else since the run started: update it instead,
-            // checking the schema against what is there now.
             Err(e)
                 if e.as_service_error().and_then(|s| s.code())
                     == Some("AlreadyExistsException") =>
             {
-                let current = self.get(db, &change.after.table_input.name).await?;
-                let version = current.as_ref().and_then(|c| c.version_id.clone());
-                let change = TableChange {
-                    before: current,
-                    ..change.clone()
-                };
-                self.update_table(db, &change, version).await
+                Ok(false)
             }
-            Err(e) => Err(api_error(
-                "CreateTable",
-                &format!("{db}.{}", change.after.table_input.name),
-                e,
-            )),
+            Err(e) => Err(api_error("CreateTable", &format!("{db}.{}", input.name), e)),
         }
     }
 
@@ -407,13 +459,15 @@ impl GlueCatalog {
         }
     }
 
-    /// Moves the table's partitions from `before` to `after`.
+    /// Moves the table's partitions from `before` to `after`, recording in
+    /// `applied` what it changed.
     async fn sync_partitions(
         &self,
         db: &str,
         table: &str,
         before: &[PartitionInput],
         after: &[PartitionInput],
+        applied: &mut Applied,
     ) -> Result<()> {
         let old: HashMap<&Vec<String>, &PartitionInput> =
             before.iter().map(|p| (&p.values, p)).collect();
@@ -433,11 +487,13 @@ impl GlueCatalog {
             .map(|p| &p.values)
             .collect();
         // A partition that already exists (registered since the run started, or
-        // by an earlier run this one did not see) is updated to this run's location.
-        update.extend(self.create_partitions(db, table, &create).await?);
-        let missing = self.update_partitions(db, table, &update).await?;
+        // applied by a call that then timed out) is updated to this run's location.
+        update.extend(self.create_partitions(db, table, &create, applied).await?);
+        let missing = self
+            .update_partitions(db, table, &update, &old, applied)
+            .await?;
         if !missing.is_empty() {
-            let again = self.create_partitions(db, table, &missing).await?;
+            let again = self.create_partitions(db, table, &missing, applied).await?;
             if !again.is_empty() {
                 return Err(Error::Catalog(format!(
                     "{db}.{table}: {} partitions kept appearing and disappearing while they were registered",
@@ -445,7 +501,8 @@ impl GlueCatalog {
                 )));
             }
         }
-        self.delete_partitions(db, table, &delete).await?;
+        self.delete_partitions(db, table, &delete, &old, applied)
+            .await?;
         if !(create.is_empty() && update.is_empty() && delete.is_empty()) {
             info!(
                 table,
@@ -459,11 +516,14 @@ impl GlueCatalog {
     }
 
     /// `BatchCreatePartition` in chunks; returns the partitions that already existed.
+    /// Both the created and the already existing ones are recorded as created by
+    /// this run (the latter are about to be re-pointed at this run's files).
     async fn create_partitions<'a>(
         &self,
         db: &str,
         table: &str,
         parts: &[&'a PartitionInput],
+        applied: &mut Applied,
     ) -> Result<Vec<&'a PartitionInput>> {
         let mut existing = Vec::new();
         for chunk in parts.chunks(CREATE_BATCH) {
@@ -484,20 +544,24 @@ impl GlueCatalog {
                     .send()
                     .await
                     .map_err(|e| api_error("BatchCreatePartition", table, e))?;
-                let by_values: HashMap<&[String], &PartitionInput> =
-                    pending.iter().map(|p| (p.values.as_slice(), *p)).collect();
-                let mut retry = Vec::new();
-                for err in out.errors() {
-                    let (code, message) = error_detail(err.error_detail());
-                    let Some(p) = by_values.get(err.partition_values()) else {
-                        return Err(Error::Catalog(format!(
-                            "Glue BatchCreatePartition {table}: error for a partition not sent ({:?}): {code}",
-                            err.partition_values()
-                        )));
-                    };
+                let errors: Vec<(&[String], &str, &str)> = out
+                    .errors()
+                    .iter()
+                    .map(|e| {
+                        let (code, message) = error_detail(e.error_detail());
+                        (e.partition_values(), code, message)
+                    })
+                    .collect();
+                let outcome = sort_outcome("BatchCreatePartition", table, &pending, &errors)?;
+                for p in &outcome.done {
+                    applied.created.push(p.values.clone());
+                }
+                for (p, code, message) in outcome.failed {
                     match code {
-                        "AlreadyExistsException" => existing.push(*p),
-                        c if RETRYABLE_CODES.contains(&c) => retry.push(*p),
+                        "AlreadyExistsException" => {
+                            applied.created.push(p.values.clone());
+                            existing.push(p);
+                        }
                         _ => {
                             return Err(Error::Catalog(format!(
                                 "Glue BatchCreatePartition {table} {:?}: {code}: {message}",
@@ -506,32 +570,23 @@ impl GlueCatalog {
                         }
                     }
                 }
-                pending = retry;
-                if !pending.is_empty() {
-                    let delay = delays.next().ok_or_else(|| {
-                        Error::Catalog(format!(
-                            "Glue BatchCreatePartition {table}: {} partitions still throttled after {ITEM_ATTEMPTS} attempts",
-                            pending.len()
-                        ))
-                    })?;
-                    warn!(
-                        table,
-                        partitions = pending.len(),
-                        "Glue throttled partitions; retrying"
-                    );
-                    tokio::time::sleep(delay).await;
-                }
+                pending = outcome.retry;
+                wait_before_retry("BatchCreatePartition", table, &mut delays, pending.len())
+                    .await?;
             }
         }
         Ok(existing)
     }
 
     /// `BatchUpdatePartition` in chunks; returns the partitions that did not exist.
+    /// The definitions in `previous` of the partitions updated are recorded.
     async fn update_partitions<'a>(
         &self,
         db: &str,
         table: &str,
         parts: &[&'a PartitionInput],
+        previous: &HashMap<&Vec<String>, &PartitionInput>,
+        applied: &mut Applied,
     ) -> Result<Vec<&'a PartitionInput>> {
         let mut missing = Vec::new();
         for chunk in parts.chunks(UPDATE_BATCH) {
@@ -557,17 +612,23 @@ impl GlueCatalog {
                     .send()
                     .await
                     .map_err(|e| api_error("BatchUpdatePartition", table, e))?;
-                let by_values: HashMap<&[String], &PartitionInput> =
-                    pending.iter().map(|p| (p.values.as_slice(), *p)).collect();
-                let mut retry = Vec::new();
-                for err in out.errors() {
-                    let (code, message) = error_detail(err.error_detail());
-                    let Some(p) = by_values.get(err.partition_value_list()) else {
-                        continue;
-                    };
+                let errors: Vec<(&[String], &str, &str)> = out
+                    .errors()
+                    .iter()
+                    .map(|e| {
+                        let (code, message) = error_detail(e.error_detail());
+                        (e.partition_value_list(), code, message)
+                    })
+                    .collect();
+                let outcome = sort_outcome("BatchUpdatePartition", table, &pending, &errors)?;
+                for p in &outcome.done {
+                    if let Some(old) = previous.get(&p.values) {
+                        applied.updated.push((*old).clone());
+                    }
+                }
+                for (p, code, message) in outcome.failed {
                     match code {
-                        "EntityNotFoundException" => missing.push(*p),
-                        c if RETRYABLE_CODES.contains(&c) => retry.push(*p),
+                        "EntityNotFoundException" => missing.push(p),
                         _ => {
                             return Err(Error::Catalog(format!(
                                 "Glue BatchUpdatePartition {table} {:?}: {code}: {message}",
@@ -576,27 +637,23 @@ impl GlueCatalog {
                         }
                     }
                 }
-                pending = retry;
-                if !pending.is_empty() {
-                    let delay = delays.next().ok_or_else(|| {
-                        Error::Catalog(format!(
-                            "Glue BatchUpdatePartition {table}: {} partitions still throttled after {ITEM_ATTEMPTS} attempts",
-                            pending.len()
-                        ))
-                    })?;
-                    tokio::time::sleep(delay).await;
-                }
+                pending = outcome.retry;
+                wait_before_retry("BatchUpdatePartition", table, &mut delays, pending.len())
+                    .await?;
             }
         }
         Ok(missing)
     }
 
-    /// `BatchDeletePartition` in chunks; a partition already gone is fine.
+    /// `BatchDeletePartition` in chunks; a partition already gone is fine. The
+    /// definitions in `previous` of the partitions deleted are recorded.
     async fn delete_partitions(
         &self,
         db: &str,
         table: &str,
         values: &[&Vec<String>],
+        previous: &HashMap<&Vec<String>, &PartitionInput>,
+        applied: &mut Applied,
     ) -> Result<()> {
         for chunk in values.chunks(DELETE_BATCH) {
             let mut pending: Vec<&Vec<String>> = chunk.to_vec();
@@ -620,39 +677,136 @@ impl GlueCatalog {
                     .send()
                     .await
                     .map_err(|e| api_error("BatchDeletePartition", table, e))?;
-                let mut retry = Vec::new();
-                for err in out.errors() {
-                    let (code, message) = error_detail(err.error_detail());
-                    let Some(v) = pending
-                        .iter()
-                        .find(|v| v.as_slice() == err.partition_values())
-                    else {
-                        continue;
-                    };
-                    match code {
-                        "EntityNotFoundException" => {}
-                        c if RETRYABLE_CODES.contains(&c) => retry.push(*v),
-                        _ => {
-                            return Err(Error::Catalog(format!(
-                                "Glue BatchDeletePartition {table} {v:?}: {code}: {message}"
-                            )));
-                        }
+                let errors: Vec<(&[String], &str, &str)> = out
+                    .errors()
+                    .iter()
+                    .map(|e| {
+                        let (code, message) = error_detail(e.error_detail());
+                        (e.partition_values(), code, message)
+                    })
+                    .collect();
+                let outcome = sort_outcome("BatchDeletePartition", table, &pending, &errors)?;
+                for v in &outcome.done {
+                    if let Some(old) = previous.get(*v) {
+                        applied.deleted.push((*old).clone());
                     }
                 }
-                pending = retry;
-                if !pending.is_empty() {
-                    let delay = delays.next().ok_or_else(|| {
-                        Error::Catalog(format!(
-                            "Glue BatchDeletePartition {table}: {} partitions still throttled after {ITEM_ATTEMPTS} attempts",
-                            pending.len()
-                        ))
-                    })?;
-                    tokio::time::sleep(delay).await;
+                for (v, code, message) in outcome.failed {
+                    if code != "EntityNotFoundException" {
+                        return Err(Error::Catalog(format!(
+                            "Glue BatchDeletePartition {table} {v:?}: {code}: {message}"
+                        )));
+                    }
                 }
+                pending = outcome.retry;
+                wait_before_retry("BatchDeletePartition", table, &mut delays, pending.len())
+                    .await?;
             }
         }
         Ok(())
     }
+}
+
+/// What a commit changed in Glue for one table, so that a failure can undo
+/// exactly that (and nothing someone else did).
+#[derive(Debug, Default)]
+struct Applied {
+    table: TableAction,
+    /// Partitions this run created (or re-pointed without knowing them before).
+    created: Vec<Vec<String>>,
+    /// The previous definitions of partitions this run re-pointed.
+    updated: Vec<PartitionInput>,
+    /// Partitions this run dropped.
+    deleted: Vec<PartitionInput>,
+}
+
+#[derive(Debug, Default)]
+enum TableAction {
+    #[default]
+    Unchanged,
+    Created,
+    /// Updated from this definition.
+    Updated(Box<TableInput>),
+}
+
+/// The items of one batch call, sorted by their per-item errors.
+struct BatchOutcome<'e, T> {
+    done: Vec<T>,
+    retry: Vec<T>,
+    failed: Vec<(T, &'e str, &'e str)>,
+}
+
+/// An item's partition values, for matching it with a per-item error.
+trait PartitionValues {
+    fn values(&self) -> &[String];
+}
+
+impl PartitionValues for &PartitionInput {
+    fn values(&self) -> &[String] {
+        &self.values
+    }
+}
+
+impl PartitionValues for &Vec<String> {
+    fn values(&self) -> &[String] {
+        self
+    }
+}
+
+/// Sorts the items sent in a batch call by the errors Glue returned for them:
+/// done (no error), to retry (throttled, timed out, …) or failed with a code. An
+/// error for a partition that was not sent fails the call: nothing is assumed done.
+fn sort_outcome<'e, T: PartitionValues + Copy>(
+    op: &str,
+    table: &str,
+    sent: &[T],
+    errors: &[(&[String], &'e str, &'e str)],
+) -> Result<BatchOutcome<'e, T>> {
+    let mut outcome = BatchOutcome {
+        done: Vec::new(),
+        retry: Vec::new(),
+        failed: Vec::new(),
+    };
+    for (values, code, _) in errors {
+        if !sent.iter().any(|p| p.values() == *values) {
+            return Err(Error::Catalog(format!(
+                "Glue {op} {table}: an error ({code}) for partition {values:?}, which was not sent"
+            )));
+        }
+    }
+    for item in sent {
+        match errors.iter().find(|(v, _, _)| *v == item.values()) {
+            None => outcome.done.push(*item),
+            Some((_, code, _)) if RETRYABLE_CODES.contains(code) => outcome.retry.push(*item),
+            Some((_, code, message)) => outcome.failed.push((*item, *code, *message)),
+        }
+    }
+    Ok(outcome)
+}
+
+/// Sleeps before retrying `pending` items, or fails once the attempts are used up.
+async fn wait_before_retry(
+    op: &str,
+    table: &str,
+    delays: &mut impl Iterator<Item = Duration>,
+    pending: usize,
+) -> Result<()> {
+    if pending == 0 {
+        return Ok(());
+    }
+    let delay = delays.next().ok_or_else(|| {
+        Error::Catalog(format!(
+            "Glue {op} {table}: {pending} partitions still throttled or timing out after {ITEM_ATTEMPTS} attempts"
+        ))
+    })?;
+    warn!(
+        table,
+        partitions = pending,
+        op,
+        "Glue throttled partitions; retrying"
+    );
+    tokio::time::sleep(delay).await;
+    Ok(())
 }
 
 /// The table parameter naming the run that last changed a table.

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::TableEntry;
+use super::{TableChange, TableEntry};
 use crate::error::{Error, Result};
 
 pub struct LocalCatalog {
@@ -68,20 +68,47 @@ impl LocalCatalog {
         Ok(out)
     }
 
-    pub fn put(&self, entries: &[TableEntry]) -> Result<()> {
-        // Write every file under a temporary name first, then rename them all, so a
-        // failure while writing leaves every table as it was.
+    /// Replaces each table's entry. Every file is written under a temporary name
+    /// first, then renamed into place; if a rename fails, the entries already
+    /// replaced are put back, so the catalog stays as it was.
+    pub fn apply(&self, changes: &[TableChange]) -> Result<()> {
         let mut staged = Vec::new();
-        for e in entries {
+        for c in changes {
+            let e = &c.after;
             let dir = self.db_dir(&e.database);
             std::fs::create_dir_all(&dir)?;
             let path = dir.join(format!("{}.json", e.table_input.name));
             let tmp = dir.join(format!(".{}.json.tmp", e.table_input.name));
             std::fs::write(&tmp, serde_json::to_vec_pretty(e)?)?;
-            staged.push((tmp, path));
+            staged.push((tmp, path, c));
         }
-        for (tmp, path) in staged {
-            std::fs::rename(&tmp, &path)?;
+        for (i, (tmp, path, _)) in staged.iter().enumerate() {
+            let Err(e) = std::fs::rename(tmp, path) else {
+                continue;
+            };
+            let mut undo_errors = Vec::new();
+            for (_, path, change) in &staged[..i] {
+                let restored = match &change.before {
+                    Some(before) => serde_json::to_vec_pretty(before)
+                        .map_err(std::io::Error::other)
+                        .and_then(|bytes| std::fs::write(path, bytes)),
+                    None => std::fs::remove_file(path),
+                };
+                if let Err(re) = restored {
+                    undo_errors.push(format!("{}: {re}", path.display()));
+                }
+            }
+            for (tmp, _, _) in &staged[i..] {
+                let _ = std::fs::remove_file(tmp);
+            }
+            if undo_errors.is_empty() {
+                return Err(Error::Catalog(format!("{}: {e}", path.display())));
+            }
+            return Err(Error::CatalogInconsistent(format!(
+                "{}: {e}; putting back the other tables failed too ({})",
+                path.display(),
+                undo_errors.join("; ")
+            )));
         }
         Ok(())
     }

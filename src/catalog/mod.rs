@@ -131,10 +131,7 @@ impl Catalog {
             }
         }
         match self {
-            Catalog::Local(c) => {
-                let entries: Vec<TableEntry> = changes.iter().map(|c| c.after.clone()).collect();
-                c.put(&entries)
-            }
+            Catalog::Local(c) => c.apply(changes),
             Catalog::Glue(c) => c.apply(changes, database_description).await,
         }
     }

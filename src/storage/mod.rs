@@ -75,6 +75,24 @@ impl Location {
         p
     }
 
+    /// `base/name`, where `name` is the object's literal name (an S3 key segment,
+    /// a file name) that may hold `%`: `ObjPath::join` would escape it again.
+    pub fn literal_child(&self, base: &ObjPath, name: &str) -> ObjPath {
+        let raw = if base.as_ref().is_empty() {
+            name.to_string()
+        } else {
+            format!("{}/{name}", base.as_ref())
+        };
+        ObjPath::parse(&raw).unwrap_or_else(|_| base.clone().join(name))
+    }
+
+    /// The key a full address (as [`Self::url_of`] makes them) names in this
+    /// location's store, or `None` when it lies elsewhere.
+    pub fn key_of_url(&self, url: &str) -> Option<ObjPath> {
+        let rest = url.strip_prefix(&self.base_url)?;
+        ObjPath::parse(rest.trim_end_matches('/')).ok()
+    }
+
     /// A key made into a full address (for catalog locations and messages).
     pub fn url_of(&self, key: &ObjPath) -> String {
         format!("{}{}", self.base_url, key.as_ref())

@@ -34,9 +34,13 @@ pub fn open(url: &str, address: Address) -> Result<Location, String> {
     if let Some(p) = super::profile::from_environment()? {
         if p.delegated.is_some() {
             // Role, SSO or credential-process profiles: the SDK resolves them.
+            // STS and SSO calls need a region: the environment's wins, as for S3.
+            let region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+                .iter()
+                .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+                .or_else(|| p.region.clone());
             builder = builder.with_credentials(Arc::new(super::sdk::ProfileCredentials::new(
-                &p.name,
-                p.region.clone(),
+                &p.name, region,
             )));
         }
         if let (Some(id), Some(secret)) = (&p.access_key_id, &p.secret_access_key) {
