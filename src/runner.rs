@@ -134,7 +134,7 @@ pub async fn run_job(job_path: &Path, opts: &RunOptions) -> Result<RunOutcome> {
         duration_seconds: 0.0,
         input: input_url.clone(),
         output: output_url.clone(),
-        catalog: catalog.describe(),
+        catalog: format!("{} database {database}", catalog.describe()),
         totals: Totals::default(),
         sources: Vec::new(),
         files: Vec::new(),
