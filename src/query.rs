@@ -90,15 +90,15 @@ async fn table_provider(ctx: &SessionContext, entry: &TableEntry) -> Result<File
     };
     let mut files = Vec::new();
     for (location, values) in locations {
-        // A location in the table's store is listed through that store (one client,
-        // one set of credentials for all partitions); anything else is opened.
-        let (store, prefix) = match table_location.key_of_url(&location) {
-            Some(key) => (table_location.store.clone(), key),
-            None => {
-                let loc = Location::open(&location)?;
-                (loc.store, loc.prefix)
-            }
-        };
+        // Every partition is read through the table's store (one client, one set
+        // of credentials for all of them).
+        let prefix = table_location.key_of_url(&location).ok_or_else(|| {
+            Error::Catalog(format!(
+                "table {}: partition location {location} is in another store than the table's location {}; naslake query reads a table from one store",
+                t.name, t.storage_descriptor.location
+            ))
+        })?;
+        let store = table_location.store.clone();
         // Only the location's own files: naslake's version directories nest inside
         // older (pre-versioning) locations, and must not be read twice.
         let listing = store.list_with_delimiter(Some(&prefix)).await?;

@@ -249,7 +249,11 @@ pub async fn run_job(job_path: &Path, opts: &RunOptions) -> Result<RunOutcome> {
         Err(e) => {
             report.status = "failed".into();
             report.error = Some(e.to_string());
-            warn!(run_id = %run_id, error = %e, "run failed; the catalog was not changed");
+            if matches!(e, Error::CatalogInconsistent(_)) {
+                warn!(run_id = %run_id, error = %e, "run failed; check the catalog tables it names");
+            } else {
+                warn!(run_id = %run_id, error = %e, "run failed; the catalog was not changed");
+            }
             e.exit_code()
         }
     };

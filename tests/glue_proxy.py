@@ -10,6 +10,9 @@ errors real Glue gives under contention and load, which moto never produces:
   partitions are reported back as per-item `OperationTimeoutException` errors; they
   are still forwarded (Glue may have applied an item it then timed out on), so a
   retry meets "already exists".
+- `before_first`: {operation: function}: called once, before the first call of the
+  operation is forwarded (to change the catalog behind the client's back, as
+  another writer would).
 
 Loopback only; it serves until stopped."""
 import http.client
@@ -19,10 +22,11 @@ import threading
 
 
 class GlueProxy:
-    def __init__(self, upstream_port, fail=None, timeout_last=None):
+    def __init__(self, upstream_port, fail=None, timeout_last=None, before_first=None):
         self.upstream_port = upstream_port
         self.fail = {k: list(v) for k, v in (fail or {}).items()}
         self.timeout_last = dict(timeout_last or {})
+        self.before_first = dict(before_first or {})
         self.calls = []  # (operation, request body as JSON)
         self.lock = threading.Lock()
         proxy = self
@@ -88,6 +92,9 @@ class GlueProxy:
                 error = queue.pop(0)
                 if error:
                     return error, []
+            hook = self.before_first.pop(op, None)
+            if hook:
+                hook()
             k = self.timeout_last.pop(op, 0)
             if k and "PartitionInputList" in body:
                 return None, [p["Values"] for p in body["PartitionInputList"][-k:]]

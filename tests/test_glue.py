@@ -503,3 +503,29 @@ def test_partition_values_with_special_characters(tmp_path, glue, db, output):
         dirs = sorted(p.name for p in (tmp_path / "lake" / "events").iterdir())
         assert dirs == sorted(["day=2024-01-01 10%3A00", "day=a%2Fb%3Dc", "day=50%25"])
         assert len(list((tmp_path / "lake" / "events").rglob("*.parquet"))) == 3
+
+
+def test_undo_restores_a_partition_someone_else_registered_during_the_run(tmp_path, glue, db):
+    """Between the run's start and its commit, another writer registers partition d2
+    elsewhere. The run finds it ("already exists"), re-points it, then fails on
+    another table: the undo puts d2 back where the other writer had it instead of
+    deleting it."""
+    job = write_job(tmp_path, mode="append")
+    write_input(tmp_path, ["d1"])
+    run_events(job, db)
+    write_input(tmp_path, ["d2"])
+    table = glue.get_table(DatabaseName=db, Name="events")["Table"]
+    theirs = dict(table["StorageDescriptor"], Location="file:///elsewhere/day=d2/")
+
+    def other_writer():
+        glue.create_partition(DatabaseName=db, TableName="events",
+                              PartitionInput={"Values": ["d2"], "StorageDescriptor": theirs})
+
+    proxy = GlueProxy(PORT, before_first={"BatchCreatePartition": other_writer},
+                      fail={"UpdateTable": [None, "AccessDeniedException"]})
+    with proxy:
+        run = run_events(job, db, env=aws_env(proxy.port), codes=None)
+    assert run.code == 1, run.stdout + run.stderr
+    assert [e["PartitionValueList"] for b in proxy.bodies("BatchUpdatePartition") for e in b["Entries"]][0] == ["d2"]
+    assert locations(glue, db)["d2"] == "file:///elsewhere/day=d2/"
+    assert sorted(locations(glue, db)) == ["d1", "d2"]

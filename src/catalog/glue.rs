@@ -14,7 +14,7 @@
 //! with roles or SSO, web identity, ECS, IMDS) and honours `AWS_ENDPOINT_URL_GLUE`
 //! and `AWS_ENDPOINT_URL`. Throttled or failed calls are retried by the SDK.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
@@ -274,66 +274,77 @@ impl GlueCatalog {
     async fn apply_one(&self, change: &TableChange, applied: &mut Applied) -> Result<()> {
         let db = &change.after.database;
         let name = &change.after.table_input.name;
+        let run_id = change.after.table_input.parameters.get(RUN_PARAMETER);
         let mut before = change.before.clone();
+        let mut after_parts = change.after.partitions.clone();
         match &before {
             None => {
                 if self.create_table(db, &change.after.table_input).await? {
                     applied.table = TableAction::Created;
                 } else {
-                    // Created by someone else since the run started: update it
-                    // instead, checking the schema and diffing partitions against
-                    // what is there now.
                     let current = self.get(db, name).await?.ok_or_else(|| {
                         Error::Catalog(format!(
                             "{db}.{name}: Glue says it exists but cannot find it"
                         ))
                     })?;
-                    if !change.replaces_all_files {
-                        evolution::check(
-                            &current.table_input,
-                            &change.after.table_input,
-                            &change.required_columns,
-                        )?;
+                    if current.table_input.parameters.get(RUN_PARAMETER) == run_id {
+                        // This run's own CreateTable, retried by the SDK after it
+                        // had succeeded.
+                        applied.table = TableAction::Created;
+                    } else {
+                        // Created by someone else since the run started: update it
+                        // instead, checking the schema against it and keeping its
+                        // partitions unless this run replaces the whole table.
+                        if !change.replaces_all_files {
+                            evolution::check(
+                                &current.table_input,
+                                &change.after.table_input,
+                                &change.required_columns,
+                            )?;
+                            let ours: HashSet<&Vec<String>> =
+                                after_parts.iter().map(|p| &p.values).collect();
+                            let theirs: Vec<PartitionInput> = current
+                                .partitions
+                                .iter()
+                                .filter(|p| !ours.contains(&p.values))
+                                .cloned()
+                                .collect();
+                            after_parts.extend(theirs);
+                        }
+                        let replaced = self
+                            .update_table(
+                                db,
+                                change,
+                                &current.table_input,
+                                current.version_id.clone(),
+                            )
+                            .await?;
+                        applied.table = TableAction::Updated(Box::new(replaced));
+                        before = Some(current);
                     }
-                    self.update_table(db, change, current.version_id.clone())
-                        .await?;
-                    applied.table = TableAction::Updated(Box::new(current.table_input.clone()));
-                    before = Some(current);
                 }
             }
             Some(b) if b.table_input != change.after.table_input => {
-                self.update_table(db, change, b.version_id.clone()).await?;
-                applied.table = TableAction::Updated(Box::new(b.table_input.clone()));
+                let replaced = self
+                    .update_table(db, change, &b.table_input, b.version_id.clone())
+                    .await?;
+                applied.table = TableAction::Updated(Box::new(replaced));
             }
             Some(_) => {}
         }
         let before_parts = before.map(|b| b.partitions).unwrap_or_default();
-        self.sync_partitions(db, name, &before_parts, &change.after.partitions, applied)
+        self.sync_partitions(db, name, &before_parts, &after_parts, applied)
             .await
     }
 
-    /// Reverses what [`Self::apply_one`] recorded. A table definition is only put
-    /// back (or a created table deleted) while it still carries this run's id: a
-    /// later change by someone else is never undone.
+    /// Reverses what [`Self::apply_one`] recorded, but only while the table still
+    /// carries this run's id: if someone else changed it since, nothing of it is
+    /// touched (their change may rest on this run's), and the error says so.
     async fn undo(&self, change: &TableChange, applied: &Applied) -> Result<()> {
         let db = &change.after.database;
         let name = &change.after.table_input.name;
-        let mut scratch = Applied::default();
-        let no_previous = HashMap::new();
-        let created: Vec<&Vec<String>> = applied.created.iter().collect();
-        self.delete_partitions(db, name, &created, &no_previous, &mut scratch)
-            .await?;
-        let restore: Vec<&PartitionInput> = applied.updated.iter().collect();
-        let missing = self
-            .update_partitions(db, name, &restore, &no_previous, &mut scratch)
-            .await?;
-        let recreate: Vec<&PartitionInput> = applied.deleted.iter().chain(missing).collect();
-        let existing = self
-            .create_partitions(db, name, &recreate, &mut scratch)
-            .await?;
-        self.update_partitions(db, name, &existing, &no_previous, &mut scratch)
-            .await?;
         if matches!(applied.table, TableAction::Unchanged) {
+            // The table update failed, and partitions are synced only after it.
             return Ok(());
         }
         let run_id = change.after.table_input.parameters.get(RUN_PARAMETER);
@@ -345,6 +356,23 @@ impl GlueCatalog {
                 "{db}.{name} was changed by someone else after this run; left as it is"
             )));
         }
+        let mut scratch = Applied::default();
+        let no_previous = HashMap::new();
+        let created: BTreeSet<&Vec<String>> = applied.created.iter().collect();
+        let created: Vec<&Vec<String>> = created.into_iter().collect();
+        self.delete_partitions(db, name, &created, &no_previous, &mut scratch)
+            .await?;
+        let restore: Vec<&PartitionInput> = dedup_by_values(&applied.updated);
+        let missing = self
+            .update_partitions(db, name, &restore, &no_previous, &mut scratch)
+            .await?;
+        let mut recreate: Vec<&PartitionInput> = dedup_by_values(&applied.deleted);
+        recreate.extend(missing);
+        let existing = self
+            .create_partitions(db, name, &recreate, &mut scratch)
+            .await?;
+        self.update_partitions(db, name, &existing, &no_previous, &mut scratch)
+            .await?;
         match &applied.table {
             TableAction::Unchanged => Ok(()),
             TableAction::Created => match self
@@ -370,8 +398,14 @@ impl GlueCatalog {
                     required_columns: Vec::new(),
                     archive_versions: change.archive_versions,
                 };
-                self.update_table(db, &reverse, current.version_id.clone())
-                    .await
+                self.update_table(
+                    db,
+                    &reverse,
+                    &current.table_input,
+                    current.version_id.clone(),
+                )
+                .await
+                .map(|_| ())
             }
         }
     }
@@ -400,16 +434,19 @@ impl GlueCatalog {
         }
     }
 
-    /// `UpdateTable` with the version read before; after a concurrent
-    /// modification the table is read again, the schema change re-checked against
-    /// it, and the update retried.
+    /// `UpdateTable` with the version read before (`replacing` is the definition
+    /// of that version); after a concurrent modification the table is read again,
+    /// the schema change re-checked against it, and the update retried. Returns
+    /// the definition the update replaced, which an undo puts back.
     async fn update_table(
         &self,
         db: &str,
         change: &TableChange,
+        replacing: &TableInput,
         mut version: Option<String>,
-    ) -> Result<()> {
+    ) -> Result<TableInput> {
         let name = &change.after.table_input.name;
+        let mut replacing = replacing.clone();
         let mut delays = backoff();
         loop {
             let result = self
@@ -423,16 +460,11 @@ impl GlueCatalog {
                 .await;
             let e = match result {
                 Ok(_) => {
-                    if let Some(before) = &change.before {
-                        let added = evolution::added_columns(
-                            &before.table_input,
-                            &change.after.table_input,
-                        );
-                        if !added.is_empty() {
-                            info!(table = %name, columns = ?added, "Glue table columns added");
-                        }
+                    let added = evolution::added_columns(&replacing, &change.after.table_input);
+                    if !added.is_empty() {
+                        info!(table = %name, columns = ?added, "Glue table columns added");
                     }
-                    return Ok(());
+                    return Ok(replacing);
                 }
                 Err(e) => e,
             };
@@ -456,6 +488,7 @@ impl GlueCatalog {
                 )?;
             }
             version = current.version_id;
+            replacing = current.table_input;
         }
     }
 
@@ -515,9 +548,11 @@ impl GlueCatalog {
         Ok(())
     }
 
-    /// `BatchCreatePartition` in chunks; returns the partitions that already existed.
-    /// Both the created and the already existing ones are recorded as created by
-    /// this run (the latter are about to be re-pointed at this run's files).
+    /// `BatchCreatePartition` in chunks; returns the partitions that already
+    /// existed, to be updated. Every partition sent is recorded as (possibly)
+    /// created before the call — a call that fails or times out may still have
+    /// been applied. One that already existed with another location is someone
+    /// else's: its definition is recorded as the one to put back instead.
     async fn create_partitions<'a>(
         &self,
         db: &str,
@@ -530,6 +565,9 @@ impl GlueCatalog {
             let mut pending: Vec<&PartitionInput> = chunk.to_vec();
             let mut delays = backoff();
             while !pending.is_empty() {
+                applied
+                    .created
+                    .extend(pending.iter().map(|p| p.values.clone()));
                 let out = self
                     .client
                     .batch_create_partition()
@@ -553,15 +591,10 @@ impl GlueCatalog {
                     })
                     .collect();
                 let outcome = sort_outcome("BatchCreatePartition", table, &pending, &errors)?;
-                for p in &outcome.done {
-                    applied.created.push(p.values.clone());
-                }
+                let mut already = Vec::new();
                 for (p, code, message) in outcome.failed {
                     match code {
-                        "AlreadyExistsException" => {
-                            applied.created.push(p.values.clone());
-                            existing.push(p);
-                        }
+                        "AlreadyExistsException" => already.push(p),
                         _ => {
                             return Err(Error::Catalog(format!(
                                 "Glue BatchCreatePartition {table} {:?}: {code}: {message}",
@@ -569,6 +602,23 @@ impl GlueCatalog {
                             )));
                         }
                     }
+                }
+                if !already.is_empty() {
+                    let found = self.get_partitions(db, table, &already).await?;
+                    for p in &already {
+                        match found.get(&p.values) {
+                            // Created by this run's own earlier attempt.
+                            Some(f)
+                                if f.storage_descriptor.location
+                                    == p.storage_descriptor.location => {}
+                            Some(f) => {
+                                applied.created.retain(|v| v != &p.values);
+                                applied.updated.push(f.clone());
+                            }
+                            None => {}
+                        }
+                    }
+                    existing.extend(already);
                 }
                 pending = outcome.retry;
                 wait_before_retry("BatchCreatePartition", table, &mut delays, pending.len())
@@ -578,8 +628,50 @@ impl GlueCatalog {
         Ok(existing)
     }
 
+    /// The current definitions of these partitions (`BatchGetPartition`).
+    async fn get_partitions(
+        &self,
+        db: &str,
+        table: &str,
+        parts: &[&PartitionInput],
+    ) -> Result<HashMap<Vec<String>, PartitionInput>> {
+        let mut found = HashMap::new();
+        for chunk in parts.chunks(CREATE_BATCH) {
+            let wanted = chunk
+                .iter()
+                .map(|p| {
+                    g::PartitionValueList::builder()
+                        .set_values(Some(p.values.clone()))
+                        .build()
+                        .map_err(build_error)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let out = self
+                .client
+                .batch_get_partition()
+                .database_name(db)
+                .table_name(table)
+                .set_partitions_to_get(Some(wanted))
+                .send()
+                .await
+                .map_err(|e| api_error("BatchGetPartition", table, e))?;
+            for p in out.partitions() {
+                found.insert(
+                    p.values().to_vec(),
+                    PartitionInput {
+                        values: p.values().to_vec(),
+                        storage_descriptor: from_sdk_sd(p.storage_descriptor()),
+                        parameters: to_btree(p.parameters()),
+                    },
+                );
+            }
+        }
+        Ok(found)
+    }
+
     /// `BatchUpdatePartition` in chunks; returns the partitions that did not exist.
-    /// The definitions in `previous` of the partitions updated are recorded.
+    /// The definitions in `previous` of the partitions sent are recorded before
+    /// each call (it may be applied even when it fails).
     async fn update_partitions<'a>(
         &self,
         db: &str,
@@ -593,6 +685,11 @@ impl GlueCatalog {
             let mut pending: Vec<&PartitionInput> = chunk.to_vec();
             let mut delays = backoff();
             while !pending.is_empty() {
+                applied.updated.extend(
+                    pending
+                        .iter()
+                        .filter_map(|p| previous.get(&p.values).map(|old| (*old).clone())),
+                );
                 let entries = pending
                     .iter()
                     .map(|p| {
@@ -621,11 +718,6 @@ impl GlueCatalog {
                     })
                     .collect();
                 let outcome = sort_outcome("BatchUpdatePartition", table, &pending, &errors)?;
-                for p in &outcome.done {
-                    if let Some(old) = previous.get(&p.values) {
-                        applied.updated.push((*old).clone());
-                    }
-                }
                 for (p, code, message) in outcome.failed {
                     match code {
                         "EntityNotFoundException" => missing.push(p),
@@ -646,7 +738,8 @@ impl GlueCatalog {
     }
 
     /// `BatchDeletePartition` in chunks; a partition already gone is fine. The
-    /// definitions in `previous` of the partitions deleted are recorded.
+    /// definitions in `previous` of the partitions sent are recorded before each
+    /// call (it may be applied even when it fails, or be retried by the SDK).
     async fn delete_partitions(
         &self,
         db: &str,
@@ -659,6 +752,11 @@ impl GlueCatalog {
             let mut pending: Vec<&Vec<String>> = chunk.to_vec();
             let mut delays = backoff();
             while !pending.is_empty() {
+                applied.deleted.extend(
+                    pending
+                        .iter()
+                        .filter_map(|v| previous.get(*v).map(|old| (*old).clone())),
+                );
                 let list = pending
                     .iter()
                     .map(|v| {
@@ -686,11 +784,6 @@ impl GlueCatalog {
                     })
                     .collect();
                 let outcome = sort_outcome("BatchDeletePartition", table, &pending, &errors)?;
-                for v in &outcome.done {
-                    if let Some(old) = previous.get(*v) {
-                        applied.deleted.push((*old).clone());
-                    }
-                }
                 for (v, code, message) in outcome.failed {
                     if code != "EntityNotFoundException" {
                         return Err(Error::Catalog(format!(
@@ -727,6 +820,12 @@ enum TableAction {
     Created,
     /// Updated from this definition.
     Updated(Box<TableInput>),
+}
+
+/// One definition per partition, the first recorded (the oldest) winning.
+fn dedup_by_values(parts: &[PartitionInput]) -> Vec<&PartitionInput> {
+    let mut seen = HashSet::new();
+    parts.iter().filter(|p| seen.insert(&p.values)).collect()
 }
 
 /// The items of one batch call, sorted by their per-item errors.
