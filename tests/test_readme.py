@@ -49,3 +49,16 @@ def test_readme_example_queries_run(sample_lake):
         out = naslake("query", "--catalog", f"local:{sample_lake.lake}", "--format", "json", "--", query).stdout
         rows = [json.loads(line) for line in out.splitlines() if line.strip()]
         assert rows, f"the example query of {table} returns nothing on the samples"
+
+
+def test_readme_look_at_the_lake_commands_run(sample_lake):
+    """The commands the README suggests after the first run work on its lake."""
+    import shlex
+
+    text = (ROOT / "README.md").read_text()
+    block = text.split("Then look at the lake:", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    commands = [shlex.split(line)[3:] for line in block.splitlines() if line.startswith("cargo run -- ")]
+    assert len(commands) >= 3
+    for args in commands:
+        out = naslake(*args, "--catalog", f"local:{sample_lake.lake}").stdout
+        assert out.strip(), args
