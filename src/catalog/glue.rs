@@ -1023,3 +1023,53 @@ fn to_sdk_partition(p: &PartitionInput) -> Result<g::PartitionInput> {
         .set_parameters(Some(p.parameters.clone().into_iter().collect()))
         .build())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn batch_errors_sort_items_into_done_retry_and_failed() {
+        let a = values(&["a"]);
+        let b = values(&["b"]);
+        let c = values(&["c"]);
+        let d = values(&["d"]);
+        let sent: Vec<&Vec<String>> = vec![&a, &b, &c, &d];
+        let errors: Vec<(&[String], &str, &str)> = vec![
+            (&b, "ThrottlingException", "slow down"),
+            (&c, "AlreadyExistsException", "exists"),
+            (&d, "OperationTimeoutException", "timeout"),
+        ];
+        let out = sort_outcome("BatchCreatePartition", "t", &sent, &errors).unwrap();
+        assert_eq!(out.done, vec![&a]);
+        assert_eq!(out.retry, vec![&b, &d]);
+        assert_eq!(out.failed.len(), 1);
+        assert_eq!(out.failed[0].0, &c);
+        assert_eq!(out.failed[0].1, "AlreadyExistsException");
+    }
+
+    #[test]
+    fn an_error_for_a_partition_not_sent_fails_the_call() {
+        let a = values(&["a"]);
+        let z = values(&["z"]);
+        let sent: Vec<&Vec<String>> = vec![&a];
+        let errors: Vec<(&[String], &str, &str)> = vec![(&z, "InternalServiceException", "")];
+        let e = sort_outcome("BatchDeletePartition", "t", &sent, &errors)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("was not sent"), "{e}");
+    }
+
+    #[test]
+    fn database_names_follow_athena() {
+        assert!(check_database_name("lake_01").is_ok());
+        assert!(check_database_name("Lake").is_err());
+        assert!(check_database_name("a-b").is_err());
+        assert!(check_database_name("").is_err());
+    }
+}
