@@ -548,11 +548,11 @@ impl GlueCatalog {
         Ok(())
     }
 
-    /// `BatchCreatePartition` in chunks; returns the partitions that already
-    /// existed, to be updated. Every partition sent is recorded as (possibly)
-    /// created before the call — a call that fails or times out may still have
-    /// been applied. One that already existed with another location is someone
-    /// else's: its definition is recorded as the one to put back instead.
+    /// `BatchCreatePartition`; returns the partitions that already existed, to be
+    /// updated. Every partition sent is recorded as (possibly) created before the
+    /// call: a call that fails or times out may still have been applied. One that
+    /// already existed with another location is someone else's: its definition is
+    /// recorded as the one to put back instead.
     async fn create_partitions<'a>(
         &self,
         db: &str,
@@ -560,21 +560,24 @@ impl GlueCatalog {
         parts: &[&'a PartitionInput],
         applied: &mut Applied,
     ) -> Result<Vec<&'a PartitionInput>> {
-        let mut existing = Vec::new();
-        for chunk in parts.chunks(CREATE_BATCH) {
-            let mut pending: Vec<&PartitionInput> = chunk.to_vec();
-            let mut delays = backoff();
-            while !pending.is_empty() {
+        let failed = batched(
+            "BatchCreatePartition",
+            table,
+            parts,
+            CREATE_BATCH,
+            |batch| {
                 applied
                     .created
-                    .extend(pending.iter().map(|p| p.values.clone()));
+                    .extend(batch.iter().map(|p| p.values.clone()))
+            },
+            |batch| async move {
                 let out = self
                     .client
                     .batch_create_partition()
                     .database_name(db)
                     .table_name(table)
                     .set_partition_input_list(Some(
-                        pending
+                        batch
                             .iter()
                             .map(|p| to_sdk_partition(p))
                             .collect::<Result<Vec<_>>>()?,
@@ -582,50 +585,35 @@ impl GlueCatalog {
                     .send()
                     .await
                     .map_err(|e| api_error("BatchCreatePartition", table, e))?;
-                let errors: Vec<(&[String], &str, &str)> = out
+                Ok(out
                     .errors()
                     .iter()
-                    .map(|e| {
-                        let (code, message) = error_detail(e.error_detail());
-                        (e.partition_values(), code, message)
-                    })
-                    .collect();
-                let outcome = sort_outcome("BatchCreatePartition", table, &pending, &errors)?;
-                let mut already = Vec::new();
-                for (p, code, message) in outcome.failed {
-                    match code {
-                        "AlreadyExistsException" => already.push(p),
-                        _ => {
-                            return Err(Error::Catalog(format!(
-                                "Glue BatchCreatePartition {table} {:?}: {code}: {message}",
-                                p.values
-                            )));
-                        }
+                    .map(|e| ItemError::new(e.partition_values(), e.error_detail()))
+                    .collect())
+            },
+        )
+        .await?;
+        let already = accept_only(
+            "BatchCreatePartition",
+            table,
+            failed,
+            "AlreadyExistsException",
+        )?;
+        if !already.is_empty() {
+            let found = self.get_partitions(db, table, &already).await?;
+            for p in &already {
+                match found.get(&p.values) {
+                    // This run's own earlier attempt, applied before it timed out.
+                    Some(f) if f.storage_descriptor.location == p.storage_descriptor.location => {}
+                    Some(f) => {
+                        applied.created.retain(|v| v != &p.values);
+                        applied.updated.push(f.clone());
                     }
+                    None => {}
                 }
-                if !already.is_empty() {
-                    let found = self.get_partitions(db, table, &already).await?;
-                    for p in &already {
-                        match found.get(&p.values) {
-                            // Created by this run's own earlier attempt.
-                            Some(f)
-                                if f.storage_descriptor.location
-                                    == p.storage_descriptor.location => {}
-                            Some(f) => {
-                                applied.created.retain(|v| v != &p.values);
-                                applied.updated.push(f.clone());
-                            }
-                            None => {}
-                        }
-                    }
-                    existing.extend(already);
-                }
-                pending = outcome.retry;
-                wait_before_retry("BatchCreatePartition", table, &mut delays, pending.len())
-                    .await?;
             }
         }
-        Ok(existing)
+        Ok(already)
     }
 
     /// The current definitions of these partitions (`BatchGetPartition`).
@@ -669,9 +657,9 @@ impl GlueCatalog {
         Ok(found)
     }
 
-    /// `BatchUpdatePartition` in chunks; returns the partitions that did not exist.
-    /// The definitions in `previous` of the partitions sent are recorded before
-    /// each call (it may be applied even when it fails).
+    /// `BatchUpdatePartition`; returns the partitions that did not exist. The
+    /// definitions in `previous` of the partitions sent are recorded before each
+    /// call (it may be applied even when it fails).
     async fn update_partitions<'a>(
         &self,
         db: &str,
@@ -680,17 +668,20 @@ impl GlueCatalog {
         previous: &HashMap<&Vec<String>, &PartitionInput>,
         applied: &mut Applied,
     ) -> Result<Vec<&'a PartitionInput>> {
-        let mut missing = Vec::new();
-        for chunk in parts.chunks(UPDATE_BATCH) {
-            let mut pending: Vec<&PartitionInput> = chunk.to_vec();
-            let mut delays = backoff();
-            while !pending.is_empty() {
+        let failed = batched(
+            "BatchUpdatePartition",
+            table,
+            parts,
+            UPDATE_BATCH,
+            |batch| {
                 applied.updated.extend(
-                    pending
+                    batch
                         .iter()
                         .filter_map(|p| previous.get(&p.values).map(|old| (*old).clone())),
-                );
-                let entries = pending
+                )
+            },
+            |batch| async move {
+                let entries = batch
                     .iter()
                     .map(|p| {
                         g::BatchUpdatePartitionRequestEntry::builder()
@@ -709,37 +700,25 @@ impl GlueCatalog {
                     .send()
                     .await
                     .map_err(|e| api_error("BatchUpdatePartition", table, e))?;
-                let errors: Vec<(&[String], &str, &str)> = out
+                Ok(out
                     .errors()
                     .iter()
-                    .map(|e| {
-                        let (code, message) = error_detail(e.error_detail());
-                        (e.partition_value_list(), code, message)
-                    })
-                    .collect();
-                let outcome = sort_outcome("BatchUpdatePartition", table, &pending, &errors)?;
-                for (p, code, message) in outcome.failed {
-                    match code {
-                        "EntityNotFoundException" => missing.push(p),
-                        _ => {
-                            return Err(Error::Catalog(format!(
-                                "Glue BatchUpdatePartition {table} {:?}: {code}: {message}",
-                                p.values
-                            )));
-                        }
-                    }
-                }
-                pending = outcome.retry;
-                wait_before_retry("BatchUpdatePartition", table, &mut delays, pending.len())
-                    .await?;
-            }
-        }
-        Ok(missing)
+                    .map(|e| ItemError::new(e.partition_value_list(), e.error_detail()))
+                    .collect())
+            },
+        )
+        .await?;
+        accept_only(
+            "BatchUpdatePartition",
+            table,
+            failed,
+            "EntityNotFoundException",
+        )
     }
 
-    /// `BatchDeletePartition` in chunks; a partition already gone is fine. The
-    /// definitions in `previous` of the partitions sent are recorded before each
-    /// call (it may be applied even when it fails, or be retried by the SDK).
+    /// `BatchDeletePartition`; a partition already gone is fine. The definitions
+    /// in `previous` of the partitions sent are recorded before each call (it may
+    /// be applied even when it fails, or be retried by the SDK).
     async fn delete_partitions(
         &self,
         db: &str,
@@ -748,16 +727,20 @@ impl GlueCatalog {
         previous: &HashMap<&Vec<String>, &PartitionInput>,
         applied: &mut Applied,
     ) -> Result<()> {
-        for chunk in values.chunks(DELETE_BATCH) {
-            let mut pending: Vec<&Vec<String>> = chunk.to_vec();
-            let mut delays = backoff();
-            while !pending.is_empty() {
+        let failed = batched(
+            "BatchDeletePartition",
+            table,
+            values,
+            DELETE_BATCH,
+            |batch| {
                 applied.deleted.extend(
-                    pending
+                    batch
                         .iter()
                         .filter_map(|v| previous.get(*v).map(|old| (*old).clone())),
-                );
-                let list = pending
+                )
+            },
+            |batch| async move {
+                let list = batch
                     .iter()
                     .map(|v| {
                         g::PartitionValueList::builder()
@@ -775,27 +758,20 @@ impl GlueCatalog {
                     .send()
                     .await
                     .map_err(|e| api_error("BatchDeletePartition", table, e))?;
-                let errors: Vec<(&[String], &str, &str)> = out
+                Ok(out
                     .errors()
                     .iter()
-                    .map(|e| {
-                        let (code, message) = error_detail(e.error_detail());
-                        (e.partition_values(), code, message)
-                    })
-                    .collect();
-                let outcome = sort_outcome("BatchDeletePartition", table, &pending, &errors)?;
-                for (v, code, message) in outcome.failed {
-                    if code != "EntityNotFoundException" {
-                        return Err(Error::Catalog(format!(
-                            "Glue BatchDeletePartition {table} {v:?}: {code}: {message}"
-                        )));
-                    }
-                }
-                pending = outcome.retry;
-                wait_before_retry("BatchDeletePartition", table, &mut delays, pending.len())
-                    .await?;
-            }
-        }
+                    .map(|e| ItemError::new(e.partition_values(), e.error_detail()))
+                    .collect())
+            },
+        )
+        .await?;
+        accept_only(
+            "BatchDeletePartition",
+            table,
+            failed,
+            "EntityNotFoundException",
+        )?;
         Ok(())
     }
 }
@@ -828,11 +804,35 @@ fn dedup_by_values(parts: &[PartitionInput]) -> Vec<&PartitionInput> {
     parts.iter().filter(|p| seen.insert(&p.values)).collect()
 }
 
+/// A per-partition error of a batch call.
+#[derive(Debug, Clone)]
+struct ItemError {
+    values: Vec<String>,
+    code: String,
+    message: String,
+}
+
+impl ItemError {
+    fn new(values: &[String], detail: Option<&g::ErrorDetail>) -> Self {
+        ItemError {
+            values: values.to_vec(),
+            code: detail
+                .and_then(|d| d.error_code())
+                .unwrap_or("UnknownError")
+                .to_string(),
+            message: detail
+                .and_then(|d| d.error_message())
+                .unwrap_or("")
+                .to_string(),
+        }
+    }
+}
+
 /// The items of one batch call, sorted by their per-item errors.
-struct BatchOutcome<'e, T> {
+struct BatchOutcome<T> {
     done: Vec<T>,
     retry: Vec<T>,
-    failed: Vec<(T, &'e str, &'e str)>,
+    failed: Vec<(T, ItemError)>,
 }
 
 /// An item's partition values, for matching it with a per-item error.
@@ -855,57 +855,104 @@ impl PartitionValues for &Vec<String> {
 /// Sorts the items sent in a batch call by the errors Glue returned for them:
 /// done (no error), to retry (throttled, timed out, …) or failed with a code. An
 /// error for a partition that was not sent fails the call: nothing is assumed done.
-fn sort_outcome<'e, T: PartitionValues + Copy>(
+fn sort_outcome<T: PartitionValues + Copy>(
     op: &str,
     table: &str,
     sent: &[T],
-    errors: &[(&[String], &'e str, &'e str)],
-) -> Result<BatchOutcome<'e, T>> {
+    errors: &[ItemError],
+) -> Result<BatchOutcome<T>> {
+    if let Some(e) = errors
+        .iter()
+        .find(|e| !sent.iter().any(|p| p.values() == e.values.as_slice()))
+    {
+        return Err(Error::Catalog(format!(
+            "Glue {op} {table}: an error ({}) for partition {:?}, which was not sent",
+            e.code, e.values
+        )));
+    }
     let mut outcome = BatchOutcome {
         done: Vec::new(),
         retry: Vec::new(),
         failed: Vec::new(),
     };
-    for (values, code, _) in errors {
-        if !sent.iter().any(|p| p.values() == *values) {
-            return Err(Error::Catalog(format!(
-                "Glue {op} {table}: an error ({code}) for partition {values:?}, which was not sent"
-            )));
-        }
-    }
     for item in sent {
-        match errors.iter().find(|(v, _, _)| *v == item.values()) {
+        match errors.iter().find(|e| e.values.as_slice() == item.values()) {
             None => outcome.done.push(*item),
-            Some((_, code, _)) if RETRYABLE_CODES.contains(code) => outcome.retry.push(*item),
-            Some((_, code, message)) => outcome.failed.push((*item, *code, *message)),
+            Some(e) if RETRYABLE_CODES.contains(&e.code.as_str()) => outcome.retry.push(*item),
+            Some(e) => outcome.failed.push((*item, e.clone())),
         }
     }
     Ok(outcome)
 }
 
-/// Sleeps before retrying `pending` items, or fails once the attempts are used up.
-async fn wait_before_retry(
+/// Sends `items` in batches of `size` through `call` (which returns the batch's
+/// per-item errors), retrying with backoff the items Glue reports as throttled
+/// or timed out. `before_call` sees each batch before it is sent: a call may be
+/// applied even when it fails. Returns the items that failed otherwise.
+async fn batched<T, Call, Fut>(
     op: &str,
     table: &str,
-    delays: &mut impl Iterator<Item = Duration>,
-    pending: usize,
-) -> Result<()> {
-    if pending == 0 {
-        return Ok(());
+    items: &[T],
+    size: usize,
+    mut before_call: impl FnMut(&[T]),
+    mut call: Call,
+) -> Result<Vec<(T, ItemError)>>
+where
+    T: PartitionValues + Copy,
+    Call: FnMut(Vec<T>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<ItemError>>>,
+{
+    let mut failed = Vec::new();
+    for chunk in items.chunks(size) {
+        let mut pending: Vec<T> = chunk.to_vec();
+        let mut delays = backoff();
+        while !pending.is_empty() {
+            before_call(&pending);
+            let errors = call(pending.clone()).await?;
+            let outcome = sort_outcome(op, table, &pending, &errors)?;
+            failed.extend(outcome.failed);
+            pending = outcome.retry;
+            if pending.is_empty() {
+                break;
+            }
+            let delay = delays.next().ok_or_else(|| {
+                Error::Catalog(format!(
+                    "Glue {op} {table}: {} partitions still throttled or timing out after {ITEM_ATTEMPTS} attempts",
+                    pending.len()
+                ))
+            })?;
+            warn!(
+                table,
+                partitions = pending.len(),
+                op,
+                "Glue throttled partitions; retrying"
+            );
+            tokio::time::sleep(delay).await;
+        }
     }
-    let delay = delays.next().ok_or_else(|| {
-        Error::Catalog(format!(
-            "Glue {op} {table}: {pending} partitions still throttled or timing out after {ITEM_ATTEMPTS} attempts"
-        ))
-    })?;
-    warn!(
-        table,
-        partitions = pending,
-        op,
-        "Glue throttled partitions; retrying"
-    );
-    tokio::time::sleep(delay).await;
-    Ok(())
+    Ok(failed)
+}
+
+/// The failed items whose code is `accepted`; any other code fails the call.
+fn accept_only<T: PartitionValues>(
+    op: &str,
+    table: &str,
+    failed: Vec<(T, ItemError)>,
+    accepted: &str,
+) -> Result<Vec<T>> {
+    failed
+        .into_iter()
+        .map(|(item, e)| {
+            if e.code == accepted {
+                Ok(item)
+            } else {
+                Err(Error::Catalog(format!(
+                    "Glue {op} {table} {:?}: {}: {}",
+                    e.values, e.code, e.message
+                )))
+            }
+        })
+        .collect()
 }
 
 /// The table parameter naming the run that last changed a table.
@@ -913,13 +960,6 @@ pub const RUN_PARAMETER: &str = "naslake.run_id";
 
 fn is_not_found<E: ProvideErrorMetadata>(e: &SdkError<E>) -> bool {
     e.as_service_error().and_then(|s| s.code()) == Some("EntityNotFoundException")
-}
-
-fn error_detail(d: Option<&g::ErrorDetail>) -> (&str, &str) {
-    (
-        d.and_then(|d| d.error_code()).unwrap_or("UnknownError"),
-        d.and_then(|d| d.error_message()).unwrap_or(""),
-    )
 }
 
 fn to_btree(m: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {
@@ -1032,6 +1072,14 @@ mod tests {
         v.iter().map(|s| s.to_string()).collect()
     }
 
+    fn error(values: &[String], code: &str) -> ItemError {
+        ItemError {
+            values: values.to_vec(),
+            code: code.into(),
+            message: String::new(),
+        }
+    }
+
     #[test]
     fn batch_errors_sort_items_into_done_retry_and_failed() {
         let a = values(&["a"]);
@@ -1039,17 +1087,31 @@ mod tests {
         let c = values(&["c"]);
         let d = values(&["d"]);
         let sent: Vec<&Vec<String>> = vec![&a, &b, &c, &d];
-        let errors: Vec<(&[String], &str, &str)> = vec![
-            (&b, "ThrottlingException", "slow down"),
-            (&c, "AlreadyExistsException", "exists"),
-            (&d, "OperationTimeoutException", "timeout"),
+        let errors = vec![
+            error(&b, "ThrottlingException"),
+            error(&c, "AlreadyExistsException"),
+            error(&d, "OperationTimeoutException"),
         ];
         let out = sort_outcome("BatchCreatePartition", "t", &sent, &errors).unwrap();
         assert_eq!(out.done, vec![&a]);
         assert_eq!(out.retry, vec![&b, &d]);
         assert_eq!(out.failed.len(), 1);
         assert_eq!(out.failed[0].0, &c);
-        assert_eq!(out.failed[0].1, "AlreadyExistsException");
+        assert_eq!(out.failed[0].1.code, "AlreadyExistsException");
+        let accepted = accept_only("op", "t", out.failed, "AlreadyExistsException").unwrap();
+        assert_eq!(accepted, vec![&c]);
+        let refused = accept_only(
+            "op",
+            "t",
+            vec![(&a, error(&a, "AccessDeniedException"))],
+            "X",
+        );
+        assert!(
+            refused
+                .unwrap_err()
+                .to_string()
+                .contains("AccessDeniedException")
+        );
     }
 
     #[test]
@@ -1057,7 +1119,7 @@ mod tests {
         let a = values(&["a"]);
         let z = values(&["z"]);
         let sent: Vec<&Vec<String>> = vec![&a];
-        let errors: Vec<(&[String], &str, &str)> = vec![(&z, "InternalServiceException", "")];
+        let errors = vec![error(&z, "InternalServiceException")];
         let e = sort_outcome("BatchDeletePartition", "t", &sent, &errors)
             .err()
             .unwrap()
