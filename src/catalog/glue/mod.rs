@@ -14,7 +14,7 @@
 //! with roles or SSO, web identity, ECS, IMDS) and honours `AWS_ENDPOINT_URL_GLUE`
 //! and `AWS_ENDPOINT_URL`. Throttled or failed calls are retried by the SDK.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
@@ -22,10 +22,15 @@ use aws_config::retry::RetryConfig;
 use aws_sdk_glue::Client;
 use aws_sdk_glue::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_glue::types as g;
-use backon::{BackoffBuilder, ExponentialBuilder};
 use tracing::{info, warn};
 
-use super::table_input::{Column, PartitionInput, SerDeInfo, StorageDescriptor, TableInput};
+mod batch;
+mod convert;
+
+use batch::{ItemError, accept_only, backoff, batched};
+use convert::{from_sdk_column, from_sdk_sd, to_btree, to_sdk_partition, to_sdk_table};
+
+use super::table_input::{PartitionInput, TableInput};
 use super::{TableChange, TableEntry, evolution};
 use crate::error::{Error, Result};
 
@@ -33,30 +38,9 @@ use crate::error::{Error, Result};
 const CREATE_BATCH: usize = 100;
 const UPDATE_BATCH: usize = 100;
 const DELETE_BATCH: usize = 25;
-/// Attempts for partitions a batch call reported as throttled or timed out, and
-/// for `UpdateTable` after a concurrent modification.
-const ITEM_ATTEMPTS: usize = 8;
-/// Per-partition error codes worth another attempt.
-const RETRYABLE_CODES: [&str; 4] = [
-    "ThrottlingException",
-    "OperationTimeoutException",
-    "InternalServiceException",
-    "ConcurrentModificationException",
-];
-
 pub struct GlueCatalog {
     client: Client,
     region: String,
-}
-
-/// Backoff between attempts: 200 ms doubling to 10 s, with jitter.
-fn backoff() -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(10))
-        .with_max_times(ITEM_ATTEMPTS)
-        .with_jitter()
-        .build()
 }
 
 /// Glue database names: lowercase letters, digits and underscores (Athena's rule).
@@ -804,157 +788,6 @@ fn dedup_by_values(parts: &[PartitionInput]) -> Vec<&PartitionInput> {
     parts.iter().filter(|p| seen.insert(&p.values)).collect()
 }
 
-/// A per-partition error of a batch call.
-#[derive(Debug, Clone)]
-struct ItemError {
-    values: Vec<String>,
-    code: String,
-    message: String,
-}
-
-impl ItemError {
-    fn new(values: &[String], detail: Option<&g::ErrorDetail>) -> Self {
-        ItemError {
-            values: values.to_vec(),
-            code: detail
-                .and_then(|d| d.error_code())
-                .unwrap_or("UnknownError")
-                .to_string(),
-            message: detail
-                .and_then(|d| d.error_message())
-                .unwrap_or("")
-                .to_string(),
-        }
-    }
-}
-
-/// The items of one batch call, sorted by their per-item errors.
-struct BatchOutcome<T> {
-    done: Vec<T>,
-    retry: Vec<T>,
-    failed: Vec<(T, ItemError)>,
-}
-
-/// An item's partition values, for matching it with a per-item error.
-trait PartitionValues {
-    fn values(&self) -> &[String];
-}
-
-impl PartitionValues for &PartitionInput {
-    fn values(&self) -> &[String] {
-        &self.values
-    }
-}
-
-impl PartitionValues for &Vec<String> {
-    fn values(&self) -> &[String] {
-        self
-    }
-}
-
-/// Sorts the items sent in a batch call by the errors Glue returned for them:
-/// done (no error), to retry (throttled, timed out, …) or failed with a code. An
-/// error for a partition that was not sent fails the call: nothing is assumed done.
-fn sort_outcome<T: PartitionValues + Copy>(
-    op: &str,
-    table: &str,
-    sent: &[T],
-    errors: &[ItemError],
-) -> Result<BatchOutcome<T>> {
-    if let Some(e) = errors
-        .iter()
-        .find(|e| !sent.iter().any(|p| p.values() == e.values.as_slice()))
-    {
-        return Err(Error::Catalog(format!(
-            "Glue {op} {table}: an error ({}) for partition {:?}, which was not sent",
-            e.code, e.values
-        )));
-    }
-    let mut outcome = BatchOutcome {
-        done: Vec::new(),
-        retry: Vec::new(),
-        failed: Vec::new(),
-    };
-    for item in sent {
-        match errors.iter().find(|e| e.values.as_slice() == item.values()) {
-            None => outcome.done.push(*item),
-            Some(e) if RETRYABLE_CODES.contains(&e.code.as_str()) => outcome.retry.push(*item),
-            Some(e) => outcome.failed.push((*item, e.clone())),
-        }
-    }
-    Ok(outcome)
-}
-
-/// Sends `items` in batches of `size` through `call` (which returns the batch's
-/// per-item errors), retrying with backoff the items Glue reports as throttled
-/// or timed out. `before_call` sees each batch before it is sent: a call may be
-/// applied even when it fails. Returns the items that failed otherwise.
-async fn batched<T, Call, Fut>(
-    op: &str,
-    table: &str,
-    items: &[T],
-    size: usize,
-    mut before_call: impl FnMut(&[T]),
-    mut call: Call,
-) -> Result<Vec<(T, ItemError)>>
-where
-    T: PartitionValues + Copy,
-    Call: FnMut(Vec<T>) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<ItemError>>>,
-{
-    let mut failed = Vec::new();
-    for chunk in items.chunks(size) {
-        let mut pending: Vec<T> = chunk.to_vec();
-        let mut delays = backoff();
-        while !pending.is_empty() {
-            before_call(&pending);
-            let errors = call(pending.clone()).await?;
-            let outcome = sort_outcome(op, table, &pending, &errors)?;
-            failed.extend(outcome.failed);
-            pending = outcome.retry;
-            if pending.is_empty() {
-                break;
-            }
-            let delay = delays.next().ok_or_else(|| {
-                Error::Catalog(format!(
-                    "Glue {op} {table}: {} partitions still throttled or timing out after {ITEM_ATTEMPTS} attempts",
-                    pending.len()
-                ))
-            })?;
-            warn!(
-                table,
-                partitions = pending.len(),
-                op,
-                "Glue throttled partitions; retrying"
-            );
-            tokio::time::sleep(delay).await;
-        }
-    }
-    Ok(failed)
-}
-
-/// The failed items whose code is `accepted`; any other code fails the call.
-fn accept_only<T: PartitionValues>(
-    op: &str,
-    table: &str,
-    failed: Vec<(T, ItemError)>,
-    accepted: &str,
-) -> Result<Vec<T>> {
-    failed
-        .into_iter()
-        .map(|(item, e)| {
-            if e.code == accepted {
-                Ok(item)
-            } else {
-                Err(Error::Catalog(format!(
-                    "Glue {op} {table} {:?}: {}: {}",
-                    e.values, e.code, e.message
-                )))
-            }
-        })
-        .collect()
-}
-
 /// The table parameter naming the run that last changed a table.
 pub const RUN_PARAMETER: &str = "naslake.run_id";
 
@@ -962,170 +795,9 @@ fn is_not_found<E: ProvideErrorMetadata>(e: &SdkError<E>) -> bool {
     e.as_service_error().and_then(|s| s.code()) == Some("EntityNotFoundException")
 }
 
-fn to_btree(m: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {
-    m.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        .unwrap_or_default()
-}
-
-fn to_sdk_column(c: &Column) -> Result<g::Column> {
-    g::Column::builder()
-        .name(&c.name)
-        .r#type(&c.type_name)
-        .set_comment(c.comment.clone())
-        .build()
-        .map_err(build_error)
-}
-
-fn from_sdk_column(c: &g::Column) -> Column {
-    Column {
-        name: c.name().to_string(),
-        type_name: c.r#type().unwrap_or_default().to_string(),
-        comment: c.comment().map(str::to_string),
-    }
-}
-
-fn to_sdk_sd(sd: &StorageDescriptor) -> Result<g::StorageDescriptor> {
-    Ok(g::StorageDescriptor::builder()
-        .set_columns(Some(
-            sd.columns
-                .iter()
-                .map(to_sdk_column)
-                .collect::<Result<Vec<_>>>()?,
-        ))
-        .location(&sd.location)
-        .input_format(&sd.input_format)
-        .output_format(&sd.output_format)
-        .compressed(sd.compressed)
-        .serde_info(
-            g::SerDeInfo::builder()
-                .serialization_library(&sd.serde_info.serialization_library)
-                .set_parameters(Some(sd.serde_info.parameters.clone().into_iter().collect()))
-                .build(),
-        )
-        .set_parameters(Some(sd.parameters.clone().into_iter().collect()))
-        .build())
-}
-
-fn from_sdk_sd(sd: Option<&g::StorageDescriptor>) -> StorageDescriptor {
-    let Some(sd) = sd else {
-        return StorageDescriptor {
-            columns: Vec::new(),
-            location: String::new(),
-            input_format: String::new(),
-            output_format: String::new(),
-            compressed: false,
-            serde_info: SerDeInfo {
-                serialization_library: String::new(),
-                parameters: BTreeMap::new(),
-            },
-            parameters: BTreeMap::new(),
-        };
-    };
-    StorageDescriptor {
-        columns: sd.columns().iter().map(from_sdk_column).collect(),
-        location: sd.location().unwrap_or_default().to_string(),
-        input_format: sd.input_format().unwrap_or_default().to_string(),
-        output_format: sd.output_format().unwrap_or_default().to_string(),
-        compressed: sd.compressed(),
-        serde_info: SerDeInfo {
-            serialization_library: sd
-                .serde_info()
-                .and_then(|s| s.serialization_library())
-                .unwrap_or_default()
-                .to_string(),
-            parameters: to_btree(sd.serde_info().and_then(|s| s.parameters())),
-        },
-        parameters: to_btree(sd.parameters()),
-    }
-}
-
-fn to_sdk_table(t: &TableInput) -> Result<g::TableInput> {
-    g::TableInput::builder()
-        .name(&t.name)
-        .description(&t.description)
-        .table_type(&t.table_type)
-        .set_parameters(Some(t.parameters.clone().into_iter().collect()))
-        .storage_descriptor(to_sdk_sd(&t.storage_descriptor)?)
-        .set_partition_keys(Some(
-            t.partition_keys
-                .iter()
-                .map(to_sdk_column)
-                .collect::<Result<Vec<_>>>()?,
-        ))
-        .build()
-        .map_err(build_error)
-}
-
-fn to_sdk_partition(p: &PartitionInput) -> Result<g::PartitionInput> {
-    Ok(g::PartitionInput::builder()
-        .set_values(Some(p.values.clone()))
-        .storage_descriptor(to_sdk_sd(&p.storage_descriptor)?)
-        .set_parameters(Some(p.parameters.clone().into_iter().collect()))
-        .build())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn values(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
-    }
-
-    fn error(values: &[String], code: &str) -> ItemError {
-        ItemError {
-            values: values.to_vec(),
-            code: code.into(),
-            message: String::new(),
-        }
-    }
-
-    #[test]
-    fn batch_errors_sort_items_into_done_retry_and_failed() {
-        let a = values(&["a"]);
-        let b = values(&["b"]);
-        let c = values(&["c"]);
-        let d = values(&["d"]);
-        let sent: Vec<&Vec<String>> = vec![&a, &b, &c, &d];
-        let errors = vec![
-            error(&b, "ThrottlingException"),
-            error(&c, "AlreadyExistsException"),
-            error(&d, "OperationTimeoutException"),
-        ];
-        let out = sort_outcome("BatchCreatePartition", "t", &sent, &errors).unwrap();
-        assert_eq!(out.done, vec![&a]);
-        assert_eq!(out.retry, vec![&b, &d]);
-        assert_eq!(out.failed.len(), 1);
-        assert_eq!(out.failed[0].0, &c);
-        assert_eq!(out.failed[0].1.code, "AlreadyExistsException");
-        let accepted = accept_only("op", "t", out.failed, "AlreadyExistsException").unwrap();
-        assert_eq!(accepted, vec![&c]);
-        let refused = accept_only(
-            "op",
-            "t",
-            vec![(&a, error(&a, "AccessDeniedException"))],
-            "X",
-        );
-        assert!(
-            refused
-                .unwrap_err()
-                .to_string()
-                .contains("AccessDeniedException")
-        );
-    }
-
-    #[test]
-    fn an_error_for_a_partition_not_sent_fails_the_call() {
-        let a = values(&["a"]);
-        let z = values(&["z"]);
-        let sent: Vec<&Vec<String>> = vec![&a];
-        let errors = vec![error(&z, "InternalServiceException")];
-        let e = sort_outcome("BatchDeletePartition", "t", &sent, &errors)
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(e.contains("was not sent"), "{e}");
-    }
 
     #[test]
     fn database_names_follow_athena() {
