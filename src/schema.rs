@@ -123,7 +123,7 @@ impl TableSchema {
     }
 }
 
-fn check_identifier(what: &str, name: &str) -> std::result::Result<(), String> {
+pub(crate) fn check_identifier(what: &str, name: &str) -> std::result::Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 255
         && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')

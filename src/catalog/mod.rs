@@ -117,19 +117,10 @@ impl Catalog {
 
     /// Applies a run's changes: all of them, or (as far as the backend allows)
     /// none. The local catalog replaces its files by rename; Glue has no
-    /// multi-table transaction, so a failure part-way is rolled back table by table.
+    /// multi-table transaction, so a failure part-way is undone table by table.
+    /// The schema change against `before` was checked when the run was planned
+    /// (`commit::plan`); Glue checks again against a table that changed since.
     pub async fn apply(&self, changes: &[TableChange], database_description: &str) -> Result<()> {
-        for c in changes {
-            if let Some(before) = &c.before
-                && !c.replaces_all_files
-            {
-                evolution::check(
-                    &before.table_input,
-                    &c.after.table_input,
-                    &c.required_columns,
-                )?;
-            }
-        }
         match self {
             Catalog::Local(c) => c.apply(changes),
             Catalog::Glue(c) => c.apply(changes, database_description).await,

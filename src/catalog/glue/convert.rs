@@ -112,3 +112,19 @@ pub(super) fn to_sdk_partition(p: &PartitionInput) -> Result<g::PartitionInput> 
         .set_parameters(Some(p.parameters.clone().into_iter().collect()))
         .build())
 }
+
+pub(super) fn from_sdk_partition(p: &g::Partition) -> PartitionInput {
+    PartitionInput {
+        values: p.values().to_vec(),
+        storage_descriptor: from_sdk_sd(p.storage_descriptor()),
+        parameters: to_btree(p.parameters()),
+    }
+}
+
+/// A partition's values as the batch get/delete calls take them.
+pub(super) fn value_list(values: &[String]) -> Result<g::PartitionValueList> {
+    g::PartitionValueList::builder()
+        .set_values(Some(values.to_vec()))
+        .build()
+        .map_err(build_error)
+}

@@ -7,8 +7,9 @@
 //! re-pointed where their location changed, and dropped in batches of 25. Every
 //! per-partition error of a batch call is inspected: "already exists" becomes an
 //! update, throttling and timeouts are retried with backoff, anything else fails
-//! the commit. Glue has no transaction across calls, so a failed commit is rolled
-//! back by applying the reverse change to every table already touched.
+//! the commit. Glue has no transaction across calls, so each table's change is
+//! recorded before every call ([`Applied`]) and a failed commit undoes exactly
+//! that, table by table.
 //!
 //! The client uses the standard AWS configuration chain (environment, profiles
 //! with roles or SSO, web identity, ECS, IMDS) and honours `AWS_ENDPOINT_URL_GLUE`
@@ -28,7 +29,10 @@ mod batch;
 mod convert;
 
 use batch::{ItemError, accept_only, backoff, batched};
-use convert::{from_sdk_column, from_sdk_sd, to_btree, to_sdk_partition, to_sdk_table};
+use convert::{
+    from_sdk_column, from_sdk_partition, from_sdk_sd, to_btree, to_sdk_partition, to_sdk_table,
+    value_list,
+};
 
 use super::table_input::{PartitionInput, TableInput};
 use super::{TableChange, TableEntry, evolution};
@@ -38,25 +42,17 @@ use crate::error::{Error, Result};
 const CREATE_BATCH: usize = 100;
 const UPDATE_BATCH: usize = 100;
 const DELETE_BATCH: usize = 25;
+
+/// A Glue client for one region.
 pub struct GlueCatalog {
     client: Client,
     region: String,
 }
 
-/// Glue database names: lowercase letters, digits and underscores (Athena's rule).
+/// Glue database names follow Athena's rule for identifiers, like table names.
 pub fn check_database_name(db: &str) -> Result<()> {
-    let ok = !db.is_empty()
-        && db.len() <= 255
-        && db
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::config(format!(
-            "--catalog glue:{db}: a database name must be lowercase letters, digits and _"
-        )))
-    }
+    crate::schema::check_identifier("database name", db)
+        .map_err(|e| Error::config(format!("--catalog glue:{db}: {e}")))
 }
 
 fn api_error<E>(op: &str, what: &str, e: SdkError<E>) -> Error
@@ -158,13 +154,7 @@ impl GlueCatalog {
         while let Some(page) = pages.next().await {
             let page =
                 page.map_err(|e| api_error("GetPartitions", &format!("{db}.{}", t.name()), e))?;
-            for p in page.partitions() {
-                partitions.push(PartitionInput {
-                    values: p.values().to_vec(),
-                    storage_descriptor: from_sdk_sd(p.storage_descriptor()),
-                    parameters: to_btree(p.parameters()),
-                });
-            }
+            partitions.extend(page.partitions().iter().map(from_sdk_partition));
         }
         partitions.sort_by(|a, b| a.values.cmp(&b.values));
         let params = to_btree(t.parameters());
@@ -188,8 +178,7 @@ impl GlueCatalog {
     /// applied, newest first. If that reversal fails too, the error says so
     /// ([`Error::CatalogInconsistent`]) and the caller keeps the run's files.
     pub async fn apply(&self, changes: &[TableChange], db_description: &str) -> Result<()> {
-        let mut databases: Vec<&str> = changes.iter().map(|c| c.after.database.as_str()).collect();
-        databases.dedup();
+        let databases: BTreeSet<&str> = changes.iter().map(|c| c.after.database.as_str()).collect();
         for db in databases {
             self.ensure_database(db, db_description).await?;
         }
@@ -611,12 +600,7 @@ impl GlueCatalog {
         for chunk in parts.chunks(CREATE_BATCH) {
             let wanted = chunk
                 .iter()
-                .map(|p| {
-                    g::PartitionValueList::builder()
-                        .set_values(Some(p.values.clone()))
-                        .build()
-                        .map_err(build_error)
-                })
+                .map(|p| value_list(&p.values))
                 .collect::<Result<Vec<_>>>()?;
             let out = self
                 .client
@@ -628,14 +612,7 @@ impl GlueCatalog {
                 .await
                 .map_err(|e| api_error("BatchGetPartition", table, e))?;
             for p in out.partitions() {
-                found.insert(
-                    p.values().to_vec(),
-                    PartitionInput {
-                        values: p.values().to_vec(),
-                        storage_descriptor: from_sdk_sd(p.storage_descriptor()),
-                        parameters: to_btree(p.parameters()),
-                    },
-                );
+                found.insert(p.values().to_vec(), from_sdk_partition(p));
             }
         }
         Ok(found)
@@ -726,12 +703,7 @@ impl GlueCatalog {
             |batch| async move {
                 let list = batch
                     .iter()
-                    .map(|v| {
-                        g::PartitionValueList::builder()
-                            .set_values(Some((*v).clone()))
-                            .build()
-                            .map_err(build_error)
-                    })
+                    .map(|v| value_list(v))
                     .collect::<Result<Vec<_>>>()?;
                 let out = self
                     .client
