@@ -52,6 +52,26 @@ def run_job(job, lake, *extra, **kw):
     return naslake("run", job, "--output", lake, *extra, lake=lake, **kw)
 
 
+def create_access_point(moto, bucket, region="us-east-1", account="123456789012"):
+    """An S3 access point on `bucket` in moto server; returns its ARN."""
+    import boto3
+
+    ctl = boto3.client("s3control", endpoint_url=moto, aws_access_key_id="testing",
+                       aws_secret_access_key="testing", region_name=region)
+    host = moto.split("://", 1)[1]
+
+    def to_moto(request, **_):
+        # botocore puts the account id in front of the endpoint's host; send the call
+        # to moto itself, under the host moto routes S3 Control calls by.
+        request.url = request.url.replace(f"{account}.{host}", host)
+        request.headers["Host"] = f"{account}.s3-control.{region}.amazonaws.com"
+
+    ctl.meta.events.register("before-send.s3-control.*", to_moto)
+    name = f"ap-{bucket}"
+    ctl.create_access_point(AccountId=account, Name=name, Bucket=bucket)
+    return f"arn:aws:s3:{region}:{account}:accesspoint/{name}"
+
+
 def duck_rows(lake, table, columns, partitioned=True):
     """Rows of a table as DuckDB reads the Parquet files (an independent reader)."""
     path = pathlib.Path(lake) / table

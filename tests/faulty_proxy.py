@@ -12,6 +12,31 @@ SLOW_DOWN = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code
              b'<Message>Please reduce your request rate.</Message></Error>')
 
 
+def forward(handler, upstream_port, body):
+    """Sends the request `handler` received to the loopback upstream; returns the
+    answer's status, headers (hop-by-hop ones removed) and body."""
+    conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
+    headers = {k: v for k, v in handler.headers.items() if k.lower() != "connection"}
+    conn.request(handler.command, handler.path, body=body or None, headers=headers)
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    kept = [(k, v) for k, v in resp.getheaders()
+            if k.lower() not in ("transfer-encoding", "connection", "content-length")]
+    return resp.status, kept, data
+
+
+def reply(handler, status, headers, body):
+    """Answers the request `handler` received."""
+    handler.send_response(status)
+    for k, v in headers:
+        handler.send_header(k, v)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    if handler.command != "HEAD":
+        handler.wfile.write(body)
+
+
 class FaultyProxy:
     def __init__(self, upstream_port, seed=7, slow_down=0.15, reset=0.05, delay=0.1, delay_s=0.3):
         self.upstream_port = upstream_port
@@ -33,11 +58,7 @@ class FaultyProxy:
                 body = self.rfile.read(length) if length else None
                 fault = proxy.pick()
                 if fault == "slow_down":
-                    self.send_response(503)
-                    self.send_header("Content-Type", "application/xml")
-                    self.send_header("Content-Length", str(len(SLOW_DOWN)))
-                    self.end_headers()
-                    self.wfile.write(SLOW_DOWN)
+                    reply(self, 503, [("Content-Type", "application/xml")], SLOW_DOWN)
                     return
                 if fault == "reset":
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
@@ -46,20 +67,7 @@ class FaultyProxy:
                     return
                 if fault == "delay":
                     time.sleep(proxy.delay_s)
-                conn = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=30)
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
-                conn.request(self.command, self.path, body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                self.send_response(resp.status)
-                for k, v in resp.getheaders():
-                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-                conn.close()
+                reply(self, *forward(self, proxy.upstream_port, body))
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_any
 

@@ -15,10 +15,11 @@ errors real Glue gives under contention and load, which moto never produces:
   another writer would).
 
 Loopback only; it serves until stopped."""
-import http.client
 import http.server
 import json
 import threading
+
+from faulty_proxy import forward, reply
 
 
 class GlueProxy:
@@ -37,15 +38,6 @@ class GlueProxy:
             def log_message(self, *args):
                 pass
 
-            def reply(self, status, body, headers=()):
-                self.send_response(status)
-                for k, v in headers:
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
-
             def handle_any(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
@@ -58,24 +50,17 @@ class GlueProxy:
                 error, timeouts = proxy.plan(op, body)
                 if error:
                     payload = json.dumps({"__type": error, "message": f"injected by the test proxy: {error}"}).encode()
-                    self.reply(400, payload, [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", error)])
+                    reply(self, 400, [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", error)], payload)
                     return
-                conn = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=30)
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
-                conn.request(self.command, self.path, body=raw or None, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                if timeouts and resp.status == 200:
+                status, headers, data = forward(self, proxy.upstream_port, raw)
+                if timeouts and status == 200:
                     out = json.loads(data or b"{}")
                     errors = out.setdefault("Errors", [])
                     for values in timeouts:
                         errors.append({"PartitionValues": values, "ErrorDetail": {
                             "ErrorCode": "OperationTimeoutException", "ErrorMessage": "injected timeout"}})
                     data = json.dumps(out).encode()
-                headers = [(k, v) for k, v in resp.getheaders()
-                           if k.lower() not in ("transfer-encoding", "connection", "content-length")]
-                self.reply(resp.status, data, headers)
-                conn.close()
+                reply(self, status, headers, data)
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_any
 

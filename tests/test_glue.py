@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 from athena_types import problems
-from conftest import ROOT, SENSOR_JOB, duck_rows, naslake
+from conftest import ROOT, SENSOR_JOB, create_access_point, duck_rows, naslake
 from glue_proxy import GlueProxy
 
 MOTO = os.environ.get("NASLAKE_TEST_MOTO")
@@ -255,9 +255,12 @@ def test_overwrite_partitions_replaces_only_what_it_writes(tmp_path, glue, db):
     assert sorted(new) == ["d1", "d2", "d3"]
     assert new["d1"] == old["d1"]
     assert new["d2"] != old["d2"]  # re-pointed at the new version directory
-    # d2 already existed: BatchCreatePartition reported it, and it was updated.
+    # d2 was registered: it is re-pointed with BatchUpdatePartition; only d3 is
+    # created, and d1 is not touched.
     updates = proxy.bodies("BatchUpdatePartition")
     assert [e["PartitionValueList"] for b in updates for e in b["Entries"]] == [["d2"]]
+    creates = proxy.bodies("BatchCreatePartition")
+    assert [p["Values"] for b in creates for p in b["PartitionInputList"]] == [["d3"]]
     got = rows_at_glue_locations(glue, db, "events", ["b", "day"])
     want = [(f"old-d1-{i}", "d1") for i in range(2)] + [(f"new-{d}-{i}", d) for d in ("d2", "d3") for i in range(2)]
     assert got == sorted(want, key=repr)
@@ -395,18 +398,7 @@ def test_glue_tables_on_an_access_point_are_queried_through_it(tmp_path, glue, d
     want = query_rows(db, "SELECT count(*) AS n FROM sensor_readings")[0]["n"]
     assert want > 0
     # Re-point the table and its partitions at the same data through an access point.
-    ctl = boto3.client("s3control", endpoint_url=MOTO, aws_access_key_id="testing",
-                       aws_secret_access_key="testing", region_name=REGION)
-    host = MOTO.split("://", 1)[1]
-
-    def to_moto(request, **_):
-        request.url = request.url.replace(f"123456789012.{host}", host)
-        request.headers["Host"] = f"123456789012.s3-control.{REGION}.amazonaws.com"
-
-    ctl.meta.events.register("before-send.s3-control.*", to_moto)
-    ap = f"ap-{bucket}"
-    ctl.create_access_point(AccountId="123456789012", Name=ap, Bucket=bucket)
-    arn = f"arn:aws:s3:{REGION}:123456789012:accesspoint/{ap}"
+    arn = create_access_point(MOTO, bucket, REGION)
     t = glue.get_table(DatabaseName=db, Name="sensor_readings")["Table"]
     ti = {k: t[k] for k in ("Name", "StorageDescriptor", "PartitionKeys", "TableType", "Parameters")}
     ti["StorageDescriptor"]["Location"] = ti["StorageDescriptor"]["Location"].replace(f"s3://{bucket}", f"s3://{arn}")

@@ -10,7 +10,7 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pytest
 
-from conftest import ROOT, SENSOR_JOB, arrow_table, naslake
+from conftest import ROOT, SENSOR_JOB, arrow_table, create_access_point, naslake
 
 MOTO = os.environ.get("NASLAKE_TEST_MOTO")
 pytestmark = pytest.mark.skipif(not MOTO, reason="needs moto server: run scripts/test")
@@ -43,21 +43,10 @@ def volume():
     for p in samples.rglob("*"):
         if p.is_file():
             s3.upload_file(str(p), name, f"data/sensor/{p.relative_to(samples).as_posix()}")
-    ctl = boto3.client("s3control", endpoint_url=MOTO, **CREDS)
-    host = MOTO.split("://", 1)[1]
-
-    def to_moto(request, **_):
-        # botocore puts the account id in front of the endpoint's host; send the call
-        # to moto itself, under the host moto routes S3 Control calls by.
-        request.url = request.url.replace(f"{ACCOUNT}.{host}", host)
-        request.headers["Host"] = f"{ACCOUNT}.s3-control.{REGION}.amazonaws.com"
-
-    ctl.meta.events.register("before-send.s3-control.*", to_moto)
-    ap = f"ap-{name}"
-    ctl.create_access_point(AccountId=ACCOUNT, Name=ap, Bucket=name)
+    arn = create_access_point(MOTO, name, REGION, ACCOUNT)
     lake = f"lake-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=lake)
-    return {"bucket": name, "ap": ap, "arn": f"arn:aws:s3:{REGION}:{ACCOUNT}:accesspoint/{ap}", "lake": lake}
+    return {"bucket": name, "arn": arn, "lake": lake}
 
 
 def rows(table):
