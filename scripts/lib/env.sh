@@ -1,8 +1,9 @@
-# Sourced by scripts/test and scripts/bench-*: the shared build cache and the pinned
-# Python venv (rebuilt whenever scripts/requirements-test.txt changes).
+# Sourced by scripts/test and scripts/bench-*: the build (cargo's own ./target, so
+# `cargo run` and the tests share one build of DataFusion) and the pinned Python
+# venv (rebuilt whenever scripts/requirements-test.txt changes).
 NASLAKE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CACHE="${NASLAKE_CACHE:-$HOME/.cache/naslake}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$NASLAKE_ROOT/target}"
 VENV="$CACHE/venv"
 export NASLAKE_BIN="$CARGO_TARGET_DIR/debug/naslake"
 
