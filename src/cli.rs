@@ -115,7 +115,7 @@ pub fn main() -> i32 {
     logging::init(format, logs_to_stderr);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(crate::engine::cores())
+        .worker_threads(crate::transform::cores())
         .enable_all()
         .build()
     {

@@ -61,6 +61,11 @@ pub enum Error {
     #[error("{0}")]
     Json(#[from] serde_json::Error),
 
+    /// A source found nothing to read, which would empty its tables: the run fails
+    /// and changes nothing (unless the spec allows an empty source).
+    #[error("{0}")]
+    NothingToRead(String),
+
     /// An invariant of the run did not hold (for example rows read != rows written +
     /// rows rejected). This is a bug or a job SQL that drops rows; the run fails.
     #[error("accounting: {0}")]

@@ -8,12 +8,11 @@ use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
 use datafusion::prelude::SessionContext;
 
 use crate::catalog::{Catalog, TableEntry};
-use crate::discover::is_selected;
-use crate::engine;
 use crate::error::{Error, Result};
 use crate::files_table::{FilesTable, TableFile};
-use crate::schema::glue_to_arrow;
+use crate::job::schema::glue_to_arrow;
 use crate::storage::Location;
+use crate::transform;
 
 /// The database whose tables are also reachable without a schema prefix.
 pub use crate::catalog::DEFAULT_DATABASE;
@@ -28,7 +27,7 @@ pub enum OutputFormat {
 /// A session with every catalog table registered, as `db.table` and, for the
 /// default database (or the only one), as `table`.
 pub async fn session_over(catalog: &Catalog, database: Option<&str>) -> Result<SessionContext> {
-    let ctx = engine::session()?;
+    let ctx = transform::session()?;
     let entries = catalog.list(database).await?;
     let dbs: std::collections::BTreeSet<&str> =
         entries.iter().map(|e| e.database.as_str()).collect();
@@ -106,7 +105,7 @@ async fn table_provider(ctx: &SessionContext, entry: &TableEntry) -> Result<File
             let Some(name) = meta.location.filename() else {
                 continue;
             };
-            if is_selected(name, &[".parquet".to_string()]) {
+            if crate::write::layout::is_data_file(name) {
                 files.push(TableFile {
                     path: meta.location.clone(),
                     size: meta.size,

@@ -1,21 +1,65 @@
 //! The run report: what a run saw, read, rejected and wrote, written as JSON to
 //! `OUTPUT/_naslake/runs/RUNID.json` and summarised on one screen. Its counts add
-//! up: per file, `records = loaded + rejected`.
+//! up: per item, `records = loaded + rejected`.
+
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::sink::WrittenFile;
-use crate::sources::FileCounts;
-use crate::spec::WriteMode;
+use crate::discover::manifest::lock;
+use crate::discover::{ItemCounts, SourceListing, WorkItem};
+use crate::job::WriteMode;
+use crate::write::WrittenFile;
+
+/// How a run ended (or that it is still going).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    DryRun,
+    Succeeded,
+    SucceededWithRejects,
+    Failed,
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            RunStatus::Running => "running",
+            RunStatus::DryRun => "dry_run",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::SucceededWithRejects => "succeeded_with_rejects",
+            RunStatus::Failed => "failed",
+        };
+        f.write_str(s)
+    }
+}
+
+/// Problems that did not fail the run but that its user must hear of (a replaced
+/// file that could not be removed): logged when they happen and listed in the report.
+#[derive(Debug, Clone, Default)]
+pub struct Warnings(Arc<Mutex<Vec<String>>>);
+
+impl Warnings {
+    pub fn push(&self, warning: String) {
+        tracing::warn!(warning = %warning, "run warning");
+        lock(&self.0).push(warning);
+    }
+
+    pub fn all(&self) -> Vec<String> {
+        lock(&self.0).clone()
+    }
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
     pub run_id: String,
     pub job: String,
-    /// `succeeded`, `succeeded_with_rejects` or `failed`.
-    pub status: String,
+    pub status: RunStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What went wrong without failing the run; empty when nothing did.
+    pub warnings: Vec<String>,
     pub started_at: String,
     pub finished_at: String,
     pub duration_seconds: f64,
@@ -60,15 +104,25 @@ pub struct SourceReport {
     pub files: u64,
 }
 
+impl From<&SourceListing> for SourceReport {
+    fn from(l: &SourceListing) -> Self {
+        SourceReport {
+            source: l.source.clone(),
+            prefix: l.prefix.clone(),
+            objects_listed: l.listed,
+            objects_skipped: l.skipped(),
+            files: l.items,
+        }
+    }
+}
+
+/// One item: its identity and fingerprint, and what happened to it.
 #[derive(Debug, Clone, Serialize)]
 pub struct FileReport {
-    pub source: String,
-    pub key: String,
-    pub size: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
     #[serde(flatten)]
-    pub counts: FileCounts,
+    pub item: WorkItem,
+    #[serde(flatten)]
+    pub counts: ItemCounts,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -94,6 +148,9 @@ impl RunReport {
         );
         if let Some(e) = &self.error {
             s.push_str(&format!("  error: {e}\n"));
+        }
+        for w in &self.warnings {
+            s.push_str(&format!("  warning: {w}\n"));
         }
         s.push_str(&format!(
             "  input   {} files ({} rejected whole), {} bytes, {} records: {} loaded, {} rejected\n",

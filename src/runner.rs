@@ -1,39 +1,32 @@
-//! Runs one job: discover → extract → transform → write → commit (DESIGN.md).
+//! Runs one job: discover → extract → transform → write → commit (DESIGN.md), one
+//! module each; this file only drives them and writes the report.
 //!
 //! Nothing is visible until the commit: the catalog is changed only after every
-//! table's files are complete and the run's counts add up; a failure before that
-//! deletes the files the run wrote and leaves the catalog as it was. Files that a
-//! commit replaces (write mode `overwrite` / `overwrite-partitions`) are deleted
-//! after the catalog points at the new ones.
+//! table's files are complete and the run's counts add up. Every file the run
+//! writes is in its staged list, and a run that fails at any point before the
+//! catalog changed deletes exactly those, here, in one place.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Instant;
 
-use datafusion::execution::SendableRecordBatchStream;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{
-    ExecutionPlanProperties, execute_stream, execute_stream_partitioned,
-};
-use futures::TryStreamExt;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::prelude::SessionContext;
 use object_store::{ObjectStoreExt, PutPayload};
 use tracing::{info, warn};
 
 use crate::catalog::{Catalog, CatalogSpec};
-use crate::commit::{TableFiles, TablePlan, check_accounting, commit, delete_written, plan};
-use crate::discover::{self, DiscoveredFile, Manifest, ManifestEntry};
-use crate::engine;
+use crate::commit::{self, TableFiles, TablePlan, accounting, cleanup};
+use crate::discover::{self, Discovered, DiscoveredItem, ItemSink, SourceListing};
 use crate::error::{EXIT_OK, EXIT_REJECTS, Error, Result};
 use crate::files_table::{FilesTable, TableFile};
-use crate::report::{FileReport, RunReport, SourceReport, Totals};
-use crate::sink::{TableWriter, WrittenFile};
-use crate::sources::csv::CsvLayout;
-use crate::sources::csv::feed::csv_table;
-use crate::sources::{self, FileStats, Reject};
-use crate::spec::{Job, JobTable};
-use crate::storage::Location;
+use crate::job::{Job, JobTable};
+use crate::report::{FileReport, RunReport, RunStatus, SourceReport, Totals, Warnings};
+use crate::sources::{AnySource, Feed, Registry};
+use crate::storage::{Location, redact_url};
+use crate::transform;
+use crate::write::{self, Staged, TableWriter, WrittenFile};
 
 /// How a run was asked for on the command line.
 #[derive(Debug, Clone, Default)]
@@ -53,63 +46,50 @@ pub struct RunOutcome {
     pub exit_code: i32,
 }
 
-/// Rejects are buffered into batches of this many rows.
+/// Rejects are buffered into batches of about this many rows before writing.
 const REJECTS_BATCH: usize = 4096;
-/// Files discovered but not yet picked up by their source's reader.
+/// Items discovered but not yet picked up by their source's readers.
 const DISCOVERED_IN_FLIGHT: usize = 1024;
 
-/// `--dry-run`: list every source completely and report what a run would read.
-async fn dry_run(job: &Job, input: &Location, mut report: RunReport) -> Result<RunOutcome> {
-    let mut files = Vec::new();
-    for (name, source) in &job.spec.sources {
-        let listing = discover::list_source(input, name, source).await?;
-        let n = listing.entries.len() as u64;
-        report.sources.push(SourceReport {
-            source: name.clone(),
-            prefix: source.prefix.clone(),
-            objects_listed: listing.listed,
-            objects_skipped: listing.listed - n,
-            files: n,
-        });
-        report.totals.objects_listed += listing.listed;
-        report.totals.objects_skipped += listing.listed - n;
-        files.extend(
-            listing
-                .entries
-                .into_iter()
-                .map(|e| (e, Arc::new(FileStats::default()))),
-        );
-    }
-    report.status = "dry_run".into();
-    report.totals.files_seen = files.len() as u64;
-    report.files = file_reports(&files);
-    Ok(RunOutcome {
-        report,
-        exit_code: EXIT_OK,
-    })
+/// Runs a job with the source kinds naslake ships.
+pub async fn run_job(job_path: &Path, opts: &RunOptions) -> Result<RunOutcome> {
+    run_job_with(job_path, opts, &Registry::builtin()).await
 }
 
-pub async fn run_job(job_path: &Path, opts: &RunOptions) -> Result<RunOutcome> {
+/// Runs a job with the source kinds of `registry`.
+pub async fn run_job_with(
+    job_path: &Path,
+    opts: &RunOptions,
+    registry: &Registry,
+) -> Result<RunOutcome> {
     let started = Instant::now();
     let started_at = chrono::Utc::now();
-    let job = Job::load(job_path, &opts.overrides)?;
-    if let Some(t) = job.rejects_table() {
-        sources::check_rejects_schema(&t.schema)
-            .map_err(|e| Error::config(format!("table {}: {e}", t.name)))?;
-    }
-    let input_url = opts.input.clone().unwrap_or_else(|| job.spec.input_url());
+    let job = Job::load(job_path, &opts.overrides, registry)?;
+    let input_url = opts.input.clone().or_else(|| job.spec.input_url());
     let output_url = opts
         .output
         .clone()
         .or_else(|| job.spec.output.clone())
         .unwrap_or_else(|| "./lake".into());
     // Settings are checked before any work, like the spec.
-    engine::memory_limit()?;
-    let input = Location::open(&input_url)?;
-    let output = Location::open(&output_url)?;
-    if input.contains(&output) {
+    transform::memory_limit()?;
+    let input = input_url.as_deref().map(Location::open).transpose()?;
+    if input.is_none()
+        && let Some(s) = job.sources.iter().find(|s| s.objects().is_some())
+    {
         return Err(Error::config(format!(
-            "output {output_url} lies inside input {input_url}: source data is read-only, write somewhere else"
+            "source `{}` reads objects under the job's input, but the job has no `input` (set it in the spec or pass --input)",
+            s.name()
+        )));
+    }
+    let output = Location::open(&output_url)?;
+    if let Some(input) = &input
+        && input.contains(&output)
+    {
+        return Err(Error::config(format!(
+            "output {} lies inside input {}: source data is read-only, write somewhere else",
+            redact_url(&output_url),
+            redact_url(&input.display)
         )));
     }
     let catalog_spec = opts.catalog.clone().unwrap_or(CatalogSpec::Local(None));
@@ -122,18 +102,25 @@ pub async fn run_job(job_path: &Path, opts: &RunOptions) -> Result<RunOutcome> {
     // `--catalog glue:DB` names the database; otherwise the job spec does.
     let database = database.unwrap_or_else(|| job.spec.database.clone());
     let run_id = ulid::Ulid::new().to_string().to_lowercase();
-    info!(job = %job.spec.name, run_id = %run_id, input = %input_url, output = %output_url, "run started");
+    let shown_input = input_url
+        .as_deref()
+        .map(redact_url)
+        .unwrap_or_default()
+        .to_string();
+    let shown_output = redact_url(&output_url).to_string();
+    info!(job = %job.spec.name, run_id = %run_id, input = %shown_input, output = %shown_output, "run started");
 
     let mut report = RunReport {
         run_id: run_id.clone(),
         job: job.spec.name.clone(),
-        status: "running".into(),
+        status: RunStatus::Running,
         error: None,
+        warnings: Vec::new(),
         started_at: started_at.to_rfc3339(),
         finished_at: String::new(),
         duration_seconds: 0.0,
-        input: input_url.clone(),
-        output: output_url.clone(),
+        input: shown_input,
+        output: shown_output,
         catalog: format!("{} database {database}", catalog.describe()),
         totals: Totals::default(),
         sources: Vec::new(),
@@ -141,94 +128,57 @@ pub async fn run_job(job_path: &Path, opts: &RunOptions) -> Result<RunOutcome> {
         tables: Vec::new(),
     };
     if opts.dry_run {
-        return dry_run(&job, &input, report).await;
+        return dry_run(&job, input.as_ref(), &output, report).await;
     }
     // Where each table's files go, and whether its schema change is allowed, is
     // decided against the catalog before anything is written.
-    let plans = plan(&job, &catalog, &database, &output, &run_id).await?;
+    let plans = commit::plan(&job, &catalog, &database, &output, &run_id).await?;
 
-    // Discover while working: each source is listed page by page, and its reader
-    // starts on the first file found.
-    let progress = progress_bar(opts.progress);
-    let manifest = Arc::new(Manifest::default());
-    let mut receivers = HashMap::new();
-    let mut listings = Vec::new();
-    for (name, source) in &job.spec.sources {
-        let (tx, rx) = async_channel::bounded(DISCOVERED_IN_FLIGHT);
-        receivers.insert(name.clone(), rx);
-        listings.push(tokio::spawn(discover::discover_into(
-            input.clone(),
-            name.clone(),
-            source.clone(),
-            manifest.clone(),
-            tx,
-            progress.clone(),
-        )));
-    }
-    let run_input = RunInput {
+    let run = Run {
         job: &job,
-        input: &input,
+        input: input.as_ref(),
         output: &output,
         run_id: &run_id,
         plans: &plans,
-        manifest: &manifest,
-        receivers: std::sync::Mutex::new(receivers),
-        progress: progress.clone(),
+        manifest: Arc::new(Discovered::default()),
+        staged: Staged::default(),
+        warnings: Warnings::default(),
+        progress: progress_bar(opts.progress),
     };
-    let written = execute(&run_input).await;
-    progress.finish_and_clear();
-    // The readers drained (or dropped) the discovery channels, so listing is over.
-    let mut listing_error = None;
-    for t in listings {
-        match t.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                listing_error.get_or_insert(e);
-            }
-            Err(e) => {
-                listing_error
-                    .get_or_insert(Error::Accounting(format!("discovery task failed: {e}")));
-            }
+    let result = run.extract_and_write().await;
+    run.progress.finish_and_clear();
+    let result = match result {
+        Ok(tables) => {
+            let target = commit::Target {
+                job: &job,
+                catalog: &catalog,
+                database: &database,
+                output: &output,
+                run_id: &run_id,
+            };
+            commit::commit(&target, &plans, tables, &run.staged, &run.warnings).await
         }
-    }
-    let file_stats: Vec<(ManifestEntry, Arc<FileStats>)> = manifest
-        .files()
-        .into_iter()
-        .map(|f| (f.entry, f.stats))
-        .collect();
-    for (name, prefix, listed, files) in manifest.source_counts() {
-        report.totals.objects_listed += listed;
-        report.totals.objects_skipped += listed - files;
-        report.sources.push(SourceReport {
-            source: name,
-            prefix,
-            objects_listed: listed,
-            objects_skipped: listed - files,
-            files,
-        });
-    }
-    report.sources.sort_by(|a, b| a.source.cmp(&b.source));
-    let written = match (written, listing_error) {
-        (Ok(tables), Some(e)) => {
-            delete_written(&output, &tables).await;
-            Err(e)
-        }
-        (written, _) => written,
-    };
-
-    let result = match written {
-        Ok(tables) => match check_accounting(&file_stats, &tables) {
-            Ok(()) => commit(&job, &catalog, &database, &output, &run_id, &plans, tables).await,
-            Err(e) => {
-                delete_written(&output, &tables).await;
-                Err(e)
-            }
-        },
         Err(e) => Err(e),
     };
+    // The one place a failed run's files go: unless the catalog may point at
+    // them (an undo that failed), they are deleted.
+    if let Err(e) = &result {
+        if matches!(e, Error::CatalogInconsistent(_)) {
+            tracing::error!(error = %e, "catalog left inconsistent; this run's files are kept");
+        } else {
+            cleanup::discard(&output, &run.staged, &run.warnings).await;
+        }
+    }
 
-    report.files = file_reports(&file_stats);
-    fill_totals(&mut report.totals, &report.files);
+    let items = run.manifest.items();
+    report.sources = run
+        .manifest
+        .listings()
+        .iter()
+        .map(SourceReport::from)
+        .collect();
+    report.files = file_reports(&items);
+    fill_totals(&mut report.totals, &report.files, &report.sources);
     let exit_code = match result {
         Ok(table_reports) => {
             for t in &table_reports {
@@ -239,15 +189,14 @@ pub async fn run_job(job_path: &Path, opts: &RunOptions) -> Result<RunOutcome> {
             report.tables = table_reports;
             let rejected = report.totals.records_rejected > 0 || report.totals.files_rejected > 0;
             report.status = if rejected {
-                "succeeded_with_rejects"
+                RunStatus::SucceededWithRejects
             } else {
-                "succeeded"
-            }
-            .into();
+                RunStatus::Succeeded
+            };
             if rejected { EXIT_REJECTS } else { EXIT_OK }
         }
         Err(e) => {
-            report.status = "failed".into();
+            report.status = RunStatus::Failed;
             report.error = Some(e.to_string());
             if matches!(e, Error::CatalogInconsistent(_)) {
                 warn!(run_id = %run_id, error = %e, "run failed; check the catalog tables it names");
@@ -257,318 +206,322 @@ pub async fn run_job(job_path: &Path, opts: &RunOptions) -> Result<RunOutcome> {
             e.exit_code()
         }
     };
+    report.warnings = run.warnings.all();
     finish_report(&mut report, started, &output).await;
     info!(run_id = %run_id, status = %report.status, rows_out = report.totals.rows_out, "run finished");
     Ok(RunOutcome { report, exit_code })
 }
 
-struct RunInput<'a> {
+/// `--dry-run`: discover every source completely, plan every table's SQL against
+/// the sources' and earlier tables' columns, and report what a run would read.
+async fn dry_run(
+    job: &Job,
+    input: Option<&Location>,
+    output: &Location,
+    mut report: RunReport,
+) -> Result<RunOutcome> {
+    let manifest = Arc::new(Discovered::default());
+    for source in &job.sources {
+        // Nothing reads the items: the channel is as large as the listing needs.
+        let (tx, rx) = async_channel::unbounded();
+        let mut sink = ItemSink::new(
+            source.name(),
+            manifest.clone(),
+            tx,
+            indicatif::ProgressBar::hidden(),
+        );
+        let prefix = source.discover(input, &mut sink).await?;
+        sink.finish(&prefix);
+        drop(rx);
+    }
+    let ctx = transform::session()?;
+    for source in &job.sources {
+        let empty = datafusion::datasource::MemTable::try_new(source.schema(), vec![vec![]])?;
+        ctx.register_table(source.name(), Arc::new(empty))?;
+    }
+    for table in job.tables.iter().filter(|t| t.sql.is_some()) {
+        transform::plan_table(&ctx, table).await?;
+        register_written(&ctx, output, table, &[])?;
+    }
+    let listings = manifest.listings();
+    check_not_empty(job, input, &listings).await?;
+    report.status = RunStatus::DryRun;
+    report.sources = listings.iter().map(SourceReport::from).collect();
+    report.files = file_reports(&manifest.items());
+    fill_totals(&mut report.totals, &report.files, &report.sources);
+    Ok(RunOutcome {
+        report,
+        exit_code: EXIT_OK,
+    })
+}
+
+/// One run's state while it extracts and writes.
+struct Run<'a> {
     job: &'a Job,
-    input: &'a Location,
+    input: Option<&'a Location>,
     output: &'a Location,
     run_id: &'a str,
     plans: &'a HashMap<String, TablePlan>,
-    /// The files discovered so far (all of them once discovery is over).
-    manifest: &'a Manifest,
-    /// Per source, the channel discovery sends its files on; taken by the reader.
-    receivers: std::sync::Mutex<HashMap<String, async_channel::Receiver<DiscoveredFile>>>,
+    /// The items discovered so far (all of them once discovery is over).
+    manifest: Arc<Discovered>,
+    /// Every file written, for the one cleanup of a failed run.
+    staged: Staged,
+    warnings: Warnings,
     progress: indicatif::ProgressBar,
 }
 
-/// Extract, transform and write every table. On error, every file written so far
-/// is deleted before the error is returned.
-async fn execute(run: &RunInput<'_>) -> Result<Vec<TableFiles>> {
-    let job = run.job;
-    let ctx = engine::session()?;
-    let (rejects_tx, rejects_rx) = async_channel::bounded::<Reject>(REJECTS_BATCH);
-
-    // The rejects table is written concurrently with the tables that read sources.
-    let rejects_table = job
-        .rejects_table()
-        .expect("validated: one rejects table")
-        .clone();
-    let rejects_writer = table_writer(run, &rejects_table, Arc::new(AtomicU32::new(0)))?;
-    let rejects_task = tokio::spawn(write_rejects(rejects_writer, rejects_rx));
-
-    for (name, source) in &job.spec.sources {
-        let layout = Arc::new(CsvLayout::new(name, source));
-        let files = run
-            .receivers
-            .lock()
-            .ok()
-            .and_then(|mut r| r.remove(name))
-            .expect("one discovery channel per source");
-        let table = csv_table(
-            layout,
-            files,
-            run.input.store.clone(),
-            rejects_tx.clone(),
-            engine::cores(),
-            run.progress.clone(),
-        )?;
-        ctx.register_table(name.as_str(), Arc::new(table))?;
-    }
-    drop(rejects_tx);
-    ctx.register_object_store(run.output.store_url.as_ref(), run.output.store.clone());
-
-    let mut done: Vec<TableFiles> = Vec::new();
-    let mut failure: Option<Error> = None;
-    for table in job.tables.iter().filter(|t| t.sql.is_some()) {
-        match write_sql_table(&ctx, run, table).await {
-            Ok(t) => {
-                // Later SQL reads exactly the files this run wrote for the table.
-                let files = t
-                    .files
-                    .iter()
-                    .map(|f| TableFile {
-                        path: f.path.clone(),
-                        size: f.bytes,
-                        partition_values: f.partition_values.clone(),
-                    })
-                    .collect();
-                let provider = FilesTable::new(
-                    t.table.schema.file_schema(),
-                    &t.table.schema.partition_key_names(),
-                    run.output.store_url.clone(),
-                    files,
-                );
-                ctx.register_table(t.table.name.as_str(), Arc::new(provider))?;
-                done.push(t);
+impl Run<'_> {
+    /// Discovers while working (each source's readers start on the first item
+    /// found), runs every table's SQL into its writers, and checks that the run's
+    /// counts add up. Returns the tables' files, ready to commit.
+    async fn extract_and_write(&self) -> Result<Vec<TableFiles>> {
+        let mut feeds = Vec::new();
+        let mut discovery = Vec::new();
+        for source in &self.job.sources {
+            let (tx, rx) = async_channel::bounded(DISCOVERED_IN_FLIGHT);
+            feeds.push(rx);
+            let mut sink = ItemSink::new(
+                source.name(),
+                self.manifest.clone(),
+                tx,
+                self.progress.clone(),
+            );
+            let (source, input) = (source.clone(), self.input.cloned());
+            discovery.push(tokio::spawn(async move {
+                let prefix = source.discover(input.as_ref(), &mut sink).await;
+                let listing = sink.finish(prefix.as_deref().unwrap_or(""));
+                prefix.map(|_| listing)
+            }));
+        }
+        let written = self.write_tables(feeds).await;
+        // The readers drained (or dropped) the discovery channels: listing is over.
+        let mut listings = Vec::new();
+        let mut listing_error = None;
+        for task in discovery {
+            match task.await {
+                Ok(Ok(l)) => listings.push(l),
+                Ok(Err(e)) => {
+                    listing_error.get_or_insert(e);
+                }
+                Err(e) => {
+                    listing_error
+                        .get_or_insert(Error::Accounting(format!("discovery failed: {e}")));
+                }
             }
-            Err(e) => {
-                failure = Some(e);
+        }
+        let tables = written?;
+        if let Some(e) = listing_error {
+            return Err(e);
+        }
+        check_not_empty(self.job, self.input, &listings).await?;
+        let rejects_rows = tables
+            .iter()
+            .find(|t| t.table.spec.from.is_some())
+            .map_or(0, |t| t.rows);
+        accounting::check(&self.manifest.items(), rejects_rows)?;
+        Ok(tables)
+    }
+
+    /// Extracts, transforms and writes every table; the rejects table is written
+    /// alongside, from what every source rejects.
+    async fn write_tables(
+        &self,
+        mut feeds: Vec<async_channel::Receiver<DiscoveredItem>>,
+    ) -> Result<Vec<TableFiles>> {
+        let ctx = transform::session()?;
+        let (rejects_tx, rejects_rx) = async_channel::bounded::<RecordBatch>(64);
+        let rejects_table = self.job.rejects_table().clone();
+        let rejects_writer = self.table_writer(&rejects_table, Default::default())?;
+        let rejects_task = tokio::spawn(write_rejects(rejects_writer, rejects_rx));
+
+        for (source, items) in self.job.sources.iter().zip(feeds.drain(..)) {
+            let feed = Feed {
+                items,
+                input: self.input.cloned(),
+                rejects: rejects_tx.clone(),
+                partitions: transform::cores(),
+                progress: self.progress.clone(),
+            };
+            ctx.register_table(
+                source.name(),
+                Arc::<dyn AnySource>::clone(source).table(feed)?,
+            )?;
+        }
+        drop(rejects_tx);
+        ctx.register_object_store(self.output.store_url.as_ref(), self.output.store.clone());
+
+        let mut done = Vec::new();
+        let mut failure = None;
+        for table in self.job.tables.iter().filter(|t| t.sql.is_some()) {
+            match self.write_sql_table(&ctx, table).await {
+                Ok(t) => {
+                    // Later SQL reads exactly the files this run wrote for the table.
+                    register_written(&ctx, self.output, &t.table, &t.files)?;
+                    done.push(t);
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        // Dropping the session drops the sources' tables, and with them the unit
+        // channels: readers still blocked on them stop, and drop the last senders of
+        // the rejects channel, so the rejects writer finishes.
+        drop(ctx);
+        let rejects = rejects_task
+            .await
+            .map_err(|e| Error::Accounting(format!("rejects writer panicked: {e}")))
+            .and_then(|r| r);
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let (files, rows) = rejects?;
+        done.push(TableFiles {
+            prefix: self.output.child(&rejects_table.name),
+            table: rejects_table,
+            files,
+            rows,
+        });
+        Ok(done)
+    }
+
+    async fn write_sql_table(&self, ctx: &SessionContext, table: &JobTable) -> Result<TableFiles> {
+        let plan = transform::plan_table(ctx, table).await?;
+        let writers = transform::writers_for(self.input_size_hint().await, &plan);
+        let streams = transform::output_streams(plan, ctx, writers)?;
+        let counter = Arc::default();
+        let (files, rows) =
+            write::write_streams(streams, || self.table_writer(table, Arc::clone(&counter)))
+                .await?;
+        info!(table = %table.name, rows, files = files.len(), "table written");
+        Ok(TableFiles {
+            table: table.clone(),
+            prefix: self.output.child(&table.name),
+            files,
+            rows,
+        })
+    }
+
+    /// The input size that sizes write parallelism: discovery runs alongside, so
+    /// this waits (briefly) until every source is listed or enough bytes are found.
+    async fn input_size_hint(&self) -> u64 {
+        let sources = self.job.sources.len() as u64;
+        let enough = transform::BYTES_PER_WRITER * transform::cores() as u64;
+        for _ in 0..400 {
+            if self.manifest.sources_done() >= sources
+                || self.manifest.bytes() >= enough
+                || self.manifest.items_found() >= DISCOVERED_IN_FLIGHT as u64 * sources
+            {
                 break;
             }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
+        self.manifest.bytes()
     }
-    // Dropping the session drops the sources, and with them the last senders of
-    // the rejects channel: the rejects writer then finishes.
-    drop(ctx);
-    let rejects = rejects_task
-        .await
-        .map_err(|e| Error::Accounting(format!("rejects writer panicked: {e}")));
-    let rejects = match (rejects, failure) {
-        (Ok(Ok(files)), None) => files,
-        (Ok(Ok((files, _))), Some(e)) => {
-            done.push(TableFiles {
-                prefix: run.output.child(&rejects_table.name),
-                table: rejects_table,
-                rows: 0,
-                files,
-            });
-            delete_written(run.output, &done).await;
-            return Err(e);
-        }
-        (Ok(Err(e)), _) | (Err(e), _) => {
-            delete_written(run.output, &done).await;
-            return Err(e);
-        }
-    };
-    let unread: Vec<String> = run
-        .manifest
-        .files()
-        .into_iter()
-        .filter(|f| !f.stats.finished.load(Ordering::Acquire))
-        .map(|f| f.entry.key)
+
+    /// A writer for one table of this run; writers sharing `counter` name files apart.
+    fn table_writer(
+        &self,
+        table: &JobTable,
+        counter: Arc<std::sync::atomic::AtomicU32>,
+    ) -> Result<TableWriter> {
+        let placement = self
+            .plans
+            .get(&table.name)
+            .map(|p| p.placement.clone())
+            .ok_or_else(|| Error::Accounting(format!("table {} was not planned", table.name)))?;
+        TableWriter::new(
+            self.output,
+            placement,
+            table,
+            self.run_id,
+            counter,
+            self.staged.clone(),
+        )
+    }
+}
+
+/// Makes a table just written readable by later SQL of the run: exactly its files.
+fn register_written(
+    ctx: &SessionContext,
+    output: &Location,
+    table: &JobTable,
+    files: &[WrittenFile],
+) -> Result<()> {
+    let files = files
+        .iter()
+        .map(|f| TableFile {
+            path: f.path.clone(),
+            size: f.bytes,
+            partition_values: f.partition_values.clone(),
+        })
         .collect();
-    let rows = rejects.1;
-    done.push(TableFiles {
-        prefix: run.output.child(&rejects_table.name),
-        table: rejects_table,
-        files: rejects.0,
-        rows,
-    });
-    if !unread.is_empty() {
-        delete_written(run.output, &done).await;
-        return Err(Error::Accounting(format!(
-            "{} input files were not read to the end (is every source used by the job's SQL?): {}",
-            unread.len(),
-            unread
-                .iter()
-                .take(5)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
-    Ok(done)
-}
-
-async fn write_sql_table(
-    ctx: &datafusion::prelude::SessionContext,
-    run: &RunInput<'_>,
-    table: &JobTable,
-) -> Result<TableFiles> {
-    let sql = table.sql.as_deref().expect("filtered to SQL tables");
-    let df = ctx
-        .sql(sql)
-        .await
-        .map_err(|e| Error::config(format!("table {}: SQL: {e}", table.name)))?;
-    let plan = df.create_physical_plan().await?;
-    let task = ctx.task_ctx();
-    // Encoding Parquet costs as much as parsing, so big runs write with one writer
-    // per core (each partition of the plan feeds one); small runs use one writer,
-    // which keeps one file per partition directory.
-    let input_bytes = input_size_hint(run).await;
-    let writers = sink_writers(input_bytes, plan.output_partitioning().partition_count());
-    let streams: Vec<SendableRecordBatchStream> = if writers == 1 {
-        vec![execute_stream(plan, task)?]
-    } else {
-        let mut buckets: Vec<Vec<SendableRecordBatchStream>> =
-            (0..writers).map(|_| Vec::new()).collect();
-        for (i, s) in execute_stream_partitioned(plan, task)?
-            .into_iter()
-            .enumerate()
-        {
-            buckets[i % writers].push(s);
-        }
-        buckets
-            .into_iter()
-            .map(|b| -> SendableRecordBatchStream {
-                let schema = b[0].schema();
-                Box::pin(RecordBatchStreamAdapter::new(
-                    schema,
-                    futures::stream::select_all(b),
-                ))
-            })
-            .collect()
-    };
-    let counter = Arc::new(AtomicU32::new(0));
-    let cancel = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for stream in streams {
-        let writer = table_writer(run, table, counter.clone())?;
-        tasks.push(tokio::spawn(write_stream(writer, stream, cancel.clone())));
-    }
-    let mut files = Vec::new();
-    let mut rows = 0;
-    let mut failure = None;
-    for t in tasks {
-        match t.await {
-            Ok(Ok((f, r))) => {
-                files.extend(f);
-                rows += r;
-            }
-            Ok(Err(e)) => {
-                failure.get_or_insert(e);
-            }
-            Err(e) => {
-                failure.get_or_insert(Error::Accounting(format!("writer task failed: {e}")));
-            }
-        }
-    }
-    let prefix = run.output.child(&table.name);
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    let done = TableFiles {
-        table: table.clone(),
-        prefix,
+    let provider = FilesTable::new(
+        table.schema.file_schema(),
+        &table.schema.partition_key_names(),
+        output.store_url.clone(),
         files,
-        rows,
-    };
-    if let Some(e) = failure {
-        delete_written(run.output, std::slice::from_ref(&done)).await;
-        return Err(e);
-    }
-    info!(table = %table.name, rows, files = done.files.len(), "table written");
-    Ok(done)
+    );
+    ctx.register_table(table.name.as_str(), Arc::new(provider))?;
+    Ok(())
 }
 
-/// The input size that sizes write parallelism: discovery runs alongside, so this
-/// waits (briefly) until every source is listed or enough bytes were found.
-async fn input_size_hint(run: &RunInput<'_>) -> u64 {
-    let sources = run.job.spec.sources.len() as u64;
-    let enough = BYTES_PER_WRITER * engine::cores() as u64;
-    for _ in 0..400 {
-        let files = run.manifest.files_found();
-        if run.manifest.sources_done() >= sources
-            || run.manifest.bytes() >= enough
-            || files >= DISCOVERED_IN_FLIGHT as u64 * sources
-        {
-            break;
+/// A source that found nothing to read fails the run (it would empty its tables),
+/// unless its spec allows that.
+async fn check_not_empty(
+    job: &Job,
+    input: Option<&Location>,
+    listings: &[SourceListing],
+) -> Result<()> {
+    for source in &job.sources {
+        let allowed = job
+            .spec
+            .sources
+            .get(source.name())
+            .is_some_and(|s| s.allow_empty);
+        let Some(listing) = listings.iter().find(|l| l.source == source.name()) else {
+            continue;
+        };
+        if listing.items > 0 || allowed {
+            continue;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    run.manifest.bytes()
-}
-
-const BYTES_PER_WRITER: u64 = 256 << 20;
-
-/// A writer for one table of this run; writers sharing `counter` name files apart.
-fn table_writer(
-    run: &RunInput<'_>,
-    table: &JobTable,
-    counter: Arc<AtomicU32>,
-) -> Result<TableWriter> {
-    let placement = run
-        .plans
-        .get(&table.name)
-        .map(|p| p.placement.clone())
-        .ok_or_else(|| Error::Accounting(format!("table {} was not planned", table.name)))?;
-    TableWriter::new(
-        run.output,
-        placement,
-        &table.schema,
-        run.run_id,
-        table.spec.compression,
-        table.spec.target_file_size.as_u64(),
-        counter,
-    )
-}
-
-/// How many writers a table gets: one per core for big inputs, else one.
-fn sink_writers(input_bytes: u64, partitions: usize) -> usize {
-    let wanted = (input_bytes / BYTES_PER_WRITER).max(1) as usize;
-    wanted.min(engine::cores()).min(partitions.max(1))
-}
-
-/// Drains one stream into one writer. On error (or when another writer of the
-/// table failed) the writer's files are deleted.
-async fn write_stream(
-    mut writer: TableWriter,
-    mut stream: SendableRecordBatchStream,
-    cancel: Arc<AtomicBool>,
-) -> Result<(Vec<WrittenFile>, u64)> {
-    let result: Result<()> = async {
-        while let Some(batch) = stream.try_next().await? {
-            if cancel.load(Ordering::Relaxed) {
-                return Err(Error::Accounting("cancelled: another writer failed".into()));
+        return Err(match (source.objects(), input) {
+            (Some(filter), Some(input)) => {
+                discover::explain_empty(source.name(), input, filter, listing).await
             }
-            writer.write(&batch).await?;
-        }
-        Ok(())
+            _ => Error::NothingToRead(format!(
+                "source `{}` found nothing to read ({}). Nothing was changed. If an empty source is normal for this job, set `sources.{}.allow_empty = true`",
+                source.name(),
+                listing.prefix,
+                source.name()
+            )),
+        });
     }
-    .await;
-    match result {
-        Ok(()) => {
-            let rows = writer.rows_written;
-            Ok((writer.finish().await?, rows))
-        }
-        Err(e) => {
-            cancel.store(true, Ordering::Relaxed);
-            writer.abort().await;
-            Err(e)
-        }
-    }
+    Ok(())
 }
 
+/// Writes what the sources reject, in batches of about [`REJECTS_BATCH`] rows.
 async fn write_rejects(
     mut writer: TableWriter,
-    rx: async_channel::Receiver<Reject>,
+    rx: async_channel::Receiver<RecordBatch>,
 ) -> Result<(Vec<WrittenFile>, u64)> {
-    let mut buf = Vec::with_capacity(REJECTS_BATCH);
+    let mut buf: Vec<RecordBatch> = Vec::new();
+    let mut buffered = 0;
     let mut outcome = Ok(());
-    while let Ok(r) = rx.recv().await {
-        buf.push(r);
-        if buf.len() >= REJECTS_BATCH {
-            if let Err(e) = writer.write(&sources::rejects_batch(&buf)).await {
+    while let Ok(batch) = rx.recv().await {
+        buffered += batch.num_rows();
+        buf.push(batch);
+        if buffered >= REJECTS_BATCH {
+            if let Err(e) = write_buffered(&mut writer, &mut buf).await {
                 outcome = Err(e);
                 break;
             }
-            buf.clear();
+            buffered = 0;
         }
     }
-    if outcome.is_ok() && !buf.is_empty() {
-        outcome = writer.write(&sources::rejects_batch(&buf)).await;
+    if outcome.is_ok() {
+        outcome = write_buffered(&mut writer, &mut buf).await;
     }
     match outcome {
         Ok(()) => {
@@ -576,7 +529,7 @@ async fn write_rejects(
             Ok((writer.finish().await?, rows))
         }
         Err(e) => {
-            // Closing the channel makes the parsers fail too, so the run stops.
+            // Closing the channel makes the sources fail too, so the run stops.
             rx.close();
             writer.abort().await;
             Err(e)
@@ -584,20 +537,30 @@ async fn write_rejects(
     }
 }
 
-fn file_reports(stats: &[(ManifestEntry, Arc<FileStats>)]) -> Vec<FileReport> {
-    stats
+async fn write_buffered(writer: &mut TableWriter, buf: &mut Vec<RecordBatch>) -> Result<()> {
+    if buf.is_empty() {
+        return Ok(());
+    }
+    let batch = datafusion::arrow::compute::concat_batches(&buf[0].schema(), buf.iter())?;
+    buf.clear();
+    writer.write(&batch).await
+}
+
+fn file_reports(items: &[DiscoveredItem]) -> Vec<FileReport> {
+    items
         .iter()
-        .map(|(e, s)| FileReport {
-            source: e.source.clone(),
-            key: e.key.clone(),
-            size: e.size,
-            etag: e.etag.clone(),
-            counts: s.counts(),
+        .map(|d| FileReport {
+            item: (*d.item).clone(),
+            counts: d.stats.counts(),
         })
         .collect()
 }
 
-fn fill_totals(t: &mut Totals, files: &[FileReport]) {
+fn fill_totals(t: &mut Totals, files: &[FileReport], sources: &[SourceReport]) {
+    for s in sources {
+        t.objects_listed += s.objects_listed;
+        t.objects_skipped += s.objects_skipped;
+    }
     t.files_seen = files.len() as u64;
     for f in files {
         let c = &f.counts;
@@ -605,8 +568,8 @@ fn fill_totals(t: &mut Totals, files: &[FileReport]) {
         t.records_in += c.records;
         t.records_loaded += c.loaded;
         t.records_rejected += c.rejected;
-        t.rejects_rows += c.rejected + u64::from(c.file_error.is_some());
-        if c.file_error.is_some() {
+        t.rejects_rows += c.rejected + u64::from(c.item_error.is_some());
+        if c.item_error.is_some() {
             t.files_rejected += 1;
         } else {
             t.files_processed += 1;
@@ -630,7 +593,7 @@ async fn finish_report(report: &mut RunReport, started: Instant, output: &Locati
     }
 }
 
-/// A progress bar whose length grows as discovery finds files.
+/// A progress bar whose length grows as discovery finds items.
 fn progress_bar(enabled: bool) -> indicatif::ProgressBar {
     if !enabled {
         return indicatif::ProgressBar::hidden();

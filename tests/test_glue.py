@@ -267,15 +267,21 @@ def test_overwrite_partitions_replaces_only_what_it_writes(tmp_path, glue, db):
     assert not local_path(old["d2"]).exists() or not list(local_path(old["d2"]).glob("*.parquet"))
 
 
-def test_append_adds_rows_to_the_registered_directories(tmp_path, glue, db):
+def test_append_is_copy_on_write_through_new_version_directories(tmp_path, glue, db):
+    """An append never writes where a reader of the catalog looks: the partitions it
+    adds rows to get a new version directory holding the old files' copies and the
+    new files, switched at commit; untouched partitions keep their location."""
     job = write_job(tmp_path, mode="append")
     write_input(tmp_path, ["d1", "d2"], tag="old")
     run_events(job, db)
     old = locations(glue, db)
     write_input(tmp_path, ["d2", "d3"], tag="new")
-    run_events(job, db)
+    second = run_events(job, db)
     new = locations(glue, db)
-    assert new["d1"] == old["d1"] and new["d2"] == old["d2"]
+    assert new["d1"] == old["d1"]
+    assert new["d2"] != old["d2"] and second.report["run_id"] in new["d2"]
+    # The old d2 directory's files were copied forward, then removed.
+    assert not list(local_path(old["d2"]).glob("*.parquet"))
     got = rows_at_glue_locations(glue, db, "events", ["b", "day"])
     want = [(f"old-{d}-{i}", d) for d in ("d1", "d2") for i in range(2)] + \
         [(f"new-{d}-{i}", d) for d in ("d2", "d3") for i in range(2)]

@@ -1,172 +1,292 @@
-//! Source readers: turn input objects into Arrow record batches, and everything
-//! they cannot read into [`Reject`]s. Every row or file that comes in either goes
-//! out or is rejected with a reason; [`FileStats`] counts both so the run report
-//! can prove it.
+//! Sources: the extract step. A source kind turns work items (objects, or paths
+//! its own discovery finds) into Arrow record batches, and everything it cannot
+//! read into rejects rows of its own rejects table, with a reason.
+//!
+//! A kind is one folder here implementing [`Source`]; registering it is one line in
+//! [`Registry::builtin`]. The host around it ([`host`]) owns the reader threads, the
+//! bounded channels, the DataFusion partitions and the accounting, so the runner,
+//! the report, the rejects writer and the commit know no kind by name.
+//!
+//! ```text
+//!  discovery ──► items ──► reader threads (Source::read) ──► units ──► parsers (one per partition) ──► batches
+//!                               │ item rejects                          │ row rejects
+//!                               └───────────────────────────────────────┴──► rejects channel (RecordBatch)
+//! ```
+//!
+//! The accounting rule: for every item, `records = loaded + rejected` ([`ItemStats`]),
+//! and every rejected record, plus every item with an `item_error`, is one rejects
+//! row. The runner checks both before anything is committed.
 
 pub mod csv;
-pub mod timestamp;
+pub mod host;
+pub mod object;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::fmt::Debug;
+use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, Int64Builder, RecordBatch, StringBuilder};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use serde::Serialize;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use futures::future::BoxFuture;
 
-use crate::schema::TableSchema;
+use crate::discover::{ItemSink, ObjectFilter, WorkItem};
+use crate::error::{Error, Result};
+use crate::job::schema::TableSchema;
+use crate::job::spec::SourceSpec;
+pub use host::Feed;
+pub use object::{ItemInput, PinnedRead, ReadError};
 
-/// Longest raw line kept in a rejects row; the full length is recorded beside it.
-pub const MAX_RAW_BYTES: usize = 4096;
+/// One source kind.
+pub trait Source: Debug + Send + Sync + Sized + 'static {
+    /// `format = "…"` in a job spec.
+    const FORMAT: &'static str;
+    /// Key endings read when the spec names no `suffixes`. `None` for a kind that
+    /// finds its items itself ([`Source::discover`]), not in a listing of the input.
+    const SUFFIXES: Option<&'static [&'static str]>;
+    /// Units waiting for a parser; with the unit size this bounds buffered input.
+    const UNITS_IN_FLIGHT: usize = 4;
 
-/// A row or file a source could not read.
-#[derive(Debug, Clone)]
-pub struct Reject {
-    pub source: Arc<str>,
-    pub source_key: Arc<str>,
-    /// First line of the rejected record; `None` when the whole file is rejected.
-    pub line_number: Option<i64>,
-    /// The raw bytes, cut at [`MAX_RAW_BYTES`].
-    pub raw: Vec<u8>,
-    /// Length of the whole raw record (or of what could not be read).
-    pub raw_bytes: u64,
-    pub reason: String,
+    /// The kind's own options: the keys of `sources.NAME` other than the ones every
+    /// source has (`format`, `prefix`, `suffixes`, `allow_empty`). Unknown keys are
+    /// errors (`#[serde(deny_unknown_fields)]`).
+    type Options: serde::de::DeserializeOwned;
+    /// A piece of parallel work the reader hands to the parsers (a chunk of whole
+    /// CSV records; one file's header bytes).
+    type Unit: Send + 'static;
+    /// A record or item the source could not read.
+    type Reject: Send + 'static;
+    type Parser: Parser<Unit = Self::Unit, Reject = Self::Reject>;
+
+    /// A source named `name` in the spec, from its options; the error names the key.
+    fn new(name: &str, options: Self::Options) -> std::result::Result<Self, String>;
+
+    /// The rows' columns, lineage (`source_key`, …) included.
+    fn schema(&self) -> SchemaRef;
+
+    /// The kind's rejects table: its columns and comments, from `schemas/`.
+    fn rejects_table() -> TableSchema;
+    /// Rejects as rows of [`Source::rejects_table`]'s columns.
+    fn rejects_batch(&self, rejects: Vec<Self::Reject>) -> RecordBatch;
+    /// The reject of an item the host could not read at all (it changed or vanished
+    /// after it was listed).
+    fn item_rejected(&self, item: &WorkItem, reason: &str) -> Self::Reject;
+
+    /// Items read at once (each reader is a thread; I/O-bound kinds want several).
+    fn readers(&self) -> usize {
+        1
+    }
+    /// Reads one item: its I/O and the sequential part of extracting it, sending
+    /// units and item-level rejects to `out`. It counts what it finds in
+    /// `input.stats`; the parsers count the rest.
+    fn read(&self, input: &ItemInput<'_>, out: &mut Emitter<'_, Self>) -> Result<(), ReadError>;
+    /// A parser, one per partition of the source's table.
+    fn parser(&self) -> Self::Parser;
+
+    /// Discovery of a kind whose `SUFFIXES` is `None`; returns where it looked.
+    fn discover<'a>(&'a self, sink: &'a mut ItemSink) -> BoxFuture<'a, Result<String>> {
+        let _ = sink;
+        Box::pin(async {
+            Err(Error::config(format!(
+                "source kind `{}` lists objects and has no discovery of its own",
+                Self::FORMAT
+            )))
+        })
+    }
 }
 
-impl Reject {
-    pub fn new(
-        source: &Arc<str>,
-        source_key: &Arc<str>,
-        line_number: Option<u64>,
-        raw: &[u8],
-        reason: String,
-    ) -> Self {
-        Reject {
-            source: source.clone(),
-            source_key: source_key.clone(),
-            line_number: line_number.map(|n| n as i64),
-            raw: raw[..raw.len().min(MAX_RAW_BYTES)].to_vec(),
-            raw_bytes: raw.len() as u64,
-            reason,
+/// Turns a source's units into batches, on one partition of its table.
+pub trait Parser: Send + 'static {
+    type Unit;
+    type Reject;
+    fn parse(&mut self, unit: Self::Unit) -> Parsed<Self::Reject>;
+    /// Rows held back when the input ends (a parser that batches small units).
+    fn finish(&mut self) -> Option<RecordBatch> {
+        None
+    }
+}
+
+/// What one unit gave.
+pub struct Parsed<R> {
+    pub batch: Option<RecordBatch>,
+    pub rejects: Vec<R>,
+}
+
+/// Where a source's reader sends its work: units to the parsers, rejects to the
+/// rejects writer. Both block while the consumer is behind (bounded channels).
+pub struct Emitter<'a, S: Source> {
+    pub(crate) source: &'a S,
+    pub(crate) units: &'a async_channel::Sender<S::Unit>,
+    pub(crate) rejects: &'a async_channel::Sender<RecordBatch>,
+}
+
+impl<S: Source> Emitter<'_, S> {
+    /// Hands a unit to the parsers; `Cancelled` when nobody reads any more (the
+    /// job's SQL stopped early, or the run is failing).
+    pub fn unit(&mut self, unit: S::Unit) -> Result<(), ReadError> {
+        self.units
+            .send_blocking(unit)
+            .map_err(|_| ReadError::Cancelled)
+    }
+
+    /// Sends rejects to the rejects table; an error when the rejects writer stopped
+    /// (the reject could not be kept, so the run must fail).
+    pub fn reject(&mut self, reject: S::Reject) -> Result<(), ReadError> {
+        self.rejects
+            .send_blocking(self.source.rejects_batch(vec![reject]))
+            .map_err(|_| ReadError::RejectsClosed)
+    }
+}
+
+/// A source of a job, configured: the kind behind a type-erased face, so the runner
+/// needs no kind's name.
+pub trait AnySource: Debug + Send + Sync {
+    /// Its name in the job spec (the table name the job's SQL reads).
+    fn name(&self) -> &str;
+    fn format(&self) -> &'static str;
+    fn schema(&self) -> SchemaRef;
+    fn rejects_table(&self) -> TableSchema;
+    /// The objects it reads under the input; `None` for a kind with its own discovery.
+    fn objects(&self) -> Option<&ObjectFilter>;
+    /// Finds its items; returns where it looked.
+    fn discover<'a>(
+        &'a self,
+        input: Option<&'a crate::storage::Location>,
+        sink: &'a mut ItemSink,
+    ) -> BoxFuture<'a, Result<String>>;
+    /// Its rows as a streaming DataFusion table (read once per run).
+    fn table(
+        self: Arc<Self>,
+        feed: Feed,
+    ) -> datafusion::error::Result<Arc<dyn datafusion::catalog::TableProvider>>;
+}
+
+/// A source kind's value with what every source has.
+#[derive(Debug)]
+pub struct Configured<S> {
+    pub(crate) name: String,
+    pub(crate) objects: Option<ObjectFilter>,
+    pub(crate) kind: S,
+}
+
+impl<S: Source> AnySource for Configured<S> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn format(&self) -> &'static str {
+        S::FORMAT
+    }
+    fn schema(&self) -> SchemaRef {
+        self.kind.schema()
+    }
+    fn rejects_table(&self) -> TableSchema {
+        S::rejects_table()
+    }
+    fn objects(&self) -> Option<&ObjectFilter> {
+        self.objects.as_ref()
+    }
+    fn discover<'a>(
+        &'a self,
+        input: Option<&'a crate::storage::Location>,
+        sink: &'a mut ItemSink,
+    ) -> BoxFuture<'a, Result<String>> {
+        match (&self.objects, input) {
+            (Some(filter), Some(input)) => Box::pin(async move {
+                crate::discover::list_objects(input, filter, sink).await?;
+                Ok(filter.prefix.clone())
+            }),
+            (Some(_), None) => Box::pin(async move {
+                Err(Error::config(format!(
+                    "source `{}` reads objects, but the job has no `input`",
+                    self.name
+                )))
+            }),
+            (None, _) => self.kind.discover(sink),
+        }
+    }
+    fn table(
+        self: Arc<Self>,
+        feed: Feed,
+    ) -> datafusion::error::Result<Arc<dyn datafusion::catalog::TableProvider>> {
+        Ok(Arc::new(host::table(self, feed)?))
+    }
+}
+
+type Configure = fn(&str, &SourceSpec) -> std::result::Result<Arc<dyn AnySource>, String>;
+
+/// The source kinds a run can use, by `format`.
+#[derive(Clone, Default)]
+pub struct Registry {
+    kinds: Vec<(&'static str, Configure)>,
+}
+
+impl Registry {
+    /// Every kind naslake ships. A new kind is one line here.
+    pub fn builtin() -> Self {
+        Registry::default().with::<csv::CsvSource>()
+    }
+
+    /// Adds a kind (a later kind of the same format replaces an earlier one).
+    pub fn with<S: Source>(mut self) -> Self {
+        self.kinds.retain(|(f, _)| *f != S::FORMAT);
+        self.kinds.push((S::FORMAT, configure::<S>));
+        self
+    }
+
+    pub fn formats(&self) -> Vec<&'static str> {
+        self.kinds.iter().map(|(f, _)| *f).collect()
+    }
+
+    /// Configures source `name` of a spec; errors name the key at fault (relative
+    /// to `sources.NAME`).
+    pub fn configure(
+        &self,
+        name: &str,
+        spec: &SourceSpec,
+    ) -> std::result::Result<Arc<dyn AnySource>, String> {
+        match self.kinds.iter().find(|(f, _)| *f == spec.format) {
+            Some((_, configure)) => configure(name, spec),
+            None => Err(format!(
+                "`format` is `{}`; known source kinds: {}",
+                spec.format,
+                self.formats().join(", ")
+            )),
         }
     }
 }
 
-/// Columns of every rejects table, in order; its schema file must declare exactly
-/// these (checked when the job is loaded).
-pub fn rejects_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("source", DataType::Utf8, false),
-        Field::new("source_key", DataType::Utf8, false),
-        Field::new("line_number", DataType::Int64, true),
-        Field::new("raw_line", DataType::Utf8, false),
-        Field::new("raw_line_bytes", DataType::Int64, false),
-        Field::new("reason", DataType::Utf8, false),
-    ]))
-}
-
-/// Checks that a rejects table's schema file declares the rejects columns.
-pub fn check_rejects_schema(schema: &TableSchema) -> Result<(), String> {
-    let want = rejects_schema();
-    let have = schema.file_schema();
-    let same = want.fields().len() == have.fields().len()
-        && want
-            .fields()
-            .iter()
-            .zip(have.fields())
-            .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
-    if same && schema.partition_keys.is_empty() {
-        Ok(())
-    } else {
-        let cols: Vec<String> = want
-            .fields()
-            .iter()
-            .map(|f| {
-                format!(
-                    "{} {}",
-                    f.name(),
-                    crate::schema::arrow_to_glue(f.data_type()).unwrap_or_default()
-                )
+fn configure<S: Source>(
+    name: &str,
+    spec: &SourceSpec,
+) -> std::result::Result<Arc<dyn AnySource>, String> {
+    let options: S::Options = toml::Value::Table(spec.options.clone())
+        .try_into()
+        .map_err(|e: toml::de::Error| e.message().to_string())?;
+    let objects = match S::SUFFIXES {
+        Some(defaults) => {
+            let suffixes = spec
+                .suffixes
+                .clone()
+                .unwrap_or_else(|| defaults.iter().map(|s| s.to_string()).collect());
+            if suffixes.iter().any(|x| x.is_empty()) {
+                return Err("`suffixes`: an empty suffix would match every key".into());
+            }
+            Some(ObjectFilter {
+                prefix: spec.prefix.clone(),
+                suffixes,
             })
-            .collect();
-        Err(format!(
-            "a rejects table must have exactly these columns and no partition keys: {}",
-            cols.join(", ")
-        ))
-    }
-}
-
-/// Builds a rejects batch. Raw bytes that are not UTF-8 are kept readable with
-/// U+FFFD replacement characters (the reason says the line was not UTF-8).
-pub fn rejects_batch(rejects: &[Reject]) -> RecordBatch {
-    let mut source = StringBuilder::new();
-    let mut key = StringBuilder::new();
-    let mut line = Int64Builder::new();
-    let mut raw = StringBuilder::new();
-    let mut raw_bytes = Int64Builder::new();
-    let mut reason = StringBuilder::new();
-    for r in rejects {
-        source.append_value(&r.source);
-        key.append_value(&r.source_key);
-        line.append_option(r.line_number);
-        raw.append_value(String::from_utf8_lossy(&r.raw));
-        raw_bytes.append_value(r.raw_bytes as i64);
-        reason.append_value(&r.reason);
-    }
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(source.finish()),
-        Arc::new(key.finish()),
-        Arc::new(line.finish()),
-        Arc::new(raw.finish()),
-        Arc::new(raw_bytes.finish()),
-        Arc::new(reason.finish()),
-    ];
-    RecordBatch::try_new(rejects_schema(), columns).expect("rejects columns match their schema")
-}
-
-/// What happened to one input file; updated by the reader and the parsers.
-#[derive(Debug, Default)]
-pub struct FileStats {
-    /// Bytes read from storage (compressed size for `.gz`).
-    pub bytes_read: AtomicU64,
-    /// Records (rows) found in the file, header excluded.
-    pub records: AtomicU64,
-    pub loaded: AtomicU64,
-    pub rejected: AtomicU64,
-    /// Empty lines between records (not rows).
-    pub blank_lines: AtomicU64,
-    /// Set when the file (or its unreadable rest) was rejected as a whole.
-    pub file_error: Mutex<Option<String>>,
-    /// The reader got to the end of the file (or rejected it).
-    pub finished: AtomicBool,
-}
-
-/// A snapshot of [`FileStats`] for the run report.
-#[derive(Debug, Clone, Serialize)]
-pub struct FileCounts {
-    pub bytes_read: u64,
-    pub records: u64,
-    pub loaded: u64,
-    pub rejected: u64,
-    pub blank_lines: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub file_error: Option<String>,
-}
-
-impl FileStats {
-    pub fn counts(&self) -> FileCounts {
-        FileCounts {
-            bytes_read: self.bytes_read.load(Ordering::Relaxed),
-            records: self.records.load(Ordering::Relaxed),
-            loaded: self.loaded.load(Ordering::Relaxed),
-            rejected: self.rejected.load(Ordering::Relaxed),
-            blank_lines: self.blank_lines.load(Ordering::Relaxed),
-            file_error: self.file_error.lock().map(|e| e.clone()).unwrap_or(None),
         }
-    }
-
-    pub fn set_file_error(&self, reason: &str) {
-        if let Ok(mut e) = self.file_error.lock() {
-            e.get_or_insert_with(|| reason.to_string());
+        None => {
+            if !spec.prefix.is_empty() || spec.suffixes.is_some() {
+                return Err(format!(
+                    "`prefix` and `suffixes` select listed objects; a `{}` source finds its items itself",
+                    S::FORMAT
+                ));
+            }
+            None
         }
-    }
+    };
+    Ok(Arc::new(Configured {
+        name: name.to_string(),
+        objects,
+        kind: S::new(name, options)?,
+    }))
 }

@@ -24,6 +24,12 @@ pub const ACCEPTED_FORMS: &str = "accepted forms: ./dir, /abs/dir, file:///abs/d
 s3://NAME-XXXX-s3alias/prefix, s3://NAME-XXXX-ext-s3alias/prefix, \
 arn:aws:s3:REGION:ACCOUNT:accesspoint/NAME[/prefix], s3://arn:aws:s3:REGION:ACCOUNT:accesspoint/NAME[/prefix]";
 
+/// An address with any user-info (`user:password@`) masked, for logs and reports.
+/// (Placeholder until the redaction change lands.)
+pub fn redact_url(url: &str) -> std::borrow::Cow<'_, str> {
+    std::borrow::Cow::Borrowed(url)
+}
+
 /// True for addresses that are not on the local filesystem.
 pub fn is_remote(url: &str) -> bool {
     url.starts_with("s3://") || url.starts_with("arn:")
@@ -96,6 +102,19 @@ impl Location {
     /// A key made into a full address (for catalog locations and messages).
     pub fn url_of(&self, key: &ObjPath) -> String {
         format!("{}{}", self.base_url, key.as_ref())
+    }
+
+    /// The key of an object named by its key relative to this location (what
+    /// [`Self::relative`] gives): the parts are already escaped, so they are taken
+    /// as they are.
+    pub fn key_path(&self, relative: &str) -> ObjPath {
+        self.literal_child(&self.prefix, relative)
+    }
+
+    /// True for a local file system (where files are appended to in place, and
+    /// directories exist).
+    pub fn is_local(&self) -> bool {
+        self.base_url.starts_with("file:")
     }
 
     /// The key relative to this location's prefix, or `None` when outside it.

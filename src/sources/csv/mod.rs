@@ -1,7 +1,7 @@
 //! The CSV source: typed, validated, lossless extraction of CSV logs.
 //!
 //! ```text
-//!  reader thread (one per source)            parser tasks (DataFusion partitions)
+//!  reader thread (one per source)            parsers (DataFusion partitions)
 //!  object → gunzip → header check → split ──► chunk ──► csv-core + typed builders ──► RecordBatch
 //!                 │ (whole-file rejects)                 │ (row rejects)
 //!                 └──────────────────────────────────────┴──► rejects channel
@@ -11,17 +11,172 @@
 //! expensive part, parsing and typing, runs on every core even for one big file.
 //! Channels between the stages are bounded: memory does not grow with input size.
 
-pub mod feed;
+pub mod options;
 pub mod parse;
 pub mod reader;
 pub mod split;
+pub mod timestamp;
 
 use std::sync::Arc;
 
+use datafusion::arrow::array::{ArrayRef, Int64Builder, RecordBatch, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-use super::FileStats;
-use crate::spec::{InputColumn, InputType, SourceSpec, TimestampFormat};
+use crate::discover::{ItemStats, WorkItem};
+use crate::job::schema::TableSchema;
+use crate::sources::{Emitter, ItemInput, ReadError, Source};
+pub use options::{CsvFormat, CsvOptions, InputColumn, InputType, TimestampFormat};
+use parse::ChunkParser;
+use reader::{ReaderSink, StorageError};
+
+/// The per-file counter of empty lines between records (they are not rows).
+pub const BLANK_LINES: &str = "blank_lines";
+
+/// Longest raw line kept in a rejects row; the full length is recorded beside it.
+pub const MAX_RAW_BYTES: usize = 4096;
+
+/// The CSV rejects table's columns and comments.
+const REJECTS_SCHEMA: &str = include_str!("../../../schemas/csv_rejects.toml");
+
+/// A CSV source of a job.
+#[derive(Debug)]
+pub struct CsvSource {
+    layout: Arc<CsvLayout>,
+}
+
+impl Source for CsvSource {
+    const FORMAT: &'static str = "csv";
+    const SUFFIXES: Option<&'static [&'static str]> = Some(&[".csv", ".csv.gz"]);
+    type Options = CsvOptions;
+    type Unit = Chunk;
+    type Reject = Reject;
+    type Parser = ChunkParser;
+
+    fn new(name: &str, options: CsvOptions) -> Result<Self, String> {
+        options.check()?;
+        Ok(CsvSource {
+            layout: Arc::new(CsvLayout::new(name, &options)),
+        })
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.layout.schema.clone()
+    }
+
+    fn rejects_table() -> TableSchema {
+        TableSchema::parse(REJECTS_SCHEMA, "schemas/csv_rejects.toml")
+            .expect("the built-in CSV rejects schema is valid (a unit test reads it)")
+    }
+
+    fn rejects_batch(&self, rejects: Vec<Reject>) -> RecordBatch {
+        rejects_batch(&rejects)
+    }
+
+    fn item_rejected(&self, item: &WorkItem, reason: &str) -> Reject {
+        Reject::new(
+            &self.layout.source,
+            &item.key.as_str().into(),
+            None,
+            b"",
+            reason.to_string(),
+        )
+    }
+
+    fn read(&self, input: &ItemInput<'_>, out: &mut Emitter<'_, Self>) -> Result<(), ReadError> {
+        let pinned = input.open()?;
+        let key: Arc<str> = input.item.key.as_str().into();
+        let stats = input.stats.clone();
+        let grew = pinned.grew_to;
+        let result = if input.item.key.to_ascii_lowercase().ends_with(".gz") {
+            let gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(
+                1 << 20,
+                pinned.reader,
+            ));
+            reader::read_file(&self.layout, key, stats, gz, grew, out)
+        } else {
+            reader::read_file(&self.layout, key, stats, pinned.reader, grew, out)
+        };
+        result.map_err(|e| match e {
+            StorageError::Io(e) => ReadError::Storage(e.to_string()),
+            StorageError::Stopped(e) => e,
+        })
+    }
+
+    fn parser(&self) -> ChunkParser {
+        ChunkParser::new(self.layout.clone())
+    }
+}
+
+impl ReaderSink for Emitter<'_, CsvSource> {
+    fn chunk(&mut self, chunk: Chunk) -> Result<(), ReadError> {
+        self.unit(chunk)
+    }
+    fn reject(&mut self, reject: Reject) -> Result<(), ReadError> {
+        Emitter::reject(self, reject)
+    }
+}
+
+/// A CSV record or file that could not be read.
+#[derive(Debug, Clone)]
+pub struct Reject {
+    pub source: Arc<str>,
+    pub source_key: Arc<str>,
+    /// First line of the rejected record; `None` when the whole file is rejected.
+    pub line_number: Option<i64>,
+    /// The raw bytes, cut at [`MAX_RAW_BYTES`].
+    pub raw: Vec<u8>,
+    /// Length of the whole raw record (or of what could not be read).
+    pub raw_bytes: u64,
+    pub reason: String,
+}
+
+impl Reject {
+    pub fn new(
+        source: &Arc<str>,
+        source_key: &Arc<str>,
+        line_number: Option<u64>,
+        raw: &[u8],
+        reason: String,
+    ) -> Self {
+        Reject {
+            source: source.clone(),
+            source_key: source_key.clone(),
+            line_number: line_number.map(|n| n as i64),
+            raw: raw[..raw.len().min(MAX_RAW_BYTES)].to_vec(),
+            raw_bytes: raw.len() as u64,
+            reason,
+        }
+    }
+}
+
+/// Builds a rejects batch. Raw bytes that are not UTF-8 are kept readable with
+/// U+FFFD replacement characters (the reason says the line was not UTF-8).
+pub fn rejects_batch(rejects: &[Reject]) -> RecordBatch {
+    let mut source = StringBuilder::new();
+    let mut key = StringBuilder::new();
+    let mut line = Int64Builder::new();
+    let mut raw = StringBuilder::new();
+    let mut raw_bytes = Int64Builder::new();
+    let mut reason = StringBuilder::new();
+    for r in rejects {
+        source.append_value(&r.source);
+        key.append_value(&r.source_key);
+        line.append_option(r.line_number);
+        raw.append_value(String::from_utf8_lossy(&r.raw));
+        raw_bytes.append_value(r.raw_bytes as i64);
+        reason.append_value(&r.reason);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(source.finish()),
+        Arc::new(key.finish()),
+        Arc::new(line.finish()),
+        Arc::new(raw.finish()),
+        Arc::new(raw_bytes.finish()),
+        Arc::new(reason.finish()),
+    ];
+    RecordBatch::try_new(CsvSource::rejects_table().file_schema(), columns)
+        .expect("rejects columns match the CSV rejects schema (a unit test checks)")
+}
 
 /// How one source's files are read and typed.
 #[derive(Debug)]
@@ -37,8 +192,8 @@ pub struct CsvLayout {
 }
 
 impl CsvLayout {
-    pub fn new(source: &str, spec: &SourceSpec) -> Self {
-        let mut fields: Vec<Field> = spec
+    pub fn new(source: &str, options: &CsvOptions) -> Self {
+        let mut fields: Vec<Field> = options
             .columns
             .iter()
             .map(|c| Field::new(&c.name, arrow_input_type(c.kind), c.nullable))
@@ -47,11 +202,11 @@ impl CsvLayout {
         fields.push(Field::new("line_number", DataType::Int64, false));
         CsvLayout {
             source: source.into(),
-            columns: spec.columns.clone(),
-            delimiter: spec.csv.delimiter_byte(),
-            quote: spec.csv.quote_byte(),
-            header: spec.csv.header,
-            max_record_bytes: spec.csv.max_record_bytes.as_u64() as usize,
+            columns: options.columns.clone(),
+            delimiter: options.csv.delimiter.as_bytes()[0],
+            quote: options.csv.quote.as_bytes()[0],
+            header: options.csv.header,
+            max_record_bytes: options.csv.max_record_bytes.as_u64() as usize,
             schema: Arc::new(Schema::new(fields)),
         }
     }
@@ -75,7 +230,7 @@ fn arrow_input_type(t: InputType) -> DataType {
 #[derive(Debug)]
 pub struct FileCtx {
     pub source_key: Arc<str>,
-    pub stats: Arc<FileStats>,
+    pub stats: Arc<ItemStats>,
     /// For each field of a record in this file, the declared column it fills.
     pub field_to_column: Vec<usize>,
 }
@@ -95,15 +250,17 @@ mod tests {
     use super::parse::ChunkParser;
     use super::reader::{ReaderSink, read_file_in_chunks};
     use super::*;
-    use crate::sources::Reject;
     use datafusion::arrow::array::{Array, AsArray};
     use datafusion::arrow::datatypes::Int64Type;
     use proptest::prelude::*;
 
     fn layout() -> Arc<CsvLayout> {
-        let spec: SourceSpec = toml::from_str(
+        layout_with_max(1 << 20)
+    }
+
+    fn layout_with_max(max_record_bytes: usize) -> Arc<CsvLayout> {
+        let options: CsvOptions = toml::from_str(
             r#"
-            format = "csv"
             columns = [
               { name = "a", type = "string", nullable = false },
               { name = "n", type = "bigint" },
@@ -112,7 +269,9 @@ mod tests {
             "#,
         )
         .unwrap();
-        Arc::new(CsvLayout::new("s", &spec))
+        let mut layout = CsvLayout::new("s", &options);
+        layout.max_record_bytes = max_record_bytes;
+        Arc::new(layout)
     }
 
     struct Collect {
@@ -120,12 +279,13 @@ mod tests {
         rejects: Vec<Reject>,
     }
     impl ReaderSink for Collect {
-        fn chunk(&mut self, chunk: Chunk) -> bool {
+        fn chunk(&mut self, chunk: Chunk) -> Result<(), ReadError> {
             self.chunks.push(chunk);
-            true
+            Ok(())
         }
-        fn reject(&mut self, reject: Reject) {
+        fn reject(&mut self, reject: Reject) -> Result<(), ReadError> {
             self.rejects.push(reject);
+            Ok(())
         }
     }
 
@@ -140,8 +300,22 @@ mod tests {
         Vec<(Option<i64>, String)>,
         (u64, u64, u64),
     ) {
-        let layout = layout();
-        let stats = Arc::new(FileStats::default());
+        read_with(layout(), data, chunk, read, None)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn read_with(
+        layout: Arc<CsvLayout>,
+        data: &[u8],
+        chunk: usize,
+        read: usize,
+        grew_to: Option<u64>,
+    ) -> (
+        Vec<(i64, String, Option<i64>, Option<String>)>,
+        Vec<(Option<i64>, String)>,
+        (u64, u64, u64),
+    ) {
+        let stats = Arc::new(ItemStats::default());
         let mut sink = Collect {
             chunks: vec![],
             rejects: vec![],
@@ -151,9 +325,9 @@ mod tests {
             "k".into(),
             stats.clone(),
             data,
+            grew_to,
             &mut sink,
-            chunk,
-            read,
+            (chunk, read),
         )
         .unwrap();
         let mut parser = ChunkParser::new(layout);
@@ -210,7 +384,7 @@ mod tests {
         u64,
     ) {
         let layout = layout();
-        let stats = Arc::new(FileStats::default());
+        let stats = Arc::new(ItemStats::default());
         let chunk = Chunk {
             file: Arc::new(FileCtx {
                 source_key: "k".into(),
@@ -246,7 +420,118 @@ mod tests {
             .iter()
             .map(|r| (r.line_number, r.reason.clone(), r.raw.clone()))
             .collect();
-        (rows, rejects, stats.counts().blank_lines)
+        (
+            rows,
+            rejects,
+            stats.counts().notes.get(BLANK_LINES).copied().unwrap_or(0),
+        )
+    }
+
+    #[test]
+    fn a_file_that_grew_rejects_its_unfinished_last_record() {
+        let data = b"a,n,t\nx,1,y\nz,2,half-writ";
+        let (rows, rejects, counts) = read_with(layout(), data, 1 << 20, 1 << 20, Some(99));
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rejects.len(), 1);
+        assert_eq!(rejects[0].0, Some(3));
+        assert!(
+            rejects[0].1.starts_with("unfinished last record"),
+            "{}",
+            rejects[0].1
+        );
+        assert_eq!(counts, (2, 1, 1));
+        // Listed bytes that end on a record boundary lose nothing.
+        let (rows, rejects, _) = read_with(layout(), b"a,n,t\nx,1,y\n", 1 << 20, 1 << 20, Some(99));
+        assert_eq!((rows.len(), rejects.len()), (1, 0));
+        // A file that did not grow keeps its last line without a newline.
+        let (rows, rejects, _) = read_with(layout(), data, 1 << 20, 1 << 20, None);
+        assert_eq!((rows.len(), rejects.len()), (2, 0));
+    }
+
+    #[test]
+    fn gzip_breaking_inside_an_overlong_record_rejects_the_rest() {
+        use std::io::Write;
+        let mut text = String::from("a,n,t\n");
+        for i in 0..50 {
+            text.push_str(&format!("x{i},{i},ok\n"));
+        }
+        // A 20 kB record (over the 4 kB limit below), then more good lines.
+        text.push_str(&format!("long,1,{}\n", "y".repeat(20_000)));
+        for i in 0..50 {
+            text.push_str(&format!("w{i},{i},ok\n"));
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(text.as_bytes()).unwrap();
+        let mut bytes = gz.finish().unwrap();
+        // Corrupt the stream where the long record's bytes are.
+        let at = bytes.len() * 3 / 5;
+        for b in &mut bytes[at..at + 8] {
+            *b ^= 0x5a;
+        }
+        let layout = layout_with_max(4096);
+        let stats = Arc::new(ItemStats::default());
+        let mut sink = Collect {
+            chunks: vec![],
+            rejects: vec![],
+        };
+        let gz = flate2::read::MultiGzDecoder::new(&bytes[..]);
+        read_file_in_chunks(
+            &layout,
+            "k".into(),
+            stats.clone(),
+            gz,
+            None,
+            &mut sink,
+            (1 << 20, 1024),
+        )
+        .unwrap();
+        let counts = stats.counts();
+        let reasons: Vec<&str> = sink.rejects.iter().map(|r| r.reason.as_str()).collect();
+        assert!(
+            counts
+                .item_error
+                .as_deref()
+                .is_some_and(|e| e.contains("corrupt")),
+            "{counts:?} {reasons:?}"
+        );
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains("the rest of the file could not be read")),
+            "{reasons:?}"
+        );
+    }
+
+    /// csv-core's records of `data` (after the header line), each with its first
+    /// line number and fields.
+    fn csv_core_records(data: &[u8]) -> Vec<(i64, Vec<String>)> {
+        let mut rdr = csv_core::ReaderBuilder::new().build();
+        let mut out = vec![0u8; data.len() + 1];
+        let mut ends = vec![0usize; data.len() + 1];
+        let (mut pos, mut result) = (0, Vec::new());
+        loop {
+            let start = pos;
+            let (r, nin, _, nend) = rdr.read_record(&data[pos..], &mut out, &mut ends);
+            pos += nin;
+            match r {
+                csv_core::ReadRecordResult::Record => {
+                    let mut from = 0;
+                    let fields = ends[..nend]
+                        .iter()
+                        .map(|&e| {
+                            let f = String::from_utf8(out[from..e].to_vec()).unwrap();
+                            from = e;
+                            f
+                        })
+                        .collect();
+                    let line = 1 + memchr::memchr_iter(b'\n', &data[..start]).count() as i64;
+                    result.push((line, fields));
+                }
+                csv_core::ReadRecordResult::End => return result,
+                csv_core::ReadRecordResult::InputEmpty => {}
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     proptest! {
@@ -283,6 +568,47 @@ mod tests {
             prop_assert_eq!(records_n, loaded + rejected);
             prop_assert_eq!(rows.len() as u64, loaded);
             prop_assert_eq!(rejects.len() as u64, rejected);
+        }
+
+        // Records too long to hold, with quoted line breaks and quotes in them, are
+        // skipped to their true end: on well-formed CSV every record csv-core reads
+        // is loaded (with csv-core's fields) or rejected, at its own first line, and
+        // nothing else is (a reader that resumed inside a quoted field would load
+        // rows from inside it).
+        #[test]
+        fn skipping_long_records_never_resumes_inside_a_quoted_field(
+            records in proptest::collection::vec(
+                (0usize..4, 0usize..300, any::<bool>()),
+                1..30),
+            chunk in 64usize..400,
+            read_size in 1usize..97,
+        ) {
+            let mut text = String::from("a,n,t\n");
+            for (i, (kind, len, quoted_a)) in records.iter().enumerate() {
+                let a = if *quoted_a { format!("\"r,{i}\"") } else { format!("r{i}") };
+                let t = match kind {
+                    0 => "plain".to_string(),
+                    1 => format!("\"{}\"", "q\n\"\"x,".repeat(len / 5 + 1)),
+                    2 => "y".repeat(len + 1),
+                    _ => format!("\"{}\"\"{}\"", "z\n".repeat(len / 3), ",".repeat(len % 7)),
+                };
+                text.push_str(&format!("{a},{i},{t}\n"));
+            }
+            let data = text.as_bytes();
+            let expected: Vec<(i64, Vec<String>)> = csv_core_records(data).into_iter().skip(1).collect();
+            let (rows, rejects, (n, loaded, rejected)) = read_with(layout_with_max(64), data, chunk, read_size, None);
+            let mut seen: Vec<i64> = rows.iter().map(|r| r.0).chain(rejects.iter().filter_map(|r| r.0)).collect();
+            seen.sort();
+            let starts: Vec<i64> = expected.iter().map(|r| r.0).collect();
+            prop_assert_eq!(&seen, &starts, "{:?}", text);
+            prop_assert_eq!(n, expected.len() as u64);
+            prop_assert_eq!(n, loaded + rejected);
+            for row in &rows {
+                let want = &expected.iter().find(|r| r.0 == row.0).unwrap().1;
+                prop_assert_eq!(&row.1, &want[0]);
+                prop_assert_eq!(row.2, want[1].parse::<i64>().ok());
+                prop_assert_eq!(row.3.as_deref(), Some(want[2].as_str()));
+            }
         }
     }
 }

@@ -5,7 +5,6 @@
 //! when every field is valid, so a bad record never leaves half a row behind.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use csv_core::ReadRecordResult;
 use datafusion::arrow::array::builder::NullBufferBuilder;
@@ -15,11 +14,11 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 
+use super::options::InputType;
 use super::reader::trim_eol;
-use super::{Chunk, CsvLayout};
-use crate::sources::Reject;
-use crate::sources::timestamp::parse_timestamp;
-use crate::spec::InputType;
+use super::timestamp::parse_timestamp;
+use super::{BLANK_LINES, Chunk, CsvLayout, Reject};
+use crate::sources::Parsed as SourceParsed;
 
 /// Parses chunks of one source; keeps its scratch buffers between chunks.
 pub struct ChunkParser {
@@ -241,15 +240,10 @@ impl ChunkParser {
         } = rows;
 
         let loaded = line_numbers.len();
-        let stats = &file.stats;
-        stats
-            .records
-            .fetch_add((loaded + rejects.len()) as u64, Ordering::Relaxed);
-        stats.loaded.fetch_add(loaded as u64, Ordering::Relaxed);
-        stats
-            .rejected
-            .fetch_add(rejects.len() as u64, Ordering::Relaxed);
-        stats.blank_lines.fetch_add(blank_lines, Ordering::Relaxed);
+        file.stats.count(loaded as u64, rejects.len() as u64);
+        if blank_lines > 0 {
+            file.stats.note(BLANK_LINES, blank_lines);
+        }
 
         let mut columns: Vec<ArrayRef> = builders
             .into_iter()
@@ -528,5 +522,18 @@ fn shown(b: &[u8]) -> String {
         format!("'{s}…'")
     } else {
         format!("'{s}'")
+    }
+}
+
+impl crate::sources::Parser for ChunkParser {
+    type Unit = Chunk;
+    type Reject = Reject;
+
+    fn parse(&mut self, chunk: Chunk) -> SourceParsed<Reject> {
+        let Parsed { batch, rejects } = ChunkParser::parse(self, &chunk);
+        SourceParsed {
+            batch: Some(batch),
+            rejects,
+        }
     }
 }

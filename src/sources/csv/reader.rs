@@ -4,14 +4,19 @@
 //!
 //! Whole-file problems (empty, binary, not UTF-8, wrong header, corrupt gzip) and
 //! records too long to buffer are rejected here; everything else is the parsers'.
+//!
+//! Skipping a record too long to hold follows quotes exactly as csv-core does, so
+//! reading resumes at the next record, never inside a quoted field. Only at the end
+//! of the file is a quote that never closed taken for a stray one: its line is
+//! rejected and reading goes on after it.
 
 use std::io::{ErrorKind, Read};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use super::split::Splitter;
-use super::{Chunk, CsvLayout, FileCtx};
-use crate::sources::{FileStats, Reject};
+use super::{Chunk, CsvLayout, FileCtx, Reject};
+use crate::discover::ItemStats;
+use crate::sources::ReadError;
 
 /// Chunks handed to the parsers are about this big (≈ 30k sensor rows).
 pub const CHUNK_BYTES: usize = 2 << 20;
@@ -22,23 +27,37 @@ const SNIFF_BYTES: usize = 8 << 10;
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Where the reader sends its output. Both calls block while the consumer is
-/// behind (bounded channels), which is what bounds memory.
+/// behind (bounded channels), which is what bounds memory; both fail when nobody
+/// listens any more (the run stops or fails), which stops the reader.
 pub trait ReaderSink {
-    /// Returns false when nobody listens any more (the run is being cancelled).
-    fn chunk(&mut self, chunk: Chunk) -> bool;
-    fn reject(&mut self, reject: Reject);
+    fn chunk(&mut self, chunk: Chunk) -> Result<(), ReadError>;
+    fn reject(&mut self, reject: Reject) -> Result<(), ReadError>;
 }
 
-/// An I/O error that is not the data's fault (network, permissions): the run fails.
+/// Why the reader stopped before the end of a file.
 #[derive(Debug)]
-pub struct StorageError(pub std::io::Error);
+pub enum StorageError {
+    /// An I/O error that is not the data's fault (network, permissions): the run fails.
+    Io(std::io::Error),
+    /// The sink stopped taking chunks or rejects.
+    Stopped(ReadError),
+}
 
-/// Reads one file to its end.
+impl From<ReadError> for StorageError {
+    fn from(e: ReadError) -> Self {
+        StorageError::Stopped(e)
+    }
+}
+
+/// Reads one file to its end. `grew_to` is set when the file grew after it was
+/// listed: its listed bytes may end inside a record still being written, which is
+/// then rejected rather than loaded.
 pub fn read_file(
     layout: &CsvLayout,
     source_key: Arc<str>,
-    stats: Arc<FileStats>,
+    stats: Arc<ItemStats>,
     input: impl Read,
+    grew_to: Option<u64>,
     sink: &mut impl ReaderSink,
 ) -> Result<(), StorageError> {
     read_file_in_chunks(
@@ -46,9 +65,9 @@ pub fn read_file(
         source_key,
         stats,
         input,
+        grew_to,
         sink,
-        CHUNK_BYTES,
-        READ_BYTES,
+        (CHUNK_BYTES, READ_BYTES),
     )
 }
 
@@ -57,11 +76,11 @@ pub fn read_file(
 pub fn read_file_in_chunks(
     layout: &CsvLayout,
     source_key: Arc<str>,
-    stats: Arc<FileStats>,
+    stats: Arc<ItemStats>,
     mut input: impl Read,
+    grew_to: Option<u64>,
     sink: &mut impl ReaderSink,
-    chunk_bytes: usize,
-    read_bytes: usize,
+    (chunk_bytes, read_bytes): (usize, usize),
 ) -> Result<(), StorageError> {
     let mut r = FileReader {
         layout,
@@ -72,22 +91,22 @@ pub fn read_file_in_chunks(
         line: 1,
         chunk_bytes,
         read_bytes,
+        grew_to,
     };
-    let result = r.run(&mut input, sink);
-    r.stats.finished.store(true, Ordering::Release);
-    result
+    r.run(&mut input, sink)
 }
 
 struct FileReader<'a> {
     layout: &'a CsvLayout,
     source_key: Arc<str>,
-    stats: Arc<FileStats>,
+    stats: Arc<ItemStats>,
     buf: Vec<u8>,
     eof: bool,
     /// Line number of `buf[0]`.
     line: u64,
     chunk_bytes: usize,
     read_bytes: usize,
+    grew_to: Option<u64>,
 }
 
 /// Outcome of reading more bytes.
@@ -147,7 +166,7 @@ impl FileReader<'_> {
                     self.eof = true;
                     return Ok(Fill::Corrupt(e));
                 }
-                Err(e) => return Err(StorageError(e)),
+                Err(e) => return Err(StorageError::Io(e)),
             }
         }
         Ok(Fill::Ok)
@@ -230,9 +249,7 @@ impl FileReader<'_> {
             splitter.scan(&self.buf);
             let b = splitter.last_boundary();
             if b > 0 && (b >= self.chunk_bytes || self.eof) {
-                if !self.emit(sink, file, b) {
-                    return Ok(());
-                }
+                self.emit(sink, file, b)?;
                 splitter.consume(b);
                 continue;
             }
@@ -241,31 +258,33 @@ impl FileReader<'_> {
                     self.count_blank_tail();
                     return Ok(());
                 }
+                if let Some(size) = self.grew_to {
+                    return self.reject_unfinished_tail(sink, size);
+                }
                 if splitter.in_quotes() && memchr::memchr(b'\n', &self.buf).is_some() {
-                    self.reject_stray_quote_line(sink);
+                    // The file ended inside a quoted field: its quote never closes, so
+                    // it was stray.
+                    self.reject_stray_quote_line(sink)?;
                     splitter.reset();
                     continue;
                 }
                 if self.buf.len() > max {
-                    self.reject_long_record(input, sink, b)?;
+                    if let Some(e) = self.reject_long_record(input, sink)? {
+                        return self.reject_corrupt_rest(sink, &e);
+                    }
                     splitter.reset();
                     continue;
                 }
                 let n = self.buf.len();
-                self.emit(sink, file, n);
+                self.emit(sink, file, n)?;
                 return Ok(());
             }
             if self.buf.len() - b > max {
                 if b > 0 {
-                    if !self.emit(sink, file, b) {
-                        return Ok(());
-                    }
-                    splitter.consume(b);
+                    self.emit(sink, file, b)?;
                 }
-                if splitter.in_quotes() && memchr::memchr(b'\n', &self.buf).is_some() {
-                    self.reject_stray_quote_line(sink);
-                } else {
-                    self.reject_long_record(input, sink, 0)?;
+                if let Some(e) = self.reject_long_record(input, sink)? {
+                    return self.reject_corrupt_rest(sink, &e);
                 }
                 splitter.reset();
                 continue;
@@ -276,19 +295,53 @@ impl FileReader<'_> {
                 splitter.scan(&self.buf);
                 let b = splitter.last_boundary();
                 if b > 0 {
-                    self.emit(sink, file, b);
+                    self.emit(sink, file, b)?;
                 }
-                let reason = format!(
-                    "file is corrupt from line {} on ({e}); the rest of the file could not be read",
-                    self.line
-                );
-                return self.reject_rest(sink, &reason);
+                return self.reject_corrupt_rest(sink, &e);
             }
         }
     }
 
+    fn reject_corrupt_rest(
+        &mut self,
+        sink: &mut impl ReaderSink,
+        e: &std::io::Error,
+    ) -> Result<(), StorageError> {
+        let reason = format!(
+            "file is corrupt from line {} on ({e}); the rest of the file could not be read",
+            self.line
+        );
+        self.reject_rest(sink, &reason)
+    }
+
+    /// The file grew after it was listed and its listed bytes end inside a record:
+    /// that record was still being written, so it is rejected, not loaded.
+    fn reject_unfinished_tail(
+        &mut self,
+        sink: &mut impl ReaderSink,
+        size: u64,
+    ) -> Result<(), StorageError> {
+        self.stats.count(0, 1);
+        let reject = Reject::new(
+            &self.layout.source,
+            &self.source_key,
+            Some(self.line),
+            trim_eol(&self.buf),
+            format!(
+                "unfinished last record: the file grew to {size} bytes while it was read, and its listed bytes end inside this record; the next run reads it whole"
+            ),
+        );
+        sink.reject(reject)?;
+        Ok(())
+    }
+
     /// Sends `buf[..n]` to the parsers.
-    fn emit(&mut self, sink: &mut impl ReaderSink, file: &Arc<FileCtx>, n: usize) -> bool {
+    fn emit(
+        &mut self,
+        sink: &mut impl ReaderSink,
+        file: &Arc<FileCtx>,
+        n: usize,
+    ) -> Result<(), ReadError> {
         let rest = self.buf[n..].to_vec();
         let mut data = std::mem::replace(
             &mut self.buf,
@@ -307,59 +360,60 @@ impl FileReader<'_> {
 
     fn count_blank_tail(&self) {
         let n = memchr::memchr_iter(b'\n', &self.buf).count() as u64;
-        self.stats.blank_lines.fetch_add(n, Ordering::Relaxed);
+        self.stats.note(super::BLANK_LINES, n);
     }
 
-    /// An opening quote whose field never closes within the record limit: the
-    /// quote is almost certainly stray. Reject its line and go on after it.
-    fn reject_stray_quote_line(&mut self, sink: &mut impl ReaderSink) {
+    /// An opening quote whose field never closes before the end of the file: the
+    /// quote is stray. Reject its line and go on after it.
+    fn reject_stray_quote_line(&mut self, sink: &mut impl ReaderSink) -> Result<(), ReadError> {
         let nl = memchr::memchr(b'\n', &self.buf).expect("caller checked for a newline");
         let line = trim_eol(&self.buf[..nl + 1]);
-        self.stats.records.fetch_add(1, Ordering::Relaxed);
-        self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        self.stats.count(0, 1);
         sink.reject(Reject::new(
             &self.layout.source,
             &self.source_key,
             Some(self.line),
             line,
-            format!(
-                "unterminated quoted field: no closing quote within csv.max_record_bytes ({} bytes)",
-                self.layout.max_record_bytes
-            ),
-        ));
+            "unterminated quoted field: its quote never closes before the end of the file"
+                .to_string(),
+        ))?;
         self.buf.drain(..nl + 1);
         self.line += 1;
+        Ok(())
     }
 
-    /// A record longer than the limit: keep its start for the rejects row, skip to
-    /// the end of its line without holding it in memory.
+    /// The record at the start of the buffer is longer than the limit: keep its
+    /// start for the rejects row and skip to its end without holding it in memory,
+    /// following quotes as csv-core does (a line break inside a quoted field does
+    /// not end it). Returns the decoding error when the input broke while skipping:
+    /// the caller then rejects the rest of the file.
     fn reject_long_record(
         &mut self,
         input: &mut impl Read,
         sink: &mut impl ReaderSink,
-        from: usize,
-    ) -> Result<(), StorageError> {
-        let start_line = self.line + memchr::memchr_iter(b'\n', &self.buf[..from]).count() as u64;
+    ) -> Result<Option<std::io::Error>, StorageError> {
+        let start_line = self.line;
         let head: Vec<u8> =
-            self.buf[from..(from + crate::sources::MAX_RAW_BYTES).min(self.buf.len())].to_vec();
-        let mut skipped = 0u64;
-        let mut lines = 0u64;
-        let mut pos = from;
+            self.buf[..crate::sources::csv::MAX_RAW_BYTES.min(self.buf.len())].to_vec();
+        let mut end = Splitter::new(self.layout.delimiter, self.layout.quote);
+        let (mut skipped, mut lines) = (0u64, 0u64);
+        let mut broken = None;
         loop {
-            if let Some(nl) = memchr::memchr(b'\n', &self.buf[pos..]) {
-                let end = pos + nl + 1;
-                skipped += (end - pos) as u64;
-                lines += memchr::memchr_iter(b'\n', &self.buf[from.max(pos)..end]).count() as u64;
-                self.buf.drain(..end);
+            if let Some(e) = end.scan_to_boundary(&self.buf) {
+                skipped += e as u64;
+                lines += memchr::memchr_iter(b'\n', &self.buf[..e]).count() as u64;
+                self.buf.drain(..e);
                 break;
             }
-            skipped += (self.buf.len() - pos) as u64;
+            skipped += self.buf.len() as u64;
+            lines += memchr::memchr_iter(b'\n', &self.buf).count() as u64;
+            end.consume(self.buf.len());
             self.buf.clear();
-            pos = 0;
             if self.eof {
                 break;
             }
-            if let Fill::Corrupt(_) = self.fill(input, self.read_bytes)? {
+            if let Fill::Corrupt(e) = self.fill(input, self.read_bytes)? {
+                broken = Some(e);
                 break;
             }
             if self.buf.is_empty() && self.eof {
@@ -367,21 +421,28 @@ impl FileReader<'_> {
             }
         }
         self.line = start_line + lines;
-        self.stats.records.fetch_add(1, Ordering::Relaxed);
-        self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        self.stats.count(0, 1);
+        let reason = if end.in_quotes() && broken.is_none() {
+            format!(
+                "record is {skipped} bytes, longer than csv.max_record_bytes ({} bytes): a quoted field opened on this line never closes before the end of the file",
+                self.layout.max_record_bytes
+            )
+        } else {
+            format!(
+                "record is {skipped} bytes, longer than csv.max_record_bytes ({} bytes)",
+                self.layout.max_record_bytes
+            )
+        };
         let mut reject = Reject::new(
             &self.layout.source,
             &self.source_key,
             Some(start_line),
             trim_eol(&head),
-            format!(
-                "record is {skipped} bytes, longer than csv.max_record_bytes ({} bytes)",
-                self.layout.max_record_bytes
-            ),
+            reason,
         );
         reject.raw_bytes = skipped;
-        sink.reject(reject);
-        Ok(())
+        sink.reject(reject)?;
+        Ok(broken)
     }
 
     /// Rejects the file from the current position on (the whole file when nothing
@@ -408,14 +469,14 @@ impl FileReader<'_> {
         reason: &str,
         whole: bool,
     ) -> Result<(), StorageError> {
-        self.stats.set_file_error(reason);
+        self.stats.set_item_error(reason);
         sink.reject(Reject::new(
             &self.layout.source,
             &self.source_key,
             if whole { None } else { Some(self.line) },
             &self.buf,
             reason.to_string(),
-        ));
+        ))?;
         Ok(())
     }
 }

@@ -11,7 +11,7 @@
 //! in between are skipped in bulk, so finding boundaries costs a small fraction of
 //! parsing.
 
-use memchr::{memchr, memrchr};
+use memchr::{memchr, memchr2, memrchr};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -66,11 +66,7 @@ impl Splitter {
                         if let Some(nl) = memrchr(b'\n', &buf[pos..qpos]) {
                             self.last_boundary = pos + nl + 1;
                         }
-                        let at_field_start = qpos == 0
-                            || buf[qpos - 1] == self.delimiter
-                            || buf[qpos - 1] == b'\n'
-                            || buf[qpos - 1] == b'\r';
-                        if at_field_start {
+                        if self.at_field_start(buf, qpos) {
                             self.state = State::In;
                         }
                         pos = qpos + 1;
@@ -95,6 +91,59 @@ impl Splitter {
             }
         }
         self.scanned = len;
+    }
+
+    /// Scans on from where the last call stopped until the first record boundary,
+    /// and returns it (the end of the record, after its newline), or `None` when
+    /// `buf` ends first. Skipping a long record uses this to find its true end.
+    pub fn scan_to_boundary(&mut self, buf: &[u8]) -> Option<usize> {
+        let mut pos = self.scanned;
+        let len = buf.len();
+        while pos < len {
+            match self.state {
+                State::Out => match memchr2(self.quote, b'\n', &buf[pos..]) {
+                    None => pos = len,
+                    Some(i) if buf[pos + i] == b'\n' => {
+                        let end = pos + i + 1;
+                        self.scanned = end;
+                        self.last_boundary = end;
+                        return Some(end);
+                    }
+                    Some(i) => {
+                        let qpos = pos + i;
+                        if self.at_field_start(buf, qpos) {
+                            self.state = State::In;
+                        }
+                        pos = qpos + 1;
+                    }
+                },
+                State::In => match memchr(self.quote, &buf[pos..]) {
+                    None => pos = len,
+                    Some(q) => {
+                        self.state = State::QuoteIn;
+                        pos += q + 1;
+                    }
+                },
+                State::QuoteIn => {
+                    if buf[pos] == self.quote {
+                        self.state = State::In;
+                        pos += 1;
+                    } else {
+                        self.state = State::Out;
+                    }
+                }
+            }
+        }
+        self.scanned = len;
+        None
+    }
+
+    /// A quote opens a quoted field only at the start of a field.
+    fn at_field_start(&self, buf: &[u8], qpos: usize) -> bool {
+        qpos == 0
+            || buf[qpos - 1] == self.delimiter
+            || buf[qpos - 1] == b'\n'
+            || buf[qpos - 1] == b'\r'
     }
 
     /// End of the last complete record in the scanned bytes (0 if none).
@@ -184,7 +233,36 @@ mod tests {
         assert_eq!(s.last_boundary(), first);
     }
 
+    /// End of the first record csv-core reads from `data`, if it ends in a newline.
+    fn first_record_end(data: &[u8]) -> Option<usize> {
+        let mut rdr = csv_core::ReaderBuilder::new().build();
+        let mut out = vec![0u8; data.len() + 1];
+        let mut ends = vec![0usize; data.len() + 1];
+        let (r, nin, _, _) = rdr.read_record(data, &mut out, &mut ends);
+        (r == csv_core::ReadRecordResult::Record && data[..nin].ends_with(b"\n")).then_some(nin)
+    }
+
     proptest! {
+        // The first boundary, however the bytes arrive, is where csv-core ends the
+        // first record (when a newline ends it).
+        #[test]
+        fn first_boundary_is_where_csv_core_ends_the_first_record(
+            data in proptest::collection::vec(prop_oneof![Just(b'a'), Just(b','), Just(b'"'), Just(b'\n')], 0..200),
+            step in 1usize..40,
+        ) {
+            let mut s = Splitter::new(b',', b'"');
+            let mut found = None;
+            let mut end = 0;
+            while end < data.len() && found.is_none() {
+                end = (end + step).min(data.len());
+                found = s.scan_to_boundary(&data[..end]);
+            }
+            // csv-core skips a record that is only a newline; the splitter does not.
+            if !data.starts_with(b"\n") {
+                prop_assert_eq!(found, first_record_end(&data), "{:?}", String::from_utf8_lossy(&data));
+            }
+        }
+
         // Whatever the bytes and however they arrive, cutting at a boundary the
         // splitter reports and parsing both halves apart gives csv-core's records.
         #[test]

@@ -51,11 +51,16 @@ impl TableSchema {
             path: path.to_path_buf(),
             source,
         })?;
-        let schema: TableSchema = toml::from_str(&text)
-            .map_err(|e| Error::config(format!("schema file {}: {e}", path.display())))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates the text of a schema file; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self> {
+        let schema: TableSchema = toml::from_str(text)
+            .map_err(|e| Error::config(format!("schema file {origin}: {e}")))?;
         schema
             .validate()
-            .map_err(|e| Error::config(format!("schema file {}: {e}", path.display())))?;
+            .map_err(|e| Error::config(format!("schema file {origin}: {e}")))?;
         Ok(schema)
     }
 
@@ -123,7 +128,7 @@ impl TableSchema {
     }
 }
 
-pub(crate) fn check_identifier(what: &str, name: &str) -> std::result::Result<(), String> {
+pub fn check_identifier(what: &str, name: &str) -> std::result::Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 255
         && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')

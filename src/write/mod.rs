@@ -2,7 +2,9 @@
 //! files that Athena reads without surprises (DESIGN.md "Output layout").
 //!
 //! `OUTPUT/TABLE/KEY=VALUE/…/v-RUNID/part-RUNID-NNNNN.parquet` (the directory
-//! comes from the table's [`Placement`], which the commit protocol decides).
+//! comes from the table's [`Placement`], which the commit protocol decides; see
+//! [`layout`]). Every file written is recorded in the run's [`Staged`] list, so a
+//! run that fails removes them in one place.
 //!
 //! Each batch is conformed to the table's schema file (types cast to what the
 //! catalog will say, nullability checked), split by partition values, and
@@ -11,9 +13,11 @@
 //! so memory does not grow with the number of partitions or rows. Objects become
 //! visible only when complete (multipart upload), and never exceed 5 GiB.
 
+pub mod layout;
+
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::kernels::partition::partition;
@@ -26,16 +30,17 @@ use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::parquet::arrow::AsyncArrowWriter;
 use datafusion::parquet::basic::{Compression as PqCompression, ZstdLevel};
 use datafusion::parquet::file::properties::{WriterProperties, WriterVersion};
-use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjPath;
 use serde::Serialize;
 
-use crate::commit::Placement;
+use crate::discover::manifest::lock;
 use crate::error::{Error, Result};
-use crate::schema::TableSchema;
-use crate::spec::Compression;
+use crate::job::{Compression, JobTable};
 use crate::storage::Location;
+use datafusion::execution::SendableRecordBatchStream;
+use futures::TryStreamExt;
+use layout::{HIVE_NULL_PARTITION, Placement};
 
 /// Memory one writer may hold in open files: their encoded-but-unflushed row groups
 /// plus upload buffers. Over it, the least recently used file is closed (time-ordered
@@ -44,8 +49,20 @@ const MEMORY_BUDGET: usize = 64 << 20;
 /// Upload buffer per open file; a multipart part is uploaded each time it fills
 /// (S3's minimum part size is 5 MiB).
 const UPLOAD_BUFFER: usize = 5 << 20;
-/// Hive's name for a NULL partition value.
-pub const HIVE_NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
+
+/// The data files a run has written so far, complete and not yet committed.
+#[derive(Debug, Clone, Default)]
+pub struct Staged(Arc<Mutex<Vec<ObjPath>>>);
+
+impl Staged {
+    pub(crate) fn add(&self, path: ObjPath) {
+        lock(&self.0).push(path);
+    }
+
+    pub fn paths(&self) -> Vec<ObjPath> {
+        lock(&self.0).clone()
+    }
+}
 
 /// A data file this run wrote.
 #[derive(Debug, Clone, Serialize)]
@@ -82,24 +99,29 @@ pub struct TableWriter {
     open: HashMap<Vec<String>, OpenFile>,
     /// Shared by the writers of one table, so file names stay unique.
     next_file: Arc<AtomicU32>,
+    staged: Staged,
     tick: u64,
     written: Vec<WrittenFile>,
     pub rows_written: u64,
 }
 
 impl TableWriter {
+    /// A writer of `table` for run `run_id`; writers sharing `next_file` name their
+    /// files apart.
     pub fn new(
         output: &Location,
         placement: Arc<Placement>,
-        schema: &TableSchema,
+        table: &JobTable,
         run_id: &str,
-        compression: Compression,
-        target_file_size: u64,
         next_file: Arc<AtomicU32>,
+        staged: Staged,
     ) -> Result<Self> {
+        let schema = &table.schema;
+        let compression = table.spec.compression;
+        let target_file_size = table.spec.target_file_size.as_u64();
         // Refuse types with no safe Athena mapping before anything is written.
         for f in schema.file_schema().fields() {
-            crate::schema::arrow_to_glue(f.data_type()).map_err(|e| {
+            crate::job::schema::arrow_to_glue(f.data_type()).map_err(|e| {
                 Error::config(format!("table {}: column {}: {e}", schema.name, f.name()))
             })?;
         }
@@ -126,6 +148,7 @@ impl TableWriter {
             target_file_size,
             open: HashMap::new(),
             next_file,
+            staged,
             tick: 0,
             written: Vec::new(),
             rows_written: 0,
@@ -297,7 +320,7 @@ impl TableWriter {
     fn new_file_path(&mut self, values: &[String]) -> ObjPath {
         let dir = self.placement.dir(values);
         let n = self.next_file.fetch_add(1, Ordering::Relaxed);
-        dir.join(format!("part-{}-{n:05}.parquet", self.run_id).as_str())
+        dir.join(layout::data_file_name(&self.run_id, n).as_str())
     }
 
     async fn close(&mut self, values: &[String]) -> Result<()> {
@@ -307,6 +330,7 @@ impl TableWriter {
             // request (which could fail after the upload succeeded) is needed.
             let bytes = f.writer.bytes_written() as u64;
             debug_assert_eq!(meta.file_metadata().num_rows() as u64, f.rows);
+            self.staged.add(f.path.clone());
             self.written.push(WrittenFile {
                 path: f.path,
                 partition_values: values.to_vec(),
@@ -362,14 +386,15 @@ impl TableWriter {
         Ok(self.written)
     }
 
-    /// Deletes everything this writer wrote (the run failed).
+    /// Ends the files still open (the run failed): each lands in the run's staged
+    /// list, which the failed run deletes. A file whose upload fails here never
+    /// became an object, so there is nothing of it to delete.
     pub async fn abort(mut self) {
         let keys: Vec<Vec<String>> = self.open.keys().cloned().collect();
         for k in keys {
-            let _ = self.close(&k).await;
-        }
-        for f in &self.written {
-            let _ = self.output.store.delete(&f.path).await;
+            if let Err(e) = self.close(&k).await {
+                tracing::debug!(table = %self.table, error = %e, "an open file of a failed run did not complete");
+            }
         }
     }
 }
@@ -387,47 +412,74 @@ fn key_values(keys: &[ArrayRef], i: usize) -> Result<Vec<String>> {
         .collect()
 }
 
-/// Escapes a partition value the way Hive does for directory names.
-pub fn hive_escape(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for c in v.chars() {
-        if c.is_control()
-            || matches!(
-                c,
-                '"' | '#'
-                    | '%'
-                    | '\''
-                    | '*'
-                    | '/'
-                    | ':'
-                    | '='
-                    | '?'
-                    | '\\'
-                    | '\x7F'
-                    | '{'
-                    | '['
-                    | ']'
-                    | '^'
-            )
-        {
-            let mut buf = [0u8; 4];
-            for b in c.encode_utf8(&mut buf).bytes() {
-                out.push_str(&format!("%{b:02X}"));
+/// Writes streams into one writer each (all of one table), stopping every writer
+/// when one fails. Returns the files and rows written.
+pub async fn write_streams(
+    streams: Vec<SendableRecordBatchStream>,
+    mut writer: impl FnMut() -> Result<TableWriter>,
+) -> Result<(Vec<WrittenFile>, u64)> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for stream in streams {
+        tasks.push(tokio::spawn(write_stream(
+            writer()?,
+            stream,
+            cancel.clone(),
+        )));
+    }
+    let mut files = Vec::new();
+    let mut rows = 0;
+    let mut failure = None;
+    for t in tasks {
+        match t.await {
+            Ok(Ok((f, r))) => {
+                files.extend(f);
+                rows += r;
             }
-        } else {
-            out.push(c);
+            Ok(Err(e)) => {
+                failure.get_or_insert(e);
+            }
+            Err(e) => {
+                failure.get_or_insert(Error::Accounting(format!("writer task failed: {e}")));
+            }
         }
     }
-    out
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok((files, rows))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hive_escaping_keeps_dates_and_escapes_separators() {
-        assert_eq!(hive_escape("2024-03-01"), "2024-03-01");
-        assert_eq!(hive_escape("a/b=c"), "a%2Fb%3Dc");
+/// Drains one stream into one writer; on error (or when another writer of the
+/// table failed) the writer's open files are ended.
+async fn write_stream(
+    mut writer: TableWriter,
+    mut stream: SendableRecordBatchStream,
+    cancel: Arc<AtomicBool>,
+) -> Result<(Vec<WrittenFile>, u64)> {
+    let result: Result<()> = async {
+        while let Some(batch) = stream.try_next().await? {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Error::Accounting("cancelled: another writer failed".into()));
+            }
+            writer.write(&batch).await?;
+        }
+        Ok(())
+    }
+    .await;
+    // The stream (and with it the query's sources) is dropped here, whatever
+    // happened: a source whose reader is blocked on a full channel then stops.
+    drop(stream);
+    match result {
+        Ok(()) => {
+            let rows = writer.rows_written;
+            Ok((writer.finish().await?, rows))
+        }
+        Err(e) => {
+            cancel.store(true, Ordering::Relaxed);
+            writer.abort().await;
+            Err(e)
+        }
     }
 }

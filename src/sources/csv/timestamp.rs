@@ -4,7 +4,7 @@
 //! Hand-written because it runs once per value on the hot path of CSV extraction
 //! and because its errors must say what was wrong (they end up in rejects rows).
 
-use crate::spec::TimestampFormat;
+use super::options::TimestampFormat;
 
 const MICROS_PER_SECOND: i64 = 1_000_000;
 const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;

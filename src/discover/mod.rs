@@ -1,0 +1,241 @@
+//! Discover: what there is to read. By default a source's items are the objects
+//! listed under the job's input by prefix and suffixes; a source kind may bring its
+//! own discovery instead (a REST walk), which needs no object store at all.
+//! Discovery is polling (listing), never events: FSx for ONTAP access points send
+//! no notifications.
+//!
+//! Items go to the source's reader the moment they are found (page by page on
+//! S3), and are registered in the run's [`Discovered`] manifest at the same time.
+
+pub mod manifest;
+
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use object_store::ObjectMeta;
+
+use crate::error::{Error, Result};
+use crate::storage::Location;
+pub use manifest::{
+    Discovered, DiscoveredItem, Fingerprint, ItemCounts, ItemStats, Manifest, SourceListing,
+    WorkItem,
+};
+
+/// Which objects under the input a source reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectFilter {
+    /// Key prefix under the job's input location.
+    pub prefix: String,
+    /// Accepted key endings, compared case-insensitively.
+    pub suffixes: Vec<String>,
+}
+
+impl ObjectFilter {
+    /// True when a key (relative to the input) should be read: the name matches one
+    /// suffix and no path segment is hidden (`_…`, `.…`), the convention Athena and
+    /// Hive use for in-progress and metadata files.
+    pub fn selects(&self, relative_key: &str) -> bool {
+        if relative_key
+            .split('/')
+            .any(|seg| seg.starts_with('_') || seg.starts_with('.'))
+        {
+            return false;
+        }
+        let lower = relative_key.to_ascii_lowercase();
+        self.suffixes
+            .iter()
+            .any(|s| lower.ends_with(&s.to_ascii_lowercase()))
+    }
+}
+
+/// Where discovery sends what it finds: the source's reader and the run's manifest.
+pub struct ItemSink {
+    pub(crate) source: String,
+    pub(crate) manifest: Arc<Discovered>,
+    pub(crate) tx: async_channel::Sender<DiscoveredItem>,
+    pub(crate) progress: indicatif::ProgressBar,
+    pub(crate) listed: u64,
+    pub(crate) items: u64,
+}
+
+impl ItemSink {
+    pub fn new(
+        source: &str,
+        manifest: Arc<Discovered>,
+        tx: async_channel::Sender<DiscoveredItem>,
+        progress: indicatif::ProgressBar,
+    ) -> Self {
+        ItemSink {
+            source: source.to_string(),
+            manifest,
+            tx,
+            progress,
+            listed: 0,
+            items: 0,
+        }
+    }
+
+    /// Something was seen that the source does not read.
+    pub fn skipped(&mut self) {
+        self.listed += 1;
+    }
+
+    /// An item to read. Returns false when the reader stopped (the run is failing),
+    /// and discovery should stop too.
+    pub async fn found(&mut self, key: String, fingerprint: Fingerprint) -> bool {
+        self.listed += 1;
+        self.items += 1;
+        let item = DiscoveredItem {
+            item: Arc::new(WorkItem {
+                source: self.source.clone(),
+                key,
+                fingerprint,
+            }),
+            stats: Arc::new(ItemStats::default()),
+        };
+        self.progress.inc_length(item.item.fingerprint.size);
+        self.manifest.add(item.clone());
+        self.tx.send(item).await.is_ok()
+    }
+
+    /// Discovery of this source is over; `prefix` says where it looked.
+    pub fn finish(self, prefix: &str) -> SourceListing {
+        let listing = SourceListing {
+            source: self.source,
+            prefix: prefix.to_string(),
+            listed: self.listed,
+            items: self.items,
+        };
+        self.manifest.source_done(listing.clone());
+        tracing::info!(source = %listing.source, items = listing.items, listed = listing.listed, "discovered");
+        listing
+    }
+}
+
+/// The fingerprint of a listed object.
+pub fn fingerprint(meta: &ObjectMeta) -> Fingerprint {
+    Fingerprint {
+        size: meta.size,
+        etag: meta.e_tag.clone(),
+        last_modified: Some(meta.last_modified.to_rfc3339()),
+    }
+}
+
+/// Lists the objects under `input` that `filter` selects, page by page (a
+/// ListObjectsV2 page at a time on S3), into `sink`.
+pub async fn list_objects(
+    input: &Location,
+    filter: &ObjectFilter,
+    sink: &mut ItemSink,
+) -> Result<()> {
+    let mut stream = input.store.list(Some(&input.child(&filter.prefix)));
+    while let Some(meta) = stream.try_next().await? {
+        match input.relative(&meta.location) {
+            Some(key) if filter.selects(&key) => {
+                if !sink.found(key, fingerprint(&meta)).await {
+                    break;
+                }
+            }
+            _ => sink.skipped(),
+        }
+    }
+    Ok(())
+}
+
+/// Looks at a source that listed nothing to read and says why: the input missing,
+/// or what the prefix and the suffixes left out (listing at most a few thousand
+/// objects of the input to count them).
+pub async fn explain_empty(
+    source: &str,
+    input: &Location,
+    filter: &ObjectFilter,
+    listing: &SourceListing,
+) -> Error {
+    const LOOK_AT: usize = 10_000;
+    let at = input.url_of(&input.child(&filter.prefix));
+    let mut msg = format!(
+        "source `{source}` found nothing to read at {at} (prefix `{}`, suffixes {}):",
+        filter.prefix,
+        filter.suffixes.join(" ")
+    );
+    if input.base_url.starts_with("file:") {
+        let dir = std::path::PathBuf::from(format!("/{}", input.prefix.as_ref()));
+        if !dir.is_dir() {
+            msg.push_str(&format!(
+                " the input {} does not exist or is not a directory",
+                input.display
+            ));
+            return Error::NothingToRead(msg);
+        }
+    }
+    if listing.listed > 0 {
+        msg.push_str(&format!(
+            " {} objects there, none with those suffixes or all hidden (`_…`, `.…`)",
+            listing.listed
+        ));
+    } else {
+        msg.push_str(" no objects under the prefix");
+    }
+    if !filter.prefix.is_empty() {
+        let mut all = input.store.list(Some(&input.prefix));
+        let (mut outside, mut matching, mut examples) = (0usize, 0usize, Vec::new());
+        let mut seen = 0;
+        while let Ok(Some(meta)) = all.try_next().await {
+            seen += 1;
+            if seen > LOOK_AT {
+                break;
+            }
+            let Some(key) = input.relative(&meta.location) else {
+                continue;
+            };
+            if key.starts_with(filter.prefix.trim_start_matches('/')) {
+                continue;
+            }
+            outside += 1;
+            let selected = ObjectFilter {
+                prefix: String::new(),
+                suffixes: filter.suffixes.clone(),
+            }
+            .selects(&key);
+            if selected {
+                matching += 1;
+                if examples.len() < 3 {
+                    examples.push(key);
+                }
+            }
+        }
+        let more = if seen > LOOK_AT { "at least " } else { "" };
+        msg.push_str(&format!(
+            "; the input holds {more}{outside} objects outside the prefix, {matching} of them with those suffixes"
+        ));
+        if !examples.is_empty() {
+            msg.push_str(&format!(
+                " (e.g. {}): check `sources.{source}.prefix`",
+                examples.join(", ")
+            ));
+        }
+    }
+    msg.push_str(&format!(
+        ". Nothing was changed. If an empty source is normal for this job, set `sources.{source}.allow_empty = true`"
+    ));
+    Error::NothingToRead(msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffixes_are_case_insensitive_and_hidden_names_skipped() {
+        let f = ObjectFilter {
+            prefix: String::new(),
+            suffixes: vec![".csv".to_string(), ".csv.gz".to_string()],
+        };
+        assert!(f.selects("a/b.CSV"));
+        assert!(f.selects("b.csv.GZ"));
+        assert!(!f.selects("b.csv.bak"));
+        assert!(!f.selects("_tmp/b.csv"));
+        assert!(!f.selects("a/.b.csv"));
+        assert!(!f.selects("dir/"));
+    }
+}

@@ -1,0 +1,298 @@
+//! Reading one listed object, pinned to what was listed: at most its listed size,
+//! and only the listed version.
+//!
+//! Files on a NAS change while a run reads them. The store's answer to the read
+//! (its ETag and size) is compared with the listing before a byte is used:
+//!
+//! - the same version: read up to the listed size;
+//! - a local file that grew (same inode, more bytes: a log being appended to): the
+//!   listed bytes are read and the source is told ([`PinnedRead::grew_to`]), so a
+//!   half-written last record is rejected rather than loaded;
+//! - anything else (an S3 object has no appends: another ETag is another object; a
+//!   local file replaced or truncated; an object deleted): the item is rejected with
+//!   "changed while reading", and the run goes on.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use futures::StreamExt;
+use object_store::path::Path as ObjPath;
+use object_store::{GetOptions, GetResultPayload, ObjectMeta, ObjectStore, ObjectStoreExt};
+
+use crate::discover::{Fingerprint, ItemStats, WorkItem};
+
+/// Why reading an item stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadError {
+    /// Storage failed (network, permissions): the run fails.
+    Storage(String),
+    /// The item is not what was listed: it is rejected whole, the run goes on.
+    Changed(String),
+    /// Nobody reads the units any more (the job's SQL stopped early, or the run is
+    /// failing): stop quietly.
+    Cancelled,
+    /// The rejects writer stopped, so a reject could not be kept: the run fails.
+    RejectsClosed,
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Storage(e) => write!(f, "{e}"),
+            ReadError::Changed(e) => write!(f, "changed while reading: {e}"),
+            ReadError::Cancelled => write!(f, "cancelled"),
+            ReadError::RejectsClosed => write!(f, "the rejects writer stopped"),
+        }
+    }
+}
+
+/// An item as its source's reader gets it.
+pub struct ItemInput<'a> {
+    pub item: &'a WorkItem,
+    pub stats: &'a Arc<ItemStats>,
+    pub(crate) object: Option<ObjectRef>,
+    pub(crate) progress: &'a indicatif::ProgressBar,
+}
+
+/// Where an object-backed item lives.
+pub(crate) struct ObjectRef {
+    pub store: Arc<dyn ObjectStore>,
+    pub path: ObjPath,
+    /// A local file system, where files are appended to in place.
+    pub local: bool,
+    pub runtime: tokio::runtime::Handle,
+}
+
+/// An object opened for sequential reading.
+pub struct PinnedRead {
+    /// At most the listed size; counts what it reads in the item's stats.
+    pub reader: Box<dyn Read + Send>,
+    /// Set when the object grew after it was listed (its size when opened): the
+    /// listed bytes may end inside a record that was still being written.
+    pub grew_to: Option<u64>,
+}
+
+/// How the object as served compares with the listing.
+#[derive(Debug, PartialEq, Eq)]
+enum Version {
+    Listed,
+    Grew(u64),
+    Other(String),
+}
+
+fn compare(listed: &Fingerprint, now: &ObjectMeta, local: bool) -> Version {
+    let same_etag = listed.etag.is_some() && listed.etag == now.e_tag;
+    if same_etag || (listed.etag.is_none() && now.size == listed.size) {
+        return Version::Listed;
+    }
+    // object_store names a local file's version `INODE-MTIME-SIZE`: the same inode
+    // is the same file, written to since.
+    let inode = |e: &Option<String>| {
+        e.as_deref()
+            .and_then(|e| e.split('-').next())
+            .map(str::to_string)
+    };
+    let same_file =
+        local && inode(&listed.etag).is_some() && inode(&listed.etag) == inode(&now.e_tag);
+    if (same_file || listed.etag.is_none()) && now.size >= listed.size {
+        return if now.size == listed.size {
+            Version::Listed
+        } else {
+            Version::Grew(now.size)
+        };
+    }
+    let what = if local && !same_file {
+        "replaced".to_string()
+    } else if now.size < listed.size {
+        "truncated".to_string()
+    } else {
+        "rewritten".to_string()
+    };
+    Version::Other(format!(
+        "{what} after it was listed (listed with {} bytes{}, now {} bytes{}); the next run reads it as it is then",
+        listed.size,
+        listed
+            .etag
+            .as_deref()
+            .map(|e| format!(", ETag {e}"))
+            .unwrap_or_default(),
+        now.size,
+        now.e_tag
+            .as_deref()
+            .map(|e| format!(", ETag {e}"))
+            .unwrap_or_default(),
+    ))
+}
+
+impl ItemInput<'_> {
+    /// Opens the object for a sequential read of its listed bytes.
+    pub fn open(&self) -> Result<PinnedRead, ReadError> {
+        let Some(obj) = &self.object else {
+            return Err(ReadError::Storage(format!(
+                "{} is not an object under the input",
+                self.item.key
+            )));
+        };
+        let listed = &self.item.fingerprint;
+        let options = GetOptions {
+            range: (listed.size > 0).then(|| (0..listed.size).into()),
+            ..Default::default()
+        };
+        let got = match obj.runtime.block_on(obj.store.get_opts(&obj.path, options)) {
+            Ok(got) => got,
+            Err(e) => return Err(self.explain_failed_get(obj, e)),
+        };
+        let grew_to = match compare(listed, &got.meta, obj.local) {
+            Version::Listed => None,
+            Version::Grew(n) => Some(n),
+            Version::Other(why) => return Err(ReadError::Changed(why)),
+        };
+        let range = got.range.clone();
+        let reader: Box<dyn Read + Send> = match got.payload {
+            GetResultPayload::File(mut f, _) => {
+                f.seek(SeekFrom::Start(range.start))
+                    .map_err(|e| ReadError::Storage(e.to_string()))?;
+                Box::new(f)
+            }
+            GetResultPayload::Stream(s) => {
+                let s = s.map(|r| r.map_err(std::io::Error::other));
+                let reader = tokio_util::io::StreamReader::new(s.boxed());
+                Box::new(tokio_util::io::SyncIoBridge::new_with_handle(
+                    reader,
+                    obj.runtime.clone(),
+                ))
+            }
+        };
+        Ok(PinnedRead {
+            reader: Box::new(Counting {
+                inner: reader.take(listed.size),
+                stats: self.stats.clone(),
+                progress: self.progress.clone(),
+            }),
+            grew_to,
+        })
+    }
+
+    /// A GET failed: the object may have gone or shrunk below the listed range
+    /// since it was listed (a rejected item), or storage failed (a failed run).
+    fn explain_failed_get(&self, obj: &ObjectRef, e: object_store::Error) -> ReadError {
+        if matches!(e, object_store::Error::NotFound { .. }) {
+            return ReadError::Changed(
+                "deleted after it was listed; the next run no longer sees it".into(),
+            );
+        }
+        match obj.runtime.block_on(obj.store.head(&obj.path)) {
+            Ok(now) => match compare(&self.item.fingerprint, &now, obj.local) {
+                Version::Other(why) => ReadError::Changed(why),
+                _ => ReadError::Storage(crate::error::explain_storage(&e)),
+            },
+            Err(object_store::Error::NotFound { .. }) => ReadError::Changed(
+                "deleted after it was listed; the next run no longer sees it".into(),
+            ),
+            Err(_) => ReadError::Storage(crate::error::explain_storage(&e)),
+        }
+    }
+}
+
+/// Counts bytes read from storage for the item's stats and the progress bar.
+struct Counting<R> {
+    inner: R,
+    stats: Arc<ItemStats>,
+    progress: indicatif::ProgressBar,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.stats.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+        self.progress.inc(n as u64);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(size: u64, etag: &str) -> ObjectMeta {
+        ObjectMeta {
+            location: ObjPath::from("k"),
+            last_modified: chrono::DateTime::<chrono::Utc>::MIN_UTC,
+            size,
+            e_tag: Some(etag.into()),
+            version: None,
+        }
+    }
+
+    fn listed(size: u64, etag: &str) -> Fingerprint {
+        Fingerprint {
+            size,
+            etag: Some(etag.into()),
+            last_modified: None,
+        }
+    }
+
+    #[test]
+    fn growth_is_told_apart_from_replacement() {
+        // A local file appended to keeps its inode.
+        assert_eq!(
+            compare(&listed(10, "a1-5-a"), &meta(15, "a1-9-f"), true),
+            Version::Grew(15)
+        );
+        assert_eq!(
+            compare(&listed(10, "a1-5-a"), &meta(10, "a1-5-a"), true),
+            Version::Listed
+        );
+        // Replaced by rename: another inode, whatever the size.
+        assert!(matches!(
+            compare(&listed(10, "a1-5-a"), &meta(15, "b2-9-f"), true),
+            Version::Other(w) if w.starts_with("replaced")
+        ));
+        // Truncated in place.
+        assert!(matches!(
+            compare(&listed(10, "a1-5-a"), &meta(4, "a1-9-4"), true),
+            Version::Other(w) if w.starts_with("truncated")
+        ));
+        // On S3 another ETag is another object, even a longer one.
+        assert!(matches!(
+            compare(&listed(10, "\"x\""), &meta(15, "\"y\""), false),
+            Version::Other(w) if w.contains("ETag \"x\"")
+        ));
+        assert_eq!(
+            compare(&listed(10, "\"x\""), &meta(10, "\"x\""), false),
+            Version::Listed
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn local_etags_keep_the_inode_across_appends_and_not_across_renames() {
+        // The growth rule above relies on this form of object_store's local ETag.
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let loc = crate::storage::Location::open(dir.path().to_str().unwrap()).unwrap();
+        let path = dir.path().join("log.csv");
+        std::fs::write(&path, "a\n").unwrap();
+        let first = loc.store.head(&loc.child("log.csv")).await.unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"b\n")
+            .unwrap();
+        let grown = loc.store.head(&loc.child("log.csv")).await.unwrap();
+        assert_eq!(
+            compare(&crate::discover::fingerprint(&first), &grown, true),
+            Version::Grew(4)
+        );
+        let other = dir.path().join("new.csv");
+        std::fs::write(&other, "a\nb\nc\n").unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        let replaced = loc.store.head(&loc.child("log.csv")).await.unwrap();
+        assert!(matches!(
+            compare(&crate::discover::fingerprint(&first), &replaced, true),
+            Version::Other(_)
+        ));
+    }
+}

@@ -1,0 +1,161 @@
+//! The transform step: the job's SQL over its sources, in the DataFusion session
+//! every command uses: our functions registered, settings that keep plain Utf8
+//! strings (Athena-safe) all the way to the files, and a memory limit for the
+//! operators that hold data (hash joins, aggregates, sorts).
+
+use std::sync::Arc;
+
+use datafusion::arrow::compute::can_cast_types;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    ExecutionPlan, ExecutionPlanProperties, execute_stream, execute_stream_partitioned,
+};
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::error::{Error, Result};
+use crate::job::JobTable;
+
+/// Memory the query engine's buffering operators may hold unless
+/// `NASLAKE_MEMORY_LIMIT` says otherwise. Streaming work (CSV extraction, writing)
+/// stays far below it; a plan that would buffer a whole table fails with a clear
+/// "resources exhausted" error (aggregates and sorts spill first) instead of being
+/// killed for running out of memory.
+const DEFAULT_MEMORY_LIMIT: u64 = 2 << 30;
+
+/// Parallelism of the session: one partition per core.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// The engine memory limit: `NASLAKE_MEMORY_LIMIT` (e.g. `4 GiB`) or the default.
+pub fn memory_limit() -> Result<u64> {
+    match std::env::var("NASLAKE_MEMORY_LIMIT") {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse::<bytesize::ByteSize>()
+            .map(|b| b.as_u64())
+            .map_err(|e| Error::config(format!("NASLAKE_MEMORY_LIMIT={v}: {e} (e.g. 4 GiB)"))),
+        _ => Ok(DEFAULT_MEMORY_LIMIT),
+    }
+}
+
+pub fn session() -> Result<SessionContext> {
+    let mut config = SessionConfig::new()
+        .with_target_partitions(cores())
+        .with_information_schema(true);
+    let opts = config.options_mut();
+    // View types must not reach a file's Arrow schema: some readers reject them.
+    opts.sql_parser.map_string_types_to_utf8view = false;
+    opts.execution.parquet.schema_force_view_types = false;
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(memory_limit()? as usize, 1.0)
+        .build_arc()?;
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    naslake_udfs::register_all(&ctx);
+    Ok(ctx)
+}
+
+/// The physical plan of a table's SQL; errors name the table.
+pub async fn plan_table(ctx: &SessionContext, table: &JobTable) -> Result<Arc<dyn ExecutionPlan>> {
+    let sql = table
+        .sql
+        .as_deref()
+        .ok_or_else(|| Error::Accounting(format!("table {} has no SQL", table.name)))?;
+    let df = ctx
+        .sql(sql)
+        .await
+        .map_err(|e| Error::config(format!("table {}: SQL: {e}", table.name)))?;
+    let plan = df
+        .create_physical_plan()
+        .await
+        .map_err(|e| Error::config(format!("table {}: SQL: {e}", table.name)))?;
+    check_output(table, &plan.schema())?;
+    Ok(plan)
+}
+
+/// The SQL's output must have the schema file's columns, in order (file columns,
+/// then partition keys), with types that cast to the declared ones.
+pub fn check_output(table: &JobTable, got: &SchemaRef) -> Result<()> {
+    let want = table.schema.table_schema();
+    let nfile = table.schema.columns.len();
+    let names_match = got.fields().len() == want.fields().len()
+        && got
+            .fields()
+            .iter()
+            .zip(want.fields())
+            .all(|(g, w)| g.name() == w.name());
+    if !names_match {
+        let g: Vec<&str> = got.fields().iter().map(|f| f.name().as_str()).collect();
+        let w: Vec<&str> = want.fields().iter().map(|f| f.name().as_str()).collect();
+        return Err(Error::config(format!(
+            "table {}: the SQL returns columns [{}] but the schema file declares [{}] (file columns, then partition keys)",
+            table.name,
+            g.join(", "),
+            w.join(", ")
+        )));
+    }
+    for (i, (g, w)) in got.fields().iter().zip(want.fields()).enumerate() {
+        let target = if i >= nfile {
+            &DataType::Utf8
+        } else {
+            w.data_type()
+        };
+        if g.data_type() != target && !can_cast_types(g.data_type(), target) {
+            return Err(Error::config(format!(
+                "table {}: column {} is {} in the SQL output and cannot become {}",
+                table.name,
+                g.name(),
+                g.data_type(),
+                target
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The plan's output as `writers` streams: with one writer, one stream (which
+/// keeps one file per partition directory); with more, the plan's partitions
+/// dealt round-robin.
+pub fn output_streams(
+    plan: Arc<dyn ExecutionPlan>,
+    ctx: &SessionContext,
+    writers: usize,
+) -> Result<Vec<SendableRecordBatchStream>> {
+    let task = ctx.task_ctx();
+    if writers <= 1 {
+        return Ok(vec![execute_stream(plan, task)?]);
+    }
+    let mut buckets: Vec<Vec<SendableRecordBatchStream>> =
+        (0..writers).map(|_| Vec::new()).collect();
+    for (i, s) in execute_stream_partitioned(plan, task)?
+        .into_iter()
+        .enumerate()
+    {
+        buckets[i % writers].push(s);
+    }
+    Ok(buckets
+        .into_iter()
+        .filter(|b| !b.is_empty())
+        .map(|b| -> SendableRecordBatchStream {
+            let schema = b[0].schema();
+            Box::pin(RecordBatchStreamAdapter::new(
+                schema,
+                futures::stream::select_all(b),
+            ))
+        })
+        .collect())
+}
+
+/// How many streams a plan is written with: one per core for big inputs, else one.
+pub fn writers_for(input_bytes: u64, plan: &Arc<dyn ExecutionPlan>) -> usize {
+    let partitions = plan.output_partitioning().partition_count();
+    let wanted = (input_bytes / BYTES_PER_WRITER).max(1) as usize;
+    wanted.min(cores()).min(partitions.max(1))
+}
+
+/// Input bytes per extra writer: encoding Parquet costs as much as parsing, so
+/// big runs write with one writer per core (each partition of the plan feeds one).
+pub const BYTES_PER_WRITER: u64 = 256 << 20;
