@@ -6,6 +6,10 @@ errors real Glue gives under contention and load, which moto never produces:
 
 - `fail`: {operation: [error type, ...]}: the n-th call of the operation is answered
   with HTTP 400 and that error type (`None` forwards the call).
+- `fail_after_forward`: {operation: [error type, ...]}: the n-th call of the
+  operation that is forwarded (not failed by `fail`) is applied by moto, and then
+  answered with HTTP 400 and that error type instead of moto's answer (`None`
+  passes moto's answer on): a call Glue applied but whose answer was an error.
 - `timeout_last`: {operation: k}: on the first call of a batch operation, the last k
   partitions are reported back as per-item `OperationTimeoutException` errors; they
   are still forwarded (Glue may have applied an item it then timed out on), so a
@@ -22,10 +26,17 @@ import threading
 from faulty_proxy import forward, reply
 
 
+def reply_error(handler, error):
+    """Answers with HTTP 400 and a Glue error of type `error`."""
+    payload = json.dumps({"__type": error, "message": f"injected by the test proxy: {error}"}).encode()
+    reply(handler, 400, [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", error)], payload)
+
+
 class GlueProxy:
-    def __init__(self, upstream_port, fail=None, timeout_last=None, before_first=None):
+    def __init__(self, upstream_port, fail=None, fail_after_forward=None, timeout_last=None, before_first=None):
         self.upstream_port = upstream_port
         self.fail = {k: list(v) for k, v in (fail or {}).items()}
+        self.fail_after_forward = {k: list(v) for k, v in (fail_after_forward or {}).items()}
         self.timeout_last = dict(timeout_last or {})
         self.before_first = dict(before_first or {})
         self.calls = []  # (operation, request body as JSON)
@@ -47,12 +58,14 @@ class GlueProxy:
                     body = json.loads(raw) if raw else {}
                 except ValueError:
                     body = {}
-                error, timeouts = proxy.plan(op, body)
+                error, error_after, timeouts = proxy.plan(op, body)
                 if error:
-                    payload = json.dumps({"__type": error, "message": f"injected by the test proxy: {error}"}).encode()
-                    reply(self, 400, [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", error)], payload)
+                    reply_error(self, error)
                     return
                 status, headers, data = forward(self, proxy.upstream_port, raw)
+                if error_after:
+                    reply_error(self, error_after)
+                    return
                 if timeouts and status == 200:
                     out = json.loads(data or b"{}")
                     errors = out.setdefault("Errors", [])
@@ -69,21 +82,25 @@ class GlueProxy:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def plan(self, op, body):
-        """Records a call and decides its fault: (error type or None, partitions to time out)."""
+        """Records a call and decides its faults: (error type instead of forwarding,
+        error type after forwarding, partitions to time out), each None or empty
+        for none."""
         with self.lock:
             self.calls.append((op, body))
             queue = self.fail.get(op)
             if queue:
                 error = queue.pop(0)
                 if error:
-                    return error, []
+                    return error, None, []
             hook = self.before_first.pop(op, None)
             if hook:
                 hook()
+            queue = self.fail_after_forward.get(op)
+            error_after = queue.pop(0) if queue else None
             k = self.timeout_last.pop(op, 0)
             if k and "PartitionInputList" in body:
-                return None, [p["Values"] for p in body["PartitionInputList"][-k:]]
-            return None, []
+                return None, error_after, [p["Values"] for p in body["PartitionInputList"][-k:]]
+            return None, error_after, []
 
     def count(self, op):
         with self.lock:
