@@ -83,6 +83,13 @@ def rows_at_glue_locations(glue, db, table, columns):
     return sorted(out, key=repr)
 
 
+def table_definition(glue, db, table):
+    """What a TableInput sets of a Glue table (not Glue's versions and times)."""
+    t = glue.get_table(DatabaseName=db, Name=table)["Table"]
+    return {k: t.get(k) for k in ("Name", "Description", "TableType", "Parameters",
+                                  "StorageDescriptor", "PartitionKeys")}
+
+
 def query_rows(db, sql, env=None):
     out = naslake("query", sql, "--catalog", f"glue:{db}", "--format", "json", env=env or aws_env()).stdout
     return [json.loads(line) for line in out.splitlines() if line.strip()]
@@ -374,6 +381,81 @@ def test_a_failed_commit_leaves_glue_and_files_as_they_were(tmp_path, glue, db):
     assert [(p["Values"], p["StorageDescriptor"]["Location"]) for p in partitions(glue, db, "events")] == \
         [(p["Values"], p["StorageDescriptor"]["Location"]) for p in parts_before]
     assert sorted((tmp_path / "lake").rglob("*.parquet")) == files_before
+
+
+# Glue may apply a table call and still answer with an error: a timeout after the
+# server acted, a 5xx after the write. OperationTimeoutException (HTTP 400) is one
+# the SDK does not retry, so the commit fails on it.
+
+@pytest.mark.parametrize("failing", ["events", "sensor_rejects"])
+def test_a_create_table_applied_but_answered_with_an_error_is_undone(tmp_path, glue, db, failing):
+    """The first run's CreateTable of one table is applied, but answered with an
+    error: the run fails, and no table is left in Glue (the unconfirmed one carries
+    the run's id, so it was this run's), nor any of the run's files."""
+    job = write_job(tmp_path, mode="append")
+    write_input(tmp_path, ["d1", "d2"])
+    answers = {"events": ["OperationTimeoutException"],
+               "sensor_rejects": [None, "OperationTimeoutException"]}[failing]
+    proxy = GlueProxy(PORT, fail_after_forward={"CreateTable": answers})
+    with proxy:
+        run = run_events(job, db, env=aws_env(proxy.port), codes=None)
+    assert run.code == 1, run.stdout + run.stderr
+    assert "OperationTimeoutException" in run.stdout + run.stderr
+    # Sent once each, not retried; the last one is the failing table's.
+    creates = [b["TableInput"]["Name"] for b in proxy.bodies("CreateTable")]
+    assert len(creates) == len(answers) and creates[-1] == failing
+    assert glue.get_tables(DatabaseName=db)["TableList"] == []
+    assert list((tmp_path / "lake").rglob("*.parquet")) == []
+
+
+def test_an_update_table_applied_but_answered_with_an_error_is_undone(tmp_path, glue, db):
+    """The second run adds a column; its UpdateTable is applied, but answered with
+    an error: the run fails, and the table is the first run's again, with the first
+    run's rows at the locations Glue holds."""
+    job = write_job(tmp_path, mode="append")
+    write_input(tmp_path, ["d1"], tag="old")
+    first = run_events(job, db)
+    before = table_definition(glue, db, "events")
+    assert before["Parameters"]["naslake.run_id"] == first.report["run_id"]
+    write_job(tmp_path, mode="append", columns=[("a", "bigint", True), ("b", "string", True), ("c", "double", True)],
+              sql="SELECT a, b, CAST(a AS DOUBLE) AS c, day FROM src")
+    write_input(tmp_path, ["d1", "d2"], tag="new")
+    proxy = GlueProxy(PORT, fail_after_forward={"UpdateTable": ["OperationTimeoutException"]})
+    with proxy:
+        run = run_events(job, db, env=aws_env(proxy.port), codes=None)
+    assert run.code == 1, run.stdout + run.stderr
+    assert "OperationTimeoutException" in run.stdout + run.stderr
+    sent = proxy.bodies("UpdateTable")[0]["TableInput"]
+    assert sent["Name"] == "events" and [c["Name"] for c in sent["StorageDescriptor"]["Columns"]] == ["a", "b", "c"]
+    assert table_definition(glue, db, "events") == before
+    assert sorted(locations(glue, db)) == ["d1"]
+    got = rows_at_glue_locations(glue, db, "events", ["a", "b", "day"])
+    assert got == [(0, "old-d1-0", "d1"), (1, "old-d1-1", "d1")]
+
+
+def test_an_update_table_applied_but_answered_with_a_conflict_is_undone(tmp_path, glue, db):
+    """An UpdateTable applied whose answer is lost is retried by the SDK with the
+    same version, and meets ConcurrentModificationException (the proxy forwards the
+    call and answers the conflict). Read again, the table carries the run's id: the
+    update was applied. When a later call fails, the undo puts back the definition
+    that update replaced, not the run's own."""
+    job = write_job(tmp_path, mode="append")
+    write_input(tmp_path, ["d1"], tag="old")
+    run_events(job, db)
+    before = table_definition(glue, db, "events")
+    write_job(tmp_path, mode="append", columns=[("a", "bigint", True), ("b", "string", True), ("c", "double", True)],
+              sql="SELECT a, b, CAST(a AS DOUBLE) AS c, day FROM src")
+    write_input(tmp_path, ["d2"], tag="new")
+    proxy = GlueProxy(PORT, fail_after_forward={"UpdateTable": ["ConcurrentModificationException"]},
+                      fail={"BatchCreatePartition": ["AccessDeniedException"]})
+    with proxy:
+        run = run_events(job, db, env=aws_env(proxy.port), codes=None)
+    assert run.code == 1, run.stdout + run.stderr
+    assert "AccessDeniedException" in run.stdout + run.stderr
+    assert table_definition(glue, db, "events") == before
+    assert sorted(locations(glue, db)) == ["d1"]
+    got = rows_at_glue_locations(glue, db, "events", ["a", "b", "day"])
+    assert got == [(0, "old-d1-0", "d1"), (1, "old-d1-1", "d1")]
 
 
 def test_partition_projection_becomes_table_parameters(tmp_path, glue, db):

@@ -252,6 +252,9 @@ impl GlueCatalog {
         let mut after_parts = change.after.partitions.clone();
         match &before {
             None => {
+                // Recorded before the call: Glue may apply it and still answer
+                // with an error.
+                applied.table = TableAction::MaybeCreated;
                 if self.create_table(db, &change.after.table_input).await? {
                     applied.table = TableAction::Created;
                 } else {
@@ -268,6 +271,7 @@ impl GlueCatalog {
                         // Created by someone else since the run started: update it
                         // instead, checking the schema against it and keeping its
                         // partitions unless this run replaces the whole table.
+                        applied.table = TableAction::Unchanged;
                         if !change.replaces_all_files {
                             evolution::check(
                                 &current.table_input,
@@ -284,24 +288,27 @@ impl GlueCatalog {
                                 .collect();
                             after_parts.extend(theirs);
                         }
-                        let replaced = self
-                            .update_table(
-                                db,
-                                change,
-                                &current.table_input,
-                                current.version_id.clone(),
-                            )
-                            .await?;
-                        applied.table = TableAction::Updated(Box::new(replaced));
+                        self.update_table(
+                            db,
+                            change,
+                            &current.table_input,
+                            current.version_id.clone(),
+                            &mut applied.table,
+                        )
+                        .await?;
                         before = Some(current);
                     }
                 }
             }
             Some(b) if b.table_input != change.after.table_input => {
-                let replaced = self
-                    .update_table(db, change, &b.table_input, b.version_id.clone())
-                    .await?;
-                applied.table = TableAction::Updated(Box::new(replaced));
+                self.update_table(
+                    db,
+                    change,
+                    &b.table_input,
+                    b.version_id.clone(),
+                    &mut applied.table,
+                )
+                .await?;
             }
             Some(_) => {}
         }
@@ -312,12 +319,14 @@ impl GlueCatalog {
 
     /// Reverses what [`Self::apply_one`] recorded, but only while the table still
     /// carries this run's id: if someone else changed it since, nothing of it is
-    /// touched (their change may rest on this run's), and the error says so.
+    /// touched (their change may rest on this run's), and the error says so. A
+    /// table call that was sent but never answered OK was applied exactly when the
+    /// table carries the run's id; if it does not, there is nothing to undo.
     async fn undo(&self, change: &TableChange, applied: &Applied) -> Result<()> {
         let db = &change.after.database;
         let name = &change.after.table_input.name;
         if matches!(applied.table, TableAction::Unchanged) {
-            // The table update failed, and partitions are synced only after it.
+            // No table call was sent, and partitions are synced only after it.
             return Ok(());
         }
         let run_id = change.after.table_input.parameters.get(RUN_PARAMETER);
@@ -325,6 +334,10 @@ impl GlueCatalog {
             return Ok(());
         };
         if current.table_input.parameters.get(RUN_PARAMETER) != run_id {
+            if !applied.table.confirmed() {
+                // The unconfirmed call was not applied, and nothing was sent after it.
+                return Ok(());
+            }
             return Err(Error::Catalog(format!(
                 "{db}.{name} was changed by someone else after this run; left as it is"
             )));
@@ -348,7 +361,7 @@ impl GlueCatalog {
             .await?;
         match &applied.table {
             TableAction::Unchanged => Ok(()),
-            TableAction::Created => match self
+            TableAction::MaybeCreated | TableAction::Created => match self
                 .client
                 .delete_table()
                 .database_name(db)
@@ -360,7 +373,7 @@ impl GlueCatalog {
                 Err(e) if is_not_found(&e) => Ok(()),
                 Err(e) => Err(api_error("DeleteTable", name, e)),
             },
-            TableAction::Updated(previous) => {
+            TableAction::MaybeUpdated(previous) | TableAction::Updated(previous) => {
                 let reverse = TableChange {
                     before: Some(current.clone()),
                     after: TableEntry {
@@ -376,9 +389,9 @@ impl GlueCatalog {
                     &reverse,
                     &current.table_input,
                     current.version_id.clone(),
+                    &mut scratch.table,
                 )
                 .await
-                .map(|_| ())
             }
         }
     }
@@ -409,19 +422,24 @@ impl GlueCatalog {
 
     /// `UpdateTable` with the version read before (`replacing` is the definition
     /// of that version); after a concurrent modification the table is read again,
-    /// the schema change re-checked against it, and the update retried. Returns
-    /// the definition the update replaced, which an undo puts back.
+    /// the schema change re-checked against it, and the update retried. Before each
+    /// attempt `record` is set to "maybe updated" from the definition that attempt
+    /// replaces (a call may be applied and still fail); once Glue confirms the
+    /// update, to "updated" from it.
     async fn update_table(
         &self,
         db: &str,
         change: &TableChange,
         replacing: &TableInput,
         mut version: Option<String>,
-    ) -> Result<TableInput> {
+        record: &mut TableAction,
+    ) -> Result<()> {
         let name = &change.after.table_input.name;
+        let run_id = change.after.table_input.parameters.get(RUN_PARAMETER);
         let mut replacing = replacing.clone();
         let mut delays = backoff();
         loop {
+            *record = TableAction::MaybeUpdated(Box::new(replacing.clone()));
             let result = self
                 .client
                 .update_table()
@@ -437,7 +455,8 @@ impl GlueCatalog {
                     if !added.is_empty() {
                         info!(table = %name, columns = ?added, "Glue table columns added");
                     }
-                    return Ok(replacing);
+                    *record = TableAction::Updated(Box::new(replacing));
+                    return Ok(());
                 }
                 Err(e) => e,
             };
@@ -453,6 +472,12 @@ impl GlueCatalog {
             let current = self.get(db, name).await?.ok_or_else(|| {
                 Error::Catalog(format!("{db}.{name} was deleted while this run updated it"))
             })?;
+            if run_id.is_some() && current.table_input.parameters.get(RUN_PARAMETER) == run_id {
+                // The version changed under this very update: an attempt was
+                // applied but its answer lost, and the SDK's retry of it conflicted.
+                *record = TableAction::Updated(Box::new(replacing));
+                return Ok(());
+            }
             if !change.replaces_all_files {
                 evolution::check(
                     &current.table_input,
@@ -745,13 +770,35 @@ struct Applied {
     deleted: Vec<PartitionInput>,
 }
 
+/// What a commit did to the table itself. A call is recorded before it is sent,
+/// as "maybe": Glue may apply a call and still answer with an error (a timeout,
+/// a 5xx after the write). Whether it was applied is then told by the table's
+/// run id ([`RUN_PARAMETER`]), which every change of this run sets.
 #[derive(Debug, Default)]
 enum TableAction {
     #[default]
     Unchanged,
+    /// `CreateTable` was sent, but Glue did not confirm it.
+    MaybeCreated,
+    /// Created, as Glue confirmed.
     Created,
-    /// Updated from this definition.
+    /// `UpdateTable` replacing this definition was sent, but Glue did not
+    /// confirm it.
+    MaybeUpdated(Box<TableInput>),
+    /// Updated from this definition, as Glue confirmed.
     Updated(Box<TableInput>),
+}
+
+impl TableAction {
+    /// Whether Glue answered that it applied the change.
+    fn confirmed(&self) -> bool {
+        match self {
+            TableAction::Created | TableAction::Updated(_) => true,
+            TableAction::Unchanged | TableAction::MaybeCreated | TableAction::MaybeUpdated(_) => {
+                false
+            }
+        }
+    }
 }
 
 /// One definition per partition, the first recorded (the oldest) winning.
