@@ -10,6 +10,9 @@ pub mod address;
 pub mod profile;
 pub mod s3;
 pub mod sdk;
+pub mod secret;
+
+pub use secret::Secret;
 
 use std::sync::Arc;
 
@@ -36,7 +39,7 @@ pub fn is_remote(url: &str) -> bool {
 }
 
 /// A store and the key prefix a job reads or writes under.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Location {
     pub store: Arc<dyn ObjectStore>,
     /// `scheme://authority` under which the store is registered with DataFusion.
@@ -48,6 +51,21 @@ pub struct Location {
     pub prefix: ObjPath,
     /// The address as the user wrote it, for messages.
     pub display: String,
+}
+
+/// By hand: a store's own `Debug` shows its configuration, credentials included
+/// (`object_store`'s S3 config prints the access key id); its `Display` names only
+/// the store and bucket.
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Location")
+            .field("store", &format_args!("{}", self.store))
+            .field("store_url", &self.store_url)
+            .field("base_url", &self.base_url)
+            .field("prefix", &self.prefix)
+            .field("display", &self.display)
+            .finish()
+    }
 }
 
 impl Location {
@@ -219,6 +237,40 @@ mod tests {
             assert_eq!(b.len(), 1000 + i);
         }
         assert!(loc.read_head(&loc.child("missing"), 10, 10).await.is_err());
+    }
+
+    #[test]
+    fn redact_location_debug_shows_no_key_and_no_user_info() {
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name("lake")
+            .with_region("eu-west-1")
+            .with_access_key_id("AKIALOCATIONKEYID555")
+            .with_secret_access_key("location-secret-hunter2")
+            .with_token("location-token-xyzzy")
+            .build()
+            .unwrap();
+        // The store's own Debug is what a derived Debug would have printed.
+        assert!(format!("{store:?}").contains("AKIALOCATIONKEYID555"));
+        let loc = Location {
+            store: Arc::new(store),
+            store_url: ObjectStoreUrl::parse("s3://lake").unwrap(),
+            base_url: "s3://lake/".into(),
+            prefix: ObjPath::from("raw"),
+            display: "s3://lake/raw".into(),
+        };
+        for text in [format!("{loc:?}"), format!("{loc:#?}")] {
+            for secret in [
+                "AKIALOCATIONKEYID555",
+                "location-secret-hunter2",
+                "location-token-xyzzy",
+            ] {
+                assert!(!text.contains(secret), "{text}");
+            }
+            assert!(
+                text.contains("AmazonS3(lake)") && text.contains("raw"),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -7,13 +7,16 @@
 
 use std::path::PathBuf;
 
-/// What a profile contributes.
+use super::Secret;
+
+/// What a profile contributes. The keys are [`Secret`]s: `Debug` shows that they
+/// are set, never what they are.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Profile {
     pub name: String,
-    pub access_key_id: Option<String>,
-    pub secret_access_key: Option<String>,
-    pub session_token: Option<String>,
+    pub access_key_id: Option<Secret>,
+    pub secret_access_key: Option<Secret>,
+    pub session_token: Option<Secret>,
     pub region: Option<String>,
     /// The setting (`role_arn`, `sso_session`, …) that makes the SDK resolve this
     /// profile's credentials, when it has no static keys.
@@ -84,11 +87,12 @@ pub fn read(
             .or_else(|| from_conf.and_then(|s| s.get(k)))
             .map(|v| v.trim().to_string())
     };
+    let secret = |k: &str| get(k).map(Secret::from);
     let mut profile = Profile {
         name: name.into(),
-        access_key_id: get("aws_access_key_id"),
-        secret_access_key: get("aws_secret_access_key"),
-        session_token: get("aws_session_token"),
+        access_key_id: secret("aws_access_key_id"),
+        secret_access_key: secret("aws_secret_access_key"),
+        session_token: secret("aws_session_token"),
         region: get("region"),
         delegated: None,
     };
@@ -124,8 +128,11 @@ mod tests {
         let lake = read("lake", Some(creds.clone()), Some(conf.clone()))
             .unwrap()
             .unwrap();
-        assert_eq!(lake.access_key_id.as_deref(), Some("AKIALAKE"));
-        assert_eq!(lake.session_token.as_deref(), Some("t1"));
+        assert_eq!(
+            lake.access_key_id.as_ref().map(Secret::expose),
+            Some("AKIALAKE")
+        );
+        assert_eq!(lake.session_token.as_ref().map(Secret::expose), Some("t1"));
         assert_eq!(lake.region.as_deref(), Some("ap-northeast-1"));
         let default = read("default", Some(creds.clone()), Some(conf.clone()))
             .unwrap()
@@ -138,5 +145,33 @@ mod tests {
         assert_eq!(sso.access_key_id, None);
         assert_eq!(read("nope", Some(creds), Some(conf)).unwrap(), None);
         assert_eq!(read("default", None, None).unwrap(), None);
+    }
+
+    #[test]
+    fn redact_profile_debug_shows_no_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = dir.path().join("credentials");
+        std::fs::write(
+            &creds,
+            "[lake]\naws_access_key_id = AKIAPROFILEKEYID1234\n\
+aws_secret_access_key = profile-secret-hunter2\naws_session_token = profile-token-xyzzy\n",
+        )
+        .unwrap();
+        let lake = read("lake", Some(creds), None).unwrap().unwrap();
+        for text in [format!("{lake:?}"), format!("{lake:#?}")] {
+            for secret in [
+                "AKIAPROFILEKEYID1234",
+                "profile-secret-hunter2",
+                "profile-token-xyzzy",
+            ] {
+                assert!(!text.contains(secret), "{text}");
+            }
+            // The field names stay, so one can see which keys are set.
+            assert!(
+                text.contains("secret_access_key") && text.contains("<redacted>"),
+                "{text}"
+            );
+            assert!(text.contains("lake"), "{text}");
+        }
     }
 }

@@ -45,10 +45,10 @@ pub fn open(url: &str, address: Address) -> Result<Location, String> {
         }
         if let (Some(id), Some(secret)) = (&p.access_key_id, &p.secret_access_key) {
             builder = builder
-                .with_access_key_id(id)
-                .with_secret_access_key(secret);
+                .with_access_key_id(id.expose())
+                .with_secret_access_key(secret.expose());
             if let Some(token) = &p.session_token {
-                builder = builder.with_token(token);
+                builder = builder.with_token(token.expose());
             }
         }
         let region_set = ["AWS_REGION", "AWS_DEFAULT_REGION"]

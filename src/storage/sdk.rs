@@ -14,6 +14,8 @@ use aws_smithy_http_client::tls;
 use object_store::aws::AwsCredential;
 use object_store::{CredentialProvider, Error as StoreError};
 
+use super::secret::REDACTED;
+
 /// The SDK's HTTPS client: rustls with ring (the provider `object_store`'s reqwest
 /// already uses) and the platform's roots; certificates are always verified.
 pub fn http_client() -> aws_sdk_glue::config::SharedHttpClient {
@@ -29,10 +31,36 @@ const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
 
 /// `object_store` credentials from a named profile, resolved by the SDK and cached
 /// until shortly before they expire.
-#[derive(Debug)]
 pub struct ProfileCredentials {
+    profile: String,
     provider: ProfileFileCredentialsProvider,
     cached: tokio::sync::Mutex<Option<(Arc<AwsCredential>, Option<SystemTime>)>>,
+}
+
+/// By hand: `AwsCredential`'s own `Debug` prints the whole access key id, and the
+/// SDK provider's prints its parsed profile files (keys included). This shows the
+/// profile, whether a credential is cached, and until when.
+impl std::fmt::Debug for ProfileCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("ProfileCredentials");
+        d.field("profile", &self.profile);
+        match self.cached.try_lock() {
+            Ok(cached) => match cached.as_ref() {
+                Some((c, expiry)) => d
+                    .field(
+                        "cached",
+                        &format_args!(
+                            "{{ key_id: {REDACTED}, secret_key: {REDACTED}, token: {} }}",
+                            if c.token.is_some() { REDACTED } else { "None" }
+                        ),
+                    )
+                    .field("expiry", expiry),
+                None => d.field("cached", &None::<()>),
+            },
+            Err(_) => d.field("cached", &format_args!("<in use>")),
+        };
+        d.finish_non_exhaustive()
+    }
 }
 
 impl ProfileCredentials {
@@ -41,6 +69,7 @@ impl ProfileCredentials {
             .with_http_client(http_client())
             .with_region(region.map(aws_config::Region::new));
         ProfileCredentials {
+            profile: profile.to_string(),
             provider: ProfileFileCredentialsProvider::builder()
                 .configure(&config)
                 .profile_name(profile)
@@ -81,5 +110,39 @@ impl CredentialProvider for ProfileCredentials {
         });
         *cached = Some((credential.clone(), c.expiry()));
         Ok(credential)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn redact_profile_credentials_debug_shows_no_key() {
+        let creds = ProfileCredentials::new("lake", Some("eu-west-1".into()));
+        let empty = format!("{creds:?}");
+        assert!(
+            empty.contains("lake") && empty.contains("cached: None"),
+            "{empty}"
+        );
+        *creds.cached.lock().await = Some((
+            Arc::new(AwsCredential {
+                key_id: "AKIACACHEDKEYID98765".into(),
+                secret_key: "cached-secret-hunter2".into(),
+                token: Some("cached-token-xyzzy".into()),
+            }),
+            None,
+        ));
+        for text in [format!("{creds:?}"), format!("{creds:#?}")] {
+            for secret in [
+                "AKIACACHEDKEYID98765",
+                "CACHEDKEYID",
+                "cached-secret-hunter2",
+                "cached-token-xyzzy",
+            ] {
+                assert!(!text.contains(secret), "{text}");
+            }
+            assert!(text.contains("key_id") && text.contains(REDACTED), "{text}");
+        }
     }
 }
