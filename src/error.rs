@@ -90,8 +90,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A storage error's message; a denial also says where to look, because through an
 /// FSx for ONTAP access point two separate layers can deny.
+/// Any URL it quotes is shown without user-info.
 pub fn explain_storage(e: &object_store::Error) -> String {
-    let text = e.to_string();
+    let text = crate::storage::redact_url(&e.to_string()).into_owned();
     let denied = matches!(
         e,
         object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }

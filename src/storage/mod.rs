@@ -5,6 +5,9 @@
 //!
 //! [`address`] parses the forms; [`s3`] builds S3 stores for buckets, access point
 //! aliases and access point ARNs (which `object_store` does not know about).
+//!
+//! No credential reaches a message: keys are held as [`Secret`]s, and every
+//! address or endpoint this module quotes goes through [`redact_url`] first.
 
 pub mod address;
 pub mod profile;
@@ -12,6 +15,7 @@ pub mod s3;
 pub mod sdk;
 pub mod secret;
 
+pub use address::redact_url;
 pub use secret::Secret;
 
 use std::sync::Arc;
@@ -49,7 +53,8 @@ pub struct Location {
     pub base_url: String,
     /// Key prefix inside the store (no leading or trailing `/`).
     pub prefix: ObjPath,
-    /// The address as the user wrote it, for messages.
+    /// The address as the user wrote it, for messages (with any user-info
+    /// redacted, [`redact_url`]).
     pub display: String,
 }
 
@@ -83,7 +88,7 @@ impl Location {
                     store_url: ObjectStoreUrl::local_filesystem(),
                     base_url: "file:///".into(),
                     prefix,
-                    display: url.to_string(),
+                    display: redact_url(url).into_owned(),
                 })
             }
             remote => s3::open(url, remote).map_err(|e| address_error(url, &e)),
@@ -193,10 +198,12 @@ fn normalize(p: &std::path::Path) -> std::path::PathBuf {
     out
 }
 
+/// The error for a bad address; neither the address nor the reason (which may
+/// quote an endpoint) shows user-info.
 fn address_error(url: &str, reason: &str) -> Error {
     Error::Address {
-        url: url.to_string(),
-        reason: reason.to_string(),
+        url: redact_url(url).into_owned(),
+        reason: redact_url(reason).into_owned(),
         accepted: ACCEPTED_FORMS,
     }
 }
@@ -270,6 +277,22 @@ mod tests {
                 text.contains("AmazonS3(lake)") && text.contains("raw"),
                 "{text}"
             );
+        }
+    }
+
+    #[test]
+    fn redact_bad_addresses_quote_no_password() {
+        for bad in [
+            "s3://user:hunter2-SECRET@bucket/x",
+            "file://user:hunter2-SECRET@host/x",
+            "ftp://user:hunter2-SECRET@host/x",
+        ] {
+            let err = Location::open(bad).unwrap_err();
+            for text in [err.to_string(), format!("{err:?}")] {
+                assert!(!text.contains("hunter2"), "{text}");
+                assert!(text.contains("://***@"), "{text}");
+            }
+            assert_eq!(err.exit_code(), crate::error::EXIT_USAGE);
         }
     }
 

@@ -7,7 +7,9 @@
 //! the shared config files ([`super::profile`]; role, SSO and credential-process
 //! profiles through the AWS SDK, [`super::sdk`]), then what `object_store`
 //! implements (web identity as on EMR and EKS, ECS container credentials, instance
-//! metadata); endpoints from `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`.
+//! metadata); endpoints from `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`. An
+//! endpoint with a user name or password is refused (S3 signs requests with the
+//! credentials above; user-info would only end up in error messages).
 //!
 //! A host under `localhost` (what an access point host derived from
 //! `http://localhost:PORT` looks like) is resolved to the loopback address by
@@ -23,12 +25,12 @@ use object_store::client::{ClientOptions, HttpClient, HttpConnector};
 use object_store::path::Path as ObjPath;
 use object_store::{BackoffConfig, RetryConfig};
 
-use super::Location;
-use super::address::{Address, is_access_point_alias, prefix_host};
+use super::address::{Address, has_user_info, is_access_point_alias, prefix_host};
+use super::{Location, redact_url};
 
 /// Opens a bucket, alias or access point address.
 pub fn open(url: &str, address: Address) -> Result<Location, String> {
-    let custom = custom_endpoint();
+    let custom = custom_endpoint()?;
     let mut builder = AmazonS3Builder::from_env().with_retry(retry_config());
     // The SDK chain's profile step, between the environment and web identity.
     if let Some(p) = super::profile::from_environment()? {
@@ -106,7 +108,8 @@ pub fn open(url: &str, address: Address) -> Result<Location, String> {
         builder = builder
             .with_endpoint(ep)
             .with_config(AmazonS3ConfigKey::S3Endpoint, ep);
-        let parsed = url::Url::parse(ep).map_err(|e| format!("endpoint `{ep}`: {e}"))?;
+        let parsed =
+            url::Url::parse(ep).map_err(|e| format!("endpoint `{}`: {e}", redact_url(ep)))?;
         if parsed.scheme() == "http" {
             // Only an endpoint the user configured as http:// is spoken to in clear.
             builder = builder.with_allow_http(true);
@@ -122,21 +125,52 @@ pub fn open(url: &str, address: Address) -> Result<Location, String> {
             });
         }
     }
-    let store = builder.build().map_err(|e| e.to_string())?;
+    // What object_store read from the environment itself (`AWS_ENDPOINT`, the STS
+    // endpoint of web identity) is held to the same rule.
+    for key in [
+        AmazonS3ConfigKey::Endpoint,
+        AmazonS3ConfigKey::S3Endpoint,
+        AmazonS3ConfigKey::StsEndpoint,
+    ] {
+        if let Some(ep) = builder.get_config_value(&key) {
+            check_no_user_info(&key.as_ref().to_uppercase(), &ep)?;
+        }
+    }
+    let store = builder
+        .build()
+        .map_err(|e| redact_url(&e.to_string()).into_owned())?;
     Ok(Location {
         store: Arc::new(store),
         store_url: ObjectStoreUrl::parse(&store_url).map_err(|e| e.to_string())?,
         base_url,
         prefix: ObjPath::from(prefix.as_str()),
-        display: url.to_string(),
+        display: redact_url(url).into_owned(),
     })
 }
 
 /// `AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL` (the SDKs' order).
-fn custom_endpoint() -> Option<String> {
-    ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+fn custom_endpoint() -> Result<Option<String>, String> {
+    let found = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
         .iter()
-        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .find_map(|k| Some((*k, std::env::var(k).ok().filter(|v| !v.is_empty())?)));
+    match found {
+        Some((var, ep)) => check_no_user_info(var, &ep).map(|()| Some(ep)),
+        None => Ok(None),
+    }
+}
+
+/// An endpoint takes no user name or password: requests are signed with the AWS
+/// credentials, and user-info would only be sent along or quoted in errors. The
+/// message shows the endpoint redacted.
+pub(crate) fn check_no_user_info(setting: &str, endpoint: &str) -> Result<(), String> {
+    if has_user_info(endpoint) {
+        return Err(format!(
+            "{setting} `{}`: an endpoint takes no user name or password \
+(requests are signed with the AWS credentials: the environment, AWS_PROFILE, a role)",
+            redact_url(endpoint)
+        ));
+    }
+    Ok(())
 }
 
 /// Throttling (`SlowDown`, 503), 5xx and timeouts are retried with exponential
@@ -196,6 +230,18 @@ mod tests {
             "CI runs need NASLAKE_TEST_MOTO"
         );
         url
+    }
+
+    #[test]
+    fn redact_endpoints_with_user_info_are_refused() {
+        let err = check_no_user_info("AWS_ENDPOINT_URL", "http://u:hunter2-SECRET@localhost:5000")
+            .unwrap_err();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(
+            err.contains("AWS_ENDPOINT_URL `http://***@localhost:5000`"),
+            "{err}"
+        );
+        assert!(check_no_user_info("AWS_ENDPOINT_URL", "http://localhost:5000").is_ok());
     }
 
     #[tokio::test]
