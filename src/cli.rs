@@ -129,7 +129,8 @@ pub fn main() -> i32 {
     match runtime.block_on(dispatch(cli.command, progress)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("naslake: {e}");
+            let message = crate::storage::secret::scrub(&e.to_string()).into_owned();
+            eprintln!("naslake: {message}");
             e.exit_code()
         }
     }

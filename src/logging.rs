@@ -1,7 +1,13 @@
 //! Logging: human text on a terminal, JSON lines otherwise (CloudWatch reads a
 //! container's stdout and turns JSON fields into queryable fields).
+//!
+//! Every line goes through [`scrub`]: the AWS SDK logs its credentials' `Debug`
+//! (with the whole access key id) at info and debug, so credentials are masked
+//! where the lines are written, whatever crate wrote them.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+
+use crate::storage::secret::{remember_environment, scrub};
 
 use tracing_subscriber::EnvFilter;
 
@@ -25,9 +31,36 @@ pub fn default_format(to_stderr: bool) -> LogFormat {
     }
 }
 
+/// A log writer that masks credentials ([`scrub`]). The fmt layer writes each
+/// event with one `write_all` of the whole line, so a value is never split.
+struct Scrubbed<W>(W);
+
+impl<W: Write> Write for Scrubbed<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match std::str::from_utf8(buf) {
+            Ok(text) => self.0.write_all(scrub(text).as_bytes())?,
+            Err(_) => self.0.write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+fn stdout() -> Scrubbed<std::io::Stdout> {
+    Scrubbed(std::io::stdout())
+}
+
+fn stderr() -> Scrubbed<std::io::Stderr> {
+    Scrubbed(std::io::stderr())
+}
+
 /// Installs the global subscriber. `NASLAKE_LOG` (or `RUST_LOG`) sets the filter;
 /// the default is `info` for naslake and `warn` for everything else.
 pub fn init(format: LogFormat, to_stderr: bool) {
+    remember_environment();
     let filter = EnvFilter::try_from_env("NASLAKE_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("warn,naslake=info"));
@@ -37,17 +70,35 @@ pub fn init(format: LogFormat, to_stderr: bool) {
             .json()
             .flatten_event(true)
             .with_current_span(false)
+            .with_writer(stdout)
             .try_init(),
         (LogFormat::Json, true) => builder
             .json()
             .flatten_event(true)
             .with_current_span(false)
-            .with_writer(std::io::stderr)
+            .with_writer(stderr)
             .try_init(),
-        (LogFormat::Text, false) => builder.with_target(false).try_init(),
-        (LogFormat::Text, true) => builder
-            .with_target(false)
-            .with_writer(std::io::stderr)
-            .try_init(),
+        (LogFormat::Text, false) => builder.with_target(false).with_writer(stdout).try_init(),
+        (LogFormat::Text, true) => builder.with_target(false).with_writer(stderr).try_init(),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_log_writer_masks_credentials() {
+        crate::storage::secret::remember("logged-secret-hunter2");
+        let mut w = Scrubbed(Vec::new());
+        w.write_all(b"creds AKIAIOSFODNN7EXAMPLE logged-secret-hunter2 end\n")
+            .unwrap();
+        w.write_all(&[0xff, b'x']).unwrap();
+        let out = String::from_utf8_lossy(&w.0).into_owned();
+        assert!(
+            out.starts_with("creds <redacted> <redacted> end\n"),
+            "{out}"
+        );
+        assert!(!out.contains("hunter2") && !out.contains("AKIAIOSFODNN7EXAMPLE"));
+    }
 }

@@ -103,6 +103,13 @@ impl CredentialProvider for ProfileCredentials {
                 )
                 .into(),
             })?;
+        // Kept out of the logs, like the environment's and the profile's keys.
+        for value in [c.access_key_id(), c.secret_access_key()]
+            .into_iter()
+            .chain(c.session_token())
+        {
+            super::secret::remember(value);
+        }
         let credential = Arc::new(AwsCredential {
             key_id: c.access_key_id().to_string(),
             secret_key: c.secret_access_key().to_string(),

@@ -4,8 +4,16 @@
 //! `Debug` prints `"<redacted>"`, it has no `Display` and no `Serialize`, so a type
 //! that holds one can derive `Debug` and stay safe. The value is read only by
 //! asking for it by name, [`Secret::expose`], where it is handed to a client.
+//!
+//! Other crates' `Debug` is not ours to change: the AWS SDK logs its credentials
+//! (at info and debug) with the whole access key id. So every credential naslake
+//! sees is also [`remember`]ed, and [`scrub`] (which the log writer applies to every
+//! line, see [`crate::logging`]) masks those values and anything shaped like an
+//! AWS access key id (`AKIA…`, `ASIA…`: 20 upper-case letters and digits).
 
+use std::borrow::Cow;
 use std::fmt;
+use std::sync::RwLock;
 
 /// What a redacted value prints as.
 pub const REDACTED: &str = "<redacted>";
@@ -15,8 +23,11 @@ pub const REDACTED: &str = "<redacted>";
 pub struct Secret(String);
 
 impl Secret {
+    /// A secret, also [`remember`]ed so that logs never show it.
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
+        let value = value.into();
+        remember(&value);
+        Secret(value)
     }
 
     /// The value itself, for the client that signs with it.
@@ -29,6 +40,89 @@ impl From<String> for Secret {
     fn from(value: String) -> Self {
         Secret::new(value)
     }
+}
+
+/// Credentials seen in this process, longest first.
+static KNOWN: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// Values shorter than this are not masked (they are no real AWS credential, and
+/// masking every `abc` would garble the logs).
+const MIN_REMEMBERED: usize = 8;
+
+/// Notes a credential so that [`scrub`] masks it.
+pub fn remember(value: &str) {
+    let value = value.trim();
+    if value.len() < MIN_REMEMBERED {
+        return;
+    }
+    let mut known = KNOWN.write().unwrap_or_else(|e| e.into_inner());
+    if !known.iter().any(|k| k == value) {
+        known.push(value.to_string());
+        known.sort_by_key(|k| std::cmp::Reverse(k.len()));
+    }
+}
+
+/// The credentials of the process environment (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), remembered before any log line.
+pub fn remember_environment() {
+    for var in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ] {
+        if let Ok(v) = std::env::var(var) {
+            remember(&v);
+        }
+    }
+}
+
+/// `text` with every [`remember`]ed credential and every AWS access key id
+/// replaced by `<redacted>`; borrowed when there is none.
+pub fn scrub(text: &str) -> Cow<'_, str> {
+    let mut out = Cow::Borrowed(text);
+    {
+        let known = KNOWN.read().unwrap_or_else(|e| e.into_inner());
+        for k in known.iter() {
+            if out.contains(k.as_str()) {
+                out = Cow::Owned(out.replace(k.as_str(), REDACTED));
+            }
+        }
+    }
+    match mask_key_ids(&out) {
+        Some(masked) => Cow::Owned(masked),
+        None => out,
+    }
+}
+
+/// Access key ids: `AKIA` (long-term) or `ASIA` (temporary) and 16 more upper-case
+/// letters or digits, not inside a longer such word.
+fn mask_key_ids(text: &str) -> Option<String> {
+    const LEN: usize = 20;
+    let b = text.as_bytes();
+    let word = |c: u8| c.is_ascii_uppercase() || c.is_ascii_digit();
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while i + LEN <= b.len() {
+        let starts = (b[i..].starts_with(b"AKIA") || b[i..].starts_with(b"ASIA"))
+            && (i == 0 || !word(b[i - 1]))
+            && b[i..i + LEN].iter().all(|c| word(*c))
+            && b.get(i + LEN).is_none_or(|c| !word(*c));
+        if starts {
+            // All ASCII, so `i` and `i + LEN` are char boundaries.
+            let o = out.get_or_insert_with(String::new);
+            o.push_str(&text[copied..i]);
+            o.push_str(REDACTED);
+            copied = i + LEN;
+            i += LEN;
+        } else {
+            i += 1;
+        }
+    }
+    out.map(|mut o| {
+        o.push_str(&text[copied..]);
+        o
+    })
 }
 
 impl fmt::Debug for Secret {
@@ -57,5 +151,33 @@ mod tests {
             assert!(text.contains(REDACTED), "{text}");
         }
         assert_eq!(s.expose(), "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+    }
+
+    #[test]
+    fn redact_scrub_masks_remembered_values_and_key_ids() {
+        let _ = Secret::new("remembered-secret-value-1");
+        remember("short");
+        let line = "key AKIAIOSFODNN7EXAMPLE, token ASIAY34FZKBOKMUTVV7A; \
+secret remembered-secret-value-1 and short; not AKIAIOSFODNN7EXAMPLEX nor XAKIAIOSFODNN7EXAMPLE \
+nor AKIA123";
+        let out = scrub(line);
+        assert_eq!(
+            out,
+            "key <redacted>, token <redacted>; secret <redacted> and short; \
+not AKIAIOSFODNN7EXAMPLEX nor XAKIAIOSFODNN7EXAMPLE nor AKIA123"
+        );
+        assert!(matches!(
+            scrub("nothing to hide, ünïcödé"),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(scrub("ü AKIAIOSFODNN7EXAMPLE"), "ü <redacted>");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn redact_scrub_never_panics(s in "\\PC{0,60}(AKIA[A-Z0-9]{16})?\\PC{0,10}") {
+            let out = scrub(&s);
+            proptest::prop_assert!(!out.contains("AKIA") || s.contains("AKIA"));
+        }
     }
 }
