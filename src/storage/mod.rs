@@ -31,12 +31,6 @@ pub const ACCEPTED_FORMS: &str = "accepted forms: ./dir, /abs/dir, file:///abs/d
 s3://NAME-XXXX-s3alias/prefix, s3://NAME-XXXX-ext-s3alias/prefix, \
 arn:aws:s3:REGION:ACCOUNT:accesspoint/NAME[/prefix], s3://arn:aws:s3:REGION:ACCOUNT:accesspoint/NAME[/prefix]";
 
-/// An address with any user-info (`user:password@`) masked, for logs and reports.
-/// (Placeholder until the redaction change lands.)
-pub fn redact_url(url: &str) -> std::borrow::Cow<'_, str> {
-    std::borrow::Cow::Borrowed(url)
-}
-
 /// True for addresses that are not on the local filesystem.
 pub fn is_remote(url: &str) -> bool {
     url.starts_with("s3://") || url.starts_with("arn:")

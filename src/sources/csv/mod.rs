@@ -502,6 +502,141 @@ mod tests {
         );
     }
 
+    /// Lists `name` under `dir`, lets `change` alter the file, then reads it with
+    /// the CSV source the way the host does: (rows loaded, rejects, item error).
+    fn read_after_change(
+        dir: &std::path::Path,
+        name: &str,
+        change: impl FnOnce(&std::path::Path),
+    ) -> (u64, Vec<Reject>, Option<String>) {
+        use crate::sources::object::ObjectRef;
+        use object_store::ObjectStoreExt;
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let input = crate::storage::Location::open(dir.to_str().unwrap()).unwrap();
+        let meta = rt.block_on(input.store.head(&input.child(name))).unwrap();
+        let item = WorkItem {
+            source: "s".into(),
+            key: name.into(),
+            fingerprint: crate::discover::fingerprint(&meta),
+        };
+        change(&dir.join(name));
+        let source = CsvSource { layout: layout() };
+        let stats = Arc::new(ItemStats::default());
+        let progress = indicatif::ProgressBar::hidden();
+        let (units_tx, units_rx) = async_channel::unbounded();
+        let (rejects_tx, rejects_rx) = async_channel::unbounded();
+        let item_input = ItemInput {
+            item: &item,
+            stats: &stats,
+            object: Some(ObjectRef {
+                store: input.store.clone(),
+                path: input.key_path(name),
+                local: input.is_local(),
+                runtime: rt.handle().clone(),
+            }),
+            progress: &progress,
+        };
+        let mut out = Emitter {
+            source: &source,
+            units: &units_tx,
+            rejects: &rejects_tx,
+        };
+        let mut rejects = Vec::new();
+        if let Err(e) = source.read(&item_input, &mut out) {
+            // What the host does with an item that changed.
+            let ReadError::Changed(_) = &e else {
+                panic!("{e}")
+            };
+            stats.set_item_error(&e.to_string());
+            rejects.push(source.item_rejected(&item, &e.to_string()));
+        }
+        drop((units_tx, rejects_tx));
+        let mut parser = source.parser();
+        while let Ok(chunk) = units_rx.try_recv() {
+            rejects.extend(parser.parse(&chunk).rejects);
+        }
+        while let Ok(batch) = rejects_rx.try_recv() {
+            let reasons = batch.column(5).as_string::<i32>().clone();
+            let lines = batch.column(2).as_primitive::<Int64Type>().clone();
+            for i in 0..batch.num_rows() {
+                rejects.push(Reject::new(
+                    &"s".into(),
+                    &name.into(),
+                    lines.is_valid(i).then(|| lines.value(i) as u64),
+                    b"",
+                    reasons.value(i).to_string(),
+                ));
+            }
+        }
+        let c = stats.counts();
+        (c.loaded, rejects, c.item_error)
+    }
+
+    #[test]
+    fn a_local_log_that_grows_after_listing_loads_exactly_its_listed_bytes() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::from("a,n,t\n");
+        for i in 0..1000 {
+            text.push_str(&format!("r{i},{i},x\n"));
+        }
+        // The logger is in the middle of a line when the listing happens.
+        text.push_str("r1000,10");
+        std::fs::write(dir.path().join("log.csv"), &text).unwrap();
+        let (loaded, rejects, error) = read_after_change(dir.path(), "log.csv", |path| {
+            let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+            f.write_all(b"00,x\n").unwrap();
+            for i in 1001..1500 {
+                f.write_all(format!("r{i},{i},x\n").as_bytes()).unwrap();
+            }
+        });
+        assert_eq!(loaded, 1000);
+        assert_eq!(error, None);
+        assert_eq!(rejects.len(), 1, "{rejects:?}");
+        assert_eq!(rejects[0].line_number, Some(1002));
+        assert!(rejects[0].reason.starts_with("unfinished last record"));
+    }
+
+    #[test]
+    fn a_local_file_replaced_after_listing_is_rejected_as_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut listed = String::from("a,n,t\n");
+        for i in 0..1000 {
+            listed.push_str(&format!("r{i},{i},x\n"));
+        }
+        std::fs::write(dir.path().join("f.csv"), &listed).unwrap();
+        let (loaded, rejects, error) = read_after_change(dir.path(), "f.csv", |path| {
+            let mut other = String::from("a,n,t\n");
+            for i in 0..1500 {
+                other.push_str(&format!("new{i},{i},y\n"));
+            }
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, other).unwrap();
+            std::fs::rename(&tmp, path).unwrap();
+        });
+        assert_eq!(loaded, 0);
+        assert!(
+            error
+                .as_deref()
+                .is_some_and(|e| e.contains("changed while reading")),
+            "{error:?}"
+        );
+        assert_eq!(rejects.len(), 1);
+        assert_eq!(rejects[0].line_number, None);
+        // Deleted after listing: rejected too, with its own reason.
+        std::fs::write(dir.path().join("g.csv"), &listed).unwrap();
+        let (loaded, _, error) = read_after_change(dir.path(), "g.csv", |path| {
+            std::fs::remove_file(path).unwrap();
+        });
+        assert_eq!(loaded, 0);
+        assert!(
+            error
+                .as_deref()
+                .is_some_and(|e| e.contains("deleted after it was listed")),
+            "{error:?}"
+        );
+    }
+
     /// csv-core's records of `data` (after the header line), each with its first
     /// line number and fields.
     fn csv_core_records(data: &[u8]) -> Vec<(i64, Vec<String>)> {
@@ -583,7 +718,12 @@ mod tests {
             chunk in 64usize..400,
             read_size in 1usize..97,
         ) {
+            // The reader takes the first 8 KiB at once (to sniff the file): the
+            // records under test come after them, where reads are small.
             let mut text = String::from("a,n,t\n");
+            for i in 0..800 {
+                text.push_str(&format!("f{i},{i},filler\n"));
+            }
             for (i, (kind, len, quoted_a)) in records.iter().enumerate() {
                 let a = if *quoted_a { format!("\"r,{i}\"") } else { format!("r{i}") };
                 let t = match kind {
