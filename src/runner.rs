@@ -337,7 +337,8 @@ impl Run<'_> {
         for (source, items) in self.job.sources.iter().zip(feeds.drain(..)) {
             let feed = Feed {
                 items,
-                input: self.input.cloned(),
+                // Only a source that reads listed objects reads from the input.
+                input: source.objects().and(self.input.cloned()),
                 rejects: rejects_tx.clone(),
                 partitions: transform::cores(),
                 progress: self.progress.clone(),

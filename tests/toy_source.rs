@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
-use naslake::discover::WorkItem;
+use futures::future::BoxFuture;
+use naslake::discover::{Fingerprint, ItemSink, WorkItem};
 use naslake::job::schema::TableSchema;
 use naslake::sources::{Emitter, ItemInput, Parsed, Parser, ReadError, Registry, Source};
 
@@ -246,4 +247,177 @@ schema = "object_sizes.toml"
         "empty.txt"
     );
     assert!(rejects[0].column(1).is_valid(0));
+}
+
+/// A kind with discovery of its own and no object store at all (as a REST walk
+/// would be): `count` numbered items, each one row.
+#[derive(Debug)]
+struct Numbers {
+    count: u64,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NumbersOptions {
+    count: u64,
+}
+
+impl Source for Numbers {
+    const FORMAT: &'static str = "numbers";
+    const SUFFIXES: Option<&'static [&'static str]> = None;
+    type Options = NumbersOptions;
+    type Unit = (String, Arc<naslake::discover::ItemStats>);
+    type Reject = Rejected;
+    type Parser = NumberParser;
+
+    fn new(_name: &str, options: NumbersOptions) -> Result<Self, String> {
+        if options.count == 0 {
+            return Err("`count` must be at least 1".into());
+        }
+        Ok(Numbers {
+            count: options.count,
+        })
+    }
+
+    fn schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(vec![Field::new(
+            "source_key",
+            DataType::Utf8,
+            false,
+        )]))
+    }
+
+    fn rejects_table() -> TableSchema {
+        ObjectSizes::rejects_table()
+    }
+
+    fn rejects_batch(&self, rejects: Vec<Rejected>) -> RecordBatch {
+        ObjectSizes {
+            name: String::new(),
+        }
+        .rejects_batch(rejects)
+    }
+
+    fn item_rejected(&self, item: &WorkItem, reason: &str) -> Rejected {
+        Rejected {
+            key: item.key.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    fn discover<'a>(
+        &'a self,
+        sink: &'a mut ItemSink,
+    ) -> BoxFuture<'a, naslake::error::Result<String>> {
+        Box::pin(async move {
+            for i in 0..self.count {
+                let fingerprint = Fingerprint {
+                    size: 0,
+                    etag: None,
+                    last_modified: None,
+                };
+                if !sink.found(format!("n/{i}"), fingerprint).await {
+                    break;
+                }
+            }
+            Ok(format!("{} numbers", self.count))
+        })
+    }
+
+    fn read(&self, input: &ItemInput<'_>, out: &mut Emitter<'_, Self>) -> Result<(), ReadError> {
+        out.unit((input.item.key.clone(), input.stats.clone()))
+    }
+
+    fn parser(&self) -> NumberParser {
+        NumberParser {
+            schema: self.schema(),
+        }
+    }
+}
+
+struct NumberParser {
+    schema: SchemaRef,
+}
+
+impl Parser for NumberParser {
+    type Unit = (String, Arc<naslake::discover::ItemStats>);
+    type Reject = Rejected;
+
+    fn parse(&mut self, (key, stats): Self::Unit) -> Parsed<Rejected> {
+        stats.count(1, 0);
+        Parsed {
+            batch: Some(
+                RecordBatch::try_new(
+                    self.schema.clone(),
+                    vec![Arc::new(StringArray::from(vec![key]))],
+                )
+                .unwrap(),
+            ),
+            rejects: vec![],
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kind_with_its_own_discovery_needs_no_input_and_no_store() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("numbers.toml"),
+        r#"
+name = "numbers"
+description = "Numbered items."
+[[columns]]
+name = "source_key"
+type = "string"
+nullable = false
+comment = "Item."
+"#,
+    )
+    .unwrap();
+    let job = dir.path().join("numbers_job.toml");
+    let spec = |extra: &str| {
+        format!(
+            "name = \"numbers_job\"\n[sources.n]\nformat = \"numbers\"\ncount = 25\n{extra}\n[tables.numbers]\nschema = \"numbers.toml\"\n"
+        )
+    };
+    let lake = dir.path().join("lake");
+    let opts = naslake::runner::RunOptions {
+        output: Some(lake.display().to_string()),
+        ..Default::default()
+    };
+    let registry = Registry::builtin().with::<Numbers>();
+    // Object-listing keys make no sense for it, and unknown keys are errors.
+    std::fs::write(&job, spec("prefix = \"x/\"")).unwrap();
+    let err = naslake::runner::run_job_with(&job, &opts, &registry)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("`sources.n`") && err.to_string().contains("prefix"),
+        "{err}"
+    );
+    std::fs::write(&job, spec("cuont = 3")).unwrap();
+    let err = naslake::runner::run_job_with(&job, &opts, &registry)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("cuont") && err.to_string().contains("allow_empty"),
+        "{err}"
+    );
+
+    std::fs::write(&job, spec("")).unwrap();
+    let outcome = naslake::runner::run_job_with(&job, &opts, &registry)
+        .await
+        .unwrap();
+    assert_eq!(outcome.exit_code, 0, "{:?}", outcome.report.error);
+    assert_eq!(outcome.report.totals.records_loaded, 25);
+    assert_eq!(outcome.report.sources[0].prefix, "25 numbers");
+    let catalog =
+        naslake::catalog::Catalog::Local(naslake::catalog::local::LocalCatalog::new(lake.clone()));
+    let ctx = naslake::query::session_over(&catalog, None).await.unwrap();
+    let rows = naslake::query::run_sql(&ctx, "SELECT count(DISTINCT source_key) AS n FROM numbers")
+        .await
+        .unwrap();
+    assert_eq!(rows[0].column(0).as_primitive::<Int64Type>().value(0), 25);
 }
