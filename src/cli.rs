@@ -143,20 +143,21 @@ async fn dispatch(command: Command, progress: bool) -> Result<i32, Error> {
             let catalog = open_catalog(args.catalog.as_deref()).await?;
             let ctx = query::session_over(&catalog.0, catalog.1.as_deref()).await?;
             let batches = query::run_sql(&ctx, &args.sql).await?;
-            print!("{}", query::format_batches(&batches, args.format)?);
+            out(&query::format_batches(&batches, args.format)?)?;
             Ok(EXIT_OK)
         }
         Command::Catalog { action } => match action {
             CatalogAction::List { catalog } => {
                 let (catalog, db) = open_catalog(catalog.as_deref()).await?;
                 for e in catalog.list(db.as_deref()).await? {
-                    println!(
-                        "{}.{}\t{} partitions\t{}",
+                    out(&format!(
+                        "{}.{}	{} partitions	{}
+",
                         e.database,
                         e.table_input.name,
                         e.partitions.len(),
                         e.table_input.storage_descriptor.location
-                    );
+                    ))?;
                 }
                 Ok(EXIT_OK)
             }
@@ -175,11 +176,11 @@ async fn dispatch(command: Command, progress: bool) -> Result<i32, Error> {
                 };
                 match catalog.get(&db, &name).await? {
                     Some(e) if ddl => {
-                        print!("{}", athena_ddl(&e.database, &e.table_input));
+                        out(&athena_ddl(&e.database, &e.table_input))?;
                         Ok(EXIT_OK)
                     }
                     Some(e) => {
-                        println!("{}", serde_json::to_string_pretty(&e)?);
+                        out(&format!("{}\n", serde_json::to_string_pretty(&e)?))?;
                         Ok(EXIT_OK)
                     }
                     None => Err(Error::config(format!(
@@ -219,13 +220,30 @@ async fn run(args: RunArgs, progress: bool) -> Result<i32, Error> {
     for job in jobs {
         let outcome = runner::run_job(&job, &opts).await?;
         if opts.dry_run {
-            println!("{}", serde_json::to_string_pretty(&outcome.report)?);
+            out(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&outcome.report)?
+            ))?;
         } else {
-            print!("{}", outcome.report.summary());
+            out(&outcome.report.summary())?;
         }
         worst = worse(worst, outcome.exit_code);
     }
     Ok(worst)
+}
+
+/// Writes a result to stdout. A reader that stopped early (`naslake catalog show T |
+/// head`) is not an error: the rest is not wanted.
+fn out(text: &str) -> Result<(), Error> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io(e)),
+        _ => Ok(()),
+    }
 }
 
 /// Combines exit codes of several jobs: failure over rejects over success.

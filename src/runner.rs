@@ -71,8 +71,9 @@ pub async fn run_job_with(
         .clone()
         .or_else(|| job.spec.output.clone())
         .unwrap_or_else(|| "./lake".into());
-    // Settings are checked before any work, like the spec.
+    // Settings and the SQL are checked before any work, like the spec.
     transform::memory_limit()?;
+    transform::check_job_sql(&job).await?;
     let input = input_url.as_deref().map(Location::open).transpose()?;
     if input.is_none()
         && let Some(s) = job.sources.iter().find(|s| s.objects().is_some())
@@ -128,7 +129,7 @@ pub async fn run_job_with(
         tables: Vec::new(),
     };
     if opts.dry_run {
-        return dry_run(&job, input.as_ref(), &output, report).await;
+        return dry_run(&job, input.as_ref(), report).await;
     }
     // Where each table's files go, and whether its schema change is allowed, is
     // decided against the catalog before anything is written.
@@ -214,12 +215,7 @@ pub async fn run_job_with(
 
 /// `--dry-run`: discover every source completely, plan every table's SQL against
 /// the sources' and earlier tables' columns, and report what a run would read.
-async fn dry_run(
-    job: &Job,
-    input: Option<&Location>,
-    output: &Location,
-    mut report: RunReport,
-) -> Result<RunOutcome> {
+async fn dry_run(job: &Job, input: Option<&Location>, mut report: RunReport) -> Result<RunOutcome> {
     let manifest = Arc::new(Discovered::default());
     for source in &job.sources {
         // Nothing reads the items: the channel is as large as the listing needs.
@@ -233,15 +229,6 @@ async fn dry_run(
         let prefix = source.discover(input, &mut sink).await?;
         sink.finish(&prefix);
         drop(rx);
-    }
-    let ctx = transform::session()?;
-    for source in &job.sources {
-        let empty = datafusion::datasource::MemTable::try_new(source.schema(), vec![vec![]])?;
-        ctx.register_table(source.name(), Arc::new(empty))?;
-    }
-    for table in job.tables.iter().filter(|t| t.sql.is_some()) {
-        transform::plan_table(&ctx, table).await?;
-        register_written(&ctx, output, table, &[])?;
     }
     let listings = manifest.listings();
     check_not_empty(job, input, &listings).await?;

@@ -1,6 +1,9 @@
 """A fault-injecting HTTP proxy for tests: forwards requests to a server on the
 loopback interface and, for a seeded fraction of them, answers 503 SlowDown, drops
-the connection, or answers late. Loopback only; it serves until stopped."""
+the connection, or answers late. Loopback only; it serves until stopped.
+
+Also what the test proxies (here, in glue_proxy.py and in swap_proxy.py) share: the
+`LoopbackProxy` server they are built on, and `forward` and `reply`."""
 import http.client
 import http.server
 import random
@@ -37,14 +40,17 @@ def reply(handler, status, headers, body):
         handler.wfile.write(body)
 
 
-class FaultyProxy:
-    def __init__(self, upstream_port, seed=7, slow_down=0.15, reset=0.05, delay=0.1, delay_s=0.3):
+class LoopbackProxy:
+    """An HTTP server on the loopback interface, in front of the loopback server at
+    `upstream_port`. Loopback only; it serves from `with` until the block ends, on
+    `port`. Each request's body (bytes, empty for none) is read and passed, with the
+    request handler, to `handle(self, handler, body)`, which a subclass implements to
+    answer the request, usually with `forward` and `reply`. Requests are served on
+    threads of their own: `lock` is for the subclass's state."""
+
+    def __init__(self, upstream_port):
         self.upstream_port = upstream_port
-        self.rng = random.Random(seed)
         self.lock = threading.Lock()
-        self.rates = (slow_down, reset, delay)
-        self.delay_s = delay_s
-        self.counts = {"requests": 0, "slow_down": 0, "reset": 0, "delay": 0}
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -55,25 +61,48 @@ class FaultyProxy:
 
             def handle_any(self):
                 length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                fault = proxy.pick()
-                if fault == "slow_down":
-                    reply(self, 503, [("Content-Type", "application/xml")], SLOW_DOWN)
-                    return
-                if fault == "reset":
-                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                    self.close_connection = True
-                    self.connection.close()
-                    return
-                if fault == "delay":
-                    time.sleep(proxy.delay_s)
-                reply(self, *forward(self, proxy.upstream_port, body))
+                proxy.handle(self, self.rfile.read(length) if length else b"")
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_any
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def handle(self, handler, body):
+        """Answers the request `handler` received, whose body is `body`."""
+        raise NotImplementedError
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class FaultyProxy(LoopbackProxy):
+    def __init__(self, upstream_port, seed=7, slow_down=0.15, reset=0.05, delay=0.1, delay_s=0.3):
+        super().__init__(upstream_port)
+        self.rng = random.Random(seed)
+        self.rates = (slow_down, reset, delay)
+        self.delay_s = delay_s
+        self.counts = {"requests": 0, "slow_down": 0, "reset": 0, "delay": 0}
+
+    def handle(self, handler, body):
+        fault = self.pick()
+        if fault == "slow_down":
+            reply(handler, 503, [("Content-Type", "application/xml")], SLOW_DOWN)
+            return
+        if fault == "reset":
+            handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            handler.close_connection = True
+            handler.connection.close()
+            return
+        if fault == "delay":
+            time.sleep(self.delay_s)
+        reply(handler, *forward(handler, self.upstream_port, body))
 
     def pick(self):
         with self.lock:
@@ -85,11 +114,3 @@ class FaultyProxy:
                     self.counts[name] += 1
                     return name
             return None
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()

@@ -19,11 +19,9 @@ errors real Glue gives under contention and load, which moto never produces:
   another writer would).
 
 Loopback only; it serves until stopped."""
-import http.server
 import json
-import threading
 
-from faulty_proxy import forward, reply
+from faulty_proxy import LoopbackProxy, forward, reply
 
 
 def reply_error(handler, error):
@@ -32,54 +30,38 @@ def reply_error(handler, error):
     reply(handler, 400, [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", error)], payload)
 
 
-class GlueProxy:
+class GlueProxy(LoopbackProxy):
     def __init__(self, upstream_port, fail=None, fail_after_forward=None, timeout_last=None, before_first=None):
-        self.upstream_port = upstream_port
+        super().__init__(upstream_port)
         self.fail = {k: list(v) for k, v in (fail or {}).items()}
         self.fail_after_forward = {k: list(v) for k, v in (fail_after_forward or {}).items()}
         self.timeout_last = dict(timeout_last or {})
         self.before_first = dict(before_first or {})
         self.calls = []  # (operation, request body as JSON)
-        self.lock = threading.Lock()
-        proxy = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def handle_any(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                target = self.headers.get("X-Amz-Target", "")
-                op = target.rsplit(".", 1)[-1]
-                try:
-                    body = json.loads(raw) if raw else {}
-                except ValueError:
-                    body = {}
-                error, error_after, timeouts = proxy.plan(op, body)
-                if error:
-                    reply_error(self, error)
-                    return
-                status, headers, data = forward(self, proxy.upstream_port, raw)
-                if error_after:
-                    reply_error(self, error_after)
-                    return
-                if timeouts and status == 200:
-                    out = json.loads(data or b"{}")
-                    errors = out.setdefault("Errors", [])
-                    for values in timeouts:
-                        errors.append({"PartitionValues": values, "ErrorDetail": {
-                            "ErrorCode": "OperationTimeoutException", "ErrorMessage": "injected timeout"}})
-                    data = json.dumps(out).encode()
-                reply(self, status, headers, data)
-
-            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_any
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    def handle(self, handler, raw):
+        target = handler.headers.get("X-Amz-Target", "")
+        op = target.rsplit(".", 1)[-1]
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            body = {}
+        error, error_after, timeouts = self.plan(op, body)
+        if error:
+            reply_error(handler, error)
+            return
+        status, headers, data = forward(handler, self.upstream_port, raw)
+        if error_after:
+            reply_error(handler, error_after)
+            return
+        if timeouts and status == 200:
+            out = json.loads(data or b"{}")
+            errors = out.setdefault("Errors", [])
+            for values in timeouts:
+                errors.append({"PartitionValues": values, "ErrorDetail": {
+                    "ErrorCode": "OperationTimeoutException", "ErrorMessage": "injected timeout"}})
+            data = json.dumps(out).encode()
+        reply(handler, status, headers, data)
 
     def plan(self, op, body):
         """Records a call and decides its faults: (error type instead of forwarding,
@@ -109,11 +91,3 @@ class GlueProxy:
     def bodies(self, op):
         with self.lock:
             return [b for o, b in self.calls if o == op]
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()

@@ -121,14 +121,20 @@ def test_failed_run_leaves_catalog_and_files_as_they_were(tmp_path):
     run_job(SENSOR_JOB, lake)
     catalog_before = {p.name: p.read_text() for p in (lake / "_naslake" / "catalog" / "naslake").glob("*.json")}
     files_before = sorted(p.relative_to(lake) for p in lake.rglob("*.parquet"))
-    # A job whose last table's SQL fails at run time, after the first table was written.
+    # A job whose last table's SQL fails at run time, after the first table was
+    # written: it plans (a SQL that does not is refused before any work), but puts a
+    # NULL into the NOT NULL sensor_id when it runs.
     jobs = tmp_path / "jobs"
     shutil.copytree(SENSOR_JOB.parent, jobs)
     shutil.copytree(SENSOR_JOB.parent.parent / "schemas", tmp_path / "schemas")
     shutil.copytree(SENSOR_JOB.parent.parent / "samples", tmp_path / "samples")
-    (jobs / "sensor_anomalies.sql").write_text("SELECT sensor_id FROM sensor_readings")
+    sql = (jobs / "sensor_anomalies.sql").read_text()
+    assert "\nSELECT sensor_id, metric_name," in sql
+    (jobs / "sensor_anomalies.sql").write_text(
+        sql.replace("\nSELECT sensor_id, metric_name,", "\nSELECT CAST(NULL AS VARCHAR) AS sensor_id, metric_name,"))
     failed = naslake("run", jobs / "sensor_readings.toml", "--output", lake, check_codes=None)
-    assert failed.code in (1, 2), failed.stdout + failed.stderr
+    assert failed.code == 1, failed.stdout + failed.stderr
+    assert '"table written","table":"sensor_readings"' in failed.stdout
     assert "failed" in failed.stdout
     catalog_after = {p.name: p.read_text() for p in (lake / "_naslake" / "catalog" / "naslake").glob("*.json")}
     assert catalog_after == catalog_before

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::compute::can_cast_types;
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -16,7 +16,9 @@ use datafusion::physical_plan::{
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::error::{Error, Result};
-use crate::job::JobTable;
+use crate::files_table::FilesTable;
+use crate::job::{Job, JobTable};
+use datafusion::execution::object_store::ObjectStoreUrl;
 
 /// Memory the query engine's buffering operators may hold unless
 /// `NASLAKE_MEMORY_LIMIT` says otherwise. Streaming work (CSV extraction, writing)
@@ -58,6 +60,28 @@ pub fn session() -> Result<SessionContext> {
     Ok(ctx)
 }
 
+/// Plans every table's SQL against its sources' columns and the earlier tables'
+/// (all empty), so a SQL file that does not plan, or returns other columns than
+/// its schema file, fails before any work.
+pub async fn check_job_sql(job: &Job) -> Result<()> {
+    let ctx = session()?;
+    for source in &job.sources {
+        let empty = datafusion::datasource::MemTable::try_new(source.schema(), vec![vec![]])?;
+        ctx.register_table(source.name(), Arc::new(empty))?;
+    }
+    for table in job.tables.iter().filter(|t| t.sql.is_some()) {
+        plan_table(&ctx, table).await?;
+        let written = FilesTable::new(
+            table.schema.file_schema(),
+            &table.schema.partition_key_names(),
+            ObjectStoreUrl::local_filesystem(),
+            Vec::new(),
+        );
+        ctx.register_table(table.name.as_str(), Arc::new(written))?;
+    }
+    Ok(())
+}
+
 /// The physical plan of a table's SQL; errors name the table.
 pub async fn plan_table(ctx: &SessionContext, table: &JobTable) -> Result<Arc<dyn ExecutionPlan>> {
     let sql = table
@@ -81,22 +105,7 @@ pub async fn plan_table(ctx: &SessionContext, table: &JobTable) -> Result<Arc<dy
 pub fn check_output(table: &JobTable, got: &SchemaRef) -> Result<()> {
     let want = table.schema.table_schema();
     let nfile = table.schema.columns.len();
-    let names_match = got.fields().len() == want.fields().len()
-        && got
-            .fields()
-            .iter()
-            .zip(want.fields())
-            .all(|(g, w)| g.name() == w.name());
-    if !names_match {
-        let g: Vec<&str> = got.fields().iter().map(|f| f.name().as_str()).collect();
-        let w: Vec<&str> = want.fields().iter().map(|f| f.name().as_str()).collect();
-        return Err(Error::config(format!(
-            "table {}: the SQL returns columns [{}] but the schema file declares [{}] (file columns, then partition keys)",
-            table.name,
-            g.join(", "),
-            w.join(", ")
-        )));
-    }
+    check_column_names(&table.name, got, &want)?;
     for (i, (g, w)) in got.fields().iter().zip(want.fields()).enumerate() {
         let target = if i >= nfile {
             &DataType::Utf8
@@ -114,6 +123,26 @@ pub fn check_output(table: &JobTable, got: &SchemaRef) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The SQL returns the columns its schema file declares, by name and in order.
+pub fn check_column_names(table: &str, got: &Schema, want: &Schema) -> Result<()> {
+    let names_match = got.fields().len() == want.fields().len()
+        && got
+            .fields()
+            .iter()
+            .zip(want.fields())
+            .all(|(g, w)| g.name() == w.name());
+    if names_match {
+        return Ok(());
+    }
+    let g: Vec<&str> = got.fields().iter().map(|f| f.name().as_str()).collect();
+    let w: Vec<&str> = want.fields().iter().map(|f| f.name().as_str()).collect();
+    Err(Error::config(format!(
+        "table {table}: the SQL returns columns [{}] but the schema file declares [{}] (file columns, then partition keys)",
+        g.join(", "),
+        w.join(", ")
+    )))
 }
 
 /// The plan's output as `writers` streams: with one writer, one stream (which

@@ -67,15 +67,14 @@ impl Staged {
 /// A data file this run wrote.
 #[derive(Debug, Clone, Serialize)]
 pub struct WrittenFile {
-    #[serde(serialize_with = "ser_path")]
+    /// The key in the output's store.
+    #[serde(skip)]
     pub path: ObjPath,
+    /// The full address (`file:///…`, `s3://bucket/…`), for the report.
+    pub url: String,
     pub partition_values: Vec<String>,
     pub rows: u64,
     pub bytes: u64,
-}
-
-fn ser_path<S: serde::Serializer>(p: &ObjPath, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(p.as_ref())
 }
 
 struct OpenFile {
@@ -175,22 +174,7 @@ impl TableWriter {
     fn conform(&self, batch: &RecordBatch) -> Result<RecordBatch> {
         let got = batch.schema();
         let want = &self.table_schema;
-        let names_match = got.fields().len() == want.fields().len()
-            && got
-                .fields()
-                .iter()
-                .zip(want.fields())
-                .all(|(g, w)| g.name() == w.name());
-        if !names_match {
-            let g: Vec<&str> = got.fields().iter().map(|f| f.name().as_str()).collect();
-            let w: Vec<&str> = want.fields().iter().map(|f| f.name().as_str()).collect();
-            return Err(Error::config(format!(
-                "table {}: the SQL returns columns [{}] but the schema file declares [{}] (file columns, then partition keys)",
-                self.table,
-                g.join(", "),
-                w.join(", ")
-            )));
-        }
+        crate::transform::check_column_names(&self.table, &got, want)?;
         let opts = CastOptions {
             safe: false,
             ..Default::default()
@@ -332,6 +316,7 @@ impl TableWriter {
             debug_assert_eq!(meta.file_metadata().num_rows() as u64, f.rows);
             self.staged.add(f.path.clone());
             self.written.push(WrittenFile {
+                url: self.output.url_of(&f.path),
                 path: f.path,
                 partition_values: values.to_vec(),
                 rows: f.rows,

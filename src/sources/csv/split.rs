@@ -72,25 +72,32 @@ impl Splitter {
                         pos = qpos + 1;
                     }
                 },
-                State::In => match memchr(self.quote, &buf[pos..]) {
-                    None => pos = len,
-                    Some(q) => {
-                        self.state = State::QuoteIn;
-                        pos += q + 1;
-                    }
-                },
-                State::QuoteIn => {
-                    if buf[pos] == self.quote {
-                        self.state = State::In;
-                        pos += 1;
-                    } else {
-                        // Closing quote: re-read this byte outside the quoted field.
-                        self.state = State::Out;
-                    }
-                }
+                State::In | State::QuoteIn => pos = self.step_quoted(buf, pos),
             }
         }
         self.scanned = len;
+    }
+
+    /// One step inside a quoted field from `pos`; returns where scanning goes on.
+    fn step_quoted(&mut self, buf: &[u8], pos: usize) -> usize {
+        match self.state {
+            State::In => match memchr(self.quote, &buf[pos..]) {
+                None => buf.len(),
+                Some(q) => {
+                    self.state = State::QuoteIn;
+                    pos + q + 1
+                }
+            },
+            State::QuoteIn if buf[pos] == self.quote => {
+                self.state = State::In;
+                pos + 1
+            }
+            _ => {
+                // Closing quote: re-read this byte outside the quoted field.
+                self.state = State::Out;
+                pos
+            }
+        }
     }
 
     /// Scans on from where the last call stopped until the first record boundary,
@@ -117,21 +124,7 @@ impl Splitter {
                         pos = qpos + 1;
                     }
                 },
-                State::In => match memchr(self.quote, &buf[pos..]) {
-                    None => pos = len,
-                    Some(q) => {
-                        self.state = State::QuoteIn;
-                        pos += q + 1;
-                    }
-                },
-                State::QuoteIn => {
-                    if buf[pos] == self.quote {
-                        self.state = State::In;
-                        pos += 1;
-                    } else {
-                        self.state = State::Out;
-                    }
-                }
+                State::In | State::QuoteIn => pos = self.step_quoted(buf, pos),
             }
         }
         self.scanned = len;
