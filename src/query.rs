@@ -10,7 +10,7 @@ use datafusion::prelude::SessionContext;
 use crate::catalog::{Catalog, TableEntry};
 use crate::error::{Error, Result};
 use crate::files_table::{FilesTable, TableFile};
-use crate::job::schema::glue_to_arrow;
+use crate::schema::glue_to_arrow;
 use crate::storage::Location;
 use crate::transform;
 

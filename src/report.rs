@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::discover::manifest::lock;
 use crate::discover::{ItemCounts, SourceListing, WorkItem};
 use crate::job::WriteMode;
+use crate::sync::lock;
 use crate::write::WrittenFile;
 
 /// How a run ended (or that it is still going).

@@ -23,7 +23,7 @@ use crate::error::{EXIT_OK, EXIT_REJECTS, Error, Result};
 use crate::files_table::{FilesTable, TableFile};
 use crate::job::{Job, JobTable};
 use crate::report::{FileReport, RunReport, RunStatus, SourceReport, Totals, Warnings};
-use crate::sources::{AnySource, Feed, Registry};
+use crate::sources::{AnySource, Drain, Feed, Registry};
 use crate::storage::{Location, redact_url};
 use crate::transform;
 use crate::write::{self, Staged, TableWriter, WrittenFile};
@@ -280,7 +280,8 @@ impl Run<'_> {
                 prefix.map(|_| listing)
             }));
         }
-        let written = self.write_tables(feeds).await;
+        let drains: Vec<Arc<Drain>> = feeds.iter().map(|_| Arc::default()).collect();
+        let written = self.write_tables(feeds, &drains).await;
         // The readers drained (or dropped) the discovery channels: listing is over.
         let mut listings = Vec::new();
         let mut listing_error = None;
@@ -301,9 +302,18 @@ impl Run<'_> {
             return Err(e);
         }
         check_not_empty(self.job, self.input, &listings).await?;
+        for (source, drain) in self.job.sources.iter().zip(&drains) {
+            if !drain.complete() {
+                return Err(Error::Accounting(format!(
+                    "source `{}` was not read to the end: the job's SQL stopped reading it early (a LIMIT?), so the rest would be neither loaded nor rejected",
+                    source.name()
+                )));
+            }
+        }
+        let rejects_name = &self.job.rejects_table().name;
         let rejects_rows = tables
             .iter()
-            .find(|t| t.table.spec.from.is_some())
+            .find(|t| &t.table.name == rejects_name)
             .map_or(0, |t| t.rows);
         accounting::check(&self.manifest.items(), rejects_rows)?;
         Ok(tables)
@@ -314,6 +324,7 @@ impl Run<'_> {
     async fn write_tables(
         &self,
         mut feeds: Vec<async_channel::Receiver<DiscoveredItem>>,
+        drains: &[Arc<Drain>],
     ) -> Result<Vec<TableFiles>> {
         let ctx = transform::session()?;
         let (rejects_tx, rejects_rx) = async_channel::bounded::<RecordBatch>(64);
@@ -321,7 +332,7 @@ impl Run<'_> {
         let rejects_writer = self.table_writer(&rejects_table, Default::default())?;
         let rejects_task = tokio::spawn(write_rejects(rejects_writer, rejects_rx));
 
-        for (source, items) in self.job.sources.iter().zip(feeds.drain(..)) {
+        for ((source, items), drain) in self.job.sources.iter().zip(feeds.drain(..)).zip(drains) {
             let feed = Feed {
                 items,
                 // Only a source that reads listed objects reads from the input.
@@ -329,6 +340,7 @@ impl Run<'_> {
                 rejects: rejects_tx.clone(),
                 partitions: transform::cores(),
                 progress: self.progress.clone(),
+                drain: drain.clone(),
             };
             ctx.register_table(
                 source.name(),

@@ -171,6 +171,21 @@ def test_sql_that_stops_reading_early_fails_promptly_and_changes_nothing(tmp_pat
     assert parquet_files(lake) == files_before
 
 
+def test_sql_that_stops_early_on_a_small_input_fails_too(tmp_path):
+    """On the small samples the readers have handed every unit over before the LIMIT
+    stops the query: what the parsers never took would still be lost, so the run
+    fails the same way (exit 1, "not read to the end") and changes nothing."""
+    lake = tmp_path / "lake"
+    run_job(SENSOR_JOB, lake)
+    catalog_before, files_before = catalog_snapshot(lake), parquet_files(lake)
+    job = variant_job(tmp_path, **{"sensor_readings.sql": lambda sql: f"SELECT * FROM (\n{sql}\n) LIMIT 5\n"})
+    run = run_limited("run", job, "--output", lake, lake=lake)
+    assert run.code == 1, message(run)
+    assert "not read to the end" in run.stdout
+    assert catalog_snapshot(lake) == catalog_before
+    assert parquet_files(lake) == files_before
+
+
 def test_null_in_non_nullable_column_late_in_the_stream_fails_promptly_and_changes_nothing(tmp_path, big_input):
     """The SQL makes a NOT NULL column (sensor_id) NULL for lines after 500000, so the
     writer fails in the middle of the stream, with files of the table already written.

@@ -10,7 +10,7 @@ use datafusion::arrow::array::{Array, AsArray, Int64Array, RecordBatch, StringAr
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use futures::future::BoxFuture;
 use naslake::discover::{Fingerprint, ItemSink, WorkItem};
-use naslake::job::schema::TableSchema;
+use naslake::schema::TableSchema;
 use naslake::sources::{Emitter, ItemInput, Parsed, Parser, ReadError, Registry, Source};
 
 #[derive(Debug)]

@@ -111,12 +111,12 @@ mod tests {
     use crate::catalog::table_input::Column;
 
     fn table(cols: &[(&str, &str)], keys: &[&str]) -> TableInput {
-        let schema = crate::job::schema::TableSchema {
+        let schema = crate::schema::TableSchema {
             name: "t".into(),
             description: "d".into(),
             columns: cols
                 .iter()
-                .map(|(n, t)| crate::job::schema::ColumnDef {
+                .map(|(n, t)| crate::schema::ColumnDef {
                     name: n.to_string(),
                     type_name: t.to_string(),
                     nullable: true,
@@ -125,7 +125,7 @@ mod tests {
                 .collect(),
             partition_keys: keys
                 .iter()
-                .map(|k| crate::job::schema::ColumnDef {
+                .map(|k| crate::schema::ColumnDef {
                     name: k.to_string(),
                     type_name: "string".into(),
                     nullable: true,

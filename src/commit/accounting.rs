@@ -16,7 +16,7 @@ pub fn check(items: &[DiscoveredItem], rejects_rows: u64) -> Result<()> {
                 d.item.key, c.records, c.loaded, c.rejected
             )));
         }
-        if !d.stats.finished.load(std::sync::atomic::Ordering::Acquire) {
+        if !d.stats.done() {
             unread.push(d.item.key.clone());
         }
         expected_rejects += c.rejected + u64::from(c.item_error.is_some());

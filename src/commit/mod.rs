@@ -80,7 +80,7 @@ pub async fn plan(
             if t.spec.mode == WriteMode::Append {
                 // Appending copies the registered files forward, so they must be
                 // where this run writes.
-                for location in locations(b, t) {
+                for location in locations(b) {
                     let inside = output
                         .key_of_url(&location)
                         .is_some_and(|k| k.prefix_matches(&prefix));
@@ -115,9 +115,10 @@ pub async fn plan(
 }
 
 /// The locations a catalog entry points readers at: each partition's, or the
-/// table's own when it has no partition keys.
-fn locations(entry: &TableEntry, t: &JobTable) -> Vec<String> {
-    if t.schema.partition_keys.is_empty() {
+/// table's own when it has no partition keys (the entry's own keys: a run may be
+/// changing them).
+fn locations(entry: &TableEntry) -> Vec<String> {
+    if entry.table_input.partition_keys.is_empty() {
         vec![entry.table_input.storage_descriptor.location.clone()]
     } else {
         entry
@@ -130,14 +131,10 @@ fn locations(entry: &TableEntry, t: &JobTable) -> Vec<String> {
 
 /// The locations of `before` that this run's entry no longer points at, keyed
 /// by partition values (`[]` for an unpartitioned table).
-fn replaced_locations(
-    t: &TableFiles,
-    before: &TableEntry,
-    after: &TableEntry,
-) -> BTreeMap<Vec<String>, String> {
-    let keep: BTreeSet<String> = locations(after, &t.table).into_iter().collect();
+fn replaced_locations(before: &TableEntry, after: &TableEntry) -> BTreeMap<Vec<String>, String> {
+    let keep: BTreeSet<String> = locations(after).into_iter().collect();
     let mut out = BTreeMap::new();
-    if t.table.schema.partition_keys.is_empty() {
+    if before.table_input.partition_keys.is_empty() {
         let loc = before.table_input.storage_descriptor.location.clone();
         if !keep.contains(&loc) {
             out.insert(Vec::new(), loc);
@@ -247,10 +244,14 @@ async fn copy_forward(
         })?;
         let to = plan.placement.dir(values);
         for file in cleanup::data_files(output, &from).await? {
-            let name = file.filename().unwrap_or_default().to_string();
-            let target = output.literal_child(&to, &name);
+            let name = file.filename().ok_or_else(|| {
+                Error::Accounting(format!("{} has no file name", output.url_of(&file)))
+            })?;
+            let target = output.literal_child(&to, name);
+            // Staged before the copy: a copy that was made but whose answer was
+            // lost is still removed if the run fails.
+            staged.add(target.clone());
             output.store.copy(&file, &target).await?;
-            staged.add(target);
             copied += 1;
         }
     }
@@ -289,7 +290,7 @@ pub async fn commit(
             .ok_or_else(|| Error::Accounting(format!("table {} was not planned", t.table.name)))?;
         let after = entry_after(job, database, output, run_id, t, plan)?;
         let gone = match &plan.before {
-            Some(before) => replaced_locations(t, before, &after),
+            Some(before) => replaced_locations(before, &after),
             None => BTreeMap::new(),
         };
         if t.table.spec.mode == WriteMode::Append && !t.table.spec.projection.is_empty() {

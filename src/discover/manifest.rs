@@ -8,7 +8,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
+
+use crate::sync::lock;
 
 use serde::{Deserialize, Serialize};
 
@@ -82,8 +84,11 @@ pub struct ItemStats {
     item_error: Mutex<Option<String>>,
     /// Counters of the source kind's own (`blank_lines` for CSV), reported as is.
     notes: Mutex<BTreeMap<&'static str, u64>>,
-    /// The source read the item to its end (or rejected it).
+    /// The source's reader read the item to its end (or rejected it).
     pub finished: AtomicBool,
+    /// Units of the item sent to the parsers and not parsed yet (kept by the host):
+    /// an item is done when it is finished and none is pending.
+    pub(crate) pending_units: AtomicU64,
 }
 
 /// A snapshot of [`ItemStats`] for the run report.
@@ -97,12 +102,6 @@ pub struct ItemCounts {
     pub item_error: Option<String>,
     #[serde(flatten)]
     pub notes: BTreeMap<String, u64>,
-}
-
-/// A lock whose holder panicked still guards consistent data here (counters and
-/// lists that are only pushed to): take it rather than lose what it holds.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl ItemStats {
@@ -125,13 +124,14 @@ impl ItemStats {
         lock(&self.item_error).get_or_insert_with(|| reason.to_string());
     }
 
-    pub fn has_item_error(&self) -> bool {
-        lock(&self.item_error).is_some()
-    }
-
     /// Adds to one of the source kind's own counters.
     pub fn note(&self, name: &'static str, n: u64) {
         *lock(&self.notes).entry(name).or_default() += n;
+    }
+
+    /// Read to the end by its source, and every unit of it parsed.
+    pub fn done(&self) -> bool {
+        self.finished.load(Ordering::Acquire) && self.pending_units.load(Ordering::Acquire) == 0
     }
 
     /// Counts records found, loaded and rejected at once.

@@ -1,17 +1,16 @@
 //! What to do: a job spec ([`spec`]) with its sources configured, its table
-//! schemas ([`schema`]) loaded and its SQL read, checked completely before any work.
+//! schemas ([`crate::schema`]) loaded and its SQL read, checked completely before any work.
 
 pub mod params;
-pub mod schema;
 pub mod spec;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::schema::{self, TableSchema};
 use crate::sources::{AnySource, Registry};
 use params::{apply_override, substitute_params};
-use schema::TableSchema;
 pub use spec::{
     COMMON_SOURCE_KEYS, Compression, JobSpec, Projection, SourceSpec, TableFrom, TableSpec,
     WriteMode,

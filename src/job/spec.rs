@@ -43,29 +43,7 @@ fn default_database() -> String {
     "naslake".into()
 }
 
-/// What every source has; the rest of `sources.NAME` is its kind's options.
-#[derive(Debug, Clone, Deserialize)]
-pub struct SourceSpec {
-    /// The source kind (`csv`, …).
-    pub format: String,
-    /// Key prefix under the job's input location (sources that list objects).
-    #[serde(default)]
-    pub prefix: String,
-    /// Accepted key endings, compared case-insensitively; the kind's by default.
-    #[serde(default)]
-    pub suffixes: Option<Vec<String>>,
-    /// A run that finds nothing to read for this source goes on (and, with
-    /// `overwrite`, empties the table). Off by default: a typo, an unmounted share
-    /// or an access point that lists nothing must not empty a production table.
-    #[serde(default)]
-    pub allow_empty: bool,
-    /// The kind's own options.
-    #[serde(flatten)]
-    pub options: toml::Table,
-}
-
-/// The keys every source takes, for messages.
-pub const COMMON_SOURCE_KEYS: &str = "format, prefix, suffixes, allow_empty";
+pub use crate::sources::{COMMON_SOURCE_KEYS, SourceSpec};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -357,7 +335,7 @@ impl JobSpec {
 }
 
 fn is_sql_identifier(s: &str) -> bool {
-    crate::job::schema::check_identifier("name", s).is_ok()
+    crate::schema::check_identifier("name", s).is_ok()
 }
 
 #[cfg(test)]

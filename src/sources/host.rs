@@ -7,13 +7,18 @@
 //! partition of the table pulls units from it and parses them, so parsing runs on
 //! every core. A source can be scanned once per run.
 //!
-//! Ending early is safe: the readers hold only the sending side of the unit
-//! channel, the table and its streams the receiving side. When the query stops
-//! reading (a `LIMIT`, a failed write) and drops them, the channel closes, the
-//! readers' next send fails, and they stop, dropping their rejects senders so the
-//! rejects writer finishes too. The runner then sees items not read to the end.
+//! Ending early is safe and prompt. A partition stream dropped before it drained
+//! the unit channel (a `LIMIT`, a failed write) sets the table's abort flag: the
+//! readers stop at their next unit or item. The readers hold only the sending side
+//! of the unit channel, so once the session drops the table the channel closes
+//! too. Either way they drop their rejects senders, and the rejects writer ends.
+//!
+//! Nothing is lost on the way: each unit carries its item's stats, which count the
+//! item's units not parsed yet; an item is done only when its reader finished and
+//! every unit of it was parsed, and a source is drained only when every partition
+//! that ran saw the channel close ([`Drain`]). The runner fails a run otherwise.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::RecordBatch;
@@ -27,9 +32,9 @@ use object_store::ObjectStore;
 
 use super::object::{ItemInput, ObjectRef, ReadError};
 use super::{Configured, Emitter, Parsed, Parser, Source};
-use crate::discover::DiscoveredItem;
-use crate::discover::manifest::lock;
+use crate::discover::{DiscoveredItem, ItemStats};
 use crate::storage::Location;
+use crate::sync::lock;
 
 /// What a source's table is fed from.
 pub struct Feed {
@@ -41,17 +46,40 @@ pub struct Feed {
     /// Partitions of the table (parsers running at once).
     pub partitions: usize,
     pub progress: indicatif::ProgressBar,
+    /// Filled in as the table's partitions run; the runner checks it afterwards.
+    pub drain: Arc<Drain>,
 }
+
+/// Whether a source's table was read to its end: every partition that started
+/// saw the unit channel close (and gave what its parser held back).
+#[derive(Debug, Default)]
+pub struct Drain {
+    started: AtomicUsize,
+    drained: AtomicUsize,
+}
+
+impl Drain {
+    /// True when no partition that started stopped before the end.
+    pub fn complete(&self) -> bool {
+        self.started.load(Ordering::Acquire) == self.drained.load(Ordering::Acquire)
+    }
+}
+
+/// A unit on its way to a parser, with the stats of the item it belongs to.
+pub(crate) type Sent<U> = (U, Arc<ItemStats>);
 
 /// Shared by the table's partitions.
 struct TableSide<S: Source> {
     source: Arc<Configured<S>>,
-    units: async_channel::Receiver<S::Unit>,
+    units: async_channel::Receiver<Sent<S::Unit>>,
     rejects: async_channel::Sender<RecordBatch>,
     /// Taken by the first partition that runs, which starts the readers.
     readers: Mutex<Option<ReaderSide<S>>>,
     /// Set by a reader when storage fails; the query then fails with it.
     error: Arc<Mutex<Option<String>>>,
+    /// Set when a partition stops before the end: the readers stop too.
+    abort: Arc<AtomicBool>,
+    drain: Arc<Drain>,
     executions: AtomicUsize,
     partitions: usize,
 }
@@ -60,10 +88,11 @@ struct TableSide<S: Source> {
 struct ReaderSide<S: Source> {
     source: Arc<Configured<S>>,
     items: async_channel::Receiver<DiscoveredItem>,
-    units: async_channel::Sender<S::Unit>,
+    units: async_channel::Sender<Sent<S::Unit>>,
     rejects: async_channel::Sender<RecordBatch>,
     store: Option<(Arc<dyn ObjectStore>, Location)>,
     error: Arc<Mutex<Option<String>>>,
+    abort: Arc<AtomicBool>,
     progress: indicatif::ProgressBar,
     runtime: tokio::runtime::Handle,
 }
@@ -77,6 +106,7 @@ impl<S: Source> Clone for ReaderSide<S> {
             rejects: self.rejects.clone(),
             store: self.store.clone(),
             error: self.error.clone(),
+            abort: self.abort.clone(),
             progress: self.progress.clone(),
             runtime: self.runtime.clone(),
         }
@@ -98,6 +128,7 @@ pub fn table<S: Source>(
 ) -> datafusion::error::Result<StreamingTable> {
     let (units_tx, units_rx) = async_channel::bounded(S::UNITS_IN_FLIGHT.max(1));
     let error = Arc::new(Mutex::new(None));
+    let abort = Arc::new(AtomicBool::new(false));
     let schema = source.kind.schema();
     let readers = ReaderSide {
         source: source.clone(),
@@ -106,6 +137,7 @@ pub fn table<S: Source>(
         rejects: feed.rejects.clone(),
         store: feed.input.map(|l| (l.store.clone(), l)),
         error: error.clone(),
+        abort: abort.clone(),
         progress: feed.progress,
         runtime: tokio::runtime::Handle::current(),
     };
@@ -115,6 +147,8 @@ pub fn table<S: Source>(
         rejects: feed.rejects,
         readers: Mutex::new(Some(readers)),
         error,
+        abort,
+        drain: feed.drain,
         executions: AtomicUsize::new(0),
         partitions: feed.partitions.max(1),
     });
@@ -147,6 +181,16 @@ struct PartitionState<S: Source> {
     done: bool,
 }
 
+impl<S: Source> Drop for PartitionState<S> {
+    fn drop(&mut self) {
+        if !self.done {
+            // Dropped before the end: whatever is still coming would be lost, so
+            // the readers stop and the source is not drained.
+            self.side.abort.store(true, Ordering::Release);
+        }
+    }
+}
+
 impl<S: Source> PartitionStream for Partition<S> {
     fn schema(&self) -> &SchemaRef {
         &self.schema
@@ -157,7 +201,7 @@ impl<S: Source> PartitionStream for Partition<S> {
         let schema = self.schema.clone();
         if side.executions.fetch_add(1, Ordering::SeqCst) >= side.partitions {
             let err = DataFusionError::Execution(format!(
-                "source `{}` is read more than once by the job's SQL; read it once and use a CTE or an earlier table",
+                "source `{}` is read more than once by the job's SQL (a CTE used twice reads it twice too); read it once, into a table of the job that later SQL reads",
                 side.source.name
             ));
             return Box::pin(RecordBatchStreamAdapter::new(
@@ -165,6 +209,7 @@ impl<S: Source> PartitionStream for Partition<S> {
                 futures::stream::once(async move { Err(err) }),
             ));
         }
+        side.drain.started.fetch_add(1, Ordering::AcqRel);
         if let Some(readers) = lock(&side.readers).take() {
             start_readers(readers);
         }
@@ -179,8 +224,9 @@ impl<S: Source> PartitionStream for Partition<S> {
             }
             loop {
                 match st.side.units.recv().await {
-                    Ok(unit) => {
+                    Ok((unit, stats)) => {
                         let Parsed { batch, rejects } = st.parser.parse(unit);
+                        stats.pending_units.fetch_sub(1, Ordering::AcqRel);
                         if let Err(e) = send_rejects(&st.side, rejects).await {
                             st.done = true;
                             return Some((Err(e), st));
@@ -191,11 +237,16 @@ impl<S: Source> PartitionStream for Partition<S> {
                     }
                     Err(_closed) => {
                         st.done = true;
-                        if let Some(b) = st.parser.finish().filter(|b| b.num_rows() > 0) {
-                            return Some((Ok(b), st));
-                        }
+                        st.side.drain.drained.fetch_add(1, Ordering::AcqRel);
                         let err = lock(&st.side.error).clone();
-                        return err.map(|e| (Err(DataFusionError::External(e.into())), st));
+                        if let Some(e) = err {
+                            return Some((Err(DataFusionError::External(e.into())), st));
+                        }
+                        return st
+                            .parser
+                            .finish()
+                            .filter(|b| b.num_rows() > 0)
+                            .map(|b| (Ok(b), st));
                     }
                 }
             }
@@ -242,27 +293,41 @@ fn read_items<S: Source>(side: ReaderSide<S>) {
         source: kind,
         units: &side.units,
         rejects: &side.rejects,
+        abort: &side.abort,
+        item: None,
     };
     while let Ok(found) = side.items.recv_blocking() {
+        // Items still buffered after a stop are not read (the run is failing).
+        if side.abort.load(Ordering::Acquire) || lock(&side.error).is_some() {
+            break;
+        }
         let object = side.store.as_ref().map(|(store, input)| ObjectRef {
             store: store.clone(),
             path: input.key_path(&found.item.key),
             local: input.is_local(),
-            runtime: side.runtime.clone(),
         });
         let input = ItemInput {
             item: &found.item,
             stats: &found.stats,
             object,
+            runtime: &side.runtime,
             progress: &side.progress,
         };
-        let outcome = match kind.read(&input, &mut out) {
-            Err(ReadError::Changed(why)) => {
-                let reason = ReadError::Changed(why).to_string();
+        out.item = Some(found.stats.clone());
+        let read =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kind.read(&input, &mut out)));
+        let outcome = match read {
+            Ok(Err(e @ (ReadError::Changed(_) | ReadError::Rejected(_)))) => {
+                let reason = e.to_string();
                 found.stats.set_item_error(&reason);
                 out.reject(kind.item_rejected(&found.item, &reason))
             }
-            other => other,
+            Ok(other) => other,
+            Err(panic) => Err(ReadError::Storage(format!(
+                "the `{}` reader panicked: {} (a bug: please report it with the file's kind, not its contents)",
+                S::FORMAT,
+                panic_message(panic.as_ref())
+            ))),
         };
         match outcome {
             Ok(()) => found.stats.finished.store(true, Ordering::Release),
@@ -273,7 +338,14 @@ fn read_items<S: Source>(side: ReaderSide<S>) {
             }
         }
     }
-    // Stop discovery early if this reader stopped early; the other readers then
-    // find the channel closed too.
+    // Stop discovery early if this reader stopped early.
     side.items.close();
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into())
 }

@@ -30,10 +30,34 @@ use futures::future::BoxFuture;
 
 use crate::discover::{ItemSink, ObjectFilter, WorkItem};
 use crate::error::{Error, Result};
-use crate::job::schema::TableSchema;
-use crate::job::spec::SourceSpec;
-pub use host::Feed;
+use crate::schema::TableSchema;
+pub use host::{Drain, Feed};
 pub use object::{ItemInput, PinnedRead, ReadError};
+use serde::Deserialize;
+
+/// What every source has; the rest of `sources.NAME` is its kind's options.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SourceSpec {
+    /// The source kind (`csv`, …).
+    pub format: String,
+    /// Key prefix under the job's input location (sources that list objects).
+    #[serde(default)]
+    pub prefix: String,
+    /// Accepted key endings, compared case-insensitively; the kind's by default.
+    #[serde(default)]
+    pub suffixes: Option<Vec<String>>,
+    /// A run that finds nothing to read for this source goes on (and, with
+    /// `overwrite`, empties the table). Off by default: a typo, an unmounted share
+    /// or an access point that lists nothing must not empty a production table.
+    #[serde(default)]
+    pub allow_empty: bool,
+    /// The kind's own options.
+    #[serde(flatten)]
+    pub options: toml::Table,
+}
+
+/// The keys every source takes, for messages.
+pub const COMMON_SOURCE_KEYS: &str = "format, prefix, suffixes, allow_empty";
 
 /// One source kind.
 pub trait Source: Debug + Send + Sync + Sized + 'static {
@@ -114,17 +138,33 @@ pub struct Parsed<R> {
 /// rejects writer. Both block while the consumer is behind (bounded channels).
 pub struct Emitter<'a, S: Source> {
     pub(crate) source: &'a S,
-    pub(crate) units: &'a async_channel::Sender<S::Unit>,
+    pub(crate) units: &'a async_channel::Sender<host::Sent<S::Unit>>,
     pub(crate) rejects: &'a async_channel::Sender<RecordBatch>,
+    pub(crate) abort: &'a std::sync::atomic::AtomicBool,
+    /// The stats of the item being read, which count its units in flight.
+    pub(crate) item: Option<Arc<crate::discover::ItemStats>>,
 }
 
 impl<S: Source> Emitter<'_, S> {
     /// Hands a unit to the parsers; `Cancelled` when nobody reads any more (the
     /// job's SQL stopped early, or the run is failing).
     pub fn unit(&mut self, unit: S::Unit) -> Result<(), ReadError> {
-        self.units
-            .send_blocking(unit)
-            .map_err(|_| ReadError::Cancelled)
+        use std::sync::atomic::Ordering;
+        if self.abort.load(Ordering::Acquire) {
+            return Err(ReadError::Cancelled);
+        }
+        let stats = self
+            .item
+            .clone()
+            .ok_or_else(|| ReadError::Storage("a unit sent outside an item".into()))?;
+        stats.pending_units.fetch_add(1, Ordering::AcqRel);
+        self.units.send_blocking((unit, stats)).map_err(|e| {
+            e.into_inner()
+                .1
+                .pending_units
+                .fetch_sub(1, Ordering::AcqRel);
+            ReadError::Cancelled
+        })
     }
 
     /// Sends rejects to the rejects table; an error when the rejects writer stopped

@@ -5,9 +5,12 @@
 //! (its ETag and size) is compared with the listing before a byte is used:
 //!
 //! - the same version: read up to the listed size;
-//! - a local file that grew (same inode, more bytes: a log being appended to): the
-//!   listed bytes are read and the source is told ([`PinnedRead::grew_to`]), so a
-//!   half-written last record is rejected rather than loaded;
+//! - a local file that grew (same inode, more bytes: a log being appended to): a
+//!   source that reads records ([`ItemInput::open_growing`]) gets the listed bytes
+//!   and is told ([`PinnedRead::grew_to`]), so a half-written last record is
+//!   rejected rather than loaded; to any other source the file has changed;
+//! - a file that ends before its listed size while it is read (truncated in
+//!   place) is an error of the read, which the source rejects the rest for;
 //! - anything else (an S3 object has no appends: another ETag is another object; a
 //!   local file replaced or truncated; an object deleted): the item is rejected with
 //!   "changed while reading", and the run goes on.
@@ -29,6 +32,9 @@ pub enum ReadError {
     Storage(String),
     /// The item is not what was listed: it is rejected whole, the run goes on.
     Changed(String),
+    /// The source rejects the item whole for this reason (it is not what the
+    /// source reads); the run goes on.
+    Rejected(String),
     /// Nobody reads the units any more (the job's SQL stopped early, or the run is
     /// failing): stop quietly.
     Cancelled,
@@ -41,6 +47,7 @@ impl std::fmt::Display for ReadError {
         match self {
             ReadError::Storage(e) => write!(f, "{e}"),
             ReadError::Changed(e) => write!(f, "changed while reading: {e}"),
+            ReadError::Rejected(e) => write!(f, "{e}"),
             ReadError::Cancelled => write!(f, "cancelled"),
             ReadError::RejectsClosed => write!(f, "the rejects writer stopped"),
         }
@@ -52,6 +59,7 @@ pub struct ItemInput<'a> {
     pub item: &'a WorkItem,
     pub stats: &'a Arc<ItemStats>,
     pub(crate) object: Option<ObjectRef>,
+    pub(crate) runtime: &'a tokio::runtime::Handle,
     pub(crate) progress: &'a indicatif::ProgressBar,
 }
 
@@ -61,7 +69,6 @@ pub(crate) struct ObjectRef {
     pub path: ObjPath,
     /// A local file system, where files are appended to in place.
     pub local: bool,
-    pub runtime: tokio::runtime::Handle,
 }
 
 /// An object opened for sequential reading.
@@ -79,6 +86,18 @@ enum Version {
     Listed,
     Grew(u64),
     Other(String),
+}
+
+impl Version {
+    /// For a read that must see the listed version only: growth is a change too.
+    fn into_strict(self, listed: u64) -> Version {
+        match self {
+            Version::Grew(n) => Version::Other(format!(
+                "grew from {listed} to {n} bytes after it was listed; the next run reads it as it is then"
+            )),
+            v => v,
+        }
+    }
 }
 
 fn compare(listed: &Fingerprint, now: &ObjectMeta, local: bool) -> Version {
@@ -126,20 +145,39 @@ fn compare(listed: &Fingerprint, now: &ObjectMeta, local: bool) -> Version {
 }
 
 impl ItemInput<'_> {
-    /// Opens the object for a sequential read of its listed bytes.
+    /// The runtime the reader's I/O runs on (the reader is a thread of its own:
+    /// `runtime().block_on(…)` for a kind's own calls, a REST client's say).
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        self.runtime
+    }
+
+    /// Opens the object for a sequential read of its listed bytes; an object that
+    /// changed in any way since it was listed is rejected.
     pub fn open(&self) -> Result<PinnedRead, ReadError> {
-        let Some(obj) = &self.object else {
-            return Err(ReadError::Storage(format!(
-                "{} is not an object under the input",
-                self.item.key
-            )));
-        };
+        let read = self.open_growing()?;
+        match read.grew_to {
+            None => Ok(read),
+            Some(n) => Err(ReadError::Changed(format!(
+                "grew from {} to {n} bytes after it was listed; the next run reads it as it is then",
+                self.item.fingerprint.size
+            ))),
+        }
+    }
+
+    /// [`Self::open`] for a source that reads records and can tell a record cut off
+    /// at the listed size: a local file that grew since it was listed is read as
+    /// listed, with [`PinnedRead::grew_to`] set.
+    pub fn open_growing(&self) -> Result<PinnedRead, ReadError> {
+        let obj = self.object()?;
         let listed = &self.item.fingerprint;
         let options = GetOptions {
             range: (listed.size > 0).then(|| (0..listed.size).into()),
             ..Default::default()
         };
-        let got = match obj.runtime.block_on(obj.store.get_opts(&obj.path, options)) {
+        let got = match self
+            .runtime
+            .block_on(obj.store.get_opts(&obj.path, options))
+        {
             Ok(got) => got,
             Err(e) => return Err(self.explain_failed_get(obj, e)),
         };
@@ -160,17 +198,64 @@ impl ItemInput<'_> {
                 let reader = tokio_util::io::StreamReader::new(s.boxed());
                 Box::new(tokio_util::io::SyncIoBridge::new_with_handle(
                     reader,
-                    obj.runtime.clone(),
+                    self.runtime.clone(),
                 ))
             }
         };
         Ok(PinnedRead {
             reader: Box::new(Counting {
                 inner: reader.take(listed.size),
+                read: 0,
+                listed: listed.size,
                 stats: self.stats.clone(),
                 progress: self.progress.clone(),
             }),
             grew_to,
+        })
+    }
+
+    /// Bytes `range` of the object as listed (clipped to its listed size), with
+    /// one ranged GET whose answer is checked against the listing: a header-only
+    /// reader reads a small first part and extends it only as far as it needs.
+    pub fn read_range(&self, range: std::ops::Range<u64>) -> Result<bytes::Bytes, ReadError> {
+        let obj = self.object()?;
+        let listed = &self.item.fingerprint;
+        let range = range.start.min(listed.size)..range.end.min(listed.size);
+        if range.is_empty() {
+            return Ok(bytes::Bytes::new());
+        }
+        let options = GetOptions {
+            range: Some(range.clone().into()),
+            ..Default::default()
+        };
+        let got = match self
+            .runtime
+            .block_on(obj.store.get_opts(&obj.path, options))
+        {
+            Ok(got) => got,
+            Err(e) => return Err(self.explain_failed_get(obj, e)),
+        };
+        if let Version::Other(why) = compare(listed, &got.meta, obj.local).into_strict(listed.size)
+        {
+            return Err(ReadError::Changed(why));
+        }
+        let bytes = self
+            .runtime
+            .block_on(got.bytes())
+            .map_err(|e| ReadError::Storage(crate::error::explain_storage(&e)))?;
+        self.stats
+            .bytes_read
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.progress.inc(bytes.len() as u64);
+        Ok(bytes)
+    }
+
+    fn object(&self) -> Result<&ObjectRef, ReadError> {
+        self.object.as_ref().ok_or_else(|| {
+            ReadError::Storage(format!(
+                "{} is not an object under the input",
+                self.item.key
+            ))
         })
     }
 
@@ -182,7 +267,7 @@ impl ItemInput<'_> {
                 "deleted after it was listed; the next run no longer sees it".into(),
             );
         }
-        match obj.runtime.block_on(obj.store.head(&obj.path)) {
+        match self.runtime.block_on(obj.store.head(&obj.path)) {
             Ok(now) => match compare(&self.item.fingerprint, &now, obj.local) {
                 Version::Other(why) => ReadError::Changed(why),
                 _ => ReadError::Storage(crate::error::explain_storage(&e)),
@@ -195,9 +280,13 @@ impl ItemInput<'_> {
     }
 }
 
-/// Counts bytes read from storage for the item's stats and the progress bar.
+/// Counts bytes read from storage for the item's stats and the progress bar, and
+/// turns an end before the listed size (the file was truncated while it was read)
+/// into an error rather than a short, quiet read.
 struct Counting<R> {
     inner: R,
+    read: u64,
+    listed: u64,
     stats: Arc<ItemStats>,
     progress: indicatif::ProgressBar,
 }
@@ -205,6 +294,16 @@ struct Counting<R> {
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() && self.read < self.listed {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the object ended after {} of its {} listed bytes: it was truncated while it was read",
+                    self.read, self.listed
+                ),
+            ));
+        }
+        self.read += n as u64;
         self.stats.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
         self.progress.inc(n as u64);
         Ok(n)

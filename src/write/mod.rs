@@ -34,10 +34,10 @@ use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjPath;
 use serde::Serialize;
 
-use crate::discover::manifest::lock;
 use crate::error::{Error, Result};
 use crate::job::{Compression, JobTable};
 use crate::storage::Location;
+use crate::sync::lock;
 use datafusion::execution::SendableRecordBatchStream;
 use futures::TryStreamExt;
 use layout::{HIVE_NULL_PARTITION, Placement};
@@ -120,7 +120,7 @@ impl TableWriter {
         let target_file_size = table.spec.target_file_size.as_u64();
         // Refuse types with no safe Athena mapping before anything is written.
         for f in schema.file_schema().fields() {
-            crate::job::schema::arrow_to_glue(f.data_type()).map_err(|e| {
+            crate::schema::arrow_to_glue(f.data_type()).map_err(|e| {
                 Error::config(format!("table {}: column {}: {e}", schema.name, f.name()))
             })?;
         }
@@ -275,6 +275,9 @@ impl TableWriter {
         self.tick += 1;
         if !self.open.contains_key(&values) {
             let path = self.new_file_path(&values);
+            // Staged before the upload starts: an upload that completed but whose
+            // answer was lost is still removed if the run fails.
+            self.staged.add(path.clone());
             let writer = AsyncArrowWriter::try_new(
                 BufWriter::with_capacity(self.output.store.clone(), path.clone(), UPLOAD_BUFFER),
                 self.file_schema.clone(),
@@ -314,7 +317,6 @@ impl TableWriter {
             // request (which could fail after the upload succeeded) is needed.
             let bytes = f.writer.bytes_written() as u64;
             debug_assert_eq!(meta.file_metadata().num_rows() as u64, f.rows);
-            self.staged.add(f.path.clone());
             self.written.push(WrittenFile {
                 url: self.output.url_of(&f.path),
                 path: f.path,
@@ -378,7 +380,7 @@ impl TableWriter {
         let keys: Vec<Vec<String>> = self.open.keys().cloned().collect();
         for k in keys {
             if let Err(e) = self.close(&k).await {
-                tracing::debug!(table = %self.table, error = %e, "an open file of a failed run did not complete");
+                tracing::warn!(table = %self.table, error = %e, "an open file of a failed run did not complete (it is removed with the run's other files if it became an object)");
             }
         }
     }

@@ -51,7 +51,7 @@ pub struct GlueCatalog {
 
 /// Glue database names follow Athena's rule for identifiers, like table names.
 pub fn check_database_name(db: &str) -> Result<()> {
-    crate::job::schema::check_identifier("database name", db)
+    crate::schema::check_identifier("database name", db)
         .map_err(|e| Error::config(format!("--catalog glue:{db}: {e}")))
 }
 

@@ -23,7 +23,7 @@ use datafusion::arrow::array::{ArrayRef, Int64Builder, RecordBatch, StringBuilde
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use crate::discover::{ItemStats, WorkItem};
-use crate::job::schema::TableSchema;
+use crate::schema::TableSchema;
 use crate::sources::{Emitter, ItemInput, ReadError, Source};
 pub use options::{CsvFormat, CsvOptions, InputColumn, InputType, TimestampFormat};
 use parse::ChunkParser;
@@ -83,7 +83,7 @@ impl Source for CsvSource {
     }
 
     fn read(&self, input: &ItemInput<'_>, out: &mut Emitter<'_, Self>) -> Result<(), ReadError> {
-        let pinned = input.open()?;
+        let pinned = input.open_growing()?;
         let key: Arc<str> = input.item.key.as_str().into();
         let stats = input.stats.clone();
         let grew = pinned.grew_to;
@@ -174,7 +174,9 @@ pub fn rejects_batch(rejects: &[Reject]) -> RecordBatch {
         Arc::new(raw_bytes.finish()),
         Arc::new(reason.finish()),
     ];
-    RecordBatch::try_new(CsvSource::rejects_table().file_schema(), columns)
+    static SCHEMA: std::sync::LazyLock<SchemaRef> =
+        std::sync::LazyLock::new(|| CsvSource::rejects_table().file_schema());
+    RecordBatch::try_new(SCHEMA.clone(), columns)
         .expect("rejects columns match the CSV rejects schema (a unit test checks)")
 }
 
@@ -532,14 +534,17 @@ mod tests {
                 store: input.store.clone(),
                 path: input.key_path(name),
                 local: input.is_local(),
-                runtime: rt.handle().clone(),
             }),
+            runtime: rt.handle(),
             progress: &progress,
         };
+        let abort = std::sync::atomic::AtomicBool::new(false);
         let mut out = Emitter {
             source: &source,
             units: &units_tx,
             rejects: &rejects_tx,
+            abort: &abort,
+            item: Some(stats.clone()),
         };
         let mut rejects = Vec::new();
         if let Err(e) = source.read(&item_input, &mut out) {
@@ -552,7 +557,7 @@ mod tests {
         }
         drop((units_tx, rejects_tx));
         let mut parser = source.parser();
-        while let Ok(chunk) = units_rx.try_recv() {
+        while let Ok((chunk, _)) = units_rx.try_recv() {
             rejects.extend(parser.parse(&chunk).rejects);
         }
         while let Ok(batch) = rejects_rx.try_recv() {
