@@ -95,6 +95,11 @@ impl Source for ObjectSizes {
     }
 
     fn read(&self, input: &ItemInput<'_>, out: &mut Emitter<'_, Self>) -> Result<(), ReadError> {
+        // A kind with a bug, for the test of what the host does with a panic.
+        assert!(
+            !input.item.key.ends_with("crash.txt"),
+            "the toy reader crashed"
+        );
         let mut pinned = input.open()?;
         let mut bytes = Vec::new();
         pinned
@@ -420,4 +425,47 @@ comment = "Item."
         .await
         .unwrap();
     assert_eq!(rows[0].column(0).as_primitive::<Int64Type>().value(0), 25);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_panics_fails_the_run_clearly_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(input.join("a.txt"), "12345").unwrap();
+    std::fs::write(input.join("crash.txt"), "1").unwrap();
+    std::fs::write(
+        dir.path().join("object_sizes.toml"),
+        "name = \"object_sizes\"\ndescription = \"d\"\n[[columns]]\nname = \"source_key\"\ntype = \"string\"\ncomment = \"k\"\n[[columns]]\nname = \"size\"\ntype = \"bigint\"\ncomment = \"b\"\n",
+    )
+    .unwrap();
+    let job = dir.path().join("sizes.toml");
+    std::fs::write(
+        &job,
+        "name = \"sizes\"\ninput = \"in\"\n[sources.objects]\nformat = \"object_sizes\"\n[tables.object_sizes]\nschema = \"object_sizes.toml\"\n",
+    )
+    .unwrap();
+    let lake = dir.path().join("lake");
+    let opts = naslake::runner::RunOptions {
+        output: Some(lake.display().to_string()),
+        ..Default::default()
+    };
+    let registry = Registry::builtin().with::<ObjectSizes>();
+    let outcome = naslake::runner::run_job_with(&job, &opts, &registry)
+        .await
+        .unwrap();
+    assert_eq!(outcome.exit_code, 1);
+    let error = outcome.report.error.unwrap();
+    assert!(
+        error.contains("reader panicked") && error.contains("the toy reader crashed"),
+        "{error}"
+    );
+    assert!(
+        !lake.join("_naslake/catalog").exists(),
+        "the catalog was changed"
+    );
+    assert!(
+        !lake.join("object_sizes").exists(),
+        "files of the failed run were left"
+    );
 }

@@ -313,6 +313,7 @@ impl<R: Read> Read for Counting<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use object_store::ObjectStoreExt;
 
     fn meta(size: u64, etag: &str) -> ObjectMeta {
         ObjectMeta {
@@ -362,6 +363,103 @@ mod tests {
             compare(&listed(10, "\"x\""), &meta(10, "\"x\""), false),
             Version::Listed
         );
+    }
+
+    /// An `ItemInput` for `name` under `dir` as listed now, and a runtime for it.
+    fn listed_item(
+        dir: &std::path::Path,
+        name: &str,
+    ) -> (tokio::runtime::Runtime, WorkItem, crate::storage::Location) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let loc = crate::storage::Location::open(dir.to_str().unwrap()).unwrap();
+        let meta = rt.block_on(loc.store.head(&loc.child(name))).unwrap();
+        let item = WorkItem {
+            source: "s".into(),
+            key: name.into(),
+            fingerprint: crate::discover::fingerprint(&meta),
+        };
+        (rt, item, loc)
+    }
+
+    fn input<'a>(
+        rt: &'a tokio::runtime::Runtime,
+        item: &'a WorkItem,
+        loc: &crate::storage::Location,
+        stats: &'a Arc<ItemStats>,
+        progress: &'a indicatif::ProgressBar,
+    ) -> ItemInput<'a> {
+        ItemInput {
+            item,
+            stats,
+            object: Some(ObjectRef {
+                store: loc.store.clone(),
+                path: loc.key_path(&item.key),
+                local: true,
+            }),
+            runtime: rt.handle(),
+            progress,
+        }
+    }
+
+    #[test]
+    fn a_file_truncated_while_it_is_read_is_an_error_not_a_short_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), vec![b'x'; 100_000]).unwrap();
+        let (rt, item, loc) = listed_item(dir.path(), "f");
+        let (stats, progress) = (
+            Arc::new(ItemStats::default()),
+            indicatif::ProgressBar::hidden(),
+        );
+        let mut read = input(&rt, &item, &loc, &stats, &progress).open().unwrap();
+        let mut head = vec![0u8; 1000];
+        read.reader.read_exact(&mut head).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join("f"))
+            .unwrap()
+            .set_len(5000)
+            .unwrap();
+        let mut rest = Vec::new();
+        let err = read.reader.read_to_end(&mut rest).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert!(
+            err.to_string().contains("truncated while it was read"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn only_a_source_that_reads_records_accepts_a_grown_file() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("log"), b"a\nb\n").unwrap();
+        let (rt, item, loc) = listed_item(dir.path(), "log");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("log"))
+            .unwrap()
+            .write_all(b"c\n")
+            .unwrap();
+        let (stats, progress) = (
+            Arc::new(ItemStats::default()),
+            indicatif::ProgressBar::hidden(),
+        );
+        let input = input(&rt, &item, &loc, &stats, &progress);
+        assert!(
+            matches!(input.open(), Err(ReadError::Changed(w)) if w.contains("grew from 4 to 6 bytes"))
+        );
+        let mut grown = input.open_growing().unwrap();
+        assert_eq!(grown.grew_to, Some(6));
+        let mut bytes = Vec::new();
+        grown.reader.read_to_end(&mut bytes).unwrap();
+        assert_eq!(bytes, b"a\nb\n");
+        // A ranged read is pinned too, and counted.
+        assert!(matches!(input.read_range(0..2), Err(ReadError::Changed(_))));
+        std::fs::write(dir.path().join("still"), b"0123456789").unwrap();
+        let (rt2, item2, loc2) = listed_item(dir.path(), "still");
+        let input2 = super::tests::input(&rt2, &item2, &loc2, &stats, &progress);
+        assert_eq!(&input2.read_range(2..5).unwrap()[..], b"234");
+        assert_eq!(&input2.read_range(8..50).unwrap()[..], b"89");
     }
 
     #[tokio::test(flavor = "multi_thread")]
