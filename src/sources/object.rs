@@ -170,17 +170,7 @@ impl ItemInput<'_> {
     pub fn open_growing(&self) -> Result<PinnedRead, ReadError> {
         let obj = self.object()?;
         let listed = &self.item.fingerprint;
-        let options = GetOptions {
-            range: (listed.size > 0).then(|| (0..listed.size).into()),
-            ..Default::default()
-        };
-        let got = match self
-            .runtime
-            .block_on(obj.store.get_opts(&obj.path, options))
-        {
-            Ok(got) => got,
-            Err(e) => return Err(self.explain_failed_get(obj, e)),
-        };
+        let got = self.get(obj, (listed.size > 0).then_some(0..listed.size))?;
         let grew_to = match compare(listed, &got.meta, obj.local) {
             Version::Listed => None,
             Version::Grew(n) => Some(n),
@@ -224,17 +214,7 @@ impl ItemInput<'_> {
         if range.is_empty() {
             return Ok(bytes::Bytes::new());
         }
-        let options = GetOptions {
-            range: Some(range.clone().into()),
-            ..Default::default()
-        };
-        let got = match self
-            .runtime
-            .block_on(obj.store.get_opts(&obj.path, options))
-        {
-            Ok(got) => got,
-            Err(e) => return Err(self.explain_failed_get(obj, e)),
-        };
+        let got = self.get(obj, Some(range))?;
         if let Version::Other(why) = compare(listed, &got.meta, obj.local).into_strict(listed.size)
         {
             return Err(ReadError::Changed(why));
@@ -248,6 +228,22 @@ impl ItemInput<'_> {
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         self.progress.inc(bytes.len() as u64);
         Ok(bytes)
+    }
+
+    /// One GET of the object (a range of it); a failure is explained against the
+    /// listing.
+    fn get(
+        &self,
+        obj: &ObjectRef,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<object_store::GetResult, ReadError> {
+        let options = GetOptions {
+            range: range.map(Into::into),
+            ..Default::default()
+        };
+        self.runtime
+            .block_on(obj.store.get_opts(&obj.path, options))
+            .map_err(|e| self.explain_failed_get(obj, e))
     }
 
     fn object(&self) -> Result<&ObjectRef, ReadError> {
