@@ -323,7 +323,7 @@ impl Run<'_> {
     /// alongside, from what every source rejects.
     async fn write_tables(
         &self,
-        mut feeds: Vec<async_channel::Receiver<DiscoveredItem>>,
+        feeds: Vec<async_channel::Receiver<DiscoveredItem>>,
         drains: &[Arc<Drain>],
     ) -> Result<Vec<TableFiles>> {
         let ctx = transform::session()?;
@@ -331,13 +331,41 @@ impl Run<'_> {
         let rejects_table = self.job.rejects_table().clone();
         let rejects_writer = self.table_writer(&rejects_table, Default::default())?;
         let rejects_task = tokio::spawn(write_rejects(rejects_writer, rejects_rx));
+        let written = self.write_sql_tables(&ctx, feeds, drains, rejects_tx).await;
+        // Dropping the session drops the sources' tables, and with them the unit
+        // channels: readers still blocked on them stop, and drop the last senders of
+        // the rejects channel, so the rejects writer finishes. It is awaited on every
+        // path, so none of its files appears after the run's cleanup.
+        drop(ctx);
+        let rejects = rejects_task
+            .await
+            .map_err(|e| Error::Accounting(format!("rejects writer panicked: {e}")))
+            .and_then(|r| r);
+        let mut done = written?;
+        let (files, rows) = rejects?;
+        done.push(TableFiles {
+            prefix: self.output.child(&rejects_table.name),
+            table: rejects_table,
+            files,
+            rows,
+        });
+        Ok(done)
+    }
 
-        for ((source, items), drain) in self.job.sources.iter().zip(feeds.drain(..)).zip(drains) {
+    /// Registers the sources in the session and writes every SQL table in order.
+    async fn write_sql_tables(
+        &self,
+        ctx: &SessionContext,
+        feeds: Vec<async_channel::Receiver<DiscoveredItem>>,
+        drains: &[Arc<Drain>],
+        rejects: async_channel::Sender<RecordBatch>,
+    ) -> Result<Vec<TableFiles>> {
+        for ((source, items), drain) in self.job.sources.iter().zip(feeds).zip(drains) {
             let feed = Feed {
                 items,
                 // Only a source that reads listed objects reads from the input.
                 input: source.objects().and(self.input.cloned()),
-                rejects: rejects_tx.clone(),
+                rejects: rejects.clone(),
                 partitions: transform::cores(),
                 progress: self.progress.clone(),
                 drain: drain.clone(),
@@ -347,42 +375,15 @@ impl Run<'_> {
                 Arc::<dyn AnySource>::clone(source).table(feed)?,
             )?;
         }
-        drop(rejects_tx);
+        drop(rejects);
         ctx.register_object_store(self.output.store_url.as_ref(), self.output.store.clone());
-
         let mut done = Vec::new();
-        let mut failure = None;
         for table in self.job.tables.iter().filter(|t| t.sql.is_some()) {
-            match self.write_sql_table(&ctx, table).await {
-                Ok(t) => {
-                    // Later SQL reads exactly the files this run wrote for the table.
-                    register_written(&ctx, self.output, &t.table, &t.files)?;
-                    done.push(t);
-                }
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            }
+            let t = self.write_sql_table(ctx, table).await?;
+            // Later SQL reads exactly the files this run wrote for the table.
+            register_written(ctx, self.output, &t.table, &t.files)?;
+            done.push(t);
         }
-        // Dropping the session drops the sources' tables, and with them the unit
-        // channels: readers still blocked on them stop, and drop the last senders of
-        // the rejects channel, so the rejects writer finishes.
-        drop(ctx);
-        let rejects = rejects_task
-            .await
-            .map_err(|e| Error::Accounting(format!("rejects writer panicked: {e}")))
-            .and_then(|r| r);
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        let (files, rows) = rejects?;
-        done.push(TableFiles {
-            prefix: self.output.child(&rejects_table.name),
-            table: rejects_table,
-            files,
-            rows,
-        });
         Ok(done)
     }
 

@@ -131,6 +131,10 @@ impl Parser for SizeParser {
     type Reject = Rejected;
 
     fn parse(&mut self, unit: ObjectSize) -> Parsed<Rejected> {
+        assert!(
+            !unit.key.ends_with("bad_parse.txt"),
+            "the toy parser crashed"
+        );
         if unit.bytes == 0 {
             unit.stats.count(0, 1);
             return Parsed {
@@ -467,5 +471,23 @@ async fn a_reader_that_panics_fails_the_run_clearly_and_changes_nothing() {
     assert!(
         !lake.join("object_sizes").exists(),
         "files of the failed run were left"
+    );
+
+    // A parser that panics (on the engine's threads) fails the run the same way.
+    std::fs::remove_file(input.join("crash.txt")).unwrap();
+    std::fs::write(input.join("bad_parse.txt"), "1").unwrap();
+    let outcome = naslake::runner::run_job_with(&job, &opts, &registry)
+        .await
+        .unwrap();
+    assert_eq!(outcome.exit_code, 1);
+    let error = outcome.report.error.unwrap();
+    assert!(
+        error.contains("parser of source `objects` panicked")
+            && error.contains("the toy parser crashed"),
+        "{error}"
+    );
+    assert!(
+        !lake.join("_naslake/catalog").exists(),
+        "the catalog was changed"
     );
 }

@@ -18,6 +18,7 @@
 //! every unit of it was parsed, and a source is drained only when every partition
 //! that ran saw the channel close ([`Drain`]). The runner fails a run otherwise.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -178,12 +179,39 @@ impl<S: Source> std::fmt::Debug for Partition<S> {
 struct PartitionState<S: Source> {
     side: Arc<TableSide<S>>,
     parser: S::Parser,
-    done: bool,
+    /// The stream has given its last item.
+    ended: bool,
+    /// It saw the unit channel close, and gave what its parser held back.
+    drained: bool,
+}
+
+impl<S: Source> PartitionState<S> {
+    /// Ends the stream with an error (the readers are stopped when it is dropped).
+    fn fail(
+        mut self,
+        e: DataFusionError,
+    ) -> Option<(datafusion::error::Result<RecordBatch>, Self)> {
+        self.ended = true;
+        Some((Err(e), self))
+    }
+
+    /// A parser that panics is a bug of its kind; the run fails, saying so.
+    fn panicked(&self, panic: &(dyn std::any::Any + Send)) -> DataFusionError {
+        DataFusionError::Execution(format!(
+            "the `{}` parser of source `{}` panicked: {} (a bug: please report it with the file's kind, not its contents)",
+            S::FORMAT,
+            self.side.source.name,
+            panic_message(panic)
+        ))
+    }
 }
 
 impl<S: Source> Drop for PartitionState<S> {
     fn drop(&mut self) {
-        if !self.done {
+        // A stream dropped before it drained counts as stopped early, even if
+        // nothing more was coming: the runner then fails the run, which errs on
+        // the safe side (a `LIMIT` equal to the row count fails too).
+        if !self.drained {
             // Dropped before the end: whatever is still coming would be lost, so
             // the readers stop and the source is not drained.
             self.side.abort.store(true, Ordering::Release);
@@ -216,37 +244,50 @@ impl<S: Source> PartitionStream for Partition<S> {
         let state = PartitionState {
             parser: side.source.kind.parser(),
             side,
-            done: false,
+            ended: false,
+            drained: false,
         };
         let stream = futures::stream::unfold(state, |mut st| async move {
-            if st.done {
+            if st.ended {
                 return None;
             }
             loop {
                 match st.side.units.recv().await {
                     Ok((unit, stats)) => {
-                        let Parsed { batch, rejects } = st.parser.parse(unit);
+                        let parser = &mut st.parser;
+                        let parsed = catch_unwind(AssertUnwindSafe(|| parser.parse(unit)));
+                        let Parsed { batch, rejects } = match parsed {
+                            Ok(p) => p,
+                            Err(panic) => {
+                                let e = st.panicked(panic.as_ref());
+                                return st.fail(e);
+                            }
+                        };
                         stats.pending_units.fetch_sub(1, Ordering::AcqRel);
                         if let Err(e) = send_rejects(&st.side, rejects).await {
-                            st.done = true;
-                            return Some((Err(e), st));
+                            return st.fail(e);
                         }
                         if let Some(b) = batch.filter(|b| b.num_rows() > 0) {
                             return Some((Ok(b), st));
                         }
                     }
                     Err(_closed) => {
-                        st.done = true;
-                        st.side.drain.drained.fetch_add(1, Ordering::AcqRel);
-                        let err = lock(&st.side.error).clone();
-                        if let Some(e) = err {
-                            return Some((Err(DataFusionError::External(e.into())), st));
+                        let error = lock(&st.side.error).clone();
+                        if let Some(e) = error {
+                            return st.fail(DataFusionError::External(e.into()));
                         }
-                        return st
-                            .parser
-                            .finish()
-                            .filter(|b| b.num_rows() > 0)
-                            .map(|b| (Ok(b), st));
+                        let parser = &mut st.parser;
+                        let held = match catch_unwind(AssertUnwindSafe(|| parser.finish())) {
+                            Ok(held) => held,
+                            Err(panic) => {
+                                let e = st.panicked(panic.as_ref());
+                                return st.fail(e);
+                            }
+                        };
+                        st.ended = true;
+                        st.drained = true;
+                        st.side.drain.drained.fetch_add(1, Ordering::AcqRel);
+                        return held.filter(|b| b.num_rows() > 0).map(|b| (Ok(b), st));
                     }
                 }
             }
@@ -286,7 +327,8 @@ fn start_readers<S: Source>(readers: ReaderSide<S>) {
     }
 }
 
-/// One reader thread: items until discovery is over or the run stops.
+/// One reader thread: items until discovery is over or the run stops. A panic
+/// anywhere in reading an item (a bug of its kind) fails the run, saying so.
 fn read_items<S: Source>(side: ReaderSide<S>) {
     let kind = &side.source.kind;
     let mut out = Emitter {
@@ -301,45 +343,57 @@ fn read_items<S: Source>(side: ReaderSide<S>) {
         if side.abort.load(Ordering::Acquire) || lock(&side.error).is_some() {
             break;
         }
-        let object = side.store.as_ref().map(|(store, input)| ObjectRef {
-            store: store.clone(),
-            path: input.key_path(&found.item.key),
-            local: input.is_local(),
-        });
-        let input = ItemInput {
-            item: &found.item,
-            stats: &found.stats,
-            object,
-            runtime: &side.runtime,
-            progress: &side.progress,
-        };
-        out.item = Some(found.stats.clone());
-        let read =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kind.read(&input, &mut out)));
-        let outcome = match read {
-            Ok(Err(e @ (ReadError::Changed(_) | ReadError::Rejected(_)))) => {
-                let reason = e.to_string();
-                found.stats.set_item_error(&reason);
-                out.reject(kind.item_rejected(&found.item, &reason))
-            }
-            Ok(other) => other,
-            Err(panic) => Err(ReadError::Storage(format!(
-                "the `{}` reader panicked: {} (a bug: please report it with the file's kind, not its contents)",
-                S::FORMAT,
-                panic_message(panic.as_ref())
-            ))),
-        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| read_one(&side, &found, &mut out)))
+            .unwrap_or_else(|panic| {
+                Err(ReadError::Storage(format!(
+                    "the `{}` reader panicked: {} (a bug: please report it with the file's kind, not its contents)",
+                    S::FORMAT,
+                    panic_message(panic.as_ref())
+                )))
+            });
         match outcome {
             Ok(()) => found.stats.finished.store(true, Ordering::Release),
             Err(ReadError::Cancelled) => break,
             Err(e) => {
                 lock(&side.error).get_or_insert_with(|| format!("reading {}: {e}", found.item.key));
+                // The other readers stop too.
+                side.abort.store(true, Ordering::Release);
                 break;
             }
         }
     }
     // Stop discovery early if this reader stopped early.
     side.items.close();
+}
+
+/// Reads one item; an item the source rejects whole becomes its rejects row.
+fn read_one<S: Source>(
+    side: &ReaderSide<S>,
+    found: &DiscoveredItem,
+    out: &mut Emitter<'_, S>,
+) -> Result<(), ReadError> {
+    let kind = &side.source.kind;
+    let object = side.store.as_ref().map(|(store, input)| ObjectRef {
+        store: store.clone(),
+        path: input.key_path(&found.item.key),
+        local: input.is_local(),
+    });
+    let input = ItemInput {
+        item: &found.item,
+        stats: &found.stats,
+        object,
+        runtime: &side.runtime,
+        progress: &side.progress,
+    };
+    out.item = Some(found.stats.clone());
+    match kind.read(&input, out) {
+        Err(e @ (ReadError::Changed(_) | ReadError::Rejected(_))) => {
+            let reason = e.to_string();
+            found.stats.set_item_error(&reason);
+            out.reject(kind.item_rejected(&found.item, &reason))
+        }
+        other => other,
+    }
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

@@ -114,7 +114,9 @@ fn compare(listed: &Fingerprint, now: &ObjectMeta, local: bool) -> Version {
     };
     let same_file =
         local && inode(&listed.etag).is_some() && inode(&listed.etag) == inode(&now.e_tag);
-    if (same_file || listed.etag.is_none()) && now.size >= listed.size {
+    // Growth is known only of a local file; a store without ETags says nothing of
+    // what happened to the listed bytes.
+    if (same_file || (local && listed.etag.is_none())) && now.size >= listed.size {
         return if now.size == listed.size {
             Version::Listed
         } else {
