@@ -161,17 +161,17 @@ impl Parser for SizeParser {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_kind_from_outside_the_crate_runs_through_the_trait_alone() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in");
-    std::fs::create_dir_all(input.join("sub")).unwrap();
-    std::fs::write(input.join("a.txt"), "12345").unwrap();
-    std::fs::write(input.join("sub/b.txt"), "1234567890").unwrap();
-    std::fs::write(input.join("empty.txt"), "").unwrap();
-    std::fs::write(input.join("skipped.bin"), "xx").unwrap();
+/// The job of the toy kind over `DIR/in`: its table's schema file and spec, the
+/// lake it writes, and the options of a run into it.
+fn sizes_job(
+    dir: &std::path::Path,
+) -> (
+    std::path::PathBuf,
+    std::path::PathBuf,
+    naslake::runner::RunOptions,
+) {
     std::fs::write(
-        dir.path().join("object_sizes.toml"),
+        dir.join("object_sizes.toml"),
         r#"
 name = "object_sizes"
 description = "Size of every object."
@@ -188,7 +188,7 @@ comment = "Bytes."
 "#,
     )
     .unwrap();
-    let job = dir.path().join("sizes.toml");
+    let job = dir.join("sizes.toml");
     std::fs::write(
         &job,
         r#"
@@ -201,11 +201,24 @@ schema = "object_sizes.toml"
 "#,
     )
     .unwrap();
-    let lake = dir.path().join("lake");
+    let lake = dir.join("lake");
     let opts = naslake::runner::RunOptions {
         output: Some(lake.display().to_string()),
         ..Default::default()
     };
+    (job, lake, opts)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kind_from_outside_the_crate_runs_through_the_trait_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(input.join("sub")).unwrap();
+    std::fs::write(input.join("a.txt"), "12345").unwrap();
+    std::fs::write(input.join("sub/b.txt"), "1234567890").unwrap();
+    std::fs::write(input.join("empty.txt"), "").unwrap();
+    std::fs::write(input.join("skipped.bin"), "xx").unwrap();
+    let (job, lake, opts) = sizes_job(dir.path());
     // Unknown to the built-in registry: a clear error naming the kinds it knows.
     let unknown = naslake::runner::run_job(&job, &opts).await.err().unwrap();
     assert!(
@@ -438,22 +451,7 @@ async fn a_reader_that_panics_fails_the_run_clearly_and_changes_nothing() {
     std::fs::create_dir_all(&input).unwrap();
     std::fs::write(input.join("a.txt"), "12345").unwrap();
     std::fs::write(input.join("crash.txt"), "1").unwrap();
-    std::fs::write(
-        dir.path().join("object_sizes.toml"),
-        "name = \"object_sizes\"\ndescription = \"d\"\n[[columns]]\nname = \"source_key\"\ntype = \"string\"\ncomment = \"k\"\n[[columns]]\nname = \"size\"\ntype = \"bigint\"\ncomment = \"b\"\n",
-    )
-    .unwrap();
-    let job = dir.path().join("sizes.toml");
-    std::fs::write(
-        &job,
-        "name = \"sizes\"\ninput = \"in\"\n[sources.objects]\nformat = \"object_sizes\"\n[tables.object_sizes]\nschema = \"object_sizes.toml\"\n",
-    )
-    .unwrap();
-    let lake = dir.path().join("lake");
-    let opts = naslake::runner::RunOptions {
-        output: Some(lake.display().to_string()),
-        ..Default::default()
-    };
+    let (job, lake, opts) = sizes_job(dir.path());
     let registry = Registry::builtin().with::<ObjectSizes>();
     let outcome = naslake::runner::run_job_with(&job, &opts, &registry)
         .await
