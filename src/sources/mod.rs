@@ -13,9 +13,11 @@
 //!                               └───────────────────────────────────────┴──► rejects channel (RecordBatch)
 //! ```
 //!
-//! The accounting rule: for every item, `records = loaded + rejected` ([`ItemStats`]),
+//! The accounting rule: for every item, `records = loaded + rejected` ([`crate::discover::ItemStats`]),
 //! and every rejected record, plus every item with an `item_error`, is one rejects
-//! row. The runner checks both before anything is committed.
+//! row. The host adds that every unit of every item was parsed and that no partition
+//! stopped before the end ([`Drain`]). The runner checks all of it before anything
+//! is committed.
 
 pub mod csv;
 pub mod host;
