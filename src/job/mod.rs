@@ -151,21 +151,30 @@ fn parse_spec(text: &str, overrides: &[String]) -> std::result::Result<JobSpec, 
     if overrides.is_empty() {
         return toml::from_str(text).map_err(|e| e.to_string());
     }
-    let mut doc: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
-    // The file alone must be valid, so that an error can be pinned on an override.
-    toml::Value::Table(doc.clone())
-        .try_into::<JobSpec>()
-        .map_err(|e| e.to_string())?;
+    let parse = |doc: &toml::Table| toml::Value::Table(doc.clone()).try_into::<JobSpec>();
+    let base: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+    let mut doc = base.clone();
     for o in overrides {
         apply_override(&mut doc, o).map_err(|e| format!("--set {o}: {e}"))?;
-        if let Err(e) = toml::Value::Table(doc.clone()).try_into::<JobSpec>() {
+    }
+    let merged_error = match parse(&doc) {
+        Ok(spec) => return Ok(spec),
+        Err(e) => e,
+    };
+    // An override may supply what the file lacks; when the file alone is valid,
+    // the first override that breaks it is named, with what its key allows.
+    if parse(&base).is_err() {
+        return Err(format!("(with --set overrides) {merged_error}"));
+    }
+    let mut doc = base;
+    for o in overrides {
+        apply_override(&mut doc, o).map_err(|e| format!("--set {o}: {e}"))?;
+        if let Err(e) = parse(&doc) {
             let key = o.split_once('=').map_or(o.as_str(), |(k, _)| k.trim());
             return Err(format!("--set {o}: `{key}`: {}", e.message()));
         }
     }
-    toml::Value::Table(doc)
-        .try_into::<JobSpec>()
-        .map_err(|e| e.to_string())
+    Err(merged_error.to_string())
 }
 
 /// A rejects table must have the rejects columns of every source of the job (and
@@ -318,4 +327,34 @@ fn check_projection(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_spec;
+
+    const SPEC: &str =
+        "name = \"j\"\n[sources.s]\nformat = \"csv\"\n[tables.t]\nschema = \"t.toml\"\n";
+
+    #[test]
+    fn an_override_may_supply_what_the_file_lacks() {
+        let without_name = SPEC.replace("name = \"j\"\n", "");
+        assert!(parse_spec(&without_name, &[]).is_err());
+        let spec = parse_spec(&without_name, &["name=from-cli".into()]).unwrap();
+        assert_eq!(spec.name, "from-cli");
+    }
+
+    #[test]
+    fn the_override_that_breaks_a_valid_file_is_named_with_what_it_allows() {
+        let e = parse_spec(
+            SPEC,
+            &["params.x=1".into(), "tables.t.mode=sideways".into()],
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("--set tables.t.mode=sideways: `tables.t.mode`:")
+                && e.contains("overwrite-partitions"),
+            "{e}"
+        );
+    }
 }
