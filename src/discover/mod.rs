@@ -178,9 +178,23 @@ pub async fn explain_empty(
     }
     if !filter.prefix.is_empty() {
         let mut all = input.store.list(Some(&input.prefix));
+        let under_prefix = input.child(&filter.prefix);
+        let anywhere = ObjectFilter {
+            prefix: String::new(),
+            suffixes: filter.suffixes.clone(),
+        };
         let (mut outside, mut matching, mut examples) = (0usize, 0usize, Vec::new());
         let mut seen = 0;
-        while let Ok(Some(meta)) = all.try_next().await {
+        let mut stopped = None;
+        loop {
+            let meta = match all.try_next().await {
+                Ok(Some(meta)) => meta,
+                Ok(None) => break,
+                Err(e) => {
+                    stopped = Some(e);
+                    break;
+                }
+            };
             seen += 1;
             if seen > LOOK_AT {
                 break;
@@ -188,23 +202,25 @@ pub async fn explain_empty(
             let Some(key) = input.relative(&meta.location) else {
                 continue;
             };
-            if key.starts_with(filter.prefix.trim_start_matches('/')) {
+            if meta.location.prefix_matches(&under_prefix) {
                 continue;
             }
             outside += 1;
-            let selected = ObjectFilter {
-                prefix: String::new(),
-                suffixes: filter.suffixes.clone(),
-            }
-            .selects(&key);
-            if selected {
+            if anywhere.selects(&key) {
                 matching += 1;
                 if examples.len() < 3 {
                     examples.push(key);
                 }
             }
         }
-        let more = if seen > LOOK_AT { "at least " } else { "" };
+        let more = if seen > LOOK_AT || stopped.is_some() {
+            "at least "
+        } else {
+            ""
+        };
+        if let Some(e) = stopped {
+            msg.push_str(&format!(" (listing the input to count stopped: {e})"));
+        }
         msg.push_str(&format!(
             "; the input holds {more}{outside} objects outside the prefix, {matching} of them with those suffixes"
         ));
