@@ -380,6 +380,18 @@ impl Parser for NumberParser {
     }
 }
 
+/// The error a run of `job` fails with before doing any work.
+async fn run_error(
+    job: &std::path::Path,
+    opts: &naslake::runner::RunOptions,
+    registry: &Registry,
+) -> naslake::error::Error {
+    match naslake::runner::run_job_with(job, opts, registry).await {
+        Err(e) => e,
+        Ok(outcome) => panic!("the run did not fail: {:?}", outcome.report.status),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kind_with_its_own_discovery_needs_no_input_and_no_store() {
     let dir = tempfile::tempdir().unwrap();
@@ -410,19 +422,13 @@ comment = "Item."
     let registry = Registry::builtin().with::<Numbers>();
     // Object-listing keys make no sense for it, and unknown keys are errors.
     std::fs::write(&job, spec("prefix = \"x/\"")).unwrap();
-    let err = naslake::runner::run_job_with(&job, &opts, &registry)
-        .await
-        .err()
-        .unwrap();
+    let err = run_error(&job, &opts, &registry).await;
     assert!(
         err.to_string().contains("`sources.n`") && err.to_string().contains("prefix"),
         "{err}"
     );
     std::fs::write(&job, spec("cuont = 3")).unwrap();
-    let err = naslake::runner::run_job_with(&job, &opts, &registry)
-        .await
-        .err()
-        .unwrap();
+    let err = run_error(&job, &opts, &registry).await;
     assert!(
         err.to_string().contains("cuont") && err.to_string().contains("allow_empty"),
         "{err}"
