@@ -26,7 +26,8 @@ pub use manifest::{
 pub struct ObjectFilter {
     /// Key prefix under the job's input location.
     pub prefix: String,
-    /// Accepted key endings, compared case-insensitively.
+    /// Accepted key endings, compared case-insensitively; none: every key (a kind
+    /// that recognises its objects by their content).
     pub suffixes: Vec<String>,
 }
 
@@ -42,9 +43,11 @@ impl ObjectFilter {
             return false;
         }
         let lower = relative_key.to_ascii_lowercase();
-        self.suffixes
-            .iter()
-            .any(|s| lower.ends_with(&s.to_ascii_lowercase()))
+        self.suffixes.is_empty()
+            || self
+                .suffixes
+                .iter()
+                .any(|s| lower.ends_with(&s.to_ascii_lowercase()))
     }
 }
 
@@ -156,7 +159,11 @@ pub async fn explain_empty(
     let mut msg = format!(
         "source `{source}` found nothing to read at {at} (prefix `{}`, suffixes {}):",
         filter.prefix,
-        filter.suffixes.join(" ")
+        if filter.suffixes.is_empty() {
+            "any".to_string()
+        } else {
+            filter.suffixes.join(" ")
+        }
     );
     if input.base_url.starts_with("file:") {
         let dir = std::path::PathBuf::from(format!("/{}", input.prefix.as_ref()));

@@ -20,6 +20,7 @@
 //! is committed.
 
 pub mod csv;
+pub mod dicom;
 pub mod host;
 pub mod object;
 
@@ -106,6 +107,12 @@ pub trait Source: Debug + Send + Sync + Sized + 'static {
     fn read(&self, input: &ItemInput<'_>, out: &mut Emitter<'_, Self>) -> Result<(), ReadError>;
     /// A parser, one per partition of the source's table.
     fn parser(&self) -> Self::Parser;
+
+    /// A kind that recognises its objects by their content reads every key under
+    /// the prefix when the spec names no `suffixes`.
+    fn reads_every_key(&self) -> bool {
+        false
+    }
 
     /// Discovery of a kind whose `SUFFIXES` is `None`; returns where it looked.
     fn discover<'a>(&'a self, sink: &'a mut ItemSink) -> BoxFuture<'a, Result<String>> {
@@ -263,7 +270,9 @@ pub struct Registry {
 impl Registry {
     /// Every kind naslake ships. A new kind is one line here.
     pub fn builtin() -> Self {
-        Registry::default().with::<csv::CsvSource>()
+        Registry::default()
+            .with::<csv::CsvSource>()
+            .with::<dicom::DicomSource>()
     }
 
     /// Adds a kind (a later kind of the same format replaces an earlier one).
@@ -302,12 +311,16 @@ fn configure<S: Source>(
     let options: S::Options = toml::Value::Table(spec.options.clone())
         .try_into()
         .map_err(|e: toml::de::Error| e.message().to_string())?;
+    let kind = S::new(name, options)?;
     let objects = match S::SUFFIXES {
         Some(defaults) => {
-            let suffixes = spec
-                .suffixes
-                .clone()
-                .unwrap_or_else(|| defaults.iter().map(|s| s.to_string()).collect());
+            let suffixes = spec.suffixes.clone().unwrap_or_else(|| {
+                if kind.reads_every_key() {
+                    Vec::new()
+                } else {
+                    defaults.iter().map(|s| s.to_string()).collect()
+                }
+            });
             if suffixes.iter().any(|x| x.is_empty()) {
                 return Err("`suffixes`: an empty suffix would match every key".into());
             }
@@ -329,6 +342,6 @@ fn configure<S: Source>(
     Ok(Arc::new(Configured {
         name: name.to_string(),
         objects,
-        kind: S::new(name, options)?,
+        kind,
     }))
 }

@@ -26,6 +26,34 @@ pub fn http_client() -> aws_sdk_glue::config::SharedHttpClient {
         .build_https()
 }
 
+/// The SDK's configuration for an AWS service client (Glue, Secrets Manager): the
+/// default credential chain and region, naslake's HTTPS client, and retries with
+/// backoff for throttling. `endpoint_vars` are the service's endpoint variables:
+/// the SDK logs the endpoint it resolves (at debug) and errors may quote it, so
+/// one with a user name or password is refused before it is used.
+pub async fn load_config(endpoint_vars: &[&str]) -> crate::error::Result<aws_config::SdkConfig> {
+    use crate::error::Error;
+    for var in endpoint_vars {
+        if let Some(ep) = std::env::var(var).ok().filter(|v| !v.is_empty()) {
+            super::s3::check_no_user_info(var, &ep).map_err(Error::config)?;
+        }
+    }
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http_client())
+        .retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(10)
+                .with_initial_backoff(Duration::from_millis(500)),
+        )
+        .load()
+        .await;
+    if let Some(ep) = config.endpoint_url() {
+        // A profile's `endpoint_url`.
+        super::s3::check_no_user_info("endpoint_url", ep).map_err(Error::config)?;
+    }
+    Ok(config)
+}
+
 /// Credentials are renewed this long before they expire.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
 

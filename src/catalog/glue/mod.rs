@@ -16,10 +16,7 @@
 //! and `AWS_ENDPOINT_URL`. Throttled or failed calls are retried by the SDK.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::time::Duration;
 
-use aws_config::BehaviorVersion;
-use aws_config::retry::RetryConfig;
 use aws_sdk_glue::Client;
 use aws_sdk_glue::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_glue::types as g;
@@ -76,26 +73,9 @@ fn build_error(e: aws_sdk_glue::error::BuildError) -> Error {
 
 impl GlueCatalog {
     pub async fn connect() -> Result<Self> {
-        // The SDK logs the endpoint it resolves (at debug) and errors may quote it:
-        // one with a user name or password is refused before it is used.
-        for var in ["AWS_ENDPOINT_URL_GLUE", "AWS_ENDPOINT_URL"] {
-            if let Some(ep) = std::env::var(var).ok().filter(|v| !v.is_empty()) {
-                crate::storage::s3::check_no_user_info(var, &ep).map_err(Error::config)?;
-            }
-        }
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(crate::storage::sdk::http_client())
-            .retry_config(
-                RetryConfig::standard()
-                    .with_max_attempts(10)
-                    .with_initial_backoff(Duration::from_millis(500)),
-            )
-            .load()
-            .await;
-        if let Some(ep) = config.endpoint_url() {
-            // A profile's `endpoint_url`.
-            crate::storage::s3::check_no_user_info("endpoint_url", ep).map_err(Error::config)?;
-        }
+        let config =
+            crate::storage::sdk::load_config(&["AWS_ENDPOINT_URL_GLUE", "AWS_ENDPOINT_URL"])
+                .await?;
         let Some(region) = config.region().map(|r| r.to_string()) else {
             return Err(Error::config(
                 "--catalog glue needs a region: set AWS_REGION or a profile's region",

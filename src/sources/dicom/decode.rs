@@ -1,0 +1,560 @@
+//! From a walked header to a de-identified `dicom_instances` row: the kept
+//! elements are decoded by dicom-rs (character sets, value multiplicity, binary
+//! VRs), typed as Athena reads them, and passed through the profile.
+//!
+//! dicom-rs gets a data set naslake wrote: the kept elements, re-encoded in
+//! explicit VR little endian with the VR the dictionary gives (a file may encode a
+//! known attribute as UN, and implicit VR has none), text it could not decode
+//! left out. Its errors are never quoted (they could hold a value).
+
+use std::borrow::Cow;
+
+use chrono::{Days, NaiveDate};
+use dicom_core::header::HasLength;
+use dicom_encoding::TransferSyntaxIndex;
+use dicom_object::InMemDicomObject;
+use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+
+use super::attributes::{self as a, Attribute};
+use super::deidentify::{self, Key};
+use super::options::{Profile, Temporal};
+use super::walk::{Encoding, Walked};
+
+/// One `dicom_instances` row, lineage aside.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Instance {
+    pub sop_class_uid: Option<String>,
+    pub sop_class_name: Option<String>,
+    pub sop_instance_uid: Option<String>,
+    pub study_instance_uid: Option<String>,
+    pub series_instance_uid: Option<String>,
+    pub transfer_syntax_uid: String,
+    pub transfer_syntax_name: Option<String>,
+    pub transfer_syntax_guessed: bool,
+    pub patient_id: Option<String>,
+    pub accession_number: Option<String>,
+    pub study_id: Option<String>,
+    pub patient_sex: Option<String>,
+    pub patient_age: Option<String>,
+    pub patient_size: Option<f64>,
+    pub patient_weight: Option<f64>,
+    pub study_date: Option<NaiveDate>,
+    pub study_time: Option<String>,
+    pub series_date: Option<NaiveDate>,
+    pub series_time: Option<String>,
+    pub acquisition_date: Option<NaiveDate>,
+    pub acquisition_time: Option<String>,
+    pub performed_procedure_step_start_date: Option<NaiveDate>,
+    pub performed_procedure_step_start_time: Option<String>,
+    pub modality: Option<String>,
+    pub modality_category: Option<&'static str>,
+    pub modalities_in_study: Option<Vec<String>>,
+    pub body_part_examined: Option<String>,
+    pub manufacturer: Option<String>,
+    pub manufacturer_model_name: Option<String>,
+    pub station_name: Option<String>,
+    pub study_description: Option<String>,
+    pub series_description: Option<String>,
+    pub series_number: Option<i32>,
+    pub instance_number: Option<i32>,
+    pub rows: Option<i32>,
+    pub columns: Option<i32>,
+    pub bits_allocated: Option<i32>,
+    pub bits_stored: Option<i32>,
+    pub samples_per_pixel: Option<i32>,
+    pub photometric_interpretation: Option<String>,
+    pub number_of_frames: Option<i32>,
+    pub pixel_spacing: Option<Vec<f64>>,
+    pub slice_thickness: Option<f64>,
+    pub image_type: Option<Vec<String>>,
+    pub burned_in_annotation: Option<bool>,
+    pub has_pixel_data: bool,
+    pub specific_character_set: Option<Vec<String>>,
+    pub character_set_supported: bool,
+    pub undecoded_attributes: Vec<String>,
+    pub invalid_attributes: Vec<String>,
+    pub cleaned_attributes: Vec<String>,
+    pub deidentification_method_codes: Vec<String>,
+    pub deidentification_method: String,
+}
+
+/// The declared character set: its terms, and whether dicom-rs decodes it whole
+/// (one term it knows; several terms are ISO 2022 code extensions, which it does
+/// not switch between).
+struct Charset {
+    terms: Vec<String>,
+    supported: bool,
+}
+
+fn charset(walked: &Walked) -> Charset {
+    let Some(raw) = walked.raw(&a::SPECIFIC_CHARACTER_SET) else {
+        return Charset {
+            terms: Vec::new(),
+            supported: true,
+        };
+    };
+    let text = String::from_utf8_lossy(raw);
+    let terms: Vec<String> = text
+        .split('\\')
+        .map(|t| t.trim_matches(|c: char| c == ' ' || c == '\0').to_string())
+        .collect();
+    let named: Vec<&String> = terms.iter().filter(|t| !t.is_empty()).collect();
+    let supported = match named.as_slice() {
+        [] => true,
+        [one] if terms.len() == 1 => {
+            dicom_encoding::text::SpecificCharacterSet::from_code(one).is_some()
+        }
+        _ => false,
+    };
+    Charset {
+        terms: terms.into_iter().filter(|t| !t.is_empty()).collect(),
+        supported,
+    }
+}
+
+/// The kept elements as an explicit VR little endian data set for dicom-rs; the
+/// text values that cannot be decoded are left out and named.
+fn rewrite(walked: &Walked, charset: &Charset) -> (Vec<u8>, Vec<String>) {
+    let mut out = Vec::with_capacity(walked.kept.len() + 8 * walked.elements.len());
+    let mut undecoded = Vec::new();
+    for kept in &walked.elements {
+        let attribute = kept.attribute;
+        let value = &walked.kept[kept.value.clone()];
+        if a::is_text(attribute.vr) {
+            let plain = value.iter().all(|&b| b < 0x80 && b != 0x1B);
+            let escapes = value.contains(&0x1B);
+            if !plain && (!charset.supported || escapes) {
+                undecoded.push(attribute.keyword.to_string());
+                continue;
+            }
+        }
+        let mut value: Cow<[u8]> = Cow::Borrowed(value);
+        if walked.encoding == Encoding::ExplicitBig && &attribute.vr == b"US" {
+            let mut swapped = value.into_owned();
+            for pair in swapped.chunks_exact_mut(2) {
+                pair.swap(0, 1);
+            }
+            value = Cow::Owned(swapped);
+        }
+        // Every kept VR has a 16-bit length, and a kept value fits one.
+        let Ok(len) = u16::try_from(value.len()) else {
+            continue;
+        };
+        out.extend_from_slice(&attribute.tag.0.to_le_bytes());
+        out.extend_from_slice(&attribute.tag.1.to_le_bytes());
+        out.extend_from_slice(&attribute.vr);
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&value);
+    }
+    (out, undecoded)
+}
+
+/// Reads typed values of a decoded data set, noting the ones that do not read.
+struct Values<'a> {
+    obj: &'a InMemDicomObject,
+    invalid: Vec<String>,
+}
+
+impl Values<'_> {
+    fn element(&self, attribute: &Attribute) -> Option<&dicom_object::mem::InMemElement> {
+        self.obj
+            .get(dicom_core::Tag(attribute.tag.0, attribute.tag.1))
+    }
+
+    fn invalid(&mut self, attribute: &Attribute) {
+        self.invalid.push(attribute.keyword.to_string());
+    }
+
+    /// The value as text, trimmed; `None` when absent or empty.
+    fn text(&mut self, attribute: &Attribute) -> Option<String> {
+        let e = self.element(attribute)?;
+        match e.to_str() {
+            Ok(s) => {
+                let s = s.trim_matches(|c: char| c == ' ' || c == '\0');
+                (!s.is_empty()).then(|| s.to_string())
+            }
+            Err(_) => {
+                self.invalid(attribute);
+                None
+            }
+        }
+    }
+
+    /// Every value, trimmed; `None` when absent or all empty.
+    fn texts(&mut self, attribute: &Attribute) -> Option<Vec<String>> {
+        let e = self.element(attribute)?;
+        match e.to_multi_str() {
+            Ok(values) => {
+                let values: Vec<String> = values
+                    .iter()
+                    .map(|v| v.trim_matches(|c: char| c == ' ' || c == '\0').to_string())
+                    .collect();
+                values.iter().any(|v| !v.is_empty()).then_some(values)
+            }
+            Err(_) => {
+                self.invalid(attribute);
+                None
+            }
+        }
+    }
+
+    /// An IS or US value (the first of several).
+    fn int(&mut self, attribute: &Attribute) -> Option<i32> {
+        if &attribute.vr == b"US" {
+            let e = self.element(attribute)?;
+            if e.value().primitive().is_some_and(|p| p.is_empty()) {
+                return None;
+            }
+            return match e.to_int::<i32>() {
+                Ok(v) => Some(v),
+                Err(_) => {
+                    self.invalid(attribute);
+                    None
+                }
+            };
+        }
+        let text = self.texts(attribute)?;
+        match text[0].parse::<i32>() {
+            Ok(v) => Some(v),
+            Err(_) => {
+                self.invalid(attribute);
+                None
+            }
+        }
+    }
+
+    /// DS values; `None` (and invalid) when any does not read.
+    fn floats(&mut self, attribute: &Attribute) -> Option<Vec<f64>> {
+        let texts = self.texts(attribute)?;
+        let parsed: Result<Vec<f64>, _> = texts.iter().map(|t| t.parse::<f64>()).collect();
+        match parsed {
+            Ok(v) if v.iter().all(|f| f.is_finite()) => Some(v),
+            _ => {
+                self.invalid(attribute);
+                None
+            }
+        }
+    }
+
+    fn float(&mut self, attribute: &Attribute) -> Option<f64> {
+        self.floats(attribute).map(|v| v[0])
+    }
+
+    fn date(&mut self, attribute: &Attribute) -> Option<NaiveDate> {
+        let text = self.text(attribute)?;
+        let date = parse_date(&text);
+        if date.is_none() {
+            self.invalid(attribute);
+        }
+        date
+    }
+
+    fn time(&mut self, attribute: &Attribute) -> Option<String> {
+        let text = self.text(attribute)?;
+        let time = parse_time(&text);
+        if time.is_none() {
+            self.invalid(attribute);
+        }
+        time
+    }
+}
+
+/// A DA value: `YYYYMMDD`, or the ACR-NEMA `YYYY.MM.DD`.
+pub fn parse_date(text: &str) -> Option<NaiveDate> {
+    let digits: String = match text.len() {
+        8 => text.to_string(),
+        10 if text.as_bytes()[4] == b'.' && text.as_bytes()[7] == b'.' => text.replace('.', ""),
+        _ => return None,
+    };
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(
+        digits[0..4].parse().ok()?,
+        digits[4..6].parse().ok()?,
+        digits[6..8].parse().ok()?,
+    )
+}
+
+/// A TM value (`HH[MM[SS[.F{1,6}]]]`, or the ACR-NEMA `HH:MM:SS`) as
+/// `HH[:MM[:SS[.F]]]`.
+pub fn parse_time(text: &str) -> Option<String> {
+    let (whole, fraction) = match text.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (text, None),
+    };
+    let whole: String =
+        if whole.len() == 8 && whole.as_bytes()[2] == b':' && whole.as_bytes()[5] == b':' {
+            whole.replace(':', "")
+        } else {
+            whole.to_string()
+        };
+    if !matches!(whole.len(), 2 | 4 | 6) || !whole.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let parts: Vec<u32> = whole
+        .as_bytes()
+        .chunks(2)
+        .map(|c| ((c[0] - b'0') * 10 + (c[1] - b'0')) as u32)
+        .collect();
+    let limits = [23, 59, 60];
+    if parts.iter().zip(limits).any(|(v, max)| *v > max) {
+        return None;
+    }
+    let mut out = parts
+        .iter()
+        .map(|p| format!("{p:02}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    if let Some(f) = fraction {
+        if whole.len() != 6 || f.is_empty() || f.len() > 6 || !f.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        out.push('.');
+        out.push_str(f);
+    }
+    Some(out)
+}
+
+/// The grouping of a modality (PS3.3 C.7.3.1.1.1 defined terms).
+pub fn modality_category(modality: &str) -> &'static str {
+    match modality {
+        "CT" | "MR" | "OCT" | "OPT" => "cross_sectional",
+        "CR" | "DX" | "MG" | "XA" | "RF" | "IO" | "PX" | "RG" | "DF" | "DS" | "CF" | "BMD" => {
+            "projection"
+        }
+        "US" | "IVUS" => "ultrasound",
+        "PT" | "NM" => "nuclear",
+        "RTIMAGE" | "RTDOSE" | "RTSTRUCT" | "RTPLAN" | "RTRECORD" | "RTION" | "RTTREAT" => {
+            "radiotherapy"
+        }
+        "XC" | "ES" | "GM" | "SM" | "OP" | "OSS" => "visible_light",
+        "ECG" | "EPS" | "HD" | "EEG" | "EMG" | "EOG" | "RESP" | "AU" | "BI" => "waveform",
+        "SR" | "DOC" | "KO" | "PR" | "REG" | "SEG" | "FID" | "PLAN" => "document",
+        _ => "other",
+    }
+}
+
+/// What the parser needs besides the header.
+pub struct Context<'a> {
+    pub key: &'a Key,
+    pub profile: &'a Profile,
+}
+
+/// Why decoding failed (the walk succeeded, dicom-rs did not read what it kept).
+#[derive(Debug)]
+pub struct DecodeFailed;
+
+pub fn decode(walked: &Walked, cx: &Context<'_>) -> Result<Instance, DecodeFailed> {
+    let charset = charset(walked);
+    let (data_set, undecoded) = rewrite(walked, &charset);
+    let ts = TransferSyntaxRegistry
+        .get(Encoding::ExplicitLittle.uid())
+        .ok_or(DecodeFailed)?;
+    let obj = InMemDicomObject::read_dataset_with_ts(data_set.as_slice(), ts)
+        .map_err(|_| DecodeFailed)?;
+    let mut v = Values {
+        obj: &obj,
+        invalid: walked
+            .oversized
+            .iter()
+            .map(|a| a.keyword.to_string())
+            .collect(),
+    };
+    let profile = cx.profile;
+    let key = cx.key;
+
+    // Identifying values: never output, only pseudonymised or used to clean.
+    let patient_id = v.text(&a::PATIENT_ID);
+    let mut identifiers: Vec<String> = Vec::new();
+    for attribute in [
+        &a::PATIENT_NAME,
+        &a::PATIENT_ID,
+        &a::OTHER_PATIENT_IDS,
+        &a::PATIENT_BIRTH_DATE,
+        &a::PATIENT_ADDRESS,
+        &a::PATIENT_TELEPHONE_NUMBERS,
+        &a::ACCESSION_NUMBER,
+        &a::REFERRING_PHYSICIAN_NAME,
+        &a::PERFORMING_PHYSICIAN_NAME,
+        &a::OPERATORS_NAME,
+        &a::INSTITUTION_NAME,
+        &a::INSTITUTION_ADDRESS,
+        &a::STATION_NAME,
+    ] {
+        if let Some(values) = v.texts(attribute) {
+            identifiers.extend(values.into_iter().filter(|s| !s.is_empty()));
+        }
+    }
+    // Names and identifiers are never invalid in the output's eyes: they are not in it.
+    v.invalid.clear();
+    v.invalid
+        .extend(walked.oversized.iter().map(|a| a.keyword.to_string()));
+
+    let uid = |value: Option<String>| -> Option<String> {
+        value.map(|u| if profile.retain_uids { u } else { key.uid(&u) })
+    };
+    let shift = match profile.retain_longitudinal_temporal_information {
+        Temporal::ModifiedDates => Some(key.date_shift_days(patient_id.as_deref().unwrap_or(""))),
+        _ => None,
+    };
+    let temporal = profile.retain_longitudinal_temporal_information != Temporal::Off;
+    let date = |v: &mut Values<'_>, attribute: &Attribute| -> Option<NaiveDate> {
+        if !temporal {
+            return None;
+        }
+        let date = v.date(attribute)?;
+        match shift {
+            Some(days) => date.checked_sub_days(Days::new(days as u64)),
+            None => Some(date),
+        }
+    };
+    let time = |v: &mut Values<'_>, attribute: &Attribute| -> Option<String> {
+        temporal.then(|| v.time(attribute)).flatten()
+    };
+    let characteristics = profile.retain_patient_characteristics;
+    let mut cleaned = Vec::new();
+    let mut descriptor = |v: &mut Values<'_>, attribute: &Attribute| -> Option<String> {
+        if !profile.clean_descriptors {
+            return None;
+        }
+        let text = v.text(attribute)?;
+        let kept = deidentify::clean(&text, &identifiers);
+        if kept.is_none() {
+            cleaned.push(attribute.keyword.to_string());
+        }
+        kept
+    };
+
+    let meta = walked.meta.as_ref();
+    let declared_ts = meta.and_then(|m| m.transfer_syntax.clone());
+    let guessed = walked.guessed || declared_ts.is_none();
+    let transfer_syntax_uid = match (&declared_ts, walked.guessed) {
+        (Some(uid), false) => uid.clone(),
+        _ => walked.encoding.uid().to_string(),
+    };
+    let transfer_syntax_name = TransferSyntaxRegistry
+        .get(&transfer_syntax_uid)
+        .map(|ts| ts.name().to_string());
+    let sop_class_uid = v
+        .text(&a::SOP_CLASS_UID)
+        .or_else(|| meta.and_then(|m| m.media_sop_class.clone()));
+    let sop_class_name = sop_class_uid.as_deref().and_then(|uid| {
+        use dicom_core::dictionary::UidDictionary;
+        dicom_dictionary_std::sop_class::registry()
+            .by_uid(uid)
+            .map(|e| e.name.to_string())
+    });
+    let modality = v.text(&a::MODALITY);
+    let burned_in_annotation = match v.text(&a::BURNED_IN_ANNOTATION).as_deref() {
+        None => None,
+        Some("YES") => Some(true),
+        Some("NO") => Some(false),
+        Some(_) => {
+            v.invalid(&a::BURNED_IN_ANNOTATION);
+            None
+        }
+    };
+
+    let mut instance = Instance {
+        sop_class_name,
+        sop_class_uid,
+        sop_instance_uid: uid(v.text(&a::SOP_INSTANCE_UID)),
+        study_instance_uid: uid(v.text(&a::STUDY_INSTANCE_UID)),
+        series_instance_uid: uid(v.text(&a::SERIES_INSTANCE_UID)),
+        transfer_syntax_uid,
+        transfer_syntax_name,
+        transfer_syntax_guessed: guessed,
+        patient_id: patient_id.as_deref().map(|p| key.pseudonym("PatientID", p)),
+        accession_number: v
+            .text(&a::ACCESSION_NUMBER)
+            .map(|x| key.pseudonym("AccessionNumber", &x)),
+        study_id: v.text(&a::STUDY_ID).map(|x| key.pseudonym("StudyID", &x)),
+        patient_sex: characteristics.then(|| v.text(&a::PATIENT_SEX)).flatten(),
+        patient_age: characteristics.then(|| v.text(&a::PATIENT_AGE)).flatten(),
+        patient_size: characteristics.then(|| v.float(&a::PATIENT_SIZE)).flatten(),
+        patient_weight: characteristics
+            .then(|| v.float(&a::PATIENT_WEIGHT))
+            .flatten(),
+        study_date: date(&mut v, &a::STUDY_DATE),
+        study_time: time(&mut v, &a::STUDY_TIME),
+        series_date: date(&mut v, &a::SERIES_DATE),
+        series_time: time(&mut v, &a::SERIES_TIME),
+        acquisition_date: date(&mut v, &a::ACQUISITION_DATE),
+        acquisition_time: time(&mut v, &a::ACQUISITION_TIME),
+        performed_procedure_step_start_date: date(&mut v, &a::PERFORMED_PROCEDURE_STEP_START_DATE),
+        performed_procedure_step_start_time: time(&mut v, &a::PERFORMED_PROCEDURE_STEP_START_TIME),
+        modality_category: modality.as_deref().map(modality_category),
+        modality,
+        modalities_in_study: v.texts(&a::MODALITIES_IN_STUDY),
+        body_part_examined: v.text(&a::BODY_PART_EXAMINED),
+        manufacturer: v.text(&a::MANUFACTURER),
+        manufacturer_model_name: v.text(&a::MANUFACTURER_MODEL_NAME),
+        station_name: profile
+            .retain_device_identity
+            .then(|| v.text(&a::STATION_NAME))
+            .flatten(),
+        study_description: descriptor(&mut v, &a::STUDY_DESCRIPTION),
+        series_description: descriptor(&mut v, &a::SERIES_DESCRIPTION),
+        series_number: v.int(&a::SERIES_NUMBER),
+        instance_number: v.int(&a::INSTANCE_NUMBER),
+        rows: v.int(&a::ROWS),
+        columns: v.int(&a::COLUMNS),
+        bits_allocated: v.int(&a::BITS_ALLOCATED),
+        bits_stored: v.int(&a::BITS_STORED),
+        samples_per_pixel: v.int(&a::SAMPLES_PER_PIXEL),
+        photometric_interpretation: v.text(&a::PHOTOMETRIC_INTERPRETATION),
+        number_of_frames: v.int(&a::NUMBER_OF_FRAMES),
+        pixel_spacing: v.floats(&a::PIXEL_SPACING),
+        slice_thickness: v.float(&a::SLICE_THICKNESS),
+        image_type: v.texts(&a::IMAGE_TYPE),
+        burned_in_annotation,
+        has_pixel_data: walked.pixel_data.is_some(),
+        specific_character_set: (!charset.terms.is_empty()).then(|| charset.terms.clone()),
+        character_set_supported: charset.supported,
+        undecoded_attributes: undecoded,
+        invalid_attributes: Vec::new(),
+        cleaned_attributes: Vec::new(),
+        deidentification_method_codes: profile.codes().into_iter().map(String::from).collect(),
+        deidentification_method: profile.describe(),
+    };
+    instance.cleaned_attributes = cleaned;
+    let mut invalid = v.invalid;
+    invalid.sort();
+    invalid.dedup();
+    instance.invalid_attributes = invalid;
+    Ok(instance)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_times_read_as_the_standard_writes_them() {
+        assert_eq!(parse_date("20240229"), NaiveDate::from_ymd_opt(2024, 2, 29));
+        assert_eq!(
+            parse_date("1999.12.31"),
+            NaiveDate::from_ymd_opt(1999, 12, 31)
+        );
+        for bad in ["20230229", "2024022", "2024-02-29", "abcdefgh", ""] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+        assert_eq!(parse_time("070907.0705").as_deref(), Some("07:09:07.0705"));
+        assert_eq!(parse_time("1012").as_deref(), Some("10:12"));
+        assert_eq!(parse_time("10:12:13").as_deref(), Some("10:12:13"));
+        for bad in ["2500", "1", "10.5", "101213.1234567", "12a0"] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn modalities_fall_into_categories() {
+        assert_eq!(modality_category("CT"), "cross_sectional");
+        assert_eq!(modality_category("US"), "ultrasound");
+        assert_eq!(modality_category("ECG"), "waveform");
+        assert_eq!(modality_category("XC"), "visible_light");
+        assert_eq!(modality_category("ZZ"), "other");
+    }
+}

@@ -1,0 +1,345 @@
+//! The DICOM source kind: one `dicom_instances` row per instance, from its header
+//! only, de-identified; every object it cannot index is a `dicom_rejects` row.
+//!
+//! ```text
+//!  reader threads: ranged reads ──► walk (window.rs, walk.rs) ──► kept elements ─┐
+//!                                      │ stage + reason                           │
+//!                                      └──► dicom_rejects                         ▼
+//!  parsers (one per partition): dicom-rs decode + profile (decode.rs, deidentify.rs) ──► rows.rs
+//! ```
+//!
+//! The walk is the only code that sees raw bytes and it trusts no declared length;
+//! dicom-rs reads a data set naslake rewrote from what the walk kept (see
+//! `walk.rs`). No value reaches a reason, a log line or a column unless the
+//! profile (`options.rs`) lets it.
+
+pub mod attributes;
+pub mod decode;
+pub mod deidentify;
+pub mod options;
+pub mod rows;
+pub mod walk;
+pub mod window;
+
+use std::sync::{Arc, OnceLock};
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+
+use crate::discover::{ItemStats, WorkItem};
+use crate::schema::TableSchema;
+use crate::sources::{Emitter, ItemInput, Parsed, Parser, ReadError, Source};
+use deidentify::{Key, KeySource};
+use options::{DicomOptions, Recognise};
+use rows::{Reject, Row};
+use walk::{Outcome, Walked};
+
+const INSTANCES_SCHEMA: &str = include_str!("../../../schemas/dicom_instances.toml");
+const REJECTS_SCHEMA: &str = include_str!("../../../schemas/dicom_rejects.toml");
+
+/// Rows a parser gathers before it hands on a batch.
+const BATCH_ROWS: usize = 1024;
+
+/// A DICOM source of a job.
+#[derive(Debug)]
+pub struct DicomSource {
+    name: String,
+    options: DicomOptions,
+    schema: SchemaRef,
+    key_source: Option<KeySourceName>,
+    /// Resolved on the first read (a secret is fetched once per run).
+    key: OnceLock<Result<Key, String>>,
+}
+
+/// Where the key comes from, for `Debug` (never the key itself).
+#[derive(Debug)]
+enum KeySourceName {
+    Value,
+    Secret(String),
+}
+
+/// One object's walked header, for a parser.
+pub struct Header {
+    key: String,
+    size: u64,
+    etag: Option<String>,
+    bytes_read: u64,
+    walked: Walked,
+    pseudonyms: Key,
+    stats: Arc<ItemStats>,
+}
+
+impl DicomSource {
+    fn instances_table() -> TableSchema {
+        TableSchema::parse(INSTANCES_SCHEMA, "schemas/dicom_instances.toml")
+            .expect("the built-in dicom_instances schema is valid (a unit test reads it)")
+    }
+
+    /// The pseudonym key, resolved once: the environment's, the secret's, or (with
+    /// neither) the sample key, which only the bundled samples may use.
+    fn key(&self, input: &ItemInput<'_>) -> Result<Key, ReadError> {
+        self.key
+            .get_or_init(|| match &self.key_source {
+                None => Ok(Key::sample()),
+                Some(KeySourceName::Value) => match deidentify::key_source() {
+                    Ok(Some(KeySource::Value(v))) => Key::new(&v),
+                    _ => Err(format!(
+                        "{} changed while the run started",
+                        deidentify::KEY_VAR
+                    )),
+                },
+                Some(KeySourceName::Secret(id)) => input
+                    .runtime()
+                    .block_on(deidentify::fetch_secret(id))
+                    .and_then(|v| Key::new(&v)),
+            })
+            .clone()
+            .map_err(ReadError::Storage)
+    }
+
+    fn reject(
+        &self,
+        input: &ItemInput<'_>,
+        bytes_read: u64,
+        stage: &'static str,
+        reason: String,
+    ) -> Reject {
+        Reject {
+            source: self.name.clone(),
+            source_key: input.item.key.clone(),
+            object_size: input.item.fingerprint.size,
+            object_etag: input.item.fingerprint.etag.clone(),
+            bytes_read,
+            stage,
+            reason,
+        }
+    }
+}
+
+impl Source for DicomSource {
+    const FORMAT: &'static str = "dicom";
+    const SUFFIXES: Option<&'static [&'static str]> = Some(&[".dcm", ".dicom"]);
+    const UNITS_IN_FLIGHT: usize = 64;
+
+    type Options = DicomOptions;
+    type Unit = Header;
+    type Reject = Reject;
+    type Parser = DicomParser;
+
+    fn new(name: &str, options: DicomOptions) -> Result<Self, String> {
+        options.check()?;
+        let key_source = match deidentify::key_source()? {
+            None => None,
+            Some(KeySource::Value(v)) => {
+                Key::new(&v).map_err(|e| format!("{}: {e}", deidentify::KEY_VAR))?;
+                Some(KeySourceName::Value)
+            }
+            Some(KeySource::Secret(id)) => Some(KeySourceName::Secret(id)),
+        };
+        Ok(DicomSource {
+            name: name.to_string(),
+            options,
+            schema: Self::instances_table().file_schema(),
+            key_source,
+            key: OnceLock::new(),
+        })
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn rejects_table() -> TableSchema {
+        TableSchema::parse(REJECTS_SCHEMA, "schemas/dicom_rejects.toml")
+            .expect("the built-in dicom_rejects schema is valid (a unit test reads it)")
+    }
+
+    fn rejects_batch(&self, rejects: Vec<Reject>) -> RecordBatch {
+        rows::rejects_batch(&Self::rejects_table().file_schema(), &rejects)
+    }
+
+    fn item_rejected(&self, item: &WorkItem, reason: &str) -> Reject {
+        Reject {
+            source: self.name.clone(),
+            source_key: item.key.clone(),
+            object_size: item.fingerprint.size,
+            object_etag: item.fingerprint.etag.clone(),
+            bytes_read: 0,
+            stage: "read",
+            reason: reason.to_string(),
+        }
+    }
+
+    fn readers(&self) -> usize {
+        self.options.readers
+    }
+
+    fn reads_every_key(&self) -> bool {
+        self.options.recognise == Recognise::Content
+    }
+
+    fn read(&self, input: &ItemInput<'_>, out: &mut Emitter<'_, Self>) -> Result<(), ReadError> {
+        let pseudonyms = self.key(input)?;
+        let size = input.item.fingerprint.size;
+        let max = self.options.max_header_bytes.as_u64();
+        let mut window = window::Ranged::new(
+            |range| input.read_range(range),
+            size,
+            self.options.first_read.as_u64(),
+            max,
+        );
+        let walked = walk::walk(&mut window, max);
+        let bytes_read = window.fetched();
+        let (stage, reason) = match walked {
+            Ok(walked) => {
+                if pseudonyms.sample && !is_sample(&walked) {
+                    return Err(ReadError::Storage(format!(
+                        "no pseudonym key: set {} (at least {} bytes) or {} (an AWS Secrets Manager secret holding one); without a key only the bundled samples (samples/dicom) run",
+                        deidentify::KEY_VAR,
+                        deidentify::MIN_KEY_BYTES,
+                        deidentify::SECRET_VAR
+                    )));
+                }
+                return out.unit(Header {
+                    key: input.item.key.clone(),
+                    size,
+                    etag: input.item.fingerprint.etag.clone(),
+                    bytes_read,
+                    walked,
+                    pseudonyms,
+                    stats: input.stats.clone(),
+                });
+            }
+            Err(Outcome::Failed(f)) => (f.stage.as_str(), f.reason),
+            Err(Outcome::Io(ReadError::Changed(why))) => {
+                ("read", format!("changed while reading: {why}"))
+            }
+            Err(Outcome::Io(e)) => return Err(e),
+        };
+        let reason = match self.options.recognise {
+            Recognise::Suffix if stage == "recognise" => {
+                format!("{reason} (selected by its suffix)")
+            }
+            _ => reason,
+        };
+        input.stats.set_item_error(&reason);
+        out.reject(self.reject(input, bytes_read, stage, reason))
+    }
+
+    fn parser(&self) -> DicomParser {
+        DicomParser {
+            source: self.name.clone(),
+            schema: self.schema.clone(),
+            profile: self.options.deidentification.clone(),
+            rows: Vec::new(),
+        }
+    }
+}
+
+/// Whether a file says it is one of naslake's synthetic samples.
+fn is_sample(walked: &Walked) -> bool {
+    walked
+        .raw(&attributes::DEIDENTIFICATION_METHOD)
+        .map(|v| {
+            String::from_utf8_lossy(v)
+                .trim_end_matches([' ', '\0'])
+                .to_string()
+        })
+        .is_some_and(|v| v == deidentify::SAMPLE_MARK)
+}
+
+/// Decodes headers into rows, a batch at a time.
+pub struct DicomParser {
+    source: String,
+    schema: SchemaRef,
+    profile: options::Profile,
+    rows: Vec<Row>,
+}
+
+impl DicomParser {
+    fn flush(&mut self) -> Option<RecordBatch> {
+        if self.rows.is_empty() {
+            return None;
+        }
+        let batch = rows::instances_batch(&self.schema, &self.rows);
+        self.rows.clear();
+        Some(batch)
+    }
+}
+
+impl Parser for DicomParser {
+    type Unit = Header;
+    type Reject = Reject;
+
+    fn parse(&mut self, unit: Header) -> Parsed<Reject> {
+        let cx = decode::Context {
+            key: &unit.pseudonyms,
+            profile: &self.profile,
+        };
+        match decode::decode(&unit.walked, &cx) {
+            Ok(instance) => {
+                unit.stats.count(1, 0);
+                self.rows.push(Row {
+                    source_key: unit.key,
+                    object_size: unit.size,
+                    object_etag: unit.etag,
+                    header_bytes_read: unit.bytes_read,
+                    instance,
+                });
+                let batch = (self.rows.len() >= BATCH_ROWS)
+                    .then(|| self.flush())
+                    .flatten();
+                Parsed {
+                    batch,
+                    rejects: vec![],
+                }
+            }
+            Err(decode::DecodeFailed) => {
+                unit.stats.count(0, 1);
+                Parsed {
+                    batch: None,
+                    rejects: vec![Reject {
+                        source: self.source.clone(),
+                        source_key: unit.key,
+                        object_size: unit.size,
+                        object_etag: unit.etag,
+                        bytes_read: unit.bytes_read,
+                        stage: "decode",
+                        reason: "dicom-rs could not read the attributes kept from the header"
+                            .into(),
+                    }],
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) -> Option<RecordBatch> {
+        self.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_schema_column_has_a_builder_of_its_type() {
+        let schema = DicomSource::instances_table().file_schema();
+        let batch = rows::instances_batch(
+            &schema,
+            &[Row {
+                source_key: "a.dcm".into(),
+                object_size: 1,
+                object_etag: None,
+                header_bytes_read: 1,
+                instance: decode::Instance::default(),
+            }],
+        );
+        assert_eq!(batch.num_rows(), 1);
+        let rejects = DicomSource::rejects_table().file_schema();
+        assert_eq!(
+            rows::rejects_batch(&rejects, &[]).num_columns(),
+            rejects.fields().len()
+        );
+    }
+}

@@ -1,0 +1,911 @@
+//! The header walk: finds a DICOM object's encoding, its file meta, the top-level
+//! elements naslake extracts and where its header ends, without trusting a single
+//! declared length. It is the only code that sees a file's raw bytes; dicom-rs
+//! decodes only what it keeps ([`Walked::kept`]), so no length dicom-rs reads was
+//! left unchecked.
+//!
+//! The rules (PS3.5 chapter 7, PS3.10 chapter 7):
+//! - The file meta group follows `DICM` at offset 128 (after the preamble) or at
+//!   offset 0 (no preamble); it is always explicit VR little endian, and it is
+//!   walked element by element while the group is 0002 (its group length is not
+//!   trusted, nor required).
+//! - Its Transfer Syntax UID decides the data set's encoding: implicit VR little
+//!   endian, explicit VR big endian, deflated explicit VR little endian (inflated
+//!   here, as far as the header needs), or explicit VR little endian for every
+//!   other (native or encapsulated) syntax. A file with no meta, or a meta without
+//!   a transfer syntax, is tried in explicit VR LE, implicit VR LE and explicit VR
+//!   BE, most likely first: a guess is accepted only if the whole header reads
+//!   with ascending top-level tags.
+//! - Every declared length is checked against the bytes that exist before it is
+//!   used: an element that would end past the data is a truncated file.
+//! - Defined-length elements are stepped over without being read (a large
+//!   private blob costs nothing). Undefined-length sequences are walked item by
+//!   item, nested at most [`MAX_DEPTH`] deep; an undefined-length UN element holds
+//!   implicit VR little endian (CP-246), whatever the file's encoding.
+//! - The walk stops at top-level Pixel Data (7FE0,0010 and the float variants):
+//!   its declared length must fit the object (native), or its first fragment
+//!   must, and the object must end in the sequence delimiter or its fragments
+//!   must reach one (encapsulated).
+//! - All reads go through a [`Window`] with a byte budget, so no file makes the
+//!   walk read, or hold, more than `max_header_bytes`.
+//!
+//! A [`Failure`] names a stage, tags, offsets and lengths: never a value (values may
+//! be PHI).
+
+use std::ops::Range;
+
+use super::attributes::{self, Attribute};
+
+/// The value of an undefined length.
+const UNDEFINED: u32 = 0xFFFF_FFFF;
+/// Sequences nested deeper than this are refused (no real header comes close).
+pub const MAX_DEPTH: usize = 32;
+/// A kept value longer than this is not kept (no attribute naslake extracts is
+/// legitimately this long); the attribute is then reported invalid.
+pub const MAX_KEPT_VALUE: u32 = 0xFFFE;
+
+const ITEM: Tag = Tag(0xFFFE, 0xE000);
+const ITEM_END: Tag = Tag(0xFFFE, 0xE00D);
+const SEQUENCE_END: Tag = Tag(0xFFFE, 0xE0DD);
+const PIXEL_DATA: [Tag; 3] = [
+    Tag(0x7FE0, 0x0010),
+    Tag(0x7FE0, 0x0008),
+    Tag(0x7FE0, 0x0009),
+];
+const TRANSFER_SYNTAX_UID: Tag = Tag(0x0002, 0x0010);
+const MEDIA_SOP_CLASS: Tag = Tag(0x0002, 0x0002);
+const MEDIA_SOP_INSTANCE: Tag = Tag(0x0002, 0x0003);
+
+/// A data element tag (group, element).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Tag(pub u16, pub u16);
+
+impl std::fmt::Display for Tag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "({:04X},{:04X})", self.0, self.1)
+    }
+}
+
+/// How a data set is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    ExplicitLittle,
+    ImplicitLittle,
+    ExplicitBig,
+}
+
+impl Encoding {
+    fn explicit(self) -> bool {
+        self != Encoding::ImplicitLittle
+    }
+    fn u16(self, b: &[u8]) -> u16 {
+        match self {
+            Encoding::ExplicitBig => u16::from_be_bytes([b[0], b[1]]),
+            _ => u16::from_le_bytes([b[0], b[1]]),
+        }
+    }
+    fn u32(self, b: &[u8]) -> u32 {
+        match self {
+            Encoding::ExplicitBig => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+            _ => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        }
+    }
+    /// The transfer syntax UID dicom-rs decodes kept elements with.
+    pub fn uid(self) -> &'static str {
+        match self {
+            Encoding::ExplicitLittle => "1.2.840.10008.1.2.1",
+            Encoding::ImplicitLittle => "1.2.840.10008.1.2",
+            Encoding::ExplicitBig => "1.2.840.10008.1.2.2",
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::ExplicitLittle => "explicit VR little endian",
+            Encoding::ImplicitLittle => "implicit VR little endian",
+            Encoding::ExplicitBig => "explicit VR big endian",
+        }
+    }
+}
+
+/// The walk's steps, as the rejects table names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Telling whether the object is DICOM at all.
+    Recognise,
+    /// The file meta group.
+    FileMeta,
+    /// The data set before the pixel data.
+    DataSet,
+    /// The pixel data's declared extent.
+    PixelData,
+    /// The header did not end within `max_header_bytes`.
+    HeaderLimit,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Recognise => "recognise",
+            Stage::FileMeta => "file_meta",
+            Stage::DataSet => "data_set",
+            Stage::PixelData => "pixel_data",
+            Stage::HeaderLimit => "header_limit",
+        }
+    }
+}
+
+/// Why an object's header could not be walked; the reason holds no value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub stage: Stage,
+    pub reason: String,
+}
+
+impl Failure {
+    fn new(stage: Stage, reason: impl Into<String>) -> Self {
+        Failure {
+            stage,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Why a [`Window`] could not give the bytes asked for.
+#[derive(Debug)]
+pub enum Short {
+    /// The data ends at this offset.
+    Ends(u64),
+    /// Reading on would pass the byte budget (this many bytes).
+    OverBudget(u64),
+    /// Storage failed: not the file's fault, the run stops.
+    Io(crate::sources::ReadError),
+}
+
+/// The bytes of an object (or of its inflated data set) as the walk asks for them.
+pub trait Window {
+    /// Bytes `at..at + len`; [`Short::Ends`] when the data ends before.
+    fn get(&mut self, at: u64, len: usize) -> Result<&[u8], Short>;
+    /// Whether at least `end` bytes exist, reading as little as possible.
+    fn reaches(&mut self, end: u64) -> Result<bool, Short>;
+    /// The data's size when known without reading it all.
+    fn size(&self) -> Option<u64>;
+}
+
+/// What the file meta group said.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// Transfer Syntax UID (0002,0010), trimmed.
+    pub transfer_syntax: Option<String>,
+    pub media_sop_class: Option<String>,
+    pub media_sop_instance: Option<String>,
+}
+
+/// A kept top-level element: where its value lies in [`Walked::kept`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept {
+    pub attribute: &'static Attribute,
+    /// The whole element (header and value) in `kept`.
+    pub element: Range<usize>,
+    /// Its value in `kept`.
+    pub value: Range<usize>,
+}
+
+/// Top-level pixel data, as declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PixelData {
+    pub tag: Tag,
+    /// Encapsulated (compressed) frames: undefined length.
+    pub encapsulated: bool,
+    /// Offset of its element header in the data set.
+    pub offset: u64,
+}
+
+/// A walked header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Walked {
+    /// `None` when the file has no file meta group.
+    pub meta: Option<Meta>,
+    /// The data set's encoding, as read (for a deflated file: once inflated).
+    pub encoding: Encoding,
+    /// The encoding was guessed (no file meta, or a meta with no transfer syntax,
+    /// or one the data set does not read in).
+    pub guessed: bool,
+    /// The data set was deflated.
+    pub deflated: bool,
+    /// The kept elements, encoded as `encoding`, in ascending order: a data set
+    /// dicom-rs can read.
+    pub kept: Vec<u8>,
+    pub elements: Vec<Kept>,
+    /// Kept attributes whose value was too long to keep.
+    pub oversized: Vec<&'static Attribute>,
+    pub pixel_data: Option<PixelData>,
+}
+
+impl Walked {
+    /// The raw value of a kept attribute.
+    pub fn raw(&self, attribute: &Attribute) -> Option<&[u8]> {
+        self.elements
+            .iter()
+            .find(|k| k.attribute.tag == attribute.tag)
+            .map(|k| &self.kept[k.value.clone()])
+    }
+}
+
+/// Walks an object's header; a deflated data set is inflated as far as the walk
+/// reads, at most `max_inflated` bytes.
+pub fn walk<W: Window>(window: &mut W, max_inflated: u64) -> Result<Walked, Outcome> {
+    if window.size() == Some(0) {
+        return Err(Failure::new(Stage::Recognise, "empty object (zero bytes)").into());
+    }
+    let magic_at = if has_magic(window, 128)? {
+        Some(132)
+    } else if has_magic(window, 0)? {
+        Some(4)
+    } else {
+        None
+    };
+    let (meta, start) = match magic_at {
+        Some(at) => {
+            let (meta, end) = read_meta(window, at)?;
+            (Some(meta), end)
+        }
+        // A meta group with neither preamble nor prefix still starts with group 2.
+        None if starts_with_group_2(window)? => {
+            let (meta, end) = read_meta(window, 0)?;
+            (Some(meta), end)
+        }
+        None => (None, 0),
+    };
+    let declared = meta.as_ref().and_then(|m| m.transfer_syntax.clone());
+    let mut walked = match declared.as_deref() {
+        Some(DEFLATED) => {
+            let mut inflated = super::window::Inflate::new(&mut *window, start, max_inflated);
+            let mut walked = walk_data_set(&mut inflated, 0, Encoding::ExplicitLittle, false)?;
+            walked.deflated = true;
+            walked
+        }
+        Some(uid) => {
+            let declared = encoding_of(uid);
+            match walk_data_set(window, start, declared, false) {
+                Ok(walked) => walked,
+                // A meta that names the wrong encoding (it happens): the data set
+                // is tried in the others, strictly, when not one element read.
+                Err(Stop::Failed(first, 0)) => match guess(window, start, Some(declared)) {
+                    Ok(walked) => walked,
+                    Err(Outcome::Io(e)) => return Err(Outcome::Io(e)),
+                    Err(Outcome::Failed(_)) => return Err(first.into()),
+                },
+                Err(e) => return Err(e.into()),
+            }
+        }
+        None => match guess(window, start, None) {
+            Ok(walked) => walked,
+            // The reasons of the tries are left out: the "tags" of an object that is
+            // not DICOM are its content.
+            Err(Outcome::Failed(_)) if meta.is_none() => {
+                return Err(Failure::new(
+                    Stage::Recognise,
+                    "not DICOM: no DICM prefix (at offset 128 or 0), and no data set reads in explicit VR little endian, implicit VR little endian or explicit VR big endian",
+                )
+                .into());
+            }
+            Err(e) => return Err(e),
+        },
+    };
+    walked.meta = meta;
+    Ok(walked)
+}
+
+/// The walk did not give a header.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The file is rejected, for this reason.
+    Failed(Failure),
+    /// Storage failed.
+    Io(crate::sources::ReadError),
+}
+
+impl From<Failure> for Outcome {
+    fn from(f: Failure) -> Self {
+        Outcome::Failed(f)
+    }
+}
+
+/// Deflated Explicit VR Little Endian.
+pub const DEFLATED: &str = "1.2.840.10008.1.2.1.99";
+
+/// The data set encoding a transfer syntax implies.
+fn encoding_of(uid: &str) -> Encoding {
+    match uid {
+        "1.2.840.10008.1.2" => Encoding::ImplicitLittle,
+        "1.2.840.10008.1.2.2" => Encoding::ExplicitBig,
+        _ => Encoding::ExplicitLittle,
+    }
+}
+
+fn has_magic(w: &mut impl Window, at: u64) -> Result<bool, Outcome> {
+    match w.get(at, 4) {
+        Ok(b) => Ok(b == b"DICM"),
+        Err(Short::Ends(_)) => Ok(false),
+        Err(Short::OverBudget(n)) => Err(over_budget(n).into()),
+        Err(Short::Io(e)) => Err(Outcome::Io(e)),
+    }
+}
+
+fn starts_with_group_2(w: &mut impl Window) -> Result<bool, Outcome> {
+    match w.get(0, 6) {
+        // Group 0002, and an explicit VR: the meta's own encoding.
+        Ok(b) => Ok(b[0] == 2 && b[1] == 0 && is_vr(&b[4..6])),
+        Err(Short::Ends(_)) => Ok(false),
+        Err(Short::OverBudget(n)) => Err(over_budget(n).into()),
+        Err(Short::Io(e)) => Err(Outcome::Io(e)),
+    }
+}
+
+fn over_budget(limit: u64) -> Failure {
+    Failure::new(
+        Stage::HeaderLimit,
+        format!("the header does not end within {limit} bytes read (max_header_bytes)"),
+    )
+}
+
+/// The file meta group from `at`: its values naslake uses, and where it ends.
+fn read_meta(w: &mut impl Window, at: u64) -> Result<(Meta, u64), Outcome> {
+    let mut meta = Meta::default();
+    let mut pos = at;
+    let short = |s: Short, pos: u64| -> Outcome {
+        match s {
+            Short::Ends(n) => Failure::new(
+                Stage::FileMeta,
+                format!(
+                    "truncated: the file meta group ends at offset {n}, inside the element at offset {pos}"
+                ),
+            )
+            .into(),
+            Short::OverBudget(n) => over_budget(n).into(),
+            Short::Io(e) => Outcome::Io(e),
+        }
+    };
+    loop {
+        let head = match w.get(pos, 8) {
+            Ok(b) => b,
+            // A file that is only a meta group.
+            Err(Short::Ends(n)) if n == pos => break,
+            Err(s) => return Err(short(s, pos)),
+        };
+        let tag = Tag(
+            u16::from_le_bytes([head[0], head[1]]),
+            u16::from_le_bytes([head[2], head[3]]),
+        );
+        if tag.0 != 0x0002 {
+            break;
+        }
+        let vr = [head[4], head[5]];
+        if !is_vr(&vr) {
+            return Err(Failure::new(
+                Stage::FileMeta,
+                format!("element {tag} at offset {pos} has no explicit VR (the file meta group is explicit VR little endian)"),
+            )
+            .into());
+        }
+        let (len, header) = if long_vr(vr) {
+            let b = w.get(pos + 8, 4).map_err(|s| short(s, pos))?;
+            (u32::from_le_bytes([b[0], b[1], b[2], b[3]]), 12u64)
+        } else {
+            (u16::from_le_bytes([head[6], head[7]]) as u32, 8u64)
+        };
+        if len == UNDEFINED {
+            return Err(Failure::new(
+                Stage::FileMeta,
+                format!("element {tag} at offset {pos} has an undefined length"),
+            )
+            .into());
+        }
+        let end = pos + header + len as u64;
+        if !w.reaches(end).map_err(|s| short(s, pos))? {
+            return Err(Failure::new(
+                Stage::FileMeta,
+                format!("truncated: element {tag} at offset {pos} declares {len} bytes past the end of the object"),
+            )
+            .into());
+        }
+        let slot = match tag {
+            TRANSFER_SYNTAX_UID => Some(&mut meta.transfer_syntax),
+            MEDIA_SOP_CLASS => Some(&mut meta.media_sop_class),
+            MEDIA_SOP_INSTANCE => Some(&mut meta.media_sop_instance),
+            _ => None,
+        };
+        if let Some(slot) = slot {
+            // A UID is at most 64 characters.
+            if len > 64 {
+                return Err(Failure::new(
+                    Stage::FileMeta,
+                    format!("element {tag} declares {len} bytes; a UID has at most 64"),
+                )
+                .into());
+            }
+            let value = w
+                .get(pos + header, len as usize)
+                .map_err(|s| short(s, pos))?;
+            *slot = uid_text(value);
+        }
+        pos = end;
+    }
+    Ok((meta, pos))
+}
+
+/// A UID's text: printable ASCII, padding removed; `None` when empty or not a UID.
+fn uid_text(value: &[u8]) -> Option<String> {
+    let trimmed = value
+        .iter()
+        .rposition(|&b| b != 0 && b != b' ')
+        .map_or(&value[..0], |end| &value[..=end]);
+    let trimmed = match trimmed.iter().position(|&b| b != b' ') {
+        Some(start) => &trimmed[start..],
+        None => return None,
+    };
+    trimmed
+        .iter()
+        .all(|b| b.is_ascii_digit() || *b == b'.')
+        .then(|| String::from_utf8_lossy(trimmed).into_owned())
+}
+
+/// The data set tried in each encoding, the likeliest first (from the first
+/// element's bytes), skipping `tried`; the first that reads whole wins.
+fn guess(
+    w: &mut (impl Window + ?Sized),
+    start: u64,
+    tried: Option<Encoding>,
+) -> Result<Walked, Outcome> {
+    let mut order = vec![
+        Encoding::ExplicitLittle,
+        Encoding::ImplicitLittle,
+        Encoding::ExplicitBig,
+    ];
+    if let Ok(b) = w.get(start, 6) {
+        let explicit = is_vr(&b[4..6]);
+        let little = u16::from_le_bytes([b[0], b[1]]) <= u16::from_be_bytes([b[0], b[1]]);
+        let first = match (explicit, little) {
+            (true, false) => Encoding::ExplicitBig,
+            (false, _) => Encoding::ImplicitLittle,
+            (true, true) => Encoding::ExplicitLittle,
+        };
+        order.retain(|e| *e != first);
+        order.insert(0, first);
+    }
+    order.retain(|e| Some(*e) != tried);
+    let mut first_failure = None;
+    for encoding in order {
+        match walk_data_set(w, start, encoding, true) {
+            Ok(mut walked) => {
+                walked.guessed = true;
+                return Ok(walked);
+            }
+            Err(Stop::Io(e)) => return Err(Outcome::Io(e)),
+            Err(Stop::Failed(f, _)) => {
+                first_failure.get_or_insert(f);
+            }
+        }
+    }
+    Err(first_failure
+        .unwrap_or_else(|| Failure::new(Stage::Recognise, "no encoding left to try"))
+        .into())
+}
+
+/// How a data set walk stopped: a failure (with the number of top-level elements
+/// read before it), or storage.
+enum Stop {
+    Failed(Failure, usize),
+    Io(crate::sources::ReadError),
+}
+
+impl From<Stop> for Outcome {
+    fn from(s: Stop) -> Self {
+        match s {
+            Stop::Failed(f, _) => Outcome::Failed(f),
+            Stop::Io(e) => Outcome::Io(e),
+        }
+    }
+}
+
+/// One element's header.
+#[derive(Debug, Clone, Copy)]
+struct Header {
+    tag: Tag,
+    /// `None` for items and delimiters, and in implicit VR.
+    vr: Option<[u8; 2]>,
+    len: u32,
+    size: u64,
+}
+
+/// What the walk is inside of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Frame {
+    /// An undefined-length sequence: items until its delimiter.
+    Sequence(Encoding),
+    /// An undefined-length item: elements until its delimiter.
+    Item(Encoding),
+}
+
+/// Walks a data set from `start` in `encoding`. `strict` (a guessed encoding)
+/// also wants ascending top-level tags that start in a plausible group.
+fn walk_data_set(
+    w: &mut (impl Window + ?Sized),
+    start: u64,
+    encoding: Encoding,
+    strict: bool,
+) -> Result<Walked, Stop> {
+    let mut walked = Walked {
+        meta: None,
+        encoding,
+        guessed: false,
+        deflated: false,
+        kept: Vec::new(),
+        elements: Vec::new(),
+        oversized: Vec::new(),
+        pixel_data: None,
+    };
+    let mut top_level = 0usize;
+    let mut last_top: Option<Tag> = None;
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut pos = start;
+    loop {
+        let fail =
+            |stage: Stage, reason: String, n: usize| Stop::Failed(Failure::new(stage, reason), n);
+        let frame = stack.last().copied();
+        let enc = match frame {
+            None => encoding,
+            Some(Frame::Sequence(e) | Frame::Item(e)) => e,
+        };
+        let h = match header(w, pos, enc) {
+            Ok(h) => h,
+            Err(HeaderError::Short(Short::Ends(n))) if n == pos && frame.is_none() => {
+                // The data set ends with no pixel data.
+                if strict && top_level == 0 {
+                    return Err(fail(Stage::Recognise, "no data element".into(), 0));
+                }
+                return Ok(walked);
+            }
+            Err(HeaderError::Short(Short::Ends(n))) => {
+                let inside = match frame {
+                    None => "an element header".to_string(),
+                    Some(_) => format!(
+                        "a sequence opened before offset {pos}, {} deep",
+                        stack.len()
+                    ),
+                };
+                return Err(fail(
+                    Stage::DataSet,
+                    format!("truncated: the data ends at offset {n}, inside {inside}"),
+                    top_level,
+                ));
+            }
+            Err(HeaderError::Short(Short::OverBudget(n))) => {
+                return Err(Stop::Failed(over_budget(n), top_level));
+            }
+            Err(HeaderError::Short(Short::Io(e))) => return Err(Stop::Io(e)),
+            Err(HeaderError::BadVr(tag)) => {
+                return Err(fail(
+                    Stage::DataSet,
+                    format!(
+                        "element {tag} at offset {pos} has no valid VR ({})",
+                        enc.name()
+                    ),
+                    top_level,
+                ));
+            }
+        };
+        let tag = h.tag;
+        let value_at = pos + h.size;
+        match frame {
+            Some(Frame::Sequence(e)) => {
+                match tag {
+                    ITEM if h.len == UNDEFINED => {
+                        push(&mut stack, Frame::Item(e), pos, top_level)?;
+                        pos = value_at;
+                    }
+                    ITEM => pos = step_over(w, pos, value_at, h, top_level)?,
+                    SEQUENCE_END => {
+                        stack.pop();
+                        pos = value_at;
+                    }
+                    _ => {
+                        return Err(fail(
+                            Stage::DataSet,
+                            format!("{tag} at offset {pos} where a sequence item was expected"),
+                            top_level,
+                        ));
+                    }
+                }
+                continue;
+            }
+            Some(Frame::Item(_)) if tag == ITEM_END => {
+                stack.pop();
+                pos = value_at;
+                continue;
+            }
+            _ => {}
+        }
+        if tag.0 == 0xFFFE {
+            return Err(fail(
+                Stage::DataSet,
+                format!("{tag} at offset {pos} outside a sequence"),
+                top_level,
+            ));
+        }
+        if frame.is_none() {
+            if strict {
+                let plausible = match last_top {
+                    None => tag.0 <= 0x0010,
+                    Some(last) => tag > last,
+                };
+                if !plausible {
+                    return Err(fail(
+                        Stage::Recognise,
+                        format!("element {tag} at offset {pos} is out of order"),
+                        top_level,
+                    ));
+                }
+            }
+            last_top = Some(tag);
+            if PIXEL_DATA.contains(&tag) {
+                check_pixel_data(w, pos, h, enc, top_level)?;
+                walked.pixel_data = Some(PixelData {
+                    tag,
+                    encapsulated: h.len == UNDEFINED,
+                    offset: pos,
+                });
+                return Ok(walked);
+            }
+            top_level += 1;
+        }
+        if h.len == UNDEFINED {
+            let inner = match h.vr {
+                Some(vr) if &vr == b"SQ" => enc,
+                // CP-246: the items of an undefined-length UN are implicit VR LE.
+                Some(vr) if &vr == b"UN" => Encoding::ImplicitLittle,
+                None => enc,
+                Some(vr) => {
+                    return Err(fail(
+                        Stage::DataSet,
+                        format!(
+                            "element {tag} at offset {pos} has an undefined length, which VR {} cannot have",
+                            String::from_utf8_lossy(&vr)
+                        ),
+                        top_level,
+                    ));
+                }
+            };
+            push(&mut stack, Frame::Sequence(inner), pos, top_level)?;
+            pos = value_at;
+            continue;
+        }
+        let end = step_over(w, pos, value_at, h, top_level)?;
+        let kept = frame.is_none().then(|| attributes::by_tag(tag)).flatten();
+        match kept {
+            Some(attribute) if h.len > MAX_KEPT_VALUE => walked.oversized.push(attribute),
+            Some(attribute) => {
+                let bytes = w
+                    .get(pos, (end - pos) as usize)
+                    .map_err(|s| short_stop(s, pos, top_level))?;
+                let at = walked.kept.len();
+                walked.kept.extend_from_slice(bytes);
+                walked.elements.push(Kept {
+                    attribute,
+                    element: at..walked.kept.len(),
+                    value: at + h.size as usize..walked.kept.len(),
+                });
+            }
+            None => {}
+        }
+        pos = end;
+    }
+}
+
+fn push(stack: &mut Vec<Frame>, frame: Frame, pos: u64, top_level: usize) -> Result<(), Stop> {
+    if stack.len() >= MAX_DEPTH * 2 {
+        return Err(Stop::Failed(
+            Failure::new(
+                Stage::DataSet,
+                format!("sequences nested more than {MAX_DEPTH} deep at offset {pos}"),
+            ),
+            top_level,
+        ));
+    }
+    stack.push(frame);
+    Ok(())
+}
+
+/// The end of a defined-length element, checked to exist.
+fn step_over(
+    w: &mut (impl Window + ?Sized),
+    pos: u64,
+    value_at: u64,
+    h: Header,
+    top_level: usize,
+) -> Result<u64, Stop> {
+    let end = value_at + h.len as u64;
+    match w.reaches(end) {
+        Ok(true) => Ok(end),
+        Ok(false) => Err(Stop::Failed(
+            Failure::new(
+                Stage::DataSet,
+                format!(
+                    "truncated: element {} at offset {pos} declares {} bytes{}",
+                    h.tag,
+                    h.len,
+                    w.size()
+                        .map(|n| format!(", but only {} remain", n.saturating_sub(value_at)))
+                        .unwrap_or_else(|| " past the end of the data".into())
+                ),
+            ),
+            top_level,
+        )),
+        Err(s) => Err(short_stop(s, pos, top_level)),
+    }
+}
+
+fn short_stop(s: Short, pos: u64, top_level: usize) -> Stop {
+    match s {
+        Short::Ends(n) => Stop::Failed(
+            Failure::new(
+                Stage::DataSet,
+                format!(
+                    "truncated: the data ends at offset {n}, inside the element at offset {pos}"
+                ),
+            ),
+            top_level,
+        ),
+        Short::OverBudget(n) => Stop::Failed(over_budget(n), top_level),
+        Short::Io(e) => Stop::Io(e),
+    }
+}
+
+/// Pixel data must fit the object: native, its declared length; encapsulated,
+/// its first fragment, and the whole fragment sequence must end in its delimiter.
+fn check_pixel_data(
+    w: &mut (impl Window + ?Sized),
+    pos: u64,
+    h: Header,
+    enc: Encoding,
+    top_level: usize,
+) -> Result<(), Stop> {
+    let fail = |reason: String| Stop::Failed(Failure::new(Stage::PixelData, reason), top_level);
+    let value_at = pos + h.size;
+    if h.len != UNDEFINED {
+        return match w.reaches(value_at + h.len as u64) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(fail(format!(
+                "truncated: pixel data {} declares {} bytes{}",
+                h.tag,
+                h.len,
+                w.size()
+                    .map(|n| format!(", but only {} remain", n.saturating_sub(value_at)))
+                    .unwrap_or_default()
+            ))),
+            Err(s) => Err(short_stop(s, pos, top_level)),
+        };
+    }
+    // The common case costs one small read: the object ends in the delimiter.
+    if let Some(size) = w.size().filter(|size| *size >= value_at + 8) {
+        let tail = w
+            .get(size - 8, 8)
+            .map_err(|s| short_stop(s, pos, top_level))?;
+        if item_header(tail, enc) == Some((SEQUENCE_END, 0)) {
+            return Ok(());
+        }
+    }
+    // Otherwise the fragments are walked to their delimiter (within the budget).
+    let mut at = value_at;
+    loop {
+        let b = match w.get(at, 8) {
+            Ok(b) => b,
+            Err(Short::Ends(_)) => {
+                return Err(fail(format!(
+                    "truncated: the encapsulated pixel data at offset {pos} ends before its sequence delimiter"
+                )));
+            }
+            Err(s) => return Err(short_stop(s, at, top_level)),
+        };
+        match item_header(b, enc) {
+            Some((SEQUENCE_END, _)) => return Ok(()),
+            Some((ITEM, len)) if len != UNDEFINED => {
+                let end = at + 8 + len as u64;
+                if !w.reaches(end).map_err(|s| short_stop(s, at, top_level))? {
+                    return Err(fail(format!(
+                        "truncated: a pixel data fragment at offset {at} declares {len} bytes past the end of the object"
+                    )));
+                }
+                at = end;
+            }
+            _ => {
+                return Err(fail(format!(
+                    "no fragment item at offset {at} in the encapsulated pixel data"
+                )));
+            }
+        }
+    }
+}
+
+fn item_header(b: &[u8], enc: Encoding) -> Option<(Tag, u32)> {
+    let tag = Tag(enc.u16(&b[0..2]), enc.u16(&b[2..4]));
+    (tag.0 == 0xFFFE).then(|| (tag, enc.u32(&b[4..8])))
+}
+
+enum HeaderError {
+    Short(Short),
+    BadVr(Tag),
+}
+
+/// Reads the element header at `pos`.
+fn header(w: &mut (impl Window + ?Sized), pos: u64, enc: Encoding) -> Result<Header, HeaderError> {
+    let b = w.get(pos, 8).map_err(HeaderError::Short)?;
+    let tag = Tag(enc.u16(&b[0..2]), enc.u16(&b[2..4]));
+    if tag.0 == 0xFFFE || !enc.explicit() {
+        return Ok(Header {
+            tag,
+            vr: None,
+            len: enc.u32(&b[4..8]),
+            size: 8,
+        });
+    }
+    let vr = [b[4], b[5]];
+    if !is_vr(&vr) {
+        return Err(HeaderError::BadVr(tag));
+    }
+    if long_vr(vr) {
+        let short_len = [b[6], b[7]];
+        let b = w.get(pos + 8, 4).map_err(HeaderError::Short)?;
+        // The two bytes after a long VR are reserved (zero).
+        if short_len != [0, 0] {
+            return Err(HeaderError::BadVr(tag));
+        }
+        return Ok(Header {
+            tag,
+            vr: Some(vr),
+            len: enc.u32(b),
+            size: 12,
+        });
+    }
+    Ok(Header {
+        tag,
+        vr: Some(vr),
+        len: enc.u16(&b[6..8]) as u32,
+        size: 8,
+    })
+}
+
+/// The VRs of PS3.5 table 6.2-1.
+const VRS: [&[u8; 2]; 34] = [
+    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"OB",
+    b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM",
+    b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT", b"UV",
+];
+
+fn is_vr(b: &[u8]) -> bool {
+    VRS.iter().any(|v| v.as_slice() == b)
+}
+
+/// VRs with a reserved field and a 32-bit length (PS3.5 7.1.2).
+fn long_vr(vr: [u8; 2]) -> bool {
+    matches!(
+        &vr,
+        b"OB"
+            | b"OD"
+            | b"OF"
+            | b"OL"
+            | b"OV"
+            | b"OW"
+            | b"SQ"
+            | b"SV"
+            | b"UC"
+            | b"UN"
+            | b"UR"
+            | b"UT"
+            | b"UV"
+    )
+}
+
+#[cfg(test)]
+#[path = "walk_tests.rs"]
+mod tests;
