@@ -58,12 +58,22 @@ fn stderr() -> Scrubbed<std::io::Stderr> {
 }
 
 /// Installs the global subscriber. `NASLAKE_LOG` (or `RUST_LOG`) sets the filter;
-/// the default is `info` for naslake and `warn` for everything else.
+/// the default is `info` for naslake and `warn` for everything else. dicom-rs
+/// is always silent: its messages may quote attribute values (PHI), and naslake
+/// reports what it needs of them itself.
 pub fn init(format: LogFormat, to_stderr: bool) {
     remember_environment();
-    let filter = EnvFilter::try_from_env("NASLAKE_LOG")
+    let mut filter = EnvFilter::try_from_env("NASLAKE_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("warn,naslake=info"));
+    for quiet in [
+        "dicom_parser=off",
+        "dicom_object=off",
+        "dicom_encoding=off",
+        "dicom_core=off",
+    ] {
+        filter = filter.add_directive(quiet.parse().expect("a valid directive"));
+    }
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = match (format, to_stderr) {
         (LogFormat::Json, false) => builder

@@ -80,6 +80,11 @@ attributes! {
 
 /// The kept attribute with this tag.
 pub fn by_tag(tag: Tag) -> Option<&'static Attribute> {
+    // Most elements of a header are not kept: private (odd) groups and the ones
+    // past the last kept group are told at once.
+    if tag.0 & 1 == 1 || tag > ALL[ALL.len() - 1].tag {
+        return None;
+    }
     ALL.binary_search_by(|a| a.tag.cmp(&tag))
         .ok()
         .map(|i| ALL[i])

@@ -76,7 +76,7 @@ pub enum Temporal {
 }
 
 fn default_first_read() -> ByteSize {
-    ByteSize::kib(16)
+    ByteSize::kib(8)
 }
 fn default_max_header() -> ByteSize {
     ByteSize::mib(4)

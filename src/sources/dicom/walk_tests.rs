@@ -324,7 +324,9 @@ fn sequences_nested_too_deep_are_refused() {
     for _ in 0..(MAX_DEPTH + 2) {
         w.open(0x0008, 0x1140, b"SQ").item_tag(0xE000, UNDEFINED);
     }
-    let failure = run(&w.out).unwrap_err();
+    let mut f = meta("1.2.840.10008.1.2.1");
+    f.extend(&w.out);
+    let failure = run(&f).unwrap_err();
     assert!(failure.reason.contains("nested"), "{failure:?}");
 }
 

@@ -96,7 +96,9 @@ impl<F: FnMut(Range<u64>) -> Result<bytes::Bytes, ReadError>> Window for Ranged<
                 // Just past what was read: extended (a small gap costs less than a request).
                 let span = self.span(base, end);
                 let more = self.read(base..span)?;
-                if extends_head {
+                if extends_head && self.head.is_empty() {
+                    self.head = Vec::from(more);
+                } else if extends_head {
                     self.head.extend_from_slice(&more);
                 } else {
                     self.latest.extend_from_slice(&more);
@@ -104,7 +106,7 @@ impl<F: FnMut(Range<u64>) -> Result<bytes::Bytes, ReadError>> Window for Ranged<
             } else {
                 // A jump over elements that are not read.
                 let span = self.span(at, end);
-                self.latest = self.read(at..span)?.to_vec();
+                self.latest = Vec::from(self.read(at..span)?);
                 self.at = at;
             }
             self.chunk = self.chunk.saturating_mul(2).min(MAX_CHUNK);
