@@ -123,7 +123,9 @@ fn rewrite(walked: &Walked, charset: &Charset) -> (Vec<u8>, Vec<String>) {
         if a::is_text(attribute.vr) {
             let plain = value.iter().all(|&b| b < 0x80 && b != 0x1B);
             let escapes = value.contains(&0x1B);
-            if !plain && (!charset.supported || escapes) {
+            // The default repertoire (no SpecificCharacterSet) is ASCII only.
+            let declared = !charset.terms.is_empty();
+            if !plain && (!declared || !charset.supported || escapes) {
                 undecoded.push(attribute.keyword.to_string());
                 continue;
             }
@@ -266,7 +268,7 @@ pub fn parse_date(text: &str) -> Option<NaiveDate> {
         10 if text.as_bytes()[4] == b'.' && text.as_bytes()[7] == b'.' => text.replace('.', ""),
         _ => return None,
     };
-    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+    if digits.len() != 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     NaiveDate::from_ymd_opt(
@@ -336,6 +338,24 @@ pub fn modality_category(modality: &str) -> &'static str {
     }
 }
 
+/// The attributes that identify a patient, a person or a place: never output,
+/// read only to clean descriptors.
+const IDENTIFYING: &[&Attribute] = &[
+    &a::PATIENT_NAME,
+    &a::PATIENT_ID,
+    &a::OTHER_PATIENT_IDS,
+    &a::PATIENT_BIRTH_DATE,
+    &a::PATIENT_ADDRESS,
+    &a::PATIENT_TELEPHONE_NUMBERS,
+    &a::ACCESSION_NUMBER,
+    &a::REFERRING_PHYSICIAN_NAME,
+    &a::PERFORMING_PHYSICIAN_NAME,
+    &a::OPERATORS_NAME,
+    &a::INSTITUTION_NAME,
+    &a::INSTITUTION_ADDRESS,
+    &a::STATION_NAME,
+];
+
 /// What the parser needs besides the header.
 pub struct Context<'a> {
     pub key: &'a Key,
@@ -368,25 +388,16 @@ pub fn decode(walked: &Walked, cx: &Context<'_>) -> Result<Instance, DecodeFaile
     // Identifying values: never output, only pseudonymised or used to clean.
     let patient_id = v.text(&a::PATIENT_ID);
     let mut identifiers: Vec<String> = Vec::new();
-    for attribute in [
-        &a::PATIENT_NAME,
-        &a::PATIENT_ID,
-        &a::OTHER_PATIENT_IDS,
-        &a::PATIENT_BIRTH_DATE,
-        &a::PATIENT_ADDRESS,
-        &a::PATIENT_TELEPHONE_NUMBERS,
-        &a::ACCESSION_NUMBER,
-        &a::REFERRING_PHYSICIAN_NAME,
-        &a::PERFORMING_PHYSICIAN_NAME,
-        &a::OPERATORS_NAME,
-        &a::INSTITUTION_NAME,
-        &a::INSTITUTION_ADDRESS,
-        &a::STATION_NAME,
-    ] {
+    for attribute in IDENTIFYING {
         if let Some(values) = v.texts(attribute) {
             identifiers.extend(values.into_iter().filter(|s| !s.is_empty()));
         }
     }
+    // Cleaning needs every identifying value: when one could not be read whole (its
+    // character set, or its length), no description is kept.
+    let identifiers_whole = !IDENTIFYING.iter().any(|a| {
+        undecoded.iter().any(|k| k == a.keyword) || walked.oversized.iter().any(|o| o.tag == a.tag)
+    });
     // Names and identifiers are never invalid in the output's eyes: they are not in it.
     v.invalid.clear();
     v.invalid
@@ -420,7 +431,11 @@ pub fn decode(walked: &Walked, cx: &Context<'_>) -> Result<Instance, DecodeFaile
             return None;
         }
         let text = v.text(attribute)?;
-        let kept = deidentify::clean(&text, &identifiers);
+        let kept = if identifiers_whole {
+            deidentify::clean(&text, &identifiers)
+        } else {
+            None
+        };
         if kept.is_none() {
             cleaned.push(attribute.keyword.to_string());
         }

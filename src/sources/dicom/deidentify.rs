@@ -156,7 +156,8 @@ pub async fn fetch_secret(id: &str) -> Result<String, String> {
 /// Clean Descriptors, conservatively: a description is kept only if it holds none
 /// of `identifiers` (the instance's names, IDs, dates, addresses, institution;
 /// compared case-insensitively, each name component on its own) and no run of six
-/// or more digits (a date, a phone number, an ID). Else it is dropped.
+/// or more digits (a date, a phone number, an ID); a component of two letters
+/// counts as a whole word. Else it is dropped.
 pub fn clean(text: &str, identifiers: &[String]) -> Option<String> {
     let lower = text.to_lowercase();
     let digits = lower
@@ -165,12 +166,17 @@ pub fn clean(text: &str, identifiers: &[String]) -> Option<String> {
     if digits {
         return None;
     }
+    let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).collect();
     let leaks = identifiers
         .iter()
         .flat_map(|v| v.split(['^', '=', ' ', ',', '\\']))
         .map(|part| part.trim().to_lowercase())
-        .filter(|part| part.chars().count() >= 3)
-        .any(|part| lower.contains(&part));
+        .any(|part| match part.chars().count() {
+            // Initials say nothing; a two-letter name (Li, Wu, Ng) is a whole word.
+            0 | 1 => false,
+            2 => words.contains(&part.as_str()),
+            _ => lower.contains(&part),
+        });
     (!leaks).then(|| text.to_string())
 }
 
@@ -223,5 +229,8 @@ mod tests {
         assert_eq!(clean("scan 19700101", &ids), None);
         assert_eq!(clean("id pid-778899", &ids), None);
         assert_eq!(clean("T2 axial 5mm", &ids).as_deref(), Some("T2 axial 5mm"));
+        let short = vec!["Li^Wu".to_string()];
+        assert_eq!(clean("knee of Li", &short), None);
+        assert_eq!(clean("limb lift", &short).as_deref(), Some("limb lift"));
     }
 }

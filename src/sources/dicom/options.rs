@@ -103,53 +103,53 @@ impl DicomOptions {
 }
 
 impl Profile {
-    /// The codes of CID 7050 (De-identification Method) this profile applies.
+    /// The options applied: their CID 7050 (De-identification Method) codes and
+    /// names.
+    fn applied(&self) -> Vec<(&'static str, &'static str)> {
+        let temporal = match self.retain_longitudinal_temporal_information {
+            Temporal::Off => None,
+            Temporal::FullDates => Some((
+                "113106",
+                "Retain Longitudinal Temporal Information With Full Dates",
+            )),
+            Temporal::ModifiedDates => Some((
+                "113107",
+                "Retain Longitudinal Temporal Information With Modified Dates",
+            )),
+        };
+        let flags = [
+            (
+                self.retain_patient_characteristics,
+                ("113108", "Retain Patient Characteristics"),
+            ),
+            (
+                self.retain_device_identity,
+                ("113109", "Retain Device Identity"),
+            ),
+            (self.retain_uids, ("113110", "Retain UIDs")),
+            (self.clean_descriptors, ("113105", "Clean Descriptors")),
+        ];
+        temporal
+            .into_iter()
+            .chain(
+                flags
+                    .into_iter()
+                    .filter(|(on, _)| *on)
+                    .map(|(_, option)| option),
+            )
+            .collect()
+    }
+
+    /// The codes of the profile (113100) and of the options it applies.
     pub fn codes(&self) -> Vec<&'static str> {
-        let mut codes = vec!["113100"];
-        match self.retain_longitudinal_temporal_information {
-            Temporal::Off => {}
-            Temporal::FullDates => codes.push("113106"),
-            Temporal::ModifiedDates => codes.push("113107"),
-        }
-        if self.retain_patient_characteristics {
-            codes.push("113108");
-        }
-        if self.retain_device_identity {
-            codes.push("113109");
-        }
-        if self.retain_uids {
-            codes.push("113110");
-        }
-        if self.clean_descriptors {
-            codes.push("113105");
-        }
-        codes
+        std::iter::once("113100")
+            .chain(self.applied().into_iter().map(|(code, _)| code))
+            .collect()
     }
 
     /// The profile in words, as the output records it.
     pub fn describe(&self) -> String {
-        let mut options = Vec::new();
-        match self.retain_longitudinal_temporal_information {
-            Temporal::Off => {}
-            Temporal::FullDates => {
-                options.push("Retain Longitudinal Temporal Information With Full Dates")
-            }
-            Temporal::ModifiedDates => {
-                options.push("Retain Longitudinal Temporal Information With Modified Dates")
-            }
-        }
-        if self.retain_patient_characteristics {
-            options.push("Retain Patient Characteristics");
-        }
-        if self.retain_device_identity {
-            options.push("Retain Device Identity");
-        }
-        if self.retain_uids {
-            options.push("Retain UIDs");
-        }
-        if self.clean_descriptors {
-            options.push("Clean Descriptors");
-        }
+        let options: Vec<&str> = self.applied().into_iter().map(|(_, name)| name).collect();
         let mut text = "DICOM PS3.15 Basic Application Level Confidentiality Profile".to_string();
         if !options.is_empty() {
             text.push_str(" with ");

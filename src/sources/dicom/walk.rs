@@ -40,9 +40,11 @@ use super::attributes::{self, Attribute};
 const UNDEFINED: u32 = 0xFFFF_FFFF;
 /// Sequences nested deeper than this are refused (no real header comes close).
 pub const MAX_DEPTH: usize = 32;
-/// A kept value longer than this is not kept (no attribute naslake extracts is
-/// legitimately this long); the attribute is then reported invalid.
-pub const MAX_KEPT_VALUE: u32 = 0xFFFE;
+/// A kept value longer than this is not kept, and the attribute is reported
+/// invalid: no attribute naslake extracts may be this long (ST, the longest, holds
+/// 1024 characters), and it bounds what a walked header holds (the kept
+/// attributes times this) while it waits for a parser.
+pub const MAX_KEPT_VALUE: u32 = 8 * 1024;
 
 const ITEM: Tag = Tag(0xFFFE, 0xE000);
 const ITEM_END: Tag = Tag(0xFFFE, 0xE00D);
@@ -60,9 +62,21 @@ const MEDIA_SOP_INSTANCE: Tag = Tag(0x0002, 0x0003);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Tag(pub u16, pub u16);
 
+/// A tag as a reason shows it: only a tag of the standard dictionary (or an item
+/// or delimiter) is printed. The "tag" a walk out of step reads is four bytes of
+/// some value, which could be PHI.
 impl std::fmt::Display for Tag {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "({:04X},{:04X})", self.0, self.1)
+        use dicom_core::dictionary::DataDictionary;
+        let known = self.0 == 0xFFFE
+            || dicom_dictionary_std::StandardDataDictionary
+                .by_tag(dicom_core::Tag(self.0, self.1))
+                .is_some();
+        if known {
+            write!(f, "({:04X},{:04X})", self.0, self.1)
+        } else {
+            f.write_str("(a private or unknown tag)")
+        }
     }
 }
 
@@ -405,7 +419,7 @@ fn read_meta(w: &mut impl Window, at: u64) -> Result<(Meta, u64), Outcome> {
         if !w.reaches(end).map_err(|s| short(s, pos))? {
             return Err(Failure::new(
                 Stage::FileMeta,
-                format!("truncated: element {tag} at offset {pos} declares {len} bytes past the end of the object"),
+                format!("truncated: element {tag} at offset {pos} declares a length past the end of the object"),
             )
             .into());
         }
@@ -420,7 +434,7 @@ fn read_meta(w: &mut impl Window, at: u64) -> Result<(Meta, u64), Outcome> {
             if len > 64 {
                 return Err(Failure::new(
                     Stage::FileMeta,
-                    format!("element {tag} declares {len} bytes; a UID has at most 64"),
+                    format!("element {tag} declares more than the 64 bytes a UID has at most"),
                 )
                 .into());
             }
@@ -649,7 +663,10 @@ fn walk_data_set(
             }
             last_top = Some(tag);
             if PIXEL_DATA.contains(&tag) {
-                check_pixel_data(w, pos, h, enc, top_level)?;
+                // A deflated data set's pixel data would be inflated to be measured.
+                if w.size().is_some() {
+                    check_pixel_data(w, pos, h, enc, top_level)?;
+                }
                 walked.pixel_data = Some(PixelData {
                     tag,
                     encapsulated: h.len == UNDEFINED,
@@ -664,6 +681,8 @@ fn walk_data_set(
                 Some(vr) if &vr == b"SQ" => enc,
                 // CP-246: the items of an undefined-length UN are implicit VR LE.
                 Some(vr) if &vr == b"UN" => Encoding::ImplicitLittle,
+                // Encapsulated pixel data of an icon image: items of fragments.
+                Some(vr) if &vr == b"OB" || &vr == b"OW" => enc,
                 None => enc,
                 Some(vr) => {
                     return Err(fail(
@@ -731,12 +750,11 @@ fn step_over(
             Failure::new(
                 Stage::DataSet,
                 format!(
-                    "truncated: element {} at offset {pos} declares {} bytes{}",
+                    "truncated: element {} at offset {pos} declares a length past the end of the data{}",
                     h.tag,
-                    h.len,
                     w.size()
-                        .map(|n| format!(", but only {} remain", n.saturating_sub(value_at)))
-                        .unwrap_or_else(|| " past the end of the data".into())
+                        .map(|n| format!(" ({} bytes remain)", n.saturating_sub(value_at)))
+                        .unwrap_or_default()
                 ),
             ),
             top_level,
@@ -776,11 +794,10 @@ fn check_pixel_data(
         return match w.reaches(value_at + h.len as u64) {
             Ok(true) => Ok(()),
             Ok(false) => Err(fail(format!(
-                "truncated: pixel data {} declares {} bytes{}",
+                "truncated: pixel data {} declares a length past the end of the object{}",
                 h.tag,
-                h.len,
                 w.size()
-                    .map(|n| format!(", but only {} remain", n.saturating_sub(value_at)))
+                    .map(|n| format!(" ({} bytes remain)", n.saturating_sub(value_at)))
                     .unwrap_or_default()
             ))),
             Err(s) => Err(short_stop(s, pos, top_level)),
@@ -805,6 +822,8 @@ fn check_pixel_data(
                     "truncated: the encapsulated pixel data at offset {pos} ends before its sequence delimiter"
                 )));
             }
+            // Verified as far as the budget allows: the fragments are not the header.
+            Err(Short::OverBudget(_)) => return Ok(()),
             Err(s) => return Err(short_stop(s, at, top_level)),
         };
         match item_header(b, enc) {
@@ -813,7 +832,7 @@ fn check_pixel_data(
                 let end = at + 8 + len as u64;
                 if !w.reaches(end).map_err(|s| short_stop(s, at, top_level))? {
                     return Err(fail(format!(
-                        "truncated: a pixel data fragment at offset {at} declares {len} bytes past the end of the object"
+                        "truncated: a pixel data fragment at offset {at} declares a length past the end of the object"
                     )));
                 }
                 at = end;

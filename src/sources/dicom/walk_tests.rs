@@ -424,3 +424,79 @@ proptest! {
         prop_assert!(w.fetched() <= 1 << 16);
     }
 }
+
+#[test]
+fn a_meta_with_no_transfer_syntax_is_read_by_guessing() {
+    let mut m = Writer::new(Encoding::ExplicitLittle);
+    m.text(0x0002, 0x0002, b"UI", "1.2.840.10008.5.1.4.1.1.2");
+    let mut f = vec![0u8; 128];
+    f.extend(b"DICM");
+    f.extend(m.out);
+    f.extend(data_set(Encoding::ImplicitLittle, 0));
+    let w = run(&f).unwrap();
+    assert_eq!((w.encoding, w.guessed), (Encoding::ImplicitLittle, true));
+    assert_eq!(w.meta.unwrap().transfer_syntax, None);
+}
+
+#[test]
+fn an_icon_image_with_encapsulated_pixel_data_is_stepped_through() {
+    let mut w = Writer::new(Encoding::ExplicitLittle);
+    w.text(0x0008, 0x0060, b"CS", "CT").open(0x0088, 0x0200, b"SQ").item_tag(0xE000, UNDEFINED);
+    w.element(0x0028, 0x0010, b"US", &64u16.to_le_bytes(), None);
+    w.open(0x7FE0, 0x0010, b"OB").item_tag(0xE000, 0).item_tag(0xE000, 4);
+    w.out.extend([1, 2, 3, 4]);
+    w.item_tag(0xE0DD, 0).item_tag(0xE00D, 0).item_tag(0xE0DD, 0);
+    w.text(0x0020, 0x000D, b"UI", "1.2.3");
+    let mut f = meta("1.2.840.10008.1.2.4.50");
+    f.extend(&w.out);
+    let walked = run(&f).unwrap();
+    assert_eq!(kept_tags(&walked), ["Modality", "StudyInstanceUID"]);
+    assert!(walked.pixel_data.is_none());
+}
+
+#[test]
+fn many_fragments_and_trailing_padding_do_not_exhaust_the_budget() {
+    let mut w = Writer::new(Encoding::ExplicitLittle);
+    w.text(0x0008, 0x0060, b"CS", "US").open(0x7FE0, 0x0010, b"OB");
+    w.item_tag(0xE000, 0);
+    for _ in 0..400 {
+        w.item_tag(0xE000, 20_000);
+        w.out.extend(std::iter::repeat_n(0u8, 20_000));
+    }
+    w.item_tag(0xE0DD, 0);
+    w.element(0xFFFC, 0xFFFC, b"OB", &[0u8; 64], None);
+    let mut f = meta("1.2.840.10008.1.2.4.50");
+    f.extend(&w.out);
+    let mut window = window(&f, 256 * 1024);
+    let walked = walk(&mut window, 256 * 1024).unwrap();
+    assert!(walked.pixel_data.unwrap().encapsulated);
+    assert!(window.fetched() <= 256 * 1024);
+}
+
+#[test]
+fn large_skipped_elements_do_not_use_up_the_budget_on_read_ahead() {
+    let mut w = Writer::new(Encoding::ExplicitLittle);
+    w.text(0x0008, 0x0060, b"CS", "MR");
+    for i in 0..40u16 {
+        w.element(0x0029, 0x1000 + i, b"OB", &vec![0u8; 100_000], None);
+    }
+    w.text(0x0020, 0x000D, b"UI", "1.2.3");
+    let mut f = meta("1.2.840.10008.1.2.1");
+    f.extend(&w.out);
+    let mut window = window(&f, 1 << 20);
+    let walked = walk(&mut window, 1 << 20).unwrap();
+    assert_eq!(kept_tags(&walked), ["Modality", "StudyInstanceUID"]);
+    assert!(window.fetched() < 64 * 1024, "{}", window.fetched());
+}
+
+#[test]
+fn a_reason_never_shows_a_tag_that_could_be_value_bytes() {
+    // Out of step: value bytes read as a tag and a length.
+    let mut w = Writer::new(Encoding::ExplicitLittle);
+    w.text(0x0008, 0x0060, b"CS", "CT");
+    w.out.extend(b"Doe^Jane");
+    let mut f = meta("1.2.840.10008.1.2.1");
+    f.extend(&w.out);
+    let failure = run(&f).unwrap_err();
+    assert!(!failure.reason.contains("6F44") && !failure.reason.contains("5E65"), "{failure:?}");
+}

@@ -20,6 +20,7 @@ pub struct Ranged<F> {
     size: u64,
     budget: u64,
     fetched: u64,
+    initial: u64,
     chunk: u64,
     head: Vec<u8>,
     /// The latest range: `at` and its bytes.
@@ -36,6 +37,7 @@ impl<F: FnMut(Range<u64>) -> Result<bytes::Bytes, ReadError>> Ranged<F> {
             size,
             budget,
             fetched: 0,
+            initial: initial.max(64),
             chunk: initial.max(64),
             head: Vec::new(),
             at: 0,
@@ -103,13 +105,14 @@ impl<F: FnMut(Range<u64>) -> Result<bytes::Bytes, ReadError>> Window for Ranged<
                 } else {
                     self.latest.extend_from_slice(&more);
                 }
+                self.chunk = self.chunk.saturating_mul(2).min(MAX_CHUNK);
             } else {
-                // A jump over elements that are not read.
+                // A jump over elements that are not read: a fresh first-size read.
+                self.chunk = self.initial;
                 let span = self.span(at, end);
                 self.latest = Vec::from(self.read(at..span)?);
                 self.at = at;
             }
-            self.chunk = self.chunk.saturating_mul(2).min(MAX_CHUNK);
         }
         if end <= self.head.len() as u64 {
             return Ok(&self.head[at as usize..end as usize]);
@@ -170,8 +173,9 @@ impl<'w, W: Window> Inflate<'w, W> {
                 self.inner.get(at, step)?
             };
             let room = (self.budget as usize - self.out.len()).min(4 * INFLATE_STEP);
-            self.out.reserve(room);
+            self.out.reserve_exact(room);
             let before_in = self.z.total_in();
+            let before_out = self.out.len();
             let flush = if step == 0 {
                 FlushDecompress::Finish
             } else {
@@ -185,10 +189,8 @@ impl<'w, W: Window> Inflate<'w, W> {
             self.read += used;
             match status {
                 Status::StreamEnd => self.ended = true,
-                // No progress with no input left: the stream is cut short.
-                _ if step == 0 || (used == 0 && self.out.capacity() > self.out.len()) => {
-                    self.ended = true
-                }
+                // No input left, or no progress at all: the stream is cut short.
+                _ if step == 0 || (used == 0 && self.out.len() == before_out) => self.ended = true,
                 _ => {}
             }
         }
