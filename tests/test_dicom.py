@@ -501,7 +501,7 @@ def peak_rss_kib(args, env):
 def crafted(kind):
     """A small file that declares far more than it holds."""
     meta = b"\0" * 128 + b"DICM"
-    ts = b"1.2.840.10008.1.2.1\0"
+    ts = b"1.2.840.10008.1.2.1.99" if kind == "deflate_bomb" else b"1.2.840.10008.1.2.1\0"
     el = struct.pack("<HH2sH", 2, 0x10, b"UI", len(ts)) + ts
     meta += struct.pack("<HH2sHI", 2, 0, b"UL", 4, len(el)) + el
     ds = struct.pack("<HH2sH", 8, 0x60, b"CS", 2) + b"CT"
@@ -511,6 +511,15 @@ def crafted(kind):
         ds += struct.pack("<HH2sHI", 0x0008, 0x1140, b"SQ", 0, 0xFFFFFFFF)
         ds += struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF)
         ds += struct.pack("<HH2sHI", 0x0008, 0x1155, b"UT", 0, 0xFFFFFFF0) + b"x" * 32
+    elif kind == "deflate_bomb":
+        # Deflated: 1 GiB of inflated data set behind an element that declares 4 GB.
+        import zlib
+        z = zlib.compressobj(9, zlib.DEFLATED, -15)
+        out = z.compress(ds + struct.pack("<HH2sHI", 0x0009, 0x1010, b"OB", 0, 0xFFFFFFF0))
+        zeros = bytes(1 << 20)
+        for _ in range(1024):
+            out += z.compress(zeros)
+        return meta + out + z.flush()
     elif kind == "4gb_no_meta":
         return struct.pack("<HHI", 8, 0x16, 0xFFFFFFF0) + b"1.2" * 10
     return meta + ds
@@ -520,7 +529,8 @@ def test_hostile_files_stay_small_in_memory(corpus, tmp_path):
     root, files = corpus
     cases = {"UN_sequence.dcm": None, "MR_truncated.dcm": None, "rtplan_truncated.dcm": None,
              "4gb_element.dcm": crafted("4gb_element"), "4gb_in_sequence.dcm": crafted("4gb_in_sequence"),
-             "4gb_no_meta.dcm": crafted("4gb_no_meta"), "baseline.dcm": None}
+             "4gb_no_meta.dcm": crafted("4gb_no_meta"), "deflate_bomb.dcm": crafted("deflate_bomb"),
+             "baseline.dcm": None}
     by_name = {pathlib.Path(k).name: p for k, p in files.items()}
     results = {}
     for name, data in cases.items():
