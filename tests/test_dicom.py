@@ -525,6 +525,13 @@ def crafted(kind):
     return meta + ds
 
 
+HOSTILE_OUTCOME = {
+    "UN_sequence.dcm": "indexed", "MR_truncated.dcm": "pixel_data", "rtplan_truncated.dcm": "data_set",
+    "4gb_element.dcm": "data_set", "4gb_in_sequence.dcm": "data_set", "4gb_no_meta.dcm": "recognise",
+    "deflate_bomb.dcm": "header_limit", "baseline.dcm": "indexed",
+}
+
+
 def test_hostile_files_stay_small_in_memory(corpus, tmp_path):
     root, files = corpus
     cases = {"UN_sequence.dcm": None, "MR_truncated.dcm": None, "rtplan_truncated.dcm": None,
@@ -546,6 +553,10 @@ def test_hostile_files_stay_small_in_memory(corpus, tmp_path):
                                {"NASLAKE_PSEUDONYM_KEY": KEY})
         assert rc in (0, 3), (name, rc)
         results[name] = kib
+        lake = tmp_path / f"lake_{d.name}"
+        rejects = table(lake, "dicom_rejects")
+        stage = rejects[0]["stage"] if rejects else "indexed"
+        assert stage == HOSTILE_OUTCOME[name], (name, rejects)
     print("peak RSS (KiB):", results)
     base = results.pop("baseline.dcm")
     for name, kib in results.items():
