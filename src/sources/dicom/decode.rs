@@ -8,6 +8,7 @@
 //! left out. Its errors are never quoted (they could hold a value).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use chrono::{Days, NaiveDate};
 use dicom_core::header::HasLength;
@@ -74,8 +75,24 @@ pub struct Instance {
     pub undecoded_attributes: Vec<String>,
     pub invalid_attributes: Vec<String>,
     pub cleaned_attributes: Vec<String>,
-    pub deidentification_method_codes: Vec<String>,
-    pub deidentification_method: String,
+    /// What the profile applied (the same for every row of a source).
+    pub deidentification: Arc<Applied>,
+}
+
+/// The profile's record in every row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Applied {
+    pub codes: Vec<String>,
+    pub method: String,
+}
+
+impl Applied {
+    pub fn of(profile: &Profile) -> Self {
+        Applied {
+            codes: profile.codes().into_iter().map(String::from).collect(),
+            method: profile.describe(),
+        }
+    }
 }
 
 /// The declared character set: its terms, and whether dicom-rs decodes it whole
@@ -360,6 +377,7 @@ const IDENTIFYING: &[&Attribute] = &[
 pub struct Context<'a> {
     pub key: &'a Key,
     pub profile: &'a Profile,
+    pub applied: &'a Arc<Applied>,
 }
 
 /// Why decoding failed (the walk succeeded, dicom-rs did not read what it kept).
@@ -531,8 +549,7 @@ pub fn decode(walked: &Walked, cx: &Context<'_>) -> Result<Instance, DecodeFaile
         undecoded_attributes: undecoded,
         invalid_attributes: Vec::new(),
         cleaned_attributes: Vec::new(),
-        deidentification_method_codes: profile.codes().into_iter().map(String::from).collect(),
-        deidentification_method: profile.describe(),
+        deidentification: cx.applied.clone(),
     };
     instance.cleaned_attributes = cleaned;
     let mut invalid = v.invalid;

@@ -36,7 +36,9 @@ const SAMPLE_KEY: &[u8] = b"naslake sample key: not a secret, only for samples/d
 /// The pseudonym key; its `Debug` never shows it.
 #[derive(Clone)]
 pub struct Key {
-    bytes: Arc<Vec<u8>>,
+    /// HMAC-SHA-256 keyed once (its padded key blocks hashed): each value costs
+    /// only its own blocks.
+    keyed: Arc<Hmac<Sha256>>,
     /// The published sample key: only files marked [`SAMPLE_MARK`] may use it.
     pub sample: bool,
 }
@@ -60,21 +62,20 @@ impl Key {
         }
         remember(value);
         Ok(Key {
-            bytes: Arc::new(value.as_bytes().to_vec()),
+            keyed: Arc::new(keyed(value.as_bytes())),
             sample: false,
         })
     }
 
     pub fn sample() -> Self {
         Key {
-            bytes: Arc::new(SAMPLE_KEY.to_vec()),
+            keyed: Arc::new(keyed(SAMPLE_KEY)),
             sample: true,
         }
     }
 
     fn mac(&self, domain: &str, value: &[u8]) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.bytes)
-            .expect("HMAC takes a key of any length");
+        let mut mac = (*self.keyed).clone();
         mac.update(domain.as_bytes());
         mac.update(&[0]);
         mac.update(value);
@@ -83,8 +84,14 @@ impl Key {
 
     /// The keyed pseudonym of an identifier (32 hex digits).
     pub fn pseudonym(&self, keyword: &str, value: &str) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mac = self.mac(keyword, value.as_bytes());
-        mac[..16].iter().map(|b| format!("{b:02x}")).collect()
+        let mut out = String::with_capacity(32);
+        for b in &mac[..16] {
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
+        }
+        out
     }
 
     /// The `2.25.` UID that replaces `uid`.
@@ -100,6 +107,10 @@ impl Key {
         let n = u32::from_be_bytes(mac[..4].try_into().expect("4 bytes"));
         1 + (n % 3650) as i32
     }
+}
+
+fn keyed(key: &[u8]) -> Hmac<Sha256> {
+    <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes a key of any length")
 }
 
 /// The key from the environment: the key itself, or the Secrets Manager secret

@@ -231,6 +231,7 @@ impl Source for DicomSource {
             source: self.name.clone(),
             schema: self.schema.clone(),
             profile: self.options.deidentification.clone(),
+            applied: Arc::new(decode::Applied::of(&self.options.deidentification)),
             rows: Vec::new(),
         }
     }
@@ -253,6 +254,7 @@ pub struct DicomParser {
     source: String,
     schema: SchemaRef,
     profile: options::Profile,
+    applied: Arc<decode::Applied>,
     rows: Vec<Row>,
 }
 
@@ -275,6 +277,7 @@ impl Parser for DicomParser {
         let cx = decode::Context {
             key: &unit.pseudonyms,
             profile: &self.profile,
+            applied: &self.applied,
         };
         match decode::decode(&unit.walked, &cx) {
             Ok(instance) => {

@@ -194,8 +194,10 @@ fn instance_column(field: &Field, rows: &[Row]) -> Option<ArrayRef> {
         "undecoded_attributes" => always_list!(undecoded_attributes),
         "invalid_attributes" => always_list!(invalid_attributes),
         "cleaned_attributes" => always_list!(cleaned_attributes),
-        "deidentification_method_codes" => always_list!(deidentification_method_codes),
-        "deidentification_method" => strings(i().map(|x| Some(x.deidentification_method.as_str()))),
+        "deidentification_method_codes" => {
+            string_lists(dt, i().map(|x| Some(x.deidentification.codes.as_slice())))
+        }
+        "deidentification_method" => strings(i().map(|x| Some(x.deidentification.method.as_str()))),
         _ => return None,
     })
 }

@@ -441,11 +441,17 @@ fn a_meta_with_no_transfer_syntax_is_read_by_guessing() {
 #[test]
 fn an_icon_image_with_encapsulated_pixel_data_is_stepped_through() {
     let mut w = Writer::new(Encoding::ExplicitLittle);
-    w.text(0x0008, 0x0060, b"CS", "CT").open(0x0088, 0x0200, b"SQ").item_tag(0xE000, UNDEFINED);
+    w.text(0x0008, 0x0060, b"CS", "CT")
+        .open(0x0088, 0x0200, b"SQ")
+        .item_tag(0xE000, UNDEFINED);
     w.element(0x0028, 0x0010, b"US", &64u16.to_le_bytes(), None);
-    w.open(0x7FE0, 0x0010, b"OB").item_tag(0xE000, 0).item_tag(0xE000, 4);
+    w.open(0x7FE0, 0x0010, b"OB")
+        .item_tag(0xE000, 0)
+        .item_tag(0xE000, 4);
     w.out.extend([1, 2, 3, 4]);
-    w.item_tag(0xE0DD, 0).item_tag(0xE00D, 0).item_tag(0xE0DD, 0);
+    w.item_tag(0xE0DD, 0)
+        .item_tag(0xE00D, 0)
+        .item_tag(0xE0DD, 0);
     w.text(0x0020, 0x000D, b"UI", "1.2.3");
     let mut f = meta("1.2.840.10008.1.2.4.50");
     f.extend(&w.out);
@@ -457,7 +463,8 @@ fn an_icon_image_with_encapsulated_pixel_data_is_stepped_through() {
 #[test]
 fn many_fragments_and_trailing_padding_do_not_exhaust_the_budget() {
     let mut w = Writer::new(Encoding::ExplicitLittle);
-    w.text(0x0008, 0x0060, b"CS", "US").open(0x7FE0, 0x0010, b"OB");
+    w.text(0x0008, 0x0060, b"CS", "US")
+        .open(0x7FE0, 0x0010, b"OB");
     w.item_tag(0xE000, 0);
     for _ in 0..400 {
         w.item_tag(0xE000, 20_000);
@@ -498,5 +505,8 @@ fn a_reason_never_shows_a_tag_that_could_be_value_bytes() {
     let mut f = meta("1.2.840.10008.1.2.1");
     f.extend(&w.out);
     let failure = run(&f).unwrap_err();
-    assert!(!failure.reason.contains("6F44") && !failure.reason.contains("5E65"), "{failure:?}");
+    assert!(
+        !failure.reason.contains("6F44") && !failure.reason.contains("5E65"),
+        "{failure:?}"
+    );
 }
