@@ -16,6 +16,7 @@ pub mod error;
 pub mod files_table;
 pub mod job;
 pub mod logging;
+pub mod panics;
 pub mod query;
 pub mod report;
 pub mod runner;

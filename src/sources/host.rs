@@ -127,6 +127,8 @@ pub fn table<S: Source>(
     source: Arc<Configured<S>>,
     feed: Feed,
 ) -> datafusion::error::Result<StreamingTable> {
+    // A kind's panic is reported by where it happened, never by its message.
+    crate::panics::install();
     let (units_tx, units_rx) = async_channel::bounded(S::UNITS_IN_FLIGHT.max(1));
     let error = Arc::new(Mutex::new(None));
     let abort = Arc::new(AtomicBool::new(false));
@@ -198,10 +200,10 @@ impl<S: Source> PartitionState<S> {
     /// A parser that panics is a bug of its kind; the run fails, saying so.
     fn panicked(&self, panic: &(dyn std::any::Any + Send)) -> DataFusionError {
         DataFusionError::Execution(format!(
-            "the `{}` parser of source `{}` panicked: {} (a bug: please report it with the file's kind, not its contents)",
+            "the `{}` parser of source `{}` panicked {} (a bug: please report it with the file's kind, not its contents)",
             S::FORMAT,
             self.side.source.name,
-            panic_message(panic)
+            crate::panics::describe(panic)
         ))
     }
 }
@@ -346,9 +348,9 @@ fn read_items<S: Source>(side: ReaderSide<S>) {
         let outcome = catch_unwind(AssertUnwindSafe(|| read_one(&side, &found, &mut out)))
             .unwrap_or_else(|panic| {
                 Err(ReadError::Storage(format!(
-                    "the `{}` reader panicked: {} (a bug: please report it with the file's kind, not its contents)",
+                    "the `{}` reader panicked {} (a bug: please report it with the file's kind, not its contents)",
                     S::FORMAT,
-                    panic_message(panic.as_ref())
+                    crate::panics::describe(panic.as_ref())
                 )))
             });
         match outcome {
@@ -394,12 +396,4 @@ fn read_one<S: Source>(
         }
         other => other,
     }
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "no message".into())
 }

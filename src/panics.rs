@@ -1,0 +1,62 @@
+//! What a panic (a bug) may say. Its message can quote the data it failed on — an
+//! index error prints the string it sliced, a DICOM value, a CSV field — so
+//! naslake shows where it happened and never the message: the panic hook it
+//! installs prints the thread and the location, and [`describe`] gives the
+//! location to the error the run fails with. `NASLAKE_PANIC_MESSAGES=1` shows
+//! messages too, for a developer reproducing a bug on data of their own.
+
+use std::cell::RefCell;
+use std::sync::Once;
+
+thread_local! {
+    /// Where this thread last panicked.
+    static LAST: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+fn messages_shown() -> bool {
+    std::env::var_os("NASLAKE_PANIC_MESSAGES").is_some_and(|v| v == "1")
+}
+
+/// Installs the hook, once per process.
+pub fn install() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let at = info
+                .location()
+                .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+                .unwrap_or_else(|| "an unknown place".into());
+            LAST.with(|last| *last.borrow_mut() = Some(at.clone()));
+            let thread = std::thread::current();
+            let name = thread.name().unwrap_or("unnamed");
+            if messages_shown() {
+                eprintln!("thread '{name}' panicked at {at}: {}", message(info.payload()));
+            } else {
+                eprintln!(
+                    "thread '{name}' panicked at {at} (its message is not shown: it may quote input data; NASLAKE_PANIC_MESSAGES=1 shows it)"
+                );
+            }
+        }));
+    });
+}
+
+/// A caught panic, for an error message: where it happened (and its message when
+/// `NASLAKE_PANIC_MESSAGES=1`). Call it on the thread that caught the panic.
+pub fn describe(payload: &(dyn std::any::Any + Send)) -> String {
+    let at = LAST
+        .with(|last| last.borrow_mut().take())
+        .unwrap_or_else(|| "an unknown place".into());
+    if messages_shown() {
+        format!("at {at}: {}", message(payload))
+    } else {
+        format!("at {at}")
+    }
+}
+
+fn message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into())
+}
