@@ -660,3 +660,38 @@ def test_the_pseudonym_key_from_secrets_manager(corpus, tmp_path):
     missing = dict(env, NASLAKE_PSEUDONYM_SECRET_ID="naslake/no-such-secret")
     run, _ = run_dicom(tmp_path, d, env=missing, check_codes=None)
     assert run.code != 0 and "naslake/no-such-secret" in run.stdout + run.stderr
+
+
+@pytest.mark.skipif(not MOTO, reason="needs moto server: run scripts/test")
+@pytest.mark.parametrize("change", ["replace", "delete"])
+def test_an_object_changed_after_listing_is_a_read_reject_and_the_rest_index(corpus, tmp_path, change):
+    import boto3
+    from swap_proxy import SwapProxy
+    root, files = corpus
+    s3 = boto3.client("s3", endpoint_url=MOTO, aws_access_key_id="testing", aws_secret_access_key="testing",
+                      region_name="us-east-1")
+    bucket = f"dicom-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    names = ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm"]
+    by_name = {pathlib.Path(k).name: p for k, p in files.items() if k.startswith("pydicom/test_files/")}
+    for n in names:
+        s3.upload_file(str(by_name[n]), bucket, f"share/{n}")
+    key = "share/MR_small.dcm"
+
+    def swap():
+        if change == "replace":
+            s3.put_object(Bucket=bucket, Key=key, Body=by_name["CT_small.dcm"].read_bytes())
+        else:
+            s3.delete_object(Bucket=bucket, Key=key)
+
+    upstream = int(MOTO.rsplit(":", 1)[1])
+    with SwapProxy(upstream, f"/{bucket}/{key}", swap) as proxy:
+        env = {"AWS_ENDPOINT_URL": f"http://localhost:{proxy.port}", "AWS_ACCESS_KEY_ID": "testing",
+               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1", "NASLAKE_RETRY_BASE_MS": "50"}
+        run, lake = run_dicom(tmp_path, f"s3://{bucket}/share", env=env, job={"recognise": "suffix"})
+    assert proxy.fired
+    assert run.code == 3, run.stdout + run.stderr
+    [reject] = table(lake, "dicom_rejects")
+    assert reject["source_key"] == "MR_small.dcm" and reject["stage"] == "read", reject
+    assert ("deleted" if change == "delete" else "changed") in reject["reason"], reject
+    assert sorted(r["source_key"] for r in table(lake, "dicom_instances")) == ["CT_small.dcm", "rtplan.dcm"]
