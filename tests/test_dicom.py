@@ -528,7 +528,7 @@ def crafted(kind):
 HOSTILE_OUTCOME = {
     "UN_sequence.dcm": "indexed", "MR_truncated.dcm": "pixel_data", "rtplan_truncated.dcm": "data_set",
     "4gb_element.dcm": "data_set", "4gb_in_sequence.dcm": "data_set", "4gb_no_meta.dcm": "recognise",
-    "deflate_bomb.dcm": "header_limit", "baseline.dcm": "indexed",
+    "deflate_bomb.dcm": "header_limit", "empty.dcm": "recognise", "baseline.dcm": "indexed",
 }
 
 
@@ -537,6 +537,7 @@ def test_hostile_files_stay_small_in_memory(corpus, tmp_path):
     cases = {"UN_sequence.dcm": None, "MR_truncated.dcm": None, "rtplan_truncated.dcm": None,
              "4gb_element.dcm": crafted("4gb_element"), "4gb_in_sequence.dcm": crafted("4gb_in_sequence"),
              "4gb_no_meta.dcm": crafted("4gb_no_meta"), "deflate_bomb.dcm": crafted("deflate_bomb"),
+             "empty.dcm": b"",
              "baseline.dcm": None}
     by_name = {pathlib.Path(k).name: p for k, p in files.items()}
     results = {}

@@ -392,11 +392,18 @@ pub fn decode(walked: &Walked, cx: &Context<'_>) -> Result<Instance, DecodeFaile
         .ok_or(DecodeFailed)?;
     let obj = InMemDicomObject::read_dataset_with_ts(data_set.as_slice(), ts)
         .map_err(|_| DecodeFailed)?;
+    // The identifying values are read apart: whether they read is not reported, as
+    // they are not output.
+    let mut ids = Values {
+        obj: &obj,
+        invalid: Vec::new(),
+    };
     let mut v = Values {
         obj: &obj,
         invalid: walked
             .oversized
             .iter()
+            .filter(|o| !IDENTIFYING.iter().any(|a| a.tag == o.tag))
             .map(|a| a.keyword.to_string())
             .collect(),
     };
@@ -404,10 +411,10 @@ pub fn decode(walked: &Walked, cx: &Context<'_>) -> Result<Instance, DecodeFaile
     let key = cx.key;
 
     // Identifying values: never output, only pseudonymised or used to clean.
-    let patient_id = v.text(&a::PATIENT_ID);
+    let patient_id = ids.text(&a::PATIENT_ID);
     let mut identifiers: Vec<String> = Vec::new();
     for attribute in IDENTIFYING {
-        if let Some(values) = v.texts(attribute) {
+        if let Some(values) = ids.texts(attribute) {
             identifiers.extend(values.into_iter().filter(|s| !s.is_empty()));
         }
     }
@@ -416,10 +423,6 @@ pub fn decode(walked: &Walked, cx: &Context<'_>) -> Result<Instance, DecodeFaile
     let identifiers_whole = !IDENTIFYING.iter().any(|a| {
         undecoded.iter().any(|k| k == a.keyword) || walked.oversized.iter().any(|o| o.tag == a.tag)
     });
-    // Names and identifiers are never invalid in the output's eyes: they are not in it.
-    v.invalid.clear();
-    v.invalid
-        .extend(walked.oversized.iter().map(|a| a.keyword.to_string()));
 
     let uid = |value: Option<String>| -> Option<String> {
         value.map(|u| if profile.retain_uids { u } else { key.uid(&u) })
@@ -500,7 +503,7 @@ pub fn decode(walked: &Walked, cx: &Context<'_>) -> Result<Instance, DecodeFaile
         transfer_syntax_name,
         transfer_syntax_guessed: guessed,
         patient_id: patient_id.as_deref().map(|p| key.pseudonym("PatientID", p)),
-        accession_number: v
+        accession_number: ids
             .text(&a::ACCESSION_NUMBER)
             .map(|x| key.pseudonym("AccessionNumber", &x)),
         study_id: v.text(&a::STUDY_ID).map(|x| key.pseudonym("StudyID", &x)),

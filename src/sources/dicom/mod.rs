@@ -31,7 +31,7 @@ use crate::schema::TableSchema;
 use crate::sources::{Emitter, ItemInput, Parsed, Parser, ReadError, Source};
 use deidentify::{Key, KeySource};
 use options::{DicomOptions, Recognise};
-use rows::{Reject, Row};
+use rows::{Object, Reject, Row};
 use walk::{Outcome, Walked};
 
 const INSTANCES_SCHEMA: &str = include_str!("../../../schemas/dicom_instances.toml");
@@ -46,24 +46,17 @@ pub struct DicomSource {
     name: String,
     options: DicomOptions,
     schema: SchemaRef,
-    key_source: Option<KeySourceName>,
-    /// Resolved on the first read (a secret is fetched once per run).
-    key: OnceLock<Result<Key, String>>,
-}
-
-/// Where the key comes from, for `Debug` (never the key itself).
-#[derive(Debug)]
-enum KeySourceName {
-    Value,
-    Secret(String),
+    rejects_schema: SchemaRef,
+    /// The key from the environment, or (no key set) the sample key.
+    key: Option<Key>,
+    /// The Secrets Manager secret holding the key, fetched on the first read (once
+    /// per run).
+    secret: Option<(String, OnceLock<Result<Key, String>>)>,
 }
 
 /// One object's walked header, for a parser.
 pub struct Header {
-    key: String,
-    size: u64,
-    etag: Option<String>,
-    bytes_read: u64,
+    object: Object,
     walked: Walked,
     pseudonyms: Key,
     stats: Arc<ItemStats>,
@@ -75,41 +68,31 @@ impl DicomSource {
             .expect("the built-in dicom_instances schema is valid (a unit test reads it)")
     }
 
-    /// The pseudonym key, resolved once: the environment's, the secret's, or (with
+    /// The pseudonym key: the environment's, the secret's (fetched once), or (with
     /// neither) the sample key, which only the bundled samples may use.
     fn key(&self, input: &ItemInput<'_>) -> Result<Key, ReadError> {
-        self.key
-            .get_or_init(|| match &self.key_source {
-                None => Ok(Key::sample()),
-                Some(KeySourceName::Value) => match deidentify::key_source() {
-                    Ok(Some(KeySource::Value(v))) => Key::new(&v),
-                    _ => Err(format!(
-                        "{} changed while the run started",
-                        deidentify::KEY_VAR
-                    )),
-                },
-                Some(KeySourceName::Secret(id)) => input
+        if let Some(key) = &self.key {
+            return Ok(key.clone());
+        }
+        let (id, fetched) = self
+            .secret
+            .as_ref()
+            .expect("a DICOM source has a key or a secret naming one");
+        fetched
+            .get_or_init(|| {
+                input
                     .runtime()
                     .block_on(deidentify::fetch_secret(id))
-                    .and_then(|v| Key::new(&v)),
+                    .and_then(|v| Key::new(&v))
             })
             .clone()
             .map_err(ReadError::Storage)
     }
 
-    fn reject(
-        &self,
-        input: &ItemInput<'_>,
-        bytes_read: u64,
-        stage: &'static str,
-        reason: String,
-    ) -> Reject {
+    fn reject(&self, object: Object, stage: &'static str, reason: String) -> Reject {
         Reject {
             source: self.name.clone(),
-            source_key: input.item.key.clone(),
-            object_size: input.item.fingerprint.size,
-            object_etag: input.item.fingerprint.etag.clone(),
-            bytes_read,
+            object,
             stage,
             reason,
         }
@@ -128,20 +111,21 @@ impl Source for DicomSource {
 
     fn new(name: &str, options: DicomOptions) -> Result<Self, String> {
         options.check()?;
-        let key_source = match deidentify::key_source()? {
-            None => None,
+        let (key, secret) = match deidentify::key_source()? {
+            None => (Some(Key::sample()), None),
             Some(KeySource::Value(v)) => {
-                Key::new(&v).map_err(|e| format!("{}: {e}", deidentify::KEY_VAR))?;
-                Some(KeySourceName::Value)
+                let key = Key::new(&v).map_err(|e| format!("{}: {e}", deidentify::KEY_VAR))?;
+                (Some(key), None)
             }
-            Some(KeySource::Secret(id)) => Some(KeySourceName::Secret(id)),
+            Some(KeySource::Secret(id)) => (None, Some((id, OnceLock::new()))),
         };
         Ok(DicomSource {
             name: name.to_string(),
             options,
             schema: Self::instances_table().file_schema(),
-            key_source,
-            key: OnceLock::new(),
+            rejects_schema: Self::rejects_table().file_schema(),
+            key,
+            secret,
         })
     }
 
@@ -155,19 +139,11 @@ impl Source for DicomSource {
     }
 
     fn rejects_batch(&self, rejects: Vec<Reject>) -> RecordBatch {
-        rows::rejects_batch(&Self::rejects_table().file_schema(), &rejects)
+        rows::rejects_batch(&self.rejects_schema, &rejects)
     }
 
     fn item_rejected(&self, item: &WorkItem, reason: &str) -> Reject {
-        Reject {
-            source: self.name.clone(),
-            source_key: item.key.clone(),
-            object_size: item.fingerprint.size,
-            object_etag: item.fingerprint.etag.clone(),
-            bytes_read: 0,
-            stage: "read",
-            reason: reason.to_string(),
-        }
+        self.reject(Object::of(item, 0), "read", reason.to_string())
     }
 
     fn readers(&self) -> usize {
@@ -201,10 +177,7 @@ impl Source for DicomSource {
                     )));
                 }
                 return out.unit(Header {
-                    key: input.item.key.clone(),
-                    size,
-                    etag: input.item.fingerprint.etag.clone(),
-                    bytes_read,
+                    object: Object::of(input.item, bytes_read),
                     walked,
                     pseudonyms,
                     stats: input.stats.clone(),
@@ -223,7 +196,7 @@ impl Source for DicomSource {
             _ => reason,
         };
         input.stats.set_item_error(&reason);
-        out.reject(self.reject(input, bytes_read, stage, reason))
+        out.reject(self.reject(Object::of(input.item, bytes_read), stage, reason))
     }
 
     fn parser(&self) -> DicomParser {
@@ -283,10 +256,7 @@ impl Parser for DicomParser {
             Ok(instance) => {
                 unit.stats.count(1, 0);
                 self.rows.push(Row {
-                    source_key: unit.key,
-                    object_size: unit.size,
-                    object_etag: unit.etag,
-                    header_bytes_read: unit.bytes_read,
+                    object: unit.object,
                     instance,
                 });
                 let batch = (self.rows.len() >= BATCH_ROWS)
@@ -303,10 +273,7 @@ impl Parser for DicomParser {
                     batch: None,
                     rejects: vec![Reject {
                         source: self.source.clone(),
-                        source_key: unit.key,
-                        object_size: unit.size,
-                        object_etag: unit.etag,
-                        bytes_read: unit.bytes_read,
+                        object: unit.object,
                         stage: "decode",
                         reason: "dicom-rs could not read the attributes kept from the header"
                             .into(),
@@ -331,10 +298,12 @@ mod tests {
         let batch = rows::instances_batch(
             &schema,
             &[Row {
-                source_key: "a.dcm".into(),
-                object_size: 1,
-                object_etag: None,
-                header_bytes_read: 1,
+                object: Object {
+                    key: "a.dcm".into(),
+                    size: 1,
+                    etag: None,
+                    bytes_read: 1,
+                },
                 instance: decode::Instance::default(),
             }],
         );

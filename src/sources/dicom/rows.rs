@@ -11,14 +11,32 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, SchemaRef};
 
 use super::decode::Instance;
+use crate::discover::WorkItem;
+
+/// The object a row or reject is of: its key, its listing, and what was read of it.
+#[derive(Debug, Clone)]
+pub struct Object {
+    pub key: String,
+    pub size: u64,
+    pub etag: Option<String>,
+    pub bytes_read: u64,
+}
+
+impl Object {
+    pub fn of(item: &WorkItem, bytes_read: u64) -> Self {
+        Object {
+            key: item.key.clone(),
+            size: item.fingerprint.size,
+            etag: item.fingerprint.etag.clone(),
+            bytes_read,
+        }
+    }
+}
 
 /// An instance with where it came from.
 #[derive(Debug, Clone)]
 pub struct Row {
-    pub source_key: String,
-    pub object_size: u64,
-    pub object_etag: Option<String>,
-    pub header_bytes_read: u64,
+    pub object: Object,
     pub instance: Instance,
 }
 
@@ -26,10 +44,7 @@ pub struct Row {
 #[derive(Debug, Clone)]
 pub struct Reject {
     pub source: String,
-    pub source_key: String,
-    pub object_size: u64,
-    pub object_etag: Option<String>,
-    pub bytes_read: u64,
+    pub object: Object,
     pub stage: &'static str,
     pub reason: String,
 }
@@ -117,16 +132,16 @@ fn instance_column(field: &Field, rows: &[Row]) -> Option<ArrayRef> {
         };
     }
     Some(match field.name().as_str() {
-        "source_key" => strings(rows.iter().map(|r| Some(r.source_key.as_str()))),
+        "source_key" => strings(rows.iter().map(|r| Some(r.object.key.as_str()))),
         "object_size" => Arc::new(
             rows.iter()
-                .map(|r| r.object_size as i64)
+                .map(|r| r.object.size as i64)
                 .collect::<Int64Array>(),
         ),
-        "object_etag" => strings(rows.iter().map(|r| r.object_etag.as_deref())),
+        "object_etag" => strings(rows.iter().map(|r| r.object.etag.as_deref())),
         "header_bytes_read" => Arc::new(
             rows.iter()
-                .map(|r| r.header_bytes_read as i64)
+                .map(|r| r.object.bytes_read as i64)
                 .collect::<Int64Array>(),
         ),
         "sop_class_uid" => text!(sop_class_uid),
@@ -223,10 +238,10 @@ pub fn rejects_batch(schema: &SchemaRef, rejects: &[Reject]) -> RecordBatch {
         .map(|f| -> ArrayRef {
             match f.name().as_str() {
                 "source" => strings(rejects.iter().map(|r| Some(r.source.as_str()))),
-                "source_key" => strings(rejects.iter().map(|r| Some(r.source_key.as_str()))),
-                "object_size" => Arc::new(rejects.iter().map(|r| r.object_size as i64).collect::<Int64Array>()),
-                "object_etag" => strings(rejects.iter().map(|r| r.object_etag.as_deref())),
-                "bytes_read" => Arc::new(rejects.iter().map(|r| r.bytes_read as i64).collect::<Int64Array>()),
+                "source_key" => strings(rejects.iter().map(|r| Some(r.object.key.as_str()))),
+                "object_size" => Arc::new(rejects.iter().map(|r| r.object.size as i64).collect::<Int64Array>()),
+                "object_etag" => strings(rejects.iter().map(|r| r.object.etag.as_deref())),
+                "bytes_read" => Arc::new(rejects.iter().map(|r| r.object.bytes_read as i64).collect::<Int64Array>()),
                 "stage" => strings(rejects.iter().map(|r| Some(r.stage))),
                 "reason" => strings(rejects.iter().map(|r| Some(r.reason.as_str()))),
                 other => panic!("schemas/dicom_rejects.toml column `{other}` has no builder (a unit test checks them all)"),

@@ -198,8 +198,6 @@ pub struct Meta {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Kept {
     pub attribute: &'static Attribute,
-    /// The whole element (header and value) in `kept`.
-    pub element: Range<usize>,
     /// Its value in `kept`.
     pub value: Range<usize>,
 }
@@ -711,7 +709,6 @@ fn walk_data_set(
                 walked.kept.extend_from_slice(bytes);
                 walked.elements.push(Kept {
                     attribute,
-                    element: at..walked.kept.len(),
                     value: at + h.size as usize..walked.kept.len(),
                 });
             }
