@@ -70,6 +70,11 @@ pub enum Error {
     /// rows rejected). This is a bug or a job SQL that drops rows; the run fails.
     #[error("accounting: {0}")]
     Accounting(String),
+
+    /// A source's own server (a filer's REST API) refused the run's credentials or
+    /// could not be reached: the run fails and changes nothing.
+    #[error("{0}")]
+    Collect(String),
 }
 
 impl Error {

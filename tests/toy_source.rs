@@ -329,6 +329,7 @@ impl Source for Numbers {
 
     fn discover<'a>(
         &'a self,
+        _input: Option<&'a naslake::storage::Location>,
         sink: &'a mut ItemSink,
     ) -> BoxFuture<'a, naslake::error::Result<String>> {
         Box::pin(async move {

@@ -19,6 +19,15 @@ ensure_venv() {
   fi
 }
 
+# Debian packages the tests use: acl (setfacl/getfacl, for the POSIX ACL tests).
+ensure_debian_packages() {
+  command -v setfacl >/dev/null 2>&1 && command -v getfacl >/dev/null 2>&1 && return 0
+  echo "== installing Debian packages: acl"
+  local sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  $sudo apt-get install -y -q acl >/dev/null || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q acl >/dev/null; }
+}
+
 # Starts moto server on a free loopback port; exports NASLAKE_TEST_MOTO (its URL) and
 # stops it by PID when the calling script exits.
 start_moto() {

@@ -19,6 +19,7 @@
 //! stopped before the end ([`Drain`]). The runner checks all of it before anything
 //! is committed.
 
+pub mod acl;
 pub mod csv;
 pub mod dicom;
 pub mod host;
@@ -115,8 +116,14 @@ pub trait Source: Debug + Send + Sync + Sized + 'static {
     }
 
     /// Discovery of a kind whose `SUFFIXES` is `None`; returns where it looked.
-    fn discover<'a>(&'a self, sink: &'a mut ItemSink) -> BoxFuture<'a, Result<String>> {
-        let _ = sink;
+    /// `input` is the job's input location, when it has one (a kind may read
+    /// there: a local root to walk, a listing to map).
+    fn discover<'a>(
+        &'a self,
+        input: Option<&'a crate::storage::Location>,
+        sink: &'a mut ItemSink,
+    ) -> BoxFuture<'a, Result<String>> {
+        let _ = (input, sink);
         Box::pin(async {
             Err(Error::config(format!(
                 "source kind `{}` lists objects and has no discovery of its own",
@@ -248,7 +255,7 @@ impl<S: Source> AnySource for Configured<S> {
                     self.name
                 )))
             }),
-            (None, _) => self.kind.discover(sink),
+            (None, input) => self.kind.discover(input, sink),
         }
     }
     fn table(
@@ -273,6 +280,7 @@ impl Registry {
         Registry::default()
             .with::<csv::CsvSource>()
             .with::<dicom::DicomSource>()
+            .with::<acl::AclSource>()
     }
 
     /// Adds a kind (a later kind of the same format replaces an earlier one).

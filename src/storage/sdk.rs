@@ -54,6 +54,38 @@ pub async fn load_config(endpoint_vars: &[&str]) -> crate::error::Result<aws_con
     Ok(config)
 }
 
+/// A secret's value from AWS Secrets Manager; `what` names it in errors (the SDK's credential chain and
+/// region; `AWS_ENDPOINT_URL_SECRETS_MANAGER` or `AWS_ENDPOINT_URL` for another
+/// endpoint). The error names the secret, never its value.
+pub async fn secret_value(id: &str, what: &str) -> Result<String, String> {
+    let config = load_config(&["AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"])
+        .await
+        .map_err(|e| e.to_string())?;
+    let client = aws_sdk_secretsmanager::Client::new(&config);
+    let out = client
+        .get_secret_value()
+        .secret_id(id)
+        .send()
+        .await
+        .map_err(|e| {
+            use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+            format!(
+                "{what} `{id}` from AWS Secrets Manager: {}",
+                e.code().map(str::to_string).unwrap_or_else(|| {
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string()
+                })
+            )
+        })?;
+    if let Some(s) = out.secret_string() {
+        return Ok(s.to_string());
+    }
+    match out.secret_binary() {
+        Some(b) => String::from_utf8(b.as_ref().to_vec())
+            .map_err(|_| format!("{what} `{id}` is binary and not UTF-8")),
+        None => Err(format!("{what} `{id}` has no value")),
+    }
+}
+
 /// Credentials are renewed this long before they expire.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
 

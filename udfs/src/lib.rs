@@ -4,10 +4,12 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, Date32Array, Float64Array};
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Date32Array, Float64Array};
 use datafusion::arrow::compute::kernels::arity::unary;
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
-use datafusion::common::cast::{as_float64_array, as_timestamp_microsecond_array};
+use datafusion::arrow::datatypes::{DataType, Field, TimeUnit};
+use datafusion::common::cast::{
+    as_float64_array, as_list_array, as_string_array, as_timestamp_microsecond_array,
+};
 use datafusion::error::Result;
 use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
 use datafusion::prelude::SessionContext;
@@ -31,6 +33,44 @@ pub fn register_all(ctx: &SessionContext) {
         Volatility::Immutable,
         Arc::new(utc_date_columnar),
     ));
+    ctx.register_udf(create_udf(
+        "has_any",
+        vec![
+            DataType::List(Arc::new(Field::new("element", DataType::Utf8, true))),
+            DataType::Utf8,
+        ],
+        DataType::Boolean,
+        Volatility::Immutable,
+        Arc::new(has_any_columnar),
+    ));
+}
+
+/// `has_any(list, 'a,b,c')`: whether a list of strings holds any of the
+/// comma-separated names (the rights an ACL rule is about). NULL for a NULL list
+/// or names; false for an empty list. This build of DataFusion has no array
+/// functions (they would add a feature, and a rebuild, for one test).
+fn has_any_columnar(args: &[ColumnarValue]) -> Result<ColumnarValue> {
+    let arrays = ColumnarValue::values_to_arrays(args)?;
+    Ok(ColumnarValue::Array(has_any(&arrays[0], &arrays[1])?))
+}
+
+pub fn has_any(lists: &ArrayRef, names: &ArrayRef) -> Result<ArrayRef> {
+    let lists = as_list_array(lists)?;
+    let names = as_string_array(names)?;
+    let out: BooleanArray = (0..lists.len())
+        .map(|i| {
+            if lists.is_null(i) || names.is_null(i) {
+                return Ok(None);
+            }
+            let wanted: Vec<&str> = names.value(i).split(',').map(str::trim).collect();
+            let items = lists.value(i);
+            let items = as_string_array(&items)?;
+            Ok(Some(
+                items.iter().flatten().any(|item| wanted.contains(&item)),
+            ))
+        })
+        .collect::<Result<_>>()?;
+    Ok(Arc::new(out))
 }
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
@@ -83,6 +123,33 @@ mod tests {
 
     fn arr(v: &[Option<f64>]) -> ArrayRef {
         Arc::new(Float64Array::from(v.to_vec()))
+    }
+
+    #[test]
+    fn has_any_finds_any_named_item() {
+        use datafusion::arrow::array::{ListBuilder, StringArray, StringBuilder};
+        let mut b = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new(
+            "element",
+            DataType::Utf8,
+            true,
+        )));
+        b.values().append_value("read_data");
+        b.values().append_value("write_perm");
+        b.append(true);
+        b.append(true);
+        b.append(false);
+        let lists: ArrayRef = Arc::new(b.finish());
+        let names: ArrayRef = Arc::new(StringArray::from(vec!["write_data, write_perm"; 3]));
+        let got = has_any(&lists, &names).unwrap();
+        let got = got.as_any().downcast_ref::<BooleanArray>().unwrap();
+        assert_eq!(
+            got.iter().collect::<Vec<_>>(),
+            [Some(true), Some(false), None]
+        );
+        let none: ArrayRef = Arc::new(StringArray::from(vec!["delete"; 3]));
+        let got = has_any(&lists, &none).unwrap();
+        let got = got.as_any().downcast_ref::<BooleanArray>().unwrap();
+        assert!(!got.value(0));
     }
 
     #[test]

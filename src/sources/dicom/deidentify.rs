@@ -131,37 +131,9 @@ pub fn key_source() -> Result<Option<KeySource>, String> {
     }
 }
 
-/// The secret's value from AWS Secrets Manager (the SDK's credential chain and
-/// region; `AWS_ENDPOINT_URL_SECRETS_MANAGER` or `AWS_ENDPOINT_URL` for another
-/// endpoint). The error names the secret, never its value.
+/// The pseudonym key held by a Secrets Manager secret.
 pub async fn fetch_secret(id: &str) -> Result<String, String> {
-    let config =
-        crate::storage::sdk::load_config(&["AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"])
-            .await
-            .map_err(|e| e.to_string())?;
-    let client = aws_sdk_secretsmanager::Client::new(&config);
-    let out = client
-        .get_secret_value()
-        .secret_id(id)
-        .send()
-        .await
-        .map_err(|e| {
-            use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
-            format!(
-                "the pseudonym key secret `{id}` from AWS Secrets Manager: {}",
-                e.code().map(str::to_string).unwrap_or_else(|| {
-                    aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string()
-                })
-            )
-        })?;
-    if let Some(s) = out.secret_string() {
-        return Ok(s.to_string());
-    }
-    match out.secret_binary() {
-        Some(b) => String::from_utf8(b.as_ref().to_vec())
-            .map_err(|_| format!("the pseudonym key secret `{id}` is binary and not UTF-8")),
-        None => Err(format!("the pseudonym key secret `{id}` has no value")),
-    }
+    crate::storage::sdk::secret_value(id, "the pseudonym key secret").await
 }
 
 /// Clean Descriptors, conservatively: a description is kept only if it holds none

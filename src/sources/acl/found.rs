@@ -1,0 +1,179 @@
+//! What a walk hands the readers besides a path: the object's type, and why the
+//! walk could not list a directory. Discovery only sends keys, so this is kept
+//! aside, keyed by path, and taken by the reader of that path (so it holds only
+//! the paths between the walk and the readers).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Where collecting a path stopped (`acl_rejects.stage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Walk,
+    Permissions,
+    Attributes,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Walk => "walk",
+            Stage::Permissions => "permissions",
+            Stage::Attributes => "attributes",
+        }
+    }
+}
+
+/// Why a path could not be collected (an `acl_rejects` row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub stage: Stage,
+    pub http_status: Option<u16>,
+    pub reason: String,
+}
+
+impl Failure {
+    pub fn new(stage: Stage, reason: impl Into<String>) -> Self {
+        Failure {
+            stage,
+            http_status: None,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A path as the walk found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub object_type: String,
+    /// The directory could not be listed, or was not descended.
+    pub walk_failure: Option<Failure>,
+}
+
+/// The walk's notes, until each path's reader takes its own.
+#[derive(Debug, Default)]
+pub struct Notes(Mutex<HashMap<String, Found>>);
+
+impl Notes {
+    pub fn put(&self, path: &str, found: Found) {
+        self.lock().insert(path.to_string(), found);
+    }
+
+    /// The note of `path`; a path the walk left none for (an object listing) is a file.
+    pub fn take(&self, path: &str) -> Found {
+        self.lock().remove(path).unwrap_or(Found {
+            object_type: "file".into(),
+            walk_failure: None,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Found>> {
+        // A panic elsewhere cannot leave a map half-updated (insert and remove are
+        // single calls): the notes stay usable.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// How far a walk goes.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Directories deeper than this are collected but not descended (a reject says so).
+    pub max_depth: usize,
+    /// A walk that finds more paths than this stops the run: a snapshot must not be
+    /// silently cut short.
+    pub max_paths: u64,
+}
+
+/// Counts one more path against `max_paths`.
+pub fn check_count(paths: u64, limits: Limits) -> crate::error::Result<()> {
+    if paths > limits.max_paths {
+        return Err(crate::error::Error::config(format!(
+            "the walk found more than max_paths ({}) paths; raise `max_paths` to collect them all",
+            limits.max_paths
+        )));
+    }
+    Ok(())
+}
+
+/// Walked paths have no size or version: permissions are read whatever they are.
+pub fn empty_fingerprint() -> crate::discover::Fingerprint {
+    crate::discover::Fingerprint {
+        size: 0,
+        etag: None,
+        last_modified: None,
+    }
+}
+
+/// Joins a directory's path and a child's name (`/` + `a` = `/a`).
+pub fn child_path(dir: &str, name: &str) -> String {
+    if dir.ends_with('/') {
+        format!("{dir}{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// Why a name found in a listing is not a path naslake asks about: `.` and `..`
+/// (skipped silently by the caller), a `/`, a NUL or a control character.
+pub fn refused_name(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("an empty name")
+    } else if name.contains('/') {
+        Some("a name with a /")
+    } else if name.chars().any(char::is_control) {
+        Some("a name with a control character")
+    } else {
+        None
+    }
+}
+
+/// Why a path is refused before any request: a `..` or `.` segment, a control
+/// character, or not starting at `/`.
+pub fn refused_path(path: &str) -> Option<&'static str> {
+    if !path.starts_with('/') {
+        Some("a path that does not start at /")
+    } else if path.chars().any(char::is_control) {
+        Some("a path with a control character")
+    } else if path.split('/').any(|s| s == ".." || s == ".") {
+        Some("a path with a . or .. segment")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_with_dot_segments_or_controls_are_refused() {
+        assert_eq!(refused_path("/a/b"), None);
+        assert_eq!(refused_path("/"), None);
+        assert_eq!(refused_path("/a/.hidden"), None);
+        assert_eq!(refused_path("/a/..b"), None);
+        assert!(refused_path("/a/../b").is_some());
+        assert!(refused_path("/a/./b").is_some());
+        assert!(refused_path("/..").is_some());
+        assert!(refused_path("/a\nb").is_some());
+        assert!(refused_path("/a\u{7f}").is_some());
+        assert!(refused_path("a").is_some());
+        assert!(refused_name("a/b").is_some());
+        assert!(refused_name("a\0").is_some());
+        assert_eq!(child_path("/", "a"), "/a");
+        assert_eq!(child_path("/a", "b"), "/a/b");
+    }
+
+    #[test]
+    fn a_note_is_taken_once() {
+        let notes = Notes::default();
+        notes.put(
+            "/d",
+            Found {
+                object_type: "directory".into(),
+                walk_failure: None,
+            },
+        );
+        assert_eq!(notes.take("/d").object_type, "directory");
+        assert_eq!(notes.take("/d").object_type, "file");
+    }
+}

@@ -1,0 +1,338 @@
+//! `[sources.NAME]` of `format = "acl"`: what to collect from, and how.
+//!
+//! ```toml
+//! [sources.acl]
+//! format = "acl"
+//! collect = "ontap"          # or "posix" (the job's input is the local root)
+//! enumerate = "walk"         # ontap: walk the volume, or "listing": the job's input objects
+//! sensitive = ["/hr"]        # paths whose read access is itself a finding
+//! group_names = ["CORP\\*-team"]
+//! [sources.acl.ontap]
+//! url = "https://filer.example.com"
+//! svm_uuid = "…"
+//! volume_uuid = "…"
+//! ```
+//!
+//! Every ONTAP connection setting can come from the environment instead, as an ECS
+//! task definition injects them (`NASLAKE_ONTAP_URL`, …); the environment wins.
+//! The password is never read from the spec: `NASLAKE_ONTAP_PASSWORD` or a
+//! Secrets Manager secret (`NASLAKE_ONTAP_SECRET_ID`).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::found::Limits;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Collect {
+    #[default]
+    Ontap,
+    Posix,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Enumerate {
+    /// The ONTAP files API (or, for posix, the local tree), directories included.
+    #[default]
+    Walk,
+    /// The objects of the job's input (an S3 access point of the volume), mapped to
+    /// volume paths under `listing_root`; files only.
+    Listing,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AclOptions {
+    #[serde(default)]
+    pub collect: Collect,
+    #[serde(default)]
+    pub enumerate: Enumerate,
+    /// Path prefixes (inside the volume) whose data is sensitive: read access by a
+    /// broad principal there is a finding too.
+    #[serde(default)]
+    pub sensitive: Vec<String>,
+    /// Glob patterns (without case) of principal names that are groups, beyond the
+    /// well-known and domain groups naslake knows.
+    #[serde(default)]
+    pub group_names: Vec<String>,
+    #[serde(default = "default_max_depth")]
+    pub max_depth: usize,
+    #[serde(default = "default_max_paths")]
+    pub max_paths: u64,
+    /// Readers for posix (stat and attribute calls).
+    #[serde(default = "default_posix_readers")]
+    pub posix_readers: usize,
+    #[serde(default)]
+    pub ontap: OntapSpec,
+}
+
+fn default_max_depth() -> usize {
+    64
+}
+fn default_max_paths() -> u64 {
+    10_000_000
+}
+fn default_posix_readers() -> usize {
+    4
+}
+
+/// `[sources.NAME.ontap]`, as written in the spec.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OntapSpec {
+    pub url: Option<String>,
+    pub username: Option<String>,
+    pub secret_id: Option<String>,
+    pub svm_uuid: Option<String>,
+    pub volume_uuid: Option<String>,
+    pub ca_bundle: Option<String>,
+    /// Accept any certificate (logged as a warning on every run).
+    #[serde(default)]
+    pub insecure: bool,
+    /// The volume's junction path in the SVM namespace; asked of the filer when unset.
+    pub junction_path: Option<String>,
+    /// The volume path the job's input root maps to (`enumerate = "listing"`).
+    #[serde(default = "default_listing_root")]
+    pub listing_root: String,
+    /// Requests in flight at most, walk and permissions together.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// Retries of a request answered 429 or 5xx, or lost on the way.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: usize,
+    /// Records per page of a directory listing (`max_records`).
+    #[serde(default = "default_page_size")]
+    pub page_size: usize,
+    /// Ask ONTAP to translate SIDs to names (`lookup_names`).
+    #[serde(default = "default_true")]
+    pub lookup_names: bool,
+    /// Recorded answers (a JSON file under the job's input) instead of a filer:
+    /// the bundled samples run without one.
+    pub replay: Option<String>,
+}
+
+/// A spec without `[sources.NAME.ontap]` has every default (its settings then
+/// come from the environment).
+impl Default for OntapSpec {
+    fn default() -> Self {
+        OntapSpec {
+            url: None,
+            username: None,
+            secret_id: None,
+            svm_uuid: None,
+            volume_uuid: None,
+            ca_bundle: None,
+            insecure: false,
+            junction_path: None,
+            listing_root: default_listing_root(),
+            max_in_flight: default_max_in_flight(),
+            timeout_secs: default_timeout(),
+            max_retries: default_max_retries(),
+            page_size: default_page_size(),
+            lookup_names: true,
+            replay: None,
+        }
+    }
+}
+
+fn default_listing_root() -> String {
+    "/".into()
+}
+/// A shared filer serves other clients too; ONTAP's own per-user REST limits are
+/// of this order.
+fn default_max_in_flight() -> usize {
+    32
+}
+fn default_timeout() -> u64 {
+    30
+}
+fn default_max_retries() -> usize {
+    5
+}
+fn default_page_size() -> usize {
+    1000
+}
+fn default_true() -> bool {
+    true
+}
+
+pub const URL_VAR: &str = "NASLAKE_ONTAP_URL";
+pub const USERNAME_VAR: &str = "NASLAKE_ONTAP_USERNAME";
+pub const PASSWORD_VAR: &str = "NASLAKE_ONTAP_PASSWORD";
+pub const SECRET_VAR: &str = "NASLAKE_ONTAP_SECRET_ID";
+pub const SVM_VAR: &str = "NASLAKE_ONTAP_SVM_UUID";
+pub const VOLUME_VAR: &str = "NASLAKE_ONTAP_VOLUME_UUID";
+pub const CA_VAR: &str = "NASLAKE_ONTAP_CA_BUNDLE";
+
+/// How to log in.
+#[derive(Debug, Clone)]
+pub enum Login {
+    /// A user name and a password (from `NASLAKE_ONTAP_PASSWORD`).
+    Password {
+        username: String,
+        password: crate::storage::secret::Secret,
+    },
+    /// A Secrets Manager secret holding `{"username", "password"}`.
+    Secret(String),
+}
+
+/// The ONTAP settings of a run: the spec's, with the environment over them.
+#[derive(Debug, Clone)]
+pub struct Ontap {
+    pub url: url::Url,
+    /// `None` when answers come from a recording.
+    pub login: Option<Login>,
+    pub svm_uuid: String,
+    pub volume_uuid: String,
+    pub ca_bundle: Option<String>,
+    pub insecure: bool,
+    pub junction_path: Option<String>,
+    pub listing_root: String,
+    pub max_in_flight: usize,
+    pub timeout: Duration,
+    pub max_retries: usize,
+    pub page_size: usize,
+    pub lookup_names: bool,
+}
+
+fn env(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl AclOptions {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_depth: self.max_depth,
+            max_paths: self.max_paths,
+        }
+    }
+
+    pub fn check(&self) -> Result<(), String> {
+        if self.max_depth == 0 || self.max_paths == 0 || self.posix_readers == 0 {
+            return Err("`max_depth`, `max_paths` and `posix_readers` must be at least 1".into());
+        }
+        for p in &self.sensitive {
+            if super::found::refused_path(p).is_some() {
+                return Err(format!(
+                    "`sensitive`: `{p}` is not a path starting at / without . or .. segments"
+                ));
+            }
+        }
+        if self.collect == Collect::Posix && self.enumerate == Enumerate::Listing {
+            return Err("`enumerate = \"listing\"` is for ontap; posix walks its root".into());
+        }
+        Ok(())
+    }
+
+    /// Whether `path` is under one of the `sensitive` paths.
+    pub fn is_sensitive(&self, path: &str) -> bool {
+        self.sensitive.iter().any(|p| {
+            let p = p.trim_end_matches('/');
+            p.is_empty() || path == p || path.strip_prefix(p).is_some_and(|r| r.starts_with('/'))
+        })
+    }
+}
+
+impl OntapSpec {
+    /// The settings, with the environment over the spec; errors name what is
+    /// missing. A recording (`replay`) needs no credentials.
+    pub fn resolve(&self, replay: bool) -> Result<Ontap, String> {
+        let pick = |var: &str, spec: &Option<String>, key: &str| -> Result<String, String> {
+            env(var).or_else(|| spec.clone()).ok_or_else(|| {
+                format!("the ONTAP `{key}` is not set: set `ontap.{key}` in the spec or {var}")
+            })
+        };
+        let raw_url = pick(URL_VAR, &self.url, "url")?;
+        let url = url::Url::parse(&raw_url)
+            .map_err(|e| format!("the ONTAP url `{raw_url}` is not a URL: {e}"))?;
+        if url.scheme() != "https" && url.scheme() != "http" {
+            return Err(format!(
+                "the ONTAP url must be https:// (it is {}://)",
+                url.scheme()
+            ));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("the ONTAP url must not hold a user name or password; set NASLAKE_ONTAP_USERNAME and NASLAKE_ONTAP_PASSWORD, or NASLAKE_ONTAP_SECRET_ID".into());
+        }
+        let login = match (
+            env(SECRET_VAR).or_else(|| self.secret_id.clone()),
+            env(PASSWORD_VAR),
+        ) {
+            _ if replay => None,
+            (_, Some(password)) => Some(Login::Password {
+                username: pick(USERNAME_VAR, &self.username, "username")?,
+                password: crate::storage::secret::Secret::new(password),
+            }),
+            (Some(id), None) => Some(Login::Secret(id)),
+            (None, None) => {
+                return Err(format!(
+                    "no ONTAP credentials: set {USERNAME_VAR} and {PASSWORD_VAR}, or {SECRET_VAR} (a Secrets Manager secret holding {{\"username\", \"password\"}})"
+                ));
+            }
+        };
+        if self.max_in_flight == 0 || self.page_size == 0 || self.timeout_secs == 0 {
+            return Err("`ontap.max_in_flight`, `ontap.page_size` and `ontap.timeout_secs` must be at least 1".into());
+        }
+        Ok(Ontap {
+            url,
+            login,
+            svm_uuid: pick(SVM_VAR, &self.svm_uuid, "svm_uuid")?,
+            volume_uuid: pick(VOLUME_VAR, &self.volume_uuid, "volume_uuid")?,
+            ca_bundle: env(CA_VAR).or_else(|| self.ca_bundle.clone()),
+            insecure: self.insecure,
+            junction_path: self.junction_path.clone(),
+            listing_root: self.listing_root.clone(),
+            max_in_flight: self.max_in_flight,
+            timeout: Duration::from_secs(self.timeout_secs),
+            max_retries: self.max_retries,
+            page_size: self.page_size,
+            lookup_names: self.lookup_names,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(toml_text: &str) -> AclOptions {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn sensitive_paths_match_whole_segments() {
+        let o = options(r#"sensitive = ["/hr", "/finance/"]"#);
+        assert!(o.is_sensitive("/hr"));
+        assert!(o.is_sensitive("/hr/pay.xlsx"));
+        assert!(!o.is_sensitive("/hrm/x"));
+        assert!(o.is_sensitive("/finance/q1"));
+        assert!(!o.is_sensitive("/"));
+    }
+
+    #[test]
+    fn no_ontap_table_is_the_same_as_an_empty_one() {
+        let none = options("");
+        let empty = options("[ontap]");
+        assert_eq!(none.ontap.max_in_flight, empty.ontap.max_in_flight);
+        assert_eq!(none.ontap.page_size, 1000);
+        assert_eq!(none.ontap.timeout_secs, 30);
+        assert!(none.ontap.lookup_names && empty.ontap.lookup_names);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_paths_are_refused() {
+        assert!(toml::from_str::<AclOptions>("colect = \"posix\"").is_err());
+        assert!(toml::from_str::<AclOptions>("[ontap]\npassword = \"x\"").is_err());
+        assert!(options(r#"sensitive = ["hr"]"#).check().is_err());
+        assert!(
+            options("collect = \"posix\"\nenumerate = \"listing\"")
+                .check()
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,260 @@
+"""A loopback ONTAP stand-in: the two REST endpoints naslake's ACL source calls,
+with the response shapes of the ONTAP REST API documentation, over HTTPS with a
+certificate the caller makes (`make_certs`), behind basic auth.
+
+- `GET /api/storage/volumes/{uuid}?fields=nas.path` → the junction path;
+- `GET /api/storage/volumes/{uuid}/files/{path}` → a directory's records (`.` and
+  `..` first), `max_records` a page, `_links.next.href` until the last page;
+- `GET /api/protocols/file-security/permissions/{svm}/{path}` → one path's
+  permissions (`path` under the junction);
+- `GET /_standin/stats` → what it served: requests, the peak number in flight,
+  statuses, the decoded paths asked for.
+
+The tree is a JSON file: {"svm", "volume", "junction", "username", "password",
+"tree": {PATH: {"type", "perm": {...}, "status", "list_status", "flaky",
+"flaky_status"}}}. `status` answers the permissions call with an error, `list_status`
+the listing; `flaky` makes the first N permissions calls answer `flaky_status`
+(503 by default, 429 with a Retry-After of 0). `--latency-ms` delays every answer,
+`--record FILE` writes every answer as a recording the ACL source can replay.
+
+Run: python tests/ontap_standin.py --spec TREE.json --cert-dir DIR --port-file F
+"""
+import argparse
+import asyncio
+import base64
+import datetime
+import json
+import pathlib
+import signal
+import ssl
+import threading
+import urllib.parse
+
+
+def make_certs(directory):
+    """A CA and a server certificate for 127.0.0.1 and localhost signed by it;
+    returns (ca.pem, server.pem, server.key) paths."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import ipaddress
+
+    d = pathlib.Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "naslake test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                       key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ontap-standin")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = d / "ca.pem", d / "server.pem", d / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return tuple(str(p) for p in paths)
+
+
+class State:
+    def __init__(self, spec, latency, record):
+        self.spec = spec
+        self.tree = spec["tree"]
+        self.latency = latency
+        self.record = record
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.requests = 0
+        self.statuses = {}
+        self.paths = []
+        self.flaky_left = {p: n.get("flaky", 0) for p, n in self.tree.items()}
+        self.answers = {}
+
+    def children(self, path):
+        prefix = path.rstrip("/") + "/"
+        out = []
+        for p, node in self.tree.items():
+            if p != path and p.startswith(prefix) and "/" not in p[len(prefix):]:
+                out.append((p[len(prefix):], node.get("type", "file")))
+        return sorted(out)
+
+
+def error(message, code):
+    return {"error": {"message": message, "code": str(code)}}
+
+
+def respond(st, target, authorization):
+    """The answer to `GET target`: (status, JSON body, extra headers)."""
+    spec = st.spec
+    want = "Basic " + base64.b64encode(f"{spec['username']}:{spec['password']}".encode()).decode()
+    if target.startswith("/_standin/stats"):
+        with st.lock:
+            return 200, {"requests": st.requests, "max_in_flight": st.max_in_flight,
+                         "statuses": st.statuses, "paths": st.paths}, []
+    if authorization != want:
+        return 401, error("User is not authorized.", 6), []
+    url = urllib.parse.urlsplit(target)
+    query = urllib.parse.parse_qs(url.query)
+    parts = url.path.split("/")
+    # /api/storage/volumes/{uuid}[/files/{path}]
+    if parts[1:4] == ["api", "storage", "volumes"]:
+        if len(parts) < 5 or parts[4] != spec["volume"]:
+            return 404, error("volume not found", 917927), []
+        if len(parts) == 5:
+            return 200, {"uuid": spec["volume"], "nas": {"path": spec["junction"]}}, []
+        if len(parts) == 7 and parts[5] == "files":
+            raw = urllib.parse.unquote(parts[6])
+            path = "/" if raw == "/" else "/" + raw
+            return listing(st, path, url.path, query)
+    # /api/protocols/file-security/permissions/{svm}/{path}
+    if parts[1:5] == ["api", "protocols", "file-security", "permissions"] and len(parts) == 7:
+        if parts[5] != spec["svm"]:
+            return 404, error("svm not found", 2), []
+        full = urllib.parse.unquote(parts[6])
+        with st.lock:
+            st.paths.append(full)
+        junction = spec["junction"].rstrip("/")
+        if full == spec["junction"]:
+            path = "/"
+        elif full.startswith(junction + "/"):
+            path = full[len(junction):]
+        else:
+            return 404, error(f'Failed to get security descriptor of "{full}"', 655865), []
+        node = st.tree.get(path)
+        if node is None or ".." in path.split("/"):
+            return 404, error(f'Failed to get security descriptor of "{full}". Reason: No such file or directory.', 655865), []
+        with st.lock:
+            flaky = st.flaky_left.get(path, 0)
+            if flaky:
+                st.flaky_left[path] = flaky - 1
+        if flaky:
+            status = node.get("flaky_status", 503)
+            return status, error("busy", 1), [("Retry-After", "0")] if status == 429 else []
+        if "status" in node:
+            return node["status"], error(node.get("message", "Access denied"), 6691623), []
+        body = {"svm": {"uuid": spec["svm"], "name": "vs0"}, "path": full}
+        body.update(node.get("perm", {}))
+        return 200, body, []
+    return 404, error("API not found", 3), []
+
+
+def listing(st, path, url_path, query):
+    node = st.tree.get(path)
+    if node is None:
+        return 404, error("No such file or directory", 917927), []
+    if "list_status" in node:
+        return node["list_status"], error("Access denied", 6691623), []
+    records = [{"path": path, "name": ".", "type": "directory"},
+               {"path": path, "name": "..", "type": "directory"}]
+    records += [{"path": path.rstrip("/") + "/" + n, "name": n, "type": t} for n, t in st.children(path)]
+    records += [{"path": path, "name": n, "type": "file"} for n in node.get("extra_names", [])]
+    size = int(query.get("max_records", ["1000"])[0])
+    start = int(query.get("start", ["0"])[0])
+    page = records[start:start + size]
+    body = {"records": page, "num_records": len(page)}
+    if start + size < len(records):
+        q = urllib.parse.urlencode({"fields": "name,type", "max_records": size, "start": start + size})
+        body["_links"] = {"next": {"href": f"{url_path}?{q}"}}
+    if "next_href" in node:
+        body["_links"] = {"next": {"href": node["next_href"]}}
+    return 200, body, []
+
+
+REASONS = {200: "OK", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 429: "Too Many Requests",
+           500: "Internal Server Error", 503: "Service Unavailable"}
+
+
+async def connection(st, reader, writer):
+    """HTTP/1.1 GETs with keep-alive, one after the other, until the client closes."""
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            method, target, _ = lines[0].split(" ", 2)
+            headers = {}
+            for line in lines[1:]:
+                if ":" in line:
+                    k, v = line.split(":", 1)
+                    headers[k.strip().lower()] = v.strip()
+            stats = target.startswith("/_standin/")
+            if not stats:
+                with st.lock:
+                    st.requests += 1
+                    st.in_flight += 1
+                    st.max_in_flight = max(st.max_in_flight, st.in_flight)
+                if st.latency:
+                    await asyncio.sleep(st.latency)
+            if method != "GET":
+                status, body, extra = 405, error("only GET", 1), []
+            else:
+                status, body, extra = respond(st, target, headers.get("authorization"))
+            if not stats:
+                with st.lock:
+                    # Counted out before the answer is written: the client cannot
+                    # send its next request before this one is no longer in flight.
+                    st.in_flight -= 1
+                    st.statuses[str(status)] = st.statuses.get(str(status), 0) + 1
+                    if st.record is not None and status != 401:
+                        st.answers[target] = {"status": status, "body": body}
+            data = json.dumps(body).encode()
+            out = [f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}",
+                   "Content-Type: application/hal+json", f"Content-Length: {len(data)}"]
+            out += [f"{k}: {v}" for k, v in extra]
+            writer.write(("\r\n".join(out) + "\r\n\r\n").encode() + data)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError, ValueError):
+        pass
+    finally:
+        writer.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--spec", required=True)
+    ap.add_argument("--cert-dir", required=True)
+    ap.add_argument("--port-file", required=True)
+    ap.add_argument("--latency-ms", type=float, default=0)
+    ap.add_argument("--record")
+    args = ap.parse_args()
+    spec = json.loads(pathlib.Path(args.spec).read_text())
+    _, cert, key = make_certs(args.cert_dir)
+    state = State(spec, args.latency_ms / 1000.0, args.record)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+
+    async def serve():
+        server = await asyncio.start_server(lambda r, w: connection(state, r, w), "127.0.0.1", 0, ssl=ctx,
+                                            backlog=512)
+        port = server.sockets[0].getsockname()[1]
+        tmp = pathlib.Path(args.port_file + ".tmp")
+        tmp.write_text(str(port))
+        tmp.rename(args.port_file)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        async with server:
+            await stop.wait()
+
+    asyncio.run(serve())
+    if args.record:
+        pathlib.Path(args.record).write_text(json.dumps({"answers": state.answers}, indent=1, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    main()
