@@ -20,7 +20,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from test_acl import TREE, Standin  # noqa: E402
 
 OUT = ROOT / "samples" / "acl" / "ontap-recording.json"
-RETRIES_ONLY = {"/flaky.txt", "/busy.txt", "/down.txt"}
+# Paths that only exercise retries, or a filer that quotes credentials.
+RETRIES_ONLY = {"/flaky.txt", "/busy.txt", "/down.txt", "/echo.txt"}
 
 
 def main():

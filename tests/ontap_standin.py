@@ -12,9 +12,14 @@ certificate the caller makes (`make_certs`), behind basic auth.
 
 The tree is a JSON file: {"svm", "volume", "junction", "username", "password",
 "tree": {PATH: {"type", "perm": {...}, "status", "list_status", "flaky",
-"flaky_status"}}}. `status` answers the permissions call with an error, `list_status`
+"flaky_status", "delay", "next_href", "extra_names", "echo_auth"}},
+"unauthorized_after": N}. `status` answers the permissions call with an error, `list_status`
 the listing; `flaky` makes the first N permissions calls answer `flaky_status`
-(503 by default, 429 with a Retry-After of 0). `--latency-ms` delays every answer,
+(503 by default, 429 with a Retry-After of 0); `delay` holds the permissions
+answer back that many seconds; `next_href` replaces a listing's next link and
+`extra_names` adds records to it; `echo_auth` answers 400 quoting the
+Authorization header; `unauthorized_after` answers 401 after N good requests.
+`--latency-ms` delays every answer,
 `--record FILE` writes every answer as a recording the ACL source can replay.
 
 Run: python tests/ontap_standin.py --spec TREE.json --cert-dir DIR --port-file F
@@ -83,6 +88,7 @@ class State:
         self.statuses = {}
         self.paths = []
         self.flaky_left = {p: n.get("flaky", 0) for p, n in self.tree.items()}
+        self.authorized = 0
         self.answers = {}
 
     def children(self, path):
@@ -108,6 +114,13 @@ def respond(st, target, authorization):
                          "statuses": st.statuses, "paths": st.paths}, []
     if authorization != want:
         return 401, error("User is not authorized.", 6), []
+    limit = spec.get("unauthorized_after")
+    if limit is not None:
+        with st.lock:
+            st.authorized += 1
+            over = st.authorized > limit
+        if over:  # the password changed (or the account locked) mid-walk
+            return 401, error("User is not authorized.", 6), []
     url = urllib.parse.urlsplit(target)
     query = urllib.parse.parse_qs(url.query)
     parts = url.path.split("/")
@@ -145,11 +158,13 @@ def respond(st, target, authorization):
         if flaky:
             status = node.get("flaky_status", 503)
             return status, error("busy", 1), [("Retry-After", "0")] if status == 429 else []
+        if node.get("echo_auth"):  # a filer or proxy that quotes the request
+            return 400, error(f"bad request: Authorization: {authorization} for {full}", 2), []
         if "status" in node:
             return node["status"], error(node.get("message", "Access denied"), 6691623), []
         body = {"svm": {"uuid": spec["svm"], "name": "vs0"}, "path": full}
         body.update(node.get("perm", {}))
-        return 200, body, []
+        return 200, body, [("X-Standin-Delay", str(node["delay"]))] if "delay" in node else []
     return 404, error("API not found", 3), []
 
 
@@ -203,6 +218,10 @@ async def connection(st, reader, writer):
                 status, body, extra = 405, error("only GET", 1), []
             else:
                 status, body, extra = respond(st, target, headers.get("authorization"))
+            # A node's "delay" holds its answer back (past the client's timeout, say).
+            for k, v in extra:
+                if k == "X-Standin-Delay":
+                    await asyncio.sleep(float(v))
             if not stats:
                 with st.lock:
                     # Counted out before the answer is written: the client cannot

@@ -21,7 +21,7 @@ MOTO = os.environ.get("NASLAKE_TEST_MOTO")
 SVM = "5f3c4a1e-0000-4000-8000-0000000000a1"
 VOLUME = "7d2e9b4c-0000-4000-8000-0000000000b2"
 USER, PASSWORD = "naslake-audit", "Pw-0f-the-filer-9d1c"
-ENTRY_COLS = ["path", "object_type", "entry_index", "principal", "principal_sid", "principal_kind",
+ENTRY_COLS = ["path", "object_type", "entry_index", "principal", "principal_sid", "principal_id", "principal_kind",
               "principal_resolved", "entry_type", "rights", "advanced_rights", "apply_to", "inherited",
               "owner", "owner_sid", "owner_resolved", "control_flags", "dacl_present", "dacl_protected",
               "mode", "mode_text", "setuid", "setgid", "sticky", "sensitive", "source", "svm", "volume", "security_style", "effective_style"]
@@ -71,6 +71,9 @@ TREE = {
     "/unix/su-tool": {"type": "file", "perm": unix(0o4755)},
     "/unix/open.log": {"type": "file", "perm": unix(0o666, owner="svc", uid="1200")},
     "/unix/closed.log": {"type": "file", "perm": unix(0o640)},
+    "/unix/sticky-file": {"type": "file", "perm": unix(0o1666)},
+    "/carol.txt": {"type": "file", "perm": ntfs(owner="CORP\\carol", acls=[ace("CORP\\carol", "full_control", apply=("this_folder",))])},
+    "/echo.txt": {"type": "file", "echo_auth": True, "perm": ntfs(acls=[ADMIN_FULL])},
     "/gone.txt": {"type": "file", "status": 404, "message": "No such file or directory"},
     "/locked.txt": {"type": "file", "status": 403, "message": "Access denied"},
     "/secret": {"type": "directory", "list_status": 403, "perm": ntfs(acls=[ADMIN_FULL])},
@@ -78,7 +81,7 @@ TREE = {
     "/flaky.txt": {"type": "file", "flaky": 2, "perm": ntfs(acls=[ADMIN_FULL])},
     "/busy.txt": {"type": "file", "flaky": 1, "flaky_status": 429, "perm": ntfs(acls=[ADMIN_FULL])},
     "/down.txt": {"type": "file", "flaky": 100, "perm": ntfs(acls=[ADMIN_FULL])},
-    "/many": {"type": "directory", "extra_names": ["bad/name", "ctl\u0001char"], "perm": ntfs(acls=[ADMIN_FULL])},
+    "/many": {"type": "directory", "extra_names": ["bad/name", "ctl\u0001char", "f0.dat"], "perm": ntfs(acls=[ADMIN_FULL])},
     **{f"/many/f{i}.dat": {"type": "file", "perm": ntfs(acls=[ADMIN_FULL])} for i in range(7)},
     "/odd name %2F.txt": {"type": "file", "perm": ntfs(acls=[ADMIN_FULL])},
     "/ünïcode.txt": {"type": "file", "perm": ntfs(acls=[ADMIN_FULL])},
@@ -88,11 +91,11 @@ TREE = {
 class Standin:
     """The stand-in as a child process, stopped by its PID."""
 
-    def __init__(self, tmp, tree, latency_ms=0, record=None, junction="/vol1"):
+    def __init__(self, tmp, tree, latency_ms=0, record=None, junction="/vol1", unauthorized_after=None):
         self.dir = pathlib.Path(tmp) / f"standin-{uuid.uuid4().hex[:6]}"
         self.dir.mkdir(parents=True)
         spec = {"svm": SVM, "volume": VOLUME, "junction": junction, "username": USER, "password": PASSWORD,
-                "tree": tree}
+                "tree": tree, "unauthorized_after": unauthorized_after}
         (self.dir / "spec.json").write_text(json.dumps(spec))
         port_file = self.dir / "port"
         args = [sys.executable, str(ROOT / "tests" / "ontap_standin.py"), "--spec", str(self.dir / "spec.json"),
@@ -195,7 +198,8 @@ def test_the_walk_collects_every_path_once_with_its_entries(known):
     s, run, lake = known
     rows = entries(lake)
     paths = {r["path"] for r in rows}
-    collected = {p for p, n in TREE.items() if "perm" in n and not p.startswith("/secret/") and p != "/down.txt"}
+    collected = {p for p, n in TREE.items()
+                 if "perm" in n and not p.startswith("/secret/") and p not in ("/down.txt", "/echo.txt")}
     assert paths == collected
     # One row per entry, or one for an object without any, in ACL order.
     for p in collected:
@@ -226,8 +230,14 @@ def test_the_walk_collects_every_path_once_with_its_entries(known):
     assert by[("/unix/su-tool", 0)]["mode"] == 0o4755 and by[("/unix/su-tool", 0)]["mode_text"] == "rwsr-xr-x"
     assert {r["source"] for r in rows} == {"ontap"} and {r["svm"] for r in rows} == {SVM}
     assert {r["volume"] for r in rows} == {VOLUME}
-    # The report's counts add up: every path is rows or a reject.
+    # The report's counts add up: every path is rows or a reject, each once.
     assert run.code == 3, run.stderr
+    t = run.report["totals"]
+    keys = [f["key"] for f in run.report["files"]]
+    assert len(keys) == len(set(keys)) == t["files_seen"]  # f0.dat, listed twice, is one path
+    assert t["records_loaded"] == len(rows)
+    assert t["rejects_rows"] == len(rejects(lake)) == t["files_rejected"] + t["records_rejected"]
+    assert set(keys) == collected | set(rejects(lake))
 
 
 ADVANCED_ORDER = ["read_data", "write_data", "append_data", "read_ea", "write_ea", "execute_file", "delete_child",
@@ -241,7 +251,11 @@ def test_vanished_denied_unlistable_and_failing_paths_are_rejects_and_the_walk_g
     assert r["/locked.txt"][:2] == ("permissions", 403) and "denied" in r["/locked.txt"][2]
     assert r["/secret"][:2] == ("walk", 403)
     assert r["/down.txt"][:2] == ("permissions", 503) and "after 2 retries" in r["/down.txt"][2]
-    assert set(r) == {"/gone.txt", "/locked.txt", "/secret", "/down.txt"}
+    # Listed names naslake never asks about are rejects too, not silently dropped.
+    assert r["/many/bad/name"][0] == "walk" and "never asked" in r["/many/bad/name"][2]
+    assert r["/many/ctl\u0001char"][0] == "walk"
+    assert set(r) == {"/gone.txt", "/locked.txt", "/secret", "/down.txt", "/echo.txt", "/many/bad/name",
+                      "/many/ctl\u0001char"}
     stats = s.stats()
     # Retried: 503 twice then an answer, 429 once; /down.txt 1 + 2 retries.
     asked = stats["paths"]
@@ -273,6 +287,7 @@ def test_findings_fire_on_their_cases_and_not_on_the_others(known):
         ("high", "/public/readme.txt", "Everyone"),  # modify, inherited
         ("high", "/unix", "other"),                 # POSIX other rwx (the sticky bit does not matter here)
         ("high", "/unix/open.log", "other"),
+        ("high", "/unix/sticky-file", "other"),
     }  # not: Everyone read & execute on / (not sensitive), Domain Users read on /deny.txt
     assert rules["inheritance_broken"] == {("medium", "/hr", None)}
     assert rules["null_dacl"] == {("high", "/legacy", None)}
@@ -281,14 +296,17 @@ def test_findings_fire_on_their_cases_and_not_on_the_others(known):
     assert rules["orphaned_sid"] == {("medium", "/hr/pay.xlsx", "S-1-5-21-1-2-3-1107"),
                                      ("medium", "/acl-editor.txt", "S-1-5-21-1-2-3-512"),
                                      ("medium", "/orphan-owner.doc", "S-1-5-21-1-2-3-1999")}
-    assert rules["user_ace"] == {("low", "/hr/pay.xlsx", "CORP\\alice")}  # not CORP\HR-Team, a group by pattern
+    assert rules["user_ace"] == {("low", "/hr/pay.xlsx", "CORP\\alice"),
+                                 ("low", "/carol.txt", "CORP\\carol")}  # not CORP\HR-Team, a group by pattern
     assert rules["deny_ace"] == {("low", "/deny.txt", "CORP\\bob")}
     assert rules["permission_change"] == {
         ("high", "/hr/pay.xlsx", "CORP\\alice"),
         ("high", "/public", "Everyone"),
         ("high", "/acl-editor.txt", "CORP\\Finance-Team"),
-    }  # not: BUILTIN\Administrators, CREATOR OWNER, Domain Admins (S-1-5-21-…-512) with write_owner
-    assert rules["world_writable"] == {("high", "/unix/open.log", "other")}  # not /unix: sticky
+    }  # not: BUILTIN\Administrators, CREATOR OWNER, Domain Admins (S-1-5-21-…-512) with write_owner,
+    #      CORP\carol's full control of her own /carol.txt
+    # Not /unix (a sticky directory); /unix/sticky-file (sticky protects nothing on a file).
+    assert rules["world_writable"] == {("high", "/unix/open.log", "other"), ("high", "/unix/sticky-file", "other")}
     assert rules["setuid_setgid"] == {("medium", "/unix/su-tool", "root")}
     assert set(rules) == {"broad_access", "inheritance_broken", "null_dacl", "orphaned_sid", "user_ace", "deny_ace",
                           "permission_change", "world_writable", "setuid_setgid"}
@@ -308,12 +326,44 @@ def test_a_wrong_password_stops_the_run_at_once_and_is_never_shown(standin, tmp_
 
 
 def test_the_password_reaches_no_log_report_or_output(known, tmp_path):
+    import base64
     s, run, lake = known
     debug = run_job(job(tmp_path), tmp_path / "lake2", env=s.env(NASLAKE_LOG="debug"))
+    token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    # /echo.txt's filer error quotes the Authorization header: the reject says why,
+    # without it.
+    assert "<redacted>" in rejects(lake)["/echo.txt"][2]
     blobs = [run.stdout, run.stderr, debug.stdout, debug.stderr]
-    blobs += [p.read_text(errors="replace") for p in lake.rglob("*") if p.is_file() and p.suffix in (".json", "")]
-    blobs += [p.read_bytes().decode("latin-1") for p in lake.rglob("*.parquet")]
-    assert not any(PASSWORD in b for b in blobs)
+    blobs += [p.read_text(errors="replace") for p in lake.rglob("*.json")]
+    for table, part in (("acl_entries", True), ("acl_rejects", False), ("acl_findings", True)):
+        blobs += [repr(r) for r in duck_rows(lake, table, ["*"], partitioned=part)]
+    assert len(blobs) > 10
+    assert not any(PASSWORD in b or token in b for b in blobs)
+
+
+def test_a_401_in_the_middle_of_the_walk_stops_it_without_a_storm(standin, tmp_path):
+    s = standin(dict(TREE, **{f"/bulk/f{i}": TREE["/many/f0.dat"] for i in range(200)},
+                     **{"/bulk": {"type": "directory", "perm": ntfs(acls=[ADMIN_FULL])}}),
+                unauthorized_after=20)
+    lake = tmp_path / "lake"
+    run = run_job(job(tmp_path, ontap='junction_path = "/vol1"'), lake, env=s.env(), check_codes=(1,))
+    assert "401" in run.stdout + run.stderr
+    stats = s.stats()
+    assert stats["statuses"]["401"] <= 4 + 1  # those in flight when the first came back, and no retries
+    assert stats["requests"] < 60
+    assert not (lake / "_naslake" / "catalog").exists() or not list((lake / "_naslake" / "catalog").rglob("acl_*.json"))
+
+
+def test_a_filer_that_cannot_be_reached_fails_the_run(tmp_path):
+    import socket
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    port = sock.getsockname()[1]
+    env = {"NASLAKE_ONTAP_URL": f"https://127.0.0.1:{port}", "NASLAKE_ONTAP_USERNAME": USER,
+           "NASLAKE_ONTAP_PASSWORD": PASSWORD, "NASLAKE_ONTAP_SVM_UUID": SVM, "NASLAKE_ONTAP_VOLUME_UUID": VOLUME}
+    run = run_job(job(tmp_path, ontap="max_retries = 1"), tmp_path / "lake", env=env, check_codes=(1,))
+    sock.close()
+    assert "cannot connect" in run.stdout + run.stderr and PASSWORD not in run.stdout + run.stderr
 
 
 def test_tls_is_verified_unless_the_insecure_switch_says_otherwise(standin, tmp_path):
@@ -393,6 +443,28 @@ def test_the_request_bound_holds_at_any_setting(standin, tmp_path):
     assert 2 <= stats["max_in_flight"] <= 7
 
 
+def test_depth_and_count_limits_and_hostile_links(standin, tmp_path):
+    tree = {"/": TREE["/"], "/a": {"type": "directory", "perm": ntfs(acls=[ADMIN_FULL])},
+            "/a/b": {"type": "directory", "perm": ntfs(acls=[ADMIN_FULL])},
+            "/a/b/deep.txt": {"type": "file", "perm": ntfs(acls=[ADMIN_FULL])},
+            "/away": {"type": "directory", "next_href": "https://elsewhere.example/api/x", "perm": ntfs(acls=[ADMIN_FULL])},
+            "/circle": {"type": "directory", "next_href": f"/api/storage/volumes/{VOLUME}/files/circle?fields=name,type&max_records=3",
+                        "perm": ntfs(acls=[ADMIN_FULL])},
+            "/slow.txt": {"type": "file", "delay": 3, "perm": ntfs(acls=[ADMIN_FULL])}}
+    s = standin(tree)
+    lake = tmp_path / "lake"
+    run_job(job(tmp_path, ontap="timeout_secs = 1\nmax_retries = 1", source="max_depth = 2"), lake, env=s.env())
+    r = rejects(lake)
+    assert r["/a/b"][0] == "walk" and "max_depth" in r["/a/b"][2]       # collected, not descended
+    assert r["/away"][0] == "walk" and "not followed" in r["/away"][2]  # a link off the filer
+    assert r["/circle"][0] == "walk" and "already gave" in r["/circle"][2]
+    assert r["/slow.txt"][:2] == ("permissions", None) and "timed out" in r["/slow.txt"][2]
+    paths = {e["path"] for e in entries(lake)}
+    assert {"/", "/a", "/a/b", "/away", "/circle"} <= paths and "/a/b/deep.txt" not in paths
+    too_many = run_job(job(tmp_path, source="max_paths = 3"), tmp_path / "x", env=s.env(), check_codes=(1, 2))
+    assert "max_paths (3)" in too_many.stdout + too_many.stderr
+
+
 # ---- POSIX ----------------------------------------------------------------------
 
 def getfacl(path):
@@ -458,13 +530,13 @@ def test_posix_entries_are_what_getfacl_reads(posix_tree, tmp_path):
         for r, (default, tag, qual, perms) in zip(got, want):
             assert tag_of[r["principal_kind"]] == tag, (path, r, tag)
             assert ("sub_folders" in r["apply_to"]) == default
-            if qual:
-                name = r["principal"]
-                assert str(qual) in (name, str(r.get("principal_id"))) or qual == name, (path, r, qual)
+            if qual:  # getfacl -n: the numeric uid or gid
+                assert str(r["principal_id"]) == qual, (path, r, qual)
             rw = {"r--": "read", "r-x": "read_and_execute", "rw-": "modify", "rwx": "modify", "---": "none",
                   "-w-": "write", "-wx": "write", "--x": "special"}[perms]
             assert r["rights"] == rw, (path, r, perms)
     assert by_path["/tmp"][0]["sticky"] is True and by_path["/bin/tool"][0]["setuid"] is True
+    assert {r["volume"] for r in rows} == {str(posix_tree)} and {r["svm"] for r in rows} == {None}
     f = findings(lake)
     assert ("world_writable", "high", "/drop", "other", None) in f
     assert not any(x[0] == "world_writable" and x[2] == "/tmp" for x in f)

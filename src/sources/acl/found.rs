@@ -48,6 +48,31 @@ pub struct Found {
     pub object_type: String,
     /// The directory could not be listed, or was not descended.
     pub walk_failure: Option<Failure>,
+    /// A name naslake does not ask about (it has a `/` or a control character, or
+    /// is not UTF-8): the walk failure is its only row.
+    pub refused: bool,
+}
+
+impl Found {
+    pub fn of(object_type: impl Into<String>, walk_failure: Option<Failure>) -> Self {
+        Found {
+            object_type: object_type.into(),
+            walk_failure,
+            refused: false,
+        }
+    }
+
+    /// A listed name that is refused before any request.
+    pub fn refused(object_type: impl Into<String>, why: &str) -> Self {
+        Found {
+            object_type: object_type.into(),
+            walk_failure: Some(Failure::new(
+                Stage::Walk,
+                format!("listed, never asked about: {why}"),
+            )),
+            refused: true,
+        }
+    }
 }
 
 /// The walk's notes, until each path's reader takes its own.
@@ -61,10 +86,9 @@ impl Notes {
 
     /// The note of `path`; a path the walk left none for (an object listing) is a file.
     pub fn take(&self, path: &str) -> Found {
-        self.lock().remove(path).unwrap_or(Found {
-            object_type: "file".into(),
-            walk_failure: None,
-        })
+        self.lock()
+            .remove(path)
+            .unwrap_or_else(|| Found::of("file", None))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Found>> {
@@ -77,30 +101,53 @@ impl Notes {
 /// How far a walk goes.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Directories deeper than this are collected but not descended (a reject says so).
+    /// Directories this many levels below the root (the root is level 0) are
+    /// collected but not listed (a reject says so).
     pub max_depth: usize,
     /// A walk that finds more paths than this stops the run: a snapshot must not be
     /// silently cut short.
     pub max_paths: u64,
 }
 
-/// Counts one more path against `max_paths`.
-pub fn check_count(paths: u64, limits: Limits) -> crate::error::Result<()> {
-    if paths > limits.max_paths {
-        return Err(crate::error::Error::config(format!(
-            "the walk found more than max_paths ({}) paths; raise `max_paths` to collect them all",
-            limits.max_paths
-        )));
-    }
-    Ok(())
+/// What both walks do with a path they found: count it against `max_paths`,
+/// keep its note for the reader, and send it.
+pub struct Sender<'a> {
+    notes: &'a Notes,
+    limits: Limits,
+    paths: u64,
 }
 
-/// Walked paths have no size or version: permissions are read whatever they are.
-pub fn empty_fingerprint() -> crate::discover::Fingerprint {
-    crate::discover::Fingerprint {
-        size: 0,
-        etag: None,
-        last_modified: None,
+impl<'a> Sender<'a> {
+    pub fn new(notes: &'a Notes, limits: Limits) -> Self {
+        Sender {
+            notes,
+            limits,
+            paths: 0,
+        }
+    }
+
+    /// Sends `path`; false when the readers stopped (the walk should too).
+    pub async fn send(
+        &mut self,
+        sink: &mut crate::discover::ItemSink,
+        path: String,
+        found: Found,
+    ) -> crate::error::Result<bool> {
+        self.paths += 1;
+        if self.paths > self.limits.max_paths {
+            return Err(crate::error::Error::config(format!(
+                "the walk found more than max_paths ({}) paths; raise `max_paths` to collect them all",
+                self.limits.max_paths
+            )));
+        }
+        self.notes.put(&path, found);
+        // Walked paths have no size or version: permissions are read whatever they are.
+        let fingerprint = crate::discover::Fingerprint {
+            size: 0,
+            etag: None,
+            last_modified: None,
+        };
+        Ok(sink.found(path, fingerprint).await)
     }
 }
 
@@ -166,13 +213,7 @@ mod tests {
     #[test]
     fn a_note_is_taken_once() {
         let notes = Notes::default();
-        notes.put(
-            "/d",
-            Found {
-                object_type: "directory".into(),
-                walk_failure: None,
-            },
-        );
+        notes.put("/d", Found::of("directory", None));
         assert_eq!(notes.take("/d").object_type, "directory");
         assert_eq!(notes.take("/d").object_type, "file");
     }

@@ -109,7 +109,8 @@ impl AclSource {
             }
             (None, _) => None,
         };
-        let names = NtfsNames::new(&self.options.group_names).map_err(Error::config)?;
+        let names = NtfsNames::new(&self.options.group_names, settings.lookup_names)
+            .map_err(Error::config)?;
         let collector = ontap::Collector::connect(settings, names, replay).await?;
         let volume = collector.settings.volume_uuid.clone();
         let collector = match self.collector.set(collector) {
@@ -158,7 +159,13 @@ impl AclSource {
         let decoded =
             percent_encoding::percent_decode_str(input.prefix.as_ref()).decode_utf8_lossy();
         let root = PathBuf::from(format!("/{decoded}"));
-        if self.root.set(root.clone()).is_err() {
+        if self.root.set(root.clone()).is_err()
+            || self
+                .snapshot
+                .volume
+                .set(root.display().to_string())
+                .is_err()
+        {
             return Err(Error::config(
                 "the ACL source was discovered twice in one run",
             ));
@@ -180,7 +187,7 @@ impl Source for AclSource {
 
     fn new(name: &str, options: AclOptions) -> std::result::Result<Self, String> {
         options.check()?;
-        NtfsNames::new(&options.group_names)?;
+        NtfsNames::new(&options.group_names, true)?;
         let ontap = match options.collect {
             Collect::Ontap => Some(options.ontap.resolve(options.ontap.replay.is_some())?),
             Collect::Posix => None,
@@ -191,7 +198,10 @@ impl Source for AclSource {
                 Collect::Posix => Origin::Posix,
             },
             svm: ontap.as_ref().map(|o| o.svm_uuid.clone()),
-            volume: ontap.as_ref().map(|o| o.volume_uuid.clone()),
+            volume: Arc::new(match &ontap {
+                Some(o) => OnceLock::from(o.volume_uuid.clone()),
+                None => OnceLock::new(),
+            }),
             date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
         };
         Ok(AclSource {
@@ -222,7 +232,11 @@ impl Source for AclSource {
     }
 
     fn item_rejected(&self, item: &WorkItem, reason: &str) -> Reject {
-        self.reject(&item.key, Failure::new(Stage::Permissions, reason))
+        let stage = match self.options.collect {
+            Collect::Ontap => Stage::Permissions,
+            Collect::Posix => Stage::Attributes,
+        };
+        self.reject(&item.key, Failure::new(stage, reason))
     }
 
     fn readers(&self) -> usize {
@@ -252,6 +266,13 @@ impl Source for AclSource {
     ) -> std::result::Result<(), ReadError> {
         let key = &input.item.key;
         let found = self.notes.take(key);
+        if found.refused {
+            let f = found
+                .walk_failure
+                .unwrap_or_else(|| Failure::new(Stage::Walk, "refused by the walk"));
+            input.stats.set_item_error(&f.reason);
+            return out.reject(self.reject(key, f));
+        }
         let (path, collected) = match self.options.collect {
             Collect::Ontap => {
                 let collector = self.collector()?;
@@ -356,7 +377,7 @@ mod tests {
             sid: None,
             id: Some(7),
             kind: Kind::User,
-            resolved: true,
+            resolved: Some(true),
         };
         let acl = |entries: Vec<Ace>| Collected {
             acl: ObjectAcl {
@@ -383,7 +404,7 @@ mod tests {
         let snap = Snapshot {
             origin: Origin::Ontap,
             svm: Some("s".into()),
-            volume: Some("v".into()),
+            volume: Arc::new(OnceLock::from("v".to_string())),
             date: "2026-12-01".into(),
         };
         let batch =

@@ -161,6 +161,27 @@ fn default_true() -> bool {
     true
 }
 
+/// Requests (and reader threads) at most.
+const MAX_IN_FLIGHT: usize = 256;
+
+/// A UUID as ONTAP writes them: it goes into request paths as it is, so nothing
+/// but hex digits and dashes.
+fn uuid(v: String, key: &str) -> Result<String, String> {
+    let ok = v.len() == 36
+        && v.chars().enumerate().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        });
+    if ok {
+        Ok(v)
+    } else {
+        Err(format!("`ontap.{key}` `{v}` is not a UUID"))
+    }
+}
+
 pub const URL_VAR: &str = "NASLAKE_ONTAP_URL";
 pub const USERNAME_VAR: &str = "NASLAKE_ONTAP_USERNAME";
 pub const PASSWORD_VAR: &str = "NASLAKE_ONTAP_PASSWORD";
@@ -250,9 +271,9 @@ impl OntapSpec {
         let raw_url = pick(URL_VAR, &self.url, "url")?;
         let url = url::Url::parse(&raw_url)
             .map_err(|e| format!("the ONTAP url `{raw_url}` is not a URL: {e}"))?;
-        if url.scheme() != "https" && url.scheme() != "http" {
+        if url.scheme() != "https" {
             return Err(format!(
-                "the ONTAP url must be https:// (it is {}://)",
+                "the ONTAP url must be https:// (it is {}://): the password goes in every request",
                 url.scheme()
             ));
         }
@@ -278,11 +299,27 @@ impl OntapSpec {
         if self.max_in_flight == 0 || self.page_size == 0 || self.timeout_secs == 0 {
             return Err("`ontap.max_in_flight`, `ontap.page_size` and `ontap.timeout_secs` must be at least 1".into());
         }
+        if self.max_in_flight > MAX_IN_FLIGHT {
+            return Err(format!(
+                "`ontap.max_in_flight` is at most {MAX_IN_FLIGHT} (it is also the number of reader threads)"
+            ));
+        }
+        if super::found::refused_path(&self.listing_root).is_some() {
+            return Err(format!(
+                "`ontap.listing_root` `{}` is not a path starting at / without . or .. segments",
+                self.listing_root
+            ));
+        }
+        let svm_uuid = uuid(pick(SVM_VAR, &self.svm_uuid, "svm_uuid")?, "svm_uuid")?;
+        let volume_uuid = uuid(
+            pick(VOLUME_VAR, &self.volume_uuid, "volume_uuid")?,
+            "volume_uuid",
+        )?;
         Ok(Ontap {
             url,
             login,
-            svm_uuid: pick(SVM_VAR, &self.svm_uuid, "svm_uuid")?,
-            volume_uuid: pick(VOLUME_VAR, &self.volume_uuid, "volume_uuid")?,
+            svm_uuid,
+            volume_uuid,
             ca_bundle: env(CA_VAR).or_else(|| self.ca_bundle.clone()),
             insecure: self.insecure,
             junction_path: self.junction_path.clone(),
@@ -322,6 +359,26 @@ mod tests {
         assert_eq!(none.ontap.page_size, 1000);
         assert_eq!(none.ontap.timeout_secs, 30);
         assert!(none.ontap.lookup_names && empty.ontap.lookup_names);
+    }
+
+    #[test]
+    fn only_https_urls_and_real_uuids_are_taken() {
+        let spec = |url: &str, svm: &str| {
+            let o = options(&format!(
+                "[ontap]\nurl = \"{url}\"\nsvm_uuid = \"{svm}\"\nvolume_uuid = \"7d2e9b4c-0000-4000-8000-0000000000b2\"\nreplay = \"r.json\""
+            ));
+            o.ontap.resolve(true)
+        };
+        let svm = "5f3c4a1e-0000-4000-8000-0000000000a1";
+        assert!(spec("https://filer", svm).is_ok());
+        assert!(spec("http://filer", svm).unwrap_err().contains("https://"));
+        assert!(spec("https://u:p@filer", svm).is_err());
+        assert!(
+            spec("https://filer", "../x")
+                .unwrap_err()
+                .contains("not a UUID")
+        );
+        assert!(spec("https://filer", "5f3c4a1e-0000-4000-8000-0000000000a/").is_err());
     }
 
     #[test]

@@ -49,8 +49,9 @@ pub struct Principal {
     pub sid: Option<String>,
     pub id: Option<u32>,
     pub kind: Kind,
-    /// False for a bare SID or id that no name was found for.
-    pub resolved: bool,
+    /// False for a bare SID or id that no name was found for; `None` when naslake
+    /// cannot tell (names were not looked up, or the user database did not answer).
+    pub resolved: Option<bool>,
 }
 
 /// Well-known SIDs: (SID, names it goes by, kind). Names compare without case and
@@ -125,10 +126,13 @@ fn domain_rid(sid: &str) -> Option<u32> {
 pub struct NtfsNames {
     /// Names matched as groups (the spec's `group_names`, glob patterns without case).
     groups: Vec<glob::Pattern>,
+    /// ONTAP was asked to translate SIDs (`lookup_names`): a bare SID is then one it
+    /// could not translate, an orphan; otherwise bare SIDs say nothing.
+    looked_up: bool,
 }
 
 impl NtfsNames {
-    pub fn new(group_names: &[String]) -> Result<Self, String> {
+    pub fn new(group_names: &[String], looked_up: bool) -> Result<Self, String> {
         let groups = group_names
             .iter()
             .map(|p| {
@@ -136,7 +140,7 @@ impl NtfsNames {
                     .map_err(|e| format!("`group_names`: `{p}`: {e}"))
             })
             .collect::<Result<_, _>>()?;
-        Ok(NtfsNames { groups })
+        Ok(NtfsNames { groups, looked_up })
     }
 
     /// A principal as ONTAP named it.
@@ -144,13 +148,14 @@ impl NtfsNames {
         let given = given.trim();
         if is_sid(given) {
             let sid = given.to_ascii_uppercase();
+            let unnamed = self.looked_up.then_some(false);
             let (kind, resolved) = match WELL_KNOWN.iter().find(|(s, _, _)| *s == sid) {
-                Some((_, _, kind)) => (*kind, true),
+                Some((_, _, kind)) => (*kind, Some(true)),
                 None => match domain_rid(&sid) {
                     Some(rid) if DOMAIN_GROUPS.iter().any(|(r, _)| *r == rid) => {
-                        (Kind::Group, false)
+                        (Kind::Group, unnamed)
                     }
-                    _ => (Kind::Unknown, false),
+                    _ => (Kind::Unknown, unnamed),
                 },
             };
             return Principal {
@@ -171,7 +176,7 @@ impl NtfsNames {
                 sid: Some(sid.to_string()),
                 id: None,
                 kind: *kind,
-                resolved: true,
+                resolved: Some(true),
             };
         }
         let account = lower.rsplit('\\').next().unwrap_or(&lower);
@@ -182,7 +187,7 @@ impl NtfsNames {
             sid: None,
             id: None,
             kind: if group { Kind::Group } else { Kind::User },
-            resolved: !given.is_empty(),
+            resolved: Some(!given.is_empty()),
         }
     }
 }
@@ -203,7 +208,7 @@ mod tests {
 
     #[test]
     fn names_and_sids_of_well_known_principals() {
-        let n = NtfsNames::new(&["corp\\*-team".into()]).unwrap();
+        let n = NtfsNames::new(&["corp\\*-team".into()], true).unwrap();
         let everyone = n.principal("Everyone");
         assert_eq!(everyone.sid.as_deref(), Some("S-1-1-0"));
         assert_eq!(everyone.kind, Kind::Everyone);
@@ -214,9 +219,11 @@ mod tests {
         assert_eq!(n.principal("CORP\\Domain Users").kind, Kind::Group);
         assert_eq!(n.principal("CORP\\Finance-Team").kind, Kind::Group);
         let alice = n.principal("CORP\\alice");
-        assert_eq!((alice.kind, alice.resolved), (Kind::User, true));
+        assert_eq!((alice.kind, alice.resolved), (Kind::User, Some(true)));
         let orphan = n.principal("S-1-5-21-1-2-3-1104");
-        assert_eq!((orphan.kind, orphan.resolved), (Kind::Unknown, false));
+        assert_eq!((orphan.kind, orphan.resolved), (Kind::Unknown, Some(false)));
+        let unasked = NtfsNames::new(&[], false).unwrap();
+        assert_eq!(unasked.principal("S-1-5-21-1-2-3-1104").resolved, None);
         let domain_users = n.principal("S-1-5-21-1-2-3-513");
         assert_eq!(domain_users.kind, Kind::Group);
         assert_eq!(n.principal("NT AUTHORITY\\SYSTEM").kind, Kind::Special);

@@ -19,7 +19,9 @@ use super::principals::Principal;
 pub struct Snapshot {
     pub origin: Origin,
     pub svm: Option<String>,
-    pub volume: Option<String>,
+    /// The volume's UUID (ontap) or the local root (posix, known once discovery
+    /// starts).
+    pub volume: Arc<std::sync::OnceLock<String>>,
     /// `snapshot_date`, yyyy-mm-dd (UTC).
     pub date: String,
 }
@@ -135,13 +137,13 @@ fn entries_column(
         ),
         "source" => same(Some(snap.origin.as_str())),
         "svm" => same(snap.svm.as_deref()),
-        "volume" => same(snap.volume.as_deref()),
+        "volume" => same(snap.volume.get().map(String::as_str)),
         "path" => strings(obj().map(|o| Some(o.path.as_str()))),
         "object_type" => strings(obj().map(|o| Some(o.object_type.as_str()))),
         "owner" => strings(obj().map(|o| o.owner.as_ref().map(|p| p.given.as_str()))),
         "owner_sid" => strings(obj().map(|o| o.owner.as_ref().and_then(|p| p.sid.as_deref()))),
         "owner_id" => bigints(obj().map(|o| id(o.owner.as_ref()))),
-        "owner_resolved" => bools(obj().map(|o| o.owner.as_ref().map(|p| p.resolved))),
+        "owner_resolved" => bools(obj().map(|o| o.owner.as_ref().and_then(|p| p.resolved))),
         "owner_group" => strings(obj().map(|o| o.group.as_ref().map(|p| p.given.as_str()))),
         "group_sid" => strings(obj().map(|o| o.group.as_ref().and_then(|p| p.sid.as_deref()))),
         "group_id" => bigints(obj().map(|o| id(o.group.as_ref()))),
@@ -164,7 +166,7 @@ fn entries_column(
         "principal_sid" => strings(ace().map(|a| a.and_then(|a| a.principal.sid.as_deref()))),
         "principal_id" => bigints(ace().map(|a| a.and_then(|a| a.principal.id).map(i64::from))),
         "principal_kind" => strings(ace().map(|a| a.map(|a| a.principal.kind.as_str()))),
-        "principal_resolved" => bools(ace().map(|a| a.map(|a| a.principal.resolved))),
+        "principal_resolved" => bools(ace().map(|a| a.and_then(|a| a.principal.resolved))),
         "entry_type" => strings(ace().map(|a| a.map(|a| a.entry_type.as_str()))),
         "rights" => strings(ace().map(|a| a.map(|a| a.rights.basic()))),
         "access_mask" => bigints(ace().map(|a| a.map(|a| i64::from(a.rights.mask)))),

@@ -8,7 +8,8 @@
 //! - 429 and 5xx are retried with exponential backoff and jitter (Retry-After,
 //!   when the filer sends one, sets the wait, up to `MAX_WAIT`), as are lost
 //!   connections and timeouts; after `max_retries` the path is a reject with the
-//!   last status, or (no answer at all) the run fails: the filer is unreachable;
+//!   last status (or, timed out, with none: one slow path does not stop a
+//!   snapshot), and a filer that cannot be connected to fails the run;
 //! - any other status is the path's answer: the caller makes it a reject;
 //! - the password is only ever in the Authorization header: no URL, error or log
 //!   line holds it (`Secret`'s `Debug` is redacted).
@@ -24,8 +25,10 @@ use tokio::sync::Semaphore;
 use super::super::options::Ontap;
 use crate::storage::secret::Secret;
 
-/// Bytes of one answer read at most (a page of 1000 records is about 200 KB).
-const MAX_BODY: usize = 32 * 1024 * 1024;
+/// Bytes of one answer read at most (a page of 1000 records is about 200 KB, an
+/// object with 4 096 entries about 1.5 MB); with `max_in_flight` this bounds the
+/// answers held at once. A larger answer is the path's reject.
+const MAX_BODY: usize = 4 * 1024 * 1024;
 const MIN_WAIT: Duration = Duration::from_millis(100);
 const MAX_WAIT: Duration = Duration::from_secs(20);
 /// Characters of a filer's error message kept in a reject.
@@ -45,9 +48,9 @@ pub fn encode_path(path: &str) -> String {
 pub enum Answer {
     Ok(Value),
     /// Any status but 2xx and 401, after retries where they apply, with ONTAP's
-    /// error message when it sent one.
+    /// error message when it sent one; no status when every attempt timed out.
     Refused {
-        status: u16,
+        status: Option<u16>,
         message: String,
     },
 }
@@ -71,7 +74,9 @@ enum Transport {
         http: reqwest::Client,
         base: url::Url,
         username: String,
-        password: Secret,
+        /// `Basic base64(user:password)`, itself a secret (remembered, so a log
+        /// line or a filer's error message that quotes it is scrubbed).
+        authorization: Secret,
     },
     /// Recorded answers by request target (the bundled samples).
     Replay(std::collections::HashMap<String, (u16, Value)>),
@@ -103,10 +108,14 @@ impl std::fmt::Debug for Client {
 enum Attempt {
     Retryable {
         status: Option<u16>,
+        /// No answer in time (the request may have reached the filer).
+        timed_out: bool,
         why: String,
         retry_after: Option<Duration>,
     },
     Unauthorized,
+    /// An answer naslake will not read (too large): the path's reject.
+    Unreadable(String),
     Fatal(String),
 }
 
@@ -146,12 +155,15 @@ impl Client {
         let http = b
             .build()
             .map_err(|e| ClientError::Setup(format!("cannot build the HTTPS client: {e}")))?;
+        use base64::Engine as _;
+        let token = base64::engine::general_purpose::STANDARD
+            .encode(format!("{username}:{}", password.expose()));
         Ok(Self::with(
             Transport::Http {
                 http,
                 base: ontap.url.clone(),
                 username,
-                password,
+                authorization: Secret::new(format!("Basic {token}")),
             },
             ontap,
         ))
@@ -217,21 +229,25 @@ impl Client {
         match outcome {
             Ok(answer) => Ok(answer),
             Err(Attempt::Unauthorized) => Err(ClientError::Unauthorized(self.at(target))),
+            Err(Attempt::Unreadable(why)) => Ok(Answer::Refused {
+                status: None,
+                message: why,
+            }),
             Err(Attempt::Retryable {
-                status: Some(status),
+                status,
+                timed_out,
                 why,
                 ..
-            }) => Ok(Answer::Refused {
+            }) if status.is_some() || timed_out => Ok(Answer::Refused {
                 status,
                 message: format!("{why} (after {} retries)", self.max_retries),
             }),
-            Err(Attempt::Retryable {
-                status: None, why, ..
-            })
-            | Err(Attempt::Fatal(why)) => Err(ClientError::Unreachable {
-                at: self.at(target),
-                why,
-            }),
+            Err(Attempt::Retryable { why, .. }) | Err(Attempt::Fatal(why)) => {
+                Err(ClientError::Unreachable {
+                    at: self.at(target),
+                    why,
+                })
+            }
         }
     }
 
@@ -264,18 +280,27 @@ impl Client {
             Transport::Http {
                 http,
                 base,
-                username,
-                password,
+                authorization,
+                ..
             } => {
                 let url = format!("{}{}", base.as_str().trim_end_matches('/'), target);
+                let mut auth = reqwest::header::HeaderValue::from_str(authorization.expose())
+                    .map_err(|_| {
+                        Attempt::Fatal(
+                            "a user name or password that cannot be sent in a header".into(),
+                        )
+                    })?;
+                auth.set_sensitive(true);
                 let resp = http
                     .get(&url)
-                    .basic_auth(username, Some(password.expose()))
+                    .header(reqwest::header::AUTHORIZATION, auth)
                     .header("accept", "application/json")
                     .send()
                     .await
                     .map_err(|e| Attempt::Retryable {
                         status: None,
+                        // A connect timeout is a filer not reached: the run fails.
+                        timed_out: e.is_timeout() && !e.is_connect(),
                         why: transport_error(&e),
                         retry_after: None,
                     })?;
@@ -295,11 +320,12 @@ impl Client {
             401 => Err(Attempt::Unauthorized),
             429 | 500..=599 => Err(Attempt::Retryable {
                 status: Some(status),
+                timed_out: false,
                 why: describe(status, &body),
                 retry_after,
             }),
             _ => Ok(Answer::Refused {
-                status,
+                status: Some(status),
                 message: describe(status, &body),
             }),
         }
@@ -310,7 +336,7 @@ impl Client {
 /// (an error page from a proxy, say).
 async fn read_body(mut resp: reqwest::Response) -> Result<Value, Attempt> {
     if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
-        return Err(Attempt::Fatal(format!(
+        return Err(Attempt::Unreadable(format!(
             "an answer larger than {MAX_BODY} bytes"
         )));
     }
@@ -319,7 +345,7 @@ async fn read_body(mut resp: reqwest::Response) -> Result<Value, Attempt> {
         match resp.chunk().await {
             Ok(Some(chunk)) => {
                 if buf.len() + chunk.len() > MAX_BODY {
-                    return Err(Attempt::Fatal(format!(
+                    return Err(Attempt::Unreadable(format!(
                         "an answer larger than {MAX_BODY} bytes"
                     )));
                 }
@@ -329,6 +355,7 @@ async fn read_body(mut resp: reqwest::Response) -> Result<Value, Attempt> {
             Err(e) => {
                 return Err(Attempt::Retryable {
                     status: None,
+                    timed_out: e.is_timeout() && !e.is_connect(),
                     why: transport_error(&e),
                     retry_after: None,
                 });
@@ -370,7 +397,8 @@ fn describe(status: u16, body: &Value) -> String {
                 .filter(|c| !c.is_control())
                 .take(MAX_MESSAGE)
                 .collect();
-            clean
+            // A filer (or a proxy) may quote the request, credentials included.
+            crate::storage::secret::scrub(&clean).into_owned()
         });
     let code = body.pointer("/error/code").and_then(|c| match c {
         Value::String(s) => Some(

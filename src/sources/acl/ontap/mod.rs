@@ -144,10 +144,10 @@ impl Collector {
             }
             Answer::Refused { status, message } => Err(Failure {
                 stage: Stage::Permissions,
-                http_status: Some(status),
+                http_status: status,
                 reason: match status {
-                    404 => format!("vanished (or never there): {message}"),
-                    403 => format!("denied: {message}"),
+                    Some(404) => format!("vanished (or never there): {message}"),
+                    Some(403) => format!("denied: {message}"),
                     _ => message,
                 },
             }),

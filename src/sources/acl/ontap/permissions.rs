@@ -185,7 +185,7 @@ fn with_id(p: Option<Principal>, id: Option<u32>) -> Option<Principal> {
             sid: None,
             id: Some(id),
             kind: Kind::User,
-            resolved: false,
+            resolved: Some(false),
         }),
         (None, None) => None,
     }
@@ -223,7 +223,7 @@ mod tests {
     use serde_json::json;
 
     fn names() -> NtfsNames {
-        NtfsNames::new(&[]).unwrap()
+        NtfsNames::new(&[], true).unwrap()
     }
 
     #[test]
@@ -269,7 +269,7 @@ mod tests {
         );
         assert!(e.inherited);
         assert_eq!(o.entries[2].entry_type, EntryType::Deny);
-        assert!(!o.entries[2].principal.resolved);
+        assert_eq!(o.entries[2].principal.resolved, Some(false));
         assert_eq!(o.entries[2].rights.basic(), "write");
     }
 

@@ -16,25 +16,38 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::task::JoinSet;
 
-use super::super::found::{
-    Failure, Found, Limits, Notes, Stage, check_count, child_path, empty_fingerprint, refused_name,
-};
+use super::super::found::{Failure, Found, Limits, Notes, Sender, Stage, child_path, refused_name};
 use super::client::{Answer, Client, ClientError, encode_path};
 use crate::discover::ItemSink;
 use crate::error::{Error, Result};
 
-/// One directory's children, or why there are none.
-type Listed = std::result::Result<Vec<(String, String)>, Failure>;
+/// A name in a listing: its type, and why naslake will not ask about it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Child {
+    name: String,
+    object_type: String,
+    refused: Option<&'static str>,
+}
 
-/// The files-API target of a volume path (`/` is `%2F`; others without the
+/// One directory's children, or why there are none.
+type Listed = std::result::Result<Vec<Child>, Failure>;
+
+/// The files-API path of a volume path (`/` is `%2F`; others without the
 /// leading slash, as the API's examples write them).
-fn files_target(volume: &str, path: &str, page_size: usize) -> String {
+fn files_path(volume: &str, path: &str) -> String {
     let p = if path == "/" {
         encode_path("/")
     } else {
         encode_path(path.trim_start_matches('/'))
     };
-    format!("/api/storage/volumes/{volume}/files/{p}?fields=name,type&max_records={page_size}")
+    format!("/api/storage/volumes/{volume}/files/{p}")
+}
+
+fn files_target(volume: &str, path: &str, page_size: usize) -> String {
+    format!(
+        "{}?fields=name,type&max_records={page_size}",
+        files_path(volume, path)
+    )
 }
 
 /// Walks the volume from its root into `sink`.
@@ -49,7 +62,7 @@ pub async fn walk(
 ) -> Result<()> {
     let mut waiting: Vec<(String, usize)> = vec![("/".into(), 0)];
     let mut running = JoinSet::new();
-    let mut paths = 0u64;
+    let mut sender = Sender::new(notes, limits);
     loop {
         while running.len() < parallel.max(1) {
             let Some((dir, depth)) = waiting.pop() else {
@@ -61,7 +74,7 @@ pub async fn walk(
                     Err(Failure::new(
                         Stage::Walk,
                         format!(
-                            "not descended: deeper than max_depth ({})",
+                            "not listed: {depth} levels below the root (max_depth {})",
                             limits.max_depth
                         ),
                     ))
@@ -78,22 +91,17 @@ pub async fn walk(
         let (dir, depth, listed) = done.map_err(|e| Error::Collect(e.to_string()))?;
         let failure = match listed {
             Ok(children) => {
-                for (name, object_type) in children {
-                    let path = child_path(&dir, &name);
-                    if object_type == "directory" {
-                        waiting.push((path, depth + 1));
-                        continue;
-                    }
-                    paths += 1;
-                    check_count(paths, limits)?;
-                    notes.put(
-                        &path,
-                        Found {
-                            object_type,
-                            walk_failure: None,
-                        },
-                    );
-                    if !sink.found(path, empty_fingerprint()).await {
+                for child in children {
+                    let path = child_path(&dir, &child.name);
+                    let found = match child.refused {
+                        Some(why) => Found::refused(child.object_type, why),
+                        None if child.object_type == "directory" => {
+                            waiting.push((path, depth + 1));
+                            continue;
+                        }
+                        None => Found::of(child.object_type, None),
+                    };
+                    if !sender.send(sink, path, found).await? {
                         return Ok(());
                     }
                 }
@@ -101,16 +109,10 @@ pub async fn walk(
             }
             Err(f) => Some(f),
         };
-        paths += 1;
-        check_count(paths, limits)?;
-        notes.put(
-            &dir,
-            Found {
-                object_type: "directory".into(),
-                walk_failure: failure,
-            },
-        );
-        if !sink.found(dir, empty_fingerprint()).await {
+        if !sender
+            .send(sink, dir, Found::of("directory", failure))
+            .await?
+        {
             return Ok(());
         }
     }
@@ -125,6 +127,7 @@ async fn list(
     page_size: usize,
     limits: Limits,
 ) -> std::result::Result<Listed, ClientError> {
+    let endpoint = files_path(volume, dir);
     let mut target = files_target(volume, dir, page_size);
     let mut children = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -141,7 +144,7 @@ async fn list(
             Answer::Refused { status, message } => {
                 return Ok(Err(Failure {
                     stage: Stage::Walk,
-                    http_status: Some(status),
+                    http_status: status,
                     reason: format!("cannot list the directory: {message}"),
                 }));
             }
@@ -149,10 +152,12 @@ async fn list(
         if let Err(why) = records(&page, &mut children) {
             return Ok(Err(Failure::new(Stage::Walk, why)));
         }
-        match next_link(&page) {
+        match next_link(&page, &endpoint) {
             Ok(Some(next)) => target = next,
             Ok(None) => {
+                // A name given twice (on two pages, say) is one path.
                 children.sort();
+                children.dedup_by(|a, b| a.name == b.name);
                 return Ok(Ok(children));
             }
             Err(why) => return Ok(Err(Failure::new(Stage::Walk, why))),
@@ -164,13 +169,14 @@ async fn list(
     )))
 }
 
-/// The records of a page: (name, type), without `.` and `..`; a name naslake
-/// refuses to ask about is skipped with a warning (it names no reachable path).
-fn records(page: &Value, out: &mut Vec<(String, String)>) -> std::result::Result<(), String> {
+/// The records of a page, without `.` and `..`; names naslake refuses to ask
+/// about are kept with the reason (they become rejects).
+fn records(page: &Value, out: &mut Vec<Child>) -> std::result::Result<(), String> {
+    // ONTAP lists `.` and `..` in every directory: a page without records is not
+    // an empty directory but an answer naslake does not understand.
     let records = match page.get("records") {
         Some(Value::Array(r)) => r,
-        None | Some(Value::Null) => return Ok(()),
-        Some(_) => return Err("records is not an array".into()),
+        _ => return Err("a listing page without a records array".into()),
     };
     for r in records {
         let name = r
@@ -180,27 +186,26 @@ fn records(page: &Value, out: &mut Vec<(String, String)>) -> std::result::Result
         if name == "." || name == ".." {
             continue;
         }
-        if let Some(why) = refused_name(name) {
-            tracing::warn!("skipped a listed name: {why}");
-            continue;
-        }
         let object_type = r.get("type").and_then(Value::as_str).unwrap_or("file");
-        out.push((name.to_string(), object_type.to_string()));
+        out.push(Child {
+            name: name.to_string(),
+            object_type: object_type.to_string(),
+            refused: refused_name(name),
+        });
     }
     Ok(())
 }
 
-/// `_links.next.href`, if it is a path on this filer.
-fn next_link(page: &Value) -> std::result::Result<Option<String>, String> {
+/// `_links.next.href`, if it is the next page of the same listing (the same
+/// files path on this filer, another query).
+fn next_link(page: &Value, endpoint: &str) -> std::result::Result<Option<String>, String> {
     let Some(href) = page.pointer("/_links/next/href") else {
         return Ok(None);
     };
     let href = href.as_str().ok_or("_links.next.href is not a string")?;
-    if !href.starts_with("/api/")
-        || href.contains("://")
-        || href.chars().any(|c| c.is_control() || c == ' ')
-    {
-        return Err("_links.next.href is not a path on this filer; not followed".into());
+    let path = href.split('?').next().unwrap_or(href);
+    if path != endpoint || href.chars().any(|c| c.is_control() || c == ' ') {
+        return Err("_links.next.href is not the next page of this listing; not followed".into());
     }
     Ok(Some(href.to_string()))
 }
@@ -223,34 +228,39 @@ mod tests {
     }
 
     #[test]
-    fn records_skip_dots_and_refused_names() {
+    fn records_skip_dots_and_mark_refused_names() {
         let page = json!({"records": [
             {"name": ".", "type": "directory"}, {"name": "..", "type": "directory"},
             {"name": "a", "type": "file"}, {"name": "b/c", "type": "file"}, {"name": "d", "type": "directory"}
         ]});
         let mut out = vec![];
         records(&page, &mut out).unwrap();
-        assert_eq!(
-            out,
-            [
-                ("a".into(), "file".into()),
-                ("d".into(), "directory".into())
-            ]
-        );
+        let names: Vec<(&str, bool)> = out
+            .iter()
+            .map(|c| (c.name.as_str(), c.refused.is_some()))
+            .collect();
+        assert_eq!(names, [("a", false), ("b/c", true), ("d", false)]);
         assert!(records(&json!({"records": [{"type": "file"}]}), &mut out).is_err());
+        // Not an empty directory: an answer naslake does not understand.
+        assert!(records(&json!({}), &mut out).is_err());
+        assert!(records(&Value::Null, &mut out).is_err());
     }
 
     #[test]
-    fn only_links_on_the_same_filer_are_followed() {
-        assert_eq!(next_link(&json!({})).unwrap(), None);
+    fn only_the_next_page_of_the_same_listing_is_followed() {
+        let at = "/api/storage/volumes/v/files/%2F";
+        assert_eq!(next_link(&json!({}), at).unwrap(), None);
         let ok =
             json!({"_links": {"next": {"href": "/api/storage/volumes/v/files/%2F?start.x=1"}}});
-        assert!(next_link(&ok).unwrap().is_some());
-        for bad in ["https://evil/api/x", "/other", "/api/x\n"] {
-            assert!(
-                next_link(&json!({"_links": {"next": {"href": bad}}})).is_err(),
-                "{bad}"
-            );
+        assert!(next_link(&ok, at).unwrap().is_some());
+        for bad in [
+            "https://evil/api/storage/volumes/v/files/%2F?x",
+            "/other",
+            "/api/storage/volumes/v/files/d1?x",
+            "/api/storage/volumes/v/files/%2F?a\n",
+        ] {
+            let page = json!({"_links": {"next": {"href": bad}}});
+            assert!(next_link(&page, at).is_err(), "{bad}");
         }
     }
 }

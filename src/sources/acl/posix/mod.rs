@@ -15,9 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::entry::{Ace, ApplyTo, EntryType, ObjectAcl};
-use super::found::{
-    Failure, Found, Limits, Notes, Stage, check_count, child_path, empty_fingerprint, refused_name,
-};
+use super::found::{Failure, Found, Limits, Notes, Sender, Stage, child_path, refused_name};
 use super::principals::{Kind, Principal};
 use super::rights::Rights;
 use crate::discover::ItemSink;
@@ -37,13 +35,13 @@ pub async fn walk(root: &Path, limits: Limits, sink: &mut ItemSink, notes: &Note
         )));
     }
     let mut stack = vec![("/".to_string(), 0usize)];
-    let mut paths = 0u64;
+    let mut sender = Sender::new(notes, limits);
     while let Some((dir, depth)) = stack.pop() {
         let failure = if depth >= limits.max_depth {
             Some(Failure::new(
                 Stage::Walk,
                 format!(
-                    "not descended: deeper than max_depth ({})",
+                    "not listed: {depth} levels below the root (max_depth {})",
                     limits.max_depth
                 ),
             ))
@@ -52,27 +50,22 @@ pub async fn walk(root: &Path, limits: Limits, sink: &mut ItemSink, notes: &Note
             match tokio::task::spawn_blocking(move || list_dir(&at)).await {
                 Ok(Ok(children)) => {
                     let mut subdirs = Vec::new();
-                    for (name, object_type) in children {
-                        if let Some(why) = refused_name(&name) {
-                            tracing::warn!(dir = %dir, "skipped {why}");
-                            sink.skipped();
-                            continue;
-                        }
+                    for (name, object_type, utf8) in children {
+                        let refused = if utf8 {
+                            refused_name(&name)
+                        } else {
+                            Some("a name that is not UTF-8")
+                        };
                         let path = child_path(&dir, &name);
-                        if object_type == "directory" {
-                            subdirs.push((path, depth + 1));
-                            continue;
-                        }
-                        paths += 1;
-                        check_count(paths, limits)?;
-                        notes.put(
-                            &path,
-                            Found {
-                                object_type,
-                                walk_failure: None,
-                            },
-                        );
-                        if !sink.found(path, empty_fingerprint()).await {
+                        let found = match refused {
+                            Some(why) => Found::refused(object_type, why),
+                            None if object_type == "directory" => {
+                                subdirs.push((path, depth + 1));
+                                continue;
+                            }
+                            None => Found::of(object_type, None),
+                        };
+                        if !sender.send(sink, path, found).await? {
                             return Ok(());
                         }
                     }
@@ -84,16 +77,10 @@ pub async fn walk(root: &Path, limits: Limits, sink: &mut ItemSink, notes: &Note
                 Err(e) => return Err(Error::config(format!("the POSIX walk stopped: {e}"))),
             }
         };
-        paths += 1;
-        check_count(paths, limits)?;
-        notes.put(
-            &dir,
-            Found {
-                object_type: "directory".into(),
-                walk_failure: failure,
-            },
-        );
-        if !sink.found(dir, empty_fingerprint()).await {
+        if !sender
+            .send(sink, dir, Found::of("directory", failure))
+            .await?
+        {
             return Ok(());
         }
     }
@@ -105,14 +92,17 @@ pub fn local_path(root: &Path, path: &str) -> PathBuf {
     root.join(path.trim_start_matches('/'))
 }
 
-/// A directory's entries, sorted by name, with their types (not following links).
-fn list_dir(dir: &Path) -> std::io::Result<Vec<(String, String)>> {
+/// A directory's entries, sorted by name, with their types (not following
+/// links) and whether the name is UTF-8 (one that is not is shown lossily and
+/// never opened by that lossy name).
+fn list_dir(dir: &Path) -> std::io::Result<Vec<(String, String, bool)>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
+        let raw = entry.file_name();
+        let name = raw.to_string_lossy().into_owned();
         let t = entry.file_type()?;
-        out.push((name, type_name(&t).to_string()));
+        out.push((name, type_name(&t).to_string(), raw.to_str().is_some()));
     }
     out.sort();
     Ok(out)
@@ -153,19 +143,36 @@ impl Names {
     }
 }
 
+/// The name of an id: `Some(Some(name))`, `Some(None)` for an id the database
+/// has no entry for (cached for the run), `None` when it could not say (not
+/// cached: asked again next time; the principal is then neither resolved nor
+/// orphaned).
 fn cached(
     map: &Mutex<HashMap<u32, Option<String>>>,
     id: u32,
-    look: fn(u32) -> Option<String>,
-) -> Option<String> {
-    let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
-    m.entry(id).or_insert_with(|| look(id)).clone()
+    look: fn(u32) -> std::io::Result<Option<String>>,
+) -> Option<Option<String>> {
+    if let Some(known) = map.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+        return Some(known.clone());
+    }
+    match look(id) {
+        Ok(name) => {
+            map.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id, name.clone());
+            Some(name)
+        }
+        Err(e) => {
+            tracing::warn!(id, "the user or group database did not answer: {e}");
+            None
+        }
+    }
 }
 
-fn id_principal(id: u32, name: Option<String>, kind: Kind) -> Principal {
+fn id_principal(id: u32, name: Option<Option<String>>, kind: Kind) -> Principal {
     Principal {
-        resolved: name.is_some(),
-        given: name.unwrap_or_else(|| id.to_string()),
+        resolved: name.as_ref().map(Option::is_some),
+        given: name.flatten().unwrap_or_else(|| id.to_string()),
         sid: None,
         id: Some(id),
         kind,
@@ -178,7 +185,7 @@ fn role(name: &str, kind: Kind) -> Principal {
         sid: None,
         id: None,
         kind,
-        resolved: true,
+        resolved: Some(true),
     }
 }
 
@@ -387,9 +394,17 @@ mod tests {
     }
 
     #[test]
+    fn a_path_gone_after_the_walk_is_a_reject_that_says_so() {
+        let root = std::env::temp_dir();
+        let f = collect(&root, "/naslake-no-such-path-4f1d", &Names::default()).unwrap_err();
+        assert_eq!(f.stage, Stage::Attributes);
+        assert!(f.reason.contains("vanished"), "{}", f.reason);
+    }
+
+    #[test]
     fn a_mode_is_three_entries() {
-        let owner = id_principal(0, Some("root".into()), Kind::User);
-        let group = id_principal(4_000_000_000, None, Kind::Group);
+        let owner = id_principal(0, Some(Some("root".into())), Kind::User);
+        let group = id_principal(4_000_000_000, Some(None), Kind::Group);
         let e = mode_entries(0o4751, &owner, &group);
         assert_eq!(e.len(), 3);
         assert_eq!(
@@ -397,7 +412,9 @@ mod tests {
             (Kind::Owner, "modify")
         );
         assert_eq!(e[1].principal.given, "4000000000");
-        assert!(!e[1].principal.resolved);
+        assert_eq!(e[1].principal.resolved, Some(false));
+        let unknown = id_principal(7, None, Kind::User);
+        assert_eq!((unknown.given.as_str(), unknown.resolved), ("7", None));
         assert_eq!(e[1].rights.basic(), "read_and_execute");
         assert_eq!(
             (e[2].principal.kind, e[2].rights.basic()),

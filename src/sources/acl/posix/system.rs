@@ -38,30 +38,34 @@ pub fn lgetxattr(path: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
     Ok(Some(buf))
 }
 
-/// A name from `getpwuid_r` / `getgrgid_r`: `None` when the id has no entry.
+/// A name from `getpwuid_r` / `getgrgid_r`: `Ok(None)` when the id has no
+/// entry, an error when the database could not say (an LDAP timeout, say).
 fn lookup(
     get: impl Fn(&mut [libc::c_char]) -> Result<Option<*const libc::c_char>, i32>,
-) -> Option<String> {
+) -> io::Result<Option<String>> {
     let mut buf = vec![0 as libc::c_char; 1024];
     loop {
         match get(&mut buf) {
+            Ok(Some(name)) if name.is_null() => return Ok(None),
             Ok(Some(name)) => {
                 // SAFETY: the C library wrote a NUL-terminated name into `buf`,
-                // which is still alive.
-                return Some(
+                // which is still alive; the pointer is not null.
+                return Ok(Some(
                     unsafe { CStr::from_ptr(name) }
                         .to_string_lossy()
                         .into_owned(),
-                );
+                ));
             }
-            Ok(None) => return None,
+            Ok(None) => return Ok(None),
             Err(libc::ERANGE) if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
-            Err(_) => return None,
+            // "Not found" is also reported as these by some C libraries.
+            Err(libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM) => return Ok(None),
+            Err(e) => return Err(io::Error::from_raw_os_error(e)),
         }
     }
 }
 
-pub fn user_name(uid: u32) -> Option<String> {
+pub fn user_name(uid: u32) -> io::Result<Option<String>> {
     lookup(|buf| {
         // SAFETY: `pwd` and `out` are valid for writes; `buf` is writable for the
         // length passed, and the name points into it.
@@ -77,7 +81,7 @@ pub fn user_name(uid: u32) -> Option<String> {
     })
 }
 
-pub fn group_name(gid: u32) -> Option<String> {
+pub fn group_name(gid: u32) -> io::Result<Option<String>> {
     lookup(|buf| {
         // SAFETY: as in `user_name`.
         unsafe {
@@ -98,9 +102,9 @@ mod tests {
 
     #[test]
     fn root_has_a_name_and_a_missing_attribute_is_none() {
-        assert_eq!(user_name(0).as_deref(), Some("root"));
-        assert!(group_name(0).is_some());
-        assert_eq!(user_name(3_999_999_999), None);
+        assert_eq!(user_name(0).unwrap().as_deref(), Some("root"));
+        assert!(group_name(0).unwrap().is_some());
+        assert_eq!(user_name(3_999_999_999).unwrap(), None);
         let dir = std::env::temp_dir();
         assert_eq!(lgetxattr(&dir, "user.naslake-none").unwrap(), None);
         assert!(lgetxattr(Path::new("/no/such/path"), "user.x").is_err());
