@@ -129,6 +129,8 @@ def respond(st, target, authorization):
         if len(parts) < 5 or parts[4] != spec["volume"]:
             return 404, error("volume not found", 917927), []
         if len(parts) == 5:
+            if spec["junction"] is None:  # a stand-in of the two endpoints only
+                return 404, error("API not found", 3), []
             return 200, {"uuid": spec["volume"], "nas": {"path": spec["junction"]}}, []
         if len(parts) == 7 and parts[5] == "files":
             raw = urllib.parse.unquote(parts[6])
@@ -141,8 +143,8 @@ def respond(st, target, authorization):
         full = urllib.parse.unquote(parts[6])
         with st.lock:
             st.paths.append(full)
-        junction = spec["junction"].rstrip("/")
-        if full == spec["junction"]:
+        junction = (spec["junction"] or "").rstrip("/")
+        if full == spec["junction"] or (not junction and full == "/"):
             path = "/"
         elif full.startswith(junction + "/"):
             path = full[len(junction):]

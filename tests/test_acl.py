@@ -74,6 +74,10 @@ TREE = {
     "/unix/sticky-file": {"type": "file", "perm": unix(0o1666)},
     "/carol.txt": {"type": "file", "perm": ntfs(owner="CORP\\carol", acls=[ace("CORP\\carol", "full_control", apply=("this_folder",))])},
     "/echo.txt": {"type": "file", "echo_auth": True, "perm": ntfs(acls=[ADMIN_FULL])},
+    # Broad principals matched by SID alone, and by names in another case.
+    "/by-sid.txt": {"type": "file", "perm": ntfs(acls=[ace("S-1-5-32-545", "modify", apply=("this_folder",), inherited=True)])},
+    "/lower.txt": {"type": "file", "perm": ntfs(acls=[ace("everyone", "write", apply=("this_folder",), inherited=True),
+                                                      ace("corp\\domain users", "write", apply=("this_folder",), inherited=True)])},
     "/gone.txt": {"type": "file", "status": 404, "message": "No such file or directory"},
     "/locked.txt": {"type": "file", "status": 403, "message": "Access denied"},
     "/secret": {"type": "directory", "list_status": 403, "perm": ntfs(acls=[ADMIN_FULL])},
@@ -288,6 +292,9 @@ def test_findings_fire_on_their_cases_and_not_on_the_others(known):
         ("high", "/unix", "other"),                 # POSIX other rwx (the sticky bit does not matter here)
         ("high", "/unix/open.log", "other"),
         ("high", "/unix/sticky-file", "other"),
+        ("high", "/by-sid.txt", "S-1-5-32-545"),
+        ("high", "/lower.txt", "everyone"),
+        ("high", "/lower.txt", "corp\\domain users"),
     }  # not: Everyone read & execute on / (not sensitive), Domain Users read on /deny.txt
     assert rules["inheritance_broken"] == {("medium", "/hr", None)}
     assert rules["null_dacl"] == {("high", "/legacy", None)}
@@ -352,6 +359,16 @@ def test_a_401_in_the_middle_of_the_walk_stops_it_without_a_storm(standin, tmp_p
     assert stats["statuses"]["401"] <= 4 + 1  # those in flight when the first came back, and no retries
     assert stats["requests"] < 60
     assert not (lake / "_naslake" / "catalog").exists() or not list((lake / "_naslake" / "catalog").rglob("acl_*.json"))
+
+
+def test_a_filer_without_the_volumes_endpoint_is_asked_by_volume_paths(standin, tmp_path):
+    tree = {"/": TREE["/"], "/d": TREE["/hr"], "/d/f.txt": TREE["/public"]}
+    s = standin(tree, junction=None)
+    lake = tmp_path / "lake"
+    run = run_job(job(tmp_path), lake, env=s.env())
+    assert {e["path"] for e in entries(lake)} == {"/", "/d", "/d/f.txt"}
+    assert "no junction path" in run.stdout + run.stderr
+    assert set(s.stats()["paths"]) == {"/", "/d", "/d/f.txt"}
 
 
 def test_a_filer_that_cannot_be_reached_fails_the_run(tmp_path):

@@ -251,6 +251,14 @@ impl Client {
         }
     }
 
+    /// `https://host[:port]` of the filer (absolute links are followed only to it).
+    pub fn origin(&self) -> String {
+        match &self.transport {
+            Transport::Http { base, .. } => base.origin().ascii_serialization(),
+            Transport::Replay(_) => "replay:".into(),
+        }
+    }
+
     /// Where a request went, for messages (never with credentials: the URL has none).
     fn at(&self, target: &str) -> String {
         match &self.transport {

@@ -152,7 +152,7 @@ async fn list(
         if let Err(why) = records(&page, &mut children) {
             return Ok(Err(Failure::new(Stage::Walk, why)));
         }
-        match next_link(&page, &endpoint) {
+        match next_link(&page, &endpoint, &client.origin()) {
             Ok(Some(next)) => target = next,
             Ok(None) => {
                 // A name given twice (on two pages, say) is one path.
@@ -198,16 +198,31 @@ fn records(page: &Value, out: &mut Vec<Child>) -> std::result::Result<(), String
 
 /// `_links.next.href`, if it is the next page of the same listing (the same
 /// files path on this filer, another query).
-fn next_link(page: &Value, endpoint: &str) -> std::result::Result<Option<String>, String> {
+/// An absolute link is taken only on the client's own origin; paths compare
+/// decoded, so a filer that encodes `.` or the hex digits its own way is followed.
+fn next_link(
+    page: &Value,
+    endpoint: &str,
+    origin: &str,
+) -> std::result::Result<Option<String>, String> {
     let Some(href) = page.pointer("/_links/next/href") else {
         return Ok(None);
     };
+    let refused = || "_links.next.href is not the next page of this listing; not followed";
     let href = href.as_str().ok_or("_links.next.href is not a string")?;
-    let path = href.split('?').next().unwrap_or(href);
-    if path != endpoint || href.chars().any(|c| c.is_control() || c == ' ') {
-        return Err("_links.next.href is not the next page of this listing; not followed".into());
+    let relative = if href.starts_with('/') {
+        href
+    } else {
+        href.strip_prefix(origin)
+            .filter(|rest| rest.starts_with('/'))
+            .ok_or_else(refused)?
+    };
+    let path = relative.split('?').next().unwrap_or(relative);
+    let decoded = |p: &str| percent_encoding::percent_decode_str(p).collect::<Vec<u8>>();
+    if decoded(path) != decoded(endpoint) || relative.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(refused().into());
     }
-    Ok(Some(href.to_string()))
+    Ok(Some(relative.to_string()))
 }
 
 #[cfg(test)]
@@ -248,19 +263,27 @@ mod tests {
 
     #[test]
     fn only_the_next_page_of_the_same_listing_is_followed() {
-        let at = "/api/storage/volumes/v/files/%2F";
-        assert_eq!(next_link(&json!({}), at).unwrap(), None);
-        let ok =
-            json!({"_links": {"next": {"href": "/api/storage/volumes/v/files/%2F?start.x=1"}}});
-        assert!(next_link(&ok, at).unwrap().is_some());
+        let at = "/api/storage/volumes/v/files/d%2Ee";
+        let origin = "https://filer:8443";
+        assert_eq!(next_link(&json!({}), at, origin).unwrap(), None);
+        for ok in [
+            "/api/storage/volumes/v/files/d%2Ee?start.x=1",
+            "/api/storage/volumes/v/files/d.e?start.x=1",
+            "https://filer:8443/api/storage/volumes/v/files/d%2ee?start=3",
+        ] {
+            let page = json!({"_links": {"next": {"href": ok}}});
+            let next = next_link(&page, at, origin).unwrap().unwrap();
+            assert!(next.starts_with("/api/"), "{ok}");
+        }
         for bad in [
-            "https://evil/api/storage/volumes/v/files/%2F?x",
+            "https://evil/api/storage/volumes/v/files/d%2Ee?x",
+            "https://filer:8443.evil/api/storage/volumes/v/files/d%2Ee?x",
             "/other",
             "/api/storage/volumes/v/files/d1?x",
-            "/api/storage/volumes/v/files/%2F?a\n",
+            "/api/storage/volumes/v/files/d%2Ee?a\n",
         ] {
             let page = json!({"_links": {"next": {"href": bad}}});
-            assert!(next_link(&page, at).is_err(), "{bad}");
+            assert!(next_link(&page, at, origin).is_err(), "{bad}");
         }
     }
 }
