@@ -161,7 +161,8 @@ def respond(st, target, authorization):
             status = node.get("flaky_status", 503)
             return status, error("busy", 1), [("Retry-After", "0")] if status == 429 else []
         if node.get("echo_auth"):  # a filer or proxy that quotes the request
-            return 400, error(f"bad request: Authorization: {authorization} for {full}", 2), []
+            # Padded so that the credential straddles where naslake cuts a message.
+            return 400, error(f"{'x' * int(node['echo_auth'])} {authorization}", 2), []
         if "status" in node:
             return node["status"], error(node.get("message", "Access denied"), 6691623), []
         body = {"svm": {"uuid": spec["svm"], "name": "vs0"}, "path": full}

@@ -73,7 +73,7 @@ TREE = {
     "/unix/closed.log": {"type": "file", "perm": unix(0o640)},
     "/unix/sticky-file": {"type": "file", "perm": unix(0o1666)},
     "/carol.txt": {"type": "file", "perm": ntfs(owner="CORP\\carol", acls=[ace("CORP\\carol", "full_control", apply=("this_folder",))])},
-    "/echo.txt": {"type": "file", "echo_auth": True, "perm": ntfs(acls=[ADMIN_FULL])},
+    "/echo.txt": {"type": "file", "echo_auth": 286, "perm": ntfs(acls=[ADMIN_FULL])},
     # Broad principals matched by SID alone, and by names in another case.
     "/by-sid.txt": {"type": "file", "perm": ntfs(acls=[ace("S-1-5-32-545", "modify", apply=("this_folder",), inherited=True)])},
     "/lower.txt": {"type": "file", "perm": ntfs(acls=[ace("everyone", "write", apply=("this_folder",), inherited=True),
@@ -256,10 +256,10 @@ def test_vanished_denied_unlistable_and_failing_paths_are_rejects_and_the_walk_g
     assert r["/secret"][:2] == ("walk", 403)
     assert r["/down.txt"][:2] == ("permissions", 503) and "after 2 retries" in r["/down.txt"][2]
     # Listed names naslake never asks about are rejects too, not silently dropped.
-    assert r["/many/bad/name"][0] == "walk" and "never asked" in r["/many/bad/name"][2]
-    assert r["/many/ctl\u0001char"][0] == "walk"
-    assert set(r) == {"/gone.txt", "/locked.txt", "/secret", "/down.txt", "/echo.txt", "/many/bad/name",
-                      "/many/ctl\u0001char"}
+    assert r["/many/bad%2Fname"][0] == "walk" and "never asked" in r["/many/bad%2Fname"][2]
+    assert r["/many/ctl%01char"][0] == "walk"
+    assert set(r) == {"/gone.txt", "/locked.txt", "/secret", "/down.txt", "/echo.txt", "/many/bad%2Fname",
+                      "/many/ctl%01char"}
     stats = s.stats()
     # Retried: 503 twice then an answer, 429 once; /down.txt 1 + 2 retries.
     asked = stats["paths"]
@@ -332,6 +332,13 @@ def test_a_wrong_password_stops_the_run_at_once_and_is_never_shown(standin, tmp_
     assert not (lake / "acl_entries").exists() or not list((lake / "acl_entries").rglob("*.parquet"))
 
 
+def test_a_wrong_volume_uuid_fails_the_run(standin, tmp_path):
+    s = standin({"/": TREE["/"]})
+    other = "00000000-0000-4000-8000-000000000000"
+    run = run_job(job(tmp_path), tmp_path / "lake", env=s.env(NASLAKE_ONTAP_VOLUME_UUID=other), check_codes=(1, 2))
+    assert other in run.stdout + run.stderr and "not found" in run.stdout + run.stderr
+
+
 def test_the_password_reaches_no_log_report_or_output(known, tmp_path):
     import base64
     s, run, lake = known
@@ -339,7 +346,8 @@ def test_the_password_reaches_no_log_report_or_output(known, tmp_path):
     token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
     # /echo.txt's filer error quotes the Authorization header: the reject says why,
     # without it.
-    assert "<redacted>" in rejects(lake)["/echo.txt"][2]
+    reason = rejects(lake)["/echo.txt"][2]
+    assert "<red" in reason and token[:6] not in reason and "Basic" not in reason
     blobs = [run.stdout, run.stderr, debug.stdout, debug.stderr]
     blobs += [p.read_text(errors="replace") for p in lake.rglob("*.json")]
     for table, part in (("acl_entries", True), ("acl_rejects", False), ("acl_findings", True)):
@@ -517,6 +525,9 @@ def posix_tree(tmp_path):
     (root / "bin" / "tool").write_text("#!/bin/sh\n")
     (root / "plain.txt").write_text("x")
     os.symlink("plain.txt", root / "link")
+    (root / "ctl\u0001name").write_text("x")
+    with open(os.path.join(os.fsencode(root), b"\xff\xfe.bin"), "w") as f:  # not UTF-8
+        f.write("x")
     os.chmod(root / "drop", 0o777)
     os.chmod(root / "tmp", 0o1777)
     os.chmod(root / "bin" / "tool", 0o4755)
@@ -536,6 +547,11 @@ def test_posix_entries_are_what_getfacl_reads(posix_tree, tmp_path):
         by_path.setdefault(r["path"], []).append(r)
     tag_of = {"owner": "user", "user": "user", "owning_group": "group", "group": "group", "mask": "mask",
               "everyone": "other"}
+    # Names naslake never asks about are rejects, keyed with their bytes encoded.
+    r = rejects(lake)
+    assert r["/ctl%01name"][0] == "walk" and "control character" in r["/ctl%01name"][2]
+    assert r["/%FF%FE.bin"][0] == "walk" and "UTF-8" in r["/%FF%FE.bin"][2]
+    assert not any("ctl" in p or ".bin" in p or "\ufffd" in p for p in by_path)
     for path, got in by_path.items():
         local = posix_tree / path.lstrip("/")
         if local.is_symlink():

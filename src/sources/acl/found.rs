@@ -84,11 +84,10 @@ impl Notes {
         self.lock().insert(path.to_string(), found);
     }
 
-    /// The note of `path`; a path the walk left none for (an object listing) is a file.
-    pub fn take(&self, path: &str) -> Found {
-        self.lock()
-            .remove(path)
-            .unwrap_or_else(|| Found::of("file", None))
+    /// The note of `path`; `None` for a path the walk left none for (an object
+    /// listing's, which is a file; in a walk, a bug).
+    pub fn take(&self, path: &str) -> Option<Found> {
+        self.lock().remove(path)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Found>> {
@@ -151,6 +150,16 @@ impl<'a> Sender<'a> {
     }
 }
 
+/// The key of a listed name naslake refuses (one with a `/` or a control
+/// character, or bytes that are not UTF-8): `%`, `/`, control characters and
+/// non-UTF-8 bytes percent-encoded, so that two refused names never share a key,
+/// and a real name shares one only if it is itself such an encoding.
+pub fn refused_key(dir: &str, raw_name: &[u8]) -> String {
+    use percent_encoding::{AsciiSet, CONTROLS, percent_encode};
+    const REFUSED: &AsciiSet = &CONTROLS.add(b'%').add(b'/');
+    child_path(dir, &percent_encode(raw_name, REFUSED).to_string())
+}
+
 /// Joins a directory's path and a child's name (`/` + `a` = `/a`).
 pub fn child_path(dir: &str, name: &str) -> String {
     if dir.ends_with('/') {
@@ -207,6 +216,11 @@ mod tests {
         assert!(refused_name("a/b").is_some());
         assert!(refused_name("a\0").is_some());
         assert_eq!(child_path("/", "a"), "/a");
+        assert_eq!(refused_key("/d", b"b/c"), "/d/b%2Fc");
+        assert_eq!(refused_key("/d", b"a\x01%"), "/d/a%01%25");
+        assert_eq!(refused_key("/", b"\xff\xfe"), "/%FF%FE");
+        assert_ne!(refused_key("/", b"\xff"), refused_key("/", b"\xfe"));
+        assert_eq!(refused_key("/d", b""), "/d/");
         assert_eq!(child_path("/a", "b"), "/a/b");
     }
 
@@ -214,7 +228,7 @@ mod tests {
     fn a_note_is_taken_once() {
         let notes = Notes::default();
         notes.put("/d", Found::of("directory", None));
-        assert_eq!(notes.take("/d").object_type, "directory");
-        assert_eq!(notes.take("/d").object_type, "file");
+        assert_eq!(notes.take("/d").unwrap().object_type, "directory");
+        assert_eq!(notes.take("/d"), None);
     }
 }

@@ -265,7 +265,15 @@ impl Source for AclSource {
         out: &mut Emitter<'_, Self>,
     ) -> std::result::Result<(), ReadError> {
         let key = &input.item.key;
-        let found = self.notes.take(key);
+        let found = match (self.notes.take(key), self.options.enumerate) {
+            (Some(found), _) => found,
+            (None, Enumerate::Listing) => found::Found::of("file", None),
+            (None, Enumerate::Walk) => {
+                return Err(ReadError::Storage(format!(
+                    "the walk sent {key} without its note (sent twice?)"
+                )));
+            }
+        };
         if found.refused {
             let f = found
                 .walk_failure

@@ -143,12 +143,18 @@ impl NtfsNames {
         Ok(NtfsNames { groups, looked_up })
     }
 
+    /// What a bare SID or id says of its principal: unresolved (an orphan) when
+    /// ONTAP was asked to name it, nothing otherwise.
+    pub fn unnamed(&self) -> Option<bool> {
+        self.looked_up.then_some(false)
+    }
+
     /// A principal as ONTAP named it.
     pub fn principal(&self, given: &str) -> Principal {
         let given = given.trim();
         if is_sid(given) {
             let sid = given.to_ascii_uppercase();
-            let unnamed = self.looked_up.then_some(false);
+            let unnamed = self.unnamed();
             let (kind, resolved) = match WELL_KNOWN.iter().find(|(s, _, _)| *s == sid) {
                 Some((_, _, kind)) => (*kind, Some(true)),
                 None => match domain_rid(&sid) {

@@ -125,7 +125,9 @@ impl Client {
         install_crypto_provider();
         let mut b = reqwest::Client::builder()
             .timeout(ontap.timeout)
-            .connect_timeout(ontap.timeout.min(Duration::from_secs(10)))
+            .connect_timeout(
+                (ontap.timeout / 2).clamp(Duration::from_millis(500), Duration::from_secs(10)),
+            )
             .pool_max_idle_per_host(ontap.max_in_flight)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("naslake/", env!("CARGO_PKG_VERSION")));
@@ -163,7 +165,11 @@ impl Client {
                 http,
                 base: ontap.url.clone(),
                 username,
-                authorization: Secret::new(format!("Basic {token}")),
+                // The bare token too: a filer may quote it without the scheme.
+                authorization: {
+                    crate::storage::secret::remember(&token);
+                    Secret::new(format!("Basic {token}"))
+                },
             },
             ontap,
         ))
@@ -313,6 +319,10 @@ impl Client {
                         retry_after: None,
                     })?;
                 let status = resp.status().as_u16();
+                if status == 401 {
+                    // Stop before anything else: not a byte more is read or sent.
+                    return Err(Attempt::Unauthorized);
+                }
                 let retry_after = resp
                     .headers()
                     .get(reqwest::header::RETRY_AFTER)
@@ -400,13 +410,14 @@ fn describe(status: u16, body: &Value) -> String {
         .pointer("/error/message")
         .and_then(Value::as_str)
         .map(|m| {
-            let clean: String = m
+            // A filer (or a proxy) may quote the request, credentials included:
+            // masked before the message is cut, so no part of one is left.
+            let scrubbed = crate::storage::secret::scrub(m);
+            scrubbed
                 .chars()
                 .filter(|c| !c.is_control())
                 .take(MAX_MESSAGE)
-                .collect();
-            // A filer (or a proxy) may quote the request, credentials included.
-            crate::storage::secret::scrub(&clean).into_owned()
+                .collect::<String>()
         });
     let code = body.pointer("/error/code").and_then(|c| match c {
         Value::String(s) => Some(

@@ -196,18 +196,27 @@ async fn junction_path(client: &Client, volume: &str) -> Result<String> {
                     "volume {volume} has no junction path (nas.path): it is not mounted in the SVM namespace; set `ontap.junction_path`"
                 ))
             }),
-        // A filer (or a stand-in) without the volumes endpoint: the permissions
+        // A 404: no such volume, or a filer (a stand-in) without the volumes
+        // endpoint. If the volume's root can be listed it exists: the permissions
         // API is then asked with the volume's own paths. Said, since on a real
-        // filer every path would then be a 404 reject.
+        // filer mounted elsewhere every path would be a 404 reject.
         Answer::Refused {
             status: Some(404),
             message,
         } => {
-            tracing::warn!(
-                volume,
-                "no junction path for the volume ({message}): asking for permissions by the volume's own paths; set `ontap.junction_path` if the volume is mounted elsewhere in the SVM namespace"
-            );
-            Ok("/".to_string())
+            let root = walk::files_target(volume, "/", 1);
+            match client.get(&root).await.map_err(|e| Error::Collect(e.to_string()))? {
+                Answer::Ok(_) => {
+                    tracing::warn!(
+                        volume,
+                        "no junction path for the volume ({message}): asking for permissions by the volume's own paths; set `ontap.junction_path` if the volume is mounted elsewhere in the SVM namespace"
+                    );
+                    Ok("/".to_string())
+                }
+                Answer::Refused { message, .. } => Err(Error::config(format!(
+                    "volume {volume} not found on the filer: {message}"
+                ))),
+            }
         }
         Answer::Refused { message, .. } => Err(Error::config(format!(
             "cannot read volume {volume}'s junction path: {message}; set `ontap.junction_path`"

@@ -32,8 +32,8 @@ pub fn parse(
     let group = text(v, "group")?.map(|s| names.principal(s));
     let user_id = id(v, "user_id")?;
     let group_id = id(v, "group_id")?;
-    let owner = with_id(owner, user_id);
-    let group = with_id(group, group_id);
+    let owner = with_id(owner, user_id, names);
+    let group = with_id(group, group_id, names);
     let control_flags = match v.get("control_flags") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(
@@ -174,7 +174,7 @@ fn id(v: &Value, key: &str) -> Result<Option<u32>, String> {
     }
 }
 
-fn with_id(p: Option<Principal>, id: Option<u32>) -> Option<Principal> {
+fn with_id(p: Option<Principal>, id: Option<u32>, names: &NtfsNames) -> Option<Principal> {
     match (p, id) {
         (Some(p), id) => Some(Principal {
             id: p.id.or(id),
@@ -185,7 +185,7 @@ fn with_id(p: Option<Principal>, id: Option<u32>) -> Option<Principal> {
             sid: None,
             id: Some(id),
             kind: Kind::User,
-            resolved: Some(false),
+            resolved: names.unnamed(),
         }),
         (None, None) => None,
     }

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::task::JoinSet;
 
-use super::super::found::{Failure, Found, Limits, Notes, Sender, Stage, child_path, refused_name};
+use super::super::found::{
+    Failure, Found, Limits, Notes, Sender, Stage, child_path, refused_key, refused_name,
+};
 use super::client::{Answer, Client, ClientError, encode_path};
 use crate::discover::ItemSink;
 use crate::error::{Error, Result};
@@ -43,7 +45,7 @@ fn files_path(volume: &str, path: &str) -> String {
     format!("/api/storage/volumes/{volume}/files/{p}")
 }
 
-fn files_target(volume: &str, path: &str, page_size: usize) -> String {
+pub(super) fn files_target(volume: &str, path: &str, page_size: usize) -> String {
     format!(
         "{}?fields=name,type&max_records={page_size}",
         files_path(volume, path)
@@ -91,8 +93,19 @@ pub async fn walk(
         let (dir, depth, listed) = done.map_err(|e| Error::Collect(e.to_string()))?;
         let failure = match listed {
             Ok(children) => {
+                let mut keys = std::collections::HashSet::new();
                 for child in children {
-                    let path = child_path(&dir, &child.name);
+                    let path = match child.refused {
+                        Some(_) => refused_key(&dir, child.name.as_bytes()),
+                        None => child_path(&dir, &child.name),
+                    };
+                    if !keys.insert(path.clone()) {
+                        // Only a real name that is itself a refused name's
+                        // encoding can get here.
+                        tracing::warn!(path = %path, "two listed names share one path; the second is skipped");
+                        sink.skipped();
+                        continue;
+                    }
                     let found = match child.refused {
                         Some(why) => Found::refused(child.object_type, why),
                         None if child.object_type == "directory" => {

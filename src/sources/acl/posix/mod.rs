@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::entry::{Ace, ApplyTo, EntryType, ObjectAcl};
-use super::found::{Failure, Found, Limits, Notes, Sender, Stage, child_path, refused_name};
+use super::found::{
+    Failure, Found, Limits, Notes, Sender, Stage, child_path, refused_key, refused_name,
+};
 use super::principals::{Kind, Principal};
 use super::rights::Rights;
 use crate::discover::ItemSink;
@@ -50,13 +52,16 @@ pub async fn walk(root: &Path, limits: Limits, sink: &mut ItemSink, notes: &Note
             match tokio::task::spawn_blocking(move || list_dir(&at)).await {
                 Ok(Ok(children)) => {
                     let mut subdirs = Vec::new();
-                    for (name, object_type, utf8) in children {
-                        let refused = if utf8 {
-                            refused_name(&name)
-                        } else {
-                            Some("a name that is not UTF-8")
+                    for (name, object_type, raw) in children {
+                        let refused = match &raw {
+                            None => refused_name(&name),
+                            Some(_) => Some("a name that is not UTF-8"),
                         };
-                        let path = child_path(&dir, &name);
+                        let path = match (refused, &raw) {
+                            (Some(_), Some(raw)) => refused_key(&dir, raw),
+                            (Some(_), None) => refused_key(&dir, name.as_bytes()),
+                            (None, _) => child_path(&dir, &name),
+                        };
                         let found = match refused {
                             Some(why) => Found::refused(object_type, why),
                             None if object_type == "directory" => {
@@ -93,16 +98,20 @@ pub fn local_path(root: &Path, path: &str) -> PathBuf {
 }
 
 /// A directory's entries, sorted by name, with their types (not following
-/// links) and whether the name is UTF-8 (one that is not is shown lossily and
-/// never opened by that lossy name).
-fn list_dir(dir: &Path) -> std::io::Result<Vec<(String, String, bool)>> {
+/// links) and, for a name that is not UTF-8, its bytes (such a name is never
+/// opened by a lossy version of it).
+type Listing = Vec<(String, String, Option<Vec<u8>>)>;
+
+fn list_dir(dir: &Path) -> std::io::Result<Listing> {
+    use std::os::unix::ffi::OsStrExt;
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let raw = entry.file_name();
         let name = raw.to_string_lossy().into_owned();
         let t = entry.file_type()?;
-        out.push((name, type_name(&t).to_string(), raw.to_str().is_some()));
+        let bytes = raw.to_str().is_none().then(|| raw.as_bytes().to_vec());
+        out.push((name, type_name(&t).to_string(), bytes));
     }
     out.sort();
     Ok(out)
