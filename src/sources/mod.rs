@@ -20,6 +20,7 @@
 //! is committed.
 
 pub mod acl;
+pub mod columns;
 pub mod csv;
 pub mod dicom;
 pub mod host;

@@ -5,14 +5,15 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, Int32Array, Int64Array, ListBuilder, RecordBatch, StringArray,
-    StringBuilder, TimestampMicrosecondArray,
+    ArrayRef, BooleanArray, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
 
 use super::entry::{Ace, ObjectAcl, Origin, mode_text};
 use super::found::Failure;
 use super::principals::Principal;
+use crate::sources::columns::string_lists;
 
 /// What every row of one source's run shares.
 #[derive(Debug, Clone)]
@@ -71,25 +72,6 @@ fn ints(v: impl Iterator<Item = Option<i32>>) -> ArrayRef {
 }
 fn bigints(v: impl Iterator<Item = Option<i64>>) -> ArrayRef {
     Arc::new(v.collect::<Int64Array>())
-}
-fn string_lists(dt: &DataType, v: impl Iterator<Item = Option<Vec<String>>>) -> ArrayRef {
-    let item = match dt {
-        DataType::List(f) => f.clone(),
-        other => panic!("a list column has type {other} in the schema file"),
-    };
-    let mut b = ListBuilder::new(StringBuilder::new()).with_field(item);
-    for items in v {
-        match items {
-            Some(items) => {
-                for i in items {
-                    b.values().append_value(i);
-                }
-                b.append(true);
-            }
-            None => b.append(false),
-        }
-    }
-    Arc::new(b.finish())
 }
 
 fn id(p: Option<&Principal>) -> Option<i64> {

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Date32Array, Float64Array, Float64Builder, Int32Array, Int64Array,
-    ListBuilder, RecordBatch, StringArray, StringBuilder,
+    ListBuilder, RecordBatch, StringArray,
 };
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
 
 use super::decode::Instance;
 use crate::discover::WorkItem;
+use crate::sources::columns::{item_field, string_lists};
 
 /// The object a row or reject is of: its key, its listing, and what was read of it.
 #[derive(Debug, Clone)]
@@ -51,30 +52,6 @@ pub struct Reject {
 
 fn strings<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
     Arc::new(values.collect::<StringArray>())
-}
-
-/// The item field of a list column (Glue's `array<T>` names it `element`).
-fn item_field(dt: &DataType) -> FieldRef {
-    match dt {
-        DataType::List(f) => f.clone(),
-        other => panic!("a list column has type {other} in the schema file"),
-    }
-}
-
-fn string_lists<'a>(dt: &DataType, values: impl Iterator<Item = Option<&'a [String]>>) -> ArrayRef {
-    let mut b = ListBuilder::new(StringBuilder::new()).with_field(item_field(dt));
-    for v in values {
-        match v {
-            Some(items) => {
-                for item in items {
-                    b.values().append_value(item);
-                }
-                b.append(true);
-            }
-            None => b.append(false),
-        }
-    }
-    Arc::new(b.finish())
 }
 
 fn float_lists<'a>(dt: &DataType, values: impl Iterator<Item = Option<&'a [f64]>>) -> ArrayRef {
