@@ -2,7 +2,7 @@
 //! (owner, group, styles, control flags, mode) and its entries. `rows.rs` turns
 //! these into `acl_entries` rows; the collectors (`ontap/`, `posix/`) only fill them.
 
-use super::principals::Principal;
+use super::principals::{Kind, Principal};
 use super::rights::Rights;
 
 /// Where the permissions came from (`acl_entries.source`).
@@ -128,6 +128,42 @@ pub struct Ace {
     pub rights: Rights,
     pub apply_to: ApplyTo,
     pub inherited: bool,
+}
+
+/// The three entries a UNIX mode is (owner, owning group, other), as `getfacl`
+/// shows an object without an ACL: for POSIX objects and ONTAP's unix-style ones.
+pub fn mode_entries(mode: u32, owner: &Principal, group: &Principal) -> Vec<Ace> {
+    let entry = |principal: Principal, perm: u32| Ace {
+        principal,
+        entry_type: EntryType::Allow,
+        rights: Rights::posix(perm),
+        apply_to: ApplyTo::THIS,
+        inherited: false,
+    };
+    let other = Principal {
+        given: "other".into(),
+        sid: None,
+        id: None,
+        kind: Kind::Everyone,
+        resolved: Some(true),
+    };
+    vec![
+        entry(
+            Principal {
+                kind: Kind::Owner,
+                ..owner.clone()
+            },
+            (mode >> 6) & 7,
+        ),
+        entry(
+            Principal {
+                kind: Kind::OwningGroup,
+                ..group.clone()
+            },
+            (mode >> 3) & 7,
+        ),
+        entry(other, mode & 7),
+    ]
 }
 
 /// The mode as `ls -l` shows it, without the type letter: `rwxr-sr-t`.

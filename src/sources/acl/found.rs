@@ -42,15 +42,12 @@ impl Failure {
     }
 }
 
-/// A path as the walk found it.
+/// A path to collect, as the walk found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
     pub object_type: String,
     /// The directory could not be listed, or was not descended.
     pub walk_failure: Option<Failure>,
-    /// A name naslake does not ask about (it has a `/` or a control character, or
-    /// is not UTF-8): the walk failure is its only row.
-    pub refused: bool,
 }
 
 impl Found {
@@ -58,39 +55,50 @@ impl Found {
         Found {
             object_type: object_type.into(),
             walk_failure,
-            refused: false,
         }
     }
+}
 
-    /// A listed name that is refused before any request.
-    pub fn refused(object_type: impl Into<String>, why: &str) -> Self {
-        Found {
-            object_type: object_type.into(),
-            walk_failure: Some(Failure::new(
-                Stage::Walk,
-                format!("listed, never asked about: {why}"),
-            )),
-            refused: true,
-        }
+/// What the walk tells the reader of a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    Collect(Found),
+    /// A listed name naslake does not ask about (it has a `/` or a control
+    /// character, or is not UTF-8): this reject is its only row.
+    Refused(Failure),
+}
+
+impl Note {
+    pub fn refused(why: &str) -> Self {
+        Note::Refused(Failure::new(
+            Stage::Walk,
+            format!("listed, never asked about: {why}"),
+        ))
+    }
+}
+
+impl From<Found> for Note {
+    fn from(found: Found) -> Self {
+        Note::Collect(found)
     }
 }
 
 /// The walk's notes, until each path's reader takes its own.
 #[derive(Debug, Default)]
-pub struct Notes(Mutex<HashMap<String, Found>>);
+pub struct Notes(Mutex<HashMap<String, Note>>);
 
 impl Notes {
-    pub fn put(&self, path: &str, found: Found) {
-        self.lock().insert(path.to_string(), found);
+    pub fn put(&self, path: &str, note: Note) {
+        self.lock().insert(path.to_string(), note);
     }
 
     /// The note of `path`; `None` for a path the walk left none for (an object
     /// listing's, which is a file; in a walk, a bug).
-    pub fn take(&self, path: &str) -> Option<Found> {
+    pub fn take(&self, path: &str) -> Option<Note> {
         self.lock().remove(path)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Found>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Note>> {
         // A panic elsewhere cannot leave a map half-updated (insert and remove are
         // single calls): the notes stay usable.
         self.0.lock().unwrap_or_else(|p| p.into_inner())
@@ -130,7 +138,7 @@ impl<'a> Sender<'a> {
         &mut self,
         sink: &mut crate::discover::ItemSink,
         path: String,
-        found: Found,
+        note: impl Into<Note>,
     ) -> crate::error::Result<bool> {
         self.paths += 1;
         if self.paths > self.limits.max_paths {
@@ -139,7 +147,7 @@ impl<'a> Sender<'a> {
                 self.limits.max_paths
             )));
         }
-        self.notes.put(&path, found);
+        self.notes.put(&path, note.into());
         // Walked paths have no size or version: permissions are read whatever they are.
         let fingerprint = crate::discover::Fingerprint {
             size: 0,
@@ -227,8 +235,11 @@ mod tests {
     #[test]
     fn a_note_is_taken_once() {
         let notes = Notes::default();
-        notes.put("/d", Found::of("directory", None));
-        assert_eq!(notes.take("/d").unwrap().object_type, "directory");
+        notes.put("/d", Found::of("directory", None).into());
+        assert_eq!(
+            notes.take("/d"),
+            Some(Note::Collect(Found::of("directory", None)))
+        );
         assert_eq!(notes.take("/d"), None);
     }
 }

@@ -36,7 +36,7 @@ use crate::schema::TableSchema;
 use crate::sources::{Emitter, ItemInput, Parsed, Parser, ReadError, Source};
 use crate::storage::Location;
 use entry::Origin;
-use found::{Failure, Notes, Stage};
+use found::{Failure, Note, Notes, Stage};
 use options::{AclOptions, Collect, Enumerate, Ontap};
 use principals::NtfsNames;
 use rows::{Collected, Reject, Snapshot};
@@ -141,7 +141,7 @@ impl AclSource {
                 crate::discover::list_objects(input, &every_key, sink).await?;
             }
         }
-        tracing::info!(source = %self.name, requests = collector.requests_sent(), "ONTAP walk done");
+        tracing::info!(source = %self.name, requests = collector.requests_sent(), "ONTAP paths found");
         Ok(format!("ONTAP volume {volume}"))
     }
 
@@ -266,7 +266,11 @@ impl Source for AclSource {
     ) -> std::result::Result<(), ReadError> {
         let key = &input.item.key;
         let found = match (self.notes.take(key), self.options.enumerate) {
-            (Some(found), _) => found,
+            (Some(Note::Collect(found)), _) => found,
+            (Some(Note::Refused(f)), _) => {
+                input.stats.set_item_error(&f.reason);
+                return out.reject(self.reject(key, f));
+            }
             (None, Enumerate::Listing) => found::Found::of("file", None),
             (None, Enumerate::Walk) => {
                 return Err(ReadError::Storage(format!(
@@ -274,13 +278,6 @@ impl Source for AclSource {
                 )));
             }
         };
-        if found.refused {
-            let f = found
-                .walk_failure
-                .unwrap_or_else(|| Failure::new(Stage::Walk, "refused by the walk"));
-            input.stats.set_item_error(&f.reason);
-            return out.reject(self.reject(key, f));
-        }
         let (path, collected) = match self.options.collect {
             Collect::Ontap => {
                 let collector = self.collector()?;

@@ -11,8 +11,7 @@
 
 use serde_json::Value;
 
-use super::super::entry::{Ace, ApplyTo, EntryType, ObjectAcl};
-use super::super::posix::mode_entries;
+use super::super::entry::{Ace, ApplyTo, EntryType, ObjectAcl, mode_entries};
 use super::super::principals::{Kind, NtfsNames, Principal};
 use super::super::rights::{ADVANCED, FULL_CONTROL, Rights};
 

@@ -17,7 +17,7 @@ use serde_json::Value;
 use tokio::task::JoinSet;
 
 use super::super::found::{
-    Failure, Found, Limits, Notes, Sender, Stage, child_path, refused_key, refused_name,
+    Failure, Found, Limits, Note, Notes, Sender, Stage, child_path, refused_key, refused_name,
 };
 use super::client::{Answer, Client, ClientError, encode_path};
 use crate::discover::ItemSink;
@@ -107,12 +107,12 @@ pub async fn walk(
                         continue;
                     }
                     let found = match child.refused {
-                        Some(why) => Found::refused(child.object_type, why),
+                        Some(why) => Note::refused(why),
                         None if child.object_type == "directory" => {
                             waiting.push((path, depth + 1));
                             continue;
                         }
-                        None => Found::of(child.object_type, None),
+                        None => Found::of(child.object_type, None).into(),
                     };
                     if !sender.send(sink, path, found).await? {
                         return Ok(());

@@ -14,9 +14,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::entry::{Ace, ApplyTo, EntryType, ObjectAcl};
+use super::entry::{Ace, ApplyTo, EntryType, ObjectAcl, mode_entries};
 use super::found::{
-    Failure, Found, Limits, Notes, Sender, Stage, child_path, refused_key, refused_name,
+    Failure, Found, Limits, Note, Notes, Sender, Stage, child_path, refused_key, refused_name,
 };
 use super::principals::{Kind, Principal};
 use super::rights::Rights;
@@ -63,12 +63,12 @@ pub async fn walk(root: &Path, limits: Limits, sink: &mut ItemSink, notes: &Note
                             (None, _) => child_path(&dir, &name),
                         };
                         let found = match refused {
-                            Some(why) => Found::refused(object_type, why),
+                            Some(why) => Note::refused(why),
                             None if object_type == "directory" => {
                                 subdirs.push((path, depth + 1));
                                 continue;
                             }
-                            None => Found::of(object_type, None),
+                            None => Found::of(object_type, None).into(),
                         };
                         if !sender.send(sink, path, found).await? {
                             return Ok(());
@@ -265,34 +265,6 @@ pub fn collect(root: &Path, path: &str, names: &Names) -> std::result::Result<Ob
         mode: Some(mode),
         entries,
     })
-}
-
-/// The three entries a mode is: owner, owning group, other.
-pub fn mode_entries(mode: u32, owner: &Principal, group: &Principal) -> Vec<Ace> {
-    let entry = |principal: Principal, perm: u32| Ace {
-        principal,
-        entry_type: EntryType::Allow,
-        rights: Rights::posix(perm),
-        apply_to: ApplyTo::THIS,
-        inherited: false,
-    };
-    vec![
-        entry(
-            Principal {
-                kind: Kind::Owner,
-                ..owner.clone()
-            },
-            (mode >> 6) & 7,
-        ),
-        entry(
-            Principal {
-                kind: Kind::OwningGroup,
-                ..group.clone()
-            },
-            (mode >> 3) & 7,
-        ),
-        entry(role("other", Kind::Everyone), mode & 7),
-    ]
 }
 
 fn posix_entry(
