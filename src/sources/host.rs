@@ -4,8 +4,11 @@
 //!
 //! Reader threads (as many as the kind asks for) take items from discovery and
 //! read them ([`Source::read`]) into a bounded channel of units; each DataFusion
-//! partition of the table pulls units from it and parses them, so parsing runs on
-//! every core. A source can be scanned once per run.
+//! partition of the table pulls units from it and parses them on tokio's blocking
+//! pool, one unit at a time per partition, so parsing runs on every core whatever
+//! the plan above does with the partitions: an operator that polls them all from
+//! one task (a sort-preserving merge under a window function) would otherwise
+//! parse them one after the other. A source can be scanned once per run.
 //!
 //! Ending early is safe and prompt. A partition stream dropped before it drained
 //! the unit channel (a `LIMIT`, a failed write) sets the table's abort flag: the
@@ -180,7 +183,8 @@ impl<S: Source> std::fmt::Debug for Partition<S> {
 /// A partition's stream: its parser and the state of the unit channel.
 struct PartitionState<S: Source> {
     side: Arc<TableSide<S>>,
-    parser: S::Parser,
+    /// Away (`None`) only while it parses a unit on the blocking pool.
+    parser: Option<S::Parser>,
     /// The stream has given its last item.
     ended: bool,
     /// It saw the unit channel close, and gave what its parser held back.
@@ -198,12 +202,13 @@ impl<S: Source> PartitionState<S> {
     }
 
     /// A parser that panics is a bug of its kind; the run fails, saying so.
-    fn panicked(&self, panic: &(dyn std::any::Any + Send)) -> DataFusionError {
+    /// `at` is [`crate::panics::describe`] of the panic, taken on the thread that
+    /// caught it.
+    fn panicked(&self, at: &str) -> DataFusionError {
         DataFusionError::Execution(format!(
-            "the `{}` parser of source `{}` panicked {} (a bug: please report it with the file's kind, not its contents)",
+            "the `{}` parser of source `{}` panicked {at} (a bug: please report it with the file's kind, not its contents)",
             S::FORMAT,
             self.side.source.name,
-            crate::panics::describe(panic)
         ))
     }
 }
@@ -244,7 +249,7 @@ impl<S: Source> PartitionStream for Partition<S> {
             start_readers(readers);
         }
         let state = PartitionState {
-            parser: side.source.kind.parser(),
+            parser: Some(side.source.kind.parser()),
             side,
             ended: false,
             drained: false,
@@ -256,12 +261,34 @@ impl<S: Source> PartitionStream for Partition<S> {
             loop {
                 match st.side.units.recv().await {
                     Ok((unit, stats)) => {
-                        let parser = &mut st.parser;
-                        let parsed = catch_unwind(AssertUnwindSafe(|| parser.parse(unit)));
+                        let Some(mut parser) = st.parser.take() else {
+                            let e =
+                                DataFusionError::Internal("a partition's parser is missing".into());
+                            return st.fail(e);
+                        };
+                        let parsing = tokio::task::spawn_blocking(move || {
+                            let parsed = catch_unwind(AssertUnwindSafe(|| parser.parse(unit)))
+                                .map_err(|panic| crate::panics::describe(panic.as_ref()));
+                            (parser, parsed)
+                        });
+                        let parsed = match parsing.await {
+                            Ok((parser, parsed)) => {
+                                st.parser = Some(parser);
+                                parsed
+                            }
+                            Err(e) => {
+                                let e = DataFusionError::Execution(format!(
+                                    "the `{}` parser of source `{}` did not finish: {e}",
+                                    S::FORMAT,
+                                    st.side.source.name
+                                ));
+                                return st.fail(e);
+                            }
+                        };
                         let Parsed { batch, rejects } = match parsed {
                             Ok(p) => p,
-                            Err(panic) => {
-                                let e = st.panicked(panic.as_ref());
+                            Err(at) => {
+                                let e = st.panicked(&at);
                                 return st.fail(e);
                             }
                         };
@@ -278,11 +305,14 @@ impl<S: Source> PartitionStream for Partition<S> {
                         if let Some(e) = error {
                             return st.fail(DataFusionError::External(e.into()));
                         }
-                        let parser = &mut st.parser;
-                        let held = match catch_unwind(AssertUnwindSafe(|| parser.finish())) {
+                        let finished = match st.parser.as_mut() {
+                            Some(parser) => catch_unwind(AssertUnwindSafe(|| parser.finish())),
+                            None => Ok(None),
+                        };
+                        let held = match finished {
                             Ok(held) => held,
                             Err(panic) => {
-                                let e = st.panicked(panic.as_ref());
+                                let e = st.panicked(&crate::panics::describe(panic.as_ref()));
                                 return st.fail(e);
                             }
                         };
