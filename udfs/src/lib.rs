@@ -14,6 +14,10 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
 use datafusion::prelude::SessionContext;
 
+pub mod phash;
+mod phash_sql;
+mod true_names;
+
 /// Registers every naslake function with a session.
 pub fn register_all(ctx: &SessionContext) {
     ctx.register_udf(create_udf(
@@ -42,6 +46,10 @@ pub fn register_all(ctx: &SessionContext) {
         DataType::Boolean,
         Volatility::Immutable,
         Arc::new(has_any_columnar),
+    ));
+    phash_sql::register(ctx);
+    ctx.register_udf(datafusion::logical_expr::ScalarUDF::from(
+        true_names::TrueNames::new(),
     ));
 }
 
