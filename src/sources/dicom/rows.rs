@@ -12,7 +12,7 @@ use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
 
 use super::decode::Instance;
 use crate::discover::WorkItem;
-use crate::sources::columns::{item_field, string_lists};
+use crate::sources::columns::{batch, item_field, string_lists};
 
 /// The object a row or reject is of: its key, its listing, and what was read of it.
 #[derive(Debug, Clone)]
@@ -196,35 +196,32 @@ fn instance_column(field: &Field, rows: &[Row]) -> Option<ArrayRef> {
 
 /// The rows as a batch of `schema` (the table's schema file).
 pub fn instances_batch(schema: &SchemaRef, rows: &[Row]) -> RecordBatch {
-    let columns = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            instance_column(f, rows)
-                .unwrap_or_else(|| panic!("schemas/dicom_instances.toml column `{}` has no builder (a unit test checks them all)", f.name()))
-        })
-        .collect();
-    RecordBatch::try_new(schema.clone(), columns)
-        .expect("the builders match the schema file's types (a unit test checks them)")
+    batch(schema, "schemas/dicom_instances.toml", |f| {
+        instance_column(f, rows)
+    })
 }
 
 pub fn rejects_batch(schema: &SchemaRef, rejects: &[Reject]) -> RecordBatch {
-    let columns = schema
-        .fields()
-        .iter()
-        .map(|f| -> ArrayRef {
-            match f.name().as_str() {
-                "source" => strings(rejects.iter().map(|r| Some(r.source.as_str()))),
-                "source_key" => strings(rejects.iter().map(|r| Some(r.object.key.as_str()))),
-                "object_size" => Arc::new(rejects.iter().map(|r| r.object.size as i64).collect::<Int64Array>()),
-                "object_etag" => strings(rejects.iter().map(|r| r.object.etag.as_deref())),
-                "bytes_read" => Arc::new(rejects.iter().map(|r| r.object.bytes_read as i64).collect::<Int64Array>()),
-                "stage" => strings(rejects.iter().map(|r| Some(r.stage))),
-                "reason" => strings(rejects.iter().map(|r| Some(r.reason.as_str()))),
-                other => panic!("schemas/dicom_rejects.toml column `{other}` has no builder (a unit test checks them all)"),
-            }
-        })
-        .collect();
-    RecordBatch::try_new(schema.clone(), columns)
-        .expect("the builders match the rejects schema file's types (a unit test checks them)")
+    let r = || rejects.iter();
+    batch(
+        schema,
+        "schemas/dicom_rejects.toml",
+        |f| -> Option<ArrayRef> {
+            Some(match f.name().as_str() {
+                "source" => strings(r().map(|r| Some(r.source.as_str()))),
+                "source_key" => strings(r().map(|r| Some(r.object.key.as_str()))),
+                "object_size" => {
+                    Arc::new(r().map(|r| r.object.size as i64).collect::<Int64Array>())
+                }
+                "object_etag" => strings(r().map(|r| r.object.etag.as_deref())),
+                "bytes_read" => Arc::new(
+                    r().map(|r| r.object.bytes_read as i64)
+                        .collect::<Int64Array>(),
+                ),
+                "stage" => strings(r().map(|r| Some(r.stage))),
+                "reason" => strings(r().map(|r| Some(r.reason.as_str()))),
+                _ => return None,
+            })
+        },
+    )
 }
