@@ -38,6 +38,10 @@ pub struct ColumnDef {
     #[serde(default = "default_true")]
     pub nullable: bool,
     pub comment: String,
+    /// Computed by the job's SQL from the other rows (review flags), not given by
+    /// the source that reads the table's schema ([`TableSchema::measured_schema`]).
+    #[serde(default)]
+    pub derived: bool,
 }
 
 fn default_true() -> bool {
@@ -120,6 +124,24 @@ impl TableSchema {
                 .iter()
                 .map(|k| Field::new(&k.name, DataType::Utf8, true)),
         );
+        Arc::new(Schema::new(fields))
+    }
+
+    /// The rows a source gives for this table: [`TableSchema::table_schema`]
+    /// without the columns its SQL derives.
+    pub fn measured_schema(&self) -> SchemaRef {
+        let table = self.table_schema();
+        let fields: Vec<Field> = table
+            .fields()
+            .iter()
+            .filter(|f| {
+                !self
+                    .columns
+                    .iter()
+                    .any(|c| c.derived && c.name == *f.name())
+            })
+            .map(|f| f.as_ref().clone())
+            .collect();
         Arc::new(Schema::new(fields))
     }
 

@@ -121,6 +121,7 @@ mod tests {
                     type_name: t.to_string(),
                     nullable: true,
                     comment: "c".into(),
+                    derived: false,
                 })
                 .collect(),
             partition_keys: keys
@@ -130,6 +131,7 @@ mod tests {
                     type_name: "string".into(),
                     nullable: true,
                     comment: "k".into(),
+                    derived: false,
                 })
                 .collect(),
         };

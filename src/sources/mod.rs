@@ -24,6 +24,7 @@ pub mod columns;
 pub mod csv;
 pub mod dicom;
 pub mod host;
+pub mod image;
 pub mod object;
 
 use std::fmt::Debug;
@@ -282,6 +283,7 @@ impl Registry {
             .with::<csv::CsvSource>()
             .with::<dicom::DicomSource>()
             .with::<acl::AclSource>()
+            .with::<image::ImageSource>()
     }
 
     /// Adds a kind (a later kind of the same format replaces an earlier one).

@@ -1,0 +1,118 @@
+"""The image job's metrics by an independent implementation: Pillow decodes and
+resizes, numpy measures. The definitions are the ones schemas/image_inspections.toml
+states; naslake's Rust (src/sources/image/) is checked against these in
+tests/test_images.py, and scripts/bench-images times both on one corpus.
+
+The pipeline: open with Pillow; to gray levels (Pillow's "L": ITU-R 601-2 luma in fixed
+point; CMYK through RGB; 16-bit samples by their high byte); resized with
+Image.BOX so the long side is `long` (never enlarged); then the metrics in numpy.
+"""
+
+import hashlib
+
+import numpy as np
+from PIL import Image
+
+DARK_LEVEL = 5
+BRIGHT_LEVEL = 250
+
+
+def thumbnail_size(width, height, long):
+    own = max(width, height)
+    if own <= long:
+        return width, height
+
+    def scaled(side):
+        return max(1, (side * long + own // 2) // own)
+
+    return (long, scaled(height)) if width >= height else (scaled(width), long)
+
+
+def to_gray(im):
+    """Gray levels of an opened image, by the rules above."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        a = np.asarray(im).astype(np.uint32)
+        return Image.fromarray((a >> 8).astype(np.uint8), "L")
+    if im.mode == "LA":
+        return im.getchannel(0)
+    if im.mode in ("L",):
+        return im
+    if im.mode == "CMYK":
+        return im.convert("RGB").convert("L")
+    if im.mode in ("RGBA", "RGBX", "P", "PA", "1"):
+        return im.convert("RGB").convert("L")
+    return im.convert("L")
+
+
+def thumbnail(path, long=512, draft=False):
+    """(the gray thumbnail as a uint8 array, the image's size, the JPEG scale).
+    `draft` lets libjpeg decode a JPEG at 1/2, 1/4 or 1/8 of its size first (a
+    faster Python, which the benchmark also times; naslake decodes at full size)."""
+    im = Image.open(path)
+    width, height = im.size
+    tw, th = thumbnail_size(width, height, long)
+    scale = 1
+    if draft and im.format == "JPEG" and (tw, th) != (width, height):
+        # Pillow's draft rule: the largest of 8, 4, 2, 1
+        # within min(width // tw, height // th).
+        room = min(width // tw, height // th)
+        scale = next(a for a in (8, 4, 2, 1) if room >= a)
+        im.draft(im.mode, (tw, th))
+    g = to_gray(im)
+    if g.size != (tw, th):
+        g = g.resize((tw, th), Image.BOX)
+    return np.asarray(g, dtype=np.uint8), (width, height), scale
+
+
+def metrics(g):
+    """The metrics of a gray uint8 array, as the schema defines them."""
+    flat = g.astype(np.float64).ravel()
+    n = flat.size
+    hist = np.bincount(g.ravel(), minlength=256)
+    p = hist[hist > 0] / n
+    if g.shape[0] >= 3 and g.shape[1] >= 3:
+        x = g.astype(np.int64)
+        lap = x[:-2, 1:-1] + x[2:, 1:-1] + x[1:-1, :-2] + x[1:-1, 2:] - 4 * x[1:-1, 1:-1]
+        sharpness = float(lap.var())
+    else:
+        sharpness = 0.0
+    return {
+        "brightness_p1": float(np.percentile(g, 1, method="inverted_cdf")),
+        "brightness_p50": float(np.percentile(g, 50, method="inverted_cdf")),
+        "brightness_p99": float(np.percentile(g, 99, method="inverted_cdf")),
+        "dark_fraction": float(hist[: DARK_LEVEL + 1].sum() / n),
+        "bright_fraction": float(hist[BRIGHT_LEVEL:].sum() / n),
+        "rms_contrast": float(flat.std() / 255.0),
+        "sharpness": sharpness,
+        "entropy": float(-(p * np.log2(p)).sum()),
+        "phash": dhash(g),
+    }
+
+
+def dhash(g):
+    small = np.asarray(Image.fromarray(g, "L").resize((9, 8), Image.BOX), dtype=np.int16)
+    bits = (small[:, 1:] > small[:, :-1]).ravel()
+    h = 0
+    for b in bits:
+        h = (h << 1) | int(b)
+    return h - (1 << 64) if h >= 1 << 63 else h
+
+
+def inspect(path, long=512, draft=False):
+    """Everything the oracle measures of one file."""
+    g, (width, height), scale = thumbnail(path, long, draft)
+    with open(path, "rb") as f:
+        sha = hashlib.sha256(f.read()).hexdigest()
+    out = metrics(g)
+    out.update(
+        width=width,
+        height=height,
+        thumbnail_width=g.shape[1],
+        thumbnail_height=g.shape[0],
+        content_sha256=sha,
+    )
+    return out
+
+
+def hamming(a, b):
+    return bin((a ^ b) & ((1 << 64) - 1)).count("1")
