@@ -4,11 +4,11 @@
 //!
 //! Reader threads (as many as the kind asks for) take items from discovery and
 //! read them ([`Source::read`]) into a bounded channel of units; each DataFusion
-//! partition of the table pulls units from it and parses them on tokio's blocking
-//! pool, one unit at a time per partition, so parsing runs on every core whatever
-//! the plan above does with the partitions: an operator that polls them all from
-//! one task (a sort-preserving merge under a window function) would otherwise
-//! parse them one after the other. A source can be scanned once per run.
+//! partition of the table pulls units from it and parses them, so parsing runs on
+//! every core: in the partition's stream, or (a kind with
+//! [`Source::PARSE_ON_BLOCKING_POOL`]) on tokio's blocking pool, one unit at a time
+//! per partition, whatever the plan above does with the partitions. A source can
+//! be scanned once per run.
 //!
 //! Ending early is safe and prompt. A partition stream dropped before it drained
 //! the unit channel (a `LIMIT`, a failed write) sets the table's abort flag: the
@@ -266,12 +266,17 @@ impl<S: Source> PartitionStream for Partition<S> {
                                 DataFusionError::Internal("a partition's parser is missing".into());
                             return st.fail(e);
                         };
-                        let parsing = tokio::task::spawn_blocking(move || {
+                        let parse = move || {
                             let parsed = catch_unwind(AssertUnwindSafe(|| parser.parse(unit)))
                                 .map_err(|panic| crate::panics::describe(panic.as_ref()));
                             (parser, parsed)
-                        });
-                        let parsed = match parsing.await {
+                        };
+                        let parsed = if S::PARSE_ON_BLOCKING_POOL {
+                            tokio::task::spawn_blocking(parse).await
+                        } else {
+                            Ok(parse())
+                        };
+                        let parsed = match parsed {
                             Ok((parser, parsed)) => {
                                 st.parser = Some(parser);
                                 parsed

@@ -93,6 +93,9 @@ impl Source for ImageSource {
     const SUFFIXES: Option<&'static [&'static str]> = Some(format::SUFFIXES);
     // Units are whole files: few wait, so memory stays a few files per core.
     const UNITS_IN_FLIGHT: usize = 4;
+    // A file takes tens of milliseconds to decode, and the job's window functions
+    // poll both partitions from one task.
+    const PARSE_ON_BLOCKING_POOL: bool = true;
 
     type Options = ImageOptions;
     type Unit = File;
