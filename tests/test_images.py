@@ -78,6 +78,8 @@ def corpus(tmp_path_factory):
              exif=exif("2026:11:29 08:00:00", orientation=6))
     big.convert("L").save(st["cam-a"] / "gray.jpg", quality=90)
     textured(rng, 900, 700).convert("CMYK").save(st["cam-a"] / "cmyk.jpg", quality=90)
+    # RGB stored as RGB (an Adobe marker, transform 0), not YCbCr.
+    textured(rng, 800, 600).save(st["cam-a"] / "rgb-adobe.jpg", quality=90, keep_rgb=True)
     textured(rng, 1200, 900).save(st["cam-b"] / "rgb8.png")
     Image.fromarray((np.asarray(textured(rng, 700, 500).convert("L"), dtype=np.uint16) * 257)).save(st["cam-b"] / "gray16.png")
     textured(rng, 600, 400).quantize(100).save(st["cam-b"] / "palette.png")

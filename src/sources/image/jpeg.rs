@@ -32,10 +32,16 @@ pub fn decode(bytes: &[u8], bounds: &Bounds) -> Result<Decoded, Refused> {
         .ok_or_else(|| refused(Stage::Header, "JPEG header: no colour space"))?;
     // Y of YCbCr is the luma Pillow computes from the RGB it converts to (the
     // same ITU-R 601 weights), so a colour JPEG is decoded to Y alone.
+    // zune settles the colour space of three components only when it decodes
+    // (an Adobe marker saying RGB or YCbCr): with the headers alone, three
+    // components may still read as CMYK or YCCK.
+    let three = info.components == 3;
     let (color_type, output) = match input {
         ColorSpace::Luma => ("gray", ColorSpace::Luma),
         ColorSpace::YCbCr => ("rgb", ColorSpace::Luma),
         ColorSpace::RGB => ("rgb", ColorSpace::RGB),
+        ColorSpace::CMYK if three => ("rgb", ColorSpace::RGB),
+        ColorSpace::YCCK if three => ("rgb", ColorSpace::Luma),
         ColorSpace::CMYK => ("cmyk", ColorSpace::CMYK),
         ColorSpace::YCCK => ("ycck", ColorSpace::RGB),
         other => {

@@ -28,9 +28,12 @@ fn stored_color(
     match format {
         // IHDR: bytes 24 (bit depth) and 25 (colour type 3 = indexed).
         Format::Png if bytes.len() > 25 && bytes[25] == 3 => return ("palette", bytes[24]),
-        // BITMAPINFOHEADER: bits per pixel at 28; 8 or fewer is a palette.
+        // Bits per pixel: at 28 after a BITMAPINFOHEADER (or a later one), at 24
+        // after an OS/2 BITMAPCOREHEADER (12 bytes); 8 or fewer is a palette.
         Format::Bmp if bytes.len() > 29 => {
-            let bpp = u16::from_le_bytes([bytes[28], bytes[29]]);
+            let header = u32::from_le_bytes([bytes[14], bytes[15], bytes[16], bytes[17]]);
+            let at = if header == 12 { 24 } else { 28 };
+            let bpp = u16::from_le_bytes([bytes[at], bytes[at + 1]]);
             if (1..=8).contains(&bpp) {
                 return ("palette", bpp as u8);
             }
@@ -71,10 +74,20 @@ pub fn decode(format: Format, bytes: &[u8], bounds: &Bounds) -> Result<Decoded, 
     let (w, h) = decoder.dimensions();
     bounds.check_pixels(u64::from(w), u64::from(h))?;
     // The decoded image, then the gray levels made of it.
-    let gray_bytes = u64::from(w) * u64::from(h);
+    let pixels = u64::from(w) * u64::from(h);
+    // `image` decodes a TIFF into a buffer of its stored samples first, then
+    // copies it out: both are alive at once.
+    let stored = match format {
+        Format::Tiff => pixels
+            .saturating_mul(u64::from(decoder.original_color_type().bits_per_pixel()).div_ceil(8)),
+        _ => 0,
+    };
     bounds.check_memory(
         &format!("this {}", format.name()),
-        decoder.total_bytes().saturating_add(gray_bytes),
+        decoder
+            .total_bytes()
+            .saturating_add(pixels)
+            .saturating_add(stored),
     )?;
     let (color_type, bit_depth) = stored_color(format, bytes, decoder.original_color_type());
     let header = Header {
