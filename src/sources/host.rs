@@ -6,8 +6,8 @@
 //! read them ([`Source::read`]) into a bounded channel of units; each DataFusion
 //! partition of the table pulls units from it and parses them, so parsing runs on
 //! every core: in the partition's stream, or (a kind with
-//! [`Source::PARSE_ON_BLOCKING_POOL`]) on tokio's blocking pool, one unit at a time
-//! per partition, whatever the plan above does with the partitions. A source can
+//! [`Source::PARSE_ON_RAYON`]) on rayon's pool, one unit at a time per partition
+//! and at most one per core, whatever the plan above does with the partitions. A source can
 //! be scanned once per run.
 //!
 //! Ending early is safe and prompt. A partition stream dropped before it drained
@@ -183,7 +183,7 @@ impl<S: Source> std::fmt::Debug for Partition<S> {
 /// A partition's stream: its parser and the state of the unit channel.
 struct PartitionState<S: Source> {
     side: Arc<TableSide<S>>,
-    /// Away (`None`) only while it parses a unit on the blocking pool.
+    /// Away (`None`) only while it parses a unit on the rayon pool.
     parser: Option<S::Parser>,
     /// The stream has given its last item.
     ended: bool,
@@ -271,19 +271,27 @@ impl<S: Source> PartitionStream for Partition<S> {
                                 .map_err(|panic| crate::panics::describe(panic.as_ref()));
                             (parser, parsed)
                         };
-                        let parsed = if S::PARSE_ON_BLOCKING_POOL {
-                            tokio::task::spawn_blocking(parse).await
+                        let parsed = if S::PARSE_ON_RAYON {
+                            let (done, result) = tokio::sync::oneshot::channel();
+                            rayon::spawn(move || {
+                                // The stream waiting for it may have been dropped
+                                // (a failed run): the parsed unit is then unwanted.
+                                if done.send(parse()).is_err() {
+                                    tracing::debug!("a parsed unit had no stream left to take it");
+                                }
+                            });
+                            result.await.ok()
                         } else {
-                            Ok(parse())
+                            Some(parse())
                         };
                         let parsed = match parsed {
-                            Ok((parser, parsed)) => {
+                            Some((parser, parsed)) => {
                                 st.parser = Some(parser);
                                 parsed
                             }
-                            Err(e) => {
+                            None => {
                                 let e = DataFusionError::Execution(format!(
-                                    "the `{}` parser of source `{}` did not finish: {e}",
+                                    "the `{}` parser of source `{}` did not finish",
                                     S::FORMAT,
                                     st.side.source.name
                                 ));

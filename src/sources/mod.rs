@@ -74,13 +74,14 @@ pub trait Source: Debug + Send + Sync + Sized + 'static {
     const SUFFIXES: Option<&'static [&'static str]>;
     /// Units waiting for a parser; with the unit size this bounds buffered input.
     const UNITS_IN_FLIGHT: usize = 4;
-    /// Parse each unit on tokio's blocking pool rather than in the partition's
-    /// stream. For kinds whose units take long to parse (a whole image): an
-    /// operator that polls every partition from one task (the sort-preserving
-    /// merge under a window function) would otherwise parse them one after the
-    /// other. Off for kinds of many quick units (CSV chunks), which keep the batch
-    /// on the thread that writes it.
-    const PARSE_ON_BLOCKING_POOL: bool = false;
+    /// Parse each unit on rayon's pool (one thread per core) rather than in the
+    /// partition's stream. For kinds whose units take long to parse (a whole
+    /// image): an operator that polls every partition from one task (the
+    /// sort-preserving merge under a window function) would otherwise parse them
+    /// one after the other, and the pool keeps to one parse per core whatever the
+    /// number of partitions. Off for kinds of many quick units (CSV chunks), which
+    /// keep the batch on the thread that writes it.
+    const PARSE_ON_RAYON: bool = false;
 
     /// The kind's own options: the keys of `sources.NAME` other than the ones every
     /// source has (`format`, `prefix`, `suffixes`, `allow_empty`). Unknown keys are

@@ -95,7 +95,7 @@ impl Source for ImageSource {
     const UNITS_IN_FLIGHT: usize = 4;
     // A file takes tens of milliseconds to decode, and the job's window functions
     // poll both partitions from one task.
-    const PARSE_ON_BLOCKING_POOL: bool = true;
+    const PARSE_ON_RAYON: bool = true;
 
     type Options = ImageOptions;
     type Unit = File;
