@@ -69,9 +69,9 @@ SELECT source_key,
        sharpness_z, blurry, too_dark, overexposed, low_information, odd_aspect,
        exact_duplicate, near_duplicate,
        blurry OR too_dark OR overexposed OR low_information OR odd_aspect
-         OR exact_duplicate OR near_duplicate OR NOT suffix_matches AS needs_review,
+         OR exact_duplicate OR near_duplicate OR coalesce(NOT suffix_matches, false) AS needs_review,
        true_names('blurry,too_dark,overexposed,low_information,odd_aspect,exact_duplicate,near_duplicate,wrong_suffix',
                   blurry, too_dark, overexposed, low_information, odd_aspect,
-                  exact_duplicate, near_duplicate, NOT suffix_matches) AS review_reasons,
+                  exact_duplicate, near_duplicate, coalesce(NOT suffix_matches, false)) AS review_reasons,
        capture_date
 FROM flagged

@@ -261,7 +261,7 @@ def test_the_review_flags_on_constructed_cases(indexed):
         assert r["needs_review"] == bool(r["review_reasons"]), key
         order = ["blurry", "too_dark", "overexposed", "low_information", "odd_aspect",
                  "exact_duplicate", "near_duplicate", "wrong_suffix"]
-        flags = [f for f in order[:-1] if r[f]] + (["wrong_suffix"] if not r["suffix_matches"] else [])
+        flags = [f for f in order[:-1] if r[f]] + (["wrong_suffix"] if r["suffix_matches"] is False else [])
         assert list(r["review_reasons"]) == flags, key
     # A sharp, well-exposed, unique photo needs no review.
     assert not ins["cam-b/rgb8.png"]["needs_review"], reasons("cam-b/rgb8.png")
@@ -420,6 +420,33 @@ def test_a_lower_pixel_limit_and_memory_cap_are_options(corpus, tmp_path):
     assert rej["cam-b/rgb8.png"]["stage"] == "limits" and "max_decode_bytes" in rej["cam-b/rgb8.png"]["reason"]
     assert "max_decode_bytes" in rej["cam-a/rgb-baseline.jpg"]["reason"]
     assert "cam-b/palette.png" not in rej and "cam-b/gray-lzw.tif" not in rej
+
+
+def test_content_recognition_reads_keys_without_a_suffix(tmp_path):
+    """recognise = "content": every key is opened; an image with no suffix is indexed
+    with suffix_matches NULL and no wrong_suffix reason, a misnamed one still gets
+    it, and what is not an image is a reject."""
+    src = tmp_path / "in" / "cam"
+    src.mkdir(parents=True)
+    rng = np.random.default_rng(11)
+    textured(rng, 320, 240).save(src / "frame-0001", "PNG")
+    textured(rng, 320, 240).save(src / "frame-0002.jpg", "PNG")
+    (src / "log.txt").write_text("not an image\n")
+    job = tmp_path / "content.toml"
+    job.write_text(JOB.read_text().replace('recognise = "suffix"', 'recognise = "content"')
+                   .replace('input = "../samples/images"', f'input = "{tmp_path / "in"}"')
+                   .replace('"../schemas/', f'"{ROOT}/schemas/').replace('sql = "image', f'sql = "{ROOT}/jobs/image'))
+    lake = tmp_path / "lake"
+    run = naslake("run", job, "--output", lake, lake=lake)
+    assert run.code == 3, run.stderr
+    ins = {r["source_key"]: r for r in rows(lake, "image_inspections")}
+    rej = {r["source_key"]: r for r in rows(lake, "image_rejects")}
+    assert ins["cam/frame-0001"]["suffix_matches"] is None
+    assert "wrong_suffix" not in ins["cam/frame-0001"]["review_reasons"]
+    assert ins["cam/frame-0002.jpg"]["suffix_matches"] is False
+    assert list(ins["cam/frame-0002.jpg"]["review_reasons"]) == ["wrong_suffix"]
+    assert rej["cam/log.txt"]["stage"] == "recognise"
+    assert "selected by its suffix" not in rej["cam/log.txt"]["reason"]
 
 
 def test_the_bundled_samples(tmp_path):

@@ -225,7 +225,7 @@ impl ImageParser {
             });
         Ok(Row {
             sha256: hex(&Sha256::digest(&file.bytes)),
-            suffix_matches: Format::of_suffix(key) == Some(format),
+            suffix_matches: Format::of_suffix(key).map(|named| named == format),
             exif,
             station: self
                 .station

@@ -65,7 +65,8 @@ impl CaptureSource {
 pub struct Row {
     pub object: Object,
     pub sha256: String,
-    pub suffix_matches: bool,
+    /// `None`: the key has no image suffix to compare.
+    pub suffix_matches: Option<bool>,
     pub header: Header,
     pub exif: Exif,
     pub station: Option<String>,
@@ -142,10 +143,7 @@ fn inspection_column(f: &Field, rows: &[Row], captures: &[Capture]) -> Option<Ar
         "object_last_modified" => timestamps(f, r().map(|r| r.object.last_modified)),
         "content_sha256" => strings(r().map(|r| Some(r.sha256.as_str()))),
         "format" => strings(r().map(|r| Some(r.header.format.name()))),
-        "suffix_matches" => Arc::new(
-            r().map(|r| Some(r.suffix_matches))
-                .collect::<BooleanArray>(),
-        ),
+        "suffix_matches" => Arc::new(r().map(|r| r.suffix_matches).collect::<BooleanArray>()),
         "width" => ints(r().map(|r| Some(r.header.width as i32))),
         "height" => ints(r().map(|r| Some(r.header.height as i32))),
         "color_type" => strings(r().map(|r| Some(r.header.color_type))),
