@@ -66,6 +66,14 @@ struct RunArgs {
     /// Discover and check everything, write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Read only the objects that are new or changed since the last committed run,
+    /// and remove the rows of deleted ones (the job's `incremental.enabled`).
+    #[arg(long, conflicts_with = "full")]
+    incremental: bool,
+    /// Read everything and start the incremental state anew (the way out when the
+    /// state does not match the catalog).
+    #[arg(long)]
+    full: bool,
 }
 
 #[derive(Debug, Args)]
@@ -211,6 +219,11 @@ async fn run(args: RunArgs, progress: bool) -> Result<i32, Error> {
         overrides: args.overrides,
         dry_run: args.dry_run,
         progress,
+        incremental: match (args.incremental, args.full) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        },
     };
     let jobs = match args.job {
         Some(j) => vec![j],

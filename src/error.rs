@@ -71,6 +71,15 @@ pub enum Error {
     #[error("accounting: {0}")]
     Accounting(String),
 
+    /// The incremental state is unreadable or does not match the catalog: the
+    /// message says what differs; `--full` starts the state anew.
+    #[error("state: {0}")]
+    State(String),
+
+    /// Another run of the job holds its lease, or this run lost it.
+    #[error("lease: {0}")]
+    Lease(String),
+
     /// A source's own server (a filer's REST API) refused the run's credentials or
     /// could not be reached: the run fails and changes nothing.
     #[error("{0}")]

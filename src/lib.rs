@@ -13,6 +13,7 @@ pub mod cli;
 pub mod commit;
 pub mod discover;
 pub mod error;
+pub mod faults;
 pub mod files_table;
 pub mod job;
 pub mod logging;

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+use crate::discover::changes::ChangeCounts;
 use crate::discover::{ItemCounts, SourceListing, WorkItem};
 use crate::job::WriteMode;
 use crate::sync::lock;
@@ -70,6 +71,32 @@ pub struct RunReport {
     pub sources: Vec<SourceReport>,
     pub files: Vec<FileReport>,
     pub tables: Vec<TableReport>,
+    /// How the run related to the job's last committed one (absent for a dry run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<IncrementalReport>,
+}
+
+/// What an incremental run compared, found and changed; a full run says why it
+/// was full.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IncrementalReport {
+    /// `incremental` or `full`.
+    pub basis: &'static str,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_run: Option<String>,
+    /// An incremental run that found nothing new, changed or deleted: it opened
+    /// nothing and changed no catalog entry.
+    pub nothing_changed: bool,
+    /// Listed objects against the state, all sources.
+    pub objects: ChangeCounts,
+    pub by_source: std::collections::BTreeMap<String, ChangeCounts>,
+    /// Rows written for new and changed objects, and old rows of changed and
+    /// deleted objects removed, over the tables kept per object.
+    pub rows_added: u64,
+    pub rows_removed: u64,
+    /// What this run completed or cleaned up of a run that died.
+    pub recovered: crate::commit::recover::Recovered,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -135,6 +162,9 @@ pub struct TableReport {
     pub partitions_written: u64,
     /// Files of earlier runs this run's commit replaced and removed.
     pub files_removed: u64,
+    /// What an incremental run did to the table's last version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<crate::write::carry::MergeCounts>,
     pub files: Vec<WrittenFile>,
 }
 
@@ -151,6 +181,35 @@ impl RunReport {
         }
         for w in &self.warnings {
             s.push_str(&format!("  warning: {w}\n"));
+        }
+        if let Some(inc) = &self.incremental {
+            let o = &inc.objects;
+            if inc.basis == "incremental" {
+                s.push_str(&format!(
+                    "  objects {} new, {} changed, {} unchanged, {} deleted since run {}; rows {} added, {} removed{}\n",
+                    o.new,
+                    o.changed,
+                    o.unchanged,
+                    o.deleted,
+                    inc.previous_run.as_deref().unwrap_or("?"),
+                    inc.rows_added,
+                    inc.rows_removed,
+                    if inc.nothing_changed { ": nothing changed, nothing read, catalog untouched" } else { "" }
+                ));
+            } else {
+                s.push_str(&format!("  full run: {}\n", inc.reason));
+            }
+            if let Some(run) = &inc.recovered.completed {
+                s.push_str(&format!(
+                    "  completed the commit of run {run}, which had died during it\n"
+                ));
+            }
+            if inc.recovered.orphans_removed > 0 {
+                s.push_str(&format!(
+                    "  removed {} files left by runs that died\n",
+                    inc.recovered.orphans_removed
+                ));
+            }
         }
         s.push_str(&format!(
             "  input   {} files ({} rejected whole), {} bytes, {} records: {} loaded, {} rejected\n",

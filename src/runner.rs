@@ -6,7 +6,7 @@
 //! writes is in its staged list, and a run that fails at any point before the
 //! catalog changed deletes exactly those, here, in one place.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,15 +17,25 @@ use object_store::{ObjectStoreExt, PutPayload};
 use tracing::{info, warn};
 
 use crate::catalog::{Catalog, CatalogSpec};
+use crate::commit::lease::Lease;
+use crate::commit::next_state::{self, NextState};
+use crate::commit::recover::{self, Recovered};
+use crate::commit::state::{self, CommitRecord, JobState, StateDir, TableKind};
 use crate::commit::{self, TableFiles, TablePlan, accounting, cleanup};
-use crate::discover::{self, Discovered, DiscoveredItem, ItemSink, SourceListing};
+use crate::discover::changes::{Baseline, SourceChanges};
+use crate::discover::{self, Discovered, DiscoveredItem, ItemSink, SourceListing, WorkItem};
 use crate::error::{EXIT_OK, EXIT_REJECTS, Error, Result};
 use crate::files_table::{FilesTable, TableFile};
-use crate::job::{Job, JobTable};
-use crate::report::{FileReport, RunReport, RunStatus, SourceReport, Totals, Warnings};
+use crate::job::{Deletes, Job, JobTable, WriteMode};
+use crate::report::{
+    FileReport, IncrementalReport, RunReport, RunStatus, SourceReport, TableReport, Totals,
+    Warnings,
+};
 use crate::sources::{AnySource, Drain, Feed, Registry};
 use crate::storage::{Location, redact_url};
-use crate::transform;
+use crate::transform::{self, lineage::Lineage};
+use crate::write::carry::{self, OldTable};
+use crate::write::keys::{KEY_COLUMN, KeyTally};
 use crate::write::{self, Staged, TableWriter, WrittenFile};
 
 /// How a run was asked for on the command line.
@@ -37,6 +47,9 @@ pub struct RunOptions {
     pub overrides: Vec<String>,
     pub dry_run: bool,
     pub progress: bool,
+    /// `--incremental` (`Some(true)`) or `--full` (`Some(false)`); `None`: the
+    /// job spec's `incremental.enabled`.
+    pub incremental: Option<bool>,
 }
 
 /// The result of a run that got as far as doing work; a run that fails after that
@@ -73,7 +86,7 @@ pub async fn run_job_with(
         .unwrap_or_else(|| "./lake".into());
     // Settings and the SQL are checked before any work, like the spec.
     transform::memory_limit()?;
-    transform::check_job_sql(&job).await?;
+    let lineage = transform::check_job_sql(&job).await?;
     let input = input_url.as_deref().map(Location::open).transpose()?;
     if input.is_none()
         && let Some(s) = job.sources.iter().find(|s| s.objects().is_some())
@@ -111,7 +124,7 @@ pub async fn run_job_with(
     let shown_output = redact_url(&output_url).to_string();
     info!(job = %job.spec.name, run_id = %run_id, input = %shown_input, output = %shown_output, "run started");
 
-    let mut report = RunReport {
+    let report = RunReport {
         run_id: run_id.clone(),
         job: job.spec.name.clone(),
         status: RunStatus::Running,
@@ -127,90 +140,432 @@ pub async fn run_job_with(
         sources: Vec::new(),
         files: Vec::new(),
         tables: Vec::new(),
+        incremental: None,
     };
     if opts.dry_run {
         return dry_run(&job, input.as_ref(), report).await;
     }
-    // Where each table's files go, and whether its schema change is allowed, is
-    // decided against the catalog before anything is written.
-    let plans = commit::plan(&job, &catalog, &database, &output, &run_id).await?;
-
-    let run = Run {
+    // One run of the job per output at a time: the lease is held from here to the end.
+    let state_dir = StateDir::new(&output, &job.spec.name);
+    let ttl = std::time::Duration::from_secs(job.spec.incremental.lease_seconds.max(3));
+    let lease = Lease::acquire(&state_dir, &run_id, ttl).await?;
+    let leased = Leased {
         job: &job,
+        opts,
         input: input.as_ref(),
         output: &output,
+        catalog: &catalog,
+        database: &database,
         run_id: &run_id,
-        plans: &plans,
-        manifest: Arc::new(Discovered::default()),
-        staged: Staged::default(),
-        warnings: Warnings::default(),
-        progress: progress_bar(opts.progress),
+        lineage: &lineage,
+        state_dir: &state_dir,
+        lease: &lease,
     };
-    let result = run.extract_and_write().await;
-    run.progress.finish_and_clear();
-    let result = match result {
-        Ok(tables) => {
-            let target = commit::Target {
-                job: &job,
-                catalog: &catalog,
-                database: &database,
-                output: &output,
-                run_id: &run_id,
-            };
-            commit::commit(&target, &plans, tables, &run.staged, &run.warnings).await
+    let outcome = leased.run(report, started).await;
+    if let Err(e) = lease.release().await {
+        warn!(error = %e, "could not release the job's lease; it expires by itself");
+    }
+    outcome
+}
+
+/// How this run relates to the job's last committed one.
+enum Basis {
+    /// Everything is read; the tables are replaced whole.
+    Full { reason: String },
+    /// Only what changed since `previous` is read.
+    Incremental(Box<Increment>),
+}
+
+/// An incremental run's view of the last committed state.
+struct Increment {
+    previous: JobState,
+    baseline: Arc<Baseline>,
+    /// Sources read in full all the same: a derived table's SQL reads them.
+    reread: BTreeSet<String>,
+    deletes: Deletes,
+}
+
+/// What the listing of an incremental run found, against the state.
+#[derive(Default)]
+struct Listed {
+    changes: BTreeMap<String, SourceChanges>,
+    /// Keys whose old rows go: changed, deleted (propagated) or read again.
+    removed: HashSet<String>,
+    /// Objects gone whose rows stay (`deletes = "keep"`), by source.
+    kept_deleted: BTreeMap<String, BTreeSet<String>>,
+    /// Nothing to read and nothing to remove.
+    quiet: bool,
+}
+
+/// A run that holds the job's lease.
+struct Leased<'a> {
+    job: &'a Job,
+    opts: &'a RunOptions,
+    input: Option<&'a Location>,
+    output: &'a Location,
+    catalog: &'a Catalog,
+    database: &'a str,
+    run_id: &'a str,
+    lineage: &'a HashMap<String, Lineage>,
+    state_dir: &'a StateDir,
+    lease: &'a Lease,
+}
+
+impl Leased<'_> {
+    async fn run(&self, mut report: RunReport, started: Instant) -> Result<RunOutcome> {
+        let (job, output, run_id) = (self.job, self.output, self.run_id);
+        let warnings = Warnings::default();
+        let forced_full = self.opts.incremental == Some(false);
+        let requested = self
+            .opts
+            .incremental
+            .unwrap_or(job.spec.incremental.enabled);
+        let recovered = match recover::recover(
+            self.state_dir,
+            job,
+            self.catalog,
+            self.database,
+            self.lease.took_over_from.is_some(),
+            &warnings,
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(e) if forced_full => {
+                warnings.push(format!(
+                    "could not complete what a dead run left ({e}); --full goes on without it"
+                ));
+                Default::default()
+            }
+            Err(e) => return Err(e),
+        };
+        let kinds = table_kinds(job, self.lineage);
+        let digest = state::spec_digest(job);
+        let basis = self
+            .basis(requested, forced_full, &digest, &kinds, &warnings)
+            .await?;
+        // Where each table's files go, and whether its schema change is allowed, is
+        // decided against the catalog before anything is written.
+        let plans = commit::plan(job, self.catalog, self.database, output, run_id).await?;
+        if let Basis::Incremental(inc) = &basis {
+            check_catalog_matches(&inc.previous, &plans, self.database)?;
         }
-        Err(e) => Err(e),
-    };
-    // The one place a failed run's files go: unless the catalog may point at
-    // them (an undo that failed), they are deleted.
-    if let Err(e) = &result {
-        if matches!(e, Error::CatalogInconsistent(_)) {
-            tracing::error!(error = %e, "catalog left inconsistent; this run's files are kept");
-        } else {
-            cleanup::discard(&output, &run.staged, &run.warnings).await;
+        let increment = match &basis {
+            Basis::Incremental(inc) => Some(inc.as_ref()),
+            Basis::Full { .. } => None,
+        };
+        let run = Run {
+            job,
+            input: self.input,
+            output,
+            run_id,
+            plans: &plans,
+            lineage: self.lineage,
+            kinds: &kinds,
+            increment,
+            listed: std::sync::OnceLock::new(),
+            manifest: Arc::new(Discovered::default()),
+            staged: Staged::default(),
+            warnings: warnings.clone(),
+            progress: progress_bar(self.opts.progress),
+        };
+        let result = run.extract_and_write().await;
+        run.progress.finish_and_clear();
+        let result = match result {
+            Ok(Some(tables)) => self
+                .commit(&run, &plans, tables, &kinds, &digest)
+                .await
+                .map(Some),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
+        // The one place a failed run's files go: unless the catalog may point at
+        // them (an undo that failed), they are deleted.
+        if let Err(e) = &result {
+            if matches!(e, Error::CatalogInconsistent(_)) {
+                tracing::error!(error = %e, "catalog left inconsistent; this run's files are kept");
+            } else {
+                cleanup::discard(output, &run.staged, &warnings).await;
+            }
         }
+
+        let items = run.manifest.items();
+        report.sources = run
+            .manifest
+            .listings()
+            .iter()
+            .map(SourceReport::from)
+            .collect();
+        report.files = file_reports(&items);
+        fill_totals(&mut report.totals, &report.files, &report.sources);
+        report.incremental = Some(incremental_report(
+            &basis,
+            run.listed.get(),
+            &recovered,
+            result.as_ref().ok().and_then(|r| r.as_ref()),
+        ));
+        let exit_code = match result {
+            Ok(table_reports) => {
+                let table_reports = table_reports.unwrap_or_default();
+                for t in &table_reports {
+                    report.totals.rows_out += t.rows_written;
+                    report.totals.bytes_out += t.bytes_written;
+                    report.totals.files_written += t.files.len() as u64;
+                }
+                report.tables = table_reports;
+                let rejected =
+                    report.totals.records_rejected > 0 || report.totals.files_rejected > 0;
+                report.status = if rejected {
+                    RunStatus::SucceededWithRejects
+                } else {
+                    RunStatus::Succeeded
+                };
+                if rejected { EXIT_REJECTS } else { EXIT_OK }
+            }
+            Err(e) => {
+                report.status = RunStatus::Failed;
+                report.error = Some(e.to_string());
+                if matches!(e, Error::CatalogInconsistent(_)) {
+                    warn!(run_id = %run_id, error = %e, "run failed; check the catalog tables it names");
+                } else {
+                    warn!(run_id = %run_id, error = %e, "run failed; the catalog was not changed");
+                }
+                e.exit_code()
+            }
+        };
+        report.warnings = warnings.all();
+        finish_report(&mut report, started, output).await;
+        info!(run_id = %run_id, status = %report.status, rows_out = report.totals.rows_out, "run finished");
+        Ok(RunOutcome { report, exit_code })
     }
 
-    let items = run.manifest.items();
-    report.sources = run
-        .manifest
-        .listings()
-        .iter()
-        .map(SourceReport::from)
-        .collect();
-    report.files = file_reports(&items);
-    fill_totals(&mut report.totals, &report.files, &report.sources);
-    let exit_code = match result {
-        Ok(table_reports) => {
-            for t in &table_reports {
-                report.totals.rows_out += t.rows_written;
-                report.totals.bytes_out += t.bytes_written;
-                report.totals.files_written += t.files.len() as u64;
-            }
-            report.tables = table_reports;
-            let rejected = report.totals.records_rejected > 0 || report.totals.files_rejected > 0;
-            report.status = if rejected {
-                RunStatus::SucceededWithRejects
+    /// Decides between an incremental and a full run.
+    async fn basis(
+        &self,
+        requested: bool,
+        forced_full: bool,
+        digest: &str,
+        kinds: &HashMap<String, TableKind>,
+        warnings: &Warnings,
+    ) -> Result<Basis> {
+        let job = self.job;
+        if !requested {
+            let reason = if forced_full {
+                "--full".to_string()
             } else {
-                RunStatus::Succeeded
+                "incremental runs are off for this job (`incremental.enabled`, --incremental)"
+                    .to_string()
             };
-            if rejected { EXIT_REJECTS } else { EXIT_OK }
+            return Ok(Basis::Full { reason });
         }
-        Err(e) => {
-            report.status = RunStatus::Failed;
-            report.error = Some(e.to_string());
-            if matches!(e, Error::CatalogInconsistent(_)) {
-                warn!(run_id = %run_id, error = %e, "run failed; check the catalog tables it names");
-            } else {
-                warn!(run_id = %run_id, error = %e, "run failed; the catalog was not changed");
+        check_incremental(job)?;
+        let previous = match self.state_dir.current().await {
+            Ok(p) => p,
+            Err(e) => return Err(e),
+        };
+        let Some(previous) = previous else {
+            return Ok(Basis::Full {
+                reason:
+                    "the job has no committed state yet: this run reads everything and starts one"
+                        .into(),
+            });
+        };
+        if previous.spec_digest != digest {
+            let reason = format!(
+                "the job changed since run {} (its sources, SQL, schemas, params or naslake's version): this run reads everything",
+                previous.run_id
+            );
+            warnings.push(reason.clone());
+            return Ok(Basis::Full { reason });
+        }
+        let mut reread = BTreeSet::new();
+        for (table, l) in self.lineage {
+            if kinds.get(table) == Some(&TableKind::Derived) {
+                reread.extend(l.sources.iter().cloned());
             }
-            e.exit_code()
         }
+        Ok(Basis::Incremental(Box::new(Increment {
+            baseline: Arc::new(Baseline::new(&previous.sources)),
+            previous,
+            reread,
+            deletes: job.spec.incremental.deletes,
+        })))
+    }
+
+    /// Prepares the switch, builds the state it commits, and applies both.
+    async fn commit(
+        &self,
+        run: &Run<'_>,
+        plans: &HashMap<String, TablePlan>,
+        tables: Vec<TableFiles>,
+        kinds: &HashMap<String, TableKind>,
+        digest: &str,
+    ) -> Result<Vec<TableReport>> {
+        let target = commit::Target {
+            job: self.job,
+            catalog: self.catalog,
+            database: self.database,
+            output: self.output,
+            run_id: self.run_id,
+        };
+        let prepared = commit::prepare(&target, plans, tables, &run.staged).await?;
+        let empty = Listed::default();
+        let listed = run.listed.get().unwrap_or(&empty);
+        let items: Vec<WorkItem> = run
+            .manifest
+            .items()
+            .iter()
+            .map(|d| (*d.item).clone())
+            .collect();
+        let previous = run.increment.map(|i| &i.previous);
+        let state = next_state::build(
+            &NextState {
+                job: &self.job.spec.name,
+                run_id: self.run_id,
+                spec_digest: digest.to_string(),
+                previous,
+                removed: &listed.removed,
+                kept_deleted: &listed.kept_deleted,
+                items: &items,
+                kinds,
+            },
+            prepared.tables(),
+        )?;
+        let record = CommitRecord {
+            format: state::STATE_FORMAT,
+            base_run: self.state_dir.current_run().await?,
+            entries: prepared.entries(),
+            replaced: prepared.replaced(),
+            state,
+        };
+        let committing = commit::Committing {
+            dir: self.state_dir,
+            lease: self.lease,
+            record,
+        };
+        commit::apply(&target, prepared, committing, &run.warnings).await
+    }
+}
+
+/// How an incremental run keeps each table: from its SQL's lineage, the rejects
+/// table per object when it has a `source_key`.
+fn table_kinds(job: &Job, lineage: &HashMap<String, Lineage>) -> HashMap<String, TableKind> {
+    job.tables
+        .iter()
+        .map(|t| {
+            let kind = match lineage.get(&t.name) {
+                Some(l) => l.kind,
+                None if t.schema.columns.iter().any(|c| c.name == KEY_COLUMN) => TableKind::Objects,
+                None => TableKind::Derived,
+            };
+            (t.name.clone(), kind)
+        })
+        .collect()
+}
+
+/// An incremental run keeps every table equal to a full run over the objects
+/// listed: it needs sources that list objects and tables that a run replaces.
+fn check_incremental(job: &Job) -> Result<()> {
+    if let Some(s) = job.sources.iter().find(|s| s.objects().is_none()) {
+        return Err(Error::config(format!(
+            "job {}: source `{}` finds its items itself (a snapshot, not listed objects), so runs of this job cannot be incremental; run it with --full or without `incremental.enabled`",
+            job.spec.name,
+            s.name()
+        )));
+    }
+    if let Some(t) = job
+        .tables
+        .iter()
+        .find(|t| t.spec.mode != WriteMode::Overwrite)
+    {
+        return Err(Error::config(format!(
+            "job {}: table {} has mode `{}`; an incremental run keeps each table equal to a full run over the share, so its tables need mode `overwrite` (use `incremental.deletes = \"keep\"` to keep the rows of deleted files)",
+            job.spec.name,
+            t.name,
+            t.spec.mode.as_str()
+        )));
+    }
+    Ok(())
+}
+
+/// The catalog must hold what the state says the last committed run left: a
+/// table changed by hand (or by another tool) would be merged wrongly.
+fn check_catalog_matches(
+    previous: &JobState,
+    plans: &HashMap<String, TablePlan>,
+    database: &str,
+) -> Result<()> {
+    for (name, t) in &previous.tables {
+        let found = plans.get(name).and_then(|p| p.before.as_ref());
+        let problem = match found {
+            None => Some("it is not in the catalog".to_string()),
+            Some(e) if e.updated_by_run != t.updated_by_run => Some(format!(
+                "the catalog says run {} last changed it, the state says run {}",
+                if e.updated_by_run.is_empty() {
+                    "(none)"
+                } else {
+                    &e.updated_by_run
+                },
+                t.updated_by_run
+            )),
+            Some(e) if next_state::partitions_of(e) != t.partitions => {
+                Some("its partitions or their locations differ from the state's".to_string())
+            }
+            Some(_) => None,
+        };
+        if let Some(problem) = problem {
+            return Err(Error::State(format!(
+                "table {database}.{name} does not match the incremental state of run {}: {problem}. \
+                 Someone changed it outside naslake, or another job writes it. Run once with --full to rebuild the tables and the state",
+                previous.run_id
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn incremental_report(
+    basis: &Basis,
+    listed: Option<&Listed>,
+    recovered: &Recovered,
+    tables: Option<&Vec<TableReport>>,
+) -> IncrementalReport {
+    let mut out = IncrementalReport {
+        basis: match basis {
+            Basis::Full { .. } => "full",
+            Basis::Incremental(_) => "incremental",
+        },
+        reason: match basis {
+            Basis::Full { reason } => reason.clone(),
+            Basis::Incremental(inc) => {
+                format!("compared with the state of run {}", inc.previous.run_id)
+            }
+        },
+        previous_run: match basis {
+            Basis::Incremental(inc) => Some(inc.previous.run_id.clone()),
+            Basis::Full { .. } => None,
+        },
+        nothing_changed: listed.is_some_and(|l| l.quiet),
+        recovered: recovered.clone(),
+        ..Default::default()
     };
-    report.warnings = run.warnings.all();
-    finish_report(&mut report, started, &output).await;
-    info!(run_id = %run_id, status = %report.status, rows_out = report.totals.rows_out, "run finished");
-    Ok(RunOutcome { report, exit_code })
+    if let Some(l) = listed {
+        for (source, c) in &l.changes {
+            let counts = c.counts();
+            out.objects.new += counts.new;
+            out.objects.changed += counts.changed;
+            out.objects.unchanged += counts.unchanged;
+            out.objects.deleted += counts.deleted;
+            out.by_source.insert(source.clone(), counts);
+        }
+    }
+    for t in tables.into_iter().flatten() {
+        if let Some(m) = &t.incremental {
+            out.rows_added += m.rows_added;
+            out.rows_removed += m.rows_removed;
+        }
+    }
+    out
 }
 
 /// `--dry-run`: discover every source completely, plan every table's SQL against
@@ -249,6 +604,12 @@ struct Run<'a> {
     output: &'a Location,
     run_id: &'a str,
     plans: &'a HashMap<String, TablePlan>,
+    lineage: &'a HashMap<String, Lineage>,
+    kinds: &'a HashMap<String, TableKind>,
+    /// The last committed state, in an incremental run.
+    increment: Option<&'a Increment>,
+    /// What an incremental run's listing found (set once listing is over).
+    listed: std::sync::OnceLock<Listed>,
     /// The items discovered so far (all of them once discovery is over).
     manifest: Arc<Discovered>,
     /// Every file written, for the one cleanup of a failed run.
@@ -260,8 +621,12 @@ struct Run<'a> {
 impl Run<'_> {
     /// Discovers while working (each source's readers start on the first item
     /// found), runs every table's SQL into its writers, and checks that the run's
-    /// counts add up. Returns the tables' files, ready to commit.
-    async fn extract_and_write(&self) -> Result<Vec<TableFiles>> {
+    /// counts add up. Returns the tables' files, ready to commit, or `None` when
+    /// an incremental run found nothing changed.
+    async fn extract_and_write(&self) -> Result<Option<Vec<TableFiles>>> {
+        if let Some(inc) = self.increment {
+            return self.extract_changes(inc).await;
+        }
         let mut feeds = Vec::new();
         let mut discovery = Vec::new();
         for source in &self.job.sources {
@@ -302,7 +667,47 @@ impl Run<'_> {
             return Err(e);
         }
         check_not_empty(self.job, self.input, &listings).await?;
-        for (source, drain) in self.job.sources.iter().zip(&drains) {
+        self.check_complete(&drains, &tables)?;
+        Ok(Some(tables))
+    }
+
+    /// An incremental run lists every source first (it must know what was
+    /// deleted before it rewrites a partition), then reads what changed.
+    async fn extract_changes(&self, inc: &Increment) -> Result<Option<Vec<TableFiles>>> {
+        let mut feeds = Vec::new();
+        let mut listings = Vec::new();
+        for source in &self.job.sources {
+            let (tx, rx) = async_channel::unbounded();
+            let mut sink = ItemSink::new(
+                source.name(),
+                self.manifest.clone(),
+                tx,
+                self.progress.clone(),
+            )
+            .with_baseline(inc.baseline.clone(), inc.reread.contains(source.name()));
+            let prefix = source.discover(self.input, &mut sink).await?;
+            listings.push(sink.finish(&prefix));
+            feeds.push(rx);
+        }
+        check_not_empty(self.job, self.input, &listings).await?;
+        let listed = listed(inc, &self.job.sources);
+        let quiet = listed.quiet;
+        if quiet {
+            info!(previous_run = %inc.previous.run_id, "nothing changed since the last committed run: nothing read, nothing committed");
+        }
+        let _ = self.listed.set(listed);
+        if quiet {
+            return Ok(None);
+        }
+        let drains: Vec<Arc<Drain>> = feeds.iter().map(|_| Arc::default()).collect();
+        let tables = self.write_tables(feeds, &drains).await?;
+        self.check_complete(&drains, &tables)?;
+        Ok(Some(tables))
+    }
+
+    /// Every source was read to its end, and the counts add up.
+    fn check_complete(&self, drains: &[Arc<Drain>], tables: &[TableFiles]) -> Result<()> {
+        for (source, drain) in self.job.sources.iter().zip(drains) {
             if !drain.complete() {
                 return Err(Error::Accounting(format!(
                     "source `{}` was not read to the end: the job's SQL stopped reading it early (a LIMIT?), so the rest would be neither loaded nor rejected",
@@ -315,8 +720,7 @@ impl Run<'_> {
             .iter()
             .find(|t| &t.table.name == rejects_name)
             .map_or(0, |t| t.rows);
-        accounting::check(&self.manifest.items(), rejects_rows)?;
-        Ok(tables)
+        accounting::check(&self.manifest.items(), rejects_rows)
     }
 
     /// Extracts, transforms and writes every table; the rejects table is written
@@ -329,7 +733,10 @@ impl Run<'_> {
         let ctx = transform::session()?;
         let (rejects_tx, rejects_rx) = async_channel::bounded::<RecordBatch>(64);
         let rejects_table = self.job.rejects_table().clone();
-        let rejects_writer = self.table_writer(&rejects_table, Default::default())?;
+        let rejects_counter: Arc<std::sync::atomic::AtomicU32> = Arc::default();
+        let rejects_tally = self.tally_for(&rejects_table);
+        let rejects_writer =
+            self.tallying_writer(&rejects_table, rejects_counter.clone(), &rejects_tally)?;
         let rejects_task = tokio::spawn(write_rejects(rejects_writer, rejects_rx));
         let written = self.write_sql_tables(&ctx, feeds, drains, rejects_tx).await;
         // Dropping the session drops the sources' tables, and with them the unit
@@ -343,12 +750,10 @@ impl Run<'_> {
             .and_then(|r| r);
         let mut done = written?;
         let (files, rows) = rejects?;
-        done.push(TableFiles {
-            prefix: self.output.child(&rejects_table.name),
-            table: rejects_table,
-            files,
-            rows,
-        });
+        let rejects = self
+            .table_files(&rejects_table, files, rows, rejects_tally, rejects_counter)
+            .await?;
+        done.push(rejects);
         Ok(done)
     }
 
@@ -380,8 +785,17 @@ impl Run<'_> {
         let mut done = Vec::new();
         for table in self.job.tables.iter().filter(|t| t.sql.is_some()) {
             let t = self.write_sql_table(ctx, table).await?;
-            // Later SQL reads exactly the files this run wrote for the table.
-            register_written(ctx, self.output, &t.table, &t.files)?;
+            // Later SQL reads exactly the table's new version: the files this run
+            // wrote, and in an incremental run the partitions it kept.
+            let read_later = self
+                .lineage
+                .values()
+                .any(|l| l.tables.contains(&table.name));
+            let mut files = t.files.clone();
+            if read_later && let Some(m) = &t.merge {
+                files.extend(kept_files(self.output, &m.kept).await?);
+            }
+            register_written(ctx, self.output, &t.table, &files)?;
             done.push(t);
         }
         Ok(done)
@@ -391,16 +805,90 @@ impl Run<'_> {
         let plan = transform::plan_table(ctx, table).await?;
         let writers = transform::writers_for(self.input_size_hint().await, &plan);
         let streams = transform::output_streams(plan, ctx, writers)?;
-        let counter = Arc::default();
-        let (files, rows) =
-            write::write_streams(streams, || self.table_writer(table, Arc::clone(&counter)))
-                .await?;
+        let counter: Arc<std::sync::atomic::AtomicU32> = Arc::default();
+        let tally = self.tally_for(table);
+        let (files, rows) = write::write_streams(streams, || {
+            self.tallying_writer(table, Arc::clone(&counter), &tally)
+        })
+        .await?;
         info!(table = %table.name, rows, files = files.len(), "table written");
+        self.table_files(table, files, rows, tally, counter).await
+    }
+
+    /// A table kept per object tallies its rows by key (for the state).
+    fn tally_for(&self, table: &JobTable) -> Option<Arc<KeyTally>> {
+        (self.kinds.get(&table.name) == Some(&TableKind::Objects)).then(Arc::default)
+    }
+
+    fn tallying_writer(
+        &self,
+        table: &JobTable,
+        counter: Arc<std::sync::atomic::AtomicU32>,
+        tally: &Option<Arc<KeyTally>>,
+    ) -> Result<TableWriter> {
+        let writer = self.table_writer(table, counter)?;
+        match tally {
+            Some(t) => writer.tally_keys(t.clone()),
+            None => Ok(writer),
+        }
+    }
+
+    /// A table's fresh files, merged in an incremental run with its last version.
+    async fn table_files(
+        &self,
+        table: &JobTable,
+        mut files: Vec<WrittenFile>,
+        rows: u64,
+        tally: Option<Arc<KeyTally>>,
+        counter: Arc<std::sync::atomic::AtomicU32>,
+    ) -> Result<TableFiles> {
+        let mut merged = None;
+        if let (Some(inc), Some(listed), Some(_)) = (self.increment, self.listed.get(), &tally) {
+            let old = OldTable {
+                partitions: inc
+                    .previous
+                    .tables
+                    .get(&table.name)
+                    .map(|t| t.locations())
+                    .unwrap_or_default(),
+                rows: next_state::rows_by_partition(&inc.previous, &table.name, None),
+                removed_rows: next_state::rows_by_partition(
+                    &inc.previous,
+                    &table.name,
+                    Some(&listed.removed),
+                ),
+            };
+            let placement = self
+                .plans
+                .get(&table.name)
+                .map(|p| p.placement.clone())
+                .ok_or_else(|| {
+                    Error::Accounting(format!("table {} was not planned", table.name))
+                })?;
+            let writer = self.table_writer(table, counter)?;
+            let (merge, carried) = carry::merge(
+                self.output,
+                &table.name,
+                &old,
+                &listed.removed,
+                &files,
+                writer,
+                &placement,
+                &self.staged,
+            )
+            .await?;
+            info!(table = %table.name, counts = ?merge.counts, "merged with the last version");
+            files.extend(carried);
+            files.sort_by(|a, b| a.path.cmp(&b.path));
+            merged = Some(merge);
+        }
         Ok(TableFiles {
             table: table.clone(),
             prefix: self.output.child(&table.name),
             files,
             rows,
+            tally: tally.map(|t| t.take()),
+            merge: merged,
         })
     }
 
@@ -441,6 +929,66 @@ impl Run<'_> {
             self.staged.clone(),
         )
     }
+}
+
+/// Sums up an incremental run's listing against the state.
+fn listed(inc: &Increment, sources: &[Arc<dyn AnySource>]) -> Listed {
+    let mut out = Listed {
+        quiet: true,
+        ..Default::default()
+    };
+    for source in sources {
+        let name = source.name();
+        let c = inc.baseline.outcome(name);
+        let before = inc.previous.sources.get(name);
+        out.removed.extend(c.changed.iter().cloned());
+        if inc.reread.contains(name) {
+            out.removed.extend(c.unchanged.iter().cloned());
+        }
+        let newly_deleted = c
+            .deleted
+            .iter()
+            .filter(|k| !before.and_then(|b| b.get(*k)).is_some_and(|o| o.deleted))
+            .count();
+        match inc.deletes {
+            Deletes::Propagate => out.removed.extend(c.deleted.iter().cloned()),
+            Deletes::Keep => {
+                out.kept_deleted.insert(name.to_string(), c.deleted.clone());
+            }
+        }
+        if !c.new.is_empty() || !c.changed.is_empty() || newly_deleted > 0 {
+            out.quiet = false;
+        }
+        out.changes.insert(name.to_string(), c);
+    }
+    out
+}
+
+/// The data files of the partitions an incremental run kept as they were, for
+/// later SQL of the run that reads the whole table.
+async fn kept_files(
+    output: &Location,
+    kept: &BTreeMap<Vec<String>, String>,
+) -> Result<Vec<WrittenFile>> {
+    let mut out = Vec::new();
+    for (values, location) in kept {
+        let Some(dir) = output.key_of_url(location) else {
+            return Err(Error::State(format!(
+                "partition location {location} is outside the output {}",
+                output.display
+            )));
+        };
+        for (path, size) in carry::data_files(output, &dir).await? {
+            out.push(WrittenFile {
+                url: output.url_of(&path),
+                path,
+                partition_values: values.clone(),
+                rows: 0,
+                bytes: size,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Makes a table just written readable by later SQL of the run: exactly its files.
@@ -484,7 +1032,7 @@ async fn check_not_empty(
         let Some(listing) = listings.iter().find(|l| l.source == source.name()) else {
             continue;
         };
-        if listing.items > 0 || allowed {
+        if listing.items + listing.unchanged > 0 || allowed {
             continue;
         }
         return Err(match (source.objects(), input) {

@@ -84,6 +84,7 @@ impl LocalCatalog {
         }
         for (i, (tmp, path, _)) in staged.iter().enumerate() {
             let Err(e) = std::fs::rename(tmp, path) else {
+                crate::faults::point("catalog.table");
                 continue;
             };
             let mut undo_errors = Vec::new();

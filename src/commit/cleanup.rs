@@ -103,7 +103,7 @@ fn parent(path: &ObjPath) -> Option<String> {
 
 /// Object stores have no directories, but a local output keeps emptied version
 /// and partition directories; remove them, up to (not including) `stop`.
-fn remove_empty_local_dirs(output: &Location, stop: &ObjPath, dirs: BTreeSet<String>) {
+pub(crate) fn remove_empty_local_dirs(output: &Location, stop: &ObjPath, dirs: BTreeSet<String>) {
     if !output.is_local() {
         return;
     }

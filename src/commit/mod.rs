@@ -27,11 +27,14 @@
 
 pub mod accounting;
 pub mod cleanup;
+pub mod lease;
+pub mod next_state;
+pub mod recover;
+pub mod state;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use object_store::ObjectStoreExt;
 use object_store::path::Path as ObjPath;
 use tracing::info;
 
@@ -42,8 +45,11 @@ use crate::error::{Error, Result};
 use crate::job::{Job, JobTable, WriteMode};
 use crate::report::{TableReport, Warnings};
 use crate::storage::Location;
+use crate::write::carry::Merge;
 use crate::write::layout::Placement;
 use crate::write::{Staged, WrittenFile};
+use lease::Lease;
+use state::{CommitRecord, StateDir};
 
 /// What one table got: its files (complete, not yet in the catalog).
 pub struct TableFiles {
@@ -51,6 +57,29 @@ pub struct TableFiles {
     pub prefix: ObjPath,
     pub files: Vec<WrittenFile>,
     pub rows: u64,
+    /// Rows by object key and partition (a table kept per object).
+    pub tally: Option<KeyRows>,
+    /// An incremental run's merge with the table's last version: the partitions
+    /// kept as they were. `None`: the files are the whole table.
+    pub merge: Option<Merge>,
+}
+
+/// Rows by object key, then partition values.
+pub type KeyRows = HashMap<String, BTreeMap<Vec<String>, u64>>;
+
+impl TableFiles {
+    /// An incremental run left the table as it was.
+    pub fn unchanged(&self, before: Option<&TableEntry>) -> bool {
+        let Some(m) = &self.merge else {
+            return false;
+        };
+        let old = match before {
+            Some(b) if b.table_input.partition_keys.is_empty() => 1,
+            Some(b) => b.partitions.len(),
+            None => 0,
+        };
+        self.files.is_empty() && m.kept.len() == old
+    }
 }
 
 /// A table as the run found it in the catalog, and where the run writes it.
@@ -170,10 +199,12 @@ fn entry_after(
     let spec = &t.table.spec;
     let keys = t.table.schema.partition_key_names();
     let dir_url = |values: &[String]| format!("{}/", output.url_of(&plan.placement.dir(values)));
-    let location = if keys.is_empty() {
-        dir_url(&[])
-    } else {
-        format!("{}/", output.url_of(&t.prefix))
+    let location = match &t.merge {
+        Some(m) if keys.is_empty() && t.files.is_empty() && m.kept.contains_key(&Vec::new()) => {
+            m.kept[&Vec::new()].clone()
+        }
+        _ if keys.is_empty() => dir_url(&[]),
+        _ => format!("{}/", output.url_of(&t.prefix)),
     };
     let mut input = table_input(&t.table.schema, &location, spec.compression)?;
     input
@@ -197,7 +228,14 @@ fn entry_after(
     }
     let mut partitions: BTreeMap<Vec<String>, _> = BTreeMap::new();
     if !keys.is_empty() {
-        if spec.mode != WriteMode::Overwrite
+        if let Some(m) = &t.merge {
+            for (values, loc) in &m.kept {
+                partitions.insert(
+                    values.clone(),
+                    partition_input(&input, values.clone(), loc.clone()),
+                );
+            }
+        } else if spec.mode != WriteMode::Overwrite
             && let Some(old) = &plan.before
         {
             for p in &old.partitions {
@@ -243,17 +281,9 @@ async fn copy_forward(
             ))
         })?;
         let to = plan.placement.dir(values);
-        for file in cleanup::data_files(output, &from).await? {
-            let name = file.filename().ok_or_else(|| {
-                Error::Accounting(format!("{} has no file name", output.url_of(&file)))
-            })?;
-            let target = output.literal_child(&to, name);
-            // Staged before the copy: a copy that was made but whose answer was
-            // lost is still removed if the run fails.
-            staged.add(target.clone());
-            output.store.copy(&file, &target).await?;
-            copied += 1;
-        }
+        copied += crate::write::carry::copy_files(output, &from, &to, values, staged)
+            .await?
+            .len() as u64;
     }
     Ok(copied)
 }
@@ -267,81 +297,188 @@ pub struct Target<'a> {
     pub run_id: &'a str,
 }
 
-/// Registers the run's tables in the catalog, then removes the files they replace.
-pub async fn commit(
+/// A run's tables, ready to switch: the catalog entries they get and the
+/// locations those replace.
+pub struct Prepared {
+    /// Tables whose entry changes, with their change and the locations replaced.
+    changed: Vec<(TableFiles, TableChange, BTreeMap<Vec<String>, String>)>,
+    /// Tables an incremental run left as they were.
+    unchanged: Vec<TableFiles>,
+}
+
+impl Prepared {
+    /// Every table with its entry after the switch (`None`: it stays as it is).
+    pub fn tables(&self) -> impl Iterator<Item = (&TableFiles, Option<&TableEntry>)> {
+        self.changed
+            .iter()
+            .map(|(t, c, _)| (t, Some(&c.after)))
+            .chain(self.unchanged.iter().map(|t| (t, None)))
+    }
+
+    /// The entries the switch applies.
+    pub fn entries(&self) -> Vec<TableEntry> {
+        self.changed
+            .iter()
+            .map(|(_, c, _)| c.after.clone())
+            .collect()
+    }
+
+    /// The locations the switch replaces, by table.
+    pub fn replaced(&self) -> Vec<state::Replaced> {
+        self.changed
+            .iter()
+            .flat_map(|(t, _, gone)| {
+                gone.values().map(|l| state::Replaced {
+                    table: t.table.name.clone(),
+                    location: l.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Computes each table's entry after the run, and for appends copies the
+/// partitions' old files forward; nothing visible changes yet.
+pub async fn prepare(
     target: &Target<'_>,
     plans: &HashMap<String, TablePlan>,
     tables: Vec<TableFiles>,
     staged: &Staged,
-    warnings: &Warnings,
-) -> Result<Vec<TableReport>> {
+) -> Result<Prepared> {
     let Target {
         job,
-        catalog,
         database,
         output,
         run_id,
+        ..
     } = *target;
-    let mut changes = Vec::new();
-    let mut replaced = Vec::new();
-    for t in &tables {
+    let mut prepared = Prepared {
+        changed: Vec::new(),
+        unchanged: Vec::new(),
+    };
+    for t in tables {
         let plan = plans
             .get(&t.table.name)
             .ok_or_else(|| Error::Accounting(format!("table {} was not planned", t.table.name)))?;
-        let after = entry_after(job, database, output, run_id, t, plan)?;
+        if t.unchanged(plan.before.as_ref()) {
+            prepared.unchanged.push(t);
+            continue;
+        }
+        let after = entry_after(job, database, output, run_id, &t, plan)?;
         let gone = match &plan.before {
             Some(before) => replaced_locations(before, &after),
             None => BTreeMap::new(),
         };
-        if t.table.spec.mode == WriteMode::Append && !t.table.spec.projection.is_empty() {
-            // Projected tables are written in place; nothing is replaced.
+        if t.merge.is_some() || !t.table.spec.projection.is_empty() {
+            // Merged partitions were carried forward when they were written;
+            // projected tables are written in place. Nothing to copy.
         } else if t.table.spec.mode == WriteMode::Append {
             let n = copy_forward(output, plan, &gone, staged).await?;
             if n > 0 {
                 info!(table = %t.table.name, files = n, "copied the appended partitions' files forward");
             }
         }
-        replaced.push(gone);
-        changes.push(TableChange {
+        let change = TableChange {
             before: plan.before.clone(),
             after,
-            replaces_all_files: t.table.spec.mode == WriteMode::Overwrite,
+            replaces_all_files: t.merge.is_none() && t.table.spec.mode == WriteMode::Overwrite,
             required_columns: required_columns(&t.table),
             archive_versions: t.table.spec.archive_versions,
-        });
+        };
+        prepared.changed.push((t, change, gone));
     }
-    let description = format!(
-        "Data lake tables written by naslake (job {}{})",
-        job.spec.name,
-        if job.spec.description.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", job.spec.description)
+    Ok(prepared)
+}
+
+/// Where the state a run commits goes, and the lease it must still hold.
+pub struct Committing<'a> {
+    pub dir: &'a StateDir,
+    pub lease: &'a Lease,
+    pub record: CommitRecord,
+}
+
+/// The switch: writes the commit record, registers the run's tables in the
+/// catalog, moves the state to the record, then removes the files the tables
+/// replaced. A run killed after the record is written is completed by the next
+/// ([`recover`]); one killed before it changed nothing a reader sees.
+pub async fn apply(
+    target: &Target<'_>,
+    prepared: Prepared,
+    committing: Committing<'_>,
+    warnings: &Warnings,
+) -> Result<Vec<TableReport>> {
+    let Target {
+        job,
+        catalog,
+        output,
+        ..
+    } = *target;
+    let Committing { dir, lease, record } = committing;
+    let run_id = record.state.run_id.clone();
+    lease.check().await?;
+    dir.write_record(&record).await?;
+    crate::faults::point("commit.record");
+    let changes: Vec<TableChange> = prepared.changed.iter().map(|(_, c, _)| c.clone()).collect();
+    if !changes.is_empty() {
+        let description = format!(
+            "Data lake tables written by naslake (job {}{})",
+            job.spec.name,
+            if job.spec.description.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", job.spec.description)
+            }
+        );
+        if let Err(e) = catalog.apply(&changes, &description).await {
+            // The catalog is as it was (unless the error says otherwise), so the
+            // record must not be completed by the next run.
+            if !matches!(e, Error::CatalogInconsistent(_))
+                && let Err(de) = dir.delete_record(&run_id).await
+            {
+                warnings.push(format!(
+                    "could not remove the commit record of this failed run ({de}); the next run completes it"
+                ));
+            }
+            return Err(e);
         }
-    );
-    catalog.apply(&changes, &description).await?;
-    info!(tables = changes.len(), catalog = %catalog.describe(), "catalog updated");
+        info!(tables = changes.len(), catalog = %catalog.describe(), "catalog updated");
+    }
+    crate::faults::point("commit.catalog");
+    dir.set_current(&run_id).await?;
+    crate::faults::point("commit.state");
 
     let mut reports = Vec::new();
-    for ((t, change), gone) in tables.into_iter().zip(&changes).zip(replaced) {
+    for (t, change, gone) in prepared.changed {
         let locations: BTreeSet<String> = gone.into_values().collect();
         let removed = cleanup::remove_replaced(output, &t.prefix, &locations, warnings).await;
-        let partitions: BTreeSet<&Vec<String>> =
-            t.files.iter().map(|f| &f.partition_values).collect();
-        reports.push(TableReport {
-            table: t.table.name.clone(),
-            mode: t.table.spec.mode,
-            location: change.after.table_input.storage_descriptor.location.clone(),
-            rows_written: t.rows,
-            bytes_written: t.files.iter().map(|f| f.bytes).sum(),
-            partitions_written: if t.table.schema.partition_keys.is_empty() {
-                0
-            } else {
-                partitions.len() as u64
-            },
-            files_removed: removed,
-            files: t.files,
-        });
+        crate::faults::point("commit.cleanup");
+        let location = change.after.table_input.storage_descriptor.location.clone();
+        reports.push(table_report(t, location, removed));
+    }
+    for t in prepared.unchanged {
+        reports.push(table_report(t, String::new(), 0));
+    }
+    for problem in dir.prune().await {
+        warnings.push(problem);
     }
     Ok(reports)
+}
+
+fn table_report(t: TableFiles, location: String, removed: u64) -> TableReport {
+    let partitions: BTreeSet<&Vec<String>> = t.files.iter().map(|f| &f.partition_values).collect();
+    TableReport {
+        table: t.table.name.clone(),
+        mode: t.table.spec.mode,
+        location,
+        rows_written: t.rows,
+        bytes_written: t.files.iter().map(|f| f.bytes).sum(),
+        partitions_written: if t.table.schema.partition_keys.is_empty() {
+            0
+        } else {
+            partitions.len() as u64
+        },
+        files_removed: removed,
+        incremental: t.merge.as_ref().map(|m| m.counts.clone()),
+        files: t.files,
+    }
 }

@@ -50,12 +50,15 @@ pub struct SourceListing {
     pub listed: u64,
     /// Items the source reads.
     pub items: u64,
+    /// Items left unread because they did not change since the last committed run.
+    #[serde(default)]
+    pub unchanged: u64,
 }
 
 impl SourceListing {
     /// Seen but not read (other suffixes, hidden names).
     pub fn skipped(&self) -> u64 {
-        self.listed - self.items
+        self.listed - self.items - self.unchanged
     }
 }
 
@@ -244,6 +247,7 @@ mod tests {
                 prefix: "long/".into(),
                 listed: 3,
                 items: 1,
+                unchanged: 0,
             }],
         };
         let text = serde_json::to_string(&m).unwrap();

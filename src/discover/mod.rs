@@ -7,6 +7,7 @@
 //! Items go to the source's reader the moment they are found (page by page on
 //! S3), and are registered in the run's [`Discovered`] manifest at the same time.
 
+pub mod changes;
 pub mod manifest;
 
 use std::sync::Arc;
@@ -59,6 +60,12 @@ pub struct ItemSink {
     pub(crate) progress: indicatif::ProgressBar,
     pub(crate) listed: u64,
     pub(crate) items: u64,
+    /// The last committed run's objects, in an incremental run: unchanged ones
+    /// are counted, not read.
+    pub(crate) baseline: Option<Arc<changes::Baseline>>,
+    /// Unchanged objects are read all the same (a derived table reads the source).
+    pub(crate) reread: bool,
+    pub(crate) unchanged: u64,
 }
 
 impl ItemSink {
@@ -75,7 +82,19 @@ impl ItemSink {
             progress,
             listed: 0,
             items: 0,
+            baseline: None,
+            reread: false,
+            unchanged: 0,
         }
+    }
+
+    /// Reads only what changed since the state `baseline` holds.
+    /// `reread`: unchanged objects are read all the same, for SQL that needs
+    /// every row of the source.
+    pub fn with_baseline(mut self, baseline: Arc<changes::Baseline>, reread: bool) -> Self {
+        self.baseline = Some(baseline);
+        self.reread = reread;
+        self
     }
 
     /// Something was seen that the source does not read.
@@ -86,7 +105,15 @@ impl ItemSink {
     /// An item to read. Returns false when the reader stopped (the run is failing),
     /// and discovery should stop too.
     pub async fn found(&mut self, key: String, fingerprint: Fingerprint) -> bool {
+        crate::faults::point("discover.item");
         self.listed += 1;
+        if let Some(b) = &self.baseline
+            && b.classify(&self.source, &key, &fingerprint) == changes::Change::Unchanged
+            && !self.reread
+        {
+            self.unchanged += 1;
+            return true;
+        }
         self.items += 1;
         let item = DiscoveredItem {
             item: Arc::new(WorkItem {
@@ -108,6 +135,7 @@ impl ItemSink {
             prefix: prefix.to_string(),
             listed: self.listed,
             items: self.items,
+            unchanged: self.unchanged,
         };
         self.manifest.source_done(listing.clone());
         tracing::info!(source = %listing.source, items = listing.items, listed = listing.listed, "discovered");

@@ -12,8 +12,8 @@ use crate::schema::{self, TableSchema};
 use crate::sources::{AnySource, Registry};
 use params::{apply_override, substitute_params};
 pub use spec::{
-    COMMON_SOURCE_KEYS, Compression, JobSpec, Projection, SourceSpec, TableFrom, TableSpec,
-    WriteMode,
+    COMMON_SOURCE_KEYS, Compression, Deletes, IncrementalSpec, JobSpec, Projection, SourceSpec,
+    TableFrom, TableSpec, WriteMode,
 };
 
 /// A job spec with its sources configured, schemas loaded and SQL read, ready to run.

@@ -33,6 +33,9 @@ pub struct JobSpec {
     /// Output tables, written in the order given (a table's SQL may read the tables
     /// written before it in the same run).
     pub tables: IndexMap<String, TableSpec>,
+    /// Incremental runs: read only what changed since the last committed run.
+    #[serde(default)]
+    pub incremental: IncrementalSpec,
 
     /// The spec file; relative paths in it are resolved against its directory.
     #[serde(skip)]
@@ -185,6 +188,46 @@ impl Projection {
 
 pub(crate) fn default_target_file_size() -> ByteSize {
     ByteSize::mib(128)
+}
+
+/// `[incremental]`: how a run relates to the last committed one.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncrementalSpec {
+    /// Runs compare the listing with the state and read only new and changed
+    /// objects (`--incremental` / `--full` decide for one run).
+    #[serde(default)]
+    pub enabled: bool,
+    /// What happens to the rows of an object that is gone from the share.
+    #[serde(default)]
+    pub deletes: Deletes,
+    /// The lease's time to live; a run renews it every third of it.
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u64,
+}
+
+impl Default for IncrementalSpec {
+    fn default() -> Self {
+        IncrementalSpec {
+            enabled: false,
+            deletes: Deletes::default(),
+            lease_seconds: default_lease_seconds(),
+        }
+    }
+}
+
+fn default_lease_seconds() -> u64 {
+    600
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Deletes {
+    /// Its rows are removed, as a full run over the share would have it.
+    #[default]
+    Propagate,
+    /// Its rows stay (history); they are replaced if it comes back changed.
+    Keep,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

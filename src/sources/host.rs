@@ -397,7 +397,10 @@ fn read_items<S: Source>(side: ReaderSide<S>) {
                 )))
             });
         match outcome {
-            Ok(()) => found.stats.finished.store(true, Ordering::Release),
+            Ok(()) => {
+                crate::faults::point("extract.item");
+                found.stats.finished.store(true, Ordering::Release)
+            }
             Err(ReadError::Cancelled) => break,
             Err(e) => {
                 lock(&side.error).get_or_insert_with(|| format!("reading {}: {e}", found.item.key));

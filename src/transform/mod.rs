@@ -3,6 +3,7 @@
 //! strings (Athena-safe) all the way to the files, and a memory limit for the
 //! operators that hold data (hash joins, aggregates, sorts).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::compute::can_cast_types;
@@ -14,6 +15,8 @@ use datafusion::physical_plan::{
     ExecutionPlan, ExecutionPlanProperties, execute_stream, execute_stream_partitioned,
 };
 use datafusion::prelude::{SessionConfig, SessionContext};
+
+pub mod lineage;
 
 use crate::error::{Error, Result};
 use crate::files_table::FilesTable;
@@ -62,15 +65,29 @@ pub fn session() -> Result<SessionContext> {
 
 /// Plans every table's SQL against its sources' columns and the earlier tables'
 /// (all empty), so a SQL file that does not plan, or returns other columns than
-/// its schema file, fails before any work.
-pub async fn check_job_sql(job: &Job) -> Result<()> {
+/// its schema file, fails before any work. Returns what each SQL table reads
+/// and how an incremental run keeps it ([`lineage`]).
+pub async fn check_job_sql(job: &Job) -> Result<HashMap<String, lineage::Lineage>> {
     let ctx = session()?;
+    let sources: HashSet<String> = job.sources.iter().map(|s| s.name().to_string()).collect();
     for source in &job.sources {
         let empty = datafusion::datasource::MemTable::try_new(source.schema(), vec![vec![]])?;
         ctx.register_table(source.name(), Arc::new(empty))?;
     }
+    let mut lineages = HashMap::new();
     for table in job.tables.iter().filter(|t| t.sql.is_some()) {
         plan_table(&ctx, table).await?;
+        let sql = table.sql.as_deref().unwrap_or_default();
+        let logical = ctx.sql(sql).await?.logical_plan().clone();
+        let has_key = table
+            .schema
+            .columns
+            .iter()
+            .any(|c| c.name == crate::write::keys::KEY_COLUMN);
+        lineages.insert(
+            table.name.clone(),
+            lineage::analyse(&logical, &sources, has_key),
+        );
         let written = FilesTable::new(
             table.schema.file_schema(),
             &table.schema.partition_key_names(),
@@ -79,7 +96,7 @@ pub async fn check_job_sql(job: &Job) -> Result<()> {
         );
         ctx.register_table(table.name.as_str(), Arc::new(written))?;
     }
-    Ok(())
+    Ok(lineages)
 }
 
 /// The physical plan of a table's SQL; errors name the table.

@@ -13,6 +13,8 @@
 //! so memory does not grow with the number of partitions or rows. Objects become
 //! visible only when complete (multipart upload), and never exceed 5 GiB.
 
+pub mod carry;
+pub mod keys;
 pub mod layout;
 
 use std::collections::HashMap;
@@ -102,6 +104,8 @@ pub struct TableWriter {
     tick: u64,
     written: Vec<WrittenFile>,
     pub rows_written: u64,
+    /// Where rows are tallied by object key: the key column's index and the tally.
+    keys: Option<(usize, Arc<keys::KeyTally>)>,
 }
 
 impl TableWriter {
@@ -151,7 +155,37 @@ impl TableWriter {
             tick: 0,
             written: Vec::new(),
             rows_written: 0,
+            keys: None,
         })
+    }
+
+    /// Tallies the rows written by object key ([`keys::KeyTally`]); the table
+    /// must have the key column.
+    pub fn tally_keys(mut self, tally: Arc<keys::KeyTally>) -> Result<Self> {
+        let column = self.file_schema.index_of(keys::KEY_COLUMN).map_err(|_| {
+            Error::config(format!(
+                "table {} has no {} column: an incremental run cannot keep its rows per object",
+                self.table,
+                keys::KEY_COLUMN
+            ))
+        })?;
+        self.keys = Some((column, tally));
+        Ok(self)
+    }
+
+    /// Writes rows already split to one partition (`batch` in the file columns):
+    /// rows an incremental run keeps from a partition it rewrites.
+    pub async fn write_partition(
+        &mut self,
+        values: Vec<String>,
+        batch: &RecordBatch,
+    ) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.append(values, batch).await?;
+        self.rows_written += batch.num_rows() as u64;
+        self.enforce_memory_budget().await
     }
 
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
@@ -163,6 +197,9 @@ impl TableWriter {
         for (values, group) in self.split(&batch)? {
             let file_batch =
                 RecordBatch::try_new(self.file_schema.clone(), group.columns()[..nfile].to_vec())?;
+            if let Some((column, tally)) = &self.keys {
+                tally.count(&self.table, &values, &file_batch, *column)?;
+            }
             self.append(values, &file_batch).await?;
         }
         self.rows_written += batch.num_rows() as u64;
@@ -317,6 +354,7 @@ impl TableWriter {
             // request (which could fail after the upload succeeded) is needed.
             let bytes = f.writer.bytes_written() as u64;
             debug_assert_eq!(meta.file_metadata().num_rows() as u64, f.rows);
+            crate::faults::point("write.file");
             self.written.push(WrittenFile {
                 url: self.output.url_of(&f.path),
                 path: f.path,

@@ -177,6 +177,7 @@ impl GlueCatalog {
         for change in changes {
             let mut record = Applied::default();
             let outcome = self.apply_one(change, &mut record).await;
+            crate::faults::point("catalog.table");
             applied.push((change, record));
             let Err(e) = outcome else {
                 continue;

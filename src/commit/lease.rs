@@ -1,0 +1,293 @@
+//! The lease: one run of a job at a time per output. `OUTPUT/_naslake/state/JOB/lease.json`
+//! names the run holding it, its host and pid, and when it expires; the holder
+//! renews it every third of its time to live and deletes it when done.
+//!
+//! It is taken with a conditional create where the store has one: exclusive
+//! create on a local path, `If-None-Match: *` on S3. FSx for ONTAP access points
+//! reject conditional writes (501); there the lease is written, read back and
+//! checked, which narrows a race but cannot close it (README: "Running on a
+//! schedule"). Glue's `VersionId` on `UpdateTable` is the second guard there.
+//!
+//! A lease left by a run that died is taken over once it expired, or at once when
+//! it names a process of this host that no longer exists. The run that takes it
+//! over learns the dead run's id, so it can clean up after it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use super::state::StateDir;
+use crate::error::{Error, Result};
+
+/// What `lease.json` holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseBody {
+    pub run_id: String,
+    pub host: String,
+    pub pid: u32,
+    pub acquired_at: String,
+    pub expires_at: String,
+}
+
+impl LeaseBody {
+    fn new(run_id: &str, ttl: Duration, acquired_at: &str) -> Self {
+        LeaseBody {
+            run_id: run_id.to_string(),
+            host: hostname(),
+            pid: std::process::id(),
+            acquired_at: acquired_at.to_string(),
+            expires_at: (Utc::now() + ttl).to_rfc3339(),
+        }
+    }
+
+    /// Why the holder is known to be gone, or `None` while it may be running.
+    fn gone(&self) -> Option<&'static str> {
+        if self.host == hostname() && !process_exists(self.pid) {
+            return Some("its process no longer exists");
+        }
+        match DateTime::parse_from_rfc3339(&self.expires_at) {
+            Ok(t) if t < Utc::now() => Some("it expired"),
+            Ok(_) => None,
+            Err(_) => Some("its expiry is unreadable"),
+        }
+    }
+}
+
+/// A held lease. [`Lease::release`] ends it; dropped without that (a panic), the
+/// renewal stops and the lease expires.
+pub struct Lease {
+    dir: StateDir,
+    body: LeaseBody,
+    lost: Arc<AtomicBool>,
+    renewal: tokio::task::JoinHandle<()>,
+    /// The store took a conditional create.
+    pub conditional: bool,
+    /// The run whose lease this one replaced because it had died.
+    pub took_over_from: Option<String>,
+}
+
+impl Lease {
+    /// Takes the job's lease for `run_id`, or says who holds it.
+    pub async fn acquire(dir: &StateDir, run_id: &str, ttl: Duration) -> Result<Lease> {
+        let path = dir.path("lease.json");
+        let acquired_at = Utc::now().to_rfc3339();
+        let mut took_over_from = None;
+        for _ in 0..4 {
+            let body = LeaseBody::new(run_id, ttl, &acquired_at);
+            let payload = PutPayload::from(serde_json::to_vec_pretty(&body)?);
+            let opts = PutOptions::from(PutMode::Create);
+            match dir.output.store.put_opts(&path, payload, opts).await {
+                Ok(_) => return Ok(Lease::held(dir, body, ttl, true, took_over_from)),
+                Err(object_store::Error::AlreadyExists { .. }) => {
+                    let held = read(dir).await?;
+                    if let Some(held) = &held {
+                        let Some(why) = held.gone() else {
+                            return Err(busy(dir, held));
+                        };
+                        info!(run_id = %held.run_id, reason = why, "taking over the lease of a run that is gone");
+                        took_over_from = Some(held.run_id.clone());
+                    }
+                    match dir.output.store.delete(&path).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Err(e) if conditional_unsupported(&e) => {
+                    return Lease::acquire_unconditional(dir, run_id, ttl, &acquired_at).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Lease(format!(
+            "could not take the lease {}: other runs kept taking it",
+            dir.output.url_of(&path)
+        )))
+    }
+
+    /// Stores without conditional writes: write, then read back and check.
+    async fn acquire_unconditional(
+        dir: &StateDir,
+        run_id: &str,
+        ttl: Duration,
+        acquired_at: &str,
+    ) -> Result<Lease> {
+        warn!(
+            state = %dir.url(),
+            "the output store does not take conditional writes (an FSx for ONTAP access point?): the lease is written and read back, which does not rule out a race"
+        );
+        let mut took_over_from = None;
+        if let Some(held) = read(dir).await? {
+            if held.gone().is_none() {
+                return Err(busy(dir, &held));
+            }
+            took_over_from = Some(held.run_id);
+        }
+        let body = LeaseBody::new(run_id, ttl, acquired_at);
+        write(dir, &body).await?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        match read(dir).await? {
+            Some(b) if b.run_id == body.run_id => {
+                Ok(Lease::held(dir, body, ttl, false, took_over_from))
+            }
+            Some(other) => Err(busy(dir, &other)),
+            None => Err(Error::Lease(format!(
+                "the lease {} vanished right after it was written: another run is starting",
+                dir.output.url_of(&dir.path("lease.json"))
+            ))),
+        }
+    }
+
+    fn held(
+        dir: &StateDir,
+        body: LeaseBody,
+        ttl: Duration,
+        conditional: bool,
+        took_over_from: Option<String>,
+    ) -> Lease {
+        let lost = Arc::new(AtomicBool::new(false));
+        let renewal = tokio::spawn(renew(dir.clone(), body.clone(), ttl, lost.clone()));
+        Lease {
+            dir: dir.clone(),
+            body,
+            lost,
+            renewal,
+            conditional,
+            took_over_from,
+        }
+    }
+
+    /// Fails unless the lease is still this run's: checked right before the commit.
+    pub async fn check(&self) -> Result<()> {
+        let held = read(&self.dir).await?;
+        if self.lost.load(Ordering::Acquire)
+            || held.as_ref().is_none_or(|h| h.run_id != self.body.run_id)
+        {
+            return Err(Error::Lease(format!(
+                "run {} lost the job's lease {} (it was not renewed in time, or was taken over); nothing was committed",
+                self.body.run_id,
+                self.dir.output.url_of(&self.dir.path("lease.json"))
+            )));
+        }
+        Ok(())
+    }
+
+    /// Ends the lease (deletes it if it is still this run's).
+    pub async fn release(self) -> Result<()> {
+        self.renewal.abort();
+        match read(&self.dir).await? {
+            Some(h) if h.run_id == self.body.run_id => {
+                match self
+                    .dir
+                    .output
+                    .store
+                    .delete(&self.dir.path("lease.json"))
+                    .await
+                {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.renewal.abort();
+    }
+}
+
+/// Renews the lease every third of its time to live while the run goes on.
+async fn renew(dir: StateDir, mut body: LeaseBody, ttl: Duration, lost: Arc<AtomicBool>) {
+    let every = (ttl / 3).max(Duration::from_secs(1));
+    loop {
+        tokio::time::sleep(every).await;
+        match read(&dir).await {
+            Ok(Some(h)) if h.run_id == body.run_id => {}
+            Ok(_) => {
+                lost.store(true, Ordering::Release);
+                return;
+            }
+            Err(e) => {
+                warn!(error = %e, "could not read the lease to renew it; trying again");
+                continue;
+            }
+        }
+        body.expires_at = (Utc::now() + ttl).to_rfc3339();
+        if let Err(e) = write(&dir, &body).await {
+            warn!(error = %e, "could not renew the lease; trying again");
+        }
+    }
+}
+
+async fn read(dir: &StateDir) -> Result<Option<LeaseBody>> {
+    let path = dir.path("lease.json");
+    let bytes = match dir.output.store.get(&path).await {
+        Ok(r) => r.bytes().await?,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    // A lease nobody can read is treated as expired: it names no run to wait for.
+    Ok(Some(serde_json::from_slice(&bytes).unwrap_or(LeaseBody {
+        run_id: "unknown".into(),
+        host: String::new(),
+        pid: 0,
+        acquired_at: String::new(),
+        expires_at: String::new(),
+    })))
+}
+
+async fn write(dir: &StateDir, body: &LeaseBody) -> Result<()> {
+    let payload = PutPayload::from(serde_json::to_vec_pretty(body)?);
+    dir.output
+        .store
+        .put(&dir.path("lease.json"), payload)
+        .await?;
+    Ok(())
+}
+
+fn busy(dir: &StateDir, held: &LeaseBody) -> Error {
+    Error::Lease(format!(
+        "job is already running: run {} on host {} (pid {}) holds the lease {} since {}, until {} unless renewed. \
+         If that run is gone, wait for the lease to expire or delete the lease file",
+        held.run_id,
+        held.host,
+        held.pid,
+        dir.output.url_of(&dir.path("lease.json")),
+        held.acquired_at,
+        held.expires_at
+    ))
+}
+
+/// The store refused a conditional write as unsupported (FSx for ONTAP: 501).
+fn conditional_unsupported(e: &object_store::Error) -> bool {
+    matches!(e, object_store::Error::NotImplemented { .. })
+        || e.to_string().contains("501 Not Implemented")
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
+    // within it or truncates.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown".into();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+fn process_exists(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
