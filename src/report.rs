@@ -90,6 +90,11 @@ pub struct IncrementalReport {
     pub nothing_changed: bool,
     /// Listed objects against the state, all sources.
     pub objects: ChangeCounts,
+    /// Unchanged objects read all the same: a derived table's SQL reads their
+    /// source whole (windows over an image source, say).
+    pub reread: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reread_sources: Vec<String>,
     pub by_source: std::collections::BTreeMap<String, ChangeCounts>,
     /// Rows written for new and changed objects, and old rows of changed and
     /// deleted objects removed, over the tables kept per object.
@@ -196,6 +201,13 @@ impl RunReport {
                     inc.rows_removed,
                     if inc.nothing_changed { ": nothing changed, nothing read, catalog untouched" } else { "" }
                 ));
+                if inc.reread > 0 {
+                    s.push_str(&format!(
+                        "  read {} unchanged objects again: SQL over whole sources ({}) needs every row\n",
+                        inc.reread,
+                        inc.reread_sources.join(", ")
+                    ));
+                }
             } else {
                 s.push_str(&format!("  full run: {}\n", inc.reason));
             }

@@ -23,7 +23,9 @@ use crate::commit::recover::{self, Recovered};
 use crate::commit::state::{self, CommitRecord, JobState, StateDir, TableKind};
 use crate::commit::{self, TableFiles, TablePlan, accounting, cleanup};
 use crate::discover::changes::{Baseline, SourceChanges};
-use crate::discover::{self, Discovered, DiscoveredItem, ItemSink, SourceListing, WorkItem};
+use crate::discover::{
+    self, Discovered, DiscoveredItem, ItemSink, ObjectFilter, SourceListing, WorkItem,
+};
 use crate::error::{EXIT_OK, EXIT_REJECTS, Error, Result};
 use crate::files_table::{FilesTable, TableFile};
 use crate::job::{Deletes, Job, JobTable, WriteMode};
@@ -473,6 +475,32 @@ fn check_incremental(job: &Job) -> Result<()> {
             s.name()
         )));
     }
+    // Rows are kept per object key: two sources that could list the same key
+    // would share rows they should not.
+    let filters: Vec<(&str, &ObjectFilter)> = job
+        .sources
+        .iter()
+        .filter_map(|s| s.objects().map(|f| (s.name(), f)))
+        .collect();
+    for (i, (a, fa)) in filters.iter().enumerate() {
+        for (b, fb) in &filters[i + 1..] {
+            let nested = fa.prefix.starts_with(&fb.prefix) || fb.prefix.starts_with(&fa.prefix);
+            let suffixes_meet = fa.suffixes.is_empty()
+                || fb.suffixes.is_empty()
+                || fa.suffixes.iter().any(|s| {
+                    fb.suffixes.iter().any(|t| {
+                        let (s, t) = (s.to_ascii_lowercase(), t.to_ascii_lowercase());
+                        s.ends_with(&t) || t.ends_with(&s)
+                    })
+                });
+            if nested && suffixes_meet {
+                return Err(Error::config(format!(
+                    "job {}: sources `{a}` and `{b}` can list the same objects (their prefixes and suffixes overlap); an incremental run keeps rows per object key, so give them prefixes or suffixes apart",
+                    job.spec.name
+                )));
+            }
+        }
+    }
     if let Some(t) = job
         .tables
         .iter()
@@ -556,6 +584,13 @@ fn incremental_report(
             out.objects.changed += counts.changed;
             out.objects.unchanged += counts.unchanged;
             out.objects.deleted += counts.deleted;
+            if let Basis::Incremental(inc) = basis
+                && inc.reread.contains(source)
+                && !l.quiet
+            {
+                out.reread += counts.unchanged;
+                out.reread_sources.push(source.clone());
+            }
             out.by_source.insert(source.clone(), counts);
         }
     }

@@ -164,7 +164,13 @@ impl Lease {
     /// Fails unless the lease is still this run's: checked right before the commit.
     pub async fn check(&self) -> Result<()> {
         let held = read(&self.dir).await?;
+        // A lease that ran out may have been taken over by now, even if the file
+        // still names this run.
+        let expired = held.as_ref().is_some_and(|h| {
+            DateTime::parse_from_rfc3339(&h.expires_at).is_ok_and(|t| t < Utc::now())
+        });
         if self.lost.load(Ordering::Acquire)
+            || expired
             || held.as_ref().is_none_or(|h| h.run_id != self.body.run_id)
         {
             return Err(Error::Lease(format!(

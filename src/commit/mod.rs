@@ -435,16 +435,22 @@ pub async fn apply(
             if !matches!(e, Error::CatalogInconsistent(_))
                 && let Err(de) = dir.delete_record(&run_id).await
             {
-                warnings.push(format!(
-                    "could not remove the commit record of this failed run ({de}); the next run completes it"
-                ));
+                // The next run will complete the record, so its files must stay.
+                return Err(Error::CatalogInconsistent(format!(
+                    "{e}; the commit record could not be removed either ({de}): the next run completes this run's commit, so its files are kept"
+                )));
             }
             return Err(e);
         }
         info!(tables = changes.len(), catalog = %catalog.describe(), "catalog updated");
     }
     crate::faults::point("commit.catalog");
-    dir.set_current(&run_id).await?;
+    dir.set_current(&run_id).await.map_err(|e| {
+        // The catalog points at this run's files now: they must not be removed.
+        Error::CatalogInconsistent(format!(
+            "the catalog was switched to this run, but the state could not be moved to it ({e}); the next run completes the commit from its record"
+        ))
+    })?;
     crate::faults::point("commit.state");
 
     let mut reports = Vec::new();

@@ -94,9 +94,7 @@ pub fn build<'t>(
                 }
                 let mut object = object.clone();
                 object.rows = renumber(&object.rows, previous, &index, key)?;
-                if kept_deleted.is_some_and(|d| d.contains(key)) {
-                    object.deleted = true;
-                }
+                object.deleted = kept_deleted.is_some_and(|d| d.contains(key));
                 sources
                     .entry(source.clone())
                     .or_default()

@@ -164,11 +164,21 @@ async fn sweep(
                     .iter()
                     .map(|p| p.storage_descriptor.location.clone()),
             );
-            live.extend(
-                urls.iter()
-                    .filter_map(|u| output.key_of_url(u))
-                    .map(|k| k.as_ref().to_string()),
-            );
+            let prefix = output.child(&table.name);
+            let keys: Vec<_> = urls.iter().map(|u| output.key_of_url(u)).collect();
+            if keys
+                .iter()
+                .any(|k| k.as_ref().is_none_or(|k| !k.prefix_matches(&prefix)))
+            {
+                // A location this output cannot name: which files are live is
+                // unknown, so none is removed.
+                warnings.push(format!(
+                    "did not look for files of dead runs under {}: the catalog registers locations outside it",
+                    output.url_of(&prefix)
+                ));
+                continue;
+            }
+            live.extend(keys.into_iter().flatten().map(|k| k.as_ref().to_string()));
         }
         let prefix = output.child(&table.name);
         let mut files = output.store.list(Some(&prefix));

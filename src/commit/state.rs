@@ -320,6 +320,8 @@ pub fn spec_digest(job: &Job) -> String {
             t.schema.partition_key_names()
         ));
     }
-    // The params are in the SQL; the spec's own digest also covers `--set`.
+    // What happens to deleted objects' rows decides the tables too.
+    h.update(format!("deletes {:?}\n", job.spec.incremental.deletes));
+    // The params are in the SQL, substituted.
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
