@@ -227,7 +227,7 @@ impl Leased<'_> {
             job,
             self.catalog,
             self.database,
-            self.lease.took_over_from.is_some(),
+            self.lease.took_over_from.as_deref(),
             &warnings,
         )
         .await
@@ -361,11 +361,7 @@ impl Leased<'_> {
             return Ok(Basis::Full { reason });
         }
         check_incremental(job)?;
-        let previous = match self.state_dir.current().await {
-            Ok(p) => p,
-            Err(e) => return Err(e),
-        };
-        let Some(previous) = previous else {
+        let Some(previous) = self.state_dir.current().await? else {
             return Ok(Basis::Full {
                 reason:
                     "the job has no committed state yet: this run reads everything and starts one"

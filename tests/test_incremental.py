@@ -285,6 +285,45 @@ def test_a_second_run_refuses_while_the_first_holds_the_lease(tmp_path):
     assert not lease.exists()
 
 
+def test_after_a_dead_run_only_its_and_older_versions_are_swept(tmp_path):
+    share, lake = LocalShare(tmp_path / "share"), LocalLake(tmp_path / "lake")
+    set_a(share)
+    run(lake, share)
+    part = lake.root / "sensor_readings" / "dt=2024-03-01"
+    older = part / "v-01h00000000000000000000000" / "part-x-00000.parquet"
+    # A run that raced this one for the dead lease is newer than the dead run.
+    newer = part / "v-7zzzzzzzzzzzzzzzzzzzzzzzzz" / "part-y-00000.parquet"
+    for f in (older, newer):
+        f.parent.mkdir(parents=True)
+        shutil.copyfile(lake.files_at(lake.locations("sensor_readings")[0][0])[0], f)
+    lease = lake.root / "_naslake" / "state" / "sensor_readings" / "lease.json"
+    lease.write_text(json.dumps({"run_id": "01jz0000000000000000000000", "host": "elsewhere", "pid": 1,
+                                 "acquired_at": "2025-01-01T00:00:00+00:00",
+                                 "expires_at": "2025-01-01T00:10:00+00:00"}))
+    after = run(lake, share)
+    assert after.report["incremental"]["recovered"]["orphans_removed"] == 1
+    assert not older.exists() and newer.exists()
+
+
+@pytest.mark.skipif(not MOTO, reason="needs moto server: run scripts/test")
+def test_the_lease_on_s3_is_refused_while_live_and_taken_over_when_expired(tmp_path):
+    bucket = f"lease-{uuid.uuid4().hex[:8]}"
+    s3().create_bucket(Bucket=bucket)
+    share, lake = S3Share(bucket, "data"), GlueLake(bucket, "lake")
+    set_a(share)
+    key = "lake/_naslake/state/sensor_readings/lease.json"
+    held = {"run_id": "01other", "host": "elsewhere", "pid": 1,
+            "acquired_at": "2026-01-01T00:00:00+00:00", "expires_at": "2999-01-01T00:00:00+00:00"}
+    s3().put_object(Bucket=bucket, Key=key, Body=json.dumps(held).encode())
+    busy = run(lake, share, check_codes=(1,))
+    assert "already running" in busy.stderr and "01other" in busy.stderr
+    held["expires_at"] = "2001-01-01T00:00:00+00:00"
+    s3().put_object(Bucket=bucket, Key=key, Body=json.dumps(held).encode())
+    run(lake, share)
+    with pytest.raises(s3().exceptions.ClientError):
+        s3().head_object(Bucket=bucket, Key=key)
+
+
 def dead_pid():
     import subprocess
     p = subprocess.Popen(["true"])

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
@@ -84,17 +84,30 @@ impl Lease {
             match dir.output.store.put_opts(&path, payload, opts).await {
                 Ok(_) => return Ok(Lease::held(dir, body, ttl, true, took_over_from)),
                 Err(object_store::Error::AlreadyExists { .. }) => {
-                    let held = read(dir).await?;
-                    if let Some(held) = &held {
-                        let Some(why) = held.gone() else {
-                            return Err(busy(dir, held));
-                        };
-                        info!(run_id = %held.run_id, reason = why, "taking over the lease of a run that is gone");
-                        took_over_from = Some(held.run_id.clone());
-                    }
-                    match dir.output.store.delete(&path).await {
-                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                        Err(e) => return Err(e.into()),
+                    let Some((held, version)) = read(dir).await? else {
+                        continue;
+                    };
+                    let Some(why) = held.gone() else {
+                        return Err(busy(dir, &held));
+                    };
+                    info!(run_id = %held.run_id, reason = why, "taking over the lease of a run that is gone");
+                    took_over_from = Some(held.run_id.clone());
+                    // Replaced only if it is still the lease read above: of two
+                    // runs taking over the same dead lease, one wins.
+                    match replace(dir, &body, version).await? {
+                        Replace::Done => {
+                            return Ok(Lease::held(dir, body, ttl, true, took_over_from));
+                        }
+                        Replace::Raced => continue,
+                        Replace::Unsupported => {
+                            // A local path: no compare-and-swap, so delete and
+                            // create again; a run that loses that race finds the
+                            // winner's lease on its next try, or at its commit.
+                            match dir.output.store.delete(&path).await {
+                                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                                Err(e) => return Err(e.into()),
+                            }
+                        }
                     }
                 }
                 Err(e) if conditional_unsupported(&e) => {
@@ -121,7 +134,7 @@ impl Lease {
             "the output store does not take conditional writes (an FSx for ONTAP access point?): the lease is written and read back, which does not rule out a race"
         );
         let mut took_over_from = None;
-        if let Some(held) = read(dir).await? {
+        if let Some((held, _)) = read(dir).await? {
             if held.gone().is_none() {
                 return Err(busy(dir, &held));
             }
@@ -130,7 +143,7 @@ impl Lease {
         let body = LeaseBody::new(run_id, ttl, acquired_at);
         write(dir, &body).await?;
         tokio::time::sleep(Duration::from_millis(200)).await;
-        match read(dir).await? {
+        match read(dir).await?.map(|(b, _)| b) {
             Some(b) if b.run_id == body.run_id => {
                 Ok(Lease::held(dir, body, ttl, false, took_over_from))
             }
@@ -163,7 +176,7 @@ impl Lease {
 
     /// Fails unless the lease is still this run's: checked right before the commit.
     pub async fn check(&self) -> Result<()> {
-        let held = read(&self.dir).await?;
+        let held = read(&self.dir).await?.map(|(b, _)| b);
         // A lease that ran out may have been taken over by now, even if the file
         // still names this run.
         let expired = held.as_ref().is_some_and(|h| {
@@ -185,7 +198,7 @@ impl Lease {
     /// Ends the lease (deletes it if it is still this run's).
     pub async fn release(self) -> Result<()> {
         self.renewal.abort();
-        match read(&self.dir).await? {
+        match read(&self.dir).await?.map(|(b, _)| b) {
             Some(h) if h.run_id == self.body.run_id => {
                 match self
                     .dir
@@ -214,8 +227,8 @@ async fn renew(dir: StateDir, mut body: LeaseBody, ttl: Duration, lost: Arc<Atom
     let every = (ttl / 3).max(Duration::from_secs(1));
     loop {
         tokio::time::sleep(every).await;
-        match read(&dir).await {
-            Ok(Some(h)) if h.run_id == body.run_id => {}
+        let version = match read(&dir).await {
+            Ok(Some((h, version))) if h.run_id == body.run_id => version,
             Ok(_) => {
                 lost.store(true, Ordering::Release);
                 return;
@@ -224,30 +237,90 @@ async fn renew(dir: StateDir, mut body: LeaseBody, ttl: Duration, lost: Arc<Atom
                 warn!(error = %e, "could not read the lease to renew it; trying again");
                 continue;
             }
-        }
+        };
         body.expires_at = (Utc::now() + ttl).to_rfc3339();
-        if let Err(e) = write(&dir, &body).await {
-            warn!(error = %e, "could not renew the lease; trying again");
+        match replace(&dir, &body, version).await {
+            Ok(Replace::Done) => {}
+            // Taken over between the read and the write: it is not ours any more.
+            Ok(Replace::Raced) => {
+                lost.store(true, Ordering::Release);
+                return;
+            }
+            Ok(Replace::Unsupported) => {
+                if let Err(e) = write(&dir, &body).await {
+                    warn!(error = %e, "could not renew the lease; trying again");
+                }
+            }
+            Err(e) => warn!(error = %e, "could not renew the lease; trying again"),
         }
     }
 }
 
-async fn read(dir: &StateDir) -> Result<Option<LeaseBody>> {
+/// What a conditional replace of the lease did.
+enum Replace {
+    Done,
+    /// The lease changed since it was read.
+    Raced,
+    /// The store has no compare-and-swap (a local path) or no version was read.
+    Unsupported,
+}
+
+/// Replaces the lease if it is still the version read (`If-Match` on S3).
+async fn replace(
+    dir: &StateDir,
+    body: &LeaseBody,
+    version: Option<UpdateVersion>,
+) -> Result<Replace> {
+    let Some(version) = version else {
+        return Ok(Replace::Unsupported);
+    };
+    let payload = PutPayload::from(serde_json::to_vec_pretty(body)?);
+    let opts = PutOptions::from(PutMode::Update(version));
+    match dir
+        .output
+        .store
+        .put_opts(&dir.path("lease.json"), payload, opts)
+        .await
+    {
+        Ok(_) => Ok(Replace::Done),
+        Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => {
+            Ok(Replace::Raced)
+        }
+        Err(e) if conditional_unsupported(&e) => Ok(Replace::Unsupported),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The lease and its version (the ETag a conditional replace names).
+async fn read(dir: &StateDir) -> Result<Option<(LeaseBody, Option<UpdateVersion>)>> {
     let path = dir.path("lease.json");
-    let bytes = match dir.output.store.get(&path).await {
-        Ok(r) => r.bytes().await?,
+    let (bytes, version) = match dir.output.store.get(&path).await {
+        Ok(r) => {
+            let version = r.meta.e_tag.clone().map(|e_tag| UpdateVersion {
+                e_tag: Some(e_tag),
+                version: r.meta.version.clone(),
+            });
+            (r.bytes().await?, version)
+        }
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    // A lease nobody can read is treated as expired: it names no run to wait for.
-    Ok(Some(serde_json::from_slice(&bytes).unwrap_or(LeaseBody {
-        run_id: "unknown".into(),
-        host: String::new(),
-        pid: 0,
-        acquired_at: String::new(),
-        expires_at: String::new(),
-    })))
+    let body = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        // A lease nobody can read names no run to wait for: treated as expired.
+        warn!(lease = %dir.output.url_of(&path), error = %e, "the lease file is unreadable; taking it as expired");
+        LeaseBody {
+            run_id: UNREADABLE.into(),
+            host: String::new(),
+            pid: 0,
+            acquired_at: String::new(),
+            expires_at: String::new(),
+        }
+    });
+    Ok(Some((body, version)))
 }
+
+/// The run id an unreadable lease is taken to name.
+pub const UNREADABLE: &str = "unreadable";
 
 async fn write(dir: &StateDir, body: &LeaseBody) -> Result<()> {
     let payload = PutPayload::from(serde_json::to_vec_pretty(body)?);

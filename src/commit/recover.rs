@@ -10,9 +10,11 @@
 //!   rolled back instead: deleted, and its files swept.
 //! - Files no catalog entry points at: the versions of a run that died before its
 //!   commit, or replaced files a dead run did not get to remove. After a dead run
-//!   (its lease taken over, or its commit completed here), every data file under a
-//!   job's table in a version directory (`v-RUNID`) the catalog does not point at
-//!   is removed.
+//!   (its lease taken over, or its commit completed or rolled back here), every
+//!   data file under a job's table in a version directory (`v-RUNID`) the catalog
+//!   does not point at is removed — of that run or an older one only. Run ids
+//!   are ULIDs, which sort by time, and any run alive now started after the dead
+//!   one held the lease: a run that raced this one for a dead lease loses no file.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -54,7 +56,7 @@ pub async fn recover(
     job: &Job,
     catalog: &Catalog,
     database: &str,
-    after_dead_run: bool,
+    dead_run: Option<&str>,
     warnings: &Warnings,
 ) -> Result<Recovered> {
     let mut out = Recovered::default();
@@ -87,8 +89,16 @@ pub async fn recover(
             }
         }
     }
-    if after_dead_run || out.completed.is_some() || !out.rolled_back.is_empty() {
-        out.orphans_removed = sweep(dir, job, catalog, database, warnings).await?;
+    // The newest run known dead: versions of it and of older runs are swept.
+    let newest_dead = dead_run
+        .filter(|r| ulid::Ulid::from_string(r).is_ok())
+        .into_iter()
+        .chain(out.completed.as_deref())
+        .chain(out.rolled_back.iter().map(String::as_str))
+        .max()
+        .map(str::to_string);
+    if let Some(bound) = newest_dead {
+        out.orphans_removed = sweep(dir, job, catalog, database, &bound, warnings).await?;
     }
     Ok(out)
 }
@@ -139,13 +149,14 @@ fn locations(e: &TableEntry) -> BTreeSet<(Vec<String>, String)> {
         .collect()
 }
 
-/// Removes the data files in version directories of the job's tables that the
-/// catalog does not point at. Returns how many.
+/// Removes the data files in version directories of runs up to `newest_dead`
+/// under the job's tables that the catalog does not point at. Returns how many.
 async fn sweep(
     dir: &StateDir,
     job: &Job,
     catalog: &Catalog,
     database: &str,
+    newest_dead: &str,
     warnings: &Warnings,
 ) -> Result<u64> {
     let output = &dir.output;
@@ -187,11 +198,12 @@ async fn sweep(
             let Some((parent, name)) = meta.location.as_ref().rsplit_once('/') else {
                 continue;
             };
-            let in_version = parent
+            let dead_version = parent
                 .rsplit('/')
                 .next()
-                .is_some_and(|d| d.starts_with("v-"));
-            if in_version && is_data_file(name) && !live.contains(parent) {
+                .and_then(|d| d.strip_prefix("v-"))
+                .is_some_and(|run| run <= newest_dead);
+            if dead_version && is_data_file(name) && !live.contains(parent) {
                 orphans.push(meta.location);
             }
         }

@@ -263,7 +263,10 @@ impl StateDir {
             Ok(r) => r,
             Err(e) => return vec![format!("could not list the state's commits: {e}")],
         };
-        let current = self.current_run().await.ok().flatten();
+        let current = match self.current_run().await {
+            Ok(c) => c,
+            Err(e) => return vec![format!("did not prune the state's old commits: {e}")],
+        };
         let keep_from = runs.len().saturating_sub(RECORDS_KEPT);
         for run in &runs[..keep_from] {
             if Some(run) == current.as_ref() {
