@@ -726,7 +726,11 @@ impl Run<'_> {
         if quiet {
             info!(previous_run = %inc.previous.run_id, "nothing changed since the last committed run: nothing read, nothing committed");
         }
-        let _ = self.listed.set(listed);
+        if self.listed.set(listed).is_err() {
+            return Err(Error::Accounting(
+                "a run's sources were listed twice".into(),
+            ));
+        }
         if quiet {
             return Ok(None);
         }

@@ -213,6 +213,22 @@ def test_incremental_sequence_reads_only_what_changed_and_equals_a_full_run(tmp_
     assert "nothing changed" in third.stdout
 
 
+def test_keys_with_spaces_unicode_and_escapes_are_replaced_and_removed(tmp_path):
+    share, lake = LocalShare(tmp_path / "share"), LocalLake(tmp_path / "lake")
+    set_a(share)
+    odd = ["long/line 7/näht #1.csv", "long/100%/a=b.csv", "long/x/'quoted'.csv"]
+    for i, k in enumerate(odd):
+        share.put(k, long_file(f"odd-{i}", 8 + i, 6, bad=1))
+    run(lake, share, "--incremental")
+    share.put(odd[0], long_file("odd-0", 12, 4))
+    share.delete(odd[1])
+    second = run(lake, share, "--incremental")
+    assert second.report["incremental"]["objects"] == {"new": 0, "changed": 1, "unchanged": 6, "deleted": 1}
+    assert read_keys(second) == [odd[0]]
+    assert {t: table_rows(lake, t) for t in TABLES} == full_lake_rows(tmp_path, share)
+    assert set(lake.all_data_files()) == registered_files(lake)
+
+
 def test_nas_copy_with_old_modification_time_is_read_again(tmp_path):
     share, lake = LocalShare(tmp_path / "share"), LocalLake(tmp_path / "lake")
     set_a(share)
