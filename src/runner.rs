@@ -144,11 +144,23 @@ pub async fn run_job_with(
         tables: Vec::new(),
         incremental: None,
     };
-    if opts.dry_run {
-        return dry_run(&job, input.as_ref(), report).await;
-    }
     // One run of the job per output at a time: the lease is held from here to the end.
     let state_dir = StateDir::new(&output, &job.spec.name);
+    if opts.dry_run {
+        let kinds = table_kinds(&job, &lineage);
+        let basis = BasisInputs {
+            job: &job,
+            state_dir: &state_dir,
+            lineage: &lineage,
+            kinds: &kinds,
+            requested: opts.incremental.unwrap_or(job.spec.incremental.enabled),
+            forced_full: opts.incremental == Some(false),
+            digest: &state::spec_digest(&job),
+        }
+        .decide(&Warnings::default())
+        .await?;
+        return dry_run(&job, input.as_ref(), report, &basis).await;
+    }
     let ttl = std::time::Duration::from_secs(job.spec.incremental.lease_seconds.max(3));
     let lease = Lease::acquire(&state_dir, &run_id, ttl).await?;
     let leased = Leased {
@@ -243,9 +255,17 @@ impl Leased<'_> {
         };
         let kinds = table_kinds(job, self.lineage);
         let digest = state::spec_digest(job);
-        let basis = self
-            .basis(requested, forced_full, &digest, &kinds, &warnings)
-            .await?;
+        let basis = BasisInputs {
+            job,
+            state_dir: self.state_dir,
+            lineage: self.lineage,
+            kinds: &kinds,
+            requested,
+            forced_full,
+            digest: &digest,
+        }
+        .decide(&warnings)
+        .await?;
         // Where each table's files go, and whether its schema change is allowed, is
         // decided against the catalog before anything is written.
         let plans = commit::plan(job, self.catalog, self.database, output, run_id).await?;
@@ -340,17 +360,25 @@ impl Leased<'_> {
         info!(run_id = %run_id, status = %report.status, rows_out = report.totals.rows_out, "run finished");
         Ok(RunOutcome { report, exit_code })
     }
+}
 
+/// What decides between an incremental and a full run.
+struct BasisInputs<'a> {
+    job: &'a Job,
+    state_dir: &'a StateDir,
+    lineage: &'a HashMap<String, Lineage>,
+    kinds: &'a HashMap<String, TableKind>,
+    /// `--incremental`, `--full` or the spec.
+    requested: bool,
+    forced_full: bool,
+    digest: &'a str,
+}
+
+impl BasisInputs<'_> {
     /// Decides between an incremental and a full run.
-    async fn basis(
-        &self,
-        requested: bool,
-        forced_full: bool,
-        digest: &str,
-        kinds: &HashMap<String, TableKind>,
-        warnings: &Warnings,
-    ) -> Result<Basis> {
-        let job = self.job;
+    async fn decide(&self, warnings: &Warnings) -> Result<Basis> {
+        let (job, requested, forced_full, digest) =
+            (self.job, self.requested, self.forced_full, self.digest);
         if !requested {
             let reason = if forced_full {
                 "--full".to_string()
@@ -378,7 +406,7 @@ impl Leased<'_> {
         }
         let mut reread = BTreeSet::new();
         for (table, l) in self.lineage {
-            if kinds.get(table) == Some(&TableKind::Derived) {
+            if self.kinds.get(table) == Some(&TableKind::Derived) {
                 reread.extend(l.sources.iter().cloned());
             }
         }
@@ -389,7 +417,9 @@ impl Leased<'_> {
             deletes: job.spec.incremental.deletes,
         })))
     }
+}
 
+impl Leased<'_> {
     /// Prepares the switch, builds the state it commits, and applies both.
     async fn commit(
         &self,
@@ -600,8 +630,14 @@ fn incremental_report(
 }
 
 /// `--dry-run`: discover every source completely, plan every table's SQL against
-/// the sources' and earlier tables' columns, and report what a run would read.
-async fn dry_run(job: &Job, input: Option<&Location>, mut report: RunReport) -> Result<RunOutcome> {
+/// the sources' and earlier tables' columns, and report what a run would read (an
+/// incremental one: what changed since the state).
+async fn dry_run(
+    job: &Job,
+    input: Option<&Location>,
+    mut report: RunReport,
+    basis: &Basis,
+) -> Result<RunOutcome> {
     let manifest = Arc::new(Discovered::default());
     for source in &job.sources {
         // Nothing reads the items: the channel is as large as the listing needs.
@@ -612,6 +648,9 @@ async fn dry_run(job: &Job, input: Option<&Location>, mut report: RunReport) -> 
             tx,
             indicatif::ProgressBar::hidden(),
         );
+        if let Basis::Incremental(inc) = basis {
+            sink = sink.with_baseline(inc.baseline.clone(), inc.reread.contains(source.name()));
+        }
         let prefix = source.discover(input, &mut sink).await?;
         sink.finish(&prefix);
         drop(rx);
@@ -619,6 +658,16 @@ async fn dry_run(job: &Job, input: Option<&Location>, mut report: RunReport) -> 
     let listings = manifest.listings();
     check_not_empty(job, input, &listings).await?;
     report.status = RunStatus::DryRun;
+    let changes = match basis {
+        Basis::Incremental(inc) => Some(listed(inc, &job.sources)),
+        Basis::Full { .. } => None,
+    };
+    report.incremental = Some(incremental_report(
+        basis,
+        changes.as_ref(),
+        &Recovered::default(),
+        None,
+    ));
     report.sources = listings.iter().map(SourceReport::from).collect();
     report.files = file_reports(&manifest.items());
     fill_totals(&mut report.totals, &report.files, &report.sources);

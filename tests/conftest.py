@@ -48,6 +48,14 @@ def naslake(*args, cwd=ROOT, env=None, lake=None, check_codes=(0, 3), replace_en
     return run
 
 
+def dry_run_report(stdout):
+    """The JSON report --dry-run prints (after any log lines)."""
+    lines = stdout.splitlines()
+    start = lines.index("{")
+    report, _ = json.JSONDecoder().raw_decode("\n".join(lines[start:]))
+    return report
+
+
 def run_job(job, lake, *extra, **kw):
     return naslake("run", job, "--output", lake, *extra, lake=lake, **kw)
 

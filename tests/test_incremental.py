@@ -23,7 +23,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import ROOT, SENSOR_JOB, naslake
+from conftest import ROOT, SENSOR_JOB, dry_run_report, naslake
 
 MOTO = os.environ.get("NASLAKE_TEST_MOTO")
 REGION = "us-east-1"
@@ -227,6 +227,22 @@ def test_keys_with_spaces_unicode_and_escapes_are_replaced_and_removed(tmp_path)
     assert read_keys(second) == [odd[0]]
     assert {t: table_rows(lake, t) for t in TABLES} == full_lake_rows(tmp_path, share)
     assert set(lake.all_data_files()) == registered_files(lake)
+
+
+def test_a_dry_run_says_what_an_incremental_run_would_read_and_writes_nothing(tmp_path):
+    share, lake = LocalShare(tmp_path / "share"), LocalLake(tmp_path / "lake")
+    set_a(share)
+    run(lake, share, "--incremental")
+    change_share(share)
+    state_before = lake.state()
+    out = run(lake, share, "--incremental", "--dry-run")
+    plan = dry_run_report(out.stdout)
+    assert plan["status"] == "dry_run"
+    assert plan["incremental"]["objects"] == {"new": 1, "changed": 2, "unchanged": 2, "deleted": 1}
+    assert sorted(f["key"] for f in plan["files"]) == ["long/a.csv", "long/c.csv.gz", "long/f.csv"]
+    assert lake.state() == state_before
+    full = run(lake, share, "--dry-run")
+    assert dry_run_report(full.stdout)["totals"]["files_seen"] == 5
 
 
 def test_nas_copy_with_old_modification_time_is_read_again(tmp_path):

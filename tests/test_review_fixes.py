@@ -20,7 +20,7 @@ import uuid
 import duckdb
 import pytest
 
-from conftest import BIN, ROOT, SENSOR_JOB, Run, duck_rows, naslake, run_job
+from conftest import BIN, ROOT, SENSOR_JOB, Run, dry_run_report, duck_rows, naslake, run_job
 
 MOTO = os.environ.get("NASLAKE_TEST_MOTO")
 needs_moto = pytest.mark.skipif(not MOTO, reason="needs moto server: run scripts/test")
@@ -375,13 +375,6 @@ def test_append_is_copy_on_write_and_a_failed_append_leaves_nothing_visible(tmp_
 
 
 # --- 5. --dry-run plans the SQL -------------------------------------------------------
-
-def dry_run_report(stdout):
-    """The JSON report --dry-run prints (after any log lines)."""
-    lines = stdout.splitlines()
-    start = lines.index("{")
-    report, _ = json.JSONDecoder().raw_decode("\n".join(lines[start:]))
-    return report
 
 
 def test_dry_run_plans_every_table_sql_and_writes_nothing(tmp_path):
