@@ -12,7 +12,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::prelude::SessionContext;
+use datafusion::arrow::compute::can_cast_types;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::catalog::TableProvider;
+use datafusion::functions::core::expr_fn::nullif;
+use datafusion::prelude::{SessionContext, cast, ident, lit};
 use object_store::{ObjectStoreExt, PutPayload};
 use tracing::{info, warn};
 
@@ -38,6 +42,7 @@ use crate::storage::{Location, redact_url};
 use crate::transform::{self, lineage::Lineage};
 use crate::write::carry::{self, OldTable};
 use crate::write::keys::{KEY_COLUMN, KeyTally};
+use crate::write::layout::HIVE_NULL_PARTITION;
 use crate::write::{self, Staged, TableWriter, WrittenFile};
 
 /// How a run was asked for on the command line.
@@ -196,6 +201,9 @@ struct Increment {
     baseline: Arc<Baseline>,
     /// Sources read in full all the same: a derived table's SQL reads them.
     reread: BTreeSet<String>,
+    /// Sources a derived table reads whole, whose unchanged rows come from that
+    /// table's last version instead (source → table; see [`Lineage::preserves`]).
+    providers: BTreeMap<String, String>,
     deletes: Deletes,
 }
 
@@ -404,18 +412,64 @@ impl BasisInputs<'_> {
             warnings.push(reason.clone());
             return Ok(Basis::Full { reason });
         }
-        let mut reread = BTreeSet::new();
+        let mut whole = BTreeSet::new();
         for (table, l) in self.lineage {
             if self.kinds.get(table) == Some(&TableKind::Derived) {
-                reread.extend(l.sources.iter().cloned());
+                whole.extend(l.sources.iter().cloned());
+            }
+        }
+        let (mut reread, mut providers) = (BTreeSet::new(), BTreeMap::new());
+        for source in whole {
+            match self.provider(&source, &previous) {
+                Some(table) => {
+                    providers.insert(source, table);
+                }
+                None => {
+                    reread.insert(source);
+                }
             }
         }
         Ok(Basis::Incremental(Box::new(Increment {
             baseline: Arc::new(Baseline::new(&previous.sources)),
             previous,
             reread,
+            providers,
             deletes: job.spec.incremental.deletes,
         })))
+    }
+
+    /// A derived table whose last version holds every row of `source` as it was
+    /// read (its SQL keeps the rows one for one, and it has the source's columns
+    /// with their types), when no table kept per object reads the source too.
+    fn provider(&self, source: &str, previous: &JobState) -> Option<String> {
+        let schema = self
+            .job
+            .sources
+            .iter()
+            .find(|s| s.name() == source)?
+            .schema();
+        let per_object_reader = self.lineage.iter().any(|(t, l)| {
+            self.kinds.get(t) == Some(&TableKind::Objects) && l.sources.contains(source)
+        });
+        if per_object_reader {
+            return None;
+        }
+        let (name, _) = self
+            .lineage
+            .iter()
+            .find(|(_, l)| l.preserves.as_deref() == Some(source))?;
+        let table = self.job.table(name)?;
+        let file = table.schema.file_schema();
+        let keys = table.schema.partition_key_names();
+        let has_all = schema.fields().iter().all(|f| {
+            if keys.contains(f.name()) {
+                can_cast_types(&DataType::Utf8, f.data_type())
+            } else {
+                file.field_with_name(f.name())
+                    .is_ok_and(|g| g.data_type() == f.data_type())
+            }
+        });
+        (has_all && previous.tables.contains_key(name)).then(|| name.clone())
     }
 }
 
@@ -859,10 +913,13 @@ impl Run<'_> {
                 progress: self.progress.clone(),
                 drain: drain.clone(),
             };
-            ctx.register_table(
-                source.name(),
-                Arc::<dyn AnySource>::clone(source).table(feed)?,
-            )?;
+            let fresh = Arc::<dyn AnySource>::clone(source).table(feed)?;
+            let provider = self.increment.and_then(|i| i.providers.get(source.name()));
+            let table = match provider {
+                Some(provider) => self.with_old_rows(ctx, source, fresh, provider).await?,
+                None => fresh,
+            };
+            ctx.register_table(source.name(), table)?;
         }
         drop(rejects);
         ctx.register_object_store(self.output.store_url.as_ref(), self.output.store.clone());
@@ -897,6 +954,70 @@ impl Run<'_> {
         .await?;
         info!(table = %table.name, rows, files = files.len(), "table written");
         self.table_files(table, files, rows, tally, counter).await
+    }
+
+    /// A source as a full run would see it: the rows of the objects read now, and
+    /// of every unchanged object the rows `provider` (a derived table that keeps
+    /// the source's rows one for one) holds of it, read back from its last version.
+    async fn with_old_rows(
+        &self,
+        ctx: &SessionContext,
+        source: &Arc<dyn AnySource>,
+        fresh: Arc<dyn TableProvider>,
+        provider: &str,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let (Some(inc), Some(listed), Some(table)) =
+            (self.increment, self.listed.get(), self.job.table(provider))
+        else {
+            return Err(Error::Accounting(format!(
+                "source {} has no rows to come back from",
+                source.name()
+            )));
+        };
+        let locations = inc
+            .previous
+            .tables
+            .get(provider)
+            .map(|t| t.locations())
+            .unwrap_or_default();
+        let files = kept_files(self.output, &locations)
+            .await?
+            .into_iter()
+            .map(|f| TableFile {
+                path: f.path,
+                size: f.bytes,
+                partition_values: f.partition_values,
+            })
+            .collect();
+        let keys = table.schema.partition_key_names();
+        let old = FilesTable::new(
+            table.schema.file_schema(),
+            &keys,
+            self.output.store_url.clone(),
+            files,
+        );
+        let mut old = ctx.read_table(Arc::new(old))?;
+        if !listed.removed.is_empty() {
+            let removed = listed.removed.iter().map(|k| lit(k.as_str())).collect();
+            old = old.filter(ident(KEY_COLUMN).in_list(removed, true))?;
+        }
+        let columns = source
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| {
+                let mut c = ident(f.name());
+                if keys.contains(f.name()) {
+                    // A partition value comes back as its directory name.
+                    c = nullif(c, lit(HIVE_NULL_PARTITION));
+                }
+                cast(c, f.data_type().clone()).alias(f.name())
+            })
+            .collect::<Vec<_>>();
+        let old = old.select(columns)?;
+        let fresh = ctx.read_table(fresh)?;
+        info!(source = %source.name(), table = provider, "unchanged objects' rows come from the table's last version");
+        Ok(fresh.union(old)?.into_view())
     }
 
     /// A table kept per object tallies its rows by key (for the state).

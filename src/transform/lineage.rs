@@ -22,6 +22,10 @@ pub struct Lineage {
     /// The sources and the tables its SQL scans.
     pub sources: BTreeSet<String>,
     pub tables: BTreeSet<String>,
+    /// The one source whose every row gives exactly one row of the table (only
+    /// projections and window functions over it): the table's old rows then hold
+    /// the source's old rows, so an incremental run need not read it again.
+    pub preserves: Option<String>,
 }
 
 /// How an incremental run keeps a table with this plan up to date. `sources`
@@ -45,11 +49,46 @@ pub fn analyse(plan: &LogicalPlan, sources: &HashSet<String>, has_key: bool) -> 
     } else {
         TableKind::Derived
     };
+    let preserves =
+        (read.0.len() == 1 && read.1.is_empty() && scans(plan) == 1 && row_preserving(plan))
+            .then(|| read.0.iter().next().cloned())
+            .flatten();
     Lineage {
         kind,
         sources: read.0,
         tables: read.1,
+        preserves,
     }
+}
+
+/// True when the plan keeps its one input's rows one for one: projections and
+/// window functions only (no filter, aggregate, join, limit or distinct).
+fn row_preserving(plan: &LogicalPlan) -> bool {
+    let mut keeps = true;
+    let _walk_cannot_fail = plan.apply(|node| {
+        let ok = matches!(
+            node,
+            LogicalPlan::TableScan(_)
+                | LogicalPlan::Projection(_)
+                | LogicalPlan::Window(_)
+                | LogicalPlan::SubqueryAlias(_)
+                | LogicalPlan::Repartition(_)
+        ) && !node.expressions().iter().any(|e| {
+            e.exists(|x| {
+                Ok(matches!(
+                    x,
+                    Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_)
+                ))
+            })
+            .unwrap_or(true)
+        });
+        if !ok || matches!(node, LogicalPlan::TableScan(s) if !s.filters.is_empty() || s.fetch.is_some()) {
+            keeps = false;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    keeps
 }
 
 /// True when every output row comes from one input row of one source.
@@ -109,7 +148,7 @@ mod tests {
 
     use super::*;
 
-    async fn kind(sql: &str) -> TableKind {
+    async fn lineage(sql: &str) -> Lineage {
         let ctx = SessionContext::new();
         let schema = Arc::new(Schema::new(vec![
             Field::new("source_key", DataType::Utf8, false),
@@ -121,7 +160,36 @@ mod tests {
         }
         let plan = ctx.sql(sql).await.unwrap().logical_plan().clone();
         let sources = HashSet::from(["src".to_string(), "other_src".to_string()]);
-        analyse(&plan, &sources, true).kind
+        analyse(&plan, &sources, true)
+    }
+
+    async fn kind(sql: &str) -> TableKind {
+        lineage(sql).await.kind
+    }
+
+    #[tokio::test]
+    async fn only_projections_and_windows_over_one_source_preserve_its_rows() {
+        let keeps = |sql: &'static str| async move { lineage(sql).await.preserves };
+        let src = Some("src".to_string());
+        assert_eq!(
+            keeps("SELECT source_key, v - avg(v) OVER () AS v FROM src").await,
+            src
+        );
+        assert_eq!(
+            keeps("WITH a AS (SELECT *, rank() OVER (ORDER BY v) AS r FROM src) SELECT source_key, r FROM a").await,
+            src
+        );
+        assert_eq!(keeps("SELECT * FROM src WHERE v > 0").await, None);
+        assert_eq!(
+            keeps("SELECT source_key, count(*) FROM src GROUP BY source_key").await,
+            None
+        );
+        assert_eq!(
+            keeps("SELECT * FROM src UNION ALL SELECT * FROM other_src").await,
+            None
+        );
+        assert_eq!(keeps("SELECT * FROM src LIMIT 3").await, None);
+        assert_eq!(keeps("SELECT * FROM earlier_table").await, None);
     }
 
     #[tokio::test]
