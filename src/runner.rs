@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::compute::can_cast_types;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::TableProvider;
 use datafusion::functions::core::expr_fn::nullif;
@@ -454,7 +453,7 @@ impl BasisInputs<'_> {
         if per_object_reader {
             return None;
         }
-        let (name, _) = self
+        let (name, lineage) = self
             .lineage
             .iter()
             .find(|(_, l)| l.preserves.as_deref() == Some(source))?;
@@ -462,8 +461,11 @@ impl BasisInputs<'_> {
         let file = table.schema.file_schema();
         let keys = table.schema.partition_key_names();
         let has_all = schema.fields().iter().all(|f| {
-            if keys.contains(f.name()) {
-                can_cast_types(&DataType::Utf8, f.data_type())
+            if !lineage.passed_through.contains(f.name()) {
+                false
+            } else if keys.contains(f.name()) {
+                // Read back from its directory name: lossless for strings only.
+                f.data_type() == &DataType::Utf8
             } else {
                 file.field_with_name(f.name())
                     .is_ok_and(|g| g.data_type() == f.data_type())

@@ -26,6 +26,9 @@ pub struct Lineage {
     /// projections and window functions over it): the table's old rows then hold
     /// the source's old rows, so an incremental run need not read it again.
     pub preserves: Option<String>,
+    /// The output columns that are the scanned source's columns of that name,
+    /// passed through unchanged (for a plan that preserves its source's rows).
+    pub passed_through: BTreeSet<String>,
 }
 
 /// How an incremental run keeps a table with this plan up to date. `sources`
@@ -53,11 +56,48 @@ pub fn analyse(plan: &LogicalPlan, sources: &HashSet<String>, has_key: bool) -> 
         (read.0.len() == 1 && read.1.is_empty() && scans(plan) == 1 && row_preserving(plan))
             .then(|| read.0.iter().next().cloned())
             .flatten();
+    let passed_through = match preserves {
+        Some(_) => plan
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .filter(|name| passes_through(plan, name))
+            .collect(),
+        None => BTreeSet::new(),
+    };
     Lineage {
         kind,
         sources: read.0,
         tables: read.1,
         preserves,
+        passed_through,
+    }
+}
+
+/// True when output column `name` is the scan's column `name`, unchanged through
+/// every projection (a bare column, perhaps aliased to its own name), window
+/// (which keeps its input's columns) and alias above it.
+fn passes_through(plan: &LogicalPlan, name: &str) -> bool {
+    match plan {
+        LogicalPlan::TableScan(scan) => scan
+            .projected_schema
+            .field_with_unqualified_name(name)
+            .is_ok(),
+        LogicalPlan::Projection(p) => {
+            let position = p.schema.fields().iter().position(|f| f.name() == name);
+            match position.map(|i| p.expr[i].clone().unalias()) {
+                Some(Expr::Column(c)) if c.name == name => passes_through(&p.input, name),
+                _ => false,
+            }
+        }
+        LogicalPlan::Window(w) => {
+            w.input.schema().field_with_unqualified_name(name).is_ok()
+                && passes_through(&w.input, name)
+        }
+        LogicalPlan::SubqueryAlias(a) => passes_through(&a.input, name),
+        LogicalPlan::Repartition(r) => passes_through(&r.input, name),
+        _ => false,
     }
 }
 
@@ -190,6 +230,14 @@ mod tests {
         );
         assert_eq!(keeps("SELECT * FROM src LIMIT 3").await, None);
         assert_eq!(keeps("SELECT * FROM earlier_table").await, None);
+        // A column of the source's name but another value is not the source's.
+        let l = lineage("SELECT source_key, v * 2 AS v FROM src").await;
+        assert!(l.passed_through.contains("source_key") && !l.passed_through.contains("v"));
+        let l = lineage(
+            "WITH a AS (SELECT *, avg(v) OVER () AS m FROM src) SELECT source_key, v, m FROM a",
+        )
+        .await;
+        assert!(l.passed_through.contains("v") && !l.passed_through.contains("m"));
     }
 
     #[tokio::test]
