@@ -73,9 +73,16 @@ def naslake(share_url, out_url, extra, env, read_report):
             "rows_out": r["totals"]["rows_out"], "inc": r.get("incremental", {})}
 
 
-def row(name, m, base):
-    ratio = base["s"] / m["s"] if m["s"] else float("inf")
-    print(f"| {name} | {m['listed']:,} | {m['opened']:,} | {m['s']:.2f} | {m['rss']:.0f} MiB | {ratio:.1f}× |")
+def table(title, first, rows):
+    """Prints one share's results; ratios are to the first row (naslake full)."""
+    print(f"\n### {title}\n")
+    print(f"first (full) run: {first['s']:.2f} s, {first['rss']:.0f} MiB\n")
+    print("| run over the changed share | objects listed | objects opened | s | peak RSS | vs naslake full |")
+    print("|---|---|---|---|---|---|")
+    base = rows[0][1]
+    for name, m in rows:
+        ratio = base["s"] / m["s"] if m["s"] else float("inf")
+        print(f"| {name} | {m['listed']:,} | {m['opened']:,} | {m['s']:.2f} | {m['rss']:.0f} MiB | {ratio:.1f}× |")
 
 
 def local(n, rng, work):
@@ -108,15 +115,10 @@ def local(n, rng, work):
                 f"TO '{work}/duck' (FORMAT parquet, PARTITION_BY (dt))")
     dwall, drss, _ = measure([sys.executable, "-c", f"import duckdb; duckdb.sql({duck_sql!r})"])
     duck = {"s": dwall, "rss": drss, "listed": n, "opened": n - len(deleted) + len(added)}
-    print(f"\n### local folder: {n:,} objects, {len(appended) + len(replaced) + len(deleted) + len(added):,} changed "
-          f"({len(appended)} appended, {len(replaced)} replaced, {len(deleted)} deleted, {len(added)} new)\n")
-    print(f"first (full) run: {first['s']:.2f} s, {first['rss']:.0f} MiB\n")
-    print("| run over the changed share | objects listed | objects opened | s | peak RSS | vs naslake full |")
-    print("|---|---|---|---|---|---|")
-    row("naslake full", full, full)
-    row("DuckDB, whole share to Parquet", duck, full)
-    row("naslake --incremental", inc, full)
-    row("naslake --incremental, nothing changed", quiet, full)
+    table(f"local folder: {n:,} objects, {len(appended) + len(replaced) + len(deleted) + len(added):,} changed "
+          f"({len(appended)} appended, {len(replaced)} replaced, {len(deleted)} deleted, {len(added)} new)", first,
+          [("naslake full", full), ("DuckDB, whole share to Parquet", duck), ("naslake --incremental", inc),
+           ("naslake --incremental, nothing changed", quiet)])
     print(f"\nincremental: {json.dumps(inc['inc'].get('objects'))}, rows added {inc['inc'].get('rows_added')}, "
           f"removed {inc['inc'].get('rows_removed')}")
 
@@ -150,13 +152,8 @@ def on_moto(n, rng):
     inc = naslake("s3://bench-share", "s3://bench-lake/inc", ["--incremental", *glue], env, read_in("inc"))
     quiet = naslake("s3://bench-share", "s3://bench-lake/inc", ["--incremental", *glue], env, read_in("inc"))
     full = naslake("s3://bench-share", "s3://bench-lake/full", ["--catalog", "glue:bench_full"], env, read_in("full"))
-    print(f"\n### moto server (S3 in and out, Glue): {n:,} objects, 1% changed\n")
-    print(f"first (full) run: {first['s']:.2f} s, {first['rss']:.0f} MiB\n")
-    print("| run over the changed share | objects listed | objects opened | s | peak RSS | vs naslake full |")
-    print("|---|---|---|---|---|---|")
-    row("naslake full", full, full)
-    row("naslake --incremental", inc, full)
-    row("naslake --incremental, nothing changed", quiet, full)
+    table(f"moto server (S3 in and out, Glue): {n:,} objects, 1% changed", first,
+          [("naslake full", full), ("naslake --incremental", inc), ("naslake --incremental, nothing changed", quiet)])
 
 
 def main():

@@ -380,43 +380,45 @@ def fault_plan(seed, count):
     return [(p, rng.randint(1, POINTS[p]), rng.choice(["first", "second"])) for p in picks]
 
 
-def kill_then_recover(tmp_path, i, point, n, which, make_share, make_lake, check):
-    share, lake = make_share(i), make_lake(i)
+def kill_then_recover(share, lake, point, n, which):
+    """Runs 1 (set A) and 2 (changed), one killed at `point:n`, then the run that
+    comes back; returns whether the process was killed."""
     set_a(share)
     fault = {"NASLAKE_FAULT": f"{point}:{n}"}
     if which == "first":
         killed = run(lake, share, "--incremental", env=fault, check_codes=None)
         run(lake, share, "--incremental")
         change_share(share)
-        after = run(lake, share, "--incremental")
+        run(lake, share, "--incremental")
     else:
         run(lake, share, "--incremental")
         change_share(share)
         killed = run(lake, share, "--incremental", env=fault, check_codes=None)
-        after = run(lake, share, "--incremental")
+        run(lake, share, "--incremental")
     # The point was reached (a kill) or lies beyond what the run does (it finished).
     assert killed.code in (-signal.SIGKILL, 0, 3), (point, killed.stderr[-2000:])
-    check(share, lake, after)
     return killed.code == -signal.SIGKILL
 
 
-def test_killed_at_20_seeded_points_locally_the_next_run_completes_exactly_once(tmp_path):
-    expected = {}
-
-    def check(share, lake, after):
-        if "want" not in expected:
-            expected["want"] = full_lake_rows(tmp_path, share)
-        assert {t: table_rows(lake, t) for t in TABLES} == expected["want"]
-        assert set(lake.all_data_files()) == registered_files(lake), "orphaned files"
+def kill_at_seeded_points(tmp_path, seed, make_share, make_lake, report_of):
+    """24 seeded kills; after each, the tables equal an uninterrupted run's, no
+    unregistered file is left, and one more run finds nothing changed."""
+    want, kills = None, 0
+    for i, (point, n, which) in enumerate(fault_plan(seed, 24)):
+        share, lake = make_share(i), make_lake(i)
+        kills += kill_then_recover(share, lake, point, n, which)
+        want = want or full_lake_rows(tmp_path, share)
+        assert {t: table_rows(lake, t) for t in TABLES} == want, (point, n, which)
+        assert set(lake.all_data_files()) == registered_files(lake), ("orphaned files", point, n, which)
         again = run(lake, share, "--incremental")
-        assert again.report["incremental"]["nothing_changed"]
-
-    kills = 0
-    for i, (point, n, which) in enumerate(fault_plan(12, 24)):
-        kills += kill_then_recover(
-            tmp_path, i, point, n, which,
-            lambda i: LocalShare(tmp_path / f"share{i}"), lambda i: LocalLake(tmp_path / f"lake{i}"), check)
+        assert report_of(lake, again)["incremental"]["nothing_changed"], (point, n, which)
     assert kills >= 20
+
+
+def test_killed_at_20_seeded_points_locally_the_next_run_completes_exactly_once(tmp_path):
+    kill_at_seeded_points(
+        tmp_path, 12, lambda i: LocalShare(tmp_path / f"share{i}"), lambda i: LocalLake(tmp_path / f"lake{i}"),
+        lambda lake, r: r.report)
 
 
 # --- on moto: S3 in and out, the Glue catalog ---------------------------------------
@@ -559,20 +561,9 @@ def latest_report(share, lake):
 def test_killed_at_20_seeded_points_on_moto_with_glue_the_next_run_completes_exactly_once(tmp_path):
     bucket = f"kill-{uuid.uuid4().hex[:8]}"
     s3().create_bucket(Bucket=bucket)
-    expected = {}
-
-    def check(share, lake, after):
-        if "want" not in expected:
-            expected["want"] = full_lake_rows(tmp_path, share)
-        assert {t: table_rows(lake, t) for t in TABLES} == expected["want"]
-        assert set(lake.all_data_files()) == registered_files(lake), "orphaned files"
-
-    kills = 0
-    for i, (point, n, which) in enumerate(fault_plan(34, 24)):
-        kills += kill_then_recover(
-            tmp_path, i, point, n, which,
-            lambda i: S3Share(bucket, f"data{i}"), lambda i: GlueLake(bucket, f"lake{i}"), check)
-    assert kills >= 20
+    kill_at_seeded_points(
+        tmp_path, 34, lambda i: S3Share(bucket, f"data{i}"), lambda i: GlueLake(bucket, f"lake{i}"),
+        lambda lake, r: latest_report(None, lake))
 
 
 # --- the other jobs ------------------------------------------------------------------
