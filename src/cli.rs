@@ -8,10 +8,12 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::catalog::table_input::athena_ddl;
 use crate::catalog::{Catalog, CatalogSpec};
+use crate::discover::shards::Split;
 use crate::error::{EXIT_FAILED, EXIT_OK, EXIT_REJECTS, EXIT_USAGE, Error};
 use crate::logging::{self, LogFormat};
 use crate::query::{self, OutputFormat};
-use crate::runner::{self, RunOptions};
+use crate::runner::{self, RunOptions, sharded};
+use crate::sources::Registry;
 
 const EXIT_CODES: &str = "Exit codes: 0 all good; 1 failed (the catalog is left as it was); \
 2 bad usage or config; 3 finished, but some inputs were rejected (rejects were written).";
@@ -31,6 +33,14 @@ enum Command {
     /// Run a job (or every job in jobs/ with --all).
     #[command(after_help = EXIT_CODES)]
     Run(RunArgs),
+    /// List the input and split it into shards for `work` (the first step of a
+    /// sharded run); prints the plan's address.
+    Plan(PlanArgs),
+    /// Do one shard of a planned run; prints the address of its result.
+    Work(WorkArgs),
+    /// Commit a planned run once every shard has its result (exit codes as for `run`).
+    #[command(after_help = EXIT_CODES)]
+    Commit(CommitArgs),
     /// Run SQL over the tables of a catalog.
     Query(QueryArgs),
     /// List or show the tables of a catalog.
@@ -77,6 +87,65 @@ struct RunArgs {
 }
 
 #[derive(Debug, Args)]
+struct PlanArgs {
+    /// The job spec (jobs/NAME.toml).
+    job: PathBuf,
+    /// Input location; overrides the job spec's `input`.
+    #[arg(long, env = "NASLAKE_INPUT")]
+    input: Option<String>,
+    /// Output location (default ./lake).
+    #[arg(long, env = "NASLAKE_OUTPUT")]
+    output: Option<String>,
+    /// local[:DIR] or glue[:DATABASE] (default local, under the output).
+    #[arg(long, env = "NASLAKE_CATALOG")]
+    catalog: Option<String>,
+    /// Override a job spec key, e.g. --set params.zscore_threshold=2.5
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Split into this many shards, balanced by bytes.
+    #[arg(long, conflicts_with = "shard_size")]
+    shards: Option<usize>,
+    /// Split into shards of about this size (e.g. 512MiB; the default).
+    #[arg(long, value_name = "BYTES")]
+    shard_size: Option<bytesize::ByteSize>,
+    /// The run's id (lowercase letters, digits, `-`); new by default. AWS Batch
+    /// names it up front, so the array job knows the plan's address.
+    #[arg(long, env = "NASLAKE_RUN_ID")]
+    run_id: Option<String>,
+}
+
+/// Shards of about this size when neither --shards nor --shard-size is given.
+const DEFAULT_SHARD_SIZE: u64 = 512 * 1024 * 1024;
+
+#[derive(Debug, Args)]
+struct WorkArgs {
+    /// The plan's address, as `naslake plan` printed it.
+    #[arg(env = "NASLAKE_PLAN")]
+    plan: String,
+    /// The shard to do (from 0).
+    #[arg(
+        long,
+        required_unless_present = "shard_from_env",
+        conflicts_with = "shard_from_env"
+    )]
+    shard: Option<usize>,
+    /// Take the shard from AWS_BATCH_JOB_ARRAY_INDEX (an AWS Batch array child).
+    #[arg(long)]
+    shard_from_env: bool,
+    /// The attempt's number, for logs and fault scopes (default:
+    /// AWS_BATCH_JOB_ATTEMPT, else 0). Files are named by a new id each attempt.
+    #[arg(long, env = "AWS_BATCH_JOB_ATTEMPT")]
+    attempt: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+struct CommitArgs {
+    /// The plan's address, as `naslake plan` printed it.
+    #[arg(env = "NASLAKE_PLAN")]
+    plan: String,
+}
+
+#[derive(Debug, Args)]
 struct QueryArgs {
     /// The SQL (DataFusion dialect).
     sql: String,
@@ -116,7 +185,7 @@ pub fn main() -> i32 {
         }
     };
     // `query` and `catalog` print results on stdout, so their logs go to stderr.
-    let logs_to_stderr = !matches!(cli.command, Command::Run(_));
+    let logs_to_stderr = !matches!(cli.command, Command::Run(_) | Command::Commit(_));
     let format = cli
         .log_format
         .unwrap_or_else(|| logging::default_format(logs_to_stderr));
@@ -147,6 +216,45 @@ pub fn main() -> i32 {
 async fn dispatch(command: Command, progress: bool) -> Result<i32, Error> {
     match command {
         Command::Run(args) => run(args, progress).await,
+        Command::Plan(args) => {
+            let opts = sharded::PlanOptions {
+                job: args.job,
+                overrides: args.overrides,
+                input: args.input,
+                output: args.output,
+                catalog: args.catalog,
+                split: match (args.shards, args.shard_size) {
+                    (Some(n), _) => Split::Shards(n),
+                    (None, Some(size)) => Split::ShardSize(size.as_u64()),
+                    (None, None) => Split::ShardSize(DEFAULT_SHARD_SIZE),
+                },
+                run_id: args.run_id,
+            };
+            let url = sharded::plan_run(&opts, &Registry::builtin()).await?;
+            out(&format!("{url}\n"))?;
+            Ok(EXIT_OK)
+        }
+        Command::Work(args) => {
+            let shard = match args.shard {
+                Some(s) => s,
+                None => array_index()?,
+            };
+            let attempt = args.attempt.unwrap_or(0);
+            let done =
+                sharded::work_shard(&args.plan, shard, attempt, &Registry::builtin()).await?;
+            tracing::info!(
+                items = done.items,
+                rows_rejected = done.rows_rejected,
+                "shard written"
+            );
+            out(&format!("{}\n", done.result_url))?;
+            Ok(EXIT_OK)
+        }
+        Command::Commit(args) => {
+            let outcome = sharded::commit_run(&args.plan, progress, &Registry::builtin()).await?;
+            out(&outcome.report.summary())?;
+            Ok(outcome.exit_code)
+        }
         Command::Query(args) => {
             let catalog = open_catalog(args.catalog.as_deref()).await?;
             let ctx = query::session_over(&catalog.0, catalog.1.as_deref()).await?;
@@ -268,6 +376,18 @@ fn worse(a: i32, b: i32) -> i32 {
         _ => 3,
     };
     if rank(b) > rank(a) { b } else { a }
+}
+
+/// The shard of an AWS Batch array child.
+fn array_index() -> Result<usize, Error> {
+    let v = std::env::var("AWS_BATCH_JOB_ARRAY_INDEX").map_err(|_| {
+        Error::config("--shard-from-env: AWS_BATCH_JOB_ARRAY_INDEX is not set (is this an array job's child?)")
+    })?;
+    v.parse().map_err(|_| {
+        Error::config(format!(
+            "--shard-from-env: AWS_BATCH_JOB_ARRAY_INDEX is `{v}`, not a shard number"
+        ))
+    })
 }
 
 fn list_jobs(dir: &Path) -> Result<Vec<PathBuf>, Error> {

@@ -84,6 +84,10 @@ pub enum Error {
     /// could not be reached: the run fails and changes nothing.
     #[error("{0}")]
     Collect(String),
+    /// A sharded run's plan or shard results are missing, duplicated or do not
+    /// match: its commit fails and changes nothing.
+    #[error("shards: {0}")]
+    Shards(String),
 }
 
 impl Error {

@@ -3,6 +3,10 @@
 //! reclaim, a stopped ECS task or the OOM killer would: no destructor runs, no
 //! buffer is flushed. Unset (always, outside tests) a point costs one relaxed load.
 //!
+//! `POINT:N@SCOPE` arms it only in a process whose scope is `SCOPE`: `naslake
+//! work` sets `shardI.attemptA`, so a test can fail the first attempt of one
+//! shard and let the retry through.
+//!
 //! The points name the step they are in (`discover.item`, `extract.item`,
 //! `write.file`, `commit.record`, `catalog.table` (after each table's catalog
 //! change), `commit.catalog`, `commit.state`, `commit.cleanup`);
@@ -14,7 +18,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 struct Armed {
     point: String,
     at: u64,
+    scope: Option<String>,
     seen: AtomicU64,
+}
+
+static SCOPE: OnceLock<String> = OnceLock::new();
+
+/// Names what this process does, for faults armed with `@SCOPE`; set once.
+pub fn set_scope(scope: &str) {
+    let _first_wins = SCOPE.set(scope.to_string());
 }
 
 fn armed() -> Option<&'static Armed> {
@@ -22,10 +34,15 @@ fn armed() -> Option<&'static Armed> {
     ARMED
         .get_or_init(|| {
             let v = std::env::var("NASLAKE_FAULT").ok()?;
-            let (point, at) = v.rsplit_once(':').unwrap_or((v.as_str(), "1"));
+            let (v, scope) = match v.split_once('@') {
+                Some((v, s)) => (v, Some(s.to_string())),
+                None => (v.as_str(), None),
+            };
+            let (point, at) = v.rsplit_once(':').unwrap_or((v, "1"));
             Some(Armed {
                 point: point.to_string(),
                 at: at.parse().ok().filter(|n| *n > 0)?,
+                scope,
                 seen: AtomicU64::new(0),
             })
         })
@@ -37,6 +54,9 @@ pub fn point(name: &str) {
     let Some(a) = armed() else {
         return;
     };
+    if a.scope.is_some() && a.scope.as_ref() != SCOPE.get() {
+        return;
+    }
     if a.point == name && a.seen.fetch_add(1, Ordering::Relaxed) + 1 == a.at {
         eprintln!("naslake: fault point {name}:{} reached, SIGKILL", a.at);
         // SAFETY: kill(2) on our own pid has no memory-safety preconditions.

@@ -19,13 +19,18 @@ ensure_venv() {
   fi
 }
 
-# Debian packages the tests use: acl (setfacl/getfacl, for the POSIX ACL tests).
+# Debian packages the tests use: acl (setfacl/getfacl, for the POSIX ACL tests),
+# a Java 17 runtime (pyspark's local mode) and binutils (objdump, for the glibc
+# symbol versions of the binary).
 ensure_debian_packages() {
-  command -v setfacl >/dev/null 2>&1 && command -v getfacl >/dev/null 2>&1 && return 0
-  echo "== installing Debian packages: acl"
-  local sudo=""
+  local missing=() sudo=""
+  { command -v setfacl && command -v getfacl; } >/dev/null 2>&1 || missing+=(acl)
+  command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+  command -v objdump >/dev/null 2>&1 || missing+=(binutils)
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  echo "== installing Debian packages: ${missing[*]}"
   [[ $(id -u) -ne 0 ]] && sudo="sudo"
-  $sudo apt-get install -y -q acl >/dev/null || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q acl >/dev/null; }
+  $sudo apt-get install -y -q "${missing[@]}" >/dev/null || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q "${missing[@]}" >/dev/null; }
 }
 
 # Starts moto server on a free loopback port; exports NASLAKE_TEST_MOTO (its URL) and

@@ -126,21 +126,26 @@ pub async fn plan(
                 }
             }
         }
-        let placement = Placement::new(
-            output,
-            prefix,
-            t.schema.partition_key_names(),
-            t.spec.projection.is_empty().then(|| format!("v-{run_id}")),
-        );
         plans.insert(
             t.name.clone(),
             TablePlan {
                 before,
-                placement: Arc::new(placement),
+                placement: Arc::new(placement(output, t, run_id)),
             },
         );
     }
     Ok(plans)
+}
+
+/// Where run `run_id` writes table `t`: the same wherever it is asked (a shard of
+/// a sharded run writes where its commit registers).
+pub fn placement(output: &Location, t: &JobTable, run_id: &str) -> Placement {
+    Placement::new(
+        output,
+        output.child(&t.name),
+        t.schema.partition_key_names(),
+        t.spec.projection.is_empty().then(|| format!("v-{run_id}")),
+    )
 }
 
 /// The locations a catalog entry points readers at: each partition's, or the

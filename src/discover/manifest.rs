@@ -6,6 +6,7 @@
 //! ([`Discovered`]), so reading starts with the first page of a listing; each item
 //! carries the counters extraction fills in ([`ItemStats`]).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -86,7 +87,7 @@ pub struct ItemStats {
     pub rejected: AtomicU64,
     item_error: Mutex<Option<String>>,
     /// Counters of the source kind's own (`blank_lines` for CSV), reported as is.
-    notes: Mutex<BTreeMap<&'static str, u64>>,
+    notes: Mutex<BTreeMap<Cow<'static, str>, u64>>,
     /// The source's reader read the item to its end (or rejected it).
     pub finished: AtomicBool,
     /// Units of the item sent to the parsers and not parsed yet (kept by the host):
@@ -129,12 +130,32 @@ impl ItemStats {
 
     /// Adds to one of the source kind's own counters.
     pub fn note(&self, name: &'static str, n: u64) {
-        *lock(&self.notes).entry(name).or_default() += n;
+        *lock(&self.notes).entry(Cow::Borrowed(name)).or_default() += n;
     }
 
     /// Read to the end by its source, and every unit of it parsed.
     pub fn done(&self) -> bool {
         self.finished.load(Ordering::Acquire) && self.pending_units.load(Ordering::Acquire) == 0
+    }
+
+    /// The counters of an item extracted elsewhere (a shard of a sharded run),
+    /// from its report: read to its end.
+    pub fn restore(c: &ItemCounts) -> Self {
+        ItemStats {
+            bytes_read: AtomicU64::new(c.bytes_read),
+            records: AtomicU64::new(c.records),
+            loaded: AtomicU64::new(c.loaded),
+            rejected: AtomicU64::new(c.rejected),
+            item_error: Mutex::new(c.item_error.clone()),
+            notes: Mutex::new(
+                c.notes
+                    .iter()
+                    .map(|(k, v)| (Cow::Owned(k.clone()), *v))
+                    .collect(),
+            ),
+            finished: AtomicBool::new(true),
+            pending_units: AtomicU64::new(0),
+        }
     }
 
     /// Counts records found, loaded and rejected at once.
@@ -156,17 +177,31 @@ pub struct DiscoveredItem {
 /// discovery finds it, so the report still sees every item when a run fails.
 #[derive(Debug, Default)]
 pub struct Discovered {
+    /// Items are counted, not kept (planning a sharded run streams them to disk).
+    count_only: bool,
     items: Mutex<Vec<DiscoveredItem>>,
     sources: Mutex<Vec<SourceListing>>,
     bytes: AtomicU64,
+    found: AtomicU64,
     sources_done: AtomicU64,
 }
 
 impl Discovered {
+    /// A manifest that counts the items found without keeping them.
+    pub fn count_only() -> Self {
+        Discovered {
+            count_only: true,
+            ..Default::default()
+        }
+    }
+
     pub(crate) fn add(&self, item: DiscoveredItem) {
         self.bytes
             .fetch_add(item.item.fingerprint.size, Ordering::Relaxed);
-        lock(&self.items).push(item);
+        self.found.fetch_add(1, Ordering::Relaxed);
+        if !self.count_only {
+            lock(&self.items).push(item);
+        }
     }
 
     pub(crate) fn source_done(&self, listing: SourceListing) {
@@ -182,7 +217,7 @@ impl Discovered {
     }
 
     pub fn items_found(&self) -> u64 {
-        lock(&self.items).len() as u64
+        self.found.load(Ordering::Relaxed)
     }
 
     /// Bytes of the items found so far.

@@ -9,6 +9,7 @@
 
 pub mod changes;
 pub mod manifest;
+pub mod shards;
 
 use std::sync::Arc;
 

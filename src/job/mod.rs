@@ -2,6 +2,7 @@
 //! schemas ([`crate::schema`]) loaded and its SQL read, checked completely before any work.
 
 pub mod params;
+pub mod snapshot;
 pub mod spec;
 
 use std::path::Path;
@@ -11,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::schema::{self, TableSchema};
 use crate::sources::{AnySource, Registry};
 use params::{apply_override, substitute_params};
+pub use snapshot::{JobSnapshot, SpecFiles};
 pub use spec::{
     COMMON_SOURCE_KEYS, Compression, Deletes, IncrementalSpec, JobSpec, Projection, SourceSpec,
     TableFrom, TableSpec, WriteMode,
@@ -39,10 +41,18 @@ pub struct JobTable {
 impl Job {
     /// Reads a job spec, applies `--set` overrides, and checks it completely.
     pub fn load(path: &Path, overrides: &[String], registry: &Registry) -> Result<Job> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        Job::load_from(path, overrides, registry, &SpecFiles::disk())
+    }
+
+    /// [`Job::load`], reading the spec and the files it names through `files`
+    /// (the disk, or a plan's snapshot of them).
+    pub fn load_from(
+        path: &Path,
+        overrides: &[String],
+        registry: &Registry,
+        files: &SpecFiles,
+    ) -> Result<Job> {
+        let text = files.read(path)?;
         let shown = path.display();
         let mut spec = parse_spec(&text, overrides)
             .map_err(|e| Error::config(format!("job spec {shown}: {e}")))?;
@@ -67,7 +77,8 @@ impl Job {
             let at = |e: String| Error::config(format!("job spec {shown}: `tables.{name}`: {e}"));
             let schema = match (&t.schema, t.from) {
                 (Some(file), _) => {
-                    let schema = TableSchema::load(&spec.resolve(file))?;
+                    let p = spec.resolve(file);
+                    let schema = TableSchema::parse(&files.read(&p)?, &p.display().to_string())?;
                     if &schema.name != name {
                         return Err(at(format!(
                             "`schema` points at {file}, which defines table `{}`",
@@ -85,10 +96,7 @@ impl Job {
             let sql = match (&t.sql, t.from) {
                 (Some(file), _) => {
                     let p = spec.resolve(file);
-                    let raw = std::fs::read_to_string(&p).map_err(|source| Error::ReadFile {
-                        path: p.clone(),
-                        source,
-                    })?;
+                    let raw = files.read(&p)?;
                     Some(substitute_params(&raw, &spec.params).map_err(|e| {
                         Error::config(format!(
                             "{}: {e} (define it under [params] in {shown})",

@@ -28,12 +28,36 @@ use object_store::{BackoffConfig, RetryConfig};
 use super::address::{Address, has_user_info, is_access_point_alias, prefix_host};
 use super::{Location, redact_url};
 
+/// The chain's container step as ECS gives it (`AWS_CONTAINER_CREDENTIALS_FULL_URI`
+/// and a token in `AWS_CONTAINER_AUTHORIZATION_TOKEN`), which object_store does not
+/// read: when nothing earlier in the chain (keys, a profile, web identity) has
+/// credentials, and object_store has no relative URI or token file to go by.
+fn ecs_full_uri_needs_the_sdk(
+    var: impl Fn(&str) -> Option<String>,
+    profile_has_credentials: bool,
+) -> bool {
+    let set = |k: &str| var(k).is_some_and(|v| !v.is_empty());
+    set("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        && !set("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
+        && !set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        && !set("AWS_ACCESS_KEY_ID")
+        && !set("AWS_WEB_IDENTITY_TOKEN_FILE")
+        && !profile_has_credentials
+}
+
 /// Opens a bucket, alias or access point address.
 pub fn open(url: &str, address: Address) -> Result<Location, String> {
     let custom = custom_endpoint()?;
     let mut builder = AmazonS3Builder::from_env().with_retry(retry_config());
     // The SDK chain's profile step, between the environment and web identity.
-    if let Some(p) = super::profile::from_environment()? {
+    let profile = super::profile::from_environment()?;
+    let profile_has_credentials = profile
+        .as_ref()
+        .is_some_and(|p| p.delegated.is_some() || p.access_key_id.is_some());
+    if ecs_full_uri_needs_the_sdk(|k| std::env::var(k).ok(), profile_has_credentials) {
+        builder = builder.with_credentials(Arc::new(super::sdk::SdkCredentials::container()));
+    }
+    if let Some(p) = profile {
         if p.delegated.is_some() {
             // Role, SSO or credential-process profiles: the SDK resolves them.
             // STS and SSO calls need a region: the environment's wins, as for S3.
@@ -41,7 +65,7 @@ pub fn open(url: &str, address: Address) -> Result<Location, String> {
                 .iter()
                 .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
                 .or_else(|| p.region.clone());
-            builder = builder.with_credentials(Arc::new(super::sdk::ProfileCredentials::new(
+            builder = builder.with_credentials(Arc::new(super::sdk::SdkCredentials::profile(
                 &p.name, region,
             )));
         }
@@ -222,6 +246,33 @@ mod tests {
     //! missing server is a failure, not a skip.
     use super::*;
     use object_store::ObjectStoreExt;
+
+    #[test]
+    fn an_ecs_full_uri_uses_the_sdk_only_when_nothing_earlier_in_the_chain_applies() {
+        let needs = |pairs: &[(&str, &str)], profile: bool| {
+            let vars: Vec<(String, String)> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let var = move |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            ecs_full_uri_needs_the_sdk(var, profile)
+        };
+        let full = (
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "http://127.0.0.1:9/creds",
+        );
+        assert!(needs(&[full], false));
+        assert!(!needs(&[full], true), "a profile comes first");
+        for earlier in [
+            ("AWS_ACCESS_KEY_ID", "AKIA"),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", "/t"),
+            ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/x"),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "/var/run/token"),
+        ] {
+            assert!(!needs(&[full, earlier], false), "{earlier:?}");
+        }
+        assert!(!needs(&[], false));
+    }
 
     fn moto() -> Option<String> {
         let url = std::env::var("NASLAKE_TEST_MOTO").ok();

@@ -1,15 +1,19 @@
 //! What naslake takes from the AWS SDK for Rust: its HTTPS client (shared by the
-//! Glue client and the credential providers) and its profile credential provider,
-//! which resolves what `object_store` cannot: profiles that assume a role (with a
-//! source profile or web identity), use SSO, or run a `credential_process`.
+//! Glue client and the credential providers) and two credential providers, which
+//! resolve what `object_store` cannot: profiles that assume a role (with a source
+//! profile or web identity), use SSO, or run a `credential_process`; and an ECS
+//! task's `AWS_CONTAINER_CREDENTIALS_FULL_URI` with its token in
+//! `AWS_CONTAINER_AUTHORIZATION_TOKEN` (object_store reads that address only with a
+//! token file, as EKS Pod Identity gives it).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use aws_config::ecs::EcsCredentialsProvider;
 use aws_config::profile::ProfileFileCredentialsProvider;
 use aws_config::provider_config::ProviderConfig;
-use aws_credential_types::provider::ProvideCredentials;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_smithy_http_client::tls;
 use object_store::aws::AwsCredential;
 use object_store::{CredentialProvider, Error as StoreError};
@@ -89,21 +93,22 @@ pub async fn secret_value(id: &str, what: &str) -> Result<String, String> {
 /// Credentials are renewed this long before they expire.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
 
-/// `object_store` credentials from a named profile, resolved by the SDK and cached
-/// until shortly before they expire.
-pub struct ProfileCredentials {
-    profile: String,
-    provider: ProfileFileCredentialsProvider,
+/// `object_store` credentials resolved by an SDK provider (a named profile, or the
+/// container's credentials endpoint) and cached until shortly before they expire.
+pub struct SdkCredentials {
+    /// Where they come from, for errors and `Debug`: "the AWS profile lake".
+    source: String,
+    provider: SharedCredentialsProvider,
     cached: tokio::sync::Mutex<Option<(Arc<AwsCredential>, Option<SystemTime>)>>,
 }
 
 /// By hand: `AwsCredential`'s own `Debug` prints the whole access key id, and the
 /// SDK provider's prints its parsed profile files (keys included). This shows the
-/// profile, whether a credential is cached, and until when.
-impl std::fmt::Debug for ProfileCredentials {
+/// source, whether a credential is cached, and until when.
+impl std::fmt::Debug for SdkCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut d = f.debug_struct("ProfileCredentials");
-        d.field("profile", &self.profile);
+        let mut d = f.debug_struct("SdkCredentials");
+        d.field("source", &self.source);
         match self.cached.try_lock() {
             Ok(cached) => match cached.as_ref() {
                 Some((c, expiry)) => d
@@ -123,24 +128,37 @@ impl std::fmt::Debug for ProfileCredentials {
     }
 }
 
-impl ProfileCredentials {
-    pub fn new(profile: &str, region: Option<String>) -> Self {
+impl SdkCredentials {
+    /// A named profile's credentials.
+    pub fn profile(profile: &str, region: Option<String>) -> Self {
         let config = ProviderConfig::default()
             .with_http_client(http_client())
             .with_region(region.map(aws_config::Region::new));
-        ProfileCredentials {
-            profile: profile.to_string(),
-            provider: ProfileFileCredentialsProvider::builder()
-                .configure(&config)
-                .profile_name(profile)
-                .build(),
+        let provider = ProfileFileCredentialsProvider::builder()
+            .configure(&config)
+            .profile_name(profile)
+            .build();
+        SdkCredentials::from_provider(format!("the AWS profile {profile}"), provider)
+    }
+
+    /// An ECS task's credentials, from the endpoint the environment names.
+    pub fn container() -> Self {
+        let config = ProviderConfig::default().with_http_client(http_client());
+        let provider = EcsCredentialsProvider::builder().configure(&config).build();
+        SdkCredentials::from_provider("the container credentials endpoint".into(), provider)
+    }
+
+    fn from_provider(source: String, provider: impl ProvideCredentials + 'static) -> Self {
+        SdkCredentials {
+            source,
+            provider: SharedCredentialsProvider::new(provider),
             cached: tokio::sync::Mutex::new(None),
         }
     }
 }
 
 #[async_trait]
-impl CredentialProvider for ProfileCredentials {
+impl CredentialProvider for SdkCredentials {
     type Credential = AwsCredential;
 
     async fn get_credential(&self) -> object_store::Result<Arc<AwsCredential>> {
@@ -158,7 +176,8 @@ impl CredentialProvider for ProfileCredentials {
             .map_err(|e| StoreError::Generic {
                 store: "S3",
                 source: format!(
-                    "credentials from the AWS profile: {}",
+                    "credentials from {}: {}",
+                    self.source,
                     aws_sdk_glue::error::DisplayErrorContext(&e)
                 )
                 .into(),
@@ -186,7 +205,7 @@ mod tests {
 
     #[tokio::test]
     async fn redact_profile_credentials_debug_shows_no_key() {
-        let creds = ProfileCredentials::new("lake", Some("eu-west-1".into()));
+        let creds = SdkCredentials::profile("lake", Some("eu-west-1".into()));
         let empty = format!("{creds:?}");
         assert!(
             empty.contains("lake") && empty.contains("cached: None"),

@@ -34,7 +34,7 @@ use datafusion::parquet::basic::{Compression as PqCompression, ZstdLevel};
 use datafusion::parquet::file::properties::{WriterProperties, WriterVersion};
 use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjPath;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::job::{Compression, JobTable};
@@ -67,9 +67,10 @@ impl Staged {
 }
 
 /// A data file this run wrote.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WrittenFile {
-    /// The key in the output's store.
+    /// The key in the output's store (not in the report: read back, it is made
+    /// again from `url`).
     #[serde(skip)]
     pub path: ObjPath,
     /// The full address (`file:///…`, `s3://bucket/…`), for the report.

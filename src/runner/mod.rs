@@ -44,6 +44,8 @@ use crate::write::keys::{KEY_COLUMN, KeyTally};
 use crate::write::layout::HIVE_NULL_PARTITION;
 use crate::write::{self, Staged, TableWriter, WrittenFile};
 
+pub mod sharded;
+
 /// How a run was asked for on the command line.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -82,7 +84,6 @@ pub async fn run_job_with(
     registry: &Registry,
 ) -> Result<RunOutcome> {
     let started = Instant::now();
-    let started_at = chrono::Utc::now();
     let job = Job::load(job_path, &opts.overrides, registry)?;
     let input_url = opts.input.clone().or_else(|| job.spec.input_url());
     let output_url = opts
@@ -90,100 +91,149 @@ pub async fn run_job_with(
         .clone()
         .or_else(|| job.spec.output.clone())
         .unwrap_or_else(|| "./lake".into());
-    // Settings and the SQL are checked before any work, like the spec.
-    transform::memory_limit()?;
-    let lineage = transform::check_job_sql(&job).await?;
-    let input = input_url.as_deref().map(Location::open).transpose()?;
-    if input.is_none()
-        && let Some(s) = job.sources.iter().find(|s| s.objects().is_some())
-    {
-        return Err(Error::config(format!(
-            "source `{}` reads objects under the job's input, but the job has no `input` (set it in the spec or pass --input)",
-            s.name()
-        )));
-    }
-    let output = Location::open(&output_url)?;
-    if let Some(input) = &input
-        && input.contains(&output)
-    {
-        return Err(Error::config(format!(
-            "output {} lies inside input {}: source data is read-only, write somewhere else",
-            redact_url(&output_url),
-            redact_url(&input.display)
-        )));
-    }
     let catalog_spec = opts.catalog.clone().unwrap_or(CatalogSpec::Local(None));
-    let default_catalog_dir = if crate::storage::is_remote(&output_url) {
-        std::path::PathBuf::from("./lake")
-    } else {
-        std::path::PathBuf::from(output_url.strip_prefix("file://").unwrap_or(&output_url))
-    };
-    let (catalog, database) = Catalog::open(&catalog_spec, &default_catalog_dir).await?;
-    // `--catalog glue:DB` names the database; otherwise the job spec does.
-    let database = database.unwrap_or_else(|| job.spec.database.clone());
     let run_id = ulid::Ulid::new().to_string().to_lowercase();
-    let shown_input = input_url
-        .as_deref()
-        .map(redact_url)
-        .unwrap_or_default()
-        .to_string();
-    let shown_output = redact_url(&output_url).to_string();
-    info!(job = %job.spec.name, run_id = %run_id, input = %shown_input, output = %shown_output, "run started");
-
-    let report = RunReport {
-        run_id: run_id.clone(),
-        job: job.spec.name.clone(),
-        status: RunStatus::Running,
-        error: None,
-        warnings: Vec::new(),
-        started_at: started_at.to_rfc3339(),
-        finished_at: String::new(),
-        duration_seconds: 0.0,
-        input: shown_input,
-        output: shown_output,
-        catalog: format!("{} database {database}", catalog.describe()),
-        totals: Totals::default(),
-        sources: Vec::new(),
-        files: Vec::new(),
-        tables: Vec::new(),
-        incremental: None,
-    };
-    // One run of the job per output at a time: the lease is held from here to the end.
-    let state_dir = StateDir::new(&output, &job.spec.name);
+    let setup = Setup::new(job, input_url, &output_url, &catalog_spec, run_id).await?;
+    let state_dir = StateDir::new(&setup.output, &setup.job.spec.name);
     if opts.dry_run {
-        let kinds = table_kinds(&job, &lineage);
+        let job = &setup.job;
+        let kinds = table_kinds(job, &setup.lineage);
         let basis = BasisInputs {
-            job: &job,
+            job,
             state_dir: &state_dir,
-            lineage: &lineage,
+            lineage: &setup.lineage,
             kinds: &kinds,
             requested: opts.incremental.unwrap_or(job.spec.incremental.enabled),
             forced_full: opts.incremental == Some(false),
-            digest: &state::spec_digest(&job),
+            digest: &state::spec_digest(job),
         }
         .decide(&Warnings::default())
         .await?;
-        return dry_run(&job, input.as_ref(), report, &basis).await;
+        return dry_run(job, setup.input.as_ref(), setup.report.clone(), &basis).await;
     }
-    let ttl = std::time::Duration::from_secs(job.spec.incremental.lease_seconds.max(3));
-    let lease = Lease::acquire(&state_dir, &run_id, ttl).await?;
-    let leased = Leased {
-        job: &job,
-        opts,
-        input: input.as_ref(),
-        output: &output,
-        catalog: &catalog,
-        database: &database,
-        run_id: &run_id,
-        lineage: &lineage,
-        state_dir: &state_dir,
-        lease: &lease,
-    };
-    let outcome = leased.run(report, started).await;
-    if let Err(e) = lease.release().await {
-        warn!(error = %e, "could not release the job's lease; it expires by itself");
+    setup.run_leased(opts, Stage::Whole, started).await
+}
+
+/// What every run checks and opens before it works: the job's SQL, its
+/// locations and catalog, and the report it fills in.
+struct Setup {
+    job: Job,
+    input: Option<Location>,
+    output: Location,
+    catalog: Catalog,
+    database: String,
+    run_id: String,
+    lineage: HashMap<String, Lineage>,
+    report: RunReport,
+}
+
+impl Setup {
+    async fn new(
+        job: Job,
+        input_url: Option<String>,
+        output_url: &str,
+        catalog_spec: &CatalogSpec,
+        run_id: String,
+    ) -> Result<Setup> {
+        let started_at = chrono::Utc::now();
+        // Settings and the SQL are checked before any work, like the spec.
+        transform::memory_limit()?;
+        let lineage = transform::check_job_sql(&job).await?;
+        let input = input_url.as_deref().map(Location::open).transpose()?;
+        if input.is_none()
+            && let Some(s) = job.sources.iter().find(|s| s.objects().is_some())
+        {
+            return Err(Error::config(format!(
+                "source `{}` reads objects under the job's input, but the job has no `input` (set it in the spec or pass --input)",
+                s.name()
+            )));
+        }
+        let output = Location::open(output_url)?;
+        if let Some(input) = &input
+            && input.contains(&output)
+        {
+            return Err(Error::config(format!(
+                "output {} lies inside input {}: source data is read-only, write somewhere else",
+                redact_url(output_url),
+                redact_url(&input.display)
+            )));
+        }
+        let default_catalog_dir = if crate::storage::is_remote(output_url) {
+            std::path::PathBuf::from("./lake")
+        } else {
+            std::path::PathBuf::from(output_url.strip_prefix("file://").unwrap_or(output_url))
+        };
+        let (catalog, database) = Catalog::open(catalog_spec, &default_catalog_dir).await?;
+        // `--catalog glue:DB` names the database; otherwise the job spec does.
+        let database = database.unwrap_or_else(|| job.spec.database.clone());
+        let shown_input = input_url
+            .as_deref()
+            .map(redact_url)
+            .unwrap_or_default()
+            .to_string();
+        let shown_output = redact_url(output_url).to_string();
+        let report = RunReport {
+            run_id: run_id.clone(),
+            job: job.spec.name.clone(),
+            status: RunStatus::Running,
+            error: None,
+            warnings: Vec::new(),
+            started_at: started_at.to_rfc3339(),
+            finished_at: String::new(),
+            duration_seconds: 0.0,
+            input: shown_input,
+            output: shown_output,
+            catalog: format!("{} database {database}", catalog.describe()),
+            totals: Totals::default(),
+            sources: Vec::new(),
+            files: Vec::new(),
+            tables: Vec::new(),
+            incremental: None,
+        };
+        Ok(Setup {
+            job,
+            input,
+            output,
+            catalog,
+            database,
+            run_id,
+            lineage,
+            report,
+        })
     }
-    outcome
+
+    /// Takes the job's lease (one run of a job per output at a time, held to the
+    /// end), does `stage` and commits.
+    async fn run_leased(
+        self,
+        opts: &RunOptions,
+        stage: Stage<'_>,
+        started: Instant,
+    ) -> Result<RunOutcome> {
+        let (job, run_id) = (&self.job, &self.run_id);
+        info!(job = %job.spec.name, run_id = %run_id, input = %self.report.input, output = %self.report.output, "run started");
+        let state_dir = StateDir::new(&self.output, &job.spec.name);
+        let ttl = std::time::Duration::from_secs(job.spec.incremental.lease_seconds.max(3));
+        let lease = Lease::acquire(&state_dir, run_id, ttl).await?;
+        let leased = Leased {
+            job,
+            opts,
+            stage,
+            input: self.input.as_ref(),
+            output: &self.output,
+            catalog: &self.catalog,
+            database: &self.database,
+            run_id,
+            lineage: &self.lineage,
+            state_dir: &state_dir,
+            lease: &lease,
+        };
+        let outcome = leased.run(self.report.clone(), started).await;
+        if let Err(e) = lease.release().await {
+            warn!(error = %e, "could not release the job's lease; it expires by itself");
+        }
+        outcome
+    }
 }
 
 /// How this run relates to the job's last committed one.
@@ -222,6 +272,7 @@ struct Listed {
 struct Leased<'a> {
     job: &'a Job,
     opts: &'a RunOptions,
+    stage: Stage<'a>,
     input: Option<&'a Location>,
     output: &'a Location,
     catalog: &'a Catalog,
@@ -262,17 +313,24 @@ impl Leased<'_> {
         };
         let kinds = table_kinds(job, self.lineage);
         let digest = state::spec_digest(job);
-        let basis = BasisInputs {
-            job,
-            state_dir: self.state_dir,
-            lineage: self.lineage,
-            kinds: &kinds,
-            requested,
-            forced_full,
-            digest: &digest,
-        }
-        .decide(&warnings)
-        .await?;
+        let basis = match self.stage {
+            Stage::Whole => {
+                BasisInputs {
+                    job,
+                    state_dir: self.state_dir,
+                    lineage: self.lineage,
+                    kinds: &kinds,
+                    requested,
+                    forced_full,
+                    digest: &digest,
+                }
+                .decide(&warnings)
+                .await?
+            }
+            _ => Basis::Full {
+                reason: "a sharded run (plan, work, commit) reads everything".into(),
+            },
+        };
         // Where each table's files go, and whether its schema change is allowed, is
         // decided against the catalog before anything is written.
         let plans = commit::plan(job, self.catalog, self.database, output, run_id).await?;
@@ -287,14 +345,19 @@ impl Leased<'_> {
             job,
             input: self.input,
             output,
-            run_id,
+            stage: self.stage,
+            file_tag: run_id.to_string(),
             plans: &plans,
             lineage: self.lineage,
             kinds: &kinds,
             increment,
             listed: std::sync::OnceLock::new(),
-            manifest: Arc::new(Discovered::default()),
+            manifest: match self.stage {
+                Stage::Commit(c) => c.manifest.clone(),
+                _ => Arc::new(Discovered::default()),
+            },
             staged: Staged::default(),
+            staged_sources: Default::default(),
             warnings: warnings.clone(),
             progress: progress_bar(self.opts.progress),
         };
@@ -733,12 +796,27 @@ async fn dry_run(
     })
 }
 
+/// What part of a run this process does.
+#[derive(Clone, Copy)]
+enum Stage<'a> {
+    /// All of it: discover, extract, every table (`naslake run`).
+    Whole,
+    /// One shard's items: the tables kept per object, the rejects, and the rows of
+    /// the sources that the other tables read, staged for the commit (`naslake work`).
+    Shard(&'a sharded::ShardWork),
+    /// The other tables, over what the shards wrote (`naslake commit`).
+    Commit(&'a sharded::Collected),
+}
+
 /// One run's state while it extracts and writes.
 struct Run<'a> {
     job: &'a Job,
     input: Option<&'a Location>,
     output: &'a Location,
-    run_id: &'a str,
+    stage: Stage<'a>,
+    /// Starts the names of the data files this process writes: the run id, and in
+    /// a shard the shard and its attempt too, so attempts never share a name.
+    file_tag: String,
     plans: &'a HashMap<String, TablePlan>,
     lineage: &'a HashMap<String, Lineage>,
     kinds: &'a HashMap<String, TableKind>,
@@ -750,6 +828,8 @@ struct Run<'a> {
     manifest: Arc<Discovered>,
     /// Every file written, for the one cleanup of a failed run.
     staged: Staged,
+    /// A shard's copies of the sources that the commit's tables read.
+    staged_sources: std::sync::Mutex<Vec<sharded::StagedSource>>,
     warnings: Warnings,
     progress: indicatif::ProgressBar,
 }
@@ -760,6 +840,11 @@ impl Run<'_> {
     /// counts add up. Returns the tables' files, ready to commit, or `None` when
     /// an incremental run found nothing changed.
     async fn extract_and_write(&self) -> Result<Option<Vec<TableFiles>>> {
+        match self.stage {
+            Stage::Whole => {}
+            Stage::Shard(work) => return self.extract_shard(work).await.map(Some),
+            Stage::Commit(collected) => return self.write_over_shards(collected).await.map(Some),
+        }
         if let Some(inc) = self.increment {
             return self.extract_changes(inc).await;
         }
@@ -845,6 +930,98 @@ impl Run<'_> {
         Ok(Some(tables))
     }
 
+    /// A shard reads exactly the items its plan gives it, as if discovery had
+    /// just found them.
+    async fn extract_shard(&self, work: &sharded::ShardWork) -> Result<Vec<TableFiles>> {
+        let mut feeds = Vec::new();
+        let mut replays = Vec::new();
+        for source in &self.job.sources {
+            let (tx, rx) = async_channel::bounded(DISCOVERED_IN_FLIGHT);
+            feeds.push(rx);
+            let mut sink = ItemSink::new(
+                source.name(),
+                self.manifest.clone(),
+                tx,
+                self.progress.clone(),
+            );
+            let items: Vec<WorkItem> = work
+                .items
+                .iter()
+                .filter(|i| i.source == source.name())
+                .cloned()
+                .collect();
+            replays.push(tokio::spawn(async move {
+                for item in items {
+                    if !sink.found(item.key, item.fingerprint).await {
+                        break;
+                    }
+                }
+                sink.finish("the shard's items");
+            }));
+        }
+        let drains: Vec<Arc<Drain>> = feeds.iter().map(|_| Arc::default()).collect();
+        let written = self.write_tables(feeds, &drains).await;
+        for task in replays {
+            task.await.map_err(|e| {
+                Error::Accounting(format!("handing out the shard's items failed: {e}"))
+            })?;
+        }
+        let tables = written?;
+        self.check_complete(&drains, &tables)?;
+        Ok(tables)
+    }
+
+    /// The commit of a sharded run: the tables the shards wrote are taken as they
+    /// are, and every other table is computed over them and over the sources'
+    /// rows the shards staged, in the job's order.
+    async fn write_over_shards(&self, collected: &sharded::Collected) -> Result<Vec<TableFiles>> {
+        let ctx = transform::session()?;
+        ctx.register_object_store(self.output.store_url.as_ref(), self.output.store.clone());
+        for source in &self.job.sources {
+            if let Some(files) = collected.sources.get(source.name()) {
+                let provider = FilesTable::new(
+                    source.schema(),
+                    &[],
+                    self.output.store_url.clone(),
+                    files.clone(),
+                );
+                ctx.register_table(source.name(), Arc::new(provider))?;
+            }
+        }
+        let rejects_name = &self.job.rejects_table().name;
+        let mut done = Vec::new();
+        let mut rejects = None;
+        for table in &self.job.tables {
+            let t = match collected.tables.get(&table.name) {
+                Some(shards) => TableFiles {
+                    table: table.clone(),
+                    prefix: self.output.child(&table.name),
+                    files: shards.files.clone(),
+                    rows: shards.rows,
+                    tally: shards.tally.clone(),
+                    merge: None,
+                },
+                None if table.sql.is_some() => self.write_sql_table(&ctx, table).await?,
+                None => {
+                    return Err(Error::Shards(format!(
+                        "no shard wrote table {}",
+                        table.name
+                    )));
+                }
+            };
+            register_written(&ctx, self.output, table, &t.files)?;
+            if &table.name == rejects_name {
+                rejects = Some(t);
+            } else {
+                done.push(t);
+            }
+        }
+        // As in a whole run: the rejects table comes last.
+        done.extend(rejects);
+        self.check_complete(&[], &done)?;
+        Ok(done)
+    }
+
     /// Every source was read to its end, and the counts add up.
     fn check_complete(&self, drains: &[Arc<Drain>], tables: &[TableFiles]) -> Result<()> {
         for (source, drain) in self.job.sources.iter().zip(drains) {
@@ -927,6 +1104,11 @@ impl Run<'_> {
         ctx.register_object_store(self.output.store_url.as_ref(), self.output.store.clone());
         let mut done = Vec::new();
         for table in self.job.tables.iter().filter(|t| t.sql.is_some()) {
+            if let Stage::Shard(work) = self.stage
+                && !work.per_shard.contains(&table.name)
+            {
+                continue;
+            }
             let t = self.write_sql_table(ctx, table).await?;
             // Later SQL reads exactly the table's new version: the files this run
             // wrote, and in an incremental run the partitions it kept.
@@ -940,6 +1122,13 @@ impl Run<'_> {
             }
             register_written(ctx, self.output, &t.table, &files)?;
             done.push(t);
+        }
+        if let Stage::Shard(work) = self.stage {
+            for source in &work.stage_sources {
+                let staged =
+                    sharded::stage_source(ctx, self.output, work, source, &self.staged).await?;
+                crate::sync::lock(&self.staged_sources).push(staged);
+            }
         }
         Ok(done)
     }
@@ -1131,7 +1320,7 @@ impl Run<'_> {
             self.output,
             placement,
             table,
-            self.run_id,
+            &self.file_tag,
             counter,
             self.staged.clone(),
         )
