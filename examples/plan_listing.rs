@@ -18,7 +18,10 @@ fn item(i: u64) -> WorkItem {
         key: format!("long/line-{:02}/{:04}/f-{j:07}.csv", j % 50, j % 3000),
         fingerprint: Fingerprint {
             size: 1024 + j.wrapping_mul(2_654_435_761) % (1 << 20),
-            etag: Some(format!("\"{:032x}\"", j.wrapping_mul(0x9e37_79b9_7f4a_7c15))),
+            etag: Some(format!(
+                "\"{:032x}\"",
+                j.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            )),
             last_modified: Some("2026-11-30T12:00:00+00:00".into()),
         },
     }

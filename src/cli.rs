@@ -64,15 +64,8 @@ struct RunArgs {
     /// Input location; overrides the job spec's `input`.
     #[arg(long, env = "NASLAKE_INPUT", conflicts_with = "all")]
     input: Option<String>,
-    /// Output location (default ./lake).
-    #[arg(long, env = "NASLAKE_OUTPUT")]
-    output: Option<String>,
-    /// local[:DIR] or glue[:DATABASE] (default local, under the output).
-    #[arg(long, env = "NASLAKE_CATALOG")]
-    catalog: Option<String>,
-    /// Override a job spec key, e.g. --set params.zscore_threshold=2.5
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    overrides: Vec<String>,
+    #[command(flatten)]
+    target: Target,
     /// Discover and check everything, write nothing.
     #[arg(long)]
     dry_run: bool,
@@ -86,13 +79,9 @@ struct RunArgs {
     full: bool,
 }
 
+/// Where a run writes, and what it changes of the job spec (`run` and `plan`).
 #[derive(Debug, Args)]
-struct PlanArgs {
-    /// The job spec (jobs/NAME.toml).
-    job: PathBuf,
-    /// Input location; overrides the job spec's `input`.
-    #[arg(long, env = "NASLAKE_INPUT")]
-    input: Option<String>,
+struct Target {
     /// Output location (default ./lake).
     #[arg(long, env = "NASLAKE_OUTPUT")]
     output: Option<String>,
@@ -102,6 +91,17 @@ struct PlanArgs {
     /// Override a job spec key, e.g. --set params.zscore_threshold=2.5
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct PlanArgs {
+    /// The job spec (jobs/NAME.toml).
+    job: PathBuf,
+    /// Input location; overrides the job spec's `input`.
+    #[arg(long, env = "NASLAKE_INPUT")]
+    input: Option<String>,
+    #[command(flatten)]
+    target: Target,
     /// Split into this many shards, balanced by bytes.
     #[arg(long, conflicts_with = "shard_size")]
     shards: Option<usize>,
@@ -219,10 +219,10 @@ async fn dispatch(command: Command, progress: bool) -> Result<i32, Error> {
         Command::Plan(args) => {
             let opts = sharded::PlanOptions {
                 job: args.job,
-                overrides: args.overrides,
+                overrides: args.target.overrides,
                 input: args.input,
-                output: args.output,
-                catalog: args.catalog,
+                output: args.target.output,
+                catalog: args.target.catalog,
                 split: match (args.shards, args.shard_size) {
                     (Some(n), _) => Split::Shards(n),
                     (None, Some(size)) => Split::ShardSize(size.as_u64()),
@@ -316,15 +316,16 @@ async fn open_catalog(spec: Option<&str>) -> Result<(Catalog, Option<String>), E
 
 async fn run(args: RunArgs, progress: bool) -> Result<i32, Error> {
     let catalog = args
+        .target
         .catalog
         .as_deref()
         .map(str::parse::<CatalogSpec>)
         .transpose()?;
     let opts = RunOptions {
         input: args.input,
-        output: args.output,
+        output: args.target.output,
         catalog,
-        overrides: args.overrides,
+        overrides: args.target.overrides,
         dry_run: args.dry_run,
         progress,
         incremental: match (args.incremental, args.full) {

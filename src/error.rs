@@ -88,6 +88,10 @@ pub enum Error {
     /// match: its commit fails and changes nothing.
     #[error("shards: {0}")]
     Shards(String),
+    /// `naslake commit` of a run that is committed already: nothing to do (exit 0,
+    /// so a retried commit job ends well).
+    #[error("{0}")]
+    Committed(String),
 }
 
 impl Error {
@@ -99,6 +103,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Config(_) | Error::Address { .. } => EXIT_USAGE,
+            Error::Committed(_) => EXIT_OK,
             _ => EXIT_FAILED,
         }
     }

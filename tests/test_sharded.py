@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import uuid
 
 import pytest
@@ -20,6 +21,7 @@ from conftest import BIN, ROOT, SENSOR_JOB, naslake
 from lakes import MOTO, REGION, GlueLake, LocalLake, LocalShare, S3Share, aws_env, glue, s3, table_rows
 
 SPARK_DRIVER = ROOT / "deploy" / "emr-serverless" / "naslake_spark.py"
+SUBMIT = ROOT / "deploy" / "batch" / "submit-run.sh"
 SENSOR_TABLES = ["sensor_readings", "sensor_anomalies", "sensor_rejects"]
 HEADER = "sensor_id,timestamp,value,metric_name,unit\n"
 
@@ -109,6 +111,24 @@ def test_plan_work_commit_makes_the_tables_run_makes(tmp_path, shards):
     assert c.report["started_at"] == doc["created_at"]
 
 
+def test_an_incremental_run_builds_on_a_sharded_run(tmp_path):
+    share = LocalShare(tmp_path / "share")
+    sensor_share(share)
+    lake = LocalLake(tmp_path / "lake")
+    url = plan(lake, share, SENSOR_JOB, "--shards", 3)
+    for i in range(3):
+        work(url, i, lake)
+    commit(url, lake)
+    quiet = naslake("run", SENSOR_JOB, "--input", share.url, "--output", lake.url, "--incremental", lake=lake.root)
+    assert quiet.report["incremental"]["nothing_changed"]
+    share.append("long/line1/f001.csv", "press-01,2024-03-02T05:00:00Z,21.5,temperature,degC\n")
+    share.delete("long/line2/f002.csv")
+    changed = naslake("run", SENSOR_JOB, "--input", share.url, "--output", lake.url, "--incremental", lake=lake.root)
+    inc = changed.report["incremental"]
+    assert (inc["basis"], inc["objects"]["changed"], inc["objects"]["deleted"]) == ("incremental", 1, 1)
+    assert tables_of(lake, SENSOR_TABLES) == tables_of(reference(tmp_path, share), SENSOR_TABLES)
+
+
 @pytest.mark.parametrize("job,samples,shards", [("dicom", "dicom", 4), ("images", "images", 3)])
 def test_dicom_and_image_jobs_sharded_equal_a_run(tmp_path, job, samples, shards):
     share = LocalShare(tmp_path / "share")
@@ -135,9 +155,12 @@ def test_the_acl_job_is_refused_with_a_reason(tmp_path):
 def test_plans_are_deterministic_and_balanced_by_bytes(tmp_path):
     share = LocalShare(tmp_path / "share")
     sensor_share(share, files=60)
-    lake = LocalLake(tmp_path / "lake")
-    a, b = plan(lake, share, SENSOR_JOB, "--shards", 4), plan(lake, share, SENSOR_JOB, "--shards", 4)
-    assert a != b
+    lakes = [LocalLake(tmp_path / f"lake{i}") for i in range(4)]
+    lake = lakes[0]
+    a, b = plan(lakes[0], share, SENSOR_JOB, "--shards", 4), plan(lakes[1], share, SENSOR_JOB, "--shards", 4)
+    # A planned run holds the job's lease until its commit: a second plan waits.
+    busy = plan(lakes[0], share, SENSOR_JOB, "--shards", 4, check_codes=None)
+    assert busy.code == 1 and "sharded run" in busy.stderr and "holds the lease" in busy.stderr
 
     def shard_lists(url):
         d = pathlib.Path(url[len("file://"):]).parent / "shards"
@@ -153,12 +176,19 @@ def test_plans_are_deterministic_and_balanced_by_bytes(tmp_path):
     # Every item once, in key order across the shards.
     keys = [json.loads(line)["key"] for text in shard_lists(a) for line in text.splitlines()]
     assert keys == sorted(keys) and len(keys) == 61
-    sized = plan_doc(plan(lake, share, SENSOR_JOB, "--shard-size", f"{share_bytes // 3 + 1}B"))
+    sized = plan_doc(plan(lakes[2], share, SENSOR_JOB, "--shard-size", f"{share_bytes // 3 + 1}B"))
     assert len(sized["shards"]) == 3
-    taken = plan(lake, share, SENSOR_JOB, "--run-id", "fixed-1")
-    assert "/_naslake/runs/fixed-1/plan.json" in taken
-    again = plan(lake, share, SENSOR_JOB, "--run-id", "fixed-1", check_codes=None)
-    assert again.code == 2 and "already has a plan" in again.stderr
+    # A run named up front (AWS Batch); its plan step retried gives the same plan.
+    run_id = "01kbsxxfpajavw6wvez8fa2efw"
+    named = plan(lakes[3], share, SENSOR_JOB, "--run-id", run_id)
+    assert named.endswith(f"/_naslake/runs/{run_id}/plan.json")
+    assert plan(lakes[3], share, SENSOR_JOB, "--run-id", run_id) == named
+    other = plan(lakes[3], share, SENSOR_JOB, "--run-id", run_id, "--set", "params.zscore_threshold=2",
+                 check_codes=None)
+    assert other.code == 2 and "already has another plan" in other.stderr
+    for bad in ["batch-1", run_id.upper()]:
+        refused = plan(lakes[3], share, SENSOR_JOB, "--run-id", bad, check_codes=None)
+        assert refused.code == 2 and "ULID in lowercase" in refused.stderr
 
 
 def test_a_commit_with_a_shard_missing_changes_nothing_and_completes_later(tmp_path):
@@ -172,13 +202,17 @@ def test_a_commit_with_a_shard_missing_changes_nothing_and_completes_later(tmp_p
     work(url, 0, lake)
     work(url, 2, lake)
     c = commit(url, lake, check_codes=None)
-    assert c.code == 1 and "no result for shard 1" in c.stderr
+    # A failed run, with its report: the catalog as it was.
+    assert c.code == 1 and "no result for shard 1" in c.report["error"]
     assert {t: lake.entry(t) for t in SENSOR_TABLES} == before
     work(url, 1, lake)
     commit(url, lake)
     assert tables_of(lake, SENSOR_TABLES) == tables_of(reference(tmp_path, share), SENSOR_TABLES)
-    again = commit(url, lake, check_codes=None)
-    assert again.code == 1 and "committed already" in again.stderr
+    # A commit job retried after it succeeded ends well, and changes nothing.
+    after = {t: lake.entry(t) for t in SENSOR_TABLES}
+    again = commit(url, lake)
+    assert again.code == 0 and "committed already" in again.stderr
+    assert {t: lake.entry(t) for t in SENSOR_TABLES} == after
 
 
 def test_a_killed_attempt_and_a_repeated_one_leave_exactly_one_attempt_per_shard(tmp_path):
@@ -195,11 +229,39 @@ def test_a_killed_attempt_and_a_repeated_one_leave_exactly_one_attempt_per_shard
     work(url, 2, lake)
     work(url, 2, lake, attempt=1)
     work(url, 0, lake)
-    results = sorted(p.name[:5] for p in (pathlib.Path(url[len("file://"):]).parent / "results").iterdir())
+    run_dir = pathlib.Path(url[len("file://"):]).parent
+    results = sorted(p.name[:5] for p in (run_dir / "results").iterdir())
     assert results == ["00000", "00001", "00002"]
-    assert unregistered_files(lake, SENSOR_TABLES), "the killed attempt's file is there before the commit"
+    named = set()
+    for r in (run_dir / "results").iterdir():
+        named.update(f["url"] for t in json.loads(r.read_text())["tables"] for f in t["files"])
+    staged = {f"file://{p}" for p in (run_dir / "staging" / "tables").rglob("*.parquet")}
+    assert staged - named, "the killed attempt's file is in staging, named by no result"
     commit(url, lake)
     assert unregistered_files(lake, SENSOR_TABLES) == []
+    assert not list((run_dir / "staging").rglob("*.parquet"))
+    assert tables_of(lake, SENSOR_TABLES) == tables_of(reference(tmp_path, share), SENSOR_TABLES)
+
+
+def test_a_sharded_run_holds_the_lease_and_one_that_dies_is_cleaned_up_after(tmp_path):
+    share = LocalShare(tmp_path / "share")
+    sensor_share(share, files=6)
+    lake = LocalLake(tmp_path / "lake")
+    url = plan(lake, share, SENSOR_JOB, "--shards", 2, "--set", "incremental.lease_seconds=3")
+    work(url, 0, lake)
+    busy = naslake("run", SENSOR_JOB, "--input", share.url, "--output", lake.url, check_codes=None)
+    assert busy.code == 1 and "holds the lease" in busy.stderr
+    run_dir = pathlib.Path(url[len("file://"):]).parent
+    assert list((run_dir / "staging").rglob("*.parquet"))
+    # Nobody renews it: the run is dead once its lease expires.
+    time.sleep(4)
+    after = naslake("run", SENSOR_JOB, "--input", share.url, "--output", lake.url, lake=lake.root)
+    took_over = [json.loads(line) for line in after.stdout.splitlines()
+                 if line.startswith("{") and "taking over the lease" in line]
+    assert [t["run_id"] for t in took_over] == [plan_doc(url)["run_id"]]
+    assert sorted(p.name for p in run_dir.rglob("*") if p.is_file()) == ["plan.json"]
+    late = work(url, 1, lake, check_codes=None)
+    assert late.code == 1 and "does not hold the job's lease" in late.stderr
     assert tables_of(lake, SENSOR_TABLES) == tables_of(reference(tmp_path, share), SENSOR_TABLES)
 
 
@@ -214,7 +276,7 @@ def test_two_results_for_one_shard_fail_the_commit(tmp_path):
     first = sorted(results.iterdir())[0]
     shutil.copyfile(first, results / (first.name[:6] + "zzzz.json"))
     c = commit(url, lake, check_codes=None)
-    assert c.code == 1 and "several results for shard 0" in c.stderr
+    assert c.code == 1 and "several results for shard 0" in c.report["error"]
     assert lake.entry("sensor_readings") is None
 
 
@@ -249,14 +311,16 @@ def assert_one_commit_equal_to_a_run(lake, ref, run_id):
 @pytest.mark.skipif(not MOTO, reason="needs moto server: run scripts/test")
 def test_batch_array_children_then_commit_on_moto_with_glue(tmp_path):
     share, lake, ref = moto_share_and_lakes("batch")
-    url = plan(lake, share, SENSOR_JOB, "--shards", 3, "--run-id", "batch-1")
-    assert url == f"{lake.url}/_naslake/runs/batch-1/plan.json"
+    run_id = subprocess.run(["bash", "-c", f"source <(sed -n '/^ulid()/,/^}}/p' {SUBMIT}); ulid"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    url = plan(lake, share, SENSOR_JOB, "--shards", 3, "--run-id", run_id)
+    assert url == f"{lake.url}/_naslake/runs/{run_id}/plan.json"
     for i in range(3):
         naslake("work", url, "--shard-from-env", env={**lake.env, "AWS_BATCH_JOB_ARRAY_INDEX": str(i),
                                                        "AWS_BATCH_JOB_ATTEMPT": "1"})
     naslake("commit", url, env=lake.env)
     run_on_moto(share, ref)
-    assert_one_commit_equal_to_a_run(lake, ref, "batch-1")
+    assert_one_commit_equal_to_a_run(lake, ref, run_id)
     unset = naslake("work", url, "--shard-from-env", env=lake.env, check_codes=None)
     assert unset.code == 2 and "AWS_BATCH_JOB_ARRAY_INDEX" in unset.stderr
 

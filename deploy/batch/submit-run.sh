@@ -6,6 +6,17 @@
 #   e.g. submit-run.sh naslake-queue /opt/naslake/jobs/sensor_readings.toml \
 #          s3://my-ap-abc123-ext-s3alias/sensor s3://my-lake/lake glue:lake 16
 set -euo pipefail
+
+# A new run id: a ULID in lowercase (48 bits of milliseconds, 80 random bits, in
+# Crockford's base 32), as naslake's own; recovery orders runs by their ids.
+ulid() {
+  local alphabet=0123456789abcdefghjkmnpqrstvwxyz ms out="" i
+  ms=$(( $(date +%s%N) / 1000000 ))
+  for ((i = 0; i < 10; i++)); do out="${alphabet:$(( ms % 32 )):1}$out"; ms=$(( ms / 32 )); done
+  for ((i = 0; i < 16; i++)); do out+="${alphabet:$(( $(od -An -N1 -tu1 /dev/urandom) % 32 )):1}"; done
+  echo "$out"
+}
+
 if [[ $# -ne 6 ]]; then
   sed -n '2,8p' "$0" >&2
   exit 2
@@ -15,7 +26,7 @@ if (( shards < 2 )); then
   echo "an array job has 2 to 10000 children; for one shard, run the ECS task (naslake run)" >&2
   exit 2
 fi
-run_id="b$(date -u +%Y%m%d%H%M%S)-$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')"
+run_id=$(ulid)
 plan="$output/_naslake/runs/$run_id/plan.json"
 
 plan_job=$(aws batch submit-job --job-name "naslake-plan-$run_id" --job-queue "$queue" \

@@ -76,13 +76,12 @@ def shard_task(binary, plan_url):
 
         attempt = TaskContext.get().attemptNumber()
         cmd = [binary, "work", plan_url, "--shard", str(index), "--attempt", str(attempt)]
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
-        # The shard's logs go to the executor's stderr (CloudWatch / S3 logs on EMR).
-        sys.stderr.write(proc.stderr)
+        # The shard's logs go straight to the executor's stderr (the job's logs on
+        # EMR), as they happen: a killed task keeps what it logged.
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, universal_newlines=True)
         if proc.returncode != 0:
-            tail = proc.stderr.strip().splitlines()[-5:]
-            raise RuntimeError("naslake work shard {} (attempt {}) exited {}: {}".format(
-                index, attempt, proc.returncode, " | ".join(tail)))
+            raise RuntimeError("naslake work shard {} (attempt {}) exited {}; its log is in the executor's stderr".format(
+                index, attempt, proc.returncode))
         yield index, proc.stdout.strip()
 
     return run

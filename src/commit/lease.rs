@@ -11,6 +11,11 @@
 //! A lease left by a run that died is taken over once it expired, or at once when
 //! it names a process of this host that no longer exists. The run that takes it
 //! over learns the dead run's id, so it can clean up after it.
+//!
+//! A sharded run (plan, work, commit: `runner::sharded`) holds the lease as a run,
+//! not as a process: `plan` takes it, every `work` and the `commit` resume it and
+//! renew it while they work, and the commit releases it. It is gone only when it
+//! expires, so a sharded run that dies is cleaned up after like any other.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,22 +37,27 @@ pub struct LeaseBody {
     pub pid: u32,
     pub acquired_at: String,
     pub expires_at: String,
+    /// Held by a sharded run, whose steps are many processes: only its expiry
+    /// says it is gone, not the process that took it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sharded: bool,
 }
 
 impl LeaseBody {
-    fn new(run_id: &str, ttl: Duration, acquired_at: &str) -> Self {
+    fn new(run_id: &str, ttl: Duration, acquired_at: &str, sharded: bool) -> Self {
         LeaseBody {
             run_id: run_id.to_string(),
             host: hostname(),
             pid: std::process::id(),
             acquired_at: acquired_at.to_string(),
             expires_at: (Utc::now() + ttl).to_rfc3339(),
+            sharded,
         }
     }
 
     /// Why the holder is known to be gone, or `None` while it may be running.
     fn gone(&self) -> Option<&'static str> {
-        if self.host == hostname() && !process_exists(self.pid) {
+        if !self.sharded && self.host == hostname() && !process_exists(self.pid) {
             return Some("its process no longer exists");
         }
         match DateTime::parse_from_rfc3339(&self.expires_at) {
@@ -74,11 +84,21 @@ pub struct Lease {
 impl Lease {
     /// Takes the job's lease for `run_id`, or says who holds it.
     pub async fn acquire(dir: &StateDir, run_id: &str, ttl: Duration) -> Result<Lease> {
+        Lease::take(dir, run_id, ttl, false).await
+    }
+
+    /// Takes the job's lease for sharded run `run_id`: it outlives this process
+    /// ([`Lease::keep`]), for the run's other steps to [`Lease::resume`].
+    pub async fn acquire_for_shards(dir: &StateDir, run_id: &str, ttl: Duration) -> Result<Lease> {
+        Lease::take(dir, run_id, ttl, true).await
+    }
+
+    async fn take(dir: &StateDir, run_id: &str, ttl: Duration, sharded: bool) -> Result<Lease> {
         let path = dir.path("lease.json");
         let acquired_at = Utc::now().to_rfc3339();
         let mut took_over_from = None;
         for _ in 0..4 {
-            let body = LeaseBody::new(run_id, ttl, &acquired_at);
+            let body = LeaseBody::new(run_id, ttl, &acquired_at, sharded);
             let payload = PutPayload::from(serde_json::to_vec_pretty(&body)?);
             let opts = PutOptions::from(PutMode::Create);
             match dir.output.store.put_opts(&path, payload, opts).await {
@@ -111,7 +131,8 @@ impl Lease {
                     }
                 }
                 Err(e) if conditional_unsupported(&e) => {
-                    return Lease::acquire_unconditional(dir, run_id, ttl, &acquired_at).await;
+                    return Lease::acquire_unconditional(dir, run_id, ttl, &acquired_at, sharded)
+                        .await;
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -128,6 +149,7 @@ impl Lease {
         run_id: &str,
         ttl: Duration,
         acquired_at: &str,
+        sharded: bool,
     ) -> Result<Lease> {
         warn!(
             state = %dir.url(),
@@ -140,7 +162,7 @@ impl Lease {
             }
             took_over_from = Some(held.run_id);
         }
-        let body = LeaseBody::new(run_id, ttl, acquired_at);
+        let body = LeaseBody::new(run_id, ttl, acquired_at, sharded);
         write(dir, &body).await?;
         tokio::time::sleep(Duration::from_millis(200)).await;
         match read(dir).await?.map(|(b, _)| b) {
@@ -153,6 +175,46 @@ impl Lease {
                 dir.output.url_of(&dir.path("lease.json"))
             ))),
         }
+    }
+
+    /// A step of sharded run `run_id` picks up the run's lease and renews it while
+    /// it works; fails when the run no longer holds it (it expired and another run
+    /// took it over, or the run was committed).
+    pub async fn resume(dir: &StateDir, run_id: &str, ttl: Duration) -> Result<Lease> {
+        let lease = dir.output.url_of(&dir.path("lease.json"));
+        for _ in 0..4 {
+            let Some((held, version)) = read(dir).await? else {
+                return Err(Error::Lease(format!(
+                    "run {run_id} does not hold the job's lease {lease} any more: it was committed, or it expired and was cleaned up after"
+                )));
+            };
+            if held.run_id != run_id {
+                return Err(Error::Lease(format!(
+                    "run {run_id} does not hold the job's lease {lease} any more: run {} does (it expired, and that run took it over and removes what this one wrote). Plan the run again",
+                    held.run_id
+                )));
+            }
+            let mut body = held;
+            body.expires_at = (Utc::now() + ttl).to_rfc3339();
+            match replace(dir, &body, version).await? {
+                Replace::Done => return Ok(Lease::held(dir, body, ttl, true, None)),
+                // Another step of the run renewed it in between: read it again.
+                Replace::Raced => continue,
+                Replace::Unsupported => {
+                    write(dir, &body).await?;
+                    return Ok(Lease::held(dir, body, ttl, false, None));
+                }
+            }
+        }
+        Err(Error::Lease(format!(
+            "could not renew the lease {lease} of run {run_id}: it kept changing"
+        )))
+    }
+
+    /// Leaves the lease held after this process (a step of a sharded run): the
+    /// renewal stops, and the run's next step resumes it before it expires.
+    pub fn keep(self) {
+        self.renewal.abort();
     }
 
     fn held(
@@ -241,11 +303,16 @@ async fn renew(dir: StateDir, mut body: LeaseBody, ttl: Duration, lost: Arc<Atom
         body.expires_at = (Utc::now() + ttl).to_rfc3339();
         match replace(&dir, &body, version).await {
             Ok(Replace::Done) => {}
-            // Taken over between the read and the write: it is not ours any more.
-            Ok(Replace::Raced) => {
-                lost.store(true, Ordering::Release);
-                return;
-            }
+            // Changed between the read and the write: taken over, or renewed by
+            // another step of a sharded run. Read again at once to tell which.
+            Ok(Replace::Raced) => match read(&dir).await {
+                Ok(Some((h, _))) if h.run_id == body.run_id && body.sharded => {}
+                Err(e) => warn!(error = %e, "could not read the lease to renew it; trying again"),
+                Ok(_) => {
+                    lost.store(true, Ordering::Release);
+                    return;
+                }
+            },
             Ok(Replace::Unsupported) => {
                 if let Err(e) = write(&dir, &body).await {
                     warn!(error = %e, "could not renew the lease; trying again");
@@ -314,6 +381,7 @@ async fn read(dir: &StateDir) -> Result<Option<(LeaseBody, Option<UpdateVersion>
             pid: 0,
             acquired_at: String::new(),
             expires_at: String::new(),
+            sharded: false,
         }
     });
     Ok(Some((body, version)))
@@ -332,12 +400,20 @@ async fn write(dir: &StateDir, body: &LeaseBody) -> Result<()> {
 }
 
 fn busy(dir: &StateDir, held: &LeaseBody) -> Error {
+    let holder = if held.sharded {
+        format!(
+            "sharded run {} (planned on host {})",
+            held.run_id, held.host
+        )
+    } else {
+        format!(
+            "run {} on host {} (pid {})",
+            held.run_id, held.host, held.pid
+        )
+    };
     Error::Lease(format!(
-        "job is already running: run {} on host {} (pid {}) holds the lease {} since {}, until {} unless renewed. \
+        "job is already running: {holder} holds the lease {} since {}, until {} unless renewed. \
          If that run is gone, wait for the lease to expire or delete the lease file",
-        held.run_id,
-        held.host,
-        held.pid,
         dir.output.url_of(&dir.path("lease.json")),
         held.acquired_at,
         held.expires_at

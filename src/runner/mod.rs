@@ -85,12 +85,7 @@ pub async fn run_job_with(
 ) -> Result<RunOutcome> {
     let started = Instant::now();
     let job = Job::load(job_path, &opts.overrides, registry)?;
-    let input_url = opts.input.clone().or_else(|| job.spec.input_url());
-    let output_url = opts
-        .output
-        .clone()
-        .or_else(|| job.spec.output.clone())
-        .unwrap_or_else(|| "./lake".into());
+    let (input_url, output_url) = addresses(&job, opts.input.as_deref(), opts.output.as_deref());
     let catalog_spec = opts.catalog.clone().unwrap_or(CatalogSpec::Local(None));
     let run_id = ulid::Ulid::new().to_string().to_lowercase();
     let setup = Setup::new(job, input_url, &output_url, &catalog_spec, run_id).await?;
@@ -112,6 +107,22 @@ pub async fn run_job_with(
         return dry_run(job, setup.input.as_ref(), setup.report.clone(), &basis).await;
     }
     setup.run_leased(opts, Stage::Whole, started).await
+}
+
+/// The input and output a run uses: the command line's, else the job spec's
+/// (the output defaults to `./lake`).
+fn addresses(job: &Job, input: Option<&str>, output: Option<&str>) -> (Option<String>, String) {
+    let input = input.map(str::to_string).or_else(|| job.spec.input_url());
+    let output = output
+        .map(str::to_string)
+        .or_else(|| job.spec.output.clone())
+        .unwrap_or_else(|| "./lake".into());
+    (input, output)
+}
+
+/// How long the job's lease lasts unless renewed.
+fn lease_ttl(job: &Job) -> std::time::Duration {
+    std::time::Duration::from_secs(job.spec.incremental.lease_seconds.max(3))
 }
 
 /// What every run checks and opens before it works: the job's SQL, its
@@ -213,8 +224,11 @@ impl Setup {
         let (job, run_id) = (&self.job, &self.run_id);
         info!(job = %job.spec.name, run_id = %run_id, input = %self.report.input, output = %self.report.output, "run started");
         let state_dir = StateDir::new(&self.output, &job.spec.name);
-        let ttl = std::time::Duration::from_secs(job.spec.incremental.lease_seconds.max(3));
-        let lease = Lease::acquire(&state_dir, run_id, ttl).await?;
+        let ttl = lease_ttl(job);
+        let lease = match stage {
+            Stage::Commit(_) => Lease::resume(&state_dir, run_id, ttl).await?,
+            _ => Lease::acquire(&state_dir, run_id, ttl).await?,
+        };
         let leased = Leased {
             job,
             opts,
@@ -229,7 +243,15 @@ impl Setup {
             lease: &lease,
         };
         let outcome = leased.run(self.report.clone(), started).await;
-        if let Err(e) = lease.release().await {
+        let failed = match &outcome {
+            Ok(o) => o.report.error.is_some(),
+            Err(Error::Committed(_)) => false,
+            Err(_) => true,
+        };
+        if matches!(stage, Stage::Commit(_)) && failed {
+            // The sharded run goes on: its shards can be done again and committed.
+            lease.keep();
+        } else if let Err(e) = lease.release().await {
             warn!(error = %e, "could not release the job's lease; it expires by itself");
         }
         outcome
@@ -311,6 +333,16 @@ impl Leased<'_> {
             }
             Err(e) => return Err(e),
         };
+        if let Some(dead) = self.lease.took_over_from.as_deref() {
+            // A sharded run that died leaves its item lists, results and staged files.
+            sharded::remove_run_work(output, dead).await;
+        }
+        if matches!(self.stage, Stage::Commit(_))
+            && self.state_dir.current_run().await?.as_deref() == Some(run_id)
+        {
+            // Completed from its commit record by the recovery just above.
+            return Err(Error::Committed(format!("run {run_id} is committed")));
+        }
         let kinds = table_kinds(job, self.lineage);
         let digest = state::spec_digest(job);
         let basis = match self.stage {
@@ -346,16 +378,19 @@ impl Leased<'_> {
             input: self.input,
             output,
             stage: self.stage,
-            file_tag: run_id.to_string(),
+            file_tag: match self.stage {
+                // A commit retried after a failure writes files of its own.
+                Stage::Commit(_) => {
+                    format!("{run_id}-c{}", ulid::Ulid::new().to_string().to_lowercase())
+                }
+                _ => run_id.to_string(),
+            },
             plans: &plans,
             lineage: self.lineage,
             kinds: &kinds,
             increment,
             listed: std::sync::OnceLock::new(),
-            manifest: match self.stage {
-                Stage::Commit(c) => c.manifest.clone(),
-                _ => Arc::new(Discovered::default()),
-            },
+            manifest: Arc::new(Discovered::default()),
             staged: Staged::default(),
             staged_sources: Default::default(),
             warnings: warnings.clone(),
@@ -805,7 +840,7 @@ enum Stage<'a> {
     /// the sources that the other tables read, staged for the commit (`naslake work`).
     Shard(&'a sharded::ShardWork),
     /// The other tables, over what the shards wrote (`naslake commit`).
-    Commit(&'a sharded::Collected),
+    Commit(&'a sharded::RunPlan),
 }
 
 /// One run's state while it extracts and writes.
@@ -843,7 +878,7 @@ impl Run<'_> {
         match self.stage {
             Stage::Whole => {}
             Stage::Shard(work) => return self.extract_shard(work).await.map(Some),
-            Stage::Commit(collected) => return self.write_over_shards(collected).await.map(Some),
+            Stage::Commit(plan) => return self.write_over_shards(plan).await.map(Some),
         }
         if let Some(inc) = self.increment {
             return self.extract_changes(inc).await;
@@ -853,12 +888,7 @@ impl Run<'_> {
         for source in &self.job.sources {
             let (tx, rx) = async_channel::bounded(DISCOVERED_IN_FLIGHT);
             feeds.push(rx);
-            let mut sink = ItemSink::new(
-                source.name(),
-                self.manifest.clone(),
-                tx,
-                self.progress.clone(),
-            );
+            let mut sink = self.sink(source, tx);
             let (source, input) = (source.clone(), self.input.cloned());
             discovery.push(tokio::spawn(async move {
                 let prefix = source.discover(input.as_ref(), &mut sink).await;
@@ -930,6 +960,20 @@ impl Run<'_> {
         Ok(Some(tables))
     }
 
+    /// Where a source's items go: its readers (`tx`) and the run's manifest.
+    fn sink(
+        &self,
+        source: &Arc<dyn AnySource>,
+        tx: async_channel::Sender<DiscoveredItem>,
+    ) -> ItemSink {
+        ItemSink::new(
+            source.name(),
+            self.manifest.clone(),
+            tx,
+            self.progress.clone(),
+        )
+    }
+
     /// A shard reads exactly the items its plan gives it, as if discovery had
     /// just found them.
     async fn extract_shard(&self, work: &sharded::ShardWork) -> Result<Vec<TableFiles>> {
@@ -938,12 +982,7 @@ impl Run<'_> {
         for source in &self.job.sources {
             let (tx, rx) = async_channel::bounded(DISCOVERED_IN_FLIGHT);
             feeds.push(rx);
-            let mut sink = ItemSink::new(
-                source.name(),
-                self.manifest.clone(),
-                tx,
-                self.progress.clone(),
-            );
+            let mut sink = self.sink(source, tx);
             let items: Vec<WorkItem> = work
                 .items
                 .iter()
@@ -974,7 +1013,9 @@ impl Run<'_> {
     /// The commit of a sharded run: the tables the shards wrote are taken as they
     /// are, and every other table is computed over them and over the sources'
     /// rows the shards staged, in the job's order.
-    async fn write_over_shards(&self, collected: &sharded::Collected) -> Result<Vec<TableFiles>> {
+    async fn write_over_shards(&self, plan: &sharded::RunPlan) -> Result<Vec<TableFiles>> {
+        let collected =
+            sharded::collect(self.output, self.job, self.lineage, plan, &self.manifest).await?;
         let ctx = transform::session()?;
         ctx.register_object_store(self.output.store_url.as_ref(), self.output.store.clone());
         for source in &self.job.sources {

@@ -14,13 +14,20 @@
 //! - `staging/SOURCE/…parquet`: the rows of the sources that the commit's tables
 //!   read whole (`image_inspections`' station windows).
 //!
-//! A shard writes its tables' files where the commit registers them, named
-//! `part-RUNID-sNNNNN-ATTEMPT-…`: no two attempts share a name. A new attempt
-//! first removes the files of the shard's earlier results; the commit takes the
-//! one result each shard must have, and removes every other attempt's files
-//! before the catalog changes, so two attempts of a shard never both reach a table.
+//! - `staging/tables/TABLE/…`: the files of the tables each shard writes, named
+//!   `part-RUNID-sNNNNN-ATTEMPT-…`, so no two attempts share a name.
+//!
+//! No reader looks under `_naslake/`. The commit takes the one result each shard
+//! must have and moves the files it names into the table's version directories
+//! (`TABLE/KEY=VALUE/v-RUNID/`); every other attempt's files stay in staging and go
+//! with it after the commit, so two attempts of a shard never both reach a table,
+//! even when one of them is still running somewhere.
+//!
+//! The run holds the job's lease from its plan to its commit
+//! ([`crate::commit::lease`]): each step resumes and renews it, so no other run of
+//! the job commits in between, and a run that dies is cleaned up after by the next.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,6 +44,9 @@ use tracing::{info, warn};
 
 use super::{RunOptions, RunOutcome, Setup, Stage, check_not_empty, table_kinds};
 use crate::catalog::CatalogSpec;
+use crate::commit::lease::Lease;
+use crate::commit::recover;
+use crate::commit::state::StateDir;
 use crate::commit::state::TableKind;
 use crate::commit::{KeyRows, TablePlan, cleanup};
 use crate::discover::shards::{Sharder, Split};
@@ -48,6 +58,7 @@ use crate::report::Warnings;
 use crate::sources::Registry;
 use crate::storage::Location;
 use crate::transform::{self, lineage::Lineage};
+use crate::write::layout::Placement;
 use crate::write::{Staged, WrittenFile};
 
 /// The format of `plan.json` and of the shard results.
@@ -122,11 +133,12 @@ pub struct ShardTable {
     /// Rows by object key and partition (a table kept per object), for the
     /// incremental state the commit writes.
     #[serde(default)]
-    pub tally: Option<Vec<KeyTally>>,
+    pub tally: Option<Vec<KeyRowsEntry>>,
 }
 
+/// One object's rows in one table, by partition (JSON has no list-valued keys).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct KeyTally {
+pub struct KeyRowsEntry {
     pub key: String,
     pub partitions: Vec<(Vec<String>, u64)>,
 }
@@ -154,7 +166,6 @@ pub struct ShardWork {
 
 /// Every shard's result, as the commit sees them.
 pub struct Collected {
-    pub manifest: Arc<Discovered>,
     pub tables: HashMap<String, CollectedTable>,
     pub sources: HashMap<String, Vec<TableFile>>,
 }
@@ -170,19 +181,18 @@ fn run_dir(run_id: &str) -> String {
     format!("_naslake/runs/{run_id}")
 }
 
-/// A run id is a file and directory name on every store: lowercase letters,
-/// digits and `-`.
+/// A run id is a ULID in lowercase, like every run's: recovery orders runs by
+/// their ids, which ULIDs keep in time order.
 fn check_run_id(id: &str) -> Result<()> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let ok = id.len() == 26
+        && !id.chars().any(|c| c.is_ascii_uppercase())
+        && ulid::Ulid::from_string(id).is_ok();
     if ok {
         Ok(())
     } else {
         Err(Error::config(format!(
-            "run id `{id}`: use 1 to 64 lowercase letters, digits and `-`"
+            "run id `{id}`: a run id is a ULID in lowercase (26 letters and digits, e.g. {}); deploy/batch/submit-run.sh makes one",
+            ulid::Ulid::new().to_string().to_lowercase()
         )))
     }
 }
@@ -214,6 +224,16 @@ fn split_tables(
             stage.extend(l.sources.iter().cloned());
         }
     }
+    if let Some(t) = job
+        .tables
+        .iter()
+        .find(|t| per_shard.contains(&t.name) && !t.spec.projection.is_empty())
+    {
+        return Err(Error::config(format!(
+            "job {}: table {} uses partition projection, so Athena reads its directories without the catalog and would see each shard's files before the commit; use `naslake run`",
+            job.spec.name, t.name
+        )));
+    }
     for t in &per_shard {
         if let Some(s) = lineage
             .get(t)
@@ -232,12 +252,8 @@ fn split_tables(
 /// Returns the plan's address.
 pub async fn plan_run(opts: &PlanOptions, registry: &Registry) -> Result<String> {
     let (job, snapshot) = JobSnapshot::capture(&opts.job, &opts.overrides, registry)?;
-    let input_url = opts.input.clone().or_else(|| job.spec.input_url());
-    let output_url = opts
-        .output
-        .clone()
-        .or_else(|| job.spec.output.clone())
-        .unwrap_or_else(|| "./lake".into());
+    let (input_url, output_url) =
+        super::addresses(&job, opts.input.as_deref(), opts.output.as_deref());
     let output_url = absolute_if_local(&output_url)?;
     let input_url = input_url.map(|u| absolute_if_local(&u)).transpose()?;
     let catalog = opts.catalog.clone().unwrap_or_else(|| "local".into());
@@ -256,15 +272,81 @@ pub async fn plan_run(opts: &PlanOptions, registry: &Registry) -> Result<String>
     };
     let setup = Setup::new(job, input_url.clone(), &output_url, &catalog_spec, run_id).await?;
     split_tables(&setup.job, &setup.lineage)?;
-    let (job, output, input) = (&setup.job, &setup.output, setup.input.as_ref());
+    let output = &setup.output;
     let plan_path = output.child(&format!("{}/plan.json", run_dir(&setup.run_id)));
-    if output.store.head(&plan_path).await.is_ok() {
-        return Err(Error::config(format!(
-            "run {} already has a plan ({}): a run id is used once",
-            setup.run_id,
-            output.url_of(&plan_path)
-        )));
+    match output.store.get(&plan_path).await {
+        Ok(found) => {
+            // A plan step retried after it finished: the same plan, not a second.
+            let earlier: RunPlan = serde_json::from_slice(&found.bytes().await?)?;
+            let same = earlier.job == snapshot
+                && earlier.input == input_url
+                && earlier.output == output_url
+                && earlier.catalog == catalog;
+            if !same {
+                return Err(Error::config(format!(
+                    "run {} already has another plan ({}): a run id is used once",
+                    setup.run_id,
+                    output.url_of(&plan_path)
+                )));
+            }
+            info!(run_id = %setup.run_id, "the run is planned already");
+            return Ok(output.url_of(&plan_path));
+        }
+        Err(object_store::Error::NotFound { .. }) => {}
+        Err(e) => return Err(e.into()),
     }
+    // The run holds the job's lease from here to its commit.
+    let state_dir = StateDir::new(output, &setup.job.spec.name);
+    let lease =
+        Lease::acquire_for_shards(&state_dir, &setup.run_id, super::lease_ttl(&setup.job)).await?;
+    let planned = write_plan(
+        &setup, snapshot, input_url, output_url, catalog, opts.split, &lease,
+    )
+    .await;
+    match planned {
+        Ok(url) => {
+            lease.keep();
+            Ok(url)
+        }
+        Err(e) => {
+            if let Err(le) = lease.release().await {
+                warn!(error = %le, "could not release the job's lease; it expires by itself");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Lists every source into the sharder and writes the shards' item lists, then
+/// the plan (last: a plan that exists is complete).
+async fn write_plan(
+    setup: &Setup,
+    snapshot: JobSnapshot,
+    input_url: Option<String>,
+    output_url: String,
+    catalog: String,
+    split: Split,
+    lease: &Lease,
+) -> Result<String> {
+    let (job, output, input) = (&setup.job, &setup.output, setup.input.as_ref());
+    if let Some(dead) = lease.took_over_from.as_deref() {
+        let state_dir = StateDir::new(output, &job.spec.name);
+        let warnings = Warnings::default();
+        recover::recover(
+            &state_dir,
+            job,
+            &setup.catalog,
+            &setup.database,
+            Some(dead),
+            &warnings,
+        )
+        .await?;
+        remove_run_work(output, dead).await;
+        for w in warnings.all() {
+            warn!(warning = %w, "recovering after a run that died");
+        }
+    }
+    let plan_path = output.child(&format!("{}/plan.json", run_dir(&setup.run_id)));
 
     // Discovery streams into the sharder's spill files: nothing is kept per item.
     let manifest = Arc::new(Discovered::count_only());
@@ -292,7 +374,7 @@ pub async fn plan_run(opts: &PlanOptions, registry: &Registry) -> Result<String>
     let listings = manifest.listings();
     check_not_empty(job, input, &listings).await?;
 
-    let count = opts.split.count(sharder.bytes);
+    let count = split.count(sharder.bytes);
     let (items, bytes) = (sharder.items, sharder.bytes);
     let mut shards = Vec::with_capacity(count);
     let mut open: Option<ShardFile> = None;
@@ -319,7 +401,7 @@ pub async fn plan_run(opts: &PlanOptions, registry: &Registry) -> Result<String>
         format: PLAN_FORMAT,
         run_id: setup.run_id.clone(),
         naslake_version: env!("CARGO_PKG_VERSION").into(),
-        created_at: chrono::Utc::now().to_rfc3339(),
+        created_at: setup.report.started_at.clone(),
         job: snapshot,
         input: input_url,
         output: output_url,
@@ -406,10 +488,16 @@ async fn read_plan(plan_url: &str, registry: &Registry) -> Result<(Location, Run
     let bytes = output.store.get(&path).await?.bytes().await?;
     let plan: RunPlan = serde_json::from_slice(&bytes)
         .map_err(|e| Error::Shards(format!("{plan_url} is not a readable plan: {e}")))?;
-    if plan.format != PLAN_FORMAT || plan.run_id != run_id {
+    if plan.format != PLAN_FORMAT {
         return Err(Error::Shards(format!(
-            "{plan_url} has format {} and run {}; this naslake reads format {PLAN_FORMAT}",
-            plan.format, plan.run_id
+            "{plan_url} has format {}; this naslake reads format {PLAN_FORMAT}",
+            plan.format
+        )));
+    }
+    if plan.run_id != run_id {
+        return Err(Error::Shards(format!(
+            "{plan_url} is the plan of run {}, not of run {run_id} its address names",
+            plan.run_id
         )));
     }
     if plan.naslake_version != env!("CARGO_PKG_VERSION") {
@@ -453,19 +541,15 @@ async fn read_result(output: &Location, path: &ObjPath) -> Result<ShardResult> {
     })
 }
 
-/// The data files a result names, as keys of the output.
+/// The files a result names, as keys of the output; all in the run's staging area.
 fn result_files(output: &Location, r: &ShardResult) -> Result<Vec<ObjPath>> {
     let urls = r
         .tables
         .iter()
         .flat_map(|t| t.files.iter().map(|f| &f.url))
         .chain(r.sources.iter().map(|s| &s.url));
-    urls.map(|u| {
-        output.key_of_url(u).ok_or_else(|| {
-            Error::Shards(format!("shard {} names {u}, outside the output", r.shard))
-        })
-    })
-    .collect()
+    urls.map(|u| staged_key(output, &r.run_id, u, r.shard))
+        .collect()
 }
 
 /// What a finished attempt of a shard says.
@@ -473,6 +557,12 @@ pub struct WorkOutcome {
     pub result_url: String,
     pub items: u64,
     pub rows_rejected: u64,
+}
+
+/// Where the shards write the files of table `table`: staging, which no reader
+/// sees; the commit moves the chosen attempts' files into the table.
+fn staging_tables(run_id: &str) -> String {
+    format!("{}/staging/tables", run_dir(run_id))
 }
 
 /// `naslake work`: extracts, transforms and writes one shard, then writes its
@@ -486,8 +576,24 @@ pub async fn work_shard(
 ) -> Result<WorkOutcome> {
     crate::faults::set_scope(&format!("shard{shard}.attempt{attempt}"));
     let (output, plan, job) = read_plan(plan_url, registry).await?;
-    let lineage = transform::check_job_sql(&job).await?;
-    let (per_shard, stage_sources) = split_tables(&job, &lineage)?;
+    let state_dir = StateDir::new(&output, &job.spec.name);
+    let lease = Lease::resume(&state_dir, &plan.run_id, super::lease_ttl(&job)).await?;
+    let outcome = work_leased(&output, &plan, &job, shard, attempt, &lease).await;
+    // The run goes on after this shard, done or not: its next step renews the lease.
+    lease.keep();
+    outcome
+}
+
+async fn work_leased(
+    output: &Location,
+    plan: &RunPlan,
+    job: &Job,
+    shard: usize,
+    attempt: u32,
+    lease: &Lease,
+) -> Result<WorkOutcome> {
+    let lineage = transform::check_job_sql(job).await?;
+    let (per_shard, stage_sources) = split_tables(job, &lineage)?;
     let planned = plan.shards.get(shard).ok_or_else(|| {
         Error::config(format!(
             "shard {shard}: the plan has shards 0 to {}",
@@ -495,7 +601,7 @@ pub async fn work_shard(
         ))
     })?;
     let input = plan.input.as_deref().map(Location::open).transpose()?;
-    let items = read_shard_items(&output, &plan.run_id, shard).await?;
+    let items = read_shard_items(output, &plan.run_id, shard).await?;
     let listed_bytes: u64 = items.iter().map(|i| i.fingerprint.size).sum();
     if items.len() as u64 != planned.items || listed_bytes != planned.bytes {
         return Err(Error::Shards(format!(
@@ -506,14 +612,20 @@ pub async fn work_shard(
         )));
     }
     let attempt_id = ulid::Ulid::new().to_string().to_lowercase();
-    replace_earlier_attempts(&output, &plan.run_id, shard).await?;
+    replace_earlier_attempts(output, &plan.run_id, shard).await?;
     info!(run_id = %plan.run_id, shard, attempt, attempt_id = %attempt_id, items = items.len(), "shard started");
 
+    let staging = staging_tables(&plan.run_id);
     let plans: HashMap<String, TablePlan> = job
         .tables
         .iter()
         .map(|t| {
-            let placement = crate::commit::placement(&output, t, &plan.run_id);
+            let placement = Placement::new(
+                output,
+                output.child(&format!("{staging}/{}", t.name)),
+                t.schema.partition_key_names(),
+                None,
+            );
             let p = TablePlan {
                 before: None,
                 placement: Arc::new(placement),
@@ -528,12 +640,12 @@ pub async fn work_shard(
         run_dir: run_dir(&plan.run_id),
         file_tag: format!("{}-s{shard:05}-{attempt_id}", plan.run_id),
     };
-    let kinds = table_kinds(&job, &lineage);
+    let kinds = table_kinds(job, &lineage);
     let warnings = Warnings::default();
     let run = super::Run {
-        job: &job,
+        job,
         input: input.as_ref(),
-        output: &output,
+        output,
         stage: Stage::Shard(&work),
         file_tag: work.file_tag.clone(),
         plans: &plans,
@@ -550,7 +662,7 @@ pub async fn work_shard(
     let written = match run.extract_and_write().await {
         Ok(t) => t.unwrap_or_default(),
         Err(e) => {
-            cleanup::discard(&output, &run.staged, &warnings).await;
+            cleanup::discard(output, &run.staged, &warnings).await;
             return Err(e);
         }
     };
@@ -586,13 +698,19 @@ pub async fn work_shard(
         run_dir(&plan.run_id)
     ));
     let body = PutPayload::from(serde_json::to_vec(&result)?);
-    if let Err(e) = output
-        .store
-        .put_opts(&path, body, PutOptions::from(PutMode::Create))
-        .await
-    {
-        cleanup::discard(&output, &run.staged, &warnings).await;
-        return Err(e.into());
+    // A shard of a run that lost its lease (it expired, another run took over and
+    // cleans up after it) leaves no result.
+    let stored = match lease.check().await {
+        Ok(()) => output
+            .store
+            .put_opts(&path, body, PutOptions::from(PutMode::Create))
+            .await
+            .map_err(Error::from),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = stored {
+        cleanup::discard(output, &run.staged, &warnings).await;
+        return Err(e);
     }
     for w in warnings.all() {
         warn!(shard, warning = %w, "shard warning");
@@ -622,7 +740,7 @@ async fn read_shard_items(output: &Location, run_id: &str, shard: usize) -> Resu
 
 /// A retried shard replaces the attempts before it: their results and the files
 /// they name go. (An attempt killed before its result leaves files no result
-/// names; the commit removes those.)
+/// names; they go with the staging area after the commit.)
 async fn replace_earlier_attempts(output: &Location, run_id: &str, shard: usize) -> Result<()> {
     let listed = list_results(output, run_id).await?;
     for path in results_of(shard, &listed) {
@@ -639,10 +757,10 @@ async fn replace_earlier_attempts(output: &Location, run_id: &str, shard: usize)
     Ok(())
 }
 
-fn tally_to_list(rows: KeyRows) -> Vec<KeyTally> {
-    let mut out: Vec<KeyTally> = rows
+fn tally_to_list(rows: KeyRows) -> Vec<KeyRowsEntry> {
+    let mut out: Vec<KeyRowsEntry> = rows
         .into_iter()
-        .map(|(key, parts)| KeyTally {
+        .map(|(key, parts)| KeyRowsEntry {
             key,
             partitions: parts.into_iter().collect(),
         })
@@ -660,7 +778,7 @@ pub(super) async fn stage_source(
     staged: &Staged,
 ) -> Result<StagedSource> {
     let path = output.child(&format!(
-        "{}/staging/{source}/{}.parquet",
+        "{}/staging/sources/{source}/{}.parquet",
         work.run_dir, work.file_tag
     ));
     let df = ctx.table(source).await?;
@@ -710,22 +828,20 @@ pub async fn commit_run(plan_url: &str, progress: bool, registry: &Registry) -> 
     )
     .await?;
     setup.report.started_at = plan.created_at.clone();
-    let (per_shard, _) = split_tables(&setup.job, &setup.lineage)?;
-    let state = crate::commit::state::StateDir::new(&output, &setup.job.spec.name);
+    let state = StateDir::new(&output, &setup.job.spec.name);
     if state.current_run().await?.as_deref() == Some(plan.run_id.as_str()) {
-        return Err(Error::Shards(format!(
+        return Err(Error::Committed(format!(
             "run {} is committed already (its report: {})",
             plan.run_id,
             output.url_of(&output.child(&format!("_naslake/runs/{}.json", plan.run_id)))
         )));
     }
-    let collected = collect(&output, &plan, &per_shard).await?;
     let opts = RunOptions {
         progress,
         ..Default::default()
     };
     let outcome = setup
-        .run_leased(&opts, Stage::Commit(&collected), started)
+        .run_leased(&opts, Stage::Commit(&plan), started)
         .await?;
     if outcome.report.error.is_none() {
         remove_run_work(&output, &plan.run_id).await;
@@ -733,13 +849,18 @@ pub async fn commit_run(plan_url: &str, progress: bool, registry: &Registry) -> 
     Ok(outcome)
 }
 
-/// Reads every shard's result: exactly one each, for the items the plan gave it.
-/// Then removes the files of every other attempt, which no catalog entry may see.
-async fn collect(
+/// Reads every shard's result (exactly one each, for the items the plan gave it)
+/// into `manifest` and the tables' files, and moves the chosen attempts' files
+/// from staging into the tables' version directories. Called by the commit,
+/// holding the lease, before anything is computed.
+pub(super) async fn collect(
     output: &Location,
+    job: &Job,
+    lineage: &HashMap<String, Lineage>,
     plan: &RunPlan,
-    per_shard: &BTreeSet<String>,
+    manifest: &Discovered,
 ) -> Result<Collected> {
+    let (per_shard, _) = split_tables(job, lineage)?;
     let listed = list_results(output, &plan.run_id).await?;
     let mut missing = Vec::new();
     let mut several = Vec::new();
@@ -769,10 +890,7 @@ async fn collect(
             problems.join("; ")
         )));
     }
-    let manifest = Arc::new(Discovered::default());
-    let mut tables: HashMap<String, CollectedTable> = HashMap::new();
-    let mut sources: HashMap<String, Vec<TableFile>> = HashMap::new();
-    let mut winners = HashSet::new();
+    let mut results = Vec::with_capacity(chosen.len());
     for (shard, path) in chosen.iter().enumerate() {
         let r = read_result(output, path).await?;
         let bytes: u64 = r.items.iter().map(|f| f.item.fingerprint.size).sum();
@@ -790,7 +908,20 @@ async fn collect(
                 planned.bytes
             )));
         }
-        winners.extend(result_files(output, &r)?);
+        if let Some(t) = r.tables.iter().find(|t| !per_shard.contains(&t.table)) {
+            return Err(Error::Shards(format!(
+                "shard {shard} wrote table {}, which the commit computes",
+                t.table
+            )));
+        }
+        result_files(output, &r)?;
+        results.push(r);
+    }
+    // Every result checked: only now is anything moved.
+    let mut tables: HashMap<String, CollectedTable> = HashMap::new();
+    let mut sources: HashMap<String, Vec<TableFile>> = HashMap::new();
+    let mut moved = 0;
+    for r in results {
         for f in r.items {
             manifest.add(DiscoveredItem {
                 stats: Arc::new(ItemStats::restore(&f.counts)),
@@ -798,6 +929,13 @@ async fn collect(
             });
         }
         for t in r.tables {
+            let table = job.table(&t.table).ok_or_else(|| {
+                Error::Shards(format!(
+                    "shard {} wrote table {}, which the job lacks",
+                    r.shard, t.table
+                ))
+            })?;
+            let placement = crate::commit::placement(output, table, &plan.run_id);
             let c = tables.entry(t.table).or_insert_with(|| CollectedTable {
                 files: Vec::new(),
                 rows: 0,
@@ -805,9 +943,13 @@ async fn collect(
             });
             c.rows += t.rows;
             for mut f in t.files {
-                f.path = output.key_of_url(&f.url).ok_or_else(|| {
-                    Error::Shards(format!("shard {shard} names {}, outside the output", f.url))
-                })?;
+                let from = staged_key(output, &plan.run_id, &f.url, r.shard)?;
+                let name = from.filename().unwrap_or_default().to_string();
+                let to = output.literal_child(&placement.dir(&f.partition_values), &name);
+                move_into_table(output, &from, &to, f.bytes).await?;
+                moved += 1;
+                f.url = output.url_of(&to);
+                f.path = to;
                 c.files.push(f);
             }
             if let Some(list) = t.tally {
@@ -821,9 +963,7 @@ async fn collect(
             }
         }
         for s in r.sources {
-            let path = output.key_of_url(&s.url).ok_or_else(|| {
-                Error::Shards(format!("shard {shard} names {}, outside the output", s.url))
-            })?;
+            let path = staged_key(output, &plan.run_id, &s.url, r.shard)?;
             sources.entry(s.source).or_default().push(TableFile {
                 path,
                 size: s.bytes,
@@ -837,46 +977,48 @@ async fn collect(
     for listing in &plan.listings {
         manifest.source_done(listing.clone());
     }
-    let removed = remove_losers(output, &plan.run_id, per_shard, &winners).await?;
-    if removed > 0 {
-        info!(files = removed, "removed the files of attempts that lost");
-    }
-    Ok(Collected {
-        manifest,
-        tables,
-        sources,
-    })
+    info!(files = moved, "moved the shards' files into their tables");
+    Ok(Collected { tables, sources })
 }
 
-/// Removes the data files of this run's shard attempts that are not the chosen
-/// ones, from every table the shards write.
-async fn remove_losers(
+/// The key of a file a shard's result names, which must lie in the run's staging
+/// area: a result names nothing else (not another run's files, not the state).
+fn staged_key(output: &Location, run_id: &str, url: &str, shard: usize) -> Result<ObjPath> {
+    let staging = output.child(&format!("{}/staging", run_dir(run_id)));
+    output
+        .key_of_url(url)
+        .filter(|k| k.prefix_matches(&staging))
+        .ok_or_else(|| {
+            Error::Shards(format!(
+                "shard {shard}'s result names {url}, outside the run's staging area"
+            ))
+        })
+}
+
+/// Moves a staged file into its table. A commit retried after it moved the file
+/// finds it there already, with its size.
+async fn move_into_table(
     output: &Location,
-    run_id: &str,
-    tables: &BTreeSet<String>,
-    winners: &HashSet<ObjPath>,
-) -> Result<u64> {
-    let ours = format!("part-{run_id}-s");
-    let mut removed = 0;
-    for table in tables {
-        let prefix = output.child(table);
-        let metas: Vec<_> = output.store.list(Some(&prefix)).try_collect().await?;
-        for m in metas {
-            let is_attempt = m.location.filename().is_some_and(|n| n.starts_with(&ours));
-            if is_attempt && !winners.contains(&m.location) {
-                match output.store.delete(&m.location).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => removed += 1,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
+    from: &ObjPath,
+    to: &ObjPath,
+    bytes: u64,
+) -> Result<()> {
+    match output.store.rename(from, to).await {
+        Ok(()) => Ok(()),
+        Err(object_store::Error::NotFound { .. }) => match output.store.head(to).await {
+            Ok(m) if m.size == bytes => Ok(()),
+            _ => Err(Error::Shards(format!(
+                "{} is gone, and not in its table either: run `naslake work` for its shard again",
+                output.url_of(from)
+            ))),
+        },
+        Err(e) => Err(e.into()),
     }
-    Ok(removed)
 }
 
-/// After the commit, the run's item lists, results and staged rows go; the plan
-/// stays, next to the run's report.
-async fn remove_run_work(output: &Location, run_id: &str) {
+/// The run's item lists, results and staging area, once it is committed, or
+/// after it died; the plan stays, next to the run's report.
+pub(super) async fn remove_run_work(output: &Location, run_id: &str) {
     for part in ["shards", "results", "staging"] {
         let prefix = output.child(&format!("{}/{part}", run_dir(run_id)));
         let listed: Result<Vec<_>, _> = output.store.list(Some(&prefix)).try_collect().await;
@@ -901,14 +1043,17 @@ mod tests {
 
     #[test]
     fn a_plan_address_names_its_output_and_run() {
-        let (out, run) = parse_plan_url("s3://bucket/lake/_naslake/runs/01jabc/plan.json").unwrap();
-        assert_eq!((out.as_str(), run.as_str()), ("s3://bucket/lake", "01jabc"));
-        let (out, _) = parse_plan_url("/tmp/x/_naslake/runs/r-1/plan.json").unwrap();
+        let id = "01kbsxxfpajavw6wvez8fa2efw";
+        let url = format!("s3://bucket/lake/_naslake/runs/{id}/plan.json");
+        let (out, run) = parse_plan_url(&url).unwrap();
+        assert_eq!((out.as_str(), run.as_str()), ("s3://bucket/lake", id));
+        let (out, _) = parse_plan_url(&format!("/tmp/x/_naslake/runs/{id}/plan.json")).unwrap();
         assert_eq!(out, "/tmp/x");
         for bad in [
             "s3://bucket/lake/plan.json",
             "s3://bucket/lake/_naslake/runs/../plan.json",
-            "s3://bucket/lake/_naslake/runs/ABC/plan.json",
+            "s3://bucket/lake/_naslake/runs/01KBSXXFPAJAVW6WVEZ8FA2EFW/plan.json",
+            "s3://bucket/lake/_naslake/runs/r-1/plan.json",
         ] {
             assert!(parse_plan_url(bad).is_err(), "{bad}");
         }
