@@ -108,8 +108,8 @@ struct PlanArgs {
     /// Split into shards of about this size (e.g. 512MiB; the default).
     #[arg(long, value_name = "BYTES")]
     shard_size: Option<bytesize::ByteSize>,
-    /// The run's id (lowercase letters, digits, `-`); new by default. AWS Batch
-    /// names it up front, so the array job knows the plan's address.
+    /// The run's id, a ULID in lowercase; new by default. AWS Batch names it up
+    /// front, so the array job knows the plan's address.
     #[arg(long, env = "NASLAKE_RUN_ID")]
     run_id: Option<String>,
 }

@@ -265,6 +265,29 @@ def test_a_sharded_run_holds_the_lease_and_one_that_dies_is_cleaned_up_after(tmp
     assert tables_of(lake, SENSOR_TABLES) == tables_of(reference(tmp_path, share), SENSOR_TABLES)
 
 
+def test_a_commit_killed_after_it_moved_files_then_a_shard_done_again_leaves_no_strays(tmp_path):
+    share = LocalShare(tmp_path / "share")
+    sensor_share(share)
+    lake = LocalLake(tmp_path / "lake")
+    url = plan(lake, share, SENSOR_JOB, "--shards", 2)
+    work(url, 0, lake)
+    work(url, 1, lake)
+    # Killed writing sensor_anomalies: the shards' files are in their tables by then.
+    killed = naslake("commit", url, env={"NASLAKE_FAULT": "write.file:1"}, check_codes=None)
+    assert killed.code == -9
+    assert lake.entry("sensor_readings") is None
+    assert set(lake.all_data_files()), "moved, not registered"
+    work(url, 0, lake, attempt=1)
+    commit(url, lake)
+    assert unregistered_files(lake, SENSOR_TABLES) == []
+    assert tables_of(lake, SENSOR_TABLES) == tables_of(reference(tmp_path, share), SENSOR_TABLES)
+    # Retried once more after it committed: nothing changes, and the cleanup is done.
+    entries = {t: lake.entry(t) for t in SENSOR_TABLES}
+    assert commit(url, lake).code == 0
+    assert {t: lake.entry(t) for t in SENSOR_TABLES} == entries
+    assert not (lake.root / "_naslake" / "state" / "sensor_readings" / "lease.json").exists()
+
+
 def test_two_results_for_one_shard_fail_the_commit(tmp_path):
     share = LocalShare(tmp_path / "share")
     sensor_share(share, files=6)

@@ -107,6 +107,10 @@ impl Lease {
                     let Some((held, version)) = read(dir).await? else {
                         continue;
                     };
+                    if sharded && held.sharded && held.run_id == run_id {
+                        // This run's own plan step, retried: the lease is ours.
+                        return Lease::resume(dir, run_id, ttl).await;
+                    }
                     let Some(why) = held.gone() else {
                         return Err(busy(dir, &held));
                     };

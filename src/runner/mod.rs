@@ -1060,6 +1060,7 @@ impl Run<'_> {
         // As in a whole run: the rejects table comes last.
         done.extend(rejects);
         self.check_complete(&[], &done)?;
+        sharded::remove_strays(self.output, &plan.run_id, &done).await?;
         Ok(done)
     }
 

@@ -27,7 +27,7 @@
 //! ([`crate::commit::lease`]): each step resumes and renews it, so no other run of
 //! the job commits in between, and a run that dies is cleaned up after by the next.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -48,7 +48,7 @@ use crate::commit::lease::Lease;
 use crate::commit::recover;
 use crate::commit::state::StateDir;
 use crate::commit::state::TableKind;
-use crate::commit::{KeyRows, TablePlan, cleanup};
+use crate::commit::{KeyRows, TableFiles, TablePlan, cleanup};
 use crate::discover::shards::{Sharder, Split};
 use crate::discover::{Discovered, DiscoveredItem, ItemCounts, ItemSink, ItemStats, WorkItem};
 use crate::error::{Error, Result};
@@ -58,7 +58,7 @@ use crate::report::Warnings;
 use crate::sources::Registry;
 use crate::storage::Location;
 use crate::transform::{self, lineage::Lineage};
-use crate::write::layout::Placement;
+use crate::write::layout::{Placement, is_data_file};
 use crate::write::{Staged, WrittenFile};
 
 /// The format of `plan.json` and of the shard results.
@@ -541,15 +541,20 @@ async fn read_result(output: &Location, path: &ObjPath) -> Result<ShardResult> {
     })
 }
 
-/// The files a result names, as keys of the output; all in the run's staging area.
-fn result_files(output: &Location, r: &ShardResult) -> Result<Vec<ObjPath>> {
-    let urls = r
-        .tables
+/// The files a result names, as keys of the output: each one the attempt's own,
+/// in the run's staging area.
+fn result_files(output: &Location, result: &ShardResult) -> Result<Vec<ObjPath>> {
+    let r = &AttemptOf::of(result);
+    let tables = result.tables.iter().flat_map(|t| {
+        t.files
+            .iter()
+            .map(|f| staged_key(output, r, &f.url, StagedAs::Table(&t.table)))
+    });
+    let sources = result
+        .sources
         .iter()
-        .flat_map(|t| t.files.iter().map(|f| &f.url))
-        .chain(r.sources.iter().map(|s| &s.url));
-    urls.map(|u| staged_key(output, &r.run_id, u, r.shard))
-        .collect()
+        .map(|s| staged_key(output, r, &s.url, StagedAs::Source(&s.source)));
+    tables.chain(sources).collect()
 }
 
 /// What a finished attempt of a shard says.
@@ -830,6 +835,14 @@ pub async fn commit_run(plan_url: &str, progress: bool, registry: &Registry) -> 
     setup.report.started_at = plan.created_at.clone();
     let state = StateDir::new(&output, &setup.job.spec.name);
     if state.current_run().await?.as_deref() == Some(plan.run_id.as_str()) {
+        // A commit retried after it committed (and died before it cleaned up):
+        // what is left to do is the cleanup.
+        if let Ok(lease) = Lease::resume(&state, &plan.run_id, super::lease_ttl(&setup.job)).await
+            && let Err(e) = lease.release().await
+        {
+            warn!(error = %e, "could not release the job's lease; it expires by itself");
+        }
+        remove_run_work(&output, &plan.run_id).await;
         return Err(Error::Committed(format!(
             "run {} is committed already (its report: {})",
             plan.run_id,
@@ -840,13 +853,13 @@ pub async fn commit_run(plan_url: &str, progress: bool, registry: &Registry) -> 
         progress,
         ..Default::default()
     };
-    let outcome = setup
-        .run_leased(&opts, Stage::Commit(&plan), started)
-        .await?;
-    if outcome.report.error.is_none() {
-        remove_run_work(&output, &plan.run_id).await;
+    let outcome = setup.run_leased(&opts, Stage::Commit(&plan), started).await;
+    match &outcome {
+        Ok(o) if o.report.error.is_none() => remove_run_work(&output, &plan.run_id).await,
+        Err(Error::Committed(_)) => remove_run_work(&output, &plan.run_id).await,
+        _ => {}
     }
-    Ok(outcome)
+    outcome
 }
 
 /// Reads every shard's result (exactly one each, for the items the plan gave it)
@@ -922,6 +935,7 @@ pub(super) async fn collect(
     let mut sources: HashMap<String, Vec<TableFile>> = HashMap::new();
     let mut moved = 0;
     for r in results {
+        let attempt = AttemptOf::of(&r);
         for f in r.items {
             manifest.add(DiscoveredItem {
                 stats: Arc::new(ItemStats::restore(&f.counts)),
@@ -943,7 +957,7 @@ pub(super) async fn collect(
             });
             c.rows += t.rows;
             for mut f in t.files {
-                let from = staged_key(output, &plan.run_id, &f.url, r.shard)?;
+                let from = staged_key(output, &attempt, &f.url, StagedAs::Table(&table.name))?;
                 let name = from.filename().unwrap_or_default().to_string();
                 let to = output.literal_child(&placement.dir(&f.partition_values), &name);
                 move_into_table(output, &from, &to, f.bytes).await?;
@@ -963,7 +977,7 @@ pub(super) async fn collect(
             }
         }
         for s in r.sources {
-            let path = staged_key(output, &plan.run_id, &s.url, r.shard)?;
+            let path = staged_key(output, &attempt, &s.url, StagedAs::Source(&s.source))?;
             sources.entry(s.source).or_default().push(TableFile {
                 path,
                 size: s.bytes,
@@ -981,18 +995,61 @@ pub(super) async fn collect(
     Ok(Collected { tables, sources })
 }
 
-/// The key of a file a shard's result names, which must lie in the run's staging
-/// area: a result names nothing else (not another run's files, not the state).
-fn staged_key(output: &Location, run_id: &str, url: &str, shard: usize) -> Result<ObjPath> {
-    let staging = output.child(&format!("{}/staging", run_dir(run_id)));
+/// What a staged file holds.
+#[derive(Clone, Copy)]
+enum StagedAs<'a> {
+    Table(&'a str),
+    Source(&'a str),
+}
+
+/// The key of a file a shard's result names. It must be one the attempt itself
+/// wrote: in the run's staging area, under the table or source it is named for,
+/// with the attempt's own file tag. A result names nothing else (not another
+/// attempt's files, another run's, or the state).
+fn staged_key(output: &Location, r: &AttemptOf, url: &str, what: StagedAs<'_>) -> Result<ObjPath> {
+    let staging = run_dir(&r.run_id) + "/staging";
+    let (dir, tag) = match what {
+        StagedAs::Table(t) => (
+            format!("{staging}/tables/{t}"),
+            format!("part-{}-", r.file_tag()),
+        ),
+        StagedAs::Source(s) => (
+            format!("{staging}/sources/{s}"),
+            format!("{}.", r.file_tag()),
+        ),
+    };
     output
         .key_of_url(url)
-        .filter(|k| k.prefix_matches(&staging))
+        .filter(|k| k.prefix_matches(&output.child(&dir)))
+        .filter(|k| k.filename().is_some_and(|n| n.starts_with(&tag)))
         .ok_or_else(|| {
             Error::Shards(format!(
-                "shard {shard}'s result names {url}, outside the run's staging area"
+                "shard {}'s result names {url}, which is not a file of its attempt {} in the run's staging area",
+                r.shard, r.attempt
             ))
         })
+}
+
+/// Whose result it is: a run, a shard, an attempt.
+struct AttemptOf {
+    run_id: String,
+    shard: usize,
+    attempt: String,
+}
+
+impl AttemptOf {
+    fn of(r: &ShardResult) -> Self {
+        AttemptOf {
+            run_id: r.run_id.clone(),
+            shard: r.shard,
+            attempt: r.attempt.clone(),
+        }
+    }
+
+    /// `RUNID-sNNNNN-ATTEMPT`: what starts the names of the attempt's files.
+    fn file_tag(&self) -> String {
+        format!("{}-s{:05}-{}", self.run_id, self.shard, self.attempt)
+    }
 }
 
 /// Moves a staged file into its table. A commit retried after it moved the file
@@ -1014,6 +1071,44 @@ async fn move_into_table(
         },
         Err(e) => Err(e.into()),
     }
+}
+
+/// Removes every data file in this run's version directories that the commit
+/// does not register: files an earlier commit of the run moved in or wrote before
+/// it failed or was killed, of attempts done again since. The catalog registers
+/// directories, so nothing else may be in them.
+pub(super) async fn remove_strays(
+    output: &Location,
+    run_id: &str,
+    tables: &[TableFiles],
+) -> Result<u64> {
+    let version = format!("v-{run_id}");
+    let mut removed = 0;
+    for t in tables {
+        let keep: HashSet<&ObjPath> = t.files.iter().map(|f| &f.path).collect();
+        let listed: Vec<_> = output
+            .store
+            .list(Some(&output.child(&t.table.name)))
+            .try_collect()
+            .await?;
+        for m in listed {
+            let ours = m.location.parts().any(|p| p.as_ref() == version);
+            let data = m.location.filename().is_some_and(is_data_file);
+            if ours && data && !keep.contains(&m.location) {
+                match output.store.delete(&m.location).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => removed += 1,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+    if removed > 0 {
+        info!(
+            files = removed,
+            "removed files an earlier commit of this run left"
+        );
+    }
+    Ok(removed)
 }
 
 /// The run's item lists, results and staging area, once it is committed, or
