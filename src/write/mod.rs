@@ -32,6 +32,7 @@ use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::parquet::arrow::AsyncArrowWriter;
 use datafusion::parquet::basic::{Compression as PqCompression, ZstdLevel};
 use datafusion::parquet::file::properties::{WriterProperties, WriterVersion};
+use datafusion::parquet::schema::types::ColumnPath;
 use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjPath;
 use serde::{Deserialize, Serialize};
@@ -129,7 +130,18 @@ impl TableWriter {
                 Error::config(format!("table {}: column {}: {e}", schema.name, f.name()))
             })?;
         }
-        let props = WriterProperties::builder()
+        let mut props = WriterProperties::builder();
+        // Dictionaries pay for strings that repeat (sensor and metric names, units,
+        // the source key); for timestamps, measurements and line numbers, nearly all
+        // distinct, the writer would intern every value only to fall back to plain
+        // pages once the dictionary outgrew its page. PLAIN is what they end up as.
+        for f in schema.file_schema().fields() {
+            if !matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8) {
+                props =
+                    props.set_column_dictionary_enabled(ColumnPath::from(f.name().as_str()), false);
+            }
+        }
+        let props = props
             .set_writer_version(WriterVersion::PARQUET_1_0)
             .set_compression(match compression {
                 Compression::Zstd => {
