@@ -393,6 +393,9 @@ def test_the_spark_driver_passes_on_exit_codes(tmp_path):
     assert bad.returncode == 2 and "unknown field `nonsense`" in spark_output(bad)
     incremental = spark_submit(SENSOR_JOB, "--output", lake.url, "--shards", 2, "--incremental")
     assert incremental.returncode == 2 and "reads everything" in spark_output(incremental)
+    dry = spark_submit(SENSOR_JOB, "--output", lake.url, "--shards", 2, "--dry-run")
+    assert dry.returncode == 0 and '"status": "dry_run"' in spark_output(dry)
+    assert not lake.root.exists(), "a dry run writes nothing"
 
 
 class CredentialsEndpoint(http.server.BaseHTTPRequestHandler):

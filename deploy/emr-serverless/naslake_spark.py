@@ -41,6 +41,8 @@ def parse_args(argv):
                    help="override a job spec key")
     p.add_argument("--shards", type=int, required=True, help="how many Spark tasks share the work")
     p.add_argument("--full", action="store_true", help="accepted as `naslake run` takes it: a sharded run reads everything")
+    p.add_argument("--dry-run", action="store_true",
+                   help="discover and check everything on the driver (`naslake run --dry-run`), write nothing")
     p.add_argument("--incremental", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.shards < 1:
@@ -58,7 +60,10 @@ def naslake_binary():
 
 
 def plan_command(binary, args):
-    cmd = [binary, "plan", args.job, "--shards", str(args.shards)]
+    if args.dry_run:
+        cmd = [binary, "run", args.job, "--dry-run"]
+    else:
+        cmd = [binary, "plan", args.job, "--shards", str(args.shards)]
     for flag in ("input", "output", "catalog"):
         value = getattr(args, flag)
         if value:
@@ -90,6 +95,8 @@ def shard_task(binary, plan_url):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     binary = naslake_binary()
+    if args.dry_run:
+        return subprocess.run(plan_command(binary, args)).returncode
     plan = subprocess.run(plan_command(binary, args), stdout=subprocess.PIPE, universal_newlines=True)
     if plan.returncode != 0:
         return plan.returncode

@@ -21,6 +21,9 @@ use crate::error::{Error, Result};
 
 /// Items sorted in memory before a chunk is spilled (about 200 bytes each).
 pub const CHUNK_ITEMS: usize = 64 * 1024;
+/// Items a shard of `--shard-size` holds at most: a shard's step keeps its item
+/// list in memory, so a share of many tiny objects is cut into more shards.
+pub const MAX_SHARD_ITEMS: u64 = 250_000;
 
 /// How many shards a plan asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,11 +35,14 @@ pub enum Split {
 }
 
 impl Split {
-    /// The number of shards for a listing of `bytes` bytes.
-    pub fn count(self, bytes: u64) -> usize {
+    /// The number of shards for a listing of `items` objects of `bytes` bytes.
+    pub fn count(self, bytes: u64, items: u64) -> usize {
         match self {
             Split::Shards(n) => n.max(1),
-            Split::ShardSize(size) => bytes.div_ceil(size.max(1)).max(1) as usize,
+            Split::ShardSize(size) => bytes
+                .div_ceil(size.max(1))
+                .max(items.div_ceil(MAX_SHARD_ITEMS))
+                .max(1) as usize,
         }
     }
 }
@@ -314,8 +320,11 @@ mod tests {
 
     #[test]
     fn shard_size_decides_the_count() {
-        assert_eq!(Split::ShardSize(100).count(0), 1);
-        assert_eq!(Split::ShardSize(100).count(250), 3);
-        assert_eq!(Split::Shards(0).count(250), 1);
+        assert_eq!(Split::ShardSize(100).count(0, 0), 1);
+        assert_eq!(Split::ShardSize(100).count(250, 3), 3);
+        assert_eq!(Split::Shards(0).count(250, 3), 1);
+        // Many tiny objects: the item cap decides.
+        let items = 3 * MAX_SHARD_ITEMS + 1;
+        assert_eq!(Split::ShardSize(1 << 30).count(items * 10, items), 4);
     }
 }

@@ -374,7 +374,7 @@ async fn write_plan(
     let listings = manifest.listings();
     check_not_empty(job, input, &listings).await?;
 
-    let count = split.count(sharder.bytes);
+    let count = split.count(sharder.bytes, sharder.items);
     let (items, bytes) = (sharder.items, sharder.bytes);
     let mut shards = Vec::with_capacity(count);
     let mut open: Option<ShardFile> = None;
