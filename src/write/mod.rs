@@ -10,12 +10,16 @@
 //! catalog will say, nullability checked), split by partition values, and
 //! appended to that partition's open file. Files roll over at the target size;
 //! open row groups are flushed early when their buffers exceed a memory budget,
-//! so memory does not grow with the number of partitions or rows. Objects become
+//! so memory does not grow with the number of partitions or rows. A partition
+//! whose file was closed to make room and that comes back is spilled to local
+//! disk ([`regroup`]) and written again as one file at the end: one file per
+//! partition and writer, more only past the target size. Objects become
 //! visible only when complete (multipart upload), and never exceed 5 GiB.
 
 pub mod carry;
 pub mod keys;
 pub mod layout;
+pub mod regroup;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -33,6 +37,7 @@ use datafusion::parquet::arrow::AsyncArrowWriter;
 use datafusion::parquet::basic::{Compression as PqCompression, ZstdLevel};
 use datafusion::parquet::file::properties::{WriterProperties, WriterVersion};
 use datafusion::parquet::schema::types::ColumnPath;
+use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjPath;
 use serde::{Deserialize, Serialize};
@@ -108,6 +113,10 @@ pub struct TableWriter {
     pub rows_written: u64,
     /// Where rows are tallied by object key: the key column's index and the tally.
     keys: Option<(usize, Arc<keys::KeyTally>)>,
+    /// Partitions whose file was closed to make room, with that file: more rows
+    /// of them are spilled, and the file is written again with them at the end.
+    evicted: HashMap<Vec<String>, ObjPath>,
+    regroup: Option<regroup::Regroup>,
 }
 
 impl TableWriter {
@@ -169,6 +178,8 @@ impl TableWriter {
             written: Vec::new(),
             rows_written: 0,
             keys: None,
+            evicted: HashMap::new(),
+            regroup: None,
         })
     }
 
@@ -322,6 +333,15 @@ impl TableWriter {
     }
 
     async fn append(&mut self, values: Vec<String>, batch: &RecordBatch) -> Result<()> {
+        if self.evicted.contains_key(&values) {
+            let spill = match self.regroup.as_mut() {
+                Some(s) => s,
+                None => self
+                    .regroup
+                    .insert(regroup::Regroup::new(self.file_schema.clone())?),
+            };
+            return spill.push(&values, batch);
+        }
         self.tick += 1;
         if !self.open.contains_key(&values) {
             let path = self.new_file_path(&values);
@@ -380,14 +400,65 @@ impl TableWriter {
     }
 
     async fn close_least_recent(&mut self) -> Result<()> {
-        if let Some(values) = self
+        if let Some((values, path)) = self
             .open
             .iter()
             .min_by_key(|(_, f)| f.last_used)
-            .map(|(v, _)| v.clone())
+            .map(|(v, f)| (v.clone(), f.path.clone()))
         {
             self.close(&values).await?;
+            self.evicted.insert(values, path);
         }
+        Ok(())
+    }
+
+    /// Writes each partition that came back after its file was closed as one
+    /// file: the closed file's rows, then the spilled ones. The closed file goes.
+    async fn write_regrouped(&mut self) -> Result<()> {
+        let Some(spill) = self.regroup.take() else {
+            return Ok(());
+        };
+        let mut spill = spill.finish()?;
+        let evicted = std::mem::take(&mut self.evicted);
+        let index = std::mem::take(&mut spill.index);
+        let mut rewritten = 0;
+        for (values, batches) in index {
+            let Some(old) = evicted.get(&values) else {
+                continue;
+            };
+            let Some(at) = self.written.iter().position(|f| &f.path == old) else {
+                return Err(Error::Accounting(format!(
+                    "table {}: the closed file of partition {values:?} is not among the written ones",
+                    self.table
+                )));
+            };
+            let before = self.written.remove(at);
+            #[allow(deprecated)]
+            let reader = datafusion::parquet::arrow::async_reader::ParquetObjectReader::new(
+                self.output.store.clone(),
+                before.path.clone(),
+            )
+            .with_file_size(before.bytes);
+            let mut rows = datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder::new(reader)
+                .await?
+                .build()?;
+            while let Some(batch) = rows.try_next().await? {
+                self.append(values.clone(), &batch).await?;
+                self.enforce_memory_budget().await?;
+            }
+            for i in batches {
+                let batch = spill.batch(i)?;
+                self.append(values.clone(), &batch).await?;
+                self.enforce_memory_budget().await?;
+            }
+            self.close(&values).await?;
+            match self.output.store.delete(&before.path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+            rewritten += 1;
+        }
+        tracing::debug!(table = %self.table, partitions = rewritten, "partitions that came back written as one file each");
         Ok(())
     }
 
@@ -414,12 +485,14 @@ impl TableWriter {
         Ok(())
     }
 
-    /// Closes every open file and returns what the run wrote.
+    /// Closes every open file, writes the partitions that came back after their
+    /// file was closed, and returns what the run wrote.
     pub async fn finish(mut self) -> Result<Vec<WrittenFile>> {
         let keys: Vec<Vec<String>> = self.open.keys().cloned().collect();
         for k in keys {
             self.close(&k).await?;
         }
+        self.write_regrouped().await?;
         self.written.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(self.written)
     }

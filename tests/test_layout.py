@@ -1,0 +1,47 @@
+"""File layout: whatever the order of the input, a run writes one file per
+partition (the writer spills the rows of a partition whose file it closed to make
+room, and writes the partition again as one file at its end), and loses or
+duplicates no row doing so. Read back with DuckDB."""
+import collections
+import datetime
+import pathlib
+import random
+
+import duckdb
+
+from conftest import SENSOR_JOB, run_job
+
+HEADER = "sensor_id,timestamp,value,metric_name,unit\n"
+
+
+def unordered_share(root, files, per_file, days, seed):
+    rng = random.Random(seed)
+    base = datetime.date(2020, 1, 1)
+    share = root / "long"
+    share.mkdir(parents=True)
+    for f in range(files):
+        rows = [f"s-{rng.randrange(50):02d},{base + datetime.timedelta(days=rng.randrange(days))}T"
+                f"{rng.randrange(24):02d}:{rng.randrange(60):02d}:00Z,{rng.uniform(0, 100):.3f},temperature,degC\n"
+                for _ in range(per_file)]
+        (share / f"f{f:04d}.csv").write_text(HEADER + "".join(rows))
+    return root
+
+
+def test_unordered_input_gives_one_file_per_partition_and_every_row(tmp_path):
+    # The issue's case: 2,000 readings over 254 days in unordered files (it gave
+    # 552 files, and 1,777 for this seed, before).
+    share = unordered_share(tmp_path / "share", files=50, per_file=40, days=254, seed=7)
+    lake = tmp_path / "lake"
+    run_job(SENSOR_JOB, lake, "--input", share)
+    files = collections.Counter(p.parent.parent.name for p in (lake / "sensor_readings").rglob("*.parquet"))
+    assert files and max(files.values()) == 1, files.most_common(3)
+    con = duckdb.connect()
+    con.execute("SET TimeZone='UTC'")
+    want = con.execute(f"""SELECT strftime(CAST(timestamp AS TIMESTAMPTZ), '%Y-%m-%d'), count(*)
+        FROM read_csv('{share}/long/*.csv', header=true, columns={{'sensor_id': 'VARCHAR',
+        'timestamp': 'VARCHAR', 'value': 'DOUBLE', 'metric_name': 'VARCHAR', 'unit': 'VARCHAR'}})
+        GROUP BY 1 ORDER BY 1""").fetchall()
+    got = con.execute(f"""SELECT dt, count(*) FROM read_parquet('{lake}/sensor_readings/**/*.parquet',
+        hive_partitioning=true, hive_types_autocast=false) GROUP BY dt ORDER BY dt""").fetchall()
+    assert got == want
+    assert len(files) == len(want)
