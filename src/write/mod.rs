@@ -424,7 +424,10 @@ impl TableWriter {
         let mut rewritten = 0;
         for (values, batches) in index {
             let Some(old) = evicted.get(&values) else {
-                continue;
+                return Err(Error::Accounting(format!(
+                    "table {}: rows of partition {values:?} were spilled, but its file was never closed to make room",
+                    self.table
+                )));
             };
             let Some(at) = self.written.iter().position(|f| &f.path == old) else {
                 return Err(Error::Accounting(format!(
@@ -492,7 +495,23 @@ impl TableWriter {
         for k in keys {
             self.close(&k).await?;
         }
-        self.write_regrouped().await?;
+        if let Err(e) = self.write_regrouped().await {
+            // End what the rewrite had open: it lands in the staged list, which
+            // the failed run deletes (an upload left incomplete would linger).
+            let open: Vec<Vec<String>> = self.open.keys().cloned().collect();
+            for k in open {
+                if let Err(ce) = self.close(&k).await {
+                    tracing::warn!(table = %self.table, error = %ce, "a file of a failed rewrite did not complete");
+                }
+            }
+            return Err(e);
+        }
+        if self.regroup.is_some() {
+            return Err(Error::Accounting(format!(
+                "table {}: rows were spilled after the writer's end rewrote its partitions",
+                self.table
+            )));
+        }
         self.written.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(self.written)
     }
