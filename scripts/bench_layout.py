@@ -5,10 +5,10 @@ import os
 import pathlib
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
+
+from bench_incremental import measure  # (wall s, peak RSS MiB, stdout) of one process
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BIN = os.environ["NASLAKE_BIN"]
@@ -30,18 +30,11 @@ def main():
                             f"{rng.uniform(0, 100):.3f},temperature,degC")
             (share / f"f{f:04d}.csv").write_text("\n".join(rows) + "\n")
         out = work / "lake"
-        start = time.perf_counter()
-        p = subprocess.Popen([BIN, "run", str(ROOT / "jobs" / "sensor_readings.toml"), "--input",
-                              str(work / "share"), "--output", str(out), "--log-format", "json"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(p.pid, 0)
-        wall = time.perf_counter() - start
-        code = os.waitstatus_to_exitcode(status)
-        if code not in (0, 3):
-            raise SystemExit(f"naslake failed ({code}): {p.stderr.read().decode()[-2000:]}")
+        wall, rss, _ = measure([BIN, "run", str(ROOT / "jobs" / "sensor_readings.toml"), "--input",
+                                str(work / "share"), "--output", str(out), "--log-format", "json"])
         per = collections.Counter(f.parent.parent.name for f in (out / "sensor_readings").rglob("*.parquet"))
         print(f"{files} unordered files x {per_file} readings over {days} days: {wall:.2f} s, "
-              f"peak RSS {usage.ru_maxrss / 1024:.0f} MiB; sensor_readings: {len(per)} partitions, "
+              f"peak RSS {rss:.0f} MiB; sensor_readings: {len(per)} partitions, "
               f"{sum(per.values())} files, at most {max(per.values())} per partition")
     finally:
         shutil.rmtree(work, ignore_errors=True)

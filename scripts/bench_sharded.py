@@ -7,7 +7,6 @@ import json
 import os
 import pathlib
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -15,27 +14,12 @@ import time
 import duckdb
 
 from bench_csv import DUCKDB_COPY, GENERATE, SEED_NOTE
+from bench_incremental import measure  # (wall s, peak RSS MiB, stdout) of one process
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BIN = os.environ["NASLAKE_BIN"]
 JOB = ROOT / "scripts" / "bench" / "sensor_csv.toml"
 DRIVER = ROOT / "deploy" / "emr-serverless" / "naslake_spark.py"
-
-
-def measure(cmd, env=None):
-    """Runs cmd; returns (wall seconds, its peak RSS in MiB, stdout)."""
-    start = time.perf_counter()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        p = subprocess.Popen(cmd, stdout=out, stderr=err, env={**os.environ, **(env or {})})
-        _, status, usage = os.wait4(p.pid, 0)
-        wall = time.perf_counter() - start
-        out.seek(0)
-        err.seek(0)
-        text = out.read().decode()
-        code = os.waitstatus_to_exitcode(status)
-        if code not in (0, 3):
-            raise SystemExit(f"{cmd[:3]} failed ({code}):\n{text[-3000:]}\n{err.read().decode()[-3000:]}")
-    return wall, usage.ru_maxrss / 1024, text
 
 
 def rows_loaded(out_dir):

@@ -288,6 +288,37 @@ def test_a_commit_killed_after_it_moved_files_then_a_shard_done_again_leaves_no_
     assert not (lake.root / "_naslake" / "state" / "sensor_readings" / "lease.json").exists()
 
 
+def test_a_plan_of_an_empty_share_fails_and_leaves_the_job_free(tmp_path):
+    share = LocalShare(tmp_path / "share")
+    (share.root / "long").mkdir()
+    lake = LocalLake(tmp_path / "lake")
+    empty = plan(lake, share, SENSOR_JOB, "--shards", 2, check_codes=None)
+    assert empty.code == 1 and "found nothing" in empty.stderr
+    assert not list((lake.root / "_naslake" / "runs").rglob("plan.json"))
+    # The failed plan gave the lease back: the next run of the job goes ahead.
+    sensor_share(share, files=4)
+    url = plan(lake, share, SENSOR_JOB, "--shards", 2)
+    assert plan_doc(url)["items"] == 5
+
+
+def test_a_file_changed_between_plan_and_work_is_rejected_and_counted(tmp_path):
+    share = LocalShare(tmp_path / "share")
+    sensor_share(share, files=6)
+    lake = LocalLake(tmp_path / "lake")
+    url = plan(lake, share, SENSOR_JOB, "--shards", 2)
+    # Replaced after the listing: another size than the plan pinned.
+    share.put("long/line1/f001.csv", HEADER + "press-01,2024-03-02T05:00:00Z,21.5,temperature,degC\n")
+    work(url, 0, lake)
+    work(url, 1, lake)
+    c = commit(url, lake)
+    assert c.code == 3
+    changed = [f for f in c.report["files"] if f["key"] == "long/line1/f001.csv"]
+    assert len(changed) == 1 and changed[0].get("item_error"), changed
+    t = c.report["totals"]
+    assert t["records_in"] == t["records_loaded"] + t["records_rejected"]
+    assert t["rejects_rows"] == len(table_rows(lake, "sensor_rejects"))
+
+
 def test_two_results_for_one_shard_fail_the_commit(tmp_path):
     share = LocalShare(tmp_path / "share")
     sensor_share(share, files=6)
