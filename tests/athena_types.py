@@ -80,12 +80,40 @@ def leaf_types(name, glue_type):
     return [(name, t)]
 
 
+# The encodings trino-parquet (Athena engine 3) decodes, by physical type
+# (io.trino.parquet.reader.decoders.ValueDecoders): RLE and BIT_PACKED are the
+# levels', PLAIN_DICTIONARY / RLE_DICTIONARY the dictionary pages' and indices'.
+# BYTE_STREAM_SPLIT is left out: Trino reads it only since 2024, Athena may not.
+LEVELS_AND_DICTIONARY = {"PLAIN", "RLE", "BIT_PACKED", "PLAIN_DICTIONARY", "RLE_DICTIONARY"}
+TRINO_ENCODINGS = {
+    "INT32": LEVELS_AND_DICTIONARY | {"DELTA_BINARY_PACKED"},
+    "INT64": LEVELS_AND_DICTIONARY | {"DELTA_BINARY_PACKED"},
+    "BYTE_ARRAY": LEVELS_AND_DICTIONARY | {"DELTA_LENGTH_BYTE_ARRAY", "DELTA_BYTE_ARRAY"},
+}
+ATHENA_COMPRESSION = {"SNAPPY", "ZSTD", "GZIP", "UNCOMPRESSED"}
+
+
+def encoding_problems(path, metadata):
+    """Column chunks written with an encoding or codec Athena's reader does not decode."""
+    found = []
+    for rg in range(metadata.num_row_groups):
+        for i in range(metadata.num_columns):
+            c = metadata.row_group(rg).column(i)
+            allowed = TRINO_ENCODINGS.get(c.physical_type, LEVELS_AND_DICTIONARY)
+            bad = set(c.encodings) - allowed
+            if bad:
+                found.append(f"{path}: {c.path_in_schema} ({c.physical_type}) uses {sorted(bad)}")
+            if c.compression not in ATHENA_COMPRESSION:
+                found.append(f"{path}: {c.path_in_schema} is compressed with {c.compression}")
+    return found
+
+
 def problems(path, glue_columns):
     """Every mismatch between one Parquet file and the Glue columns [(name, type)]."""
     f = pq.ParquetFile(path)
+    found = encoding_problems(path, f.metadata)
     schema = f.schema
     leaves = {schema.column(i).path: schema.column(i) for i in range(len(schema))}
-    found = []
     names = {n.split(".")[0] for n in leaves}
     want = {n for n, _ in glue_columns}
     if names != want:

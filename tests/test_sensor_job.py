@@ -157,6 +157,31 @@ def test_a_type_mismatch_is_caught_by_the_athena_check(tmp_path):
     assert len(found) == 2, found
 
 
+def test_an_encoding_athena_cannot_decode_is_caught(tmp_path):
+    """The encoding check can fail too: BYTE_STREAM_SPLIT doubles are reported."""
+    import pyarrow as pa
+    f = tmp_path / "bss.parquet"
+    pq.write_table(pa.table({"v": pa.array([1.5, 2.5])}), f, use_dictionary=False,
+                   column_encoding={"v": "BYTE_STREAM_SPLIT"})
+    found = problems(f, [("v", "double")])
+    assert len(found) == 1 and "BYTE_STREAM_SPLIT" in found[0], found
+
+
+def test_integers_and_timestamps_are_delta_encoded_and_strings_use_a_dictionary(sample_lake):
+    """Line numbers and reading times climb in small steps: their pages are
+    DELTA_BINARY_PACKED (never plain 8-byte values); repeating strings get a dictionary."""
+    for f in (sample_lake.lake / "sensor_readings").rglob("part-*.parquet"):
+        meta = pq.ParquetFile(f).metadata
+        for rg in range(meta.num_row_groups):
+            chunks = {meta.row_group(rg).column(i).path_in_schema: meta.row_group(rg).column(i)
+                      for i in range(meta.num_columns)}
+            for name in ("line_number", "reading_ts"):
+                assert "DELTA_BINARY_PACKED" in chunks[name].encodings, (f, name, chunks[name].encodings)
+                assert "PLAIN" not in chunks[name].encodings, (f, name, chunks[name].encodings)
+            for name in ("sensor_id", "metric_name", "source_key"):
+                assert chunks[name].has_dictionary_page, (f, name)
+
+
 def test_rerun_replaces_instead_of_duplicating(tmp_path):
     lake = tmp_path / "lake"
     first = run_job(SENSOR_JOB, lake)

@@ -34,7 +34,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::parquet::arrow::AsyncArrowWriter;
-use datafusion::parquet::basic::{Compression as PqCompression, ZstdLevel};
+use datafusion::parquet::basic::{Compression as PqCompression, Encoding, ZstdLevel};
 use datafusion::parquet::file::properties::{WriterProperties, WriterVersion};
 use datafusion::parquet::schema::types::ColumnPath;
 use object_store::ObjectStoreExt;
@@ -148,6 +148,21 @@ impl TableWriter {
             if !matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8) {
                 props =
                     props.set_column_dictionary_enabled(ColumnPath::from(f.name().as_str()), false);
+            }
+            // Integers and timestamps from logs climb in small steps (line numbers by
+            // one, readings by their period): DELTA_BINARY_PACKED stores those steps
+            // in a few bits, where PLAIN stores 8 bytes that snappy then has to work
+            // through. On the benchmark's 1 GB it cut the output from 251 to 105 MB
+            // and the run's CPU by about 15%. Trino (Athena engine 3) reads it
+            // (trino-parquet's DeltaBinaryPackedDecoders), as do Spark, DuckDB, pyarrow.
+            if matches!(
+                f.data_type(),
+                DataType::Int32 | DataType::Int64 | DataType::Date32 | DataType::Timestamp(_, _)
+            ) {
+                props = props.set_column_encoding(
+                    ColumnPath::from(f.name().as_str()),
+                    Encoding::DELTA_BINARY_PACKED,
+                );
             }
         }
         let props = props
