@@ -8,7 +8,8 @@
 //! shard and let the retry through.
 //!
 //! The points name the step they are in (`discover.item`, `extract.item`,
-//! `write.file`, `commit.record`, `catalog.table` (after each table's catalog
+//! `write.file`, `write.join` (after a partition's files from several writers
+//! are joined), `commit.record`, `catalog.table` (after each table's catalog
 //! change), `commit.catalog`, `commit.state`, `commit.cleanup`);
 //! `tests/test_incremental.py` kills runs at seeded ones.
 

@@ -40,9 +40,15 @@ def registered_files(lake):
     return files
 
 
+# Every run here writes with one writer per core however small its input, the
+# way big inputs are written: partitions whose files the writers then join.
+SEVERAL_WRITERS = {"NASLAKE_BYTES_PER_WRITER": "1"}
+
+
 def run(lake, share, *extra, env=None, **kw):
     return naslake("run", SENSOR_JOB, "--input", share.url, "--output", lake.url, *lake.args, *extra,
-                   lake=lake.root if isinstance(lake, LocalLake) else None, env={**lake.env, **(env or {})}, **kw)
+                   lake=lake.root if isinstance(lake, LocalLake) else None,
+                   env={**SEVERAL_WRITERS, **lake.env, **(env or {})}, **kw)
 
 
 def full_lake_rows(tmp_path, share, name="reference"):
@@ -270,7 +276,7 @@ def dead_pid():
 # --- killed at seeded points ---------------------------------------------------------
 
 POINTS = {
-    "discover.item": 6, "extract.item": 4, "write.file": 4, "commit.record": 1,
+    "discover.item": 6, "extract.item": 4, "write.file": 4, "write.join": 1, "commit.record": 1,
     "catalog.table": 3, "commit.catalog": 1, "commit.state": 1, "commit.cleanup": 3,
 }
 

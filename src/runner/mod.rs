@@ -1334,7 +1334,7 @@ impl Run<'_> {
     /// this waits (briefly) until every source is listed or enough bytes are found.
     async fn input_size_hint(&self) -> u64 {
         let sources = self.job.sources.len() as u64;
-        let enough = transform::BYTES_PER_WRITER * transform::cores() as u64;
+        let enough = transform::bytes_per_writer() * transform::cores() as u64;
         for _ in 0..400 {
             if self.manifest.sources_done() >= sources
                 || self.manifest.bytes() >= enough

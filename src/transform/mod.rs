@@ -198,10 +198,20 @@ pub fn output_streams(
 /// How many streams a plan is written with: one per core for big inputs, else one.
 pub fn writers_for(input_bytes: u64, plan: &Arc<dyn ExecutionPlan>) -> usize {
     let partitions = plan.output_partitioning().partition_count();
-    let wanted = (input_bytes / BYTES_PER_WRITER).max(1) as usize;
+    let wanted = (input_bytes / bytes_per_writer()).max(1) as usize;
     wanted.min(cores()).min(partitions.max(1))
 }
 
 /// Input bytes per extra writer: encoding Parquet costs as much as parsing, so
 /// big runs write with one writer per core (each partition of the plan feeds one).
 pub const BYTES_PER_WRITER: u64 = 256 << 20;
+
+/// [`BYTES_PER_WRITER`], or `NASLAKE_BYTES_PER_WRITER` when set (the tests use
+/// it to write small inputs with several writers).
+pub fn bytes_per_writer() -> u64 {
+    std::env::var("NASLAKE_BYTES_PER_WRITER")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(BYTES_PER_WRITER)
+}

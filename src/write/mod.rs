@@ -20,6 +20,7 @@ pub mod carry;
 pub mod keys;
 pub mod layout;
 pub mod regroup;
+pub mod stitch;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -531,6 +532,56 @@ impl TableWriter {
         Ok(self.written)
     }
 
+    /// Joins the files of a partition that the table's writers wrote apart, up
+    /// to the target size ([`stitch`]); returns the table's files. A joined file
+    /// is staged before it is written, and its inputs go once it is complete.
+    pub async fn join_partitions(mut self, files: Vec<WrittenFile>) -> Result<Vec<WrittenFile>> {
+        let groups = stitch::plan(&files, self.target_file_size);
+        let mut joined = vec![false; files.len()];
+        let mut out = Vec::new();
+        for group in groups {
+            let inputs: Vec<WrittenFile> = group.iter().map(|&i| files[i].clone()).collect();
+            let values = inputs[0].partition_values.clone();
+            let path = self.new_file_path(&values);
+            self.staged.add(path.clone());
+            let (rows, bytes) = stitch::join(
+                &self.output.store,
+                &inputs,
+                &path,
+                self.props.clone(),
+                UPLOAD_BUFFER,
+            )
+            .await?;
+            crate::faults::point("write.join");
+            for f in &inputs {
+                match self.output.store.delete(&f.path).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            group.iter().for_each(|&i| joined[i] = true);
+            out.push(WrittenFile {
+                url: self.output.url_of(&path),
+                path,
+                partition_values: values,
+                rows,
+                bytes,
+            });
+        }
+        if !out.is_empty() {
+            tracing::info!(table = %self.table, files = out.len(), "files of one partition from several writers joined");
+        }
+        out.extend(
+            files
+                .into_iter()
+                .zip(joined)
+                .filter(|(_, j)| !j)
+                .map(|(f, _)| f),
+        );
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
     /// Ends the files still open (the run failed): each lands in the run's staged
     /// list, which the failed run deletes. A file whose upload fails here never
     /// became an object, so there is nothing of it to delete.
@@ -563,6 +614,7 @@ pub async fn write_streams(
     streams: Vec<SendableRecordBatchStream>,
     mut writer: impl FnMut() -> Result<TableWriter>,
 ) -> Result<(Vec<WrittenFile>, u64)> {
+    let several = streams.len() > 1;
     let cancel = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for stream in streams {
@@ -591,6 +643,9 @@ pub async fn write_streams(
     }
     if let Some(e) = failure {
         return Err(e);
+    }
+    if several {
+        files = writer()?.join_partitions(files).await?;
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok((files, rows))

@@ -1,0 +1,292 @@
+//! Files of one partition that different writers of a table wrote, joined into
+//! one by copying their row groups as they are: no page is decoded or encoded
+//! again, only moved, and the footer is written anew.
+//!
+//! Big inputs are written by one writer per core, each taking its share of the
+//! rows, so each writer may hold a file of the same partition. Routing rows to
+//! writers by partition instead would leave time-ordered logs, which fill one
+//! partition at a time, with one writer encoding and the others idle. Athena
+//! pays per file it opens, so at the table's end the files of a partition are
+//! joined, up to `target_file_size` per file ([`plan`]). Joining costs one copy
+//! of the bytes (a ranged read per column chunk, streamed to the new file), not
+//! a second encoding.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes};
+// Deprecated in favour of hand-written readers (arrow-rs#10308); carry.rs uses it too.
+#[allow(deprecated)]
+use datafusion::parquet::arrow::async_reader::{AsyncFileReader, ParquetObjectReader};
+use datafusion::parquet::column::writer::ColumnCloseResult;
+use datafusion::parquet::errors::ParquetError;
+use datafusion::parquet::file::metadata::ParquetMetaData;
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::file::reader::{ChunkReader, Length};
+use datafusion::parquet::file::writer::SerializedFileWriter;
+use object_store::ObjectStore;
+use object_store::ObjectStoreExt;
+use object_store::buffered::BufWriter;
+use object_store::path::Path as ObjPath;
+use tokio::io::AsyncWriteExt;
+
+use super::WrittenFile;
+use crate::error::{Error, Result};
+
+/// Which files to join: for each partition, its files smallest first, packed
+/// into groups whose bytes stay within `target` (a file at or over it stays
+/// alone). Only groups of two or more are returned, as indices into `files`.
+pub fn plan(files: &[WrittenFile], target: u64) -> Vec<Vec<usize>> {
+    let mut by_partition: BTreeMap<&[String], Vec<usize>> = BTreeMap::new();
+    for (i, f) in files.iter().enumerate() {
+        by_partition.entry(&f.partition_values).or_default().push(i);
+    }
+    let mut groups = Vec::new();
+    for (_, mut members) in by_partition {
+        members.sort_by_key(|&i| (files[i].bytes, i));
+        let mut group: Vec<usize> = Vec::new();
+        let mut bytes = 0u64;
+        for i in members {
+            let size = files[i].bytes;
+            if !group.is_empty() && bytes + size > target {
+                groups.push(std::mem::take(&mut group));
+                bytes = 0;
+            }
+            group.push(i);
+            bytes += size;
+        }
+        groups.push(group);
+    }
+    groups.retain(|g| g.len() > 1);
+    groups
+}
+
+/// Writes `inputs` (files of one partition, written with the same schema) as one
+/// file at `out`, row group after row group; returns its rows and bytes. The
+/// inputs are left in place: the caller removes them once this has succeeded.
+pub async fn join(
+    store: &Arc<dyn ObjectStore>,
+    inputs: &[WrittenFile],
+    out: &ObjPath,
+    props: WriterProperties,
+    upload_buffer: usize,
+) -> Result<(u64, u64)> {
+    let mut metas = Vec::with_capacity(inputs.len());
+    for f in inputs {
+        metas.push(metadata(store, f).await?);
+    }
+    let Some(first) = metas.first() else {
+        return Err(Error::Accounting("no files to join".into()));
+    };
+    let schema = first.file_metadata().schema_descr();
+    for (f, m) in inputs.iter().zip(&metas) {
+        if m.file_metadata().schema_descr().root_schema() != schema.root_schema() {
+            return Err(Error::Accounting(format!(
+                "{} has another schema than the files it was to be joined with",
+                f.url
+            )));
+        }
+    }
+    let mut writer =
+        SerializedFileWriter::new(Vec::new(), schema.root_schema_ptr(), Arc::new(props))?;
+    // The Arrow schema the writers stored (timestamp zones, for readers that use it).
+    for kv in first
+        .file_metadata()
+        .key_value_metadata()
+        .into_iter()
+        .flatten()
+    {
+        writer.append_key_value_metadata(kv.clone());
+    }
+    let mut upload = BufWriter::with_capacity(store.clone(), out.clone(), upload_buffer);
+    let mut rows = 0u64;
+    let mut bytes = 0u64;
+    let copied: Result<()> = async {
+        for (f, meta) in inputs.iter().zip(&metas) {
+            for (g, group) in meta.row_groups().iter().enumerate() {
+                let mut row_group = writer.next_row_group()?;
+                for (c, column) in group.columns().iter().enumerate() {
+                    let (start, len) = column.byte_range();
+                    let chunk = At {
+                        start,
+                        bytes: store.get_range(&f.path, start..start + len).await?,
+                    };
+                    let close = ColumnCloseResult {
+                        bytes_written: column.compressed_size() as u64,
+                        rows_written: group.num_rows() as u64,
+                        metadata: column.clone(),
+                        bloom_filter: None,
+                        column_index: meta
+                            .column_index()
+                            .and_then(|ci| ci.get(g))
+                            .and_then(|row| row.get(c))
+                            .cloned(),
+                        offset_index: meta
+                            .offset_index()
+                            .and_then(|oi| oi.get(g))
+                            .and_then(|row| row.get(c))
+                            .cloned(),
+                    };
+                    row_group.append_column(&chunk, close)?;
+                }
+                row_group.close()?;
+                rows += group.num_rows() as u64;
+                bytes += drain(&mut writer, &mut upload).await?;
+            }
+        }
+        writer.finish()?;
+        bytes += drain(&mut writer, &mut upload).await?;
+        upload.shutdown().await?;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = copied {
+        // Nothing of an aborted multipart upload becomes an object.
+        if let Err(abort) = upload.abort().await {
+            tracing::warn!(file = %out, error = %abort, "an unfinished joined file's upload could not be aborted");
+        }
+        return Err(e);
+    }
+    let want: u64 = inputs.iter().map(|f| f.rows).sum();
+    if rows != want {
+        return Err(Error::Accounting(format!(
+            "joining {} files of {} rows gave {rows} rows",
+            inputs.len(),
+            want
+        )));
+    }
+    Ok((rows, bytes))
+}
+
+/// The footer of a file this run wrote, with its page index (kept in the join).
+async fn metadata(store: &Arc<dyn ObjectStore>, f: &WrittenFile) -> Result<Arc<ParquetMetaData>> {
+    #[allow(deprecated)]
+    let mut reader = ParquetObjectReader::new(store.clone(), f.path.clone())
+        .with_file_size(f.bytes)
+        .with_preload_column_index(true)
+        .with_preload_offset_index(true);
+    Ok(reader.get_metadata(None).await?)
+}
+
+/// Moves what the file writer holds so far to the upload; returns its length.
+async fn drain(writer: &mut SerializedFileWriter<Vec<u8>>, upload: &mut BufWriter) -> Result<u64> {
+    writer.flush()?;
+    let held = std::mem::take(writer.inner_mut());
+    upload.write_all(&held).await?;
+    Ok(held.len() as u64)
+}
+
+/// One column chunk's bytes, read at its offset in the file they came from.
+struct At {
+    start: u64,
+    bytes: Bytes,
+}
+
+impl At {
+    fn slice(&self, start: u64, len: Option<usize>) -> datafusion::parquet::errors::Result<Bytes> {
+        let from = start
+            .checked_sub(self.start)
+            .map(|o| o as usize)
+            .filter(|&o| o <= self.bytes.len());
+        let to = from.map(|o| len.map_or(self.bytes.len(), |l| o + l));
+        match (from, to) {
+            (Some(from), Some(to)) if to <= self.bytes.len() => Ok(self.bytes.slice(from..to)),
+            _ => Err(ParquetError::General(format!(
+                "read at {start} outside the column chunk at {}..{}",
+                self.start,
+                self.start + self.bytes.len() as u64
+            ))),
+        }
+    }
+}
+
+impl Length for At {
+    fn len(&self) -> u64 {
+        self.start + self.bytes.len() as u64
+    }
+}
+
+impl ChunkReader for At {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> datafusion::parquet::errors::Result<Self::T> {
+        Ok(self.slice(start, None)?.reader())
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> datafusion::parquet::errors::Result<Bytes> {
+        self.slice(start, Some(length))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn file(partition: &str, bytes: u64) -> WrittenFile {
+        WrittenFile {
+            path: ObjPath::from("x"),
+            url: String::new(),
+            partition_values: vec![partition.to_string()],
+            rows: 1,
+            bytes,
+        }
+    }
+
+    #[test]
+    fn files_of_one_partition_are_joined_and_big_ones_stay_alone() {
+        let files = vec![
+            file("a", 10),
+            file("b", 5),
+            file("a", 30),
+            file("a", 100),
+            file("b", 7),
+        ];
+        let mut groups = plan(&files, 100);
+        groups.iter_mut().for_each(|g| g.sort());
+        groups.sort();
+        assert_eq!(groups, vec![vec![0, 2], vec![1, 4]]);
+    }
+
+    proptest! {
+        /// Every file is in at most one group; a group is one partition's and
+        /// within the target; and of what a partition ends up with (its groups and
+        /// the files left alone), at most one is half the target or less: two
+        /// such would have been packed together.
+        #[test]
+        fn groups_are_within_target_and_of_one_partition(
+            sizes in proptest::collection::vec((0usize..4, 1u64..200), 0..40),
+            target in 1u64..400,
+        ) {
+            let files: Vec<WrittenFile> =
+                sizes.iter().map(|(p, b)| file(&p.to_string(), *b)).collect();
+            let groups = plan(&files, target);
+            let mut seen = std::collections::HashSet::new();
+            for g in &groups {
+                prop_assert!(g.len() > 1);
+                let total: u64 = g.iter().map(|&i| files[i].bytes).sum();
+                prop_assert!(total <= target);
+                prop_assert!(g.iter().all(|&i| files[i].partition_values == files[g[0]].partition_values));
+                for &i in g {
+                    prop_assert!(seen.insert(i));
+                }
+            }
+            // Files left as they are, plus one per group: per partition, no two
+            // of those outputs under half the target each (they would have fit).
+            let mut outputs: BTreeMap<Vec<String>, Vec<u64>> = BTreeMap::new();
+            for (i, f) in files.iter().enumerate() {
+                if !seen.contains(&i) {
+                    outputs.entry(f.partition_values.clone()).or_default().push(f.bytes);
+                }
+            }
+            for g in &groups {
+                let total = g.iter().map(|&i| files[i].bytes).sum();
+                outputs.entry(files[g[0]].partition_values.clone()).or_default().push(total);
+            }
+            for sizes in outputs.values() {
+                let small = sizes.iter().filter(|&&b| 2 * b <= target).count();
+                prop_assert!(small <= 1, "{sizes:?} under target {target}");
+            }
+        }
+    }
+}
