@@ -1,6 +1,7 @@
 """Benchmark body for scripts/bench-csv (see there). Prints one line per tool with
 wall seconds (median of the repeats), MB/s, rows/s, peak RSS and the ratio of its
-throughput to DuckDB's; peak RSS comes from wait4() on each tool's own process."""
+throughput to DuckDB's; peak RSS comes from wait4() on each tool's own process.
+Then naslake's file layout and, with valgrind, its instructions per row."""
 import json
 import os
 import pathlib
@@ -13,6 +14,8 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BIN = os.environ["NASLAKE_BIN"]
+DATAFUSION_COPY = str(pathlib.Path(BIN).parent / "examples" / "datafusion_copy")
+INSTRUCTION_ROWS = 120_000  # the slice scripts/bench-instructions converts
 SEED_NOTE = "rows derive from hash(i) in DuckDB: the same file every time"
 
 GENERATE = """
@@ -82,28 +85,43 @@ def main():
         tools = {
             "naslake (typed, validated, lineage, rejects, dt partitions)": lambda out: naslake_cmd(out),
             "duckdb COPY read_csv -> parquet": lambda out: [sys.executable, "-c", DUCKDB_COPY.format(src=src, dst=out)],
+            "datafusion COPY (no validation, one file)": lambda out: [DATAFUSION_COPY, str(src), str(out)],
             "pyarrow open_csv -> ParquetWriter": lambda out: [sys.executable, "-c", PYARROW_STREAM.format(src=src, dst=out)],
         }
-        results = {}
-        for name, make in tools.items():
-            walls, rsss = [], []
-            for r in range(repeats):
+        results = {name: ([], []) for name in tools}
+        # Repetitions alternate between the tools (and their order), so a slow
+        # spell of a shared machine falls on all of them alike.
+        for r in range(repeats):
+            order = list(tools.items()) if r % 2 == 0 else list(tools.items())[::-1]
+            for name, make in order:
                 out = work / f"out-{r}"
                 shutil.rmtree(out, ignore_errors=True)
                 wall, rss, stdout = measure(make(out if "naslake" in name else out.with_suffix(".parquet")))
-                walls.append(wall)
-                rsss.append(rss)
+                results[name][0].append(wall)
+                results[name][1].append(rss)
                 if "naslake" in name and r == 0:
                     report = json.loads(next((out / "_naslake" / "runs").glob("*.json")).read_text())
                     assert report["totals"]["records_loaded"] == rows, report["totals"]
+                    files = list((out / "sensor_readings").rglob("*.parquet"))
+                    days = {f.parent.parent.name for f in files}
+                    layout = f"{len(files)} files for {len(days)} partitions, {sum(f.stat().st_size for f in files) / 2**20:.0f} MiB"
                 shutil.rmtree(out, ignore_errors=True)
                 out.with_suffix(".parquet").unlink(missing_ok=True)
-            results[name] = (statistics.median(walls), max(rsss), walls)
-        duck = next(v for k, v in results.items() if k.startswith("duckdb"))
+        duck = statistics.median(results[next(k for k in results if k.startswith("duckdb"))][0])
         print(f"{'tool':<64} {'wall s':>7} {'MB/s':>7} {'Mrows/s':>8} {'peak RSS':>9} {'vs DuckDB':>9}")
-        for name, (wall, rss, walls) in results.items():
-            print(f"{name:<64} {wall:7.2f} {size / 1e6 / wall:7.0f} {rows / 1e6 / wall:8.2f} {rss:7.0f}MB {duck[0] / wall:8.2f}x")
-        print("\nall runs (s): " + "; ".join(f"{k.split()[0]} {', '.join(f'{w:.2f}' for w in v[2])}" for k, v in results.items()))
+        for name, (walls, rsss) in results.items():
+            wall = statistics.median(walls)
+            print(f"{name:<64} {wall:7.2f} {size / 1e6 / wall:7.0f} {rows / 1e6 / wall:8.2f} {max(rsss):6.0f}MiB {duck / wall:8.2f}x")
+        print(f"\nnaslake output: {layout}")
+        print("all runs (s): " + "; ".join(f"{k.split()[0]} {', '.join(f'{w:.2f}' for w in v[0])}" for k, v in results.items()))
+        instructions = ROOT / "scripts" / "bench-instructions"
+        if shutil.which("valgrind"):
+            out = subprocess.run([str(instructions)], capture_output=True, text=True, check=True).stdout
+            total = next(l for l in out.splitlines() if "PROGRAM TOTALS" in l)
+            count = int(total.split()[0].replace(",", ""))
+            print(f"instructions per row (callgrind, {INSTRUCTION_ROWS:,}-row slice): {count / INSTRUCTION_ROWS:,.0f}")
+        else:
+            print("instructions per row: needs valgrind (scripts/bench-instructions)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -209,9 +209,14 @@ pub const BYTES_PER_WRITER: u64 = 256 << 20;
 /// [`BYTES_PER_WRITER`], or `NASLAKE_BYTES_PER_WRITER` when set (the tests use
 /// it to write small inputs with several writers).
 pub fn bytes_per_writer() -> u64 {
-    std::env::var("NASLAKE_BYTES_PER_WRITER")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(BYTES_PER_WRITER)
+    let Ok(set) = std::env::var("NASLAKE_BYTES_PER_WRITER") else {
+        return BYTES_PER_WRITER;
+    };
+    match set.parse::<u64>() {
+        Ok(n) if n > 0 => n,
+        _ => {
+            tracing::warn!(value = %set, "NASLAKE_BYTES_PER_WRITER is not a positive number of bytes; using 256 MiB");
+            BYTES_PER_WRITER
+        }
+    }
 }

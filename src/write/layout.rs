@@ -40,6 +40,13 @@ impl Placement {
         }
     }
 
+    /// Whether the run writes into version directories of its own, which no reader
+    /// sees before the commit (`false` for projected tables: readers see their
+    /// files as soon as they exist).
+    pub fn versioned(&self) -> bool {
+        self.version.is_some()
+    }
+
     /// The directory the files of the partition with these values go to.
     pub fn dir(&self, values: &[String]) -> ObjPath {
         let dir = partition_dir(&self.output, &self.table_prefix, &self.keys, values);

@@ -536,11 +536,20 @@ impl TableWriter {
     /// to the target size ([`stitch`]); returns the table's files. A joined file
     /// is staged before it is written, and its inputs go once it is complete.
     pub async fn join_partitions(mut self, files: Vec<WrittenFile>) -> Result<Vec<WrittenFile>> {
+        if !self.placement.versioned() {
+            // Athena reads a projected table's directories without the catalog:
+            // while a joined file and its inputs both exist, it would see their
+            // rows twice, and a run killed in between would leave them so (no
+            // sweep removes files there). Such tables keep a file per writer.
+            return Ok(files);
+        }
         let groups = stitch::plan(&files, self.target_file_size);
         let mut joined = vec![false; files.len()];
         let mut out = Vec::new();
         for group in groups {
-            let inputs: Vec<WrittenFile> = group.iter().map(|&i| files[i].clone()).collect();
+            let mut inputs: Vec<WrittenFile> = group.iter().map(|&i| files[i].clone()).collect();
+            // In name order, so that rows come in the same order every run.
+            inputs.sort_by(|a, b| a.path.cmp(&b.path));
             let values = inputs[0].partition_values.clone();
             let path = self.new_file_path(&values);
             self.staged.add(path.clone());

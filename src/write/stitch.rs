@@ -25,7 +25,6 @@ use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::parquet::file::reader::{ChunkReader, Length};
 use datafusion::parquet::file::writer::SerializedFileWriter;
 use object_store::ObjectStore;
-use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjPath;
 use tokio::io::AsyncWriteExt;
@@ -104,12 +103,24 @@ pub async fn join(
     let copied: Result<()> = async {
         for (f, meta) in inputs.iter().zip(&metas) {
             for (g, group) in meta.row_groups().iter().enumerate() {
+                // One request for the row group's column chunks (they lie side by
+                // side, and the store merges adjacent ranges). A row group is at
+                // most what a writer held in memory before it flushed one
+                // (`MEMORY_BUDGET`), so this and the output buffer stay that small.
+                let ranges: Vec<std::ops::Range<u64>> = group
+                    .columns()
+                    .iter()
+                    .map(|c| {
+                        let (start, len) = c.byte_range();
+                        start..start + len
+                    })
+                    .collect();
+                let chunks = store.get_ranges(&f.path, &ranges).await?;
                 let mut row_group = writer.next_row_group()?;
-                for (c, column) in group.columns().iter().enumerate() {
-                    let (start, len) = column.byte_range();
+                for (c, (column, bytes)) in group.columns().iter().zip(chunks).enumerate() {
                     let chunk = At {
-                        start,
-                        bytes: store.get_range(&f.path, start..start + len).await?,
+                        start: column.byte_range().0,
+                        bytes,
                     };
                     let close = ColumnCloseResult {
                         bytes_written: column.compressed_size() as u64,

@@ -11,6 +11,7 @@
 //! expensive part, parsing and typing, runs on every core even for one big file.
 //! Channels between the stages are bounded: memory does not grow with input size.
 
+pub mod marks;
 pub mod options;
 pub mod parse;
 pub mod reader;

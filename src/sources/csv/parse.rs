@@ -14,6 +14,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 
+use super::marks::Marks;
 use super::options::InputType;
 use super::reader::trim_eol;
 use super::timestamp::parse_timestamp;
@@ -28,6 +29,7 @@ pub struct ChunkParser {
     staged: Vec<Staged>,
     /// Split quote-free lines without csv-core (off only to test the two agree).
     fast_path: bool,
+    marks: Marks,
 }
 
 /// A field value that passed validation, waiting for the rest of its record.
@@ -64,6 +66,7 @@ impl ChunkParser {
             ends: vec![0; n * 2 + 16],
             staged: vec![Staged::Null; n],
             fast_path: true,
+            marks: Marks::default(),
         }
     }
 
@@ -115,11 +118,14 @@ impl ChunkParser {
         let mut pos = 0;
         let mut line = chunk.first_line;
         let fast_path = self.fast_path;
+        if fast_path {
+            self.marks.scan(data, layout.delimiter, layout.quote);
+        }
         while pos < data.len() {
-            // Fast path: a line with no quote and no stray carriage return is split by
-            // SIMD searches for the delimiter, straight from the chunk; that is what
-            // csv-core would do with it, at a fraction of the cost.
-            if fast_path && let Some(plain) = plain_line(data, pos, layout.quote) {
+            // Fast path: a line with no quote and no stray carriage return is split at
+            // the delimiters the chunk's masks mark ([`Marks`]), straight from the
+            // chunk; that is what csv-core would do with it, at a fraction of the cost.
+            if fast_path && let Some(plain) = self.marks.plain_line(data, pos) {
                 let record_line = line;
                 line += u64::from(plain.has_newline);
                 let line_start = pos;
@@ -134,12 +140,12 @@ impl ChunkParser {
                 // One pass over the delimiters both counts the fields and records
                 // where they end (only the count matters when there are too many).
                 let mut ndelims = 0;
-                for d in memchr::memchr_iter(layout.delimiter, content) {
+                self.marks.delimiters(line_start, plain.content_end, |d| {
                     if let Some(end) = self.ends.get_mut(ndelims) {
                         *end = d;
                     }
                     ndelims += 1;
-                }
+                });
                 let verdict =
                     check_record(ndelims + 1, nfields, chunk_is_utf8, content).and_then(|()| {
                         self.ends[nfields - 1] = content.len();
@@ -319,37 +325,6 @@ fn check_record(
     } else {
         Ok(())
     }
-}
-
-/// Where a plain line (see the fast path) lies in a chunk.
-struct PlainLine {
-    /// End of the fields: before `\r\n` / `\n`.
-    content_end: usize,
-    /// Start of the next line.
-    line_end: usize,
-    has_newline: bool,
-}
-
-/// The line at `pos` if it holds no quote and no carriage return except one before
-/// its `\n` (csv-core ends records at a lone `\r` too; such lines take the slow path).
-fn plain_line(data: &[u8], pos: usize, quote: u8) -> Option<PlainLine> {
-    let rest = &data[pos..];
-    let nl = memchr::memchr(b'\n', rest);
-    let (line_end, mut content_end) = match nl {
-        Some(i) => (pos + i + 1, pos + i),
-        None => (data.len(), data.len()),
-    };
-    if content_end > pos && data[content_end - 1] == b'\r' {
-        content_end -= 1;
-    }
-    if memchr::memchr2(quote, b'\r', &data[pos..content_end]).is_some() {
-        return None;
-    }
-    Some(PlainLine {
-        content_end,
-        line_end,
-        has_newline: nl.is_some(),
-    })
 }
 
 /// Validates and converts the fields of one record into `staged`. Field `i` ends at
