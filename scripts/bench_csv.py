@@ -74,6 +74,7 @@ def main():
         import duckdb
         t0 = time.perf_counter()
         duckdb.connect().execute(GENERATE.format(rows=rows, path=src))
+        os.sync()  # the first tool timed should not also pay for writing the file out
         size = src.stat().st_size
         print(f"input: {size / 2**20:.0f} MiB, {rows:,} rows of long-layout sensor CSV ({SEED_NOTE}); generated in {time.perf_counter() - t0:.1f}s")
         print(f"machine: {os.cpu_count()} cores; each tool runs {repeats}x, median wall time reported\n")
@@ -116,7 +117,10 @@ def main():
         print("all runs (s): " + "; ".join(f"{k.split()[0]} {', '.join(f'{w:.2f}' for w in v[0])}" for k, v in results.items()))
         instructions = ROOT / "scripts" / "bench-instructions"
         if shutil.which("valgrind"):
-            out = subprocess.run([str(instructions)], capture_output=True, text=True, check=True).stdout
+            ran = subprocess.run([str(instructions)], capture_output=True, text=True)
+            if ran.returncode != 0:
+                raise SystemExit(f"scripts/bench-instructions failed:\n{ran.stdout}\n{ran.stderr}")
+            out = ran.stdout
             total = next(l for l in out.splitlines() if "PROGRAM TOTALS" in l)
             count = int(total.split()[0].replace(",", ""))
             print(f"instructions per row (callgrind, {INSTRUCTION_ROWS:,}-row slice): {count / INSTRUCTION_ROWS:,.0f}")

@@ -48,7 +48,7 @@ use crate::job::{Compression, JobTable};
 use crate::storage::Location;
 use crate::sync::lock;
 use datafusion::execution::SendableRecordBatchStream;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use layout::{HIVE_NULL_PARTITION, Placement};
 
 /// Memory one writer may hold in open files: their encoded-but-unflushed row groups
@@ -144,7 +144,7 @@ impl TableWriter {
         // Dictionaries pay for strings that repeat (sensor and metric names, units,
         // the source key); for timestamps, measurements and line numbers, nearly all
         // distinct, the writer would intern every value only to fall back to plain
-        // pages once the dictionary outgrew its page. PLAIN is what they end up as.
+        // pages once the dictionary outgrew its page.
         for f in schema.file_schema().fields() {
             if !matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8) {
                 props =
@@ -545,38 +545,46 @@ impl TableWriter {
         }
         let groups = stitch::plan(&files, self.target_file_size);
         let mut joined = vec![false; files.len()];
-        let mut out = Vec::new();
-        for group in groups {
+        let mut joins = Vec::with_capacity(groups.len());
+        for group in &groups {
             let mut inputs: Vec<WrittenFile> = group.iter().map(|&i| files[i].clone()).collect();
             // In name order, so that rows come in the same order every run.
             inputs.sort_by(|a, b| a.path.cmp(&b.path));
-            let values = inputs[0].partition_values.clone();
-            let path = self.new_file_path(&values);
+            let path = self.new_file_path(&inputs[0].partition_values);
             self.staged.add(path.clone());
-            let (rows, bytes) = stitch::join(
-                &self.output.store,
-                &inputs,
-                &path,
-                self.props.clone(),
-                UPLOAD_BUFFER,
-            )
-            .await?;
-            crate::faults::point("write.join");
-            for f in &inputs {
-                match self.output.store.delete(&f.path).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            joins.push((inputs, path));
             group.iter().for_each(|&i| joined[i] = true);
-            out.push(WrittenFile {
-                url: self.output.url_of(&path),
-                path,
-                partition_values: values,
-                rows,
-                bytes,
-            });
         }
+        // A join is mostly copying, the kernel's and the store's: one per core at
+        // once (243 partitions of the 10 GB benchmark, 1 GB of Parquet, took seconds
+        // one after the other). Every join runs to its end or its own error, so none
+        // is dropped halfway through an upload; then the first error, if any, fails.
+        let output = &self.output;
+        let store = &output.store;
+        let props = &self.props;
+        let results: Vec<Result<WrittenFile>> = futures::stream::iter(joins)
+            .map(|(inputs, path)| async move {
+                let (rows, bytes) =
+                    stitch::join(store, &inputs, &path, props.clone(), UPLOAD_BUFFER).await?;
+                crate::faults::point("write.join");
+                for f in &inputs {
+                    match store.delete(&f.path).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Ok(WrittenFile {
+                    url: output.url_of(&path),
+                    path,
+                    partition_values: inputs[0].partition_values.clone(),
+                    rows,
+                    bytes,
+                })
+            })
+            .buffer_unordered(crate::transform::cores())
+            .collect()
+            .await;
+        let mut out: Vec<WrittenFile> = results.into_iter().collect::<Result<_>>()?;
         if !out.is_empty() {
             tracing::info!(table = %self.table, files = out.len(), "files of one partition from several writers joined");
         }
