@@ -17,7 +17,7 @@ use datafusion::arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use super::marks::Marks;
 use super::options::InputType;
 use super::reader::trim_eol;
-use super::timestamp::parse_timestamp;
+use super::timestamp::{DateCache, parse_timestamp_with};
 use super::{BLANK_LINES, Chunk, CsvLayout, Reject};
 use crate::sources::Parsed as SourceParsed;
 
@@ -30,6 +30,8 @@ pub struct ChunkParser {
     /// Split quote-free lines without csv-core (off only to test the two agree).
     fast_path: bool,
     marks: Marks,
+    /// Per declared column, the date its last timestamp began with.
+    dates: Vec<DateCache>,
 }
 
 /// A field value that passed validation, waiting for the rest of its record.
@@ -67,6 +69,7 @@ impl ChunkParser {
             staged: vec![Staged::Null; n],
             fast_path: true,
             marks: Marks::default(),
+            dates: vec![DateCache::default(); n],
         }
     }
 
@@ -152,6 +155,7 @@ impl ChunkParser {
                         // Fields are separated by one delimiter byte: shift each start.
                         stage(
                             &mut self.staged,
+                            &mut self.dates,
                             &layout,
                             &file.field_to_column,
                             content,
@@ -222,6 +226,7 @@ impl ChunkParser {
             let verdict = check_record(total_fields, nfields, chunk_is_utf8, raw).and_then(|()| {
                 stage(
                     &mut self.staged,
+                    &mut self.dates,
                     &layout,
                     &file.field_to_column,
                     &self.out,
@@ -332,6 +337,7 @@ fn check_record(
 /// unescaped output has no gap; a plain line has one delimiter byte).
 fn stage(
     staged: &mut [Staged],
+    dates: &mut [DateCache],
     layout: &CsvLayout,
     field_to_column: &[usize],
     src: &[u8],
@@ -356,7 +362,7 @@ fn stage(
                     if text.is_empty() && spec.nullable {
                         Staged::Null
                     } else {
-                        convert(other, text, layout, col).map_err(|why| {
+                        convert(other, text, layout, col, &mut dates[col]).map_err(|why| {
                             format!("column `{}`: {} {why}", spec.name, shown(text))
                         })?
                     }
@@ -368,7 +374,13 @@ fn stage(
     Ok(())
 }
 
-fn convert(kind: InputType, text: &[u8], layout: &CsvLayout, col: usize) -> Result<Staged, String> {
+fn convert(
+    kind: InputType,
+    text: &[u8],
+    layout: &CsvLayout,
+    col: usize,
+    dates: &mut DateCache,
+) -> Result<Staged, String> {
     // Non-ASCII bytes can never form a valid number, boolean or timestamp; checking
     // for ASCII is cheaper than UTF-8 validation and makes the conversion below sound.
     if !text.is_ascii() {
@@ -391,7 +403,7 @@ fn convert(kind: InputType, text: &[u8], layout: &CsvLayout, col: usize) -> Resu
             _ => return Err("is not a boolean (true/false, yes/no, 1/0)".into()),
         }),
         InputType::Timestamp => Staged::Ts(
-            parse_timestamp(text, layout.timestamp_format(col))
+            parse_timestamp_with(text, layout.timestamp_format(col), dates)
                 .map_err(|e| format!("is not a valid timestamp: {e}"))?,
         ),
         InputType::String => unreachable!("strings are staged without conversion"),

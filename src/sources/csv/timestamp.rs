@@ -11,18 +11,36 @@ const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
 
 /// Parses `s` (already trimmed) in the given format.
 pub fn parse_timestamp(s: &[u8], format: TimestampFormat) -> Result<i64, &'static str> {
+    parse_timestamp_with(s, format, &mut DateCache::default())
+}
+
+/// [`parse_timestamp`], reusing the date part of the column's last ISO-8601 value.
+pub fn parse_timestamp_with(
+    s: &[u8],
+    format: TimestampFormat,
+    dates: &mut DateCache,
+) -> Result<i64, &'static str> {
     match format {
-        TimestampFormat::Iso8601 => parse_iso8601(s),
+        TimestampFormat::Iso8601 => parse_iso8601_with(s, dates),
         TimestampFormat::EpochMillis => parse_epoch(s, 1_000),
         TimestampFormat::EpochSeconds => parse_epoch(s, MICROS_PER_SECOND),
         TimestampFormat::Auto => {
             if looks_like_epoch(s) {
                 parse_epoch(s, 1_000)
             } else {
-                parse_iso8601(s)
+                parse_iso8601_with(s, dates)
             }
         }
     }
+}
+
+/// The date (`YYYY-MM-DD`) a column's last valid ISO-8601 value began with, and
+/// its midnight in microseconds. Logs are written in time order, so nearly every
+/// value shares its date with the one before: comparing ten bytes then replaces
+/// reading, checking and converting the date. Only valid dates are kept.
+#[derive(Debug, Default, Clone)]
+pub struct DateCache {
+    last: Option<([u8; 10], i64)>,
 }
 
 fn looks_like_epoch(s: &[u8]) -> bool {
@@ -62,9 +80,15 @@ fn digits2(s: &[u8], at: usize) -> Option<u32> {
     (a < 10 && b < 10).then(|| u32::from(a) * 10 + u32::from(b))
 }
 
+const BAD: &str = "not an ISO-8601 timestamp (YYYY-MM-DD[THH:MM[:SS[.fff]]][Z|±HH:MM])";
+
 /// `YYYY-MM-DD[(T|t| )HH:MM[:SS[(.|,)F{1,9}]]][Z|z|±HH[:]MM|±HH]`; no offset means UTC.
 pub fn parse_iso8601(s: &[u8]) -> Result<i64, &'static str> {
-    const BAD: &str = "not an ISO-8601 timestamp (YYYY-MM-DD[THH:MM[:SS[.fff]]][Z|±HH:MM])";
+    parse_iso8601_with(s, &mut DateCache::default())
+}
+
+/// Midnight (UTC) of the date `YYYY-MM-DD` that `s` starts with, in microseconds.
+fn date_micros(s: &[u8]) -> Result<i64, &'static str> {
     if s.len() < 10 || s[4] != b'-' || s[7] != b'-' {
         return Err(BAD);
     }
@@ -77,7 +101,22 @@ pub fn parse_iso8601(s: &[u8]) -> Result<i64, &'static str> {
     if year == 0 || !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
         return Err("date out of range");
     }
-    let mut micros = days_from_civil(year as i64, month, day) * MICROS_PER_DAY;
+    Ok(days_from_civil(year as i64, month, day) * MICROS_PER_DAY)
+}
+
+/// [`parse_iso8601`] with the column's [`DateCache`].
+pub fn parse_iso8601_with(s: &[u8], dates: &mut DateCache) -> Result<i64, &'static str> {
+    let Some(date) = s.first_chunk::<10>() else {
+        return Err(BAD);
+    };
+    let mut micros = match dates.last {
+        Some((last, micros)) if last == *date => micros,
+        _ => {
+            let micros = date_micros(s)?;
+            dates.last = Some((*date, micros));
+            micros
+        }
+    };
     let mut i = 10;
     if i == s.len() {
         return Ok(micros);
@@ -239,6 +278,28 @@ mod tests {
             let naive: NaiveDateTime = utc.naive_utc();
             let text = naive.format("%Y-%m-%d %H:%M:%S%.3f").to_string();
             prop_assert_eq!(iso(&text), Ok(secs * 1_000_000 + i64::from(micros / 1000 * 1000)));
+        }
+
+        /// One cache over a column's values gives what parsing each value alone
+        /// gives, whatever came before: same and other dates, invalid ones, junk.
+        #[test]
+        fn the_date_cache_changes_no_result(
+            values in proptest::collection::vec(
+                prop_oneof![
+                    (0u32..3, 0u32..24).prop_map(|(d, h)| format!("2024-02-2{}T{h:02}:00:00Z", 7 + d)),
+                    Just("2023-02-29T00:00:00Z".to_string()),
+                    Just("2024-02-28".to_string()),
+                    Just("2024-02-28T".to_string()),
+                    Just("2024-02-28T25:00".to_string()),
+                    "[-0-9T:Z .+]{0,24}",
+                ],
+                1..40,
+            ),
+        ) {
+            let mut dates = DateCache::default();
+            for v in &values {
+                prop_assert_eq!(parse_iso8601_with(v.as_bytes(), &mut dates), parse_iso8601(v.as_bytes()), "{}", v);
+            }
         }
     }
 }
