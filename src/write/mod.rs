@@ -471,10 +471,7 @@ impl TableWriter {
                 self.enforce_memory_budget().await?;
             }
             self.close(&values).await?;
-            match self.output.store.delete(&before.path).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
+            remove_replaced_file(&self.output.store, &before.path).await?;
             rewritten += 1;
         }
         tracing::debug!(table = %self.table, partitions = rewritten, "partitions that came back written as one file each");
@@ -568,10 +565,7 @@ impl TableWriter {
                     stitch::join(store, &inputs, &path, props.clone(), UPLOAD_BUFFER).await?;
                 crate::faults::point("write.join");
                 for f in &inputs {
-                    match store.delete(&f.path).await {
-                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                        Err(e) => return Err(e.into()),
-                    }
+                    remove_replaced_file(store, &f.path).await?;
                 }
                 Ok(WrittenFile {
                     url: output.url_of(&path),
@@ -609,6 +603,18 @@ impl TableWriter {
                 tracing::warn!(table = %self.table, error = %e, "an open file of a failed run did not complete (it is removed with the run's other files if it became an object)");
             }
         }
+    }
+}
+
+/// Removes a file of this run that a rewritten or joined file replaced (it is
+/// complete by then). Already gone is fine: a retried step may have removed it.
+async fn remove_replaced_file(
+    store: &Arc<dyn object_store::ObjectStore>,
+    path: &ObjPath,
+) -> Result<()> {
+    match store.delete(path).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
