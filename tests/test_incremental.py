@@ -111,6 +111,12 @@ def test_incremental_sequence_reads_only_what_changed_and_equals_a_full_run(tmp_
     assert second.report["run_id"] in by_day["2024-03-06"]
     # No file the catalog does not register stays behind.
     assert set(lake.all_data_files()) == registered_files(lake)
+    # Day 1 got a's new rows next to d's old ones (rewritten): still one file, and
+    # so is every other partition.
+    assert m["partitions_rewritten"] + m["partitions_copied"] >= 1
+    for t in TABLES:
+        for location, values in lake.locations(t):
+            assert len(lake.files_at(location)) == 1, (t, values, lake.files_at(location))
 
     catalog_before = {t: lake.entry(t) for t in TABLES}
     state_before = lake.state()

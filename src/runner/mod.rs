@@ -1303,7 +1303,7 @@ impl Run<'_> {
                 .ok_or_else(|| {
                     Error::Accounting(format!("table {} was not planned", table.name))
                 })?;
-            let writer = self.table_writer(table, counter)?;
+            let writer = self.table_writer(table, Arc::clone(&counter))?;
             let (merge, carried) = carry::merge(
                 self.output,
                 &table.name,
@@ -1317,7 +1317,12 @@ impl Run<'_> {
             .await?;
             info!(table = %table.name, counts = ?merge.counts, "merged with the last version");
             files.extend(carried);
-            files.sort_by(|a, b| a.path.cmp(&b.path));
+            // A partition that got new rows now holds them next to its old rows,
+            // copied or rewritten: one file of each, joined as the writers' are.
+            files = self
+                .table_writer(table, counter)?
+                .join_partitions(files)
+                .await?;
             merged = Some(merge);
         }
         Ok(TableFiles {

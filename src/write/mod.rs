@@ -559,26 +559,33 @@ impl TableWriter {
         let output = &self.output;
         let store = &output.store;
         let props = &self.props;
-        let results: Vec<Result<WrittenFile>> = futures::stream::iter(joins)
+        let results: Vec<Result<Vec<WrittenFile>>> = futures::stream::iter(joins)
             .map(|(inputs, path)| async move {
-                let (rows, bytes) =
+                let joined =
                     stitch::join(store, &inputs, &path, props.clone(), UPLOAD_BUFFER).await?;
+                // Files of other schemas stay as they are (nothing was written).
+                let Some((rows, bytes)) = joined else {
+                    return Ok(inputs);
+                };
                 crate::faults::point("write.join");
                 for f in &inputs {
                     remove_replaced_file(store, &f.path).await?;
                 }
-                Ok(WrittenFile {
+                Ok(vec![WrittenFile {
                     url: output.url_of(&path),
                     path,
                     partition_values: inputs[0].partition_values.clone(),
                     rows,
                     bytes,
-                })
+                }])
             })
             .buffer_unordered(crate::transform::cores())
             .collect()
             .await;
-        let mut out: Vec<WrittenFile> = results.into_iter().collect::<Result<_>>()?;
+        let mut out = Vec::new();
+        for r in results {
+            out.extend(r?);
+        }
         if !out.is_empty() {
             tracing::info!(table = %self.table, files = out.len(), "files of one partition from several writers joined");
         }

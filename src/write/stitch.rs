@@ -60,16 +60,18 @@ pub fn plan(files: &[WrittenFile], target: u64) -> Vec<Vec<usize>> {
     groups
 }
 
-/// Writes `inputs` (files of one partition, written with the same schema) as one
-/// file at `out`, row group after row group; returns its rows and bytes. The
-/// inputs are left in place: the caller removes them once this has succeeded.
+/// Writes `inputs` (files of one partition) as one file at `out`, row group after
+/// row group; returns its rows and bytes, or `None`, writing nothing, when their
+/// schemas differ (an incremental run's copy of a file written before the table
+/// gained a column). The inputs are left in place: the caller removes them once
+/// this has succeeded.
 pub async fn join(
     store: &Arc<dyn ObjectStore>,
     inputs: &[WrittenFile],
     out: &ObjPath,
     props: WriterProperties,
     upload_buffer: usize,
-) -> Result<(u64, u64)> {
+) -> Result<Option<(u64, u64)>> {
     let mut metas = Vec::with_capacity(inputs.len());
     for f in inputs {
         metas.push(metadata(store, f).await?);
@@ -77,14 +79,22 @@ pub async fn join(
     let Some(first) = metas.first() else {
         return Err(Error::Accounting("no files to join".into()));
     };
-    let schema = first.file_metadata().schema_descr();
     for (f, m) in inputs.iter().zip(&metas) {
-        if m.file_metadata().schema_descr().root_schema() != schema.root_schema() {
+        if f.rows != 0 && f.rows != m.file_metadata().num_rows() as u64 {
             return Err(Error::Accounting(format!(
-                "{} has another schema than the files it was to be joined with",
-                f.url
+                "{} holds {} rows, not the {} its writer counted",
+                f.url,
+                m.file_metadata().num_rows(),
+                f.rows
             )));
         }
+    }
+    let schema = first.file_metadata().schema_descr();
+    if metas
+        .iter()
+        .any(|m| m.file_metadata().schema_descr().root_schema() != schema.root_schema())
+    {
+        return Ok(None);
     }
     let mut writer =
         SerializedFileWriter::new(Vec::new(), schema.root_schema_ptr(), Arc::new(props))?;
@@ -158,7 +168,12 @@ pub async fn join(
         }
         return Err(e);
     }
-    let want: u64 = inputs.iter().map(|f| f.rows).sum();
+    // Every row of the inputs' footers is in the joined file. (A file an
+    // incremental run copied records no row count of its own: 0.)
+    let want: u64 = metas
+        .iter()
+        .map(|m| m.file_metadata().num_rows() as u64)
+        .sum();
     if rows != want {
         return Err(Error::Accounting(format!(
             "joining {} files of {} rows gave {rows} rows",
@@ -166,7 +181,7 @@ pub async fn join(
             want
         )));
     }
-    Ok((rows, bytes))
+    Ok(Some((rows, bytes)))
 }
 
 /// The footer of a file this run wrote, with its page index (kept in the join).
