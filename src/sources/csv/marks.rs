@@ -2,8 +2,9 @@
 //! in one pass 64 bytes at a time and kept as bit masks (bit `i` of word `w` is byte
 //! `64 * w + i`).
 //!
-//! The parser's fast path takes a line with no quote and no stray carriage return
-//! apart at its delimiters. Sensor lines are short (about 65 bytes, five fields),
+//! The parser's fast path takes a line with no stray carriage return apart at its
+//! delimiters (and, when the line has quotes, checks that they only enclose whole
+//! fields: `quotes` counts them). Sensor lines are short (about 65 bytes, five fields),
 //! so searching for each newline and each delimiter with a call of its own spends
 //! more on starting the searches than on the bytes. Here each byte is compared
 //! once, with SIMD compares read back as masks, and a line's fields come out of
@@ -14,7 +15,8 @@
 //! - a line runs from `pos` to its `\n` (included), or to the chunk's end;
 //! - its content ends before the `\n`, and before one `\r` just before that (or
 //!   just before the chunk's end);
-//! - it is plain when its content holds no quote and no `\r`;
+//! - it is simple when its content holds no `\r`, and plain when it also holds no
+//!   quote;
 //! - its fields end at each delimiter of the content, then at the content's end.
 
 /// The masks of one chunk; reused from chunk to chunk.
@@ -23,18 +25,21 @@ pub struct Marks {
     len: usize,
     newline: Vec<u64>,
     delimiter: Vec<u64>,
-    /// Quotes and carriage returns: what makes a line not plain.
+    quote: Vec<u64>,
+    /// Quotes and carriage returns: one look tells a plain line (most of them).
     special: Vec<u64>,
 }
 
-/// A plain line of the chunk (see the module's rules).
+/// A simple line of the chunk (see the module's rules).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PlainLine {
+pub struct SimpleLine {
     /// End of the fields: before `\r\n` / `\n`.
     pub content_end: usize,
     /// Start of the next line.
     pub line_end: usize,
     pub has_newline: bool,
+    /// Whether its content holds a quote (it is not plain).
+    pub has_quote: bool,
 }
 
 impl Marks {
@@ -42,7 +47,12 @@ impl Marks {
     pub fn scan(&mut self, data: &[u8], delimiter: u8, quote: u8) {
         self.len = data.len();
         let words = data.len().div_ceil(64);
-        for v in [&mut self.newline, &mut self.delimiter, &mut self.special] {
+        for v in [
+            &mut self.newline,
+            &mut self.delimiter,
+            &mut self.quote,
+            &mut self.special,
+        ] {
             v.clear();
             v.reserve(words);
         }
@@ -64,13 +74,14 @@ impl Marks {
     fn push(&mut self, block: &[u8; 64], delimiter: u8, quote: u8, valid: u64) {
         self.newline.push(eq_mask(block, b'\n') & valid);
         self.delimiter.push(eq_mask(block, delimiter) & valid);
-        self.special
-            .push((eq_mask(block, quote) | eq_mask(block, b'\r')) & valid);
+        let quotes = eq_mask(block, quote) & valid;
+        self.quote.push(quotes);
+        self.special.push(quotes | (eq_mask(block, b'\r') & valid));
     }
 
-    /// The line at `pos` if it is plain.
+    /// The line at `pos` if it is simple.
     #[inline]
-    pub fn plain_line(&self, data: &[u8], pos: usize) -> Option<PlainLine> {
+    pub fn simple_line(&self, data: &[u8], pos: usize) -> Option<SimpleLine> {
         let nl = next_set(&self.newline, pos, self.len);
         let (line_end, mut content_end) = match nl {
             Some(i) => (i + 1, i),
@@ -79,14 +90,37 @@ impl Marks {
         if content_end > pos && data[content_end - 1] == b'\r' {
             content_end -= 1;
         }
-        if any_set(&self.special, pos, content_end) {
-            return None;
-        }
-        Some(PlainLine {
+        let has_quote = any_set(&self.special, pos, content_end) && {
+            // Special bytes that are not quotes are carriage returns.
+            let words = pos / 64..=(content_end - 1) / 64;
+            if words
+                .clone()
+                .any(|w| self.special[w] & !self.quote[w] & range_mask(w, pos, content_end) != 0)
+            {
+                return None;
+            }
+            true
+        };
+        Some(SimpleLine {
             content_end,
             line_end,
             has_newline: nl.is_some(),
+            has_quote,
         })
+    }
+
+    /// How many quotes `from..to` holds.
+    #[inline]
+    pub fn quotes(&self, from: usize, to: usize) -> u32 {
+        if from >= to {
+            return 0;
+        }
+        let (first, last) = (from / 64, (to - 1) / 64);
+        let mut n = 0;
+        for w in first..=last {
+            n += (self.quote[w] & range_mask(w, from, to)).count_ones();
+        }
+        n
     }
 
     /// Calls `each` with the offset from `from` of every delimiter in `from..to`,
@@ -183,7 +217,7 @@ mod tests {
     use proptest::prelude::*;
 
     /// The searches the masks replace, as the parser did them.
-    fn reference_line(data: &[u8], pos: usize, quote: u8) -> Option<PlainLine> {
+    fn reference_line(data: &[u8], pos: usize, quote: u8) -> Option<SimpleLine> {
         let nl = memchr::memchr(b'\n', &data[pos..]);
         let (line_end, mut content_end) = match nl {
             Some(i) => (pos + i + 1, pos + i),
@@ -192,13 +226,14 @@ mod tests {
         if content_end > pos && data[content_end - 1] == b'\r' {
             content_end -= 1;
         }
-        if memchr::memchr2(quote, b'\r', &data[pos..content_end]).is_some() {
+        if memchr::memchr(b'\r', &data[pos..content_end]).is_some() {
             return None;
         }
-        Some(PlainLine {
+        Some(SimpleLine {
             content_end,
             line_end,
             has_newline: nl.is_some(),
+            has_quote: memchr::memchr(quote, &data[pos..content_end]).is_some(),
         })
     }
 
@@ -218,7 +253,7 @@ mod tests {
             let mut marks = Marks::default();
             marks.scan(&data, delimiter, quote);
             for pos in 0..data.len() {
-                let got = marks.plain_line(&data, pos);
+                let got = marks.simple_line(&data, pos);
                 prop_assert_eq!(got, reference_line(&data, pos, quote), "at {}", pos);
                 if let Some(line) = got {
                     let mut found = Vec::new();
@@ -226,6 +261,10 @@ mod tests {
                     let want: Vec<usize> =
                         memchr::memchr_iter(delimiter, &data[pos..line.content_end]).collect();
                     prop_assert_eq!(found, want, "at {}", pos);
+                }
+                for end in pos..=data.len() {
+                    let want = data[pos..end].iter().filter(|&&b| b == quote).count() as u32;
+                    prop_assert_eq!(marks.quotes(pos, end), want, "{}..{}", pos, end);
                 }
             }
         }
@@ -236,7 +275,7 @@ mod tests {
         let mut marks = Marks::default();
         marks.scan(&[b','; 200], b',', b'"');
         marks.scan(b"a,b\n", b',', b'"');
-        let line = marks.plain_line(b"a,b\n", 0).unwrap();
+        let line = marks.simple_line(b"a,b\n", 0).unwrap();
         assert_eq!((line.content_end, line.line_end), (3, 4));
         let mut found = Vec::new();
         marks.delimiters(0, 3, |d| found.push(d));

@@ -686,6 +686,28 @@ mod tests {
             prop_assert_eq!(parse_once(&data, true), parse_once(&data, false));
         }
 
+        // Lines whose quotes enclose whole fields take the fast path too; built
+        // from fields quoted every way (empty, around a delimiter, doubled quotes,
+        // a quote inside a bare field, text after the closing quote, a line break
+        // inside quotes), with LF and CRLF ends, they still parse as csv-core does.
+        #[test]
+        fn quoted_fields_agree_with_csv_core(
+            lines in proptest::collection::vec(
+                (proptest::collection::vec(prop_oneof![
+                    Just("x"), Just("7"), Just(""), Just("\"x\""), Just("\"7\""), Just("\"\""),
+                    Just("\" 12 \""), Just("\"a,b\""), Just("\"q\"\"r\""), Just("a\"b"),
+                    Just("\"x\"y"), Just("\"é\""), Just("\"l\nf\""), Just("\""),
+                ], 1..5), any::<bool>()),
+                0..30),
+        ) {
+            let mut data = Vec::new();
+            for (fields, crlf) in &lines {
+                data.extend_from_slice(fields.join(",").as_bytes());
+                data.extend_from_slice(if *crlf { b"\r\n" } else { b"\n" });
+            }
+            prop_assert_eq!(parse_once(&data, true), parse_once(&data, false));
+        }
+
         #[test]
         fn chunking_never_changes_the_result(
             records in proptest::collection::vec(
