@@ -48,8 +48,9 @@ with pq.ParquetWriter('{dst}', reader.schema, compression='snappy') as w:
 """
 
 
-def measure(cmd, cwd=None):
-    """Runs cmd; returns (wall seconds, peak RSS in MiB, stdout)."""
+def measure_usage(cmd, cwd=None):
+    """Runs cmd; returns (wall seconds, CPU seconds (user + system), peak RSS in MiB,
+    stdout). Both come from wait4() on the tool's own process."""
     start = time.perf_counter()
     p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(p.pid, 0)
@@ -59,12 +60,21 @@ def measure(cmd, cwd=None):
     code = os.waitstatus_to_exitcode(status)
     if code not in (0, 3):
         raise SystemExit(f"{cmd[0]} failed ({code}):\n{out}\n{err}")
-    return wall, usage.ru_maxrss / 1024, out
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out
+
+
+def measure(cmd, cwd=None):
+    """Runs cmd; returns (wall seconds, peak RSS in MiB, stdout)."""
+    wall, _, rss, out = measure_usage(cmd, cwd)
+    return wall, rss, out
 
 
 def main():
     size_mb = int(sys.argv[1]) if len(sys.argv) > 1 else 1024
     repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    quoting = sys.argv[3] if len(sys.argv) > 3 else "plain"
+    if quoting not in ("plain", "quoted"):
+        raise SystemExit(f"QUOTING is plain or quoted, not {quoting!r}")
     work = pathlib.Path(tempfile.mkdtemp(prefix="naslake-bench-"))
     try:
         src_dir = work / "in"
@@ -73,10 +83,14 @@ def main():
         rows = int(size_mb * 1e6 / 67)  # 67 bytes per line on average
         import duckdb
         t0 = time.perf_counter()
-        duckdb.connect().execute(GENERATE.format(rows=rows, path=src))
+        generate = GENERATE.format(rows=rows, path=src)
+        if quoting == "quoted":
+            # Every field in quotes, as many exporters write them.
+            generate = generate.replace("(HEADER, DELIMITER ',')", "(HEADER, DELIMITER ',', FORCE_QUOTE *)")
+        duckdb.connect().execute(generate)
         os.sync()  # the first tool timed should not also pay for writing the file out
         size = src.stat().st_size
-        print(f"input: {size / 2**20:.0f} MiB, {rows:,} rows of long-layout sensor CSV ({SEED_NOTE}); generated in {time.perf_counter() - t0:.1f}s")
+        print(f"input: {size / 2**20:.0f} MiB, {rows:,} rows of long-layout sensor CSV, {quoting} ({SEED_NOTE}); generated in {time.perf_counter() - t0:.1f}s")
         print(f"machine: {os.cpu_count()} cores; each tool runs {repeats}x, median wall time reported\n")
 
         def naslake_cmd(out):
