@@ -27,7 +27,7 @@ pub struct ChunkParser {
     out: Vec<u8>,
     ends: Vec<usize>,
     staged: Vec<Staged>,
-    /// Split quote-free lines without csv-core (off only to test the two agree).
+    /// Split simple lines without csv-core (off only to test the two agree).
     fast_path: bool,
     marks: Marks,
     /// Per declared column, the date its last timestamp began with.
@@ -362,9 +362,10 @@ fn check_record(
 /// other and their ends to `ends` (which holds the offsets of the line's
 /// delimiters on entry, one per field but the last). That is what csv-core gives:
 /// a quote at a field's start opens it, the next quote, followed by a delimiter or
-/// the line's end, closes it. Returns `false`, having decided nothing, for every
-/// other use of quotes (a quote inside a field, doubled quotes, a delimiter or a
-/// line break inside quotes), which csv-core then reads.
+/// the line's end, closes it. Returns `false` for every other use of quotes (a
+/// quote inside a field, doubled quotes, a delimiter or a line break inside
+/// quotes), which csv-core then reads; `out` and `ends` are scratch space that it
+/// may have overwritten by then.
 fn unquote_fields(
     marks: &Marks,
     content: &[u8],
