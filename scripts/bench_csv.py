@@ -86,7 +86,9 @@ def main():
         generate = GENERATE.format(rows=rows, path=src)
         if quoting == "quoted":
             # Every field in quotes, as many exporters write them.
-            generate = generate.replace("(HEADER, DELIMITER ',')", "(HEADER, DELIMITER ',', FORCE_QUOTE *)")
+            options = "(HEADER, DELIMITER ',')"
+            assert options in generate, "the generator's COPY options changed: update the quoted variant"
+            generate = generate.replace(options, "(HEADER, DELIMITER ',', FORCE_QUOTE *)")
         duckdb.connect().execute(generate)
         os.sync()  # the first tool timed should not also pay for writing the file out
         size = src.stat().st_size

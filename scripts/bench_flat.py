@@ -10,6 +10,8 @@ import statistics
 import sys
 import tempfile
 
+import json
+
 import duckdb
 
 from bench_csv import BIN, GENERATE, ROOT, measure_usage
@@ -26,18 +28,22 @@ def main():
             src = work / f"in-{mb}" / "long" / "sensors.csv"
             src.parent.mkdir(parents=True)
             duckdb.connect().execute(GENERATE.format(rows=int(mb * 1e6 / 67), path=src))
-            inputs[mb] = src
+            inputs[mb] = (src, int(mb * 1e6 / 67))
         os.sync()
-        total = sum(p.stat().st_size for p in inputs.values())
-        print(f"inputs: {', '.join(f'{p.stat().st_size / 2**20:.0f} MiB' for p in inputs.values())} "
+        total = sum(p.stat().st_size for p, _ in inputs.values())
+        print(f"inputs: {', '.join(f'{p.stat().st_size / 2**20:.0f} MiB' for p, _ in inputs.values())} "
               f"({total / 2**30:.1f} GiB together; the page cache must hold both)")
 
         def run(mb):
+            src, rows = inputs[mb]
             out = work / "out"
             shutil.rmtree(out, ignore_errors=True)
             cmd = [BIN, "run", str(ROOT / "scripts" / "bench" / "sensor_csv.toml"),
-                   "--input", str(inputs[mb].parent.parent), "--output", str(out), "--log-format", "json"]
+                   "--input", str(src.parent.parent), "--output", str(out), "--log-format", "json"]
             wall, cpu, rss, _ = measure_usage(cmd)
+            # A run that loaded less is not a faster run.
+            report = json.loads(next((out / "_naslake" / "runs").glob("*.json")).read_text())
+            assert report["totals"]["records_loaded"] == rows, (mb, report["totals"])
             shutil.rmtree(out, ignore_errors=True)
             return wall, cpu, rss
 
@@ -50,7 +56,7 @@ def main():
         print(f"{'input':>10} {'wall s':>8} {'MB/s':>7} {'CPU s/GB':>9} {'peak RSS':>9}   runs (s)")
         rows = {}
         for mb, runs in results.items():
-            size = inputs[mb].stat().st_size
+            size = inputs[mb][0].stat().st_size
             wall = statistics.median(r[0] for r in runs)
             cpu_per_gb = statistics.median(r[1] for r in runs) / (size / 1e9)
             rss = max(r[2] for r in runs)

@@ -94,7 +94,7 @@ impl Marks {
             // Special bytes that are not quotes are carriage returns.
             let words = pos / 64..=(content_end - 1) / 64;
             if words
-                .clone()
+                .into_iter()
                 .any(|w| self.special[w] & !self.quote[w] & range_mask(w, pos, content_end) != 0)
             {
                 return None;
