@@ -9,10 +9,10 @@ use clap::{Args, Parser, Subcommand};
 use crate::catalog::table_input::athena_ddl;
 use crate::catalog::{Catalog, CatalogSpec};
 use crate::discover::shards::Split;
+use crate::drive::{self, RunOptions, sharded};
 use crate::error::{EXIT_FAILED, EXIT_OK, EXIT_REJECTS, EXIT_USAGE, Error};
 use crate::logging::{self, LogFormat};
 use crate::query::{self, OutputFormat};
-use crate::runner::{self, RunOptions, sharded};
 use crate::sources::Registry;
 
 const EXIT_CODES: &str = "Exit codes: 0 all good; 1 failed (the catalog is left as it was); \
@@ -112,6 +112,18 @@ struct PlanArgs {
     /// front, so the array job knows the plan's address.
     #[arg(long, env = "NASLAKE_RUN_ID")]
     run_id: Option<String>,
+    /// Discover and check everything and print what the run would read (as
+    /// `run --dry-run` does); write nothing, plan nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Plan only the objects that are new or changed since the job's last
+    /// committed run (sharded or not), and the removal of deleted ones (the job's
+    /// `incremental.enabled`).
+    #[arg(long, conflicts_with = "full")]
+    incremental: bool,
+    /// Plan a run that reads everything and starts the incremental state anew.
+    #[arg(long)]
+    full: bool,
 }
 
 /// Shards of about this size when neither --shards nor --shard-size is given.
@@ -217,11 +229,23 @@ async fn dispatch(command: Command, progress: bool) -> Result<i32, Error> {
     match command {
         Command::Run(args) => run(args, progress).await,
         Command::Plan(args) => {
-            let opts = sharded::PlanOptions {
+            let catalog = args
+                .target
+                .catalog
+                .as_deref()
+                .map(str::parse::<CatalogSpec>)
+                .transpose()?;
+            let opts = sharded::plan::PlanOptions {
                 job: args.job,
-                overrides: args.target.overrides,
-                input: args.input,
-                output: args.target.output,
+                run: RunOptions {
+                    input: args.input,
+                    output: args.target.output,
+                    catalog,
+                    overrides: args.target.overrides,
+                    dry_run: args.dry_run,
+                    progress: false,
+                    incremental: incremental_flag(args.incremental, args.full),
+                },
                 catalog: args.target.catalog,
                 split: match (args.shards, args.shard_size) {
                     (Some(n), _) => Split::Shards(n),
@@ -230,7 +254,15 @@ async fn dispatch(command: Command, progress: bool) -> Result<i32, Error> {
                 },
                 run_id: args.run_id,
             };
-            let url = sharded::plan_run(&opts, &Registry::builtin()).await?;
+            if opts.run.dry_run {
+                let outcome = sharded::plan::dry_run_plan(&opts, &Registry::builtin()).await?;
+                out(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&outcome.report)?
+                ))?;
+                return Ok(outcome.exit_code);
+            }
+            let url = sharded::plan::plan_run(&opts, &Registry::builtin()).await?;
             out(&format!("{url}\n"))?;
             Ok(EXIT_OK)
         }
@@ -241,7 +273,7 @@ async fn dispatch(command: Command, progress: bool) -> Result<i32, Error> {
             };
             let attempt = args.attempt.unwrap_or(0);
             let done =
-                sharded::work_shard(&args.plan, shard, attempt, &Registry::builtin()).await?;
+                sharded::work::work_shard(&args.plan, shard, attempt, &Registry::builtin()).await?;
             tracing::info!(
                 items = done.items,
                 rows_rejected = done.rows_rejected,
@@ -251,7 +283,7 @@ async fn dispatch(command: Command, progress: bool) -> Result<i32, Error> {
             Ok(EXIT_OK)
         }
         Command::Commit(args) => {
-            let outcome = sharded::commit_run(&args.plan, progress, &Registry::builtin()).await?;
+            let outcome = sharded::commit::commit_run(&args.plan, &Registry::builtin()).await?;
             out(&outcome.report.summary())?;
             Ok(outcome.exit_code)
         }
@@ -328,11 +360,7 @@ async fn run(args: RunArgs, progress: bool) -> Result<i32, Error> {
         overrides: args.target.overrides,
         dry_run: args.dry_run,
         progress,
-        incremental: match (args.incremental, args.full) {
-            (true, _) => Some(true),
-            (_, true) => Some(false),
-            _ => None,
-        },
+        incremental: incremental_flag(args.incremental, args.full),
     };
     let jobs = match args.job {
         Some(j) => vec![j],
@@ -340,7 +368,7 @@ async fn run(args: RunArgs, progress: bool) -> Result<i32, Error> {
     };
     let mut worst = EXIT_OK;
     for job in jobs {
-        let outcome = runner::run_job(&job, &opts).await?;
+        let outcome = drive::run::run_job(&job, &opts).await?;
         if opts.dry_run {
             out(&format!(
                 "{}\n",
@@ -365,6 +393,15 @@ fn out(text: &str) -> Result<(), Error> {
     {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io(e)),
         _ => Ok(()),
+    }
+}
+
+/// `--incremental` (`Some(true)`), `--full` (`Some(false)`), or the job spec's choice.
+fn incremental_flag(incremental: bool, full: bool) -> Option<bool> {
+    match (incremental, full) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
     }
 }
 

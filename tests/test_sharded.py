@@ -422,10 +422,11 @@ def test_the_spark_driver_passes_on_exit_codes(tmp_path):
     lake = LocalLake(tmp_path / "lake")
     bad = spark_submit(SENSOR_JOB, "--output", lake.url, "--shards", 2, "--set", "nonsense=1")
     assert bad.returncode == 2 and "unknown field `nonsense`" in spark_output(bad)
-    incremental = spark_submit(SENSOR_JOB, "--output", lake.url, "--shards", 2, "--incremental")
-    assert incremental.returncode == 2 and "reads everything" in spark_output(incremental)
-    dry = spark_submit(SENSOR_JOB, "--output", lake.url, "--shards", 2, "--dry-run")
+    both = spark_submit(SENSOR_JOB, "--output", lake.url, "--shards", 2, "--incremental", "--full")
+    assert both.returncode == 2 and "not allowed with argument" in spark_output(both)
+    dry = spark_submit(SENSOR_JOB, "--output", lake.url, "--shards", 2, "--dry-run", "--incremental")
     assert dry.returncode == 0 and '"status": "dry_run"' in spark_output(dry)
+    assert '"basis": "full"' in spark_output(dry) and "no committed state" in spark_output(dry)
     assert not lake.root.exists(), "a dry run writes nothing"
 
 

@@ -168,7 +168,7 @@ fn sizes_job(
 ) -> (
     std::path::PathBuf,
     std::path::PathBuf,
-    naslake::runner::RunOptions,
+    naslake::drive::RunOptions,
 ) {
     std::fs::write(
         dir.join("object_sizes.toml"),
@@ -202,7 +202,7 @@ schema = "object_sizes.toml"
     )
     .unwrap();
     let lake = dir.join("lake");
-    let opts = naslake::runner::RunOptions {
+    let opts = naslake::drive::RunOptions {
         output: Some(lake.display().to_string()),
         ..Default::default()
     };
@@ -220,14 +220,17 @@ async fn a_kind_from_outside_the_crate_runs_through_the_trait_alone() {
     std::fs::write(input.join("skipped.bin"), "xx").unwrap();
     let (job, lake, opts) = sizes_job(dir.path());
     // Unknown to the built-in registry: a clear error naming the kinds it knows.
-    let unknown = naslake::runner::run_job(&job, &opts).await.err().unwrap();
+    let unknown = naslake::drive::run::run_job(&job, &opts)
+        .await
+        .err()
+        .unwrap();
     assert!(
         unknown.to_string().contains("known source kinds: csv"),
         "{unknown}"
     );
 
     let registry = Registry::builtin().with::<ObjectSizes>();
-    let outcome = naslake::runner::run_job_with(&job, &opts, &registry)
+    let outcome = naslake::drive::run::run_job_with(&job, &opts, &registry)
         .await
         .unwrap();
     let report = &outcome.report;
@@ -384,10 +387,10 @@ impl Parser for NumberParser {
 /// The error a run of `job` fails with before doing any work.
 async fn run_error(
     job: &std::path::Path,
-    opts: &naslake::runner::RunOptions,
+    opts: &naslake::drive::RunOptions,
     registry: &Registry,
 ) -> naslake::error::Error {
-    match naslake::runner::run_job_with(job, opts, registry).await {
+    match naslake::drive::run::run_job_with(job, opts, registry).await {
         Err(e) => e,
         Ok(outcome) => panic!("the run did not fail: {:?}", outcome.report.status),
     }
@@ -416,7 +419,7 @@ comment = "Item."
         )
     };
     let lake = dir.path().join("lake");
-    let opts = naslake::runner::RunOptions {
+    let opts = naslake::drive::RunOptions {
         output: Some(lake.display().to_string()),
         ..Default::default()
     };
@@ -436,7 +439,7 @@ comment = "Item."
     );
 
     std::fs::write(&job, spec("")).unwrap();
-    let outcome = naslake::runner::run_job_with(&job, &opts, &registry)
+    let outcome = naslake::drive::run::run_job_with(&job, &opts, &registry)
         .await
         .unwrap();
     assert_eq!(outcome.exit_code, 0, "{:?}", outcome.report.error);
@@ -460,7 +463,7 @@ async fn a_reader_that_panics_fails_the_run_clearly_and_changes_nothing() {
     std::fs::write(input.join("crash.txt"), "1").unwrap();
     let (job, lake, opts) = sizes_job(dir.path());
     let registry = Registry::builtin().with::<ObjectSizes>();
-    let outcome = naslake::runner::run_job_with(&job, &opts, &registry)
+    let outcome = naslake::drive::run::run_job_with(&job, &opts, &registry)
         .await
         .unwrap();
     assert_eq!(outcome.exit_code, 1);
@@ -483,7 +486,7 @@ async fn a_reader_that_panics_fails_the_run_clearly_and_changes_nothing() {
     // A parser that panics (on the engine's threads) fails the run the same way.
     std::fs::remove_file(input.join("crash.txt")).unwrap();
     std::fs::write(input.join("bad_parse.txt"), "1").unwrap();
-    let outcome = naslake::runner::run_job_with(&job, &opts, &registry)
+    let outcome = naslake::drive::run::run_job_with(&job, &opts, &registry)
         .await
         .unwrap();
     assert_eq!(outcome.exit_code, 1);

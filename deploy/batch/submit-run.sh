@@ -2,9 +2,10 @@
 # Submits one sharded naslake run to AWS Batch: plan, then an array job of SHARDS
 # work children, then the commit, each depending on the one before. The run id is
 # chosen here, so every job knows the plan's address before the plan exists.
-# Usage: submit-run.sh QUEUE JOB_SPEC INPUT OUTPUT CATALOG SHARDS
+# Usage: submit-run.sh QUEUE JOB_SPEC INPUT OUTPUT CATALOG SHARDS [--incremental|--full]
 #   e.g. submit-run.sh naslake-queue /opt/naslake/jobs/sensor_readings.toml \
-#          s3://my-ap-abc123-ext-s3alias/sensor s3://my-lake/lake glue:lake 16
+#          s3://my-ap-abc123-ext-s3alias/sensor s3://my-lake/lake glue:lake 16 --incremental
+#   --incremental (the default): read only what changed since the last commit.
 set -euo pipefail
 
 # A new run id: a ULID in lowercase (48 bits of milliseconds, 80 random bits, in
@@ -17,11 +18,15 @@ ulid() {
   echo "$out"
 }
 
-if [[ $# -ne 6 ]]; then
-  sed -n '2,8p' "$0" >&2
+if [[ $# -ne 6 && $# -ne 7 ]]; then
+  sed -n '2,9p' "$0" >&2
   exit 2
 fi
-queue=$1 job=$2 input=$3 output=${4%/} catalog=$5 shards=$6
+queue=$1 job=$2 input=$3 output=${4%/} catalog=$5 shards=$6 basis=${7:---incremental}
+if [[ $basis != --incremental && $basis != --full ]]; then
+  echo "the basis is --incremental or --full, not $basis" >&2
+  exit 2
+fi
 if (( shards < 2 )); then
   echo "an array job has 2 to 10000 children; for one shard, run the ECS task (naslake run)" >&2
   exit 2
@@ -31,7 +36,7 @@ plan="$output/_naslake/runs/$run_id/plan.json"
 
 plan_job=$(aws batch submit-job --job-name "naslake-plan-$run_id" --job-queue "$queue" \
   --job-definition naslake-plan \
-  --parameters "job=$job,input=$input,output=$output,catalog=$catalog,shards=$shards,runid=$run_id" \
+  --parameters "job=$job,input=$input,output=$output,catalog=$catalog,shards=$shards,runid=$run_id,basis=$basis" \
   --query jobId --output text)
 work_job=$(aws batch submit-job --job-name "naslake-work-$run_id" --job-queue "$queue" \
   --job-definition naslake-work --array-properties "size=$shards" \

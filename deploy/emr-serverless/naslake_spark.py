@@ -40,15 +40,16 @@ def parse_args(argv):
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a job spec key")
     p.add_argument("--shards", type=int, required=True, help="how many Spark tasks share the work")
-    p.add_argument("--full", action="store_true", help="accepted as `naslake run` takes it: a sharded run reads everything")
+    basis = p.add_mutually_exclusive_group()
+    basis.add_argument("--incremental", action="store_true",
+                       help="read only what changed since the job's last committed run (sharded or not)")
+    basis.add_argument("--full", action="store_true",
+                       help="read everything and start the incremental state anew")
     p.add_argument("--dry-run", action="store_true",
-                   help="discover and check everything on the driver (`naslake run --dry-run`), write nothing")
-    p.add_argument("--incremental", action="store_true", help=argparse.SUPPRESS)
+                   help="discover and check everything on the driver (`naslake plan --dry-run`), write nothing")
     args = p.parse_args(argv)
     if args.shards < 1:
         p.error("--shards must be at least 1")
-    if args.incremental:
-        p.error("--incremental: a sharded run reads everything; run incremental jobs with `naslake run`")
     return args
 
 
@@ -60,10 +61,13 @@ def naslake_binary():
 
 
 def plan_command(binary, args):
+    cmd = [binary, "plan", args.job, "--shards", str(args.shards)]
     if args.dry_run:
-        cmd = [binary, "run", args.job, "--dry-run"]
-    else:
-        cmd = [binary, "plan", args.job, "--shards", str(args.shards)]
+        cmd.append("--dry-run")
+    if args.incremental:
+        cmd.append("--incremental")
+    if args.full:
+        cmd.append("--full")
     for flag in ("input", "output", "catalog"):
         value = getattr(args, flag)
         if value:

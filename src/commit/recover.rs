@@ -227,3 +227,19 @@ async fn sweep(
     }
     Ok(removed)
 }
+
+/// The cleanup a committed run may not have finished (killed after the switch):
+/// removes the files of the locations its commit record says it replaced.
+/// Done again, it finds nothing left to remove.
+pub async fn finish_cleanup(dir: &StateDir, run_id: &str, warnings: &Warnings) -> Result<u64> {
+    let Some(record) = dir.record(run_id).await? else {
+        return Ok(0);
+    };
+    let mut removed = 0;
+    for replaced in &record.replaced {
+        let prefix = dir.output.child(&replaced.table);
+        let locations = BTreeSet::from([replaced.location.clone()]);
+        removed += cleanup::remove_replaced(&dir.output, &prefix, &locations, warnings).await;
+    }
+    Ok(removed)
+}

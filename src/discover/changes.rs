@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Fingerprint;
 use crate::commit::state::ObjectState;
@@ -113,8 +113,8 @@ pub struct SourceChanges {
     pub deleted: BTreeSet<String>,
 }
 
-/// Counts of objects by change, for the run report.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+/// Counts of objects by change, for the run report (and a sharded run's plan).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangeCounts {
     pub new: u64,
     pub changed: u64,

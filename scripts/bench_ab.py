@@ -1,0 +1,126 @@
+"""Driver of scripts/bench-ab (see there): before against after, alternating."""
+import json
+import os
+import pathlib
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+import duckdb
+
+os.environ.setdefault("NASLAKE_BIN", sys.argv[1] if len(sys.argv) > 1 else "")
+from bench_csv import GENERATE  # noqa: E402
+from bench_incremental import changes, csv_body, key, measure  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+BENCH_JOB = ROOT / "scripts" / "bench" / "sensor_csv.toml"
+SENSOR_JOB = ROOT / "jobs" / "sensor_readings.toml"
+
+
+def loaded(out_dir):
+    reports = sorted((out_dir / "_naslake" / "runs").glob("*.json"), key=lambda p: p.stat().st_mtime)
+    return json.loads(reports[-1].read_text())["totals"]["records_loaded"]
+
+
+def run_csv(binary, src, out):
+    shutil.rmtree(out, ignore_errors=True)
+    wall, rss, _ = measure([binary, "run", str(BENCH_JOB), "--input", str(src), "--output", str(out)])
+    return wall, rss, loaded(out)
+
+
+def run_sharded(binary, src, out):
+    shutil.rmtree(out, ignore_errors=True)
+    total, peak = 0.0, 0.0
+    wall, rss, text = measure([binary, "plan", str(BENCH_JOB), "--input", str(src), "--output", str(out),
+                               "--shards", "2"])
+    url = text.strip().splitlines()[-1]
+    total, peak = total + wall, max(peak, rss)
+    for i in range(2):
+        wall, rss, _ = measure([binary, "work", url, "--shard", str(i)])
+        total, peak = total + wall, max(peak, rss)
+    wall, rss, _ = measure([binary, "commit", url])
+    return total + wall, max(peak, rss), loaded(out)
+
+
+def run_incremental(binary, share, base_lake, out):
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(base_lake, out)
+    wall, rss, _ = measure([binary, "run", str(SENSOR_JOB), "--input", str(share), "--output", str(out),
+                            "--incremental"])
+    return wall, rss, loaded(out)
+
+
+def main():
+    before, after = sys.argv[1], sys.argv[2]
+    csv_mb = int(sys.argv[3]) if len(sys.argv) > 3 else 512
+    files = int(sys.argv[4]) if len(sys.argv) > 4 else 20000
+    repeats = int(sys.argv[5]) if len(sys.argv) > 5 else 5
+    work = pathlib.Path(tempfile.mkdtemp(prefix="naslake-bench-ab-"))
+    try:
+        src = work / "csv" / "long"
+        src.mkdir(parents=True)
+        rows = int(csv_mb * 1e6 / 67)
+        con = duckdb.connect()
+        for f in range(8):
+            lo, hi = rows * f // 8, rows * (f + 1) // 8
+            con.execute(GENERATE.format(rows=f"{lo}, {hi}", path=src / f"part-{f}.csv"))
+        rng = random.Random(7)
+        share = work / "share"
+        for i in range(files):
+            p = share / key(i)
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(csv_body(rng, i))
+        # Each binary's state to start from (their state formats may differ).
+        bases = {}
+        for name, binary in (("before", before), ("after", after)):
+            bases[name] = work / f"base-{name}"
+            measure([binary, "run", str(SENSOR_JOB), "--input", str(share), "--output", str(bases[name]),
+                     "--incremental"])
+        appended, replaced, deleted, added = changes(files, rng)
+        for i in appended:
+            with open(share / key(i), "a") as f:
+                f.write(f"s-{i % 500:03d},2024-06-15T23:00:00Z,50.0,temperature,degC\n")
+        for i in replaced:
+            (share / key(i)).write_text(csv_body(rng, i + 7))
+        for i in deleted:
+            (share / key(i)).unlink()
+        for i in added:
+            (share / key(i)).parent.mkdir(parents=True, exist_ok=True)
+            (share / key(i)).write_text(csv_body(rng, i))
+        size = sum(p.stat().st_size for p in src.iterdir())
+        print(f"csv: {size / 2**20:.0f} MiB in 8 files, {rows:,} rows; incremental: {files:,} files, "
+              f"{len(appended) + len(replaced) + len(deleted) + len(added):,} changed; {repeats} repetitions "
+              f"alternating before/after; {os.cpu_count()} cores\n")
+        cases = {
+            "run (bench-csv)": lambda b, n: run_csv(b, work / "csv", work / f"out-csv-{n}"),
+            "plan+work+commit (bench-sharded)": lambda b, n: run_sharded(b, work / "csv", work / f"out-sh-{n}"),
+            "run --incremental, 1% (bench-incremental)":
+                lambda b, n: run_incremental(b, share, bases[n], work / f"out-inc-{n}"),
+        }
+        print(f"{'case':44} {'before s':>9} {'after s':>9} {'after/before':>13} {'RSS before':>11} {'RSS after':>10}")
+        for case, go in cases.items():
+            times = {"before": [], "after": []}
+            rss = {"before": [], "after": []}
+            rows_seen = {}
+            for r in range(repeats):
+                order = [("before", before), ("after", after)]
+                if r % 2:
+                    order.reverse()
+                for name, binary in order:
+                    wall, peak, n = go(binary, name)
+                    times[name].append(wall)
+                    rss[name].append(peak)
+                    rows_seen.setdefault(name, n)
+                    assert rows_seen[name] == n, (case, name)
+            assert rows_seen["before"] == rows_seen["after"], (case, rows_seen)
+            b, a = statistics.median(times["before"]), statistics.median(times["after"])
+            print(f"{case:44} {b:9.2f} {a:9.2f} {a / b:13.3f} {max(rss['before']):9.0f}Mi {max(rss['after']):8.0f}Mi")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,269 @@
+//! The end of every run that commits (`naslake run`, `naslake commit`): the one
+//! commit (the state it writes is built here, then `commit::apply` switches the
+//! catalog), the one cleanup of a failed run's files, and the run report.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use object_store::{ObjectStoreExt, PutPayload};
+use tracing::{info, warn};
+
+use super::Setup;
+use super::basis::{Basis, Listed};
+use crate::commit::lease::Lease;
+use crate::commit::next_state::{self, NextState};
+use crate::commit::recover::Recovered;
+use crate::commit::state::{self, CommitRecord, StateDir};
+use crate::commit::{self, TableFiles, TablePlan, cleanup};
+use crate::discover::{Discovered, DiscoveredItem, WorkItem};
+use crate::error::{EXIT_OK, EXIT_REJECTS, Error, Result};
+use crate::report::{
+    FileReport, IncrementalReport, RunReport, RunStatus, SourceReport, TableReport, Totals,
+    Warnings,
+};
+use crate::storage::Location;
+use crate::write::Staged;
+
+/// The result of a run that got as far as doing work; a run that fails after that
+/// point still has a report (status `failed`) and exit code 1.
+pub struct RunOutcome {
+    pub report: RunReport,
+    pub exit_code: i32,
+}
+
+/// A run that holds the job's lease, its recovery done and its basis decided.
+pub struct Concluding<'a> {
+    pub setup: &'a Setup,
+    pub state_dir: &'a StateDir,
+    pub lease: &'a Lease,
+    pub basis: &'a Basis,
+    /// What an incremental run's listing found.
+    pub listed: Option<&'a Listed>,
+    pub recovered: &'a Recovered,
+    pub plans: &'a std::collections::HashMap<String, TablePlan>,
+    pub manifest: &'a Discovered,
+    /// Every file the run wrote.
+    pub staged: &'a Staged,
+    pub warnings: &'a Warnings,
+}
+
+impl Concluding<'_> {
+    /// Commits what the run wrote (`None`: an incremental run found nothing
+    /// changed, so nothing is committed), deletes the run's files if it failed,
+    /// and writes the report.
+    pub async fn conclude(
+        &self,
+        written: Result<Option<Vec<TableFiles>>>,
+        mut report: RunReport,
+        started: Instant,
+    ) -> RunOutcome {
+        let result = match written {
+            Ok(Some(tables)) => self.commit(tables).await.map(Some),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
+        let output = &self.setup.output;
+        // The one place a failed run's files go: unless the catalog may point at
+        // them (an undo that failed), they are deleted.
+        if let Err(e) = &result {
+            if matches!(e, Error::CatalogInconsistent(_)) {
+                tracing::error!(error = %e, "catalog left inconsistent; this run's files are kept");
+            } else {
+                cleanup::discard(output, self.staged, self.warnings).await;
+            }
+        }
+        describe_inputs(&mut report, self.manifest);
+        report.incremental = Some(incremental_report(
+            self.basis,
+            self.listed,
+            self.recovered,
+            result.as_ref().ok().and_then(|r| r.as_ref()),
+        ));
+        let run_id = &self.setup.run_id;
+        let exit_code = match result {
+            Ok(table_reports) => {
+                let table_reports = table_reports.unwrap_or_default();
+                for t in &table_reports {
+                    report.totals.rows_out += t.rows_written;
+                    report.totals.bytes_out += t.bytes_written;
+                    report.totals.files_written += t.files.len() as u64;
+                }
+                report.tables = table_reports;
+                let rejected =
+                    report.totals.records_rejected > 0 || report.totals.files_rejected > 0;
+                report.status = if rejected {
+                    RunStatus::SucceededWithRejects
+                } else {
+                    RunStatus::Succeeded
+                };
+                if rejected { EXIT_REJECTS } else { EXIT_OK }
+            }
+            Err(e) => {
+                report.status = RunStatus::Failed;
+                report.error = Some(e.to_string());
+                if matches!(e, Error::CatalogInconsistent(_)) {
+                    warn!(run_id = %run_id, error = %e, "run failed; check the catalog tables it names");
+                } else {
+                    warn!(run_id = %run_id, error = %e, "run failed; the catalog was not changed");
+                }
+                e.exit_code()
+            }
+        };
+        report.warnings = self.warnings.all();
+        finish_report(&mut report, started, output).await;
+        info!(run_id = %run_id, status = %report.status, rows_out = report.totals.rows_out, "run finished");
+        RunOutcome { report, exit_code }
+    }
+
+    /// Prepares the switch, builds the state it commits, and applies both.
+    async fn commit(&self, tables: Vec<TableFiles>) -> Result<Vec<TableReport>> {
+        let s = self.setup;
+        let target = commit::Target {
+            job: &s.job,
+            catalog: &s.catalog,
+            database: &s.database,
+            output: &s.output,
+            run_id: &s.run_id,
+        };
+        let prepared = commit::prepare(&target, self.plans, tables, self.staged).await?;
+        let empty = Listed::default();
+        let listed = self.listed.unwrap_or(&empty);
+        let items: Vec<WorkItem> = self
+            .manifest
+            .items()
+            .iter()
+            .map(|d| (*d.item).clone())
+            .collect();
+        let removed: HashSet<String> = listed.removed.iter().cloned().collect();
+        let state = next_state::build(
+            &NextState {
+                job: &s.job.spec.name,
+                run_id: &s.run_id,
+                spec_digest: s.digest.clone(),
+                previous: self.basis.increment().map(|i| &i.previous),
+                removed: &removed,
+                kept_deleted: &listed.kept_deleted,
+                items: &items,
+                kinds: &s.roles.kinds,
+            },
+            prepared.tables(),
+        )?;
+        let record = CommitRecord {
+            format: state::STATE_FORMAT,
+            base_run: self.state_dir.current_run().await?,
+            entries: prepared.entries(),
+            replaced: prepared.replaced(),
+            state,
+        };
+        let committing = commit::Committing {
+            dir: self.state_dir,
+            lease: self.lease,
+            record,
+        };
+        commit::apply(&target, prepared, committing, self.warnings).await
+    }
+}
+
+/// The report's sources, files and totals, from what discovery found.
+pub fn describe_inputs(report: &mut RunReport, manifest: &Discovered) {
+    report.sources = manifest.listings().iter().map(SourceReport::from).collect();
+    report.files = file_reports(&manifest.items());
+    fill_totals(&mut report.totals, &report.files, &report.sources);
+}
+
+/// The report's account of how the run related to the last committed one.
+pub fn incremental_report(
+    basis: &Basis,
+    listed: Option<&Listed>,
+    recovered: &Recovered,
+    tables: Option<&Vec<TableReport>>,
+) -> IncrementalReport {
+    let increment = basis.increment();
+    let mut out = IncrementalReport {
+        basis: match basis {
+            Basis::Full { .. } => "full",
+            Basis::Incremental(_) => "incremental",
+        },
+        reason: match basis {
+            Basis::Full { reason } => reason.clone(),
+            Basis::Incremental(inc) => {
+                format!("compared with the state of run {}", inc.previous.run_id)
+            }
+        },
+        previous_run: increment.map(|inc| inc.previous.run_id.clone()),
+        nothing_changed: listed.is_some_and(|l| l.quiet),
+        recovered: recovered.clone(),
+        ..Default::default()
+    };
+    if let Some(l) = listed {
+        for (source, counts) in &l.counts {
+            out.objects.new += counts.new;
+            out.objects.changed += counts.changed;
+            out.objects.unchanged += counts.unchanged;
+            out.objects.deleted += counts.deleted;
+            if let Some(inc) = increment
+                && inc.using.reread.contains(source)
+                && !l.quiet
+            {
+                out.reread += counts.unchanged;
+                out.reread_sources.push(source.clone());
+            }
+            out.by_source.insert(source.clone(), *counts);
+        }
+    }
+    for t in tables.into_iter().flatten() {
+        if let Some(m) = &t.incremental {
+            out.rows_added += m.rows_added;
+            out.rows_removed += m.rows_removed;
+        }
+    }
+    out
+}
+
+fn file_reports(items: &[DiscoveredItem]) -> Vec<FileReport> {
+    items
+        .iter()
+        .map(|d| FileReport {
+            item: (*d.item).clone(),
+            counts: d.stats.counts(),
+        })
+        .collect()
+}
+
+fn fill_totals(t: &mut Totals, files: &[FileReport], sources: &[SourceReport]) {
+    for s in sources {
+        t.objects_listed += s.objects_listed;
+        t.objects_skipped += s.objects_skipped;
+    }
+    t.files_seen = files.len() as u64;
+    for f in files {
+        let c = &f.counts;
+        t.bytes_in += c.bytes_read;
+        t.records_in += c.records;
+        t.records_loaded += c.loaded;
+        t.records_rejected += c.rejected;
+        t.rejects_rows += c.rejected + u64::from(c.item_error.is_some());
+        if c.item_error.is_some() {
+            t.files_rejected += 1;
+        } else {
+            t.files_processed += 1;
+        }
+    }
+}
+
+/// Stamps the report's end and writes it next to the output.
+pub async fn finish_report(report: &mut RunReport, started: Instant, output: &Location) {
+    report.finished_at = chrono::Utc::now().to_rfc3339();
+    report.duration_seconds = started.elapsed().as_secs_f64();
+    let path = output.child(&format!("_naslake/runs/{}.json", report.run_id));
+    let body = match serde_json::to_vec_pretty(report) {
+        Ok(b) => b,
+        Err(e) => {
+            warn!(error = %e, "could not serialise the run report");
+            return;
+        }
+    };
+    if let Err(e) = output.store.put(&path, PutPayload::from(body)).await {
+        warn!(error = %e, "could not write the run report");
+    }
+}
