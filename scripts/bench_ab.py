@@ -13,7 +13,7 @@ import duckdb
 
 os.environ.setdefault("NASLAKE_BIN", sys.argv[1] if len(sys.argv) > 1 else "")
 from bench_csv import GENERATE  # noqa: E402
-from bench_incremental import changes, csv_body, key, measure  # noqa: E402
+from bench_incremental import change_local_share, csv_body, key, measure  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BENCH_JOB = ROOT / "scripts" / "bench" / "sensor_csv.toml"
@@ -79,17 +79,7 @@ def main():
             bases[name] = work / f"base-{name}"
             measure([binary, "run", str(SENSOR_JOB), "--input", str(share), "--output", str(bases[name]),
                      "--incremental"])
-        appended, replaced, deleted, added = changes(files, rng)
-        for i in appended:
-            with open(share / key(i), "a") as f:
-                f.write(f"s-{i % 500:03d},2024-06-15T23:00:00Z,50.0,temperature,degC\n")
-        for i in replaced:
-            (share / key(i)).write_text(csv_body(rng, i + 7))
-        for i in deleted:
-            (share / key(i)).unlink()
-        for i in added:
-            (share / key(i)).parent.mkdir(parents=True, exist_ok=True)
-            (share / key(i)).write_text(csv_body(rng, i))
+        appended, replaced, deleted, added = change_local_share(share, files, rng)
         size = sum(p.stat().st_size for p in src.iterdir())
         print(f"csv: {size / 2**20:.0f} MiB in 8 files, {rows:,} rows; incremental: {files:,} files, "
               f"{len(appended) + len(replaced) + len(deleted) + len(added):,} changed; {repeats} repetitions "

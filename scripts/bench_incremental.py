@@ -43,6 +43,24 @@ def changes(n, rng):
     return picked[:a], picked[a:a + r], picked[a + r:a + r + d], list(range(n, n + (k - a - r - d)))
 
 
+def change_local_share(share, n, rng):
+    """Changes 1% of a local share of n objects (see `changes`); returns the keys'
+    numbers by change."""
+    appended, replaced, deleted, added = changes(n, rng)
+    for i in appended:
+        with open(share / key(i), "a") as f:
+            f.write(f"s-{i % 500:03d},2024-06-15T23:00:00Z,50.0,temperature,degC\n")
+    for i in replaced:
+        (share / key(i)).write_text(csv_body(rng, i + 7))
+    for i in deleted:
+        (share / key(i)).unlink()
+    for i in added:
+        p = share / key(i)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(csv_body(rng, i))
+    return appended, replaced, deleted, added
+
+
 def measure(cmd, env=None):
     start = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -93,18 +111,7 @@ def local(n, rng, work):
         p.write_text(csv_body(rng, i))
     read = lambda run: json.loads((lake / "_naslake" / "runs" / f"{run}.json").read_text())
     first = naslake(str(share), str(lake), ["--incremental"], {}, read)
-    appended, replaced, deleted, added = changes(n, rng)
-    for i in appended:
-        with open(share / key(i), "a") as f:
-            f.write(f"s-{i % 500:03d},2024-06-15T23:00:00Z,50.0,temperature,degC\n")
-    for i in replaced:
-        (share / key(i)).write_text(csv_body(rng, i + 7))
-    for i in deleted:
-        (share / key(i)).unlink()
-    for i in added:
-        p = share / key(i)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(csv_body(rng, i))
+    appended, replaced, deleted, added = change_local_share(share, n, rng)
     inc = naslake(str(share), str(lake), ["--incremental"], {}, read)
     quiet = naslake(str(share), str(lake), ["--incremental"], {}, read)
     full_lake = work / "full"

@@ -66,17 +66,36 @@ struct RunArgs {
     input: Option<String>,
     #[command(flatten)]
     target: Target,
-    /// Discover and check everything, write nothing.
+    #[command(flatten)]
+    basis: BasisArgs,
+}
+
+/// What a run reads and whether it writes (`run` and `plan`).
+#[derive(Debug, Args)]
+struct BasisArgs {
+    /// Discover and check everything, print what the run would read; write nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Read only the objects that are new or changed since the last committed run,
-    /// and remove the rows of deleted ones (the job's `incremental.enabled`).
+    /// Read only the objects that are new or changed since the job's last
+    /// committed run (sharded or not), and remove the rows of deleted ones (the
+    /// job's `incremental.enabled`).
     #[arg(long, conflicts_with = "full")]
     incremental: bool,
     /// Read everything and start the incremental state anew (the way out when the
     /// state does not match the catalog).
     #[arg(long)]
     full: bool,
+}
+
+impl BasisArgs {
+    /// `--incremental` (`Some(true)`), `--full` (`Some(false)`), or the job spec's choice.
+    fn incremental(&self) -> Option<bool> {
+        match (self.incremental, self.full) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        }
+    }
 }
 
 /// Where a run writes, and what it changes of the job spec (`run` and `plan`).
@@ -112,18 +131,8 @@ struct PlanArgs {
     /// front, so the array job knows the plan's address.
     #[arg(long, env = "NASLAKE_RUN_ID")]
     run_id: Option<String>,
-    /// Discover and check everything and print what the run would read (as
-    /// `run --dry-run` does); write nothing, plan nothing.
-    #[arg(long)]
-    dry_run: bool,
-    /// Plan only the objects that are new or changed since the job's last
-    /// committed run (sharded or not), and the removal of deleted ones (the job's
-    /// `incremental.enabled`).
-    #[arg(long, conflicts_with = "full")]
-    incremental: bool,
-    /// Plan a run that reads everything and starts the incremental state anew.
-    #[arg(long)]
-    full: bool,
+    #[command(flatten)]
+    basis: BasisArgs,
 }
 
 /// Shards of about this size when neither --shards nor --shard-size is given.
@@ -242,9 +251,9 @@ async fn dispatch(command: Command, progress: bool) -> Result<i32, Error> {
                     output: args.target.output,
                     catalog,
                     overrides: args.target.overrides,
-                    dry_run: args.dry_run,
+                    dry_run: args.basis.dry_run,
                     progress: false,
-                    incremental: incremental_flag(args.incremental, args.full),
+                    incremental: args.basis.incremental(),
                 },
                 catalog: args.target.catalog,
                 split: match (args.shards, args.shard_size) {
@@ -358,9 +367,9 @@ async fn run(args: RunArgs, progress: bool) -> Result<i32, Error> {
         output: args.target.output,
         catalog,
         overrides: args.target.overrides,
-        dry_run: args.dry_run,
+        dry_run: args.basis.dry_run,
         progress,
-        incremental: incremental_flag(args.incremental, args.full),
+        incremental: args.basis.incremental(),
     };
     let jobs = match args.job {
         Some(j) => vec![j],
@@ -393,15 +402,6 @@ fn out(text: &str) -> Result<(), Error> {
     {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io(e)),
         _ => Ok(()),
-    }
-}
-
-/// `--incremental` (`Some(true)`), `--full` (`Some(false)`), or the job spec's choice.
-fn incremental_flag(incremental: bool, full: bool) -> Option<bool> {
-    match (incremental, full) {
-        (true, _) => Some(true),
-        (_, true) => Some(false),
-        _ => None,
     }
 }
 

@@ -10,12 +10,14 @@ locations the catalog registers, the way Athena reads them."""
 import json
 import pathlib
 import random
+import shutil
 import signal
+import time
 import uuid
 
 import pytest
 
-from conftest import SENSOR_JOB, dry_run_report, naslake
+from conftest import ROOT, SENSOR_JOB, dry_run_report, naslake
 from lakes import MOTO, GlueLake, LocalLake, LocalShare, S3Share, s3, table_rows
 from test_incremental import TABLES, change_share, full_lake_rows, registered_files, set_a
 
@@ -82,7 +84,7 @@ def test_sharded_and_single_runs_follow_each_other_incrementally(tmp_path):
     entries = {t: lake.entry(t) for t in TABLES}
     state_run = current_run(lake)
     doc, quiet = sharded(lake, share, 2, "--incremental")
-    assert doc["basis"]["basis"] == "incremental" and doc["basis"]["listed"]["quiet"]
+    assert doc["basis"]["basis"] == "incremental" and doc["basis"]["quiet"]
     assert doc["items"] == 0 and [s["items"] for s in doc["shards"]] == [0, 0]
     assert quiet.report["incremental"]["nothing_changed"]
     assert quiet.report["totals"]["bytes_in"] == 0 and quiet.report["totals"]["files_seen"] == 0
@@ -111,7 +113,7 @@ def test_sharded_and_single_runs_follow_each_other_incrementally(tmp_path):
     single = run(lake, share, "--incremental")
     assert single.report["incremental"]["objects"]["changed"] == 1
     doc, after = sharded(lake, share, 2, "--incremental")
-    assert doc["basis"]["listed"]["quiet"] and after.report["incremental"]["nothing_changed"]
+    assert doc["basis"]["quiet"] and after.report["incremental"]["nothing_changed"]
     share.put("long/g.csv", "sensor_id,timestamp,value,metric_name,unit\npress-07,2024-03-05T01:00:00Z,3,temperature,degC\n")
     doc, last = sharded(lake, share, 3, "--incremental")
     assert doc["items"] == 1 and last.report["incremental"]["objects"]["new"] == 1
@@ -119,7 +121,7 @@ def test_sharded_and_single_runs_follow_each_other_incrementally(tmp_path):
     assert set(lake.all_data_files()) == registered_files(lake)
     # --full reads everything again, sharded as well.
     doc, full = sharded(lake, share, 2, "--full")
-    assert doc["basis"] == {"basis": "full", "reason": "--full"} and doc["items"] == 5
+    assert doc["basis"] == {"basis": "full", "reason": "--full", "forced": True} and doc["items"] == 5
     assert {t: table_rows(lake, t) for t in TABLES} == full_lake_rows(tmp_path, share, "r4")
 
 
@@ -138,8 +140,40 @@ def test_a_commit_against_a_state_that_moved_fails_and_changes_nothing(tmp_path)
     path.write_text(json.dumps(doc))
     entries = {t: lake.entry(t) for t in TABLES}
     c = step(lake, "commit", url, check_codes=None)
-    assert c.code == 1 and "plan the run again" in c.stderr
+    assert c.code == 1 and "plan it again" in c.stderr
     assert {t: lake.entry(t) for t in TABLES} == entries
+    # The run is given up: its lease is free and its work is gone.
+    assert not (lake.root / "_naslake" / "state" / "sensor_readings" / "lease.json").exists()
+    assert only_the_plan_is_left(lake, doc["run_id"])
+    again = plan(lake, share, "--shards", 1, "--incremental")
+    step(lake, "work", again, "--shard", 0)
+    step(lake, "commit", again)
+    assert {t: table_rows(lake, t) for t in TABLES} == full_lake_rows(tmp_path, share)
+
+
+def only_the_plan_is_left(lake, run_id):
+    run_dir = lake.root / "_naslake" / "runs" / run_id
+    return sorted(p.name for p in run_dir.rglob("*") if p.is_file()) == ["plan.json"]
+
+
+@pytest.mark.parametrize("fault", ["write.file:1", "write.join:1", "commit.record:1", "commit.state:1"])
+def test_a_sharded_commit_that_died_is_completed_or_undone_by_the_next_run(tmp_path, fault):
+    """Not the commit done again: a `naslake run` once the sharded run's lease expired."""
+    share, lake = LocalShare(tmp_path / "share"), LocalLake(tmp_path / "lake")
+    set_a(share)
+    run(lake, share)
+    change_share(share)
+    url = plan(lake, share, "--shards", 2, "--incremental", "--set", "incremental.lease_seconds=3")
+    for i in range(2):
+        step(lake, "work", url, "--shard", i)
+    killed = step(lake, "commit", url, env={"NASLAKE_FAULT": fault}, check_codes=None)
+    assert killed.code == -signal.SIGKILL, killed.stderr[-2000:]
+    time.sleep(4)
+    after = run(lake, share, "--incremental", "--set", "incremental.lease_seconds=3")
+    assert {t: table_rows(lake, t) for t in TABLES} == full_lake_rows(tmp_path, share)
+    assert set(lake.all_data_files()) == registered_files(lake)
+    assert only_the_plan_is_left(lake, plan_doc(lake, url)["run_id"])
+    assert after.report["incremental"]["recovered"]
 
 
 # --- killed at seeded points ---------------------------------------------------------
@@ -263,3 +297,32 @@ def test_the_spark_driver_runs_incrementally_on_moto_with_glue(tmp_path):
     assert {t: table_rows(lake, t) for t in TABLES} == full_lake_rows(tmp_path, share)
     assert set(lake.all_data_files()) == registered_files(lake)
     assert "nothing changed" in run(lake, share, "--incremental").stdout
+
+
+def test_the_image_job_sharded_incrementally_equals_a_run(tmp_path):
+    """Its station windows read every image: unchanged images' rows come from the
+    table's last version (the commit reads them back), or the images are read again."""
+    share, lake = LocalShare(tmp_path / "share"), LocalLake(tmp_path / "lake")
+    shutil.copytree(ROOT / "samples" / "images", share.root, dirs_exist_ok=True)
+    spec = ROOT / "jobs" / "images.toml"
+
+    def images_sharded(*extra):
+        r = step(lake, "plan", spec, "--input", share.url, "--output", lake.url, "--shards", 2, *extra)
+        url = r.stdout.strip().splitlines()[-1]
+        for i in range(2):
+            step(lake, "work", url, "--shard", i)
+        return plan_doc(lake, url), step(lake, "commit", url)
+
+    images_sharded("--incremental")
+    files = sorted(p for p in share.root.rglob("*") if p.is_file())
+    files[0].unlink()
+    shutil.copyfile(files[1], files[1].with_name("copy-" + files[1].name))
+    doc, c = images_sharded("--incremental")
+    assert doc["basis"]["basis"] == "incremental" and not doc["basis"]["quiet"]
+    assert c.report["incremental"]["objects"]["deleted"] == 1
+    ref = LocalLake(tmp_path / "ref")
+    naslake("run", spec, "--input", share.url, "--output", ref.url, lake=ref.root)
+    tables = sorted(p.stem for p in (ref.root / "_naslake" / "catalog" / "naslake").glob("*.json"))
+    for t in tables:
+        assert table_rows(lake, t) == table_rows(ref, t), t
+    assert set(lake.all_data_files()) <= {f for t in tables for loc, _ in lake.locations(t) for f in lake.files_at(loc)}

@@ -5,7 +5,8 @@
 # Usage: submit-run.sh QUEUE JOB_SPEC INPUT OUTPUT CATALOG SHARDS [--incremental|--full]
 #   e.g. submit-run.sh naslake-queue /opt/naslake/jobs/sensor_readings.toml \
 #          s3://my-ap-abc123-ext-s3alias/sensor s3://my-lake/lake glue:lake 16 --incremental
-#   --incremental (the default): read only what changed since the last commit.
+#   --incremental: read only what changed since the job's last commit; --full (the
+#   default, as before sharded runs could be incremental): read everything.
 set -euo pipefail
 
 # A new run id: a ULID in lowercase (48 bits of milliseconds, 80 random bits, in
@@ -19,10 +20,10 @@ ulid() {
 }
 
 if [[ $# -ne 6 && $# -ne 7 ]]; then
-  sed -n '2,9p' "$0" >&2
+  sed -n '2,10p' "$0" >&2
   exit 2
 fi
-queue=$1 job=$2 input=$3 output=${4%/} catalog=$5 shards=$6 basis=${7:---incremental}
+queue=$1 job=$2 input=$3 output=${4%/} catalog=$5 shards=$6 basis=${7:---full}
 if [[ $basis != --incremental && $basis != --full ]]; then
   echo "the basis is --incremental or --full, not $basis" >&2
   exit 2

@@ -12,7 +12,7 @@
 //! it names a process of this host that no longer exists. The run that takes it
 //! over learns the dead run's id, so it can clean up after it.
 //!
-//! A sharded run (plan, work, commit: `runner::sharded`) holds the lease as a run,
+//! A sharded run (plan, work, commit: `crate::drive::sharded`) holds the lease as a run,
 //! not as a process: `plan` takes it, every `work` and the `commit` resume it and
 //! renew it while they work, and the commit releases it. It is gone only when it
 //! expires, so a sharded run that dies is cleaned up after like any other.

@@ -20,11 +20,11 @@ use std::collections::{BTreeSet, HashSet};
 
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use super::cleanup;
-use super::state::StateDir;
+use super::state::{CommitRecord, StateDir};
 use crate::catalog::{Catalog, TableChange, TableEntry};
 use crate::error::Result;
 use crate::job::Job;
@@ -32,7 +32,8 @@ use crate::report::Warnings;
 use crate::write::layout::is_data_file;
 
 /// What recovery did, for the run report.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Recovered {
     /// The dead run whose commit this run completed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -75,11 +76,7 @@ pub async fn recover(
                 info!(run_id = %run, "completing the commit of a run that died during it");
                 complete(dir, catalog, &r.entries).await?;
                 dir.set_current(run).await?;
-                for replaced in &r.replaced {
-                    let prefix = dir.output.child(&replaced.table);
-                    let locations = BTreeSet::from([replaced.location.clone()]);
-                    cleanup::remove_replaced(&dir.output, &prefix, &locations, warnings).await;
-                }
+                remove_replaced_by(dir, &r, warnings).await;
                 out.completed = Some(run.clone());
             }
             _ => {
@@ -232,14 +229,19 @@ async fn sweep(
 /// removes the files of the locations its commit record says it replaced.
 /// Done again, it finds nothing left to remove.
 pub async fn finish_cleanup(dir: &StateDir, run_id: &str, warnings: &Warnings) -> Result<u64> {
-    let Some(record) = dir.record(run_id).await? else {
-        return Ok(0);
-    };
+    match dir.record(run_id).await? {
+        Some(record) => Ok(remove_replaced_by(dir, &record, warnings).await),
+        None => Ok(0),
+    }
+}
+
+/// Removes the files of the locations a commit record replaced.
+async fn remove_replaced_by(dir: &StateDir, record: &CommitRecord, warnings: &Warnings) -> u64 {
     let mut removed = 0;
     for replaced in &record.replaced {
         let prefix = dir.output.child(&replaced.table);
         let locations = BTreeSet::from([replaced.location.clone()]);
         removed += cleanup::remove_replaced(&dir.output, &prefix, &locations, warnings).await;
     }
-    Ok(removed)
+    removed
 }

@@ -157,10 +157,7 @@ pub async fn dry_run(setup: &Setup, requested: Requested) -> Result<RunOutcome> 
     found
         .check_not_empty(&setup.job, setup.input.as_ref())
         .await?;
-    let listed = match (basis.increment(), found.changes) {
-        (Some(inc), Some(changes)) => Some(basis::listed(inc, changes)),
-        _ => None,
-    };
+    let listed = basis.increment().map(|inc| found.listed(inc)).transpose()?;
     let mut report = setup.report.clone();
     report.status = RunStatus::DryRun;
     report.incremental = Some(conclude::incremental_report(

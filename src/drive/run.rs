@@ -164,8 +164,7 @@ async fn list_changes(
     found
         .check_not_empty(&setup.job, setup.input.as_ref())
         .await?;
-    let listed = basis::listed(inc, found.changes.unwrap_or_default());
-    Ok(listed)
+    found.listed(inc)
 }
 
 /// Writes every table over the feeds; a listing still going on (`streaming`)

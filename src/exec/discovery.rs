@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 
-use super::basis::Increment;
+use super::basis::{self, Increment, Listed};
 use crate::discover::changes::{Baseline, SourceChanges};
 use crate::discover::{Discovered, DiscoveredItem, ItemSink, SourceListing, WorkItem};
 use crate::error::{Error, Result};
@@ -159,6 +159,16 @@ pub struct Finished {
 }
 
 impl Finished {
+    /// What an incremental run's listing changed against the state of `inc`.
+    pub fn listed(&self, inc: &Increment) -> Result<Listed> {
+        match &self.changes {
+            Some(changes) => Ok(basis::listed(inc, changes.clone())),
+            None => Err(Error::Accounting(
+                "an incremental run's listing was made without the state to compare with".into(),
+            )),
+        }
+    }
+
     /// A source that found nothing to read fails the run (it would empty its
     /// tables), unless its spec allows that. An incremental run's unchanged
     /// objects count as found.

@@ -192,9 +192,14 @@ pub fn run_dir(run_id: &str) -> String {
     format!("_naslake/runs/{run_id}")
 }
 
-/// A sharded run's item lists, results and staging area, once it is committed
-/// or after it died; the plan stays, next to the run's report.
+/// A sharded run's item lists, changes, results and staging area, once it is
+/// committed or after it died; the plan stays, next to the run's report.
 pub async fn remove_run_work(output: &Location, run_id: &str) {
+    let changes = output.child(&format!("{}/changes.json", run_dir(run_id)));
+    match output.store.delete(&changes).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+        Err(e) => warn!(error = %e, "could not remove the run's changes.json"),
+    }
     for part in ["shards", "results", "staging"] {
         let prefix = output.child(&format!("{}/{part}", run_dir(run_id)));
         let listed: Result<Vec<_>, _> = output.store.list(Some(&prefix)).try_collect().await;

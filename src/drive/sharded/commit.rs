@@ -13,8 +13,8 @@ use object_store::path::Path as ObjPath;
 use tracing::info;
 
 use super::{
-    AttemptOf, PlannedBasis, RunPlan, StagedAs, list_results, merged_tally, read_plan, read_result,
-    result_files, results_of, staged_key,
+    AttemptOf, PlannedBasis, RunPlan, StagedAs, changes_path, list_results, merged_tally,
+    read_plan, read_result, result_files, results_of, staged_key,
 };
 use crate::catalog::CatalogSpec;
 use crate::commit::lease::Lease;
@@ -83,9 +83,11 @@ pub async fn commit_run(plan_url: &str, registry: &Registry) -> Result<RunOutcom
         .take(&state_dir, &plan.run_id, &setup.job)
         .await?;
     let outcome = commit_leased(&setup, &state_dir, &lease, &plan, started).await;
-    let done = succeeded(&outcome);
-    LeaseStep::Commit.end(lease, done).await;
-    if done {
+    // A state that does not match the plan is not mended by committing again:
+    // the run is over, as if it had committed (it must be planned again).
+    let over = succeeded(&outcome) || matches!(outcome, Err(Error::State(_)));
+    LeaseStep::Commit.end(lease, over).await;
+    if over {
         remove_run_work(&output, &plan.run_id).await;
     }
     outcome
@@ -107,15 +109,25 @@ async fn commit_leased(
 ) -> Result<RunOutcome> {
     let (job, output) = (&setup.job, &setup.output);
     let warnings = Warnings::default();
-    let forced_full = matches!(&plan.basis, PlannedBasis::Full { reason } if reason == "--full");
+    for w in &plan.warnings {
+        warnings.push(w.clone());
+    }
+    let forced_full = matches!(&plan.basis, PlannedBasis::Full { forced: true, .. });
     let recovered = setup
         .recover(state_dir, lease, forced_full, &warnings)
         .await?;
+    // The report tells what the run's recovery did: the plan's, unless this
+    // step had to do some itself.
+    let recovered = if recovered.did_anything() {
+        recovered
+    } else {
+        plan.recovered.clone()
+    };
     if state_dir.current_run().await?.as_deref() == Some(plan.run_id.as_str()) {
         // Completed from its commit record by the recovery just above.
         return Err(already_committed(output, &plan.run_id));
     }
-    let (basis, listed) = planned_basis(plan, state_dir).await?;
+    let (basis, listed) = planned_basis(plan, state_dir, output).await?;
     let plans = commit::plan(job, &setup.catalog, &setup.database, output, &setup.run_id).await?;
     if let Some(inc) = basis.increment() {
         basis::check_catalog_matches(&inc.previous, &plans, &setup.database)?;
@@ -172,36 +184,45 @@ async fn commit_leased(
         .await)
 }
 
-/// The basis the plan decided, with the state it was decided against: the
-/// lease kept it as it was, which is checked.
-async fn planned_basis(plan: &RunPlan, state_dir: &StateDir) -> Result<(Basis, Option<Listed>)> {
+/// The basis the plan decided, with the state it was decided against (the
+/// lease kept it as it was, which is checked) and what its listing found.
+async fn planned_basis(
+    plan: &RunPlan,
+    state_dir: &StateDir,
+    output: &Location,
+) -> Result<(Basis, Option<Listed>)> {
     match &plan.basis {
-        PlannedBasis::Full { reason } => Ok((
+        PlannedBasis::Full { reason, .. } => Ok((
             Basis::Full {
                 reason: reason.clone(),
             },
             None,
         )),
-        PlannedBasis::Incremental { increment, listed } => {
+        PlannedBasis::Incremental { increment, .. } => {
             let previous = state_dir.current().await?;
             let Some(previous) = previous.filter(|p| p.run_id == increment.previous_run) else {
                 return Err(Error::State(format!(
-                    "run {} was planned against the state of run {}, which is not the job's state any more; plan the run again",
+                    "run {} was planned against the state of run {}, which is not the job's state any more; nothing was committed, and the run is given up: plan it again",
                     plan.run_id, increment.previous_run
                 )));
             };
+            let path = output.child(&changes_path(&plan.run_id));
+            let bytes = output.store.get(&path).await?.bytes().await?;
+            let listed: Listed = serde_json::from_slice(&bytes).map_err(|e| {
+                Error::Shards(format!("{} is not readable: {e}", output.url_of(&path)))
+            })?;
             let inc = Increment {
                 previous,
                 using: increment.clone(),
             };
-            Ok((Basis::Incremental(Box::new(inc)), Some(listed.clone())))
+            Ok((Basis::Incremental(Box::new(inc)), Some(listed)))
         }
     }
 }
 
 /// Reads every shard's result (exactly one each, for the items the plan gave it)
-/// into `manifest` and the tables' files, and moves the chosen attempts' files
-/// from staging into the tables' version directories. Called by the commit,
+/// into `manifest` and the tables' files, and moves (with `keep_staged`, copies)
+/// the chosen attempts' files from staging into the tables' version directories. Called by the commit,
 /// holding the lease, before anything is computed.
 async fn collect(
     output: &Location,
@@ -324,7 +345,11 @@ async fn collect(
     for listing in &plan.listings {
         manifest.source_done(listing.clone());
     }
-    info!(files = moved, "moved the shards' files into their tables");
+    info!(
+        files = moved,
+        copied = keep_staged,
+        "placed the shards' files in their tables"
+    );
     Ok(collected)
 }
 

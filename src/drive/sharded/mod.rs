@@ -8,9 +8,11 @@
 //! `OUTPUT/_naslake/runs/RUNID/`:
 //!
 //! - `plan.json`: the job (spec, schemas and SQL as text), the addresses, the
-//!   basis (full, or incremental with what the listing found against the state),
-//!   the listing's counts and the shards ([`RunPlan`]); written last, so a plan
-//!   that exists is complete;
+//!   basis (full, or incremental against which state), the listing's counts and
+//!   the shards ([`RunPlan`]); written last, so a plan that exists is complete;
+//! - `changes.json`: what an incremental plan's listing found against the state
+//!   (the keys whose old rows go, the deleted objects whose rows stay), which
+//!   only the commit reads;
 //! - `shards/NNNNN.jsonl`: each shard's items, one JSON object a line;
 //! - `results/NNNNN-ATTEMPT.json`: what an attempt of a shard wrote ([`ShardResult`]);
 //! - `staging/sources/SOURCE/…parquet`: the rows of the sources that the commit's
@@ -19,7 +21,8 @@
 //!   `part-RUNID-sNNNNN-ATTEMPT-…`, so no two attempts share a name.
 //!
 //! No reader looks under `_naslake/`. The commit takes the one result each shard
-//! must have and moves the files it names into the table's version directories
+//! must have and moves (in an incremental run copies) the files it names into the
+//! table's version directories
 //! (`TABLE/KEY=VALUE/v-RUNID/`); every other attempt's files stay in staging and go
 //! with it after the commit, so two attempts of a shard never both reach a table,
 //! even when one of them is still running somewhere.
@@ -42,9 +45,10 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
 use crate::commit::KeyRows;
+use crate::commit::recover::Recovered;
 use crate::discover::{ItemCounts, SourceListing, WorkItem};
 use crate::error::{Error, Result};
-use crate::exec::basis::{IncrementPlan, Listed};
+use crate::exec::basis::IncrementPlan;
 use crate::exec::run_dir;
 use crate::exec::work::StagedSource;
 use crate::job::{Job, JobSnapshot};
@@ -67,7 +71,14 @@ pub struct RunPlan {
     pub input: Option<String>,
     pub output: String,
     pub catalog: String,
+    /// `--incremental` (`true`), `--full` (`false`), or neither: a plan step
+    /// done again must have been asked for the same.
+    pub requested: Option<bool>,
     pub basis: PlannedBasis,
+    /// What the plan step completed or rolled back of a dead run, and what it
+    /// warned of: the run's report says so.
+    pub recovered: Recovered,
+    pub warnings: Vec<String>,
     pub listings: Vec<SourceListing>,
     pub items: u64,
     pub bytes: u64,
@@ -78,14 +89,19 @@ pub struct RunPlan {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "basis", rename_all = "snake_case")]
 pub enum PlannedBasis {
-    /// Everything is read; the tables are replaced whole.
-    Full { reason: String },
-    /// Only what changed since `increment.previous_run` is read; `listed` is
-    /// what the plan's listing found against that run's state.
+    /// Everything is read; the tables are replaced whole. `forced`: `--full`.
+    Full { reason: String, forced: bool },
+    /// Only what changed since `increment.previous_run` is read (`changes.json`
+    /// says what); `quiet`: nothing changed, the shards are empty.
     Incremental {
         increment: IncrementPlan,
-        listed: Listed,
+        quiet: bool,
     },
+}
+
+/// `changes.json`, relative to the output.
+fn changes_path(run_id: &str) -> String {
+    format!("{}/changes.json", run_dir(run_id))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -167,7 +183,8 @@ fn add_tally(into: &mut KeyRows, list: Vec<KeyRowsEntry>) {
 }
 
 /// Where the shards write the files of the tables they write: staging, which no
-/// reader sees; the commit moves the chosen attempts' files into the tables.
+/// reader sees; the commit moves (or copies) the chosen attempts' files into the
+/// tables.
 fn staging_tables(run_id: &str) -> String {
     format!("{}/staging/tables", run_dir(run_id))
 }
@@ -452,9 +469,10 @@ mod tests {
     fn a_planned_basis_says_which_it_is() {
         let full = PlannedBasis::Full {
             reason: "--full".into(),
+            forced: true,
         };
         let json = serde_json::to_string(&full).unwrap();
-        assert_eq!(json, r#"{"basis":"full","reason":"--full"}"#);
+        assert_eq!(json, r#"{"basis":"full","reason":"--full","forced":true}"#);
         assert_eq!(serde_json::from_str::<PlannedBasis>(&json).unwrap(), full);
     }
 }

@@ -9,7 +9,9 @@ use futures::StreamExt;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use tracing::info;
 
-use super::{PLAN_FORMAT, PlannedBasis, RunPlan, ShardFile, absolute_if_local, check_run_id};
+use super::{
+    PLAN_FORMAT, PlannedBasis, RunPlan, ShardFile, absolute_if_local, changes_path, check_run_id,
+};
 use crate::catalog::CatalogSpec;
 use crate::commit;
 use crate::commit::lease::Lease;
@@ -100,7 +102,8 @@ pub async fn plan_run(opts: &PlanOptions, registry: &Registry) -> Result<String>
             let same = earlier.job == p.snapshot
                 && earlier.input == p.input_url
                 && earlier.output == p.output_url
-                && earlier.catalog == p.catalog;
+                && earlier.catalog == p.catalog
+                && earlier.requested == opts.run.incremental;
             if !same {
                 return Err(Error::config(format!(
                     "run {} already has another plan ({}): a run id is used once",
@@ -132,7 +135,7 @@ async fn write_plan(p: &Planning, opts: &PlanOptions, lease: &Lease) -> Result<S
     let state_dir = setup.state_dir();
     let warnings = Warnings::default();
     let requested = opts.run.requested(job);
-    setup
+    let recovered = setup
         .recover(&state_dir, lease, requested.forced_full, &warnings)
         .await?;
     let basis = decide_basis(setup, &state_dir, requested, &warnings).await?;
@@ -141,9 +144,6 @@ async fn write_plan(p: &Planning, opts: &PlanOptions, lease: &Lease) -> Result<S
         let plans =
             commit::plan(job, &setup.catalog, &setup.database, output, &setup.run_id).await?;
         basis::check_catalog_matches(&inc.previous, &plans, &setup.database)?;
-    }
-    for w in warnings.all() {
-        tracing::warn!(warning = %w, "planning");
     }
 
     // Discovery streams into the sharder's spill files: nothing is kept per item.
@@ -163,18 +163,24 @@ async fn write_plan(p: &Planning, opts: &PlanOptions, lease: &Lease) -> Result<S
     }
     let finished = discovery.finish().await?;
     finished.check_not_empty(job, input).await?;
-    let planned_basis = match (&basis, finished.changes) {
-        (Basis::Incremental(inc), Some(changes)) => PlannedBasis::Incremental {
-            listed: basis::listed(inc, changes),
-            increment: inc.using.clone(),
-        },
-        (Basis::Incremental(_), None) => {
-            return Err(Error::Accounting(
-                "an incremental plan's listing has no changes".into(),
-            ));
+    let planned_basis = match &basis {
+        Basis::Incremental(inc) => {
+            let listed = finished.listed(inc)?;
+            if listed.quiet {
+                // Nothing changed: not even a source read again in full is read.
+                sharder = Sharder::new()?;
+            }
+            let path = output.child(&changes_path(&setup.run_id));
+            let body = PutPayload::from(serde_json::to_vec(&listed)?);
+            output.store.put(&path, body).await?;
+            PlannedBasis::Incremental {
+                increment: inc.using.clone(),
+                quiet: listed.quiet,
+            }
         }
-        (Basis::Full { reason }, _) => PlannedBasis::Full {
+        Basis::Full { reason } => PlannedBasis::Full {
             reason: reason.clone(),
+            forced: requested.forced_full,
         },
     };
 
@@ -212,7 +218,10 @@ async fn write_plan(p: &Planning, opts: &PlanOptions, lease: &Lease) -> Result<S
         input: p.input_url.clone(),
         output: p.output_url.clone(),
         catalog: p.catalog.clone(),
+        requested: opts.run.incremental,
         basis: planned_basis,
+        recovered,
+        warnings: warnings.all(),
         listings: finished.listings,
         items,
         bytes,
