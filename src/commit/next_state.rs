@@ -5,11 +5,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use super::state::{JobState, ObjectState, PartitionState, STATE_FORMAT, TableKind, TableState};
+use super::state::{JobState, PartitionState, STATE_FORMAT, TableState};
 use super::{KeyRows, TableFiles};
+use crate::base::error::{Error, Result};
 use crate::catalog::TableEntry;
-use crate::discover::WorkItem;
-use crate::error::{Error, Result};
+use crate::model::{ObjectState, TableKind, WorkItem};
 
 /// What the new state is made of, besides the tables.
 pub struct NextState<'a> {

@@ -22,13 +22,16 @@ use std::collections::BTreeMap;
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+use crate::base::error::{Error, Result};
 use crate::catalog::TableEntry;
-use crate::discover::Fingerprint;
-use crate::error::{Error, Result};
-use crate::job::Job;
+use crate::model::ObjectState;
 use crate::storage::Location;
+
+// The model's; src/runner/ imports it from here.
+pub use crate::model::TableKind;
+// The job's; src/runner/ imports it from here.
+pub use crate::job::spec_digest;
 
 /// The state files' format; a state of another format is not read (the run says
 /// so and `--full` starts a new one).
@@ -53,20 +56,6 @@ pub struct JobState {
     pub tables: BTreeMap<String, TableState>,
 }
 
-/// One object the job has read.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ObjectState {
-    #[serde(flatten)]
-    pub fingerprint: Fingerprint,
-    /// Gone from the share, its rows kept (`deletes = "keep"`).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub deleted: bool,
-    /// Table → the object's rows in each partition: `[partition index, rows]`,
-    /// the index into that table's [`TableState::partitions`].
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub rows: BTreeMap<String, Vec<(u32, u64)>>,
-}
-
 /// One table after a committed run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TableState {
@@ -83,19 +72,6 @@ pub struct TableState {
 pub struct PartitionState {
     pub values: Vec<String>,
     pub location: String,
-}
-
-/// How an incremental run keeps a table up to date.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TableKind {
-    /// Each row comes from one object (its `source_key`): the rows of changed and
-    /// deleted objects are replaced in the partitions that hold them.
-    #[default]
-    Objects,
-    /// Computed over whole tables (aggregates, windows, joins): recomputed in full
-    /// when anything it reads changed.
-    Derived,
 }
 
 impl TableState {
@@ -302,29 +278,4 @@ fn check_format(format: u32, path: &ObjPath, output: &Location) -> Result<()> {
         "{} has state format {format}; this naslake reads format {STATE_FORMAT}. Run with --full to start the state anew",
         output.url_of(path)
     )))
-}
-
-/// A digest of everything that decides what a job makes of an object: naslake's
-/// version, the sources' specs, the tables' SQL, schemas and modes, the params.
-/// Rows of unchanged objects are kept only when it is the same.
-pub fn spec_digest(job: &Job) -> String {
-    let mut h = Sha256::new();
-    h.update(env!("CARGO_PKG_VERSION"));
-    for (name, s) in &job.spec.sources {
-        h.update(format!("source {name} {s:?}\n"));
-    }
-    for t in &job.tables {
-        h.update(format!(
-            "table {} {:?} {:?} {:?} {:?}\n",
-            t.name,
-            t.spec.mode,
-            t.sql,
-            t.schema.table_schema(),
-            t.schema.partition_key_names()
-        ));
-    }
-    // What happens to deleted objects' rows decides the tables too.
-    h.update(format!("deletes {:?}\n", job.spec.incremental.deletes));
-    // The params are in the SQL, substituted.
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -26,7 +26,7 @@ use serde::Serialize;
 use super::keys::KEY_COLUMN;
 use super::layout::{Placement, is_data_file};
 use super::{Staged, TableWriter, WrittenFile};
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 use crate::storage::Location;
 
 /// What the new version of one old partition keeps of it.
