@@ -41,10 +41,10 @@ use crate::model::WorkItem;
 use crate::model::schema::TableSchema;
 pub use host::{Drain, Feed};
 pub use object::{ItemInput, PinnedRead, ReadError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// What every source has; the rest of `sources.NAME` is its kind's options.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct SourceSpec {
     /// The source kind (`csv`, …).
     pub format: String,
