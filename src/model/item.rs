@@ -78,10 +78,18 @@ pub struct ObjectState {
     /// Gone from the share, its rows kept (`deletes = "keep"`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
-    /// Table → the object's rows in each partition: `[partition index, rows]`,
-    /// the index into that table's partitions in the same state.
+    /// Table → the object's rows in each partition of that table that holds some.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub rows: BTreeMap<String, Vec<(u32, u64)>>,
+    pub rows: BTreeMap<String, Vec<PartitionRows>>,
+}
+
+/// An object's rows in one partition of a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionRows {
+    /// The index into that table's partitions in the same state (sorted by
+    /// partition values), which names each partition once.
+    pub partition: u32,
+    pub rows: u64,
 }
 
 #[cfg(test)]
@@ -126,5 +134,35 @@ mod tests {
             listing
         );
         assert_eq!(listing.skipped(), 2);
+    }
+
+    #[test]
+    fn an_object_state_names_its_partition_rows() {
+        let object = ObjectState {
+            fingerprint: Fingerprint {
+                size: 5,
+                etag: Some("e".into()),
+                last_modified: None,
+            },
+            deleted: false,
+            rows: BTreeMap::from([(
+                "t".to_string(),
+                vec![PartitionRows {
+                    partition: 1,
+                    rows: 7,
+                }],
+            )]),
+        };
+        let text = serde_json::to_string(&object).unwrap();
+        assert_eq!(
+            text,
+            r#"{"size":5,"etag":"e","rows":{"t":[{"partition":1,"rows":7}]}}"#
+        );
+        assert_eq!(serde_json::from_str::<ObjectState>(&text).unwrap(), object);
+        // serde's derived structs also read a sequence, so the format-1 shape
+        // (`[index, rows]` pairs) parses too: the state's format field, checked
+        // before the rest is read, is what tells the two apart.
+        let old = r#"{"size":5,"etag":"e","rows":{"t":[[1,7]]}}"#;
+        assert_eq!(serde_json::from_str::<ObjectState>(old).unwrap(), object);
     }
 }

@@ -8,5 +8,5 @@ pub mod item;
 pub mod schema;
 pub mod table;
 
-pub use item::{Fingerprint, ItemCounts, ObjectState, SourceListing, WorkItem};
+pub use item::{Fingerprint, ItemCounts, ObjectState, PartitionRows, SourceListing, WorkItem};
 pub use table::{Compression, KEY_COLUMN, TableKind, WriteMode};
