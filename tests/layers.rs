@@ -83,8 +83,9 @@ fn blank_comments_and_strings(src: &str) -> String {
             b'\'' => {
                 // A char literal (`'x'`, `'\n'`, `'"'`, `'{'`) or a lifetime (`'a`).
                 let rest = &src[i + 1..];
-                let len = if rest.starts_with('\\') {
-                    rest[1..].find('\'').map(|n| n + 2)
+                let len = if let Some(escaped) = rest.strip_prefix('\\') {
+                    // `\n`, `\'`, `\u{7b}`: the escaped char, then on to the quote.
+                    escaped.get(1..).and_then(|e| e.find('\'')).map(|n| n + 2)
                 } else {
                     rest.chars()
                         .next()
@@ -550,7 +551,7 @@ fn inline_paths_count_and_other_crates_do_not() {
 
 #[test]
 fn comments_and_strings_are_not_paths() {
-    let src = "// crate::a\n/// [`crate::b`]\n//! crate::c\n/* crate::d /* nested crate::e */ crate::f */\nlet s = \"crate::g\";\nlet r = r#\"crate::h \"# ;\nlet c = '\"'; use crate::i;\nfn l<'a>(x: &'a str) { crate::j::k(x) }\n";
+    let src = "// crate::a\n/// [`crate::b`]\n//! crate::c\n/* crate::d /* nested crate::e */ crate::f */\nlet s = \"crate::g\";\nlet r = r#\"crate::h \"# ;\nlet c = '\"'; let e = ('\\'', '\\n', '\\u{7b}', \"crate::no\"); use crate::i;\nfn l<'a>(x: &'a str) { crate::j::k(x) }\n";
     assert_eq!(targets(src, &["x"]), vec![("i".into(), 7), ("j".into(), 8)]);
 }
 
