@@ -8,7 +8,7 @@
 use std::io::Write;
 
 use naslake::discover::shards::Sharder;
-use naslake::discover::{Fingerprint, WorkItem};
+use naslake::model::{Fingerprint, WorkItem};
 
 fn item(i: u64) -> WorkItem {
     // A listing out of key order (a local walk), sizes 1 KiB to ~1 MiB.

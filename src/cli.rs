@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::base::error::{EXIT_FAILED, EXIT_OK, EXIT_REJECTS, EXIT_USAGE, Error};
+use crate::base::logging::{self, LogFormat};
 use crate::catalog::table_input::athena_ddl;
 use crate::catalog::{Catalog, CatalogSpec};
 use crate::discover::shards::Split;
 use crate::drive::{self, RunOptions, sharded};
-use crate::error::{EXIT_FAILED, EXIT_OK, EXIT_REJECTS, EXIT_USAGE, Error};
-use crate::logging::{self, LogFormat};
 use crate::query::{self, OutputFormat};
 use crate::sources::Registry;
 
@@ -227,7 +227,7 @@ pub fn main() -> i32 {
     match runtime.block_on(dispatch(cli.command, progress)) {
         Ok(code) => code,
         Err(e) => {
-            let message = crate::storage::secret::scrub(&e.to_string()).into_owned();
+            let message = crate::base::redact::scrub(&e.to_string()).into_owned();
             eprintln!("naslake: {message}");
             e.exit_code()
         }

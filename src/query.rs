@@ -7,12 +7,12 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
 use datafusion::prelude::SessionContext;
 
+use crate::base::error::{Error, Result};
 use crate::catalog::{Catalog, TableEntry};
-use crate::error::{Error, Result};
-use crate::files_table::{FilesTable, TableFile};
-use crate::schema::glue_to_arrow;
+use crate::model::schema::glue_to_arrow;
 use crate::storage::Location;
 use crate::transform;
+use crate::transform::files_table::{FilesTable, TableFile};
 
 /// The database whose tables are also reachable without a schema prefix.
 pub use crate::catalog::DEFAULT_DATABASE;

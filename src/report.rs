@@ -2,15 +2,11 @@
 //! `OUTPUT/_naslake/runs/RUNID.json` and summarised on one screen. Its counts add
 //! up: per item, `records = loaded + rejected`.
 
-use std::sync::{Arc, Mutex};
-
 use serde::Serialize;
 
+use crate::commit::TableReport;
 use crate::discover::changes::ChangeCounts;
-use crate::discover::{ItemCounts, SourceListing, WorkItem};
-use crate::job::WriteMode;
-use crate::sync::lock;
-use crate::write::WrittenFile;
+use crate::model::{ItemCounts, SourceListing, WorkItem};
 
 /// How a run ended (or that it is still going).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -33,22 +29,6 @@ impl std::fmt::Display for RunStatus {
             RunStatus::Failed => "failed",
         };
         f.write_str(s)
-    }
-}
-
-/// Problems that did not fail the run but that its user must hear of (a replaced
-/// file that could not be removed): logged when they happen and listed in the report.
-#[derive(Debug, Clone, Default)]
-pub struct Warnings(Arc<Mutex<Vec<String>>>);
-
-impl Warnings {
-    pub fn push(&self, warning: String) {
-        tracing::warn!(warning = %warning, "run warning");
-        lock(&self.0).push(warning);
-    }
-
-    pub fn all(&self) -> Vec<String> {
-        lock(&self.0).clone()
     }
 }
 
@@ -155,22 +135,6 @@ pub struct FileReport {
     pub item: WorkItem,
     #[serde(flatten)]
     pub counts: ItemCounts,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct TableReport {
-    pub table: String,
-    pub mode: WriteMode,
-    pub location: String,
-    pub rows_written: u64,
-    pub bytes_written: u64,
-    pub partitions_written: u64,
-    /// Files of earlier runs this run's commit replaced and removed.
-    pub files_removed: u64,
-    /// What an incremental run did to the table's last version.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub incremental: Option<crate::write::carry::MergeCounts>,
-    pub files: Vec<WrittenFile>,
 }
 
 impl RunReport {

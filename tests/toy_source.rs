@@ -9,8 +9,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, AsArray, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use futures::future::BoxFuture;
-use naslake::discover::{Fingerprint, ItemSink, WorkItem};
-use naslake::schema::TableSchema;
+use naslake::discover::ItemSink;
+use naslake::model::schema::TableSchema;
+use naslake::model::{Fingerprint, WorkItem};
 use naslake::sources::{Emitter, ItemInput, Parsed, Parser, ReadError, Registry, Source};
 
 #[derive(Debug)]
@@ -334,7 +335,7 @@ impl Source for Numbers {
         &'a self,
         _input: Option<&'a naslake::storage::Location>,
         sink: &'a mut ItemSink,
-    ) -> BoxFuture<'a, naslake::error::Result<String>> {
+    ) -> BoxFuture<'a, naslake::base::error::Result<String>> {
         Box::pin(async move {
             for i in 0..self.count {
                 let fingerprint = Fingerprint {
@@ -389,7 +390,7 @@ async fn run_error(
     job: &std::path::Path,
     opts: &naslake::drive::RunOptions,
     registry: &Registry,
-) -> naslake::error::Error {
+) -> naslake::base::error::Error {
     match naslake::drive::run::run_job_with(job, opts, registry).await {
         Err(e) => e,
         Ok(outcome) => panic!("the run did not fail: {:?}", outcome.report.status),

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use super::TableInput;
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 /// Checks that `after` can replace `before` while `before`'s files stay readable.
 /// `required` names the columns the schema file declares `nullable = false`.
@@ -111,12 +111,12 @@ mod tests {
     use crate::catalog::table_input::Column;
 
     fn table(cols: &[(&str, &str)], keys: &[&str]) -> TableInput {
-        let schema = crate::schema::TableSchema {
+        let schema = crate::model::schema::TableSchema {
             name: "t".into(),
             description: "d".into(),
             columns: cols
                 .iter()
-                .map(|(n, t)| crate::schema::ColumnDef {
+                .map(|(n, t)| crate::model::schema::ColumnDef {
                     name: n.to_string(),
                     type_name: t.to_string(),
                     nullable: true,
@@ -126,7 +126,7 @@ mod tests {
                 .collect(),
             partition_keys: keys
                 .iter()
-                .map(|k| crate::schema::ColumnDef {
+                .map(|k| crate::model::schema::ColumnDef {
                     name: k.to_string(),
                     type_name: "string".into(),
                     nullable: true,
@@ -138,7 +138,7 @@ mod tests {
         crate::catalog::table_input::table_input(
             &schema,
             "s3://b/t/",
-            crate::job::Compression::Zstd,
+            crate::model::Compression::Zstd,
         )
         .unwrap()
     }

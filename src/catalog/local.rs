@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{TableChange, TableEntry};
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 pub struct LocalCatalog {
     root: PathBuf,
@@ -84,7 +84,7 @@ impl LocalCatalog {
         }
         for (i, (tmp, path, _)) in staged.iter().enumerate() {
             let Err(e) = std::fs::rename(tmp, path) else {
-                crate::faults::point("catalog.table");
+                crate::base::faults::point("catalog.table");
                 continue;
             };
             let mut undo_errors = Vec::new();

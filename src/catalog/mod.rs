@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 pub use table_input::{PartitionInput, TableInput};
 
 /// A table as a catalog holds it.

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::job::Compression;
-use crate::schema::{TableSchema, arrow_to_glue};
+use crate::base::error::{Error, Result};
+use crate::model::Compression;
+use crate::model::schema::{TableSchema, arrow_to_glue};
 
 pub const INPUT_FORMAT: &str = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat";
 pub const OUTPUT_FORMAT: &str = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat";

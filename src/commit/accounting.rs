@@ -1,7 +1,7 @@
 //! The gate a run passes before anything becomes visible: its counts add up.
 
+use crate::base::error::{Error, Result};
 use crate::discover::DiscoveredItem;
-use crate::error::{Error, Result};
 
 /// Every item's records are loaded or rejected, every item was read to its end,
 /// and every rejection is a row of the rejects table (`rejects_rows`).

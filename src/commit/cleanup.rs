@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use object_store::ObjectStoreExt;
 use object_store::path::Path as ObjPath;
 
-use crate::report::Warnings;
+use crate::base::warnings::Warnings;
 use crate::storage::Location;
 use crate::write::Staged;
 use crate::write::layout::is_data_file;
@@ -87,7 +87,10 @@ pub async fn remove_replaced(
 }
 
 /// The data files directly inside a location, for copying them forward.
-pub async fn data_files(output: &Location, dir: &ObjPath) -> crate::error::Result<Vec<ObjPath>> {
+pub async fn data_files(
+    output: &Location,
+    dir: &ObjPath,
+) -> crate::base::error::Result<Vec<ObjPath>> {
     let listing = output.store.list_with_delimiter(Some(dir)).await?;
     Ok(listing
         .objects

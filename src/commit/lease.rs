@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use super::state::StateDir;
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 /// What `lease.json` holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

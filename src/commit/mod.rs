@@ -36,16 +36,18 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use object_store::path::Path as ObjPath;
+use serde::Serialize;
 use tracing::info;
 
+use crate::base::error::{Error, Result};
+use crate::base::warnings::Warnings;
 use crate::catalog::glue::RUN_PARAMETER;
 use crate::catalog::table_input::{partition_input, table_input};
 use crate::catalog::{Catalog, TableChange, TableEntry, evolution};
-use crate::error::{Error, Result};
-use crate::job::{Job, JobTable, WriteMode};
-use crate::report::{TableReport, Warnings};
+use crate::job::{Job, JobTable};
+use crate::model::WriteMode;
 use crate::storage::Location;
-use crate::write::carry::Merge;
+use crate::write::carry::{Merge, MergeCounts};
 use crate::write::layout::Placement;
 use crate::write::{Staged, WrittenFile};
 use lease::Lease;
@@ -422,7 +424,7 @@ pub async fn apply(
     let run_id = record.state.run_id.clone();
     lease.check().await?;
     dir.write_record(&record).await?;
-    crate::faults::point("commit.record");
+    crate::base::faults::point("commit.record");
     let changes: Vec<TableChange> = prepared.changed.iter().map(|(_, c, _)| c.clone()).collect();
     if !changes.is_empty() {
         let description = format!(
@@ -449,20 +451,20 @@ pub async fn apply(
         }
         info!(tables = changes.len(), catalog = %catalog.describe(), "catalog updated");
     }
-    crate::faults::point("commit.catalog");
+    crate::base::faults::point("commit.catalog");
     dir.set_current(&run_id).await.map_err(|e| {
         // The catalog points at this run's files now: they must not be removed.
         Error::CatalogInconsistent(format!(
             "the catalog was switched to this run, but the state could not be moved to it ({e}); the next run completes the commit from its record"
         ))
     })?;
-    crate::faults::point("commit.state");
+    crate::base::faults::point("commit.state");
 
     let mut reports = Vec::new();
     for (t, change, gone) in prepared.changed {
         let locations: BTreeSet<String> = gone.into_values().collect();
         let removed = cleanup::remove_replaced(output, &t.prefix, &locations, warnings).await;
-        crate::faults::point("commit.cleanup");
+        crate::base::faults::point("commit.cleanup");
         let location = change.after.table_input.storage_descriptor.location.clone();
         reports.push(table_report(t, location, removed));
     }
@@ -473,6 +475,23 @@ pub async fn apply(
         warnings.push(problem);
     }
     Ok(reports)
+}
+
+/// What a commit did to one table, for the run report.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableReport {
+    pub table: String,
+    pub mode: WriteMode,
+    pub location: String,
+    pub rows_written: u64,
+    pub bytes_written: u64,
+    pub partitions_written: u64,
+    /// Files of earlier runs this run's commit replaced and removed.
+    pub files_removed: u64,
+    /// What an incremental run did to the table's last version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<MergeCounts>,
+    pub files: Vec<WrittenFile>,
 }
 
 fn table_report(t: TableFiles, location: String, removed: u64) -> TableReport {

@@ -5,11 +5,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use super::state::{JobState, ObjectState, PartitionState, STATE_FORMAT, TableKind, TableState};
+use super::state::{JobState, PartitionState, STATE_FORMAT, TableState};
 use super::{KeyRows, TableFiles};
+use crate::base::error::{Error, Result};
 use crate::catalog::TableEntry;
-use crate::discover::WorkItem;
-use crate::error::{Error, Result};
+use crate::model::{ObjectState, PartitionRows, TableKind, WorkItem};
 
 /// What the new state is made of, besides the tables.
 pub struct NextState<'a> {
@@ -125,7 +125,10 @@ pub fn build<'t>(
                         item.key
                     ))
                 })?;
-                list.push((*i, *count));
+                list.push(PartitionRows {
+                    partition: *i,
+                    rows: *count,
+                });
             }
             rows.insert(table.to_string(), list);
         }
@@ -144,21 +147,22 @@ pub fn build<'t>(
 
 /// An unchanged object's rows, with partition indexes of the new partition lists.
 fn renumber(
-    rows: &BTreeMap<String, Vec<(u32, u64)>>,
+    rows: &BTreeMap<String, Vec<PartitionRows>>,
     previous: &JobState,
     index: &HashMap<&str, HashMap<&Vec<String>, u32>>,
     key: &str,
-) -> Result<BTreeMap<String, Vec<(u32, u64)>>> {
+) -> Result<BTreeMap<String, Vec<PartitionRows>>> {
     let mut out = BTreeMap::new();
     for (table, list) in rows {
         let (Some(old), Some(new)) = (previous.tables.get(table), index.get(table.as_str())) else {
             continue;
         };
         let mut renumbered = Vec::with_capacity(list.len());
-        for (i, count) in list {
+        for r in list {
+            let i = r.partition;
             let values = old
                 .partitions
-                .get(*i as usize)
+                .get(i as usize)
                 .map(|p| &p.values)
                 .ok_or_else(|| {
                     Error::State(format!(
@@ -170,7 +174,10 @@ fn renumber(
                     "table {table}: partition {values:?} still holds rows of {key}, but the commit does not register it"
                 ))
             })?;
-            renumbered.push((*j, *count));
+            renumbered.push(PartitionRows {
+                partition: *j,
+                rows: r.rows,
+            });
         }
         out.insert(table.clone(), renumbered);
     }
@@ -215,9 +222,9 @@ pub fn rows_by_partition(
             if keys.is_some_and(|k| !k.contains(key)) || !counted.insert(key.as_str()) {
                 continue;
             }
-            for (i, n) in object.rows.get(table).into_iter().flatten() {
-                if let Some(p) = t.partitions.get(*i as usize) {
-                    *out.entry(p.values.clone()).or_default() += n;
+            for r in object.rows.get(table).into_iter().flatten() {
+                if let Some(p) = t.partitions.get(r.partition as usize) {
+                    *out.entry(p.values.clone()).or_default() += r.rows;
                 }
             }
         }

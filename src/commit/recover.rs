@@ -25,10 +25,10 @@ use tracing::{info, warn};
 
 use super::cleanup;
 use super::state::{CommitRecord, StateDir};
+use crate::base::error::Result;
+use crate::base::warnings::Warnings;
 use crate::catalog::{Catalog, TableChange, TableEntry};
-use crate::error::Result;
 use crate::job::Job;
-use crate::report::Warnings;
 use crate::write::layout::is_data_file;
 
 /// What recovery did, for the run report.

@@ -22,17 +22,22 @@ use std::collections::BTreeMap;
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use tracing::warn;
 
+use crate::base::error::{Error, Result};
 use crate::catalog::TableEntry;
-use crate::discover::Fingerprint;
-use crate::error::{Error, Result};
-use crate::job::Job;
+use crate::model::ObjectState;
+use crate::model::TableKind;
 use crate::storage::Location;
 
-/// The state files' format; a state of another format is not read (the run says
-/// so and `--full` starts a new one).
-pub const STATE_FORMAT: u32 = 1;
+/// The state files' format. A state of an older format is not read: a run that
+/// would be incremental reads everything and starts a new one (format 1 kept an
+/// object's rows as `[partition, rows]` pairs). A newer format is an error: this
+/// naslake must not overwrite what a newer one wrote.
+pub const STATE_FORMAT: u32 = 2;
+/// Why a run reads everything when the state is of an older format.
+pub const OLDER_STATE_REASON: &str =
+    "the state was written by an older naslake: this run reads everything";
 /// Commit records kept, the current one included.
 const RECORDS_KEPT: usize = 3;
 
@@ -53,20 +58,6 @@ pub struct JobState {
     pub tables: BTreeMap<String, TableState>,
 }
 
-/// One object the job has read.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ObjectState {
-    #[serde(flatten)]
-    pub fingerprint: Fingerprint,
-    /// Gone from the share, its rows kept (`deletes = "keep"`).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub deleted: bool,
-    /// Table → the object's rows in each partition: `[partition index, rows]`,
-    /// the index into that table's [`TableState::partitions`].
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub rows: BTreeMap<String, Vec<(u32, u64)>>,
-}
-
 /// One table after a committed run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TableState {
@@ -83,19 +74,6 @@ pub struct TableState {
 pub struct PartitionState {
     pub values: Vec<String>,
     pub location: String,
-}
-
-/// How an incremental run keeps a table up to date.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TableKind {
-    /// Each row comes from one object (its `source_key`): the rows of changed and
-    /// deleted objects are replaced in the partitions that hold them.
-    #[default]
-    Objects,
-    /// Computed over whole tables (aggregates, windows, joins): recomputed in full
-    /// when anything it reads changed.
-    Derived,
 }
 
 impl TableState {
@@ -126,6 +104,39 @@ pub struct CommitRecord {
 pub struct Replaced {
     pub table: String,
     pub location: String,
+}
+
+/// What a job's `current.json` leads to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Committed {
+    /// The job has no committed state yet.
+    Nothing,
+    /// A state in an older format than this naslake reads ([`STATE_FORMAT`]):
+    /// a run reads everything and its commit starts a state of this format.
+    Older { format: u32, run_id: String },
+    /// The committed state.
+    State(Box<JobState>),
+}
+
+impl Committed {
+    /// Why a run that asked to be incremental must read everything, if it must
+    /// for want of a state it can use.
+    pub fn full_reason(&self) -> Option<&'static str> {
+        match self {
+            Committed::Nothing => {
+                Some("the job has no committed state yet: this run reads everything and starts one")
+            }
+            Committed::Older { .. } => Some(OLDER_STATE_REASON),
+            Committed::State(_) => None,
+        }
+    }
+}
+
+/// The format field alone, read before the rest: a file of another format
+/// would not parse as this one's types, and its format decides what to say.
+#[derive(Deserialize)]
+struct FormatOnly {
+    format: u32,
 }
 
 /// `current.json`: which commit record is the job's state.
@@ -163,17 +174,44 @@ impl StateDir {
         self.output.url_of(&self.dir)
     }
 
-    /// The committed state, if the job has one.
+    /// The committed state, if the job has one this naslake reads: a state of
+    /// an older format is none (a run reads everything; see [`Self::committed`],
+    /// which tells the two apart).
     pub async fn current(&self) -> Result<Option<JobState>> {
-        let Some(current) = self
-            .read_json::<Current>(&self.path("current.json"))
-            .await?
-        else {
-            return Ok(None);
+        match self.committed().await? {
+            Committed::State(state) => Ok(Some(*state)),
+            Committed::Older { format, run_id } => {
+                warn!(
+                    format,
+                    run_id = %run_id,
+                    "{OLDER_STATE_REASON} (state format {format}, this naslake's {STATE_FORMAT})"
+                );
+                Ok(None)
+            }
+            Committed::Nothing => Ok(None),
+        }
+    }
+
+    /// What the job's committed state is: none, one of an older format, or the
+    /// state. A newer format, or a record `current.json` names that is missing or
+    /// unreadable, is an error (`--full` starts the state anew).
+    pub async fn committed(&self) -> Result<Committed> {
+        let path = self.path("current.json");
+        let Some(bytes) = self.read_bytes(&path).await? else {
+            return Ok(Committed::Nothing);
         };
-        check_format(current.format, &self.path("current.json"), &self.output)?;
+        let format = self.parse::<FormatOnly>(&bytes, &path)?.format;
+        if format < STATE_FORMAT {
+            let run_id = self
+                .parse::<Current>(&bytes, &path)
+                .map(|c| c.run_id)
+                .unwrap_or_default();
+            return Ok(Committed::Older { format, run_id });
+        }
+        check_format(format, &path, &self.output)?;
+        let current = self.parse::<Current>(&bytes, &path)?;
         match self.record(&current.run_id).await? {
-            Some(r) => Ok(Some(r.state)),
+            Some(r) => Ok(Committed::State(Box::new(r.state))),
             None => Err(Error::State(format!(
                 "{} names commit {}, which is missing from {}/commits: the state was edited or partly deleted. Run with --full to start it anew",
                 self.output.url_of(&self.path("current.json")),
@@ -191,13 +229,16 @@ impl StateDir {
             .map(|c| c.run_id))
     }
 
+    /// A commit record, of this naslake's format (another format is an error
+    /// that says so, not one about its shape).
     pub async fn record(&self, run_id: &str) -> Result<Option<CommitRecord>> {
         let path = self.record_path(run_id);
-        let Some(r) = self.read_json::<CommitRecord>(&path).await? else {
+        let Some(bytes) = self.read_bytes(&path).await? else {
             return Ok(None);
         };
-        check_format(r.format, &path, &self.output)?;
-        Ok(Some(r))
+        let format = self.parse::<FormatOnly>(&bytes, &path)?.format;
+        check_format(format, &path, &self.output)?;
+        self.parse(&bytes, &path).map(Some)
     }
 
     /// The run ids of the commit records present, oldest first (run ids are
@@ -280,12 +321,22 @@ impl StateDir {
     }
 
     async fn read_json<T: serde::de::DeserializeOwned>(&self, path: &ObjPath) -> Result<Option<T>> {
-        let bytes = match self.output.store.get(path).await {
-            Ok(r) => r.bytes().await?,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        match self.read_bytes(path).await? {
+            Some(bytes) => self.parse(&bytes, path).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn read_bytes(&self, path: &ObjPath) -> Result<Option<bytes::Bytes>> {
+        match self.output.store.get(path).await {
+            Ok(r) => Ok(Some(r.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(&self, bytes: &[u8], path: &ObjPath) -> Result<T> {
+        serde_json::from_slice(bytes).map_err(|e| {
             Error::State(format!(
                 "{} is not a naslake state file ({e}). Run with --full to start the state anew",
                 self.output.url_of(path)
@@ -304,27 +355,155 @@ fn check_format(format: u32, path: &ObjPath, output: &Location) -> Result<()> {
     )))
 }
 
-/// A digest of everything that decides what a job makes of an object: naslake's
-/// version, the sources' specs, the tables' SQL, schemas and modes, the params.
-/// Rows of unchanged objects are kept only when it is the same.
-pub fn spec_digest(job: &Job) -> String {
-    let mut h = Sha256::new();
-    h.update(env!("CARGO_PKG_VERSION"));
-    for (name, s) in &job.spec.sources {
-        h.update(format!("source {name} {s:?}\n"));
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Fingerprint, PartitionRows};
+
+    fn state(run_id: &str) -> JobState {
+        let object = ObjectState {
+            fingerprint: Fingerprint {
+                size: 12,
+                etag: Some("\"e\"".into()),
+                last_modified: Some("2024-05-01T00:00:00+00:00".into()),
+            },
+            deleted: false,
+            rows: BTreeMap::from([(
+                "t".to_string(),
+                vec![
+                    PartitionRows {
+                        partition: 0,
+                        rows: 3,
+                    },
+                    PartitionRows {
+                        partition: 1,
+                        rows: 4,
+                    },
+                ],
+            )]),
+        };
+        JobState {
+            format: STATE_FORMAT,
+            job: "j".into(),
+            run_id: run_id.into(),
+            committed_at: "2024-05-02T00:00:00+00:00".into(),
+            spec_digest: "d".into(),
+            sources: BTreeMap::from([(
+                "s".to_string(),
+                BTreeMap::from([("a.csv".to_string(), object)]),
+            )]),
+            tables: BTreeMap::from([(
+                "t".to_string(),
+                TableState {
+                    kind: TableKind::Objects,
+                    updated_by_run: run_id.into(),
+                    partitions: vec![
+                        PartitionState {
+                            values: vec!["1".into()],
+                            location: "file:///lake/t/k=1".into(),
+                        },
+                        PartitionState {
+                            values: vec!["2".into()],
+                            location: "file:///lake/t/k=2".into(),
+                        },
+                    ],
+                },
+            )]),
+        }
     }
-    for t in &job.tables {
-        h.update(format!(
-            "table {} {:?} {:?} {:?} {:?}\n",
-            t.name,
-            t.spec.mode,
-            t.sql,
-            t.schema.table_schema(),
-            t.schema.partition_key_names()
-        ));
+
+    fn dir() -> (tempfile::TempDir, StateDir) {
+        let tmp = tempfile::tempdir().unwrap();
+        let output = Location::open(tmp.path().to_str().unwrap()).unwrap();
+        let dir = StateDir::new(&output, "j");
+        (tmp, dir)
     }
-    // What happens to deleted objects' rows decides the tables too.
-    h.update(format!("deletes {:?}\n", job.spec.incremental.deletes));
-    // The params are in the SQL, substituted.
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+
+    async fn put(dir: &StateDir, path: ObjPath, text: &str) {
+        dir.output
+            .store
+            .put(&path, PutPayload::from(text.as_bytes().to_vec()))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_committed_state_round_trips() {
+        let (_tmp, dir) = dir();
+        assert_eq!(dir.committed().await.unwrap(), Committed::Nothing);
+        assert_eq!(dir.current().await.unwrap(), None);
+        let want = state("01run");
+        let record = CommitRecord {
+            format: STATE_FORMAT,
+            base_run: None,
+            state: want.clone(),
+            entries: Vec::new(),
+            replaced: Vec::new(),
+        };
+        dir.write_record(&record).await.unwrap();
+        dir.set_current("01run").await.unwrap();
+        assert_eq!(dir.current().await.unwrap(), Some(want.clone()));
+        let committed = dir.committed().await.unwrap();
+        assert_eq!(committed, Committed::State(Box::new(want)));
+        assert_eq!(committed.full_reason(), None);
+        // The rows are named pairs in the file, as `jq` shows them.
+        let bytes = dir.read_bytes(&dir.record_path("01run")).await.unwrap();
+        let text = String::from_utf8(bytes.unwrap().to_vec()).unwrap();
+        assert!(
+            text.contains(r#""rows":{"t":[{"partition":0,"rows":3},{"partition":1,"rows":4}]}"#),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_state_of_an_older_format_means_a_full_run_not_an_error() {
+        let (_tmp, dir) = dir();
+        // What naslake wrote with format 1: rows as `[partition, rows]` pairs.
+        let old_record = r#"{"format":1,"base_run":null,"state":{"format":1,"job":"j","run_id":"01old","committed_at":"x","spec_digest":"d","sources":{"s":{"a.csv":{"size":1,"rows":{"t":[[0,5]]}}}},"tables":{}},"entries":[],"replaced":[]}"#;
+        put(&dir, dir.record_path("01old"), old_record).await;
+        put(
+            &dir,
+            dir.path("current.json"),
+            r#"{"format":1,"run_id":"01old"}"#,
+        )
+        .await;
+        let committed = dir.committed().await.unwrap();
+        assert_eq!(
+            committed,
+            Committed::Older {
+                format: 1,
+                run_id: "01old".into()
+            }
+        );
+        assert_eq!(committed.full_reason(), Some(OLDER_STATE_REASON));
+        assert_eq!(dir.current().await.unwrap(), None);
+        // Read as a record (recovery does), the old format is named, with the way out.
+        let e = dir.record("01old").await.unwrap_err().to_string();
+        assert!(e.contains("state format 1") && e.contains("--full"), "{e}");
+        // A full run's commit replaces it with a state of this format.
+        let record = CommitRecord {
+            format: STATE_FORMAT,
+            base_run: dir.current_run().await.unwrap(),
+            state: state("01new"),
+            entries: Vec::new(),
+            replaced: Vec::new(),
+        };
+        assert_eq!(record.base_run.as_deref(), Some("01old"));
+        dir.write_record(&record).await.unwrap();
+        dir.set_current("01new").await.unwrap();
+        assert_eq!(dir.current().await.unwrap(), Some(state("01new")));
+    }
+
+    #[tokio::test]
+    async fn a_state_of_a_newer_format_is_an_error() {
+        let (_tmp, dir) = dir();
+        put(
+            &dir,
+            dir.path("current.json"),
+            r#"{"format":99,"run_id":"01new"}"#,
+        )
+        .await;
+        let e = dir.committed().await.unwrap_err().to_string();
+        assert!(e.contains("state format 99") && e.contains("--full"), "{e}");
+    }
 }

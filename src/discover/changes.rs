@@ -12,9 +12,9 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use super::Fingerprint;
-use crate::commit::state::ObjectState;
-use crate::sync::lock;
+use crate::base::sync::lock;
+use crate::model::Fingerprint;
+use crate::model::ObjectState;
 
 /// How a listed object relates to the last committed run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,76 +1,18 @@
-//! The manifest: the work items of a run, each with its identity and fingerprint,
-//! and what each source's discovery saw. It is a plain serialisable value, so a run
-//! can hand shards of it to other processes and compare it with the previous run's.
+//! The run's manifest as it grows: the work items discovery found (plain values,
+//! [`WorkItem`], in the model) and what each source's discovery saw.
 //!
 //! While a run works, items are registered the moment discovery finds them
 //! ([`Discovered`]), so reading starts with the first page of a listing; each item
-//! carries the counters extraction fills in ([`ItemStats`]).
+//! carries the counters extraction fills in ([`ItemStats`]), whose snapshot is the
+//! plain [`ItemCounts`].
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::sync::lock;
-
-use serde::{Deserialize, Serialize};
-
-/// One unit of input: an object under the job's input, or whatever a source's own
-/// discovery yields (a path on a filer).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WorkItem {
-    /// Source (in the job spec) the item belongs to.
-    pub source: String,
-    /// The item's identity: its key relative to the job's input location, which
-    /// rows carry as their `source_key` lineage.
-    pub key: String,
-    #[serde(flatten)]
-    pub fingerprint: Fingerprint,
-}
-
-/// What identifies one version of an item, as far as the store says. Reads are
-/// pinned to it: an item is read up to its listed size, and its ETag is compared
-/// where the store returns one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Fingerprint {
-    pub size: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
-    /// RFC 3339, where the store gives one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_modified: Option<String>,
-}
-
-/// What discovering one source found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SourceListing {
-    pub source: String,
-    /// Where it looked (a key prefix under the input, or the source's own words).
-    pub prefix: String,
-    /// Everything discovery saw, read or not.
-    pub listed: u64,
-    /// Items the source reads.
-    pub items: u64,
-    /// Items left unread because they did not change since the last committed run.
-    #[serde(default)]
-    pub unchanged: u64,
-}
-
-impl SourceListing {
-    /// Seen but not read (other suffixes, hidden names).
-    pub fn skipped(&self) -> u64 {
-        self.listed - self.items - self.unchanged
-    }
-}
-
-/// A run's work, as a value.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Manifest {
-    /// Sorted by source, then key.
-    pub items: Vec<WorkItem>,
-    /// Sorted by source.
-    pub sources: Vec<SourceListing>,
-}
+use crate::base::sync::lock;
+use crate::model::{ItemCounts, SourceListing, WorkItem};
 
 /// What happened to one item; filled in by the source while it extracts.
 ///
@@ -93,19 +35,6 @@ pub struct ItemStats {
     /// Units of the item sent to the parsers and not parsed yet (kept by the host):
     /// an item is done when it is finished and none is pending.
     pub(crate) pending_units: AtomicU64,
-}
-
-/// A snapshot of [`ItemStats`] for the run report.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ItemCounts {
-    pub bytes_read: u64,
-    pub records: u64,
-    pub loaded: u64,
-    pub rejected: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub item_error: Option<String>,
-    #[serde(flatten)]
-    pub notes: BTreeMap<String, u64>,
 }
 
 impl ItemStats {
@@ -236,60 +165,11 @@ impl Discovered {
         v.sort_by(|a, b| a.source.cmp(&b.source));
         v
     }
-
-    /// The manifest as a value.
-    pub fn manifest(&self) -> Manifest {
-        Manifest {
-            items: self
-                .items()
-                .into_iter()
-                .map(|d| WorkItem::clone(&d.item))
-                .collect(),
-            sources: self.listings(),
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_manifest_round_trips_through_json() {
-        let m = Manifest {
-            items: vec![
-                WorkItem {
-                    source: "long".into(),
-                    key: "long/a.csv".into(),
-                    fingerprint: Fingerprint {
-                        size: 10,
-                        etag: Some("\"e1\"".into()),
-                        last_modified: Some("2024-05-01T00:00:00+00:00".into()),
-                    },
-                },
-                WorkItem {
-                    source: "acl".into(),
-                    key: "vol/dir".into(),
-                    fingerprint: Fingerprint {
-                        size: 0,
-                        etag: None,
-                        last_modified: None,
-                    },
-                },
-            ],
-            sources: vec![SourceListing {
-                source: "long".into(),
-                prefix: "long/".into(),
-                listed: 3,
-                items: 1,
-                unchanged: 0,
-            }],
-        };
-        let text = serde_json::to_string(&m).unwrap();
-        assert!(text.contains("\"size\":10") && !text.contains("\"etag\":null"));
-        assert_eq!(serde_json::from_str::<Manifest>(&text).unwrap(), m);
-        assert_eq!(m.sources[0].skipped(), 2);
-    }
 
     #[test]
     fn a_poisoned_lock_keeps_what_it_holds() {

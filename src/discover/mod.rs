@@ -16,12 +16,10 @@ use std::sync::Arc;
 use futures::TryStreamExt;
 use object_store::ObjectMeta;
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
+use crate::model::{Fingerprint, SourceListing, WorkItem};
 use crate::storage::Location;
-pub use manifest::{
-    Discovered, DiscoveredItem, Fingerprint, ItemCounts, ItemStats, Manifest, SourceListing,
-    WorkItem,
-};
+pub use manifest::{Discovered, DiscoveredItem, ItemStats};
 
 /// Which objects under the input a source reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +104,7 @@ impl ItemSink {
     /// An item to read. Returns false when the reader stopped (the run is failing),
     /// and discovery should stop too.
     pub async fn found(&mut self, key: String, fingerprint: Fingerprint) -> bool {
-        crate::faults::point("discover.item");
+        crate::base::faults::point("discover.item");
         self.listed += 1;
         if let Some(b) = &self.baseline
             && b.classify(&self.source, &key, &fingerprint) == changes::Change::Unchanged

@@ -16,8 +16,8 @@ use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 
-use crate::discover::WorkItem;
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
+use crate::model::WorkItem;
 
 /// Items sorted in memory before a chunk is spilled (about 200 bytes each).
 pub const CHUNK_ITEMS: usize = 64 * 1024;
@@ -240,7 +240,7 @@ impl Cut {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::discover::Fingerprint;
+    use crate::model::Fingerprint;
     use proptest::prelude::*;
 
     fn item(source: &str, key: &str, size: u64) -> WorkItem {

@@ -15,17 +15,18 @@ use std::sync::Arc;
 
 use tracing::warn;
 
+use crate::base::error::{EXIT_OK, Result};
+use crate::base::warnings::Warnings;
 use crate::catalog::CatalogSpec;
 use crate::commit::lease::Lease;
-use crate::commit::state::StateDir;
+use crate::commit::state::{Committed, StateDir};
 use crate::discover::Discovered;
-use crate::error::{EXIT_OK, Result};
 use crate::exec::Setup;
 use crate::exec::basis::{self, Basis, Requested};
 use crate::exec::conclude::{self, RunOutcome};
 use crate::exec::discovery::{Discovery, Pace};
 use crate::job::Job;
-use crate::report::{RunStatus, Warnings};
+use crate::report::RunStatus;
 
 /// How a run was asked for on the command line (`run` and `plan`).
 #[derive(Debug, Clone, Default)]
@@ -118,17 +119,17 @@ pub async fn decide_basis(
     requested: Requested,
     warnings: &Warnings,
 ) -> Result<Basis> {
-    let previous = if requested.incremental {
-        state_dir.current().await?
+    let committed = if requested.incremental {
+        state_dir.committed().await?
     } else {
-        None
+        Committed::Nothing
     };
     basis::decide(
         &setup.job,
         &setup.roles,
         &setup.lineage,
         requested,
-        previous,
+        committed,
         &setup.digest,
         warnings,
     )

@@ -11,12 +11,13 @@ use std::time::Instant;
 use tracing::info;
 
 use super::{LeaseStep, RunOptions, addresses, decide_basis, dry_run, new_run_id, progress_bar};
+use crate::base::error::{Error, Result};
+use crate::base::warnings::Warnings;
 use crate::catalog::CatalogSpec;
 use crate::commit::lease::Lease;
 use crate::commit::state::StateDir;
 use crate::commit::{self, TableFiles};
 use crate::discover::Discovered;
-use crate::error::{Error, Result};
 use crate::exec::Setup;
 use crate::exec::basis::{self, Listed};
 use crate::exec::conclude::{Concluding, RunOutcome};
@@ -24,7 +25,6 @@ use crate::exec::discovery::{Discovery, Pace};
 use crate::exec::tables::Writing;
 use crate::exec::work::Work;
 use crate::job::Job;
-use crate::report::Warnings;
 use crate::sources::Registry;
 use crate::write::Staged;
 

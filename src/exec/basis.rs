@@ -9,14 +9,16 @@ use datafusion::arrow::datatypes::DataType;
 use serde::{Deserialize, Serialize};
 
 use super::roles::TableRoles;
+use crate::base::error::{Error, Result};
+use crate::base::warnings::Warnings;
 use crate::commit::TablePlan;
 use crate::commit::next_state;
-use crate::commit::state::{JobState, TableKind};
+use crate::commit::state::{Committed, JobState};
 use crate::discover::ObjectFilter;
 use crate::discover::changes::{ChangeCounts, SourceChanges};
-use crate::error::{Error, Result};
-use crate::job::{Deletes, Job, WriteMode};
-use crate::report::Warnings;
+use crate::job::{Deletes, Job};
+use crate::model::TableKind;
+use crate::model::WriteMode;
 use crate::transform::lineage::Lineage;
 
 /// How this run relates to the job's last committed one.
@@ -90,14 +92,14 @@ impl Basis {
 }
 
 /// Decides between an incremental and a full run, given the state the job has
-/// (`previous`) and the digest of the job as it is now. A changed job is a full
-/// run, with a warning.
+/// committed and the digest of the job as it is now. No state, a state of an
+/// older naslake, or a changed job is a full run (the last with a warning).
 pub fn decide(
     job: &Job,
     roles: &TableRoles,
     lineage: &HashMap<String, Lineage>,
     requested: Requested,
-    previous: Option<JobState>,
+    committed: Committed,
     digest: &str,
     warnings: &Warnings,
 ) -> Result<Basis> {
@@ -111,11 +113,16 @@ pub fn decide(
         return Ok(Basis::Full { reason });
     }
     check_incremental(job)?;
-    let Some(previous) = previous else {
-        return Ok(Basis::Full {
-            reason: "the job has no committed state yet: this run reads everything and starts one"
-                .into(),
-        });
+    let previous = match committed {
+        Committed::State(state) => *state,
+        other => {
+            let reason = other
+                .full_reason()
+                .unwrap_or("the job has no state to build on");
+            return Ok(Basis::Full {
+                reason: reason.into(),
+            });
+        }
     };
     if previous.spec_digest != digest {
         let reason = format!(
@@ -319,8 +326,7 @@ pub fn listed(inc: &Increment, changes: BTreeMap<String, SourceChanges>) -> List
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commit::state::ObjectState;
-    use crate::discover::Fingerprint;
+    use crate::model::{Fingerprint, ObjectState};
 
     fn object(deleted: bool) -> ObjectState {
         ObjectState {

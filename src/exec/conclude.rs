@@ -10,17 +10,17 @@ use tracing::{info, warn};
 
 use super::Setup;
 use super::basis::{Basis, Listed};
+use crate::base::error::{EXIT_OK, EXIT_REJECTS, Error, Result};
+use crate::base::warnings::Warnings;
+use crate::commit::TableReport;
 use crate::commit::lease::Lease;
 use crate::commit::next_state::{self, NextState};
 use crate::commit::recover::Recovered;
 use crate::commit::state::{self, CommitRecord, StateDir};
 use crate::commit::{self, TableFiles, TablePlan, cleanup};
-use crate::discover::{Discovered, DiscoveredItem, WorkItem};
-use crate::error::{EXIT_OK, EXIT_REJECTS, Error, Result};
-use crate::report::{
-    FileReport, IncrementalReport, RunReport, RunStatus, SourceReport, TableReport, Totals,
-    Warnings,
-};
+use crate::discover::{Discovered, DiscoveredItem};
+use crate::model::WorkItem;
+use crate::report::{FileReport, IncrementalReport, RunReport, RunStatus, SourceReport, Totals};
 use crate::storage::Location;
 use crate::write::Staged;
 

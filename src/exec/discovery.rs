@@ -11,10 +11,11 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 
 use super::basis::{self, Increment, Listed};
+use crate::base::error::{Error, Result};
 use crate::discover::changes::{Baseline, SourceChanges};
-use crate::discover::{Discovered, DiscoveredItem, ItemSink, SourceListing, WorkItem};
-use crate::error::{Error, Result};
+use crate::discover::{Discovered, DiscoveredItem, ItemSink};
 use crate::job::Job;
+use crate::model::{SourceListing, WorkItem};
 use crate::storage::Location;
 
 /// Items discovered but not yet picked up by their source's readers, per source,

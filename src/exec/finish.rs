@@ -11,11 +11,11 @@ use std::sync::Arc;
 use datafusion::catalog::TableProvider;
 
 use super::tables::Writing;
+use crate::base::error::{Error, Result};
 use crate::commit::{KeyRows, TableFiles};
 use crate::discover::Discovered;
-use crate::error::{Error, Result};
-use crate::files_table::{FilesTable, TableFile};
 use crate::transform;
+use crate::transform::files_table::{FilesTable, TableFile};
 use crate::write::WrittenFile;
 
 /// Every part's output, as the finish takes it.

@@ -27,14 +27,16 @@ use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use tracing::warn;
 
+use crate::base::error::{Error, Result};
+use crate::base::redact::redact_url;
+use crate::base::warnings::Warnings;
 use crate::catalog::{Catalog, CatalogSpec};
 use crate::commit::lease::Lease;
 use crate::commit::recover::{self, Recovered};
-use crate::commit::state::{self, StateDir};
-use crate::error::{Error, Result};
+use crate::commit::state::StateDir;
 use crate::job::Job;
-use crate::report::{RunReport, RunStatus, Totals, Warnings};
-use crate::storage::{Location, redact_url};
+use crate::report::{RunReport, RunStatus, Totals};
+use crate::storage::Location;
 use crate::transform::{self, lineage::Lineage};
 use roles::TableRoles;
 
@@ -49,7 +51,7 @@ pub struct Setup {
     pub run_id: String,
     pub lineage: HashMap<String, Lineage>,
     pub roles: TableRoles,
-    /// What the job's rows are computed with (see [`state::spec_digest`]).
+    /// What the job's rows are computed with (see [`crate::job::spec_digest`]).
     pub digest: String,
     pub report: RunReport,
 }
@@ -117,7 +119,7 @@ impl Setup {
             incremental: None,
         };
         let roles = TableRoles::of(&job, &lineage);
-        let digest = state::spec_digest(&job);
+        let digest = crate::job::spec_digest(&job);
         Ok(Setup {
             job,
             input,

@@ -5,11 +5,11 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::commit::state::TableKind;
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 use crate::job::Job;
+use crate::model::KEY_COLUMN;
+use crate::model::TableKind;
 use crate::transform::lineage::Lineage;
-use crate::write::keys::KEY_COLUMN;
 
 /// What the decision needs of one table.
 #[derive(Debug, Clone)]

@@ -14,16 +14,17 @@ use tracing::info;
 
 use super::basis::{Increment, Listed};
 use super::roles::TableRoles;
-use crate::commit::state::TableKind;
+use crate::base::error::{Error, Result};
 use crate::commit::{TableFiles, TablePlan, next_state};
-use crate::error::{Error, Result};
-use crate::files_table::{FilesTable, TableFile};
 use crate::job::{Job, JobTable};
+use crate::model::KEY_COLUMN;
+use crate::model::TableKind;
 use crate::sources::AnySource;
 use crate::storage::Location;
+use crate::transform::files_table::{FilesTable, TableFile};
 use crate::transform::{self, lineage::Lineage};
 use crate::write::carry::{self, OldTable};
-use crate::write::keys::{KEY_COLUMN, KeyTally};
+use crate::write::keys::KeyTally;
 use crate::write::layout::HIVE_NULL_PARTITION;
 use crate::write::{self, Staged, TableWriter, WrittenFile};
 

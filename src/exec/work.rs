@@ -19,9 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use super::discovery::IN_FLIGHT;
 use super::tables::Writing;
+use crate::base::error::{Error, Result};
 use crate::commit::{TableFiles, accounting};
 use crate::discover::{Discovered, DiscoveredItem};
-use crate::error::{Error, Result};
 use crate::sources::{AnySource, Drain, Feed};
 use crate::storage::Location;
 use crate::transform;

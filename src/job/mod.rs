@@ -1,6 +1,8 @@
 //! What to do: a job spec ([`spec`]) with its sources configured, its table
-//! schemas ([`crate::schema`]) loaded and its SQL read, checked completely before any work.
+//! schemas ([`crate::model::schema`]) loaded and its SQL read, checked completely
+//! before any work; and the job's [`digest`], which the state keeps.
 
+pub mod digest;
 pub mod params;
 pub mod snapshot;
 pub mod spec;
@@ -8,14 +10,17 @@ pub mod spec;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
-use crate::schema::{self, TableSchema};
+use crate::base::error::{Error, Result};
+use crate::model::Compression;
+use crate::model::WriteMode;
+use crate::model::schema::{self, TableSchema};
 use crate::sources::{AnySource, Registry};
+pub use digest::spec_digest;
 use params::{apply_override, substitute_params};
 pub use snapshot::{JobSnapshot, SpecFiles};
 pub use spec::{
-    COMMON_SOURCE_KEYS, Compression, Deletes, IncrementalSpec, JobSpec, Projection, SourceSpec,
-    TableFrom, TableSpec, WriteMode,
+    COMMON_SOURCE_KEYS, Deletes, IncrementalSpec, JobSpec, Projection, SourceSpec, TableFrom,
+    TableSpec,
 };
 
 /// A job spec with its sources configured, schemas loaded and SQL read, ready to run.

@@ -9,9 +9,9 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::Job;
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
+use crate::base::sync::lock;
 use crate::sources::Registry;
-use crate::sync::lock;
 
 /// Where [`Job::load_from`] reads the spec and the files it names.
 pub enum SpecFiles {
@@ -85,7 +85,7 @@ impl JobSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commit::state::spec_digest;
+    use crate::job::spec_digest;
 
     #[test]
     fn a_snapshot_loads_the_same_job_without_the_files() {

@@ -8,6 +8,8 @@ use bytesize::ByteSize;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+use crate::model::{Compression, WriteMode};
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
@@ -236,45 +238,6 @@ pub enum TableFrom {
     Rejects,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum WriteMode {
-    /// The run's output replaces the whole table.
-    #[default]
-    Overwrite,
-    /// The run's output replaces the partitions it writes; others are kept.
-    OverwritePartitions,
-    /// The run's output is added to the table.
-    Append,
-}
-
-impl WriteMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WriteMode::Overwrite => "overwrite",
-            WriteMode::OverwritePartitions => "overwrite-partitions",
-            WriteMode::Append => "append",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Compression {
-    #[default]
-    Zstd,
-    Snappy,
-}
-
-impl Compression {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Compression::Zstd => "zstd",
-            Compression::Snappy => "snappy",
-        }
-    }
-}
-
 impl JobSpec {
     /// Resolves a path written in the spec against the spec file's directory.
     pub fn resolve(&self, p: &str) -> PathBuf {
@@ -378,7 +341,7 @@ impl JobSpec {
 }
 
 fn is_sql_identifier(s: &str) -> bool {
-    crate::schema::check_identifier("name", s).is_ok()
+    crate::model::schema::check_identifier("name", s).is_ok()
 }
 
 #[cfg(test)]

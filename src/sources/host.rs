@@ -36,9 +36,9 @@ use object_store::ObjectStore;
 
 use super::object::{ItemInput, ObjectRef, ReadError};
 use super::{Configured, Emitter, Parsed, Parser, Source};
+use crate::base::sync::lock;
 use crate::discover::{DiscoveredItem, ItemStats};
 use crate::storage::Location;
-use crate::sync::lock;
 
 /// What a source's table is fed from.
 pub struct Feed {
@@ -131,7 +131,7 @@ pub fn table<S: Source>(
     feed: Feed,
 ) -> datafusion::error::Result<StreamingTable> {
     // A kind's panic is reported by where it happened, never by its message.
-    crate::panics::install();
+    crate::base::panics::install();
     let (units_tx, units_rx) = async_channel::bounded(S::UNITS_IN_FLIGHT.max(1));
     let error = Arc::new(Mutex::new(None));
     let abort = Arc::new(AtomicBool::new(false));
@@ -202,7 +202,7 @@ impl<S: Source> PartitionState<S> {
     }
 
     /// A parser that panics is a bug of its kind; the run fails, saying so.
-    /// `at` is [`crate::panics::describe`] of the panic, taken on the thread that
+    /// `at` is [`crate::base::panics::describe`] of the panic, taken on the thread that
     /// caught it.
     fn panicked(&self, at: &str) -> DataFusionError {
         DataFusionError::Execution(format!(
@@ -268,7 +268,7 @@ impl<S: Source> PartitionStream for Partition<S> {
                         };
                         let parse = move || {
                             let parsed = catch_unwind(AssertUnwindSafe(|| parser.parse(unit)))
-                                .map_err(|panic| crate::panics::describe(panic.as_ref()));
+                                .map_err(|panic| crate::base::panics::describe(panic.as_ref()));
                             (parser, parsed)
                         };
                         let parsed = if S::PARSE_ON_RAYON {
@@ -332,7 +332,7 @@ impl<S: Source> PartitionStream for Partition<S> {
                         let held = match finished {
                             Ok(held) => held,
                             Err(panic) => {
-                                let e = st.panicked(&crate::panics::describe(panic.as_ref()));
+                                let e = st.panicked(&crate::base::panics::describe(panic.as_ref()));
                                 return st.fail(e);
                             }
                         };
@@ -400,12 +400,12 @@ fn read_items<S: Source>(side: ReaderSide<S>) {
                 Err(ReadError::Storage(format!(
                     "the `{}` reader panicked {} (a bug: please report it with the file's kind, not its contents)",
                     S::FORMAT,
-                    crate::panics::describe(panic.as_ref())
+                    crate::base::panics::describe(panic.as_ref())
                 )))
             });
         match outcome {
             Ok(()) => {
-                crate::faults::point("extract.item");
+                crate::base::faults::point("extract.item");
                 found.stats.finished.store(true, Ordering::Release)
             }
             Err(ReadError::Cancelled) => break,

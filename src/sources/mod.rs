@@ -34,15 +34,17 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use futures::future::BoxFuture;
 
-use crate::discover::{ItemSink, ObjectFilter, WorkItem};
-use crate::error::{Error, Result};
-use crate::schema::TableSchema;
+use crate::discover::{ItemSink, ObjectFilter};
+
+use crate::base::error::{Error, Result};
+use crate::model::WorkItem;
+use crate::model::schema::TableSchema;
 pub use host::{Drain, Feed};
 pub use object::{ItemInput, PinnedRead, ReadError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// What every source has; the rest of `sources.NAME` is its kind's options.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct SourceSpec {
     /// The source kind (`csv`, …).
     pub format: String,

@@ -23,7 +23,9 @@ use futures::StreamExt;
 use object_store::path::Path as ObjPath;
 use object_store::{GetOptions, GetResultPayload, ObjectMeta, ObjectStore, ObjectStoreExt};
 
-use crate::discover::{Fingerprint, ItemStats, WorkItem};
+use crate::discover::ItemStats;
+
+use crate::model::{Fingerprint, WorkItem};
 
 /// Why reading an item stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,7 +229,7 @@ impl ItemInput<'_> {
         let bytes = self
             .runtime
             .block_on(got.bytes())
-            .map_err(|e| ReadError::Storage(crate::error::explain_storage(&e)))?;
+            .map_err(|e| ReadError::Storage(crate::base::error::explain_storage(&e)))?;
         self.stats
             .bytes_read
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
@@ -327,12 +329,12 @@ impl ItemInput<'_> {
         match self.runtime.block_on(obj.store.head(&obj.path)) {
             Ok(now) => match compare(&self.item.fingerprint, &now, obj.local) {
                 Version::Other(why) => ReadError::Changed(why),
-                _ => ReadError::Storage(crate::error::explain_storage(&e)),
+                _ => ReadError::Storage(crate::base::error::explain_storage(&e)),
             },
             Err(object_store::Error::NotFound { .. }) => ReadError::Changed(
                 "deleted after it was listed; the next run no longer sees it".into(),
             ),
-            Err(_) => ReadError::Storage(crate::error::explain_storage(&e)),
+            Err(_) => ReadError::Storage(crate::base::error::explain_storage(&e)),
         }
     }
 }

@@ -13,10 +13,6 @@ pub mod address;
 pub mod profile;
 pub mod s3;
 pub mod sdk;
-pub mod secret;
-
-pub use address::redact_url;
-pub use secret::Secret;
 
 use std::sync::Arc;
 
@@ -25,7 +21,8 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
+use crate::base::redact::redact_url;
 
 pub const ACCEPTED_FORMS: &str = "accepted forms: ./dir, /abs/dir, file:///abs/dir, s3://bucket/prefix, \
 s3://NAME-XXXX-s3alias/prefix, s3://NAME-XXXX-ext-s3alias/prefix, \
@@ -286,7 +283,7 @@ mod tests {
                 assert!(!text.contains("hunter2"), "{text}");
                 assert!(text.contains("://***@"), "{text}");
             }
-            assert_eq!(err.exit_code(), crate::error::EXIT_USAGE);
+            assert_eq!(err.exit_code(), crate::base::error::EXIT_USAGE);
         }
     }
 

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use super::Secret;
+use crate::base::redact::Secret;
 
 /// What a profile contributes. The keys are [`Secret`]s: `Debug` shows that they
 /// are set, never what they are.

@@ -25,8 +25,10 @@ use object_store::client::{ClientOptions, HttpClient, HttpConnector};
 use object_store::path::Path as ObjPath;
 use object_store::{BackoffConfig, RetryConfig};
 
-use super::address::{Address, has_user_info, is_access_point_alias, prefix_host};
-use super::{Location, redact_url};
+use super::Location;
+use super::address::{Address, is_access_point_alias, prefix_host};
+use crate::base::redact::has_user_info;
+use crate::base::redact::redact_url;
 
 /// The chain's container step as ECS gives it (`AWS_CONTAINER_CREDENTIALS_FULL_URI`
 /// and a token in `AWS_CONTAINER_AUTHORIZATION_TOKEN`), which object_store does not

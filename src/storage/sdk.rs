@@ -18,7 +18,7 @@ use aws_smithy_http_client::tls;
 use object_store::aws::AwsCredential;
 use object_store::{CredentialProvider, Error as StoreError};
 
-use super::secret::REDACTED;
+use crate::base::redact::REDACTED;
 
 /// The SDK's HTTPS client: rustls with ring (the provider `object_store`'s reqwest
 /// already uses) and the platform's roots; certificates are always verified.
@@ -35,8 +35,10 @@ pub fn http_client() -> aws_sdk_glue::config::SharedHttpClient {
 /// backoff for throttling. `endpoint_vars` are the service's endpoint variables:
 /// the SDK logs the endpoint it resolves (at debug) and errors may quote it, so
 /// one with a user name or password is refused before it is used.
-pub async fn load_config(endpoint_vars: &[&str]) -> crate::error::Result<aws_config::SdkConfig> {
-    use crate::error::Error;
+pub async fn load_config(
+    endpoint_vars: &[&str],
+) -> crate::base::error::Result<aws_config::SdkConfig> {
+    use crate::base::error::Error;
     for var in endpoint_vars {
         if let Some(ep) = std::env::var(var).ok().filter(|v| !v.is_empty()) {
             super::s3::check_no_user_info(var, &ep).map_err(Error::config)?;
@@ -187,7 +189,7 @@ impl CredentialProvider for SdkCredentials {
             .into_iter()
             .chain(c.session_token())
         {
-            super::secret::remember(value);
+            crate::base::redact::remember(value);
         }
         let credential = Arc::new(AwsCredential {
             key_id: c.access_key_id().to_string(),

@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashSet};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 
-use crate::commit::state::TableKind;
+use crate::model::TableKind;
 
 /// A table's SQL as an incremental run sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

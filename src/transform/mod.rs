@@ -16,12 +16,13 @@ use datafusion::physical_plan::{
 };
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+pub mod files_table;
 pub mod lineage;
 
-use crate::error::{Error, Result};
-use crate::files_table::FilesTable;
+use crate::base::error::{Error, Result};
 use crate::job::{Job, JobTable};
 use datafusion::execution::object_store::ObjectStoreUrl;
+use files_table::FilesTable;
 
 /// Memory the query engine's buffering operators may hold unless
 /// `NASLAKE_MEMORY_LIMIT` says otherwise. Streaming work (CSV extraction, writing)
@@ -83,7 +84,7 @@ pub async fn check_job_sql(job: &Job) -> Result<HashMap<String, lineage::Lineage
             .schema
             .columns
             .iter()
-            .any(|c| c.name == crate::write::keys::KEY_COLUMN);
+            .any(|c| c.name == crate::model::KEY_COLUMN);
         lineages.insert(
             table.name.clone(),
             lineage::analyse(&logical, &sources, has_key),

@@ -23,10 +23,10 @@ use object_store::ObjectStoreExt;
 use object_store::path::Path as ObjPath;
 use serde::Serialize;
 
-use super::keys::KEY_COLUMN;
 use super::layout::{Placement, is_data_file};
 use super::{Staged, TableWriter, WrittenFile};
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
+use crate::model::KEY_COLUMN;
 use crate::storage::Location;
 
 /// What the new version of one old partition keeps of it.

@@ -1,5 +1,5 @@
 //! Which objects' rows went to which partitions: a table kept per object
-//! (`commit::state::TableKind::Objects`) tallies its rows by `source_key` and
+//! (`model::TableKind::Objects`) tallies its rows by `source_key` and
 //! partition as they are written, so a later run that replaces or removes one
 //! object's rows knows the partitions to rewrite, and how many rows it must find
 //! there, without reading the table.
@@ -9,11 +9,9 @@ use std::sync::Mutex;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 
-use crate::error::{Error, Result};
-use crate::sync::lock;
-
-/// The key column every row of a table kept per object carries.
-pub const KEY_COLUMN: &str = "source_key";
+use crate::base::error::{Error, Result};
+use crate::base::sync::lock;
+use crate::model::KEY_COLUMN;
 
 /// Rows per object key and partition values, shared by a table's writers.
 #[derive(Debug, Default)]

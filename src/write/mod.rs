@@ -43,10 +43,11 @@ use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjPath;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::job::{Compression, JobTable};
+use crate::base::error::{Error, Result};
+use crate::base::sync::lock;
+use crate::job::JobTable;
+use crate::model::Compression;
 use crate::storage::Location;
-use crate::sync::lock;
 use datafusion::execution::SendableRecordBatchStream;
 use futures::{StreamExt, TryStreamExt};
 use layout::{HIVE_NULL_PARTITION, Placement};
@@ -136,7 +137,7 @@ impl TableWriter {
         let target_file_size = table.spec.target_file_size.as_u64();
         // Refuse types with no safe Athena mapping before anything is written.
         for f in schema.file_schema().fields() {
-            crate::schema::arrow_to_glue(f.data_type()).map_err(|e| {
+            crate::model::schema::arrow_to_glue(f.data_type()).map_err(|e| {
                 Error::config(format!("table {}: column {}: {e}", schema.name, f.name()))
             })?;
         }
@@ -202,13 +203,16 @@ impl TableWriter {
     /// Tallies the rows written by object key ([`keys::KeyTally`]); the table
     /// must have the key column.
     pub fn tally_keys(mut self, tally: Arc<keys::KeyTally>) -> Result<Self> {
-        let column = self.file_schema.index_of(keys::KEY_COLUMN).map_err(|_| {
-            Error::config(format!(
-                "table {} has no {} column: an incremental run cannot keep its rows per object",
-                self.table,
-                keys::KEY_COLUMN
-            ))
-        })?;
+        let column = self
+            .file_schema
+            .index_of(crate::model::KEY_COLUMN)
+            .map_err(|_| {
+                Error::config(format!(
+                    "table {} has no {} column: an incremental run cannot keep its rows per object",
+                    self.table,
+                    crate::model::KEY_COLUMN
+                ))
+            })?;
         self.keys = Some((column, tally));
         Ok(self)
     }
@@ -403,7 +407,7 @@ impl TableWriter {
             // request (which could fail after the upload succeeded) is needed.
             let bytes = f.writer.bytes_written() as u64;
             debug_assert_eq!(meta.file_metadata().num_rows() as u64, f.rows);
-            crate::faults::point("write.file");
+            crate::base::faults::point("write.file");
             self.written.push(WrittenFile {
                 url: self.output.url_of(&f.path),
                 path: f.path,
@@ -567,7 +571,7 @@ impl TableWriter {
                 let Some((rows, bytes)) = joined else {
                     return Ok(inputs);
                 };
-                crate::faults::point("write.join");
+                crate::base::faults::point("write.join");
                 for f in &inputs {
                     remove_replaced_file(store, &f.path).await?;
                 }

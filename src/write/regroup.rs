@@ -18,7 +18,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::ipc::reader::FileReader;
 use datafusion::arrow::ipc::writer::FileWriter;
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 /// Spilled rows, by partition values.
 pub struct Regroup {

@@ -30,7 +30,7 @@ use object_store::path::Path as ObjPath;
 use tokio::io::AsyncWriteExt;
 
 use super::WrittenFile;
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 /// Which files to join: for each partition, its files smallest first, packed
 /// into groups whose bytes stay within `target` (a file at or over it stays

@@ -7,8 +7,8 @@ use aws_sdk_glue::types as g;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tracing::warn;
 
+use crate::base::error::{Error, Result};
 use crate::catalog::table_input::PartitionInput;
-use crate::error::{Error, Result};
 
 /// Attempts for partitions a batch call reported as throttled or timed out, and
 /// for `UpdateTable` after a concurrent modification.

@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_glue::types as g;
 
 use super::build_error;
+use crate::base::error::Result;
 use crate::catalog::table_input::{
     Column, PartitionInput, SerDeInfo, StorageDescriptor, TableInput,
 };
-use crate::error::Result;
 
 pub(super) fn to_btree(m: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {
     m.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())

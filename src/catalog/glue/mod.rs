@@ -33,7 +33,7 @@ use convert::{
 
 use super::table_input::{PartitionInput, TableInput};
 use super::{TableChange, TableEntry, evolution};
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 /// Glue's limits per batch call.
 const CREATE_BATCH: usize = 100;
@@ -48,7 +48,7 @@ pub struct GlueCatalog {
 
 /// Glue database names follow Athena's rule for identifiers, like table names.
 pub fn check_database_name(db: &str) -> Result<()> {
-    crate::schema::check_identifier("database name", db)
+    crate::model::schema::check_identifier("database name", db)
         .map_err(|e| Error::config(format!("--catalog glue:{db}: {e}")))
 }
 
@@ -177,7 +177,7 @@ impl GlueCatalog {
         for change in changes {
             let mut record = Applied::default();
             let outcome = self.apply_one(change, &mut record).await;
-            crate::faults::point("catalog.table");
+            crate::base::faults::point("catalog.table");
             applied.push((change, record));
             let Err(e) = outcome else {
                 continue;

@@ -16,6 +16,8 @@ use super::{
     AttemptOf, PlannedBasis, RunPlan, StagedAs, changes_path, list_results, merged_tally,
     read_plan, read_result, result_files, results_of, staged_key,
 };
+use crate::base::error::{Error, Result};
+use crate::base::warnings::Warnings;
 use crate::catalog::CatalogSpec;
 use crate::commit::lease::Lease;
 use crate::commit::state::StateDir;
@@ -23,17 +25,15 @@ use crate::commit::{self, TableFiles};
 use crate::discover::{Discovered, DiscoveredItem, ItemStats};
 use crate::drive::LeaseStep;
 use crate::drive::run::succeeded;
-use crate::error::{Error, Result};
 use crate::exec::basis::{self, Basis, Increment, Listed};
 use crate::exec::conclude::{Concluding, RunOutcome};
 use crate::exec::finish::{Collected, CollectedTable, finish};
 use crate::exec::tables::Writing;
 use crate::exec::{Setup, remove_run_work};
-use crate::files_table::TableFile;
 use crate::job::Job;
-use crate::report::Warnings;
 use crate::sources::Registry;
 use crate::storage::Location;
+use crate::transform::files_table::TableFile;
 use crate::write::Staged;
 use crate::write::layout::is_data_file;
 

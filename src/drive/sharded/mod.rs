@@ -44,14 +44,14 @@ use object_store::path::Path as ObjPath;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
+use crate::base::error::{Error, Result};
 use crate::commit::KeyRows;
 use crate::commit::recover::Recovered;
-use crate::discover::{ItemCounts, SourceListing, WorkItem};
-use crate::error::{Error, Result};
 use crate::exec::basis::IncrementPlan;
 use crate::exec::run_dir;
 use crate::exec::work::StagedSource;
 use crate::job::{Job, JobSnapshot};
+use crate::model::{ItemCounts, SourceListing, WorkItem};
 use crate::sources::Registry;
 use crate::storage::Location;
 use crate::write::WrittenFile;

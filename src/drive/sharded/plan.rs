@@ -12,19 +12,19 @@ use tracing::info;
 use super::{
     PLAN_FORMAT, PlannedBasis, RunPlan, ShardFile, absolute_if_local, changes_path, check_run_id,
 };
+use crate::base::error::{Error, Result};
+use crate::base::warnings::Warnings;
 use crate::catalog::CatalogSpec;
 use crate::commit;
 use crate::commit::lease::Lease;
 use crate::discover::Discovered;
 use crate::discover::shards::{Sharder, Split};
 use crate::drive::{LeaseStep, RunOptions, addresses, decide_basis, dry_run, new_run_id};
-use crate::error::{Error, Result};
 use crate::exec::basis::{self, Basis};
 use crate::exec::conclude::RunOutcome;
 use crate::exec::discovery::{Discovery, Pace};
 use crate::exec::{Setup, run_dir};
 use crate::job::JobSnapshot;
-use crate::report::Warnings;
 use crate::sources::Registry;
 
 /// What `naslake plan` was asked for.

@@ -13,17 +13,18 @@ use super::{
     PLAN_FORMAT, RunPlan, ShardItem, ShardResult, ShardTable, list_results, read_plan, read_result,
     result_files, results_of, staging_sources, staging_tables, tally_to_list,
 };
+use crate::base::error::{Error, Result};
+use crate::base::warnings::Warnings;
 use crate::commit::lease::Lease;
 use crate::commit::{TablePlan, cleanup};
-use crate::discover::{Discovered, WorkItem};
+use crate::discover::Discovered;
 use crate::drive::LeaseStep;
-use crate::error::{Error, Result};
 use crate::exec::roles::TableRoles;
 use crate::exec::run_dir;
 use crate::exec::tables::Writing;
 use crate::exec::work::{Staging, Work};
 use crate::job::Job;
-use crate::report::Warnings;
+use crate::model::WorkItem;
 use crate::sources::Registry;
 use crate::storage::Location;
 use crate::transform;
@@ -46,7 +47,7 @@ pub async fn work_shard(
     attempt: u32,
     registry: &Registry,
 ) -> Result<WorkOutcome> {
-    crate::faults::set_scope(&format!("shard{shard}.attempt{attempt}"));
+    crate::base::faults::set_scope(&format!("shard{shard}.attempt{attempt}"));
     let (output, plan, job) = read_plan(plan_url, registry).await?;
     let state_dir = crate::commit::state::StateDir::new(&output, &job.spec.name);
     let lease = LeaseStep::Work.take(&state_dir, &plan.run_id, &job).await?;

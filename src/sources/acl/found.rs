@@ -139,17 +139,17 @@ impl<'a> Sender<'a> {
         sink: &mut crate::discover::ItemSink,
         path: String,
         note: impl Into<Note>,
-    ) -> crate::error::Result<bool> {
+    ) -> crate::base::error::Result<bool> {
         self.paths += 1;
         if self.paths > self.limits.max_paths {
-            return Err(crate::error::Error::config(format!(
+            return Err(crate::base::error::Error::config(format!(
                 "the walk found more than max_paths ({}) paths; raise `max_paths` to collect them all",
                 self.limits.max_paths
             )));
         }
         self.notes.put(&path, note.into());
         // Walked paths have no size or version: permissions are read whatever they are.
-        let fingerprint = crate::discover::Fingerprint {
+        let fingerprint = crate::model::Fingerprint {
             size: 0,
             etag: None,
             last_modified: None,

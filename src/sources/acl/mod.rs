@@ -30,9 +30,11 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use futures::future::BoxFuture;
 
-use crate::discover::{ItemSink, ItemStats, ObjectFilter, WorkItem};
-use crate::error::{Error, Result};
-use crate::schema::TableSchema;
+use crate::discover::{ItemSink, ItemStats, ObjectFilter};
+
+use crate::base::error::{Error, Result};
+use crate::model::WorkItem;
+use crate::model::schema::TableSchema;
 use crate::sources::{Emitter, ItemInput, Parsed, Parser, ReadError, Source};
 use crate::storage::Location;
 use entry::Origin;

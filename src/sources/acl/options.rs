@@ -196,7 +196,7 @@ pub enum Login {
     /// A user name and a password (from `NASLAKE_ONTAP_PASSWORD`).
     Password {
         username: String,
-        password: crate::storage::secret::Secret,
+        password: crate::base::redact::Secret,
     },
     /// A Secrets Manager secret holding `{"username", "password"}`.
     Secret(String),
@@ -287,7 +287,7 @@ impl OntapSpec {
             _ if replay => None,
             (_, Some(password)) => Some(Login::Password {
                 username: pick(USERNAME_VAR, &self.username, "username")?,
-                password: crate::storage::secret::Secret::new(password),
+                password: crate::base::redact::Secret::new(password),
             }),
             (Some(id), None) => Some(Login::Secret(id)),
             (None, None) => {

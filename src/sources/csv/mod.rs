@@ -23,8 +23,10 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, Int64Builder, RecordBatch, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-use crate::discover::{ItemStats, WorkItem};
-use crate::schema::TableSchema;
+use crate::discover::ItemStats;
+
+use crate::model::WorkItem;
+use crate::model::schema::TableSchema;
 use crate::sources::{Emitter, ItemInput, ReadError, Source};
 pub use options::{CsvFormat, CsvOptions, InputColumn, InputType, TimestampFormat};
 use parse::ChunkParser;

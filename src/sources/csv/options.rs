@@ -112,7 +112,7 @@ impl CsvOptions {
         }
         let mut seen = std::collections::HashSet::new();
         for c in &self.columns {
-            crate::schema::check_identifier("column name", &c.name)
+            crate::model::schema::check_identifier("column name", &c.name)
                 .map_err(|e| format!("`columns`: {e}"))?;
             if LINEAGE_COLUMNS.contains(&c.name.as_str()) {
                 return Err(format!(

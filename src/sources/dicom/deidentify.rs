@@ -19,7 +19,7 @@ use std::sync::Arc;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::storage::secret::{REDACTED, remember};
+use crate::base::redact::{REDACTED, remember};
 
 /// The environment variable holding the pseudonym key itself.
 pub const KEY_VAR: &str = "NASLAKE_PSEUDONYM_KEY";

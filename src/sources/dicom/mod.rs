@@ -26,8 +26,10 @@ use std::sync::{Arc, OnceLock};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 
-use crate::discover::{ItemStats, WorkItem};
-use crate::schema::TableSchema;
+use crate::discover::ItemStats;
+
+use crate::model::WorkItem;
+use crate::model::schema::TableSchema;
 use crate::sources::{Emitter, ItemInput, Parsed, Parser, ReadError, Source};
 use deidentify::{Key, KeySource};
 use options::{DicomOptions, Recognise};

@@ -11,7 +11,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
 
 use super::decode::Instance;
-use crate::discover::WorkItem;
+use crate::model::WorkItem;
 use crate::sources::columns::{batch, item_field, string_lists};
 
 /// The object a row or reject is of: its key, its listing, and what was read of it.

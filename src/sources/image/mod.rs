@@ -34,8 +34,10 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use sha2::{Digest, Sha256};
 
-use crate::discover::{ItemStats, WorkItem};
-use crate::schema::TableSchema;
+use crate::discover::ItemStats;
+
+use crate::model::WorkItem;
+use crate::model::schema::TableSchema;
 use crate::sources::{Emitter, ItemInput, Parsed, Parser, ReadError, Source};
 use decode::{Bounds, Stage};
 use format::Format;

@@ -12,7 +12,7 @@ use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
 use super::decode::{Header, Stage};
 use super::exif::Exif;
 use super::metrics::Metrics;
-use crate::discover::WorkItem;
+use crate::model::WorkItem;
 use crate::sources::columns::batch;
 
 /// The object a row or reject is of, as listed.

@@ -23,7 +23,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use super::super::options::Ontap;
-use crate::storage::secret::Secret;
+use crate::base::redact::Secret;
 
 /// Bytes of one answer read at most (a page of 1000 records is about 200 KB, an
 /// object with 4 096 entries about 1.5 MB); with `max_in_flight` this bounds the
@@ -167,7 +167,7 @@ impl Client {
                 username,
                 // The bare token too: a filer may quote it without the scheme.
                 authorization: {
-                    crate::storage::secret::remember(&token);
+                    crate::base::redact::remember(&token);
                     Secret::new(format!("Basic {token}"))
                 },
             },
@@ -412,7 +412,7 @@ fn describe(status: u16, body: &Value) -> String {
         .map(|m| {
             // A filer (or a proxy) may quote the request, credentials included:
             // masked before the message is cut, so no part of one is left.
-            let scrubbed = crate::storage::secret::scrub(m);
+            let scrubbed = crate::base::redact::scrub(m);
             scrubbed
                 .chars()
                 .filter(|c| !c.is_control())

@@ -14,10 +14,10 @@ use super::entry::ObjectAcl;
 use super::found::{Failure, Found, Limits, Notes, Stage, refused_path};
 use super::options::{Login, Ontap};
 use super::principals::NtfsNames;
+use crate::base::error::{Error, Result};
+use crate::base::redact::Secret;
 use crate::discover::ItemSink;
-use crate::error::{Error, Result};
 use crate::storage::Location;
-use crate::storage::secret::Secret;
 use client::{Answer, Client, ClientError, encode_path};
 use object_store::ObjectStoreExt;
 

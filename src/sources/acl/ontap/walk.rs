@@ -20,8 +20,8 @@ use super::super::found::{
     Failure, Found, Limits, Note, Notes, Sender, Stage, child_path, refused_key, refused_name,
 };
 use super::client::{Answer, Client, ClientError, encode_path};
+use crate::base::error::{Error, Result};
 use crate::discover::ItemSink;
-use crate::error::{Error, Result};
 
 /// A name in a listing: its type, and why naslake will not ask about it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -20,8 +20,8 @@ use super::found::{
 };
 use super::principals::{Kind, Principal};
 use super::rights::Rights;
+use crate::base::error::{Error, Result};
 use crate::discover::ItemSink;
-use crate::error::{Error, Result};
 use xattr::{Nfs4Ace, PosixEntry, PosixTag, nfs4};
 
 const ACCESS_ACL: &str = "system.posix_acl_access";

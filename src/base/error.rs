@@ -115,7 +115,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// FSx for ONTAP access point two separate layers can deny.
 /// Any URL it quotes is shown without user-info.
 pub fn explain_storage(e: &object_store::Error) -> String {
-    let text = crate::storage::redact_url(&e.to_string()).into_owned();
+    let text = super::redact::redact_url(&e.to_string()).into_owned();
     let denied = matches!(
         e,
         object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }

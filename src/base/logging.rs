@@ -7,7 +7,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use crate::storage::secret::{remember_environment, scrub};
+use super::redact::{remember_environment, scrub};
 
 use tracing_subscriber::EnvFilter;
 
@@ -99,7 +99,7 @@ mod tests {
 
     #[test]
     fn redact_log_writer_masks_credentials() {
-        crate::storage::secret::remember("logged-secret-hunter2");
+        crate::base::redact::remember("logged-secret-hunter2");
         let mut w = Scrubbed(Vec::new());
         w.write_all(b"creds AKIAIOSFODNN7EXAMPLE logged-secret-hunter2 end\n")
             .unwrap();

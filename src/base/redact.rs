@@ -1,4 +1,5 @@
-//! Credentials that must reach neither a log line nor an error nor a report.
+//! Redaction: credentials that must reach neither a log line nor an error nor a
+//! report, and the user-info of URLs ([`redact_url`]).
 //!
 //! [`Secret`] holds one (an access key id, a secret key, a session token): its
 //! `Debug` prints `"<redacted>"`, it has no `Display` and no `Serialize`, so a type
@@ -8,7 +9,7 @@
 //! Other crates' `Debug` is not ours to change: the AWS SDK logs its credentials
 //! (at info and debug) with the whole access key id. So every credential naslake
 //! sees is also [`remember`]ed, and [`scrub`] (which the log writer applies to every
-//! line, see [`crate::logging`]) masks those values and anything shaped like an
+//! line, see [`super::logging`]) masks those values and anything shaped like an
 //! AWS access key id (`AKIA…`, `ASIA…`: 20 upper-case letters and digits).
 
 use std::borrow::Cow;
@@ -132,9 +133,86 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// `text` with the user-info of every URL in it (`scheme://user:password@host`)
+/// replaced by `***`: `https://***@host/x`. Everything else, and any string with
+/// no user-info, is returned as it is. For URLs and for messages that quote them.
+///
+/// The user-info is what lies between `://` and the last `@` before the path (the
+/// first `/`, `?`, `#` or whitespace), as URL parsers read it; a password holding
+/// a raw `@` or `:` is still hidden whole. Never panics.
+pub fn redact_url(text: &str) -> Cow<'_, str> {
+    const MASK: &str = "***";
+    let mut out = String::new();
+    // Bytes of `text` before `copied` are in `out` already (redacted).
+    let mut copied = 0;
+    let mut search = 0;
+    while let Some(found) = text[search..].find("://") {
+        let start = search + found + 3;
+        let authority = &text[start..];
+        let end = authority
+            .find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace())
+            .unwrap_or(authority.len());
+        // Every split point is an ASCII byte, so every slice is on a char boundary.
+        if let Some(at) = authority[..end].rfind('@').filter(|at| *at > 0) {
+            out.push_str(&text[copied..start]);
+            out.push_str(MASK);
+            copied = start + at;
+        }
+        // A `://` inside this authority ends it (at its `/`), so the next one
+        // found lies past anything masked here.
+        search = start;
+    }
+    if copied == 0 {
+        Cow::Borrowed(text)
+    } else {
+        out.push_str(&text[copied..]);
+        Cow::Owned(out)
+    }
+}
+
+/// True when `url` holds a user name or password (`scheme://user:password@…`).
+pub fn has_user_info(url: &str) -> bool {
+    matches!(redact_url(url), Cow::Owned(_))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn redact_url_masks_user_info_only() {
+        for (raw, want) in [
+            ("https://user:pw@host/x", "https://***@host/x"),
+            ("s3://user:hunter2-SECRET@bucket/x", "s3://***@bucket/x"),
+            ("http://token@localhost:5000", "http://***@localhost:5000"),
+            ("http://u:p@ss:w@rd@h:1/k?q#f", "http://***@h:1/k?q#f"),
+            (
+                "bad `a://u:p@h/k` and `b://v:q@g`: see c://w@x",
+                "bad `a://***@h/k` and `b://***@g`: see c://***@x",
+            ),
+        ] {
+            assert_eq!(redact_url(raw), want, "{raw}");
+            assert!(has_user_info(raw));
+        }
+        for plain in [
+            "",
+            "s3://bucket/user@example.com/data",
+            "s3://bucket/x?who=a@b",
+            "arn:aws:s3:eu-west-1:123456789012:accesspoint/sensors",
+            "s3://arn:aws:s3:eu-west-1:123456789012:accesspoint/sensors/x",
+            "./local/dir@2024",
+            "http://@host/x",
+            "mailto:someone@example.com",
+            "://",
+            "a://",
+        ] {
+            let out = redact_url(plain);
+            assert!(matches!(out, Cow::Borrowed(_)), "{plain} -> {out}");
+            assert!(!has_user_info(plain), "{plain}");
+        }
+        assert_eq!(redact_url("ü://é@h/ö"), "ü://***@h/ö");
+    }
 
     #[test]
     fn redact_debug_hides_the_value() {
@@ -173,11 +251,39 @@ not AKIAIOSFODNN7EXAMPLEX nor XAKIAIOSFODNN7EXAMPLE nor AKIA123"
         assert_eq!(scrub("ü AKIAIOSFODNN7EXAMPLE"), "ü <redacted>");
     }
 
-    proptest::proptest! {
+    proptest! {
+        #[test]
+        fn redact_url_never_panics(s in "\\PC{0,80}", t in "[a-z:/@?#\\\\ ]{0,40}") {
+            let _ = redact_url(&s);
+            let out = redact_url(&t);
+            // Only user-info changes: no `@` after a `://` means nothing to do.
+            if !t.contains('@') || !t.contains("://") {
+                prop_assert_eq!(&out, &t);
+            }
+        }
+
+        #[test]
+        fn redact_url_hides_every_password(
+            user in "[^/\\\\?#\\s]{0,12}",
+            password in "[^/\\\\?#\\s*]{1,16}",
+            host in "[a-z0-9.-]{1,20}(:[0-9]{1,5})?",
+            path in "(/[a-zA-Z0-9@:._=-]{0,10}){0,3}",
+            before in "[a-z ]{0,8}",
+        ) {
+            let url = format!("a://{user}:{password}@{host}{path}");
+            let text = format!("{before}{url} then {url}");
+            let out = redact_url(&text);
+            let want = format!("{before}a://***@{host}{path} then a://***@{host}{path}");
+            prop_assert_eq!(out.as_ref(), want.as_str());
+            let needle = format!(":{password}@");
+            prop_assert!(!redact_url(&url).contains(&needle));
+        }
+
+
         #[test]
         fn redact_scrub_never_panics(s in "\\PC{0,60}(AKIA[A-Z0-9]{16})?\\PC{0,10}") {
             let out = scrub(&s);
-            proptest::prop_assert!(!out.contains("AKIA") || s.contains("AKIA"));
+            prop_assert!(!out.contains("AKIA") || s.contains("AKIA"));
         }
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 /// Timestamps are written as INT64 microseconds adjusted to UTC: Athena reads them
 /// as `timestamp` (millisecond precision), and nothing sub-microsecond is invented.
