@@ -24,15 +24,45 @@ pub struct NextState<'a> {
     pub kept_deleted: &'a BTreeMap<String, BTreeSet<String>>,
     /// The items this run read.
     pub items: &'a [WorkItem],
-    /// How each table is kept.
-    pub kinds: &'a HashMap<String, TableKind>,
 }
 
-/// Builds the state from the run's tables: each with its entry after the commit,
-/// or `None` when it stays as the previous state has it.
+/// One of the run's tables as the commit leaves it.
+pub struct TableAfter<'a> {
+    pub name: &'a str,
+    /// The table after the switch; `None`: it stays as the previous state has it.
+    pub state: Option<TableState>,
+    /// Rows by object key and partition, for a table kept per object.
+    pub tally: Option<&'a KeyRows>,
+}
+
+impl<'a> TableAfter<'a> {
+    /// A table's files with its catalog entry after the commit (`None`: the
+    /// table stays as it was), kept as `kinds` says.
+    pub fn of(
+        t: &'a TableFiles,
+        entry: Option<&TableEntry>,
+        kinds: &HashMap<String, TableKind>,
+    ) -> TableAfter<'a> {
+        let kind = kinds
+            .get(&t.table.name)
+            .copied()
+            .unwrap_or(TableKind::Derived);
+        TableAfter {
+            name: &t.table.name,
+            state: entry.map(|e| TableState {
+                kind,
+                updated_by_run: e.updated_by_run.clone(),
+                partitions: partitions_of(e),
+            }),
+            tally: t.tally.as_ref(),
+        }
+    }
+}
+
+/// Builds the state from the run's tables.
 pub fn build<'t>(
     n: &NextState<'_>,
-    tables: impl Iterator<Item = (&'t TableFiles, Option<&'t TableEntry>)>,
+    tables: impl Iterator<Item = TableAfter<'t>>,
 ) -> Result<JobState> {
     let mut state = JobState {
         format: STATE_FORMAT,
@@ -43,23 +73,17 @@ pub fn build<'t>(
         ..Default::default()
     };
     let mut tallies: Vec<(&str, &KeyRows)> = Vec::new();
-    for (t, after) in tables {
-        let name = t.table.name.clone();
-        let kind = n.kinds.get(&name).copied().unwrap_or(TableKind::Derived);
-        let table_state = match after {
-            Some(entry) => TableState {
-                kind,
-                updated_by_run: entry.updated_by_run.clone(),
-                partitions: partitions_of(entry),
-            },
+    for t in tables {
+        let table_state = match t.state {
+            Some(s) => s,
             None => n
                 .previous
-                .and_then(|p| p.tables.get(&name).cloned())
-                .ok_or_else(|| Error::Accounting(format!("table {name} is in no state")))?,
+                .and_then(|p| p.tables.get(t.name).cloned())
+                .ok_or_else(|| Error::Accounting(format!("table {} is in no state", t.name)))?,
         };
-        state.tables.insert(name, table_state);
-        if let Some(tally) = &t.tally {
-            tallies.push((t.table.name.as_str(), tally));
+        state.tables.insert(t.name.to_string(), table_state);
+        if let Some(tally) = t.tally {
+            tallies.push((t.name, tally));
         }
     }
     if let Some(previous) = n.previous {
@@ -230,4 +254,208 @@ pub fn rows_by_partition(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Fingerprint;
+
+    fn item(key: &str, size: u64) -> WorkItem {
+        WorkItem {
+            source: "csv".into(),
+            key: key.into(),
+            fingerprint: Fingerprint {
+                size,
+                etag: None,
+                last_modified: None,
+            },
+        }
+    }
+
+    fn values(v: &str) -> Vec<String> {
+        vec![v.to_string()]
+    }
+
+    fn table(run: &str, parts: &[&str]) -> TableState {
+        TableState {
+            kind: TableKind::Objects,
+            updated_by_run: run.into(),
+            partitions: parts
+                .iter()
+                .map(|p| PartitionState {
+                    values: values(p),
+                    location: format!("t/dt={p}/v-{run}/"),
+                })
+                .collect(),
+        }
+    }
+
+    fn tally(rows: &[(&str, &str, u64)]) -> KeyRows {
+        let mut out = KeyRows::new();
+        for (key, part, n) in rows {
+            out.entry(key.to_string())
+                .or_default()
+                .insert(values(part), *n);
+        }
+        out
+    }
+
+    fn next<'a>(
+        previous: Option<&'a JobState>,
+        removed: &'a HashSet<String>,
+        kept: &'a BTreeMap<String, BTreeSet<String>>,
+        items: &'a [WorkItem],
+    ) -> NextState<'a> {
+        NextState {
+            job: "j",
+            run_id: "r2",
+            spec_digest: "d".into(),
+            previous,
+            removed,
+            kept_deleted: kept,
+            items,
+        }
+    }
+
+    fn rows_of(state: &JobState, key: &str) -> Vec<(Vec<String>, u64)> {
+        let t = &state.tables["t"];
+        state.sources["csv"][key].rows["t"]
+            .iter()
+            .map(|r| (t.partitions[r.partition as usize].values.clone(), r.rows))
+            .collect()
+    }
+
+    #[test]
+    fn a_full_run_records_every_object_read_with_its_rows_by_partition() {
+        let items = [item("a", 10), item("b", 20)];
+        let rows = tally(&[
+            ("a", "2024-01-01", 3),
+            ("a", "2024-01-02", 1),
+            ("b", "2024-01-02", 2),
+        ]);
+        let (removed, kept) = (HashSet::new(), BTreeMap::new());
+        let after = TableAfter {
+            name: "t",
+            state: Some(table("r2", &["2024-01-01", "2024-01-02"])),
+            tally: Some(&rows),
+        };
+        let s = build(&next(None, &removed, &kept, &items), [after].into_iter()).unwrap();
+        assert_eq!(s.run_id, "r2");
+        assert_eq!(s.sources["csv"].len(), 2);
+        assert_eq!(
+            rows_of(&s, "a"),
+            vec![(values("2024-01-01"), 3), (values("2024-01-02"), 1)]
+        );
+        assert_eq!(rows_of(&s, "b"), vec![(values("2024-01-02"), 2)]);
+        assert_eq!(s.sources["csv"]["b"].fingerprint.size, 20);
+    }
+
+    /// The state after run r1: `a` and `b` read, table `t` in two partitions.
+    fn previous() -> JobState {
+        let items = [item("a", 10), item("b", 20)];
+        let rows = tally(&[("a", "2024-01-01", 3), ("b", "2024-01-02", 2)]);
+        let (removed, kept) = (HashSet::new(), BTreeMap::new());
+        let after = TableAfter {
+            name: "t",
+            state: Some(table("r1", &["2024-01-01", "2024-01-02"])),
+            tally: Some(&rows),
+        };
+        let mut n = next(None, &removed, &kept, &items);
+        n.run_id = "r1";
+        build(&n, [after].into_iter()).unwrap()
+    }
+
+    #[test]
+    fn unchanged_objects_keep_their_rows_renumbered_and_removed_ones_go() {
+        let before = previous();
+        // b changed: read again, its rows now in a new first partition; a unchanged.
+        let items = [item("b", 21)];
+        let rows = tally(&[("b", "2023-12-31", 4)]);
+        let removed = HashSet::from(["b".to_string()]);
+        let kept = BTreeMap::new();
+        let after = TableAfter {
+            name: "t",
+            state: Some(table("r2", &["2023-12-31", "2024-01-01"])),
+            tally: Some(&rows),
+        };
+        let s = build(
+            &next(Some(&before), &removed, &kept, &items),
+            [after].into_iter(),
+        )
+        .unwrap();
+        assert_eq!(rows_of(&s, "a"), vec![(values("2024-01-01"), 3)]);
+        assert_eq!(
+            s.sources["csv"]["a"].rows["t"][0].partition, 1,
+            "renumbered"
+        );
+        assert_eq!(rows_of(&s, "b"), vec![(values("2023-12-31"), 4)]);
+        assert_eq!(s.sources["csv"]["b"].fingerprint.size, 21);
+    }
+
+    #[test]
+    fn an_unchanged_objects_partition_must_stay_registered() {
+        let before = previous();
+        let (removed, kept) = (HashSet::from(["b".to_string()]), BTreeMap::new());
+        // a's partition 2024-01-01 is gone from the table: its rows would be lost.
+        let after = TableAfter {
+            name: "t",
+            state: Some(table("r2", &["2024-01-02"])),
+            tally: None,
+        };
+        let e = build(
+            &next(Some(&before), &removed, &kept, &[]),
+            [after].into_iter(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("still holds rows of a"), "{e}");
+    }
+
+    #[test]
+    fn a_table_left_as_it_was_keeps_its_state_and_deleted_objects_can_stay() {
+        let before = previous();
+        let removed = HashSet::new();
+        let kept = BTreeMap::from([("csv".to_string(), BTreeSet::from(["b".to_string()]))]);
+        let after = TableAfter {
+            name: "t",
+            state: None,
+            tally: None,
+        };
+        let s = build(
+            &next(Some(&before), &removed, &kept, &[]),
+            [after].into_iter(),
+        )
+        .unwrap();
+        assert_eq!(s.tables["t"], before.tables["t"]);
+        assert!(s.sources["csv"]["b"].deleted && !s.sources["csv"]["a"].deleted);
+        assert_eq!(rows_of(&s, "b"), vec![(values("2024-01-02"), 2)]);
+    }
+
+    #[test]
+    fn rows_of_an_object_not_read_are_refused() {
+        let rows = tally(&[("elsewhere", "2024-01-01", 1)]);
+        let (removed, kept) = (HashSet::new(), BTreeMap::new());
+        let after = TableAfter {
+            name: "t",
+            state: Some(table("r2", &["2024-01-01"])),
+            tally: Some(&rows),
+        };
+        let items = [item("a", 1)];
+        let e = build(&next(None, &removed, &kept, &items), [after].into_iter()).unwrap_err();
+        assert!(e.to_string().contains("`elsewhere`"), "{e}");
+    }
+
+    #[test]
+    fn rows_by_partition_counts_the_keys_asked_for() {
+        let s = previous();
+        assert_eq!(
+            rows_by_partition(&s, "t", None),
+            BTreeMap::from([(values("2024-01-01"), 3), (values("2024-01-02"), 2)])
+        );
+        let only_b = HashSet::from(["b".to_string()]);
+        assert_eq!(
+            rows_by_partition(&s, "t", Some(&only_b)),
+            BTreeMap::from([(values("2024-01-02"), 2)])
+        );
+    }
 }

@@ -14,7 +14,7 @@ use crate::base::error::{EXIT_OK, EXIT_REJECTS, Error, Result};
 use crate::base::warnings::Warnings;
 use crate::commit::TableReport;
 use crate::commit::lease::Lease;
-use crate::commit::next_state::{self, NextState};
+use crate::commit::next_state::{self, NextState, TableAfter};
 use crate::commit::recover::Recovered;
 use crate::commit::state::{self, CommitRecord, StateDir};
 use crate::commit::{self, TableFiles, TablePlan, cleanup};
@@ -144,9 +144,10 @@ impl Concluding<'_> {
                 removed: &removed,
                 kept_deleted: &listed.kept_deleted,
                 items: &items,
-                kinds: &s.roles.kinds,
             },
-            prepared.tables(),
+            prepared
+                .tables()
+                .map(|(t, entry)| TableAfter::of(t, entry, &s.roles.kinds)),
         )?;
         let record = CommitRecord {
             format: state::STATE_FORMAT,
