@@ -11,9 +11,10 @@
 //! turns addresses into object stores. What the steps hand each other is in the
 //! [`model`]; what they all use is in the [`base`].
 //!
-//! The modules are layers, each importing only those below it (bottom up): base,
-//! storage, model, discover, sources, job, transform, write, catalog, commit,
-//! exec, drive, then report, query and cli. `tests/layers.rs` fails on any circle.
+//! The modules are layers without circles; bottom up: base, storage, model,
+//! discover, sources, job (which holds its configured sources), transform,
+//! write, catalog, commit, report (the run report's types), exec, drive, then
+//! query and cli. `tests/layers.rs` fails on any circle.
 
 pub mod base;
 pub mod catalog;

@@ -1,6 +1,7 @@
-//! The module graph has no circles: every top-level module under `src/` (a
-//! layer, see `src/lib.rs` and DESIGN.md) imports only modules below it, so
-//! no two import each other, directly or round about.
+//! The module graph has no circles: no two top-level modules under `src/` (the
+//! layers of `src/lib.rs` and DESIGN.md) import each other, directly or round
+//! about. (It checks circles, not an order: `job` holds its configured sources,
+//! so it sits above `sources` here, and the drivers use the report's types.)
 //!
 //! It reads the sources as text (no build of its own): comments, string
 //! literals and `#[cfg(test)]` modules are blanked out, every `crate::X` path

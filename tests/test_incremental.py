@@ -423,3 +423,27 @@ def test_dicom_and_image_jobs_run_incrementally_equal_to_a_full_run(tmp_path, jo
     for t in catalog_tables(ref):
         assert table_rows(lake, t) == table_rows(ref, t), t
     assert go(lake, "--incremental").report["incremental"]["nothing_changed"]
+
+
+def test_a_commit_record_an_older_naslake_left_is_rolled_back(tmp_path):
+    """Killed mid-commit by the naslake before an upgrade: its record (state format
+    1) cannot become the state, so the next run rolls it back, says so, and goes on."""
+    share, lake = LocalShare(tmp_path / "share"), LocalLake(tmp_path / "lake")
+    set_a(share)
+    run(lake, share, "--incremental")
+    commits = lake.root / "_naslake" / "state" / "sensor_readings" / "commits"
+    current = lake.state()["run_id"]
+    old_run = "0" + current[1:-1] + "z"  # a ULID after the current run's
+    assert old_run > current
+    old = {"format": 1, "base_run": current, "entries": [], "replaced": [],
+           "state": {"format": 1, "job": "sensor_readings", "run_id": old_run, "committed_at": "x",
+                     "spec_digest": "d", "sources": {"long": {"long/a.csv": {"size": 1, "rows": {"t": [[0, 5]]}}}},
+                     "tables": {}}}
+    (commits / f"{old_run}.json").write_text(json.dumps(old))
+    change_share(share)
+    r = run(lake, share, "--incremental")
+    assert r.report["incremental"]["basis"] == "incremental"
+    assert r.report["incremental"]["recovered"]["rolled_back"] == [old_run]
+    assert any("older naslake" in w for w in r.report["warnings"])
+    assert not (commits / f"{old_run}.json").exists()
+    assert {t: table_rows(lake, t) for t in TABLES} == full_lake_rows(tmp_path, share)

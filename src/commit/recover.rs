@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use super::cleanup;
-use super::state::{CommitRecord, StateDir};
+use super::state::{CommitRecord, STATE_FORMAT, StateDir};
 use crate::base::error::Result;
 use crate::base::warnings::Warnings;
 use crate::catalog::{Catalog, TableChange, TableEntry};
@@ -70,7 +70,22 @@ pub async fn recover(
         .collect();
     for (i, run) in pending.iter().enumerate() {
         let newest = i + 1 == pending.len();
-        let record = dir.record(run).await?;
+        // A record an older naslake wrote is rolled back, not completed: its
+        // state could not be read as the current one (the next run reads
+        // everything, as after any upgrade of the state's format).
+        let older = dir
+            .record_format(run)
+            .await?
+            .is_some_and(|f| f < STATE_FORMAT);
+        if older {
+            warnings.push(format!(
+                "the commit record of run {run}, which died, was written by an older naslake: it is rolled back"
+            ));
+        }
+        let record = match older {
+            true => None,
+            false => dir.record(run).await?,
+        };
         match record {
             Some(r) if newest && r.base_run == current => {
                 info!(run_id = %run, "completing the commit of a run that died during it");

@@ -49,7 +49,8 @@ pub struct JobState {
     /// The run that committed it.
     pub run_id: String,
     pub committed_at: String,
-    /// What the rows of unchanged objects were computed with (see [`spec_digest`]):
+    /// What the rows of unchanged objects were computed with (see
+    /// [`crate::job::spec_digest`]):
     /// a run of a job that changed since is a full run.
     pub spec_digest: String,
     /// Source name → object key → what was read and where its rows are.
@@ -227,6 +228,15 @@ impl StateDir {
             .read_json::<Current>(&self.path("current.json"))
             .await?
             .map(|c| c.run_id))
+    }
+
+    /// The format a commit record was written in (`None`: there is none).
+    pub async fn record_format(&self, run_id: &str) -> Result<Option<u32>> {
+        let path = self.record_path(run_id);
+        let Some(bytes) = self.read_bytes(&path).await? else {
+            return Ok(None);
+        };
+        Ok(Some(self.parse::<FormatOnly>(&bytes, &path)?.format))
     }
 
     /// A commit record, of this naslake's format (another format is an error

@@ -14,19 +14,17 @@ use super::{LeaseStep, RunOptions, addresses, decide_basis, dry_run, new_run_id,
 use crate::base::error::{Error, Result};
 use crate::base::warnings::Warnings;
 use crate::catalog::CatalogSpec;
+use crate::commit::TableFiles;
 use crate::commit::lease::Lease;
 use crate::commit::state::StateDir;
-use crate::commit::{self, TableFiles};
 use crate::discover::Discovered;
 use crate::exec::Setup;
-use crate::exec::basis::{self, Listed};
-use crate::exec::conclude::{Concluding, RunOutcome};
+use crate::exec::basis::Listed;
+use crate::exec::conclude::{Decided, RunOutcome};
 use crate::exec::discovery::{Discovery, Pace};
-use crate::exec::tables::Writing;
 use crate::exec::work::Work;
 use crate::job::Job;
 use crate::sources::Registry;
-use crate::write::Staged;
 
 /// Runs a job with the source kinds naslake ships.
 pub async fn run_job(job_path: &Path, opts: &RunOptions) -> Result<RunOutcome> {
@@ -74,19 +72,14 @@ async fn run_leased(
     opts: &RunOptions,
     started: Instant,
 ) -> Result<RunOutcome> {
-    let (job, output) = (&setup.job, &setup.output);
+    let job = &setup.job;
     let warnings = Warnings::default();
     let requested = opts.requested(job);
     let recovered = setup
         .recover(state_dir, lease, requested.forced_full, &warnings)
         .await?;
     let basis = decide_basis(setup, state_dir, requested, &warnings).await?;
-    // Where each table's files go, and whether its schema change is allowed, is
-    // decided against the catalog before anything is written.
-    let plans = commit::plan(job, &setup.catalog, &setup.database, output, &setup.run_id).await?;
-    if let Some(inc) = basis.increment() {
-        basis::check_catalog_matches(&inc.previous, &plans, &setup.database)?;
-    }
+    let plans = setup.plan_tables(&basis).await?;
     let manifest = Arc::new(Discovered::default());
     let progress = progress_bar(opts.progress);
     let pace = match basis.increment() {
@@ -110,16 +103,17 @@ async fn run_leased(
         },
         None => (None, Some(discovery), None),
     };
-    let writing = Writing {
-        job,
-        output,
-        plans: &plans,
-        roles: &setup.roles,
-        lineage: &setup.lineage,
-        increment: basis.increment().zip(listed.as_ref()),
-        file_tag: setup.run_id.clone(),
-        staged: Staged::default(),
+    let run = Decided {
+        setup,
+        state_dir,
+        lease,
+        basis,
+        listed,
+        recovered,
+        plans,
+        warnings,
     };
+    let writing = run.writing(setup.run_id.clone());
     let work = Work {
         writing: &writing,
         input: setup.input.as_ref(),
@@ -128,29 +122,17 @@ async fn run_leased(
         manifest: manifest.clone(),
         progress: progress.clone(),
     };
-    let written = match (listing_error, &listed) {
-        (Some(e), _) => Err(e),
-        (None, Some(l)) if l.quiet => {
+    let written = match listing_error {
+        Some(e) => Err(e),
+        None if run.quiet() => {
             info!("nothing changed since the last committed run: nothing read, nothing committed");
             Ok(None)
         }
-        (None, _) => write_all(setup, &work, feeds, streaming).await.map(Some),
+        None => write_all(setup, &work, feeds, streaming).await.map(Some),
     };
     progress.finish_and_clear();
-    let concluding = Concluding {
-        setup,
-        state_dir,
-        lease,
-        basis: &basis,
-        listed: listed.as_ref(),
-        recovered: &recovered,
-        plans: &plans,
-        manifest: &manifest,
-        staged: &writing.staged,
-        warnings: &warnings,
-    };
-    Ok(concluding
-        .conclude(written, setup.report.clone(), started)
+    Ok(run
+        .conclude(written, &manifest, &writing.staged, started)
         .await)
 }
 

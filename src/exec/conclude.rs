@@ -2,7 +2,7 @@
 //! commit (the state it writes is built here, then `commit::apply` switches the
 //! catalog), the one cleanup of a failed run's files, and the run report.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use object_store::{ObjectStoreExt, PutPayload};
@@ -10,6 +10,7 @@ use tracing::{info, warn};
 
 use super::Setup;
 use super::basis::{Basis, Listed};
+use super::tables::Writing;
 use crate::base::error::{EXIT_OK, EXIT_REJECTS, Error, Result};
 use crate::base::warnings::Warnings;
 use crate::commit::TableReport;
@@ -31,34 +32,55 @@ pub struct RunOutcome {
     pub exit_code: i32,
 }
 
-/// A run that holds the job's lease, its recovery done and its basis decided.
-pub struct Concluding<'a> {
+/// A run that holds the job's lease, its recovery done and its decisions
+/// taken: what a driver that commits carries from its start to the report.
+pub struct Decided<'a> {
     pub setup: &'a Setup,
     pub state_dir: &'a StateDir,
     pub lease: &'a Lease,
-    pub basis: &'a Basis,
+    pub basis: Basis,
     /// What an incremental run's listing found.
-    pub listed: Option<&'a Listed>,
-    pub recovered: &'a Recovered,
-    pub plans: &'a std::collections::HashMap<String, TablePlan>,
-    pub manifest: &'a Discovered,
-    /// Every file the run wrote.
-    pub staged: &'a Staged,
-    pub warnings: &'a Warnings,
+    pub listed: Option<Listed>,
+    pub recovered: Recovered,
+    /// Where each table's files go ([`Setup::plan_tables`]).
+    pub plans: HashMap<String, TablePlan>,
+    pub warnings: Warnings,
 }
 
-impl Concluding<'_> {
+impl Decided<'_> {
+    /// The writers' context of the tables this process writes; `file_tag`
+    /// starts the names of its files.
+    pub fn writing(&self, file_tag: String) -> Writing<'_> {
+        Writing {
+            job: &self.setup.job,
+            output: &self.setup.output,
+            plans: &self.plans,
+            roles: &self.setup.roles,
+            lineage: &self.setup.lineage,
+            increment: self.basis.increment().zip(self.listed.as_ref()),
+            file_tag,
+            staged: Staged::default(),
+        }
+    }
+
+    /// Nothing changed since the state: nothing is read, nothing committed.
+    pub fn quiet(&self) -> bool {
+        self.listed.as_ref().is_some_and(|l| l.quiet)
+    }
+
     /// Commits what the run wrote (`None`: an incremental run found nothing
-    /// changed, so nothing is committed), deletes the run's files if it failed,
-    /// and writes the report.
+    /// changed, so nothing is committed), deletes every file the run wrote
+    /// (`staged`) if it failed, and writes the report of the items in `manifest`.
     pub async fn conclude(
         &self,
         written: Result<Option<Vec<TableFiles>>>,
-        mut report: RunReport,
+        manifest: &Discovered,
+        staged: &Staged,
         started: Instant,
     ) -> RunOutcome {
+        let mut report = self.setup.report.clone();
         let result = match written {
-            Ok(Some(tables)) => self.commit(tables).await.map(Some),
+            Ok(Some(tables)) => self.commit(tables, manifest, staged).await.map(Some),
             Ok(None) => Ok(None),
             Err(e) => Err(e),
         };
@@ -69,14 +91,14 @@ impl Concluding<'_> {
             if matches!(e, Error::CatalogInconsistent(_)) {
                 tracing::error!(error = %e, "catalog left inconsistent; this run's files are kept");
             } else {
-                cleanup::discard(output, self.staged, self.warnings).await;
+                cleanup::discard(output, staged, &self.warnings).await;
             }
         }
-        describe_inputs(&mut report, self.manifest);
+        describe_inputs(&mut report, manifest);
         report.incremental = Some(incremental_report(
-            self.basis,
-            self.listed,
-            self.recovered,
+            &self.basis,
+            self.listed.as_ref(),
+            &self.recovered,
             result.as_ref().ok().and_then(|r| r.as_ref()),
         ));
         let run_id = &self.setup.run_id;
@@ -116,7 +138,12 @@ impl Concluding<'_> {
     }
 
     /// Prepares the switch, builds the state it commits, and applies both.
-    async fn commit(&self, tables: Vec<TableFiles>) -> Result<Vec<TableReport>> {
+    async fn commit(
+        &self,
+        tables: Vec<TableFiles>,
+        manifest: &Discovered,
+        staged: &Staged,
+    ) -> Result<Vec<TableReport>> {
         let s = self.setup;
         let target = commit::Target {
             job: &s.job,
@@ -125,15 +152,10 @@ impl Concluding<'_> {
             output: &s.output,
             run_id: &s.run_id,
         };
-        let prepared = commit::prepare(&target, self.plans, tables, self.staged).await?;
+        let prepared = commit::prepare(&target, &self.plans, tables, staged).await?;
         let empty = Listed::default();
-        let listed = self.listed.unwrap_or(&empty);
-        let items: Vec<WorkItem> = self
-            .manifest
-            .items()
-            .iter()
-            .map(|d| (*d.item).clone())
-            .collect();
+        let listed = self.listed.as_ref().unwrap_or(&empty);
+        let items: Vec<WorkItem> = manifest.items().iter().map(|d| (*d.item).clone()).collect();
         let removed: HashSet<String> = listed.removed.iter().cloned().collect();
         let state = next_state::build(
             &NextState {
@@ -161,7 +183,7 @@ impl Concluding<'_> {
             lease: self.lease,
             record,
         };
-        commit::apply(&target, prepared, committing, self.warnings).await
+        commit::apply(&target, prepared, committing, &self.warnings).await
     }
 }
 

@@ -31,6 +31,7 @@ use crate::base::error::{Error, Result};
 use crate::base::redact::redact_url;
 use crate::base::warnings::Warnings;
 use crate::catalog::{Catalog, CatalogSpec};
+use crate::commit::TablePlan;
 use crate::commit::lease::Lease;
 use crate::commit::recover::{self, Recovered};
 use crate::commit::state::StateDir;
@@ -38,6 +39,7 @@ use crate::job::Job;
 use crate::report::{RunReport, RunStatus, Totals};
 use crate::storage::Location;
 use crate::transform::{self, lineage::Lineage};
+use basis::Basis;
 use roles::TableRoles;
 
 /// What every step of a run checks and opens before it works: the job's SQL and
@@ -132,6 +134,24 @@ impl Setup {
             digest,
             report,
         })
+    }
+
+    /// Where each table's files go, and whether its schema change is allowed,
+    /// decided against the catalog before anything is written; an incremental
+    /// run also checks that the catalog holds what its state says.
+    pub async fn plan_tables(&self, basis: &Basis) -> Result<HashMap<String, TablePlan>> {
+        let plans = crate::commit::plan(
+            &self.job,
+            &self.catalog,
+            &self.database,
+            &self.output,
+            &self.run_id,
+        )
+        .await?;
+        if let Some(inc) = basis.increment() {
+            basis::check_catalog_matches(&inc.previous, &plans, &self.database)?;
+        }
+        Ok(plans)
     }
 
     /// Where the job's state lives in the output.

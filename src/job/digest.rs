@@ -218,10 +218,24 @@ mod tests {
         };
         assert_ne!(spec_digest(&mode), digest);
 
-        let mut column = job.clone();
-        column.tables[0].schema.columns[0].type_name = "string".into();
-        column.tables[0].schema.columns[0].name = "renamed".into();
-        assert_ne!(spec_digest(&column), digest);
+        let mut renamed = job.clone();
+        renamed.tables[0].schema.columns[0].name = "renamed".into();
+        assert_ne!(spec_digest(&renamed), digest);
+
+        let mut retyped = job.clone();
+        let c = &mut retyped.tables[0].schema.columns[0];
+        c.type_name = if c.type_name == "bigint" {
+            "double"
+        } else {
+            "bigint"
+        }
+        .into();
+        assert_ne!(spec_digest(&retyped), digest);
+
+        let mut nullable = job.clone();
+        let c = &mut nullable.tables[0].schema.columns[0];
+        c.nullable = !c.nullable;
+        assert_ne!(spec_digest(&nullable), digest);
 
         let mut deletes = job.clone();
         deletes.spec.incremental.deletes = match job.spec.incremental.deletes {

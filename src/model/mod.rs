@@ -1,4 +1,4 @@
-//! What the steps hand each other: plain values (serde types, no I/O) that a
+//! What the steps hand each other: plain values (serde types) that a
 //! lower step makes and a higher one reads, so that neither needs the other's
 //! module. Work items, their fingerprints and per-item counts ([`item`]), what
 //! the state keeps of each object, table schema files ([`schema`]), and how a

@@ -19,22 +19,20 @@ use super::{
 use crate::base::error::{Error, Result};
 use crate::base::warnings::Warnings;
 use crate::catalog::CatalogSpec;
+use crate::commit::TableFiles;
 use crate::commit::lease::Lease;
 use crate::commit::state::StateDir;
-use crate::commit::{self, TableFiles};
 use crate::discover::{Discovered, DiscoveredItem, ItemStats};
 use crate::drive::LeaseStep;
 use crate::drive::run::succeeded;
-use crate::exec::basis::{self, Basis, Increment, Listed};
-use crate::exec::conclude::{Concluding, RunOutcome};
+use crate::exec::basis::{Basis, Increment, Listed};
+use crate::exec::conclude::{Decided, RunOutcome};
 use crate::exec::finish::{Collected, CollectedTable, finish};
-use crate::exec::tables::Writing;
 use crate::exec::{Setup, remove_run_work};
 use crate::job::Job;
 use crate::sources::Registry;
 use crate::storage::Location;
 use crate::transform::files_table::TableFile;
-use crate::write::Staged;
 use crate::write::layout::is_data_file;
 
 /// `naslake commit`: commits a planned run once every shard has its result, and
@@ -128,27 +126,25 @@ async fn commit_leased(
         return Err(already_committed(output, &plan.run_id));
     }
     let (basis, listed) = planned_basis(plan, state_dir, output).await?;
-    let plans = commit::plan(job, &setup.catalog, &setup.database, output, &setup.run_id).await?;
-    if let Some(inc) = basis.increment() {
-        basis::check_catalog_matches(&inc.previous, &plans, &setup.database)?;
-    }
-    let manifest = Arc::new(Discovered::default());
-    let writing = Writing {
-        job,
-        output,
-        plans: &plans,
-        roles: &setup.roles,
-        lineage: &setup.lineage,
-        increment: basis.increment().zip(listed.as_ref()),
-        // A commit done again after a failure writes files of its own.
-        file_tag: format!("{}-c{}", plan.run_id, crate::drive::new_run_id()),
-        staged: Staged::default(),
+    let plans = setup.plan_tables(&basis).await?;
+    let run = Decided {
+        setup,
+        state_dir,
+        lease,
+        basis,
+        listed,
+        recovered,
+        plans,
+        warnings,
     };
+    let manifest = Arc::new(Discovered::default());
+    // A commit done again after a failure writes files of its own.
+    let writing = run.writing(format!("{}-c{}", plan.run_id, crate::drive::new_run_id()));
     let written = async {
         // An incremental commit joins each partition's files into one and removes
         // the parts: the staged originals must outlive a commit done again, so
         // they are copied into the tables instead of moved.
-        let keep_staged = basis.increment().is_some();
+        let keep_staged = run.basis.increment().is_some();
         let collected = collect(
             output,
             job,
@@ -158,7 +154,7 @@ async fn commit_leased(
             keep_staged,
         )
         .await?;
-        if listed.as_ref().is_some_and(|l| l.quiet) {
+        if run.quiet() {
             info!("nothing changed since the last committed run: nothing read, nothing committed");
             return Ok(None);
         }
@@ -167,20 +163,8 @@ async fn commit_leased(
         Ok(Some(tables))
     }
     .await;
-    let concluding = Concluding {
-        setup,
-        state_dir,
-        lease,
-        basis: &basis,
-        listed: listed.as_ref(),
-        recovered: &recovered,
-        plans: &plans,
-        manifest: &manifest,
-        staged: &writing.staged,
-        warnings: &warnings,
-    };
-    Ok(concluding
-        .conclude(written, setup.report.clone(), started)
+    Ok(run
+        .conclude(written, &manifest, &writing.staged, started)
         .await)
 }
 

@@ -146,12 +146,12 @@ pub struct ShardTable {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRowsEntry {
     pub key: String,
-    pub partitions: Vec<PartitionRows>,
+    pub partitions: Vec<PartitionTally>,
 }
 
 /// An object's rows in one partition (by its values).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PartitionRows {
+pub struct PartitionTally {
     pub values: Vec<String>,
     pub rows: u64,
 }
@@ -164,7 +164,7 @@ fn tally_to_list(rows: KeyRows) -> Vec<KeyRowsEntry> {
             key,
             partitions: parts
                 .into_iter()
-                .map(|(values, rows)| PartitionRows { values, rows })
+                .map(|(values, rows)| PartitionTally { values, rows })
                 .collect(),
         })
         .collect();

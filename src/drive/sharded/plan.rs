@@ -15,12 +15,11 @@ use super::{
 use crate::base::error::{Error, Result};
 use crate::base::warnings::Warnings;
 use crate::catalog::CatalogSpec;
-use crate::commit;
 use crate::commit::lease::Lease;
 use crate::discover::Discovered;
 use crate::discover::shards::{Sharder, Split};
 use crate::drive::{LeaseStep, RunOptions, addresses, decide_basis, dry_run, new_run_id};
-use crate::exec::basis::{self, Basis};
+use crate::exec::basis::Basis;
 use crate::exec::conclude::RunOutcome;
 use crate::exec::discovery::{Discovery, Pace};
 use crate::exec::{Setup, run_dir};
@@ -139,12 +138,8 @@ async fn write_plan(p: &Planning, opts: &PlanOptions, lease: &Lease) -> Result<S
         .recover(&state_dir, lease, requested.forced_full, &warnings)
         .await?;
     let basis = decide_basis(setup, &state_dir, requested, &warnings).await?;
-    if let Some(inc) = basis.increment() {
-        // A catalog changed behind the state's back fails the plan, not the commit.
-        let plans =
-            commit::plan(job, &setup.catalog, &setup.database, output, &setup.run_id).await?;
-        basis::check_catalog_matches(&inc.previous, &plans, &setup.database)?;
-    }
+    // A catalog changed behind the state's back fails the plan, not the commit.
+    setup.plan_tables(&basis).await?;
 
     // Discovery streams into the sharder's spill files: nothing is kept per item.
     let manifest = Arc::new(Discovered::count_only());
