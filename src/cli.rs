@@ -112,6 +112,13 @@ struct Target {
     overrides: Vec<String>,
 }
 
+impl Target {
+    /// `--catalog`, parsed.
+    fn catalog_spec(&self) -> Result<Option<CatalogSpec>, Error> {
+        self.catalog.as_deref().map(str::parse).transpose()
+    }
+}
+
 #[derive(Debug, Args)]
 struct PlanArgs {
     /// The job spec (jobs/NAME.toml).
@@ -238,12 +245,7 @@ async fn dispatch(command: Command, progress: bool) -> Result<i32, Error> {
     match command {
         Command::Run(args) => run(args, progress).await,
         Command::Plan(args) => {
-            let catalog = args
-                .target
-                .catalog
-                .as_deref()
-                .map(str::parse::<CatalogSpec>)
-                .transpose()?;
+            let catalog = args.target.catalog_spec()?;
             let opts = sharded::plan::PlanOptions {
                 job: args.job,
                 run: RunOptions {
@@ -356,12 +358,7 @@ async fn open_catalog(spec: Option<&str>) -> Result<(Catalog, Option<String>), E
 }
 
 async fn run(args: RunArgs, progress: bool) -> Result<i32, Error> {
-    let catalog = args
-        .target
-        .catalog
-        .as_deref()
-        .map(str::parse::<CatalogSpec>)
-        .transpose()?;
+    let catalog = args.target.catalog_spec()?;
     let opts = RunOptions {
         input: args.input,
         output: args.target.output,
