@@ -156,24 +156,45 @@ def only_the_plan_is_left(lake, run_id):
     return sorted(p.name for p in run_dir.rglob("*") if p.is_file()) == ["plan.json"]
 
 
-@pytest.mark.parametrize("fault", ["write.file:1", "write.join:1", "commit.record:1", "commit.state:1"])
-def test_a_sharded_commit_that_died_is_completed_or_undone_by_the_next_run(tmp_path, fault):
-    """Not the commit done again: a `naslake run` once the sharded run's lease expired."""
+def left_in_run_dirs(lake):
+    """Every sharded run's work is gone once it committed or was cleaned up after:
+    what is left of a run is its plan (none, for a plan that died)."""
+    runs = lake.root / "_naslake" / "runs"
+    return [str(p.relative_to(runs)) for p in runs.rglob("*")
+            if p.is_file() and p.parent != runs and p.name != "plan.json"]
+
+
+@pytest.mark.parametrize("killed_step,fault", [
+    ("plan", "discover.item:3"), ("work", "write.file:1"), ("commit", "write.file:1"),
+    ("commit", "write.join:1"), ("commit", "commit.record:1"), ("commit", "commit.state:1")])
+def test_a_sharded_run_that_died_is_completed_or_undone_by_the_next_run(tmp_path, killed_step, fault):
+    """Not the step done again: a `naslake run` once the sharded run's lease expired."""
     share, lake = LocalShare(tmp_path / "share"), LocalLake(tmp_path / "lake")
     set_a(share)
     run(lake, share)
     change_share(share)
-    url = plan(lake, share, "--shards", 2, "--incremental", "--set", "incremental.lease_seconds=3")
-    for i in range(2):
-        step(lake, "work", url, "--shard", i)
-    killed = step(lake, "commit", url, env={"NASLAKE_FAULT": fault}, check_codes=None)
-    assert killed.code == -signal.SIGKILL, killed.stderr[-2000:]
+    kill = {"NASLAKE_FAULT": fault}
+    args = ["--shards", 2, "--incremental", "--set", "incremental.lease_seconds=3"]
+    url = plan(lake, share, *args, env=kill if killed_step == "plan" else None, check_codes=None)
+    if killed_step == "plan":
+        assert url.code == -signal.SIGKILL, url.stderr[-2000:]
+    else:
+        killed = None
+        for i in range(2):
+            env = kill if killed_step == "work" and i == 1 else None
+            killed = step(lake, "work", url, "--shard", i, env=env, check_codes=None)
+        if killed_step == "commit":
+            killed = step(lake, "commit", url, env=kill, check_codes=None)
+        assert killed.code == -signal.SIGKILL, killed.stderr[-2000:]
     time.sleep(4)
     after = run(lake, share, "--incremental", "--set", "incremental.lease_seconds=3")
     assert {t: table_rows(lake, t) for t in TABLES} == full_lake_rows(tmp_path, share)
     assert set(lake.all_data_files()) == registered_files(lake)
-    assert only_the_plan_is_left(lake, plan_doc(lake, url)["run_id"])
-    assert after.report["incremental"]["recovered"]
+    assert left_in_run_dirs(lake) == []
+    took_over = [json.loads(line) for line in after.stdout.splitlines()
+                 if line.startswith("{") and "taking over the lease" in line]
+    assert len(took_over) == 1
+    assert "nothing changed" in run(lake, share, "--incremental").stdout
 
 
 # --- killed at seeded points ---------------------------------------------------------
@@ -237,6 +258,8 @@ def kill_sharded_at_seeded_points(tmp_path, seed, count, make_share, make_lake):
         where = (killed_step, point, n)
         assert {t: table_rows(lake, t) for t in TABLES} == want, where
         assert set(lake.all_data_files()) == registered_files(lake), ("orphaned files", where)
+        if isinstance(lake, LocalLake):
+            assert left_in_run_dirs(lake) == [], where
         again = run(lake, share, "--incremental")
         assert "nothing changed" in again.stdout, where
     return kills

@@ -237,5 +237,15 @@ pub async fn remove_run_work(output: &Location, run_id: &str) {
                 warn!(error = %e, path = %m.location, "could not remove a file of the run's {part}");
             }
         }
+        if output.is_local() {
+            // A writer killed on a local disk leaves its upload's temporary file
+            // (`NAME#N`), which listings do not show; the directory goes whole.
+            let dir = std::path::PathBuf::from(format!("/{}", prefix.as_ref()));
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => warn!(error = %e, "could not remove the run's {part} directory"),
+            }
+        }
     }
 }
