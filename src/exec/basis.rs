@@ -424,6 +424,84 @@ mod tests {
         assert_eq!(back, inc.using);
     }
 
+    fn sensor_job(overrides: &[String]) -> Job {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let registry = crate::sources::Registry::builtin();
+        Job::load(
+            &root.join("jobs/sensor_readings.toml"),
+            overrides,
+            &registry,
+        )
+        .unwrap()
+    }
+
+    fn committed(digest: &str) -> Committed {
+        let mut state = JobState {
+            run_id: "r1".into(),
+            spec_digest: digest.into(),
+            ..Default::default()
+        };
+        state.sources.insert("long".into(), BTreeMap::new());
+        Committed::State(Box::new(state))
+    }
+
+    #[test]
+    fn the_decision_between_full_and_incremental() {
+        let job = sensor_job(&[]);
+        let roles = TableRoles::default();
+        let lineage = HashMap::new();
+        let digest = crate::job::spec_digest(&job);
+        let decide_with = |requested, c, warnings: &Warnings| {
+            decide(&job, &roles, &lineage, requested, c, &digest, warnings).unwrap()
+        };
+        let reason = |b: Basis| match b {
+            Basis::Full { reason } => reason,
+            Basis::Incremental(_) => "incremental".to_string(),
+        };
+        let w = Warnings::default();
+        let off = Requested::new(None, false);
+        assert!(
+            reason(decide_with(off, committed(&digest), &w)).contains("incremental runs are off")
+        );
+        let full = Requested::new(Some(false), true);
+        assert_eq!(reason(decide_with(full, committed(&digest), &w)), "--full");
+        let on = Requested::new(Some(true), false);
+        assert!(reason(decide_with(on, Committed::Nothing, &w)).contains("no committed state"));
+        let older = Committed::Older {
+            format: 1,
+            run_id: "r0".into(),
+        };
+        assert!(reason(decide_with(on, older, &w)).contains("older naslake"));
+        assert!(w.all().is_empty());
+        assert!(reason(decide_with(on, committed("other"), &w)).contains("changed since run r1"));
+        assert_eq!(w.all().len(), 1, "a changed job is a warning too");
+        match decide_with(on, committed(&digest), &w) {
+            Basis::Incremental(inc) => {
+                assert_eq!(inc.previous.run_id, "r1");
+                assert_eq!(inc.using.previous_run, "r1");
+                assert_eq!(inc.using.deletes, job.spec.incremental.deletes);
+            }
+            Basis::Full { reason } => panic!("full: {reason}"),
+        }
+    }
+
+    #[test]
+    fn a_job_that_cannot_be_incremental_says_why() {
+        let job = sensor_job(&["tables.sensor_readings.mode=append".to_string()]);
+        let e = decide(
+            &job,
+            &TableRoles::default(),
+            &HashMap::new(),
+            Requested::new(Some(true), false),
+            Committed::Nothing,
+            "d",
+            &Warnings::default(),
+        )
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("mode `append`"), "{e}");
+    }
+
     #[test]
     fn overlapping_sources_are_found() {
         let f = |prefix: &str, suffixes: &[&str]| ObjectFilter {
