@@ -230,8 +230,11 @@ pub fn main() -> i32 {
             return EXIT_FAILED;
         }
     };
-    let progress = format == LogFormat::Text && std::io::stderr().is_terminal();
-    match runtime.block_on(dispatch(cli.command, progress)) {
+    let output = Output {
+        progress: format == LogFormat::Text && std::io::stderr().is_terminal(),
+        metrics: format == LogFormat::Json,
+    };
+    match runtime.block_on(dispatch(cli.command, output)) {
         Ok(code) => code,
         Err(e) => {
             let message = crate::base::redact::scrub(&e.to_string()).into_owned();
@@ -241,9 +244,32 @@ pub fn main() -> i32 {
     }
 }
 
-async fn dispatch(command: Command, progress: bool) -> Result<i32, Error> {
+/// What a command shows besides its result.
+#[derive(Debug, Clone, Copy)]
+struct Output {
+    /// Progress bars (text logs on a terminal).
+    progress: bool,
+    /// The run's CloudWatch metrics as the last log lines (JSON logs).
+    metrics: bool,
+}
+
+impl Output {
+    /// A run's summary, then (with JSON logs) its metrics records.
+    fn outcome(self, report: &crate::report::RunReport, exit_code: i32) -> Result<(), Error> {
+        out(&report.summary())?;
+        if self.metrics {
+            let now = chrono::Utc::now().timestamp_millis();
+            for record in crate::metrics::records(report, exit_code, now) {
+                out(&format!("{record}\n"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn dispatch(command: Command, output: Output) -> Result<i32, Error> {
     match command {
-        Command::Run(args) => run(args, progress).await,
+        Command::Run(args) => run(args, output).await,
         Command::Plan(args) => {
             let catalog = args.target.catalog_spec()?;
             let opts = sharded::plan::PlanOptions {
@@ -295,7 +321,7 @@ async fn dispatch(command: Command, progress: bool) -> Result<i32, Error> {
         }
         Command::Commit(args) => {
             let outcome = sharded::commit::commit_run(&args.plan, &Registry::builtin()).await?;
-            out(&outcome.report.summary())?;
+            output.outcome(&outcome.report, outcome.exit_code)?;
             Ok(outcome.exit_code)
         }
         Command::Query(args) => {
@@ -357,7 +383,7 @@ async fn open_catalog(spec: Option<&str>) -> Result<(Catalog, Option<String>), E
     Catalog::open(&spec, Path::new("./lake")).await
 }
 
-async fn run(args: RunArgs, progress: bool) -> Result<i32, Error> {
+async fn run(args: RunArgs, output: Output) -> Result<i32, Error> {
     let catalog = args.target.catalog_spec()?;
     let opts = RunOptions {
         input: args.input,
@@ -365,7 +391,7 @@ async fn run(args: RunArgs, progress: bool) -> Result<i32, Error> {
         catalog,
         overrides: args.target.overrides,
         dry_run: args.basis.dry_run,
-        progress,
+        progress: output.progress,
         incremental: args.basis.incremental(),
     };
     let jobs = match args.job {
@@ -381,7 +407,7 @@ async fn run(args: RunArgs, progress: bool) -> Result<i32, Error> {
                 serde_json::to_string_pretty(&outcome.report)?
             ))?;
         } else {
-            out(&outcome.report.summary())?;
+            output.outcome(&outcome.report, outcome.exit_code)?;
         }
         worst = worse(worst, outcome.exit_code);
     }
