@@ -12,8 +12,10 @@ use crate::catalog::table_input::athena_ddl;
 use crate::catalog::{Catalog, CatalogSpec};
 use crate::discover::shards::Split;
 use crate::drive::{self, RunOptions, sharded};
+use crate::history;
 use crate::query::{self, OutputFormat};
 use crate::sources::Registry;
+use crate::storage::Location;
 
 const EXIT_CODES: &str = "Exit codes: 0 all good; 1 failed (the catalog is left as it was); \
 2 bad usage or config; 3 finished, but some inputs were rejected (rejects were written).";
@@ -43,6 +45,8 @@ enum Command {
     Commit(CommitArgs),
     /// Run SQL over the tables of a catalog.
     Query(QueryArgs),
+    /// List past runs from their reports, newest first, or show one report.
+    Runs(RunsArgs),
     /// List or show the tables of a catalog.
     Catalog {
         #[command(subcommand)]
@@ -180,8 +184,40 @@ struct QueryArgs {
     /// local[:DIR] or glue[:DATABASE] (default local:./lake).
     #[arg(long, env = "NASLAKE_CATALOG")]
     catalog: Option<String>,
+    /// The output whose run reports make the `naslake_runs` table.
+    #[arg(long, env = "NASLAKE_OUTPUT", default_value = "./lake")]
+    output: String,
     #[arg(long, value_enum, default_value = "table")]
     format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct RunsArgs {
+    #[command(subcommand)]
+    action: Option<RunsAction>,
+    /// The output whose runs to list.
+    #[arg(long, env = "NASLAKE_OUTPUT", default_value = "./lake")]
+    output: String,
+    /// Only the runs of this job (its `name`).
+    #[arg(long)]
+    job: Option<String>,
+    /// At most this many runs, the newest.
+    #[arg(long)]
+    last: Option<usize>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: OutputFormat,
+}
+
+#[derive(Debug, Subcommand)]
+enum RunsAction {
+    /// Print one run's report (JSON).
+    Show {
+        run_id: String,
+        /// The output the run wrote.
+        #[arg(long, env = "NASLAKE_OUTPUT", default_value = "./lake")]
+        output: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -327,10 +363,29 @@ async fn dispatch(command: Command, output: Output) -> Result<i32, Error> {
         Command::Query(args) => {
             let catalog = open_catalog(args.catalog.as_deref()).await?;
             let ctx = query::session_over(&catalog.0, catalog.1.as_deref()).await?;
+            let output = Location::open(&args.output)?;
+            let runs = history::to_batch(&history::list(&output, None, None).await?)?;
+            ctx.register_batch("naslake_runs", runs)?;
             let batches = query::run_sql(&ctx, &args.sql).await?;
             out(&query::format_batches(&batches, args.format)?)?;
             Ok(EXIT_OK)
         }
+        Command::Runs(args) => match args.action {
+            Some(RunsAction::Show { run_id, output }) => {
+                let report = history::report(&Location::open(&output)?, &run_id).await?;
+                out(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+                Ok(EXIT_OK)
+            }
+            None => {
+                let output = Location::open(&args.output)?;
+                let rows = history::list(&output, args.job.as_deref(), args.last).await?;
+                out(&query::format_batches(
+                    &[history::to_batch(&rows)?],
+                    args.format,
+                )?)?;
+                Ok(EXIT_OK)
+            }
+        },
         Command::Catalog { action } => match action {
             CatalogAction::List { catalog } => {
                 let (catalog, db) = open_catalog(catalog.as_deref()).await?;

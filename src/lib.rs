@@ -14,7 +14,8 @@
 //! The modules are layers without circles; bottom up: base, storage, model,
 //! discover, sources, job (which holds its configured sources), transform,
 //! write, catalog, commit, report (the run report's types) and metrics (its
-//! CloudWatch records), exec, drive, then query and cli. `tests/layers.rs` fails on any circle.
+//! CloudWatch records), exec, drive, then history (past runs' reports), query
+//! and cli. `tests/layers.rs` fails on any circle.
 
 pub mod base;
 pub mod catalog;
@@ -23,6 +24,7 @@ pub mod commit;
 pub mod discover;
 pub mod drive;
 pub mod exec;
+pub mod history;
 pub mod job;
 pub mod metrics;
 pub mod model;

@@ -84,6 +84,7 @@ mod tests {
         RunReport {
             run_id: "r1".into(),
             job: "sensor_readings".into(),
+            driver: crate::report::Driver::Run,
             status: RunStatus::SucceededWithRejects,
             error: None,
             warnings: Vec::new(),

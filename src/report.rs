@@ -8,6 +8,16 @@ use crate::commit::TableReport;
 use crate::discover::changes::ChangeCounts;
 use crate::model::{ItemCounts, SourceListing, WorkItem};
 
+/// Which driver ran a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Driver {
+    /// `naslake run`, in one process.
+    Run,
+    /// `naslake plan`, `work` and `commit`.
+    Sharded,
+}
+
 /// How a run ended (or that it is still going).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -36,6 +46,8 @@ impl std::fmt::Display for RunStatus {
 pub struct RunReport {
     pub run_id: String,
     pub job: String,
+    /// Which driver ran it: one process (`run`) or sharded (`sharded`).
+    pub driver: Driver,
     pub status: RunStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

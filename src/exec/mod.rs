@@ -36,7 +36,7 @@ use crate::commit::lease::Lease;
 use crate::commit::recover::{self, Recovered};
 use crate::commit::state::StateDir;
 use crate::job::Job;
-use crate::report::{RunReport, RunStatus, Totals};
+use crate::report::{Driver, RunReport, RunStatus, Totals};
 use crate::storage::Location;
 use crate::transform::{self, lineage::Lineage};
 use basis::Basis;
@@ -105,6 +105,7 @@ impl Setup {
         let report = RunReport {
             run_id: run_id.clone(),
             job: job.spec.name.clone(),
+            driver: Driver::Run,
             status: RunStatus::Running,
             error: None,
             warnings: Vec::new(),

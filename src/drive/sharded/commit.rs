@@ -57,6 +57,7 @@ pub async fn commit_run(plan_url: &str, registry: &Registry) -> Result<RunOutcom
     )
     .await?;
     setup.report.started_at = plan.created_at.clone();
+    setup.report.driver = crate::report::Driver::Sharded;
     let state_dir = setup.state_dir();
     if state_dir.current_run().await?.as_deref() == Some(plan.run_id.as_str()) {
         // A commit retried after it committed (and died before it cleaned up):
