@@ -68,21 +68,8 @@ impl RunRow {
 /// The run ids that have a report, newest first (run ids are ULIDs, which sort
 /// by time).
 async fn run_ids(output: &Location) -> Result<Vec<String>> {
-    let listing = output
-        .store
-        .list_with_delimiter(Some(&output.child("_naslake/runs")))
-        .await?;
-    let mut ids: Vec<String> = listing
-        .objects
-        .iter()
-        .filter_map(|m| {
-            m.location
-                .filename()?
-                .strip_suffix(".json")
-                .map(str::to_string)
-        })
-        .collect();
-    ids.sort_unstable_by(|a, b| b.cmp(a));
+    let mut ids = output.json_names(&output.child("_naslake/runs")).await?;
+    ids.reverse();
     Ok(ids)
 }
 

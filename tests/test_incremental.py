@@ -12,6 +12,7 @@ import random
 import shutil
 import signal
 import socket
+import time
 import uuid
 
 import pytest
@@ -433,7 +434,11 @@ def test_a_commit_record_an_older_naslake_left_is_rolled_back(tmp_path):
     run(lake, share, "--incremental")
     commits = lake.root / "_naslake" / "state" / "sensor_readings" / "commits"
     current = lake.state()["run_id"]
-    old_run = "0" + current[1:-1] + "z"  # a ULID after the current run's
+    # A ULID after the current run's: its time part a second from now.
+    alphabet, ms, old_run = "0123456789abcdefghjkmnpqrstvwxyz", int(time.time() * 1000) + 1000, ""
+    for _ in range(10):
+        old_run, ms = alphabet[ms % 32] + old_run, ms // 32
+    old_run += "0" * 16
     assert old_run > current
     old = {"format": 1, "base_run": current, "entries": [], "replaced": [],
            "state": {"format": 1, "job": "sensor_readings", "run_id": old_run, "committed_at": "x",

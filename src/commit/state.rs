@@ -254,23 +254,7 @@ impl StateDir {
     /// The run ids of the commit records present, oldest first (run ids are
     /// ULIDs, which sort by time).
     pub async fn record_runs(&self) -> Result<Vec<String>> {
-        let listing = self
-            .output
-            .store
-            .list_with_delimiter(Some(&self.path("commits")))
-            .await?;
-        let mut runs: Vec<String> = listing
-            .objects
-            .iter()
-            .filter_map(|m| {
-                m.location
-                    .filename()?
-                    .strip_suffix(".json")
-                    .map(String::from)
-            })
-            .collect();
-        runs.sort();
-        Ok(runs)
+        self.output.json_names(&self.path("commits")).await
     }
 
     pub async fn write_record(&self, record: &CommitRecord) -> Result<()> {

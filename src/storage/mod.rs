@@ -65,6 +65,24 @@ impl std::fmt::Debug for Location {
 }
 
 impl Location {
+    /// The names, without `.json`, of the JSON files directly in `dir`, sorted
+    /// (run reports and commit records are named by their run ids).
+    pub async fn json_names(&self, dir: &ObjPath) -> Result<Vec<String>> {
+        let listing = self.store.list_with_delimiter(Some(dir)).await?;
+        let mut names: Vec<String> = listing
+            .objects
+            .iter()
+            .filter_map(|m| {
+                m.location
+                    .filename()?
+                    .strip_suffix(".json")
+                    .map(String::from)
+            })
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     /// Opens an address. Relative local paths are relative to the working directory.
     pub fn open(url: &str) -> Result<Location> {
         match address::parse(url).map_err(|e| address_error(url, &e))? {
