@@ -184,9 +184,10 @@ struct QueryArgs {
     /// local[:DIR] or glue[:DATABASE] (default local:./lake).
     #[arg(long, env = "NASLAKE_CATALOG")]
     catalog: Option<String>,
-    /// The output whose run reports make the `naslake_runs` table.
-    #[arg(long, env = "NASLAKE_OUTPUT", default_value = "./lake")]
-    output: String,
+    /// The output whose run reports make the `naslake_runs` table (default: a
+    /// local catalog's directory; with a Glue catalog the table needs it).
+    #[arg(long, env = "NASLAKE_OUTPUT")]
+    output: Option<String>,
     #[arg(long, value_enum, default_value = "table")]
     format: OutputFormat,
 }
@@ -363,9 +364,16 @@ async fn dispatch(command: Command, output: Output) -> Result<i32, Error> {
         Command::Query(args) => {
             let catalog = open_catalog(args.catalog.as_deref()).await?;
             let ctx = query::session_over(&catalog.0, catalog.1.as_deref()).await?;
-            let output = Location::open(&args.output)?;
-            let runs = history::to_batch(&history::list(&output, None, None).await?)?;
-            ctx.register_batch("naslake_runs", runs)?;
+            // The run history is read only for SQL that names it, and never
+            // in place of a catalog table of that name.
+            let history_output = args.output.clone().or_else(|| catalog.0.local_dir());
+            if args.sql.to_ascii_lowercase().contains(history::TABLE)
+                && !ctx.table_exist(history::TABLE)?
+                && let Some(url) = history_output
+            {
+                let rows = history::list(&Location::open(&url)?, None, None).await?;
+                ctx.register_batch(history::TABLE, history::to_batch(&rows)?)?;
+            }
             let batches = query::run_sql(&ctx, &args.sql).await?;
             out(&query::format_batches(&batches, args.format)?)?;
             Ok(EXIT_OK)
@@ -373,7 +381,7 @@ async fn dispatch(command: Command, output: Output) -> Result<i32, Error> {
         Command::Runs(args) => match args.action {
             Some(RunsAction::Show { run_id, output }) => {
                 let report = history::report(&Location::open(&output)?, &run_id).await?;
-                out(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+                out(&format!("{}\n", report.trim_end()))?;
                 Ok(EXIT_OK)
             }
             None => {

@@ -1,17 +1,20 @@
 //! Run history: the run reports under `OUTPUT/_naslake/runs/`, newest first, one
 //! row each (`naslake runs`, and the `naslake_runs` table of `naslake query`).
-//! Reports are read as JSON values, so reports of older naslake versions (without
-//! a field a newer one added) still give a row.
+//! Only the fields a row needs are parsed, each optional, so reports of older
+//! naslake versions (without a field a newer one added) still give a row.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{Field, Schema};
 use object_store::ObjectStoreExt;
-use serde_json::Value;
+use serde::Deserialize;
 
 use crate::base::error::{Error, Result};
 use crate::storage::Location;
+
+/// The name `naslake query` gives the history.
+pub const TABLE: &str = "naslake_runs";
 
 /// One run, as the history lists it.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,34 +38,63 @@ pub struct RunRow {
 }
 
 impl RunRow {
-    /// The row of a report (a JSON document).
-    pub fn of(report: &Value) -> RunRow {
-        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-        let count = |name: &str| report["totals"][name].as_u64().unwrap_or(0);
-        let changed = report["tables"].as_array().map_or(0, |t| {
-            t.iter()
-                .filter(|t| t["location"].as_str().is_some_and(|l| !l.is_empty()))
-                .count()
-        });
-        RunRow {
-            run_id: text(&report["run_id"]),
-            job: text(&report["job"]),
-            driver: report["driver"].as_str().unwrap_or("run").to_string(),
-            basis: report["incremental"]["basis"]
-                .as_str()
-                .unwrap_or("full")
-                .to_string(),
-            status: text(&report["status"]),
-            started_at: text(&report["started_at"]),
-            duration_seconds: report["duration_seconds"].as_f64().unwrap_or(0.0),
-            items_in: count("files_seen"),
-            items_rejected: count("files_rejected"),
-            rows_in: count("records_in"),
-            rows_out: count("rows_out"),
-            rows_rejected: count("records_rejected"),
-            tables_changed: changed as u64,
-        }
+    /// The row of a report (its JSON text). Only the fields a row needs are
+    /// parsed into values: a report's per-item list is skipped over.
+    pub fn of(report: &[u8]) -> serde_json::Result<RunRow> {
+        let r: Summary = serde_json::from_slice(report)?;
+        Ok(RunRow {
+            run_id: r.run_id,
+            job: r.job,
+            driver: r.driver.unwrap_or_else(|| "run".into()),
+            basis: r.incremental.map_or_else(|| "full".into(), |i| i.basis),
+            status: r.status,
+            started_at: r.started_at,
+            duration_seconds: r.duration_seconds,
+            items_in: r.totals.files_seen,
+            items_rejected: r.totals.files_rejected,
+            rows_in: r.totals.records_in,
+            rows_out: r.totals.rows_out,
+            rows_rejected: r.totals.records_rejected,
+            tables_changed: r.tables.iter().filter(|t| !t.location.is_empty()).count() as u64,
+        })
     }
+}
+
+/// What a row takes of a report; every field may be missing (older reports).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Summary {
+    run_id: String,
+    job: String,
+    driver: Option<String>,
+    status: String,
+    started_at: String,
+    duration_seconds: f64,
+    totals: SummaryTotals,
+    tables: Vec<SummaryTable>,
+    incremental: Option<SummaryBasis>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SummaryTotals {
+    files_seen: u64,
+    files_rejected: u64,
+    records_in: u64,
+    rows_out: u64,
+    records_rejected: u64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SummaryTable {
+    location: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SummaryBasis {
+    basis: String,
 }
 
 /// The run ids that have a report, newest first (run ids are ULIDs, which sort
@@ -73,28 +105,31 @@ async fn run_ids(output: &Location) -> Result<Vec<String>> {
     Ok(ids)
 }
 
-/// A run's report as stored.
-pub async fn report(output: &Location, run_id: &str) -> Result<Value> {
-    if run_id.contains('/') {
-        return Err(Error::config(format!("`{run_id}` is not a run id")));
+/// A run's report as stored (`None`: there is none). A run id is a lowercase
+/// ULID; anything else names no report.
+async fn read_report(output: &Location, run_id: &str) -> Result<Option<bytes::Bytes>> {
+    if ulid::Ulid::from_string(run_id).is_err() {
+        return Ok(None);
     }
-    let path = output.child(&format!("_naslake/runs/{run_id}.json"));
-    let bytes = match output.store.get(&path).await {
-        Ok(found) => found.bytes().await?,
-        Err(object_store::Error::NotFound { .. }) => {
-            return Err(Error::config(format!(
-                "no report of run {run_id} in {}",
-                output.display
-            )));
+    let path = output.child(&format!("_naslake/runs/{}.json", run_id.to_lowercase()));
+    match output.store.get(&path).await {
+        Ok(found) => Ok(Some(found.bytes().await?)),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A run's report as stored, with anything that looks like a secret scrubbed.
+pub async fn report(output: &Location, run_id: &str) -> Result<String> {
+    match read_report(output, run_id).await? {
+        Some(bytes) => {
+            Ok(crate::base::redact::scrub(&String::from_utf8_lossy(&bytes)).into_owned())
         }
-        Err(e) => return Err(e.into()),
-    };
-    serde_json::from_slice(&bytes).map_err(|e| {
-        Error::State(format!(
-            "{} is not a readable report: {e}",
-            output.url_of(&path)
-        ))
-    })
+        None => Err(Error::config(format!(
+            "no report of run {run_id} in {}",
+            output.display
+        ))),
+    }
 }
 
 /// The runs of `output`, newest first: of job `job` only, if given, and at most
@@ -110,7 +145,18 @@ pub async fn list(
         if last.is_some_and(|n| rows.len() >= n) {
             break;
         }
-        let row = RunRow::of(&report(output, &id).await?);
+        // A report removed since the listing is not a run any more; one that
+        // cannot be read is said, and the rest of the history still listed.
+        let Some(bytes) = read_report(output, &id).await? else {
+            continue;
+        };
+        let row = match RunRow::of(&bytes) {
+            Ok(row) => row,
+            Err(e) => {
+                tracing::warn!(run_id = %id, error = %e, "a run report that cannot be read is left out");
+                continue;
+            }
+        };
         if job.is_none_or(|j| row.job == j) {
             rows.push(row);
         }
@@ -170,7 +216,7 @@ mod tests {
             "tables": [{"location": "s3://b/t/"}, {"location": ""}],
             "incremental": {"basis": "incremental"}
         });
-        let r = RunRow::of(&new);
+        let r = RunRow::of(new.to_string().as_bytes()).unwrap();
         assert_eq!(
             (r.driver.as_str(), r.basis.as_str(), r.tables_changed),
             ("sharded", "incremental", 1)
@@ -187,12 +233,13 @@ mod tests {
         );
         // A report of an older naslake: no driver, no incremental section.
         let old = json!({"run_id": "r1", "job": "j", "status": "failed", "totals": {}});
-        let r = RunRow::of(&old);
+        let r = RunRow::of(old.to_string().as_bytes()).unwrap();
         assert_eq!(
             (r.driver.as_str(), r.basis.as_str(), r.rows_in),
             ("run", "full", 0)
         );
-        let batch = to_batch(&[RunRow::of(&new), r]).unwrap();
+        let batch = to_batch(&[RunRow::of(new.to_string().as_bytes()).unwrap(), r]).unwrap();
+        assert!(RunRow::of(b"{not json").is_err());
         assert_eq!((batch.num_rows(), batch.num_columns()), (2, 13));
     }
 }

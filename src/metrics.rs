@@ -33,6 +33,8 @@ pub fn records(report: &RunReport, exit_code: i32, timestamp_ms: i64) -> Vec<Val
         ("RowsOut", totals.rows_out as f64, "Count"),
         ("RowsRejected", totals.records_rejected as f64, "Count"),
         ("ItemsRejected", totals.files_rejected as f64, "Count"),
+        // Rows of the rejects table: rejected records and items rejected whole.
+        ("RejectsRows", totals.rejects_rows as f64, "Count"),
         ("BytesRead", totals.bytes_in as f64, "Bytes"),
         ("DurationSeconds", report.duration_seconds, "Seconds"),
         ("ExitCode", f64::from(exit_code), "None"),

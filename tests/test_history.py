@@ -46,9 +46,21 @@ def test_runs_lists_every_run_newest_first_as_its_report_says(tmp_path):
     missing = naslake("runs", "show", "01aaaaaaaaaaaaaaaaaaaaaaaa", "--output", lake.url, check_codes=None)
     assert missing.code == 2 and "no report" in missing.stderr
 
+    # A local catalog's directory is the output whose history it queries.
     q = naslake("query", "SELECT driver, count(*) AS n FROM naslake_runs GROUP BY driver ORDER BY driver",
-                "--catalog", f"local:{lake.root}", "--output", lake.url, "--format", "csv")
+                "--catalog", f"local:{lake.root}", "--format", "csv")
     assert list(csv.DictReader(io.StringIO(q.stdout))) == [{"driver": "run", "n": "2"}, {"driver": "sharded", "n": "1"}]
+    # A report that cannot be read is left out, and the rest still listed.
+    (lake.root / "_naslake" / "runs" / "01m00000000000000000000000.json").write_text("{not json")
+    rest = naslake("runs", "--output", lake.url, "--format", "csv")
+    assert len(list(csv.DictReader(io.StringIO(rest.stdout)))) == 3
+    assert "cannot be read" in rest.stderr
+    both = naslake("runs", "--output", lake.url, "--job", "sensor_readings", "--last", 2, "--format", "csv")
+    assert [r["run_id"] for r in csv.DictReader(io.StringIO(both.stdout))] == \
+        [third.report["run_id"], second.report["run_id"]]
+    for bad in ["../../etc/passwd", "not-a-ulid"]:
+        b = naslake("runs", "show", bad, "--output", lake.url, check_codes=None)
+        assert b.code == 2 and "no report" in b.stderr
     # An output without runs has an empty history.
     empty = naslake("runs", "--output", tmp_path / "nothing", "--format", "csv")
     assert empty.stdout.strip().count("\n") == 0

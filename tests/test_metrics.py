@@ -61,6 +61,7 @@ def test_a_runs_last_log_lines_are_emf_records_of_its_report(tmp_path):
     assert (run["job"], run["run_id"], run["status"]) == ("sensor_readings", r.report["run_id"], "succeeded_with_rejects")
     assert (run["RowsIn"], run["RowsOut"], run["RowsRejected"], run["ItemsRejected"], run["BytesRead"]) == \
         (t["records_in"], t["rows_out"], t["records_rejected"], t["files_rejected"], t["bytes_in"])
+    assert run["RejectsRows"] == t["rejects_rows"] > 0
     assert run["ExitCode"] == r.code == 3 and run["DurationSeconds"] > 0
     tables = records[:-1]
     assert sorted(x["table"] for x in tables) == sorted(x["table"] for x in r.report["tables"])
@@ -76,9 +77,12 @@ def test_text_logs_have_no_metrics_and_a_dicom_jobs_records_name_no_key(tmp_path
     text = naslake("run", SENSOR_JOB, "--output", lake, lake=lake, env={"NASLAKE_LOG_FORMAT": "text"})
     assert "_aws" not in text.stdout + text.stderr
     dicom = naslake("run", ROOT / "jobs" / "dicom.toml", "--output", tmp_path / "d", lake=tmp_path / "d",
-                    env={"NASLAKE_LOG_FORMAT": "json"})
+                    env={"NASLAKE_LOG_FORMAT": "json", "NASLAKE_PSEUDONYM_KEY": "", "NASLAKE_PSEUDONYM_SECRET_ID": ""})
     records = emf_records(dicom.stdout)
     assert records
+    # The samples' files rejected whole count as rejects rows, not rejected rows.
+    run = records[-1]
+    assert run["RejectsRows"] == dicom.report["totals"]["rejects_rows"] > 0
     for rec in records:
         check_emf(rec)
         strings = {k for k, v in rec.items() if isinstance(v, str)}

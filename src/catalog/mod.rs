@@ -77,6 +77,14 @@ pub enum Catalog {
 impl Catalog {
     /// Opens the catalog a spec names; `default_dir` is used by `local` without a
     /// DIR. Also returns the database the spec names, if any.
+    /// A local catalog's directory (the output it lies under), as an address.
+    pub fn local_dir(&self) -> Option<String> {
+        match self {
+            Catalog::Local(c) => Some(c.root().display().to_string()),
+            Catalog::Glue(_) => None,
+        }
+    }
+
     pub async fn open(
         spec: &CatalogSpec,
         default_dir: &std::path::Path,
