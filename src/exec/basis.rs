@@ -293,15 +293,15 @@ pub fn check_catalog_matches(
 
 /// Sums up an incremental run's listing against the state: `changes` is what
 /// the listing found per source (every source of the job, listed).
-pub fn listed(inc: &Increment, changes: BTreeMap<String, SourceChanges>) -> Listed {
+pub fn listed(inc: &Increment, changes: &BTreeMap<String, SourceChanges>) -> Listed {
     let mut out = Listed {
         quiet: true,
         ..Default::default()
     };
     for (name, c) in changes {
-        let before = inc.previous.sources.get(&name);
+        let before = inc.previous.sources.get(name);
         out.removed.extend(c.changed.iter().cloned());
-        if inc.using.reread.contains(&name) {
+        if inc.using.reread.contains(name) {
             out.removed.extend(c.unchanged.iter().cloned());
         }
         let newly_deleted = c
@@ -318,7 +318,7 @@ pub fn listed(inc: &Increment, changes: BTreeMap<String, SourceChanges>) -> List
         if !c.new.is_empty() || !c.changed.is_empty() || newly_deleted > 0 {
             out.quiet = false;
         }
-        out.counts.insert(name, c.counts());
+        out.counts.insert(name.clone(), c.counts());
     }
     out
 }
@@ -378,7 +378,7 @@ mod tests {
         let inc = increment(Deletes::Keep, &[]);
         // Deleted in an earlier run already, its rows kept: nothing to do again.
         let c = changes(&[], &[], &["a"], &["gone-before"]);
-        let l = listed(&inc, BTreeMap::from([("csv".into(), c)]));
+        let l = listed(&inc, &BTreeMap::from([("csv".into(), c)]));
         assert!(l.quiet);
         assert!(l.removed.is_empty());
         assert_eq!(l.kept_deleted["csv"].len(), 1);
@@ -389,7 +389,7 @@ mod tests {
     fn changed_and_propagated_deletes_remove_their_rows() {
         let inc = increment(Deletes::Propagate, &[]);
         let c = changes(&["n"], &["a"], &[], &["d"]);
-        let l = listed(&inc, BTreeMap::from([("csv".into(), c)]));
+        let l = listed(&inc, &BTreeMap::from([("csv".into(), c)]));
         assert!(!l.quiet);
         assert_eq!(
             l.removed,
@@ -402,7 +402,7 @@ mod tests {
     fn a_reread_source_removes_its_unchanged_rows_too() {
         let inc = increment(Deletes::Propagate, &["csv"]);
         let c = changes(&[], &[], &["a"], &["x"]);
-        let l = listed(&inc, BTreeMap::from([("csv".into(), c)]));
+        let l = listed(&inc, &BTreeMap::from([("csv".into(), c)]));
         assert!(!l.quiet, "x was deleted just now");
         assert_eq!(
             l.removed,
@@ -415,7 +415,7 @@ mod tests {
         let inc = increment(Deletes::Keep, &[]);
         let l = listed(
             &inc,
-            BTreeMap::from([("csv".into(), changes(&["n"], &[], &[], &["d"]))]),
+            &BTreeMap::from([("csv".into(), changes(&["n"], &[], &[], &["d"]))]),
         );
         let back: Listed = serde_json::from_str(&serde_json::to_string(&l).unwrap()).unwrap();
         assert_eq!(back, l);

@@ -163,7 +163,7 @@ impl Finished {
     /// What an incremental run's listing changed against the state of `inc`.
     pub fn listed(&self, inc: &Increment) -> Result<Listed> {
         match &self.changes {
-            Some(changes) => Ok(basis::listed(inc, changes.clone())),
+            Some(changes) => Ok(basis::listed(inc, changes)),
             None => Err(Error::Accounting(
                 "an incremental run's listing was made without the state to compare with".into(),
             )),

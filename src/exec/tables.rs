@@ -25,7 +25,7 @@ use crate::transform::files_table::{FilesTable, TableFile};
 use crate::transform::{self, lineage::Lineage};
 use crate::write::carry::{self, OldTable};
 use crate::write::keys::KeyTally;
-use crate::write::layout::HIVE_NULL_PARTITION;
+use crate::write::layout::{HIVE_NULL_PARTITION, Placement};
 use crate::write::{self, Staged, TableWriter, WrittenFile};
 
 /// Everything a table's writers need, shared by the tables of one process's part
@@ -89,16 +89,19 @@ impl Writing<'_> {
         }
     }
 
+    /// Where `table`'s files go.
+    fn placement(&self, table: &JobTable) -> Result<Arc<Placement>> {
+        self.plans
+            .get(&table.name)
+            .map(|p| p.placement.clone())
+            .ok_or_else(|| Error::Accounting(format!("table {} was not planned", table.name)))
+    }
+
     /// A writer for one table; writers sharing `counter` name files apart.
     pub fn table_writer(&self, table: &JobTable, counter: Arc<AtomicU32>) -> Result<TableWriter> {
         TableWriter::new(
             self.output,
-            self.plans
-                .get(&table.name)
-                .map(|p| p.placement.clone())
-                .ok_or_else(|| {
-                    Error::Accounting(format!("table {} was not planned", table.name))
-                })?,
+            self.placement(table)?,
             table,
             &self.file_tag,
             counter,
@@ -134,13 +137,7 @@ impl Writing<'_> {
                     Some(&removed),
                 ),
             };
-            let placement = self
-                .plans
-                .get(&table.name)
-                .map(|p| p.placement.clone())
-                .ok_or_else(|| {
-                    Error::Accounting(format!("table {} was not planned", table.name))
-                })?;
+            let placement = self.placement(table)?;
             let writer = self.table_writer(table, Arc::clone(&counter))?;
             let (merge, carried) = carry::merge(
                 self.output,
