@@ -372,7 +372,12 @@ async fn dispatch(command: Command, output: Output) -> Result<i32, Error> {
                 && let Some(url) = history_output
             {
                 let rows = history::list(&Location::open(&url)?, None, None).await?;
-                ctx.register_batch(history::TABLE, history::to_batch(&rows)?)?;
+                query::register_beside_catalog(
+                    &ctx,
+                    catalog.1.as_deref(),
+                    history::TABLE,
+                    history::to_batch(&rows)?,
+                )?;
             }
             let batches = query::run_sql(&ctx, &args.sql).await?;
             out(&query::format_batches(&batches, args.format)?)?;

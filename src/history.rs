@@ -1,20 +1,34 @@
 //! Run history: the run reports under `OUTPUT/_naslake/runs/`, newest first, one
-//! row each (`naslake runs`, and the `naslake_runs` table of `naslake query`).
+//! row each (`naslake runs`, the `naslake_runs` table of `naslake query`, and the
+//! Parquet table a job that declares `[tables.naslake_runs]` writes), with the
+//! columns of `schemas/naslake_runs.toml`.
 //! Only the fields a row needs are parsed, each optional, so reports of older
 //! naslake versions (without a field a newer one added) still give a row.
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, UInt64Array};
-use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::arrow::array::{
+    ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use serde::Deserialize;
 
 use crate::base::error::{Error, Result};
+use crate::model::schema::TableSchema;
 use crate::storage::Location;
 
 /// The name `naslake query` gives the history.
-pub const TABLE: &str = "naslake_runs";
+pub const TABLE: &str = crate::model::RUNS_TABLE;
+
+/// Reports read at once when the whole history is listed.
+const READ_AHEAD: usize = 16;
+
+/// The history's columns, from its schema file.
+pub fn schema() -> TableSchema {
+    TableSchema::parse(crate::model::RUNS_SCHEMA, "schemas/naslake_runs.toml")
+        .expect("the built-in schema file parses (a unit test checks it)")
+}
 
 /// One run, as the history lists it.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,21 +147,26 @@ pub async fn report(output: &Location, run_id: &str) -> Result<String> {
 }
 
 /// The runs of `output`, newest first: of job `job` only, if given, and at most
-/// `last` of them. Only the reports listed are read, newest first, until `last`
-/// match.
+/// `last` of them. Only the reports listed are read, newest first, a few at a
+/// time, until `last` match.
 pub async fn list(
     output: &Location,
     job: Option<&str>,
     last: Option<usize>,
 ) -> Result<Vec<RunRow>> {
+    let ids = run_ids(output).await?;
+    let ahead = last.map_or(READ_AHEAD, |n| n.clamp(1, READ_AHEAD));
+    let mut reports = futures::stream::iter(ids)
+        .map(|id| async move { (read_report(output, &id).await, id) })
+        .buffered(ahead);
     let mut rows = Vec::new();
-    for id in run_ids(output).await? {
+    while let Some((read, id)) = reports.next().await {
         if last.is_some_and(|n| rows.len() >= n) {
             break;
         }
         // A report removed since the listing is not a run any more; one that
         // cannot be read is said, and the rest of the history still listed.
-        let Some(bytes) = read_report(output, &id).await? else {
+        let Some(bytes) = read? else {
             continue;
         };
         let row = match RunRow::of(&bytes) {
@@ -164,42 +183,54 @@ pub async fn list(
     Ok(rows)
 }
 
-/// The rows as one Arrow batch (the `naslake_runs` table's columns).
+/// The rows as one Arrow batch of the history's schema.
 pub fn to_batch(rows: &[RunRow]) -> Result<RecordBatch> {
+    let schema = schema();
     let text = |f: fn(&RunRow) -> &str| -> ArrayRef {
         Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
     };
     let count = |f: fn(&RunRow) -> u64| -> ArrayRef {
-        Arc::new(UInt64Array::from_iter_values(rows.iter().map(f)))
+        // Athena has no unsigned integers; a count beyond i64 saturates.
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| i64::try_from(f(r)).unwrap_or(i64::MAX)),
+        ))
     };
-    let columns: Vec<(&str, ArrayRef)> = vec![
-        ("run_id", text(|r| &r.run_id)),
-        ("job", text(|r| &r.job)),
-        ("driver", text(|r| &r.driver)),
-        ("basis", text(|r| &r.basis)),
-        ("status", text(|r| &r.status)),
-        ("started_at", text(|r| &r.started_at)),
-        (
-            "duration_seconds",
-            Arc::new(Float64Array::from_iter_values(
+    let started: ArrayRef = Arc::new(
+        rows.iter()
+            .map(|r| {
+                chrono::DateTime::parse_from_rfc3339(&r.started_at)
+                    .ok()
+                    .map(|t| t.timestamp_micros())
+            })
+            .collect::<TimestampMicrosecondArray>()
+            .with_timezone("UTC"),
+    );
+    let mut arrays = Vec::new();
+    for column in &schema.columns {
+        arrays.push(match column.name.as_str() {
+            "run_id" => text(|r| &r.run_id),
+            "job" => text(|r| &r.job),
+            "driver" => text(|r| &r.driver),
+            "basis" => text(|r| &r.basis),
+            "status" => text(|r| &r.status),
+            "started_at" => started.clone(),
+            "duration_seconds" => Arc::new(Float64Array::from_iter_values(
                 rows.iter().map(|r| r.duration_seconds),
             )),
-        ),
-        ("items_in", count(|r| r.items_in)),
-        ("items_rejected", count(|r| r.items_rejected)),
-        ("rows_in", count(|r| r.rows_in)),
-        ("rows_out", count(|r| r.rows_out)),
-        ("rows_rejected", count(|r| r.rows_rejected)),
-        ("tables_changed", count(|r| r.tables_changed)),
-    ];
-    let schema = Schema::new(
-        columns
-            .iter()
-            .map(|(name, a)| Field::new(*name, a.data_type().clone(), false))
-            .collect::<Vec<_>>(),
-    );
-    let arrays = columns.into_iter().map(|(_, a)| a).collect();
-    Ok(RecordBatch::try_new(Arc::new(schema), arrays)?)
+            "items_in" => count(|r| r.items_in),
+            "items_rejected" => count(|r| r.items_rejected),
+            "rows_in" => count(|r| r.rows_in),
+            "rows_out" => count(|r| r.rows_out),
+            "rows_rejected" => count(|r| r.rows_rejected),
+            "tables_changed" => count(|r| r.tables_changed),
+            other => {
+                return Err(Error::config(format!(
+                    "schemas/naslake_runs.toml names a column the history does not fill: {other}"
+                )));
+            }
+        });
+    }
+    Ok(RecordBatch::try_new(schema.file_schema(), arrays)?)
 }
 
 #[cfg(test)]
@@ -211,7 +242,7 @@ mod tests {
     fn a_row_comes_from_any_report_old_or_new() {
         let new = json!({
             "run_id": "r2", "job": "j", "driver": "sharded", "status": "succeeded",
-            "started_at": "t", "duration_seconds": 1.5,
+            "started_at": "2026-12-05T03:01:28.5+00:00", "duration_seconds": 1.5,
             "totals": {"files_seen": 3, "files_rejected": 1, "records_in": 10, "rows_out": 9, "records_rejected": 1},
             "tables": [{"location": "s3://b/t/"}, {"location": ""}],
             "incremental": {"basis": "incremental"}
@@ -241,5 +272,6 @@ mod tests {
         let batch = to_batch(&[RunRow::of(new.to_string().as_bytes()).unwrap(), r]).unwrap();
         assert!(RunRow::of(b"{not json").is_err());
         assert_eq!((batch.num_rows(), batch.num_columns()), (2, 13));
+        assert_eq!(batch.schema(), schema().file_schema());
     }
 }

@@ -57,6 +57,37 @@ pub async fn session_over(catalog: &Catalog, database: Option<&str>) -> Result<S
     Ok(ctx)
 }
 
+/// Registers `batch` (the run history) as `name` and as `DATABASE.name`, the
+/// database queried (`naslake` by default), as Athena names a table of a job.
+pub fn register_beside_catalog(
+    ctx: &SessionContext,
+    database: Option<&str>,
+    name: &str,
+    batch: RecordBatch,
+) -> Result<()> {
+    let table = Arc::new(datafusion::datasource::MemTable::try_new(
+        batch.schema(),
+        vec![vec![batch]],
+    )?);
+    let database = database.unwrap_or(DEFAULT_DATABASE);
+    let df_catalog = ctx
+        .catalog("datafusion")
+        .expect("the default catalog exists");
+    let schema = match df_catalog.schema(database) {
+        Some(s) => s,
+        None => {
+            let s: Arc<dyn SchemaProvider> = Arc::new(MemorySchemaProvider::new());
+            df_catalog.register_schema(database, s.clone())?;
+            s
+        }
+    };
+    if !schema.table_exist(name) {
+        schema.register_table(name.to_string(), table.clone())?;
+    }
+    ctx.register_table(name, table)?;
+    Ok(())
+}
+
 /// Builds a table over the files under each registered partition location.
 async fn table_provider(ctx: &SessionContext, entry: &TableEntry) -> Result<FilesTable> {
     let t = &entry.table_input;

@@ -2,12 +2,22 @@
 first, `naslake runs show` prints one report, and `naslake query` has the same rows
 as the `naslake_runs` table. Checked against the reports the runs wrote."""
 import csv
+import datetime
 import io
 import json
+import signal
 
 from conftest import SENSOR_JOB, naslake
 from lakes import LocalLake, LocalShare
 from test_incremental import change_share, set_a
+
+# What a job adds to its spec to keep the run history as a table.
+DECLARE = ["--set", "tables.naslake_runs.mode=overwrite"]
+
+
+def when(text):
+    """A timestamp as the report writes it (+00:00) or Arrow prints it (Z)."""
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def test_runs_lists_every_run_newest_first_as_its_report_says(tmp_path):
@@ -31,7 +41,8 @@ def test_runs_lists_every_run_newest_first_as_its_report_says(tmp_path):
                                                           ("run", "full")]
     for row, report in zip(rows, reports):
         t = report["totals"]
-        assert (row["status"], row["started_at"]) == (report["status"], report["started_at"])
+        assert row["status"] == report["status"]
+        assert when(row["started_at"]) == when(report["started_at"])
         assert (row["items_in"], row["items_rejected"], row["rows_in"], row["rows_out"], row["rows_rejected"]) == \
             (t["files_seen"], t["files_rejected"], t["records_in"], t["rows_out"], t["records_rejected"])
         assert row["tables_changed"] == sum(1 for x in report["tables"] if x["location"])
@@ -64,3 +75,74 @@ def test_runs_lists_every_run_newest_first_as_its_report_says(tmp_path):
     # An output without runs has an empty history.
     empty = naslake("runs", "--output", tmp_path / "nothing", "--format", "csv")
     assert empty.stdout.strip().count("\n") == 0
+
+
+def history_table(lake):
+    """The naslake_runs table at the location the catalog registers, read by DuckDB."""
+    import duckdb
+    [(location, _)] = lake.locations("naslake_runs")
+    files = lake.files_at(location)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    cur = con.execute(f"SELECT * FROM read_parquet({files!r}) ORDER BY run_id DESC")
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+def listed(lake):
+    out = naslake("runs", "--output", lake.url, "--format", "json").stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_a_job_that_declares_naslake_runs_keeps_its_history_as_a_parquet_table(tmp_path):
+    share, lake = LocalShare(tmp_path / "share"), LocalLake(tmp_path / "lake")
+    set_a(share)
+    args = ["--input", share.url, "--output", lake.url, *DECLARE]
+    naslake("run", SENSOR_JOB, *args, lake=lake.root)
+    [one] = history_table(lake)
+    assert (one["status"], one["driver"], one["basis"]) == ("succeeded_with_rejects", "run", "full")
+    before = lake.entry("naslake_runs")
+
+    # A run killed while writing changes nothing, the history table included.
+    change_share(share)
+    killed = naslake("run", SENSOR_JOB, *args, "--incremental", env={"NASLAKE_FAULT": "write.file:1"},
+                     check_codes=None)
+    assert killed.code == -signal.SIGKILL
+    assert lake.entry("naslake_runs") == before
+    # A run that fails (its SQL gets no memory) has a report but commits nothing.
+    naslake("run", SENSOR_JOB, *args, env={"NASLAKE_MEMORY_LIMIT": "1KiB"}, check_codes=(1,))
+    assert lake.entry("naslake_runs") == before
+
+    # The next run recovers and commits; then a sharded, incremental one.
+    naslake("run", SENSOR_JOB, *args, "--incremental", lake=lake.root)
+    share.append("long/b.csv", "press-02,2024-03-02T23:00:00Z,1.5,temperature,degC\n")
+    url = naslake("plan", SENSOR_JOB, *args, "--shards", 2, "--incremental").stdout.strip().splitlines()[-1]
+    for i in range(2):
+        naslake("work", url, "--shard", i)
+    last = naslake("commit", url, lake=lake.root)
+
+    table, runs = history_table(lake), listed(lake)
+    # Every report of the output is a row, the failed run's too, and nothing else.
+    assert [r["run_id"] for r in table] == [r["run_id"] for r in runs]
+    assert table[0]["run_id"] == last.report["run_id"]
+    assert table[0]["driver"] == "sharded" and table[0]["basis"] == "incremental"
+    assert "failed" in [r["status"] for r in table]
+    for row, run in zip(table, runs):
+        for column in ("job", "driver", "basis", "status", "items_in", "items_rejected", "rows_in",
+                       "rows_out", "rows_rejected", "tables_changed"):
+            assert row[column] == run[column], (column, row, run)
+        assert row["started_at"] == when(run["started_at"])
+    # Earlier runs' durations are their reports'; the committing run's is up to its commit.
+    for row, run in zip(table[1:], runs[1:]):
+        assert row["duration_seconds"] == run["duration_seconds"]
+    assert 0 < table[0]["duration_seconds"] <= runs[0]["duration_seconds"]
+    # Its catalog entry is the schema file's, registered like any other table.
+    ddl = naslake("catalog", "show", "naslake_runs", "--ddl", "--catalog", f"local:{lake.root}").stdout
+    assert "`tables_changed` bigint" in ddl and "`started_at` timestamp" in ddl
+
+
+def test_naslake_runs_is_declared_by_name_alone(tmp_path):
+    for extra, says in [(["--set", "tables.naslake_runs.sql=x.sql"], "declare it without"),
+                        (["--set", "tables.naslake_runs.mode=append"], "written whole")]:
+        out = naslake("run", SENSOR_JOB, "--output", tmp_path / "lake", *extra, "--dry-run", check_codes=(2,))
+        assert "tables.naslake_runs" in out.stderr and says in out.stderr, out.stderr

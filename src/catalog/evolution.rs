@@ -134,6 +134,7 @@ mod tests {
                     derived: false,
                 })
                 .collect(),
+            docs: None,
         };
         crate::catalog::table_input::table_input(
             &schema,

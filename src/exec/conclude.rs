@@ -10,6 +10,7 @@ use tracing::{info, warn};
 
 use super::Setup;
 use super::basis::{Basis, Listed};
+use super::history_table;
 use super::tables::Writing;
 use crate::base::error::{EXIT_OK, EXIT_REJECTS, Error, Result};
 use crate::base::warnings::Warnings;
@@ -20,6 +21,7 @@ use crate::commit::recover::Recovered;
 use crate::commit::state::{self, CommitRecord, StateDir};
 use crate::commit::{self, TableFiles, TablePlan, cleanup};
 use crate::discover::{Discovered, DiscoveredItem};
+use crate::history::RunRow;
 use crate::model::WorkItem;
 use crate::report::{FileReport, IncrementalReport, RunReport, RunStatus, SourceReport, Totals};
 use crate::storage::Location;
@@ -80,7 +82,10 @@ impl Decided<'_> {
     ) -> RunOutcome {
         let mut report = self.setup.report.clone();
         let result = match written {
-            Ok(Some(tables)) => self.commit(tables, manifest, staged).await.map(Some),
+            Ok(Some(tables)) => self
+                .commit(tables, manifest, staged, started)
+                .await
+                .map(Some),
             Ok(None) => Ok(None),
             Err(e) => Err(e),
         };
@@ -140,11 +145,18 @@ impl Decided<'_> {
     /// Prepares the switch, builds the state it commits, and applies both.
     async fn commit(
         &self,
-        tables: Vec<TableFiles>,
+        mut tables: Vec<TableFiles>,
         manifest: &Discovered,
         staged: &Staged,
+        started: Instant,
     ) -> Result<Vec<TableReport>> {
         let s = self.setup;
+        if let Some(table) = s.job.runs_table() {
+            let own = self.history_row(&tables, manifest, started)?;
+            let mut writing = self.writing(format!("{}-history", s.run_id));
+            writing.staged = staged.clone();
+            tables.push(history_table::write(&writing, table, own).await?);
+        }
         let target = commit::Target {
             job: &s.job,
             catalog: &s.catalog,
@@ -184,6 +196,47 @@ impl Decided<'_> {
             record,
         };
         commit::apply(&target, prepared, committing, &self.warnings).await
+    }
+}
+
+impl Decided<'_> {
+    /// The committing run's row of the run history, as its report will give it
+    /// (its duration up to now; the history table itself among the tables it
+    /// changes).
+    fn history_row(
+        &self,
+        tables: &[TableFiles],
+        manifest: &Discovered,
+        started: Instant,
+    ) -> Result<RunRow> {
+        let mut report = self.setup.report.clone();
+        describe_inputs(&mut report, manifest);
+        // The row needs the totals, not the per-item list.
+        report.files.clear();
+        let t = &report.totals;
+        report.status = if t.records_rejected > 0 || t.files_rejected > 0 {
+            RunStatus::SucceededWithRejects
+        } else {
+            RunStatus::Succeeded
+        };
+        report.duration_seconds = started.elapsed().as_secs_f64();
+        report.incremental = Some(incremental_report(
+            &self.basis,
+            self.listed.as_ref(),
+            &self.recovered,
+            None,
+        ));
+        let mut row = RunRow::of(&serde_json::to_vec(&report)?)?;
+        row.rows_out = tables.iter().map(|t| t.rows).sum();
+        let changed = tables.iter().filter(|t| {
+            let before = self
+                .plans
+                .get(&t.table.name)
+                .and_then(|p| p.before.as_ref());
+            !t.unchanged(before)
+        });
+        row.tables_changed = changed.count() as u64 + 1;
+        Ok(row)
     }
 }
 

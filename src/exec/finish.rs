@@ -73,6 +73,8 @@ pub async fn finish(
                     .table_files(table, parts.files, parts.rows, parts.tally, Arc::default())
                     .await?
             }
+            // The run history is written by the commit, after every other table.
+            None if job.runs_table().is_some_and(|r| r.name == table.name) => continue,
             None if table.sql.is_some() => {
                 writing
                     .write_sql_table(&ctx, table, manifest.bytes())

@@ -17,6 +17,7 @@ pub mod basis;
 pub mod conclude;
 pub mod discovery;
 pub mod finish;
+pub mod history_table;
 pub mod roles;
 pub mod tables;
 pub mod work;

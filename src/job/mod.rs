@@ -11,9 +11,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::base::error::{Error, Result};
-use crate::model::Compression;
 use crate::model::WriteMode;
 use crate::model::schema::{self, TableSchema};
+use crate::model::{Compression, RUNS_SCHEMA, RUNS_TABLE};
 use crate::sources::{AnySource, Registry};
 pub use digest::spec_digest;
 use params::{apply_override, substitute_params};
@@ -80,6 +80,15 @@ impl Job {
         let mut tables = Vec::new();
         for (name, t) in &spec.tables {
             let at = |e: String| Error::config(format!("job spec {shown}: `tables.{name}`: {e}"));
+            if name == RUNS_TABLE {
+                tables.push(JobTable {
+                    name: name.clone(),
+                    spec: t.clone(),
+                    schema: TableSchema::parse(RUNS_SCHEMA, "schemas/naslake_runs.toml")?,
+                    sql: None,
+                });
+                continue;
+            }
             let schema = match (&t.schema, t.from) {
                 (Some(file), _) => {
                     let p = spec.resolve(file);
@@ -143,6 +152,12 @@ impl Job {
             sources,
             tables,
         })
+    }
+
+    /// The run history's table, when the job declares it (`[tables.naslake_runs]`):
+    /// no step writes it but the commit, from the run reports.
+    pub fn runs_table(&self) -> Option<&JobTable> {
+        self.table(RUNS_TABLE)
     }
 
     /// The table of this name.

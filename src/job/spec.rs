@@ -8,7 +8,7 @@ use bytesize::ByteSize;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Compression, WriteMode};
+use crate::model::{Compression, RUNS_TABLE, WriteMode};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -238,6 +238,22 @@ pub enum TableFrom {
     Rejects,
 }
 
+/// The run history's table is declared by its name alone: naslake fills it from
+/// the run reports, with its built-in schema, written whole at each commit.
+fn check_runs_table(t: &TableSpec) -> std::result::Result<(), String> {
+    if t.schema.is_some() || t.sql.is_some() || t.source.is_some() || t.from.is_some() {
+        return Err(format!(
+            "{RUNS_TABLE} is the run history, filled from the run reports with its built-in schema; declare it without `schema`, `sql`, `source` or `from`"
+        ));
+    }
+    if t.mode != WriteMode::Overwrite || !t.projection.is_empty() {
+        return Err(format!(
+            "{RUNS_TABLE} is written whole at each commit; it takes no `mode` but `overwrite` and no `projection`"
+        ));
+    }
+    Ok(())
+}
+
 impl JobSpec {
     /// Resolves a path written in the spec against the spec file's directory.
     pub fn resolve(&self, p: &str) -> PathBuf {
@@ -280,6 +296,10 @@ impl JobSpec {
         let mut rejects = 0;
         for (name, t) in &self.tables {
             let at = format!("tables.{name}");
+            if name == RUNS_TABLE {
+                check_runs_table(t).map_err(|e| format!("`{at}`: {e}"))?;
+                continue;
+            }
             match (&t.sql, &t.source, &t.from) {
                 (Some(_), None, None) => {}
                 (None, Some(src), None) if !self.sources.contains_key(src) => {

@@ -1,6 +1,7 @@
 //! Table schema files (`schemas/*.toml`): the single source of truth for a table's
 //! columns. The Arrow schema the sink writes, the Glue `TableInput` the catalog
-//! stores and the README table reference are all derived from a [`TableSchema`].
+//! stores and the table reference (`docs/tables.md`) are all derived from a
+//! [`TableSchema`].
 //!
 //! Column types are written as Glue / Hive type names (`bigint`, `double`,
 //! `timestamp`, `decimal(10,2)` …) because that is what analysts see in Athena.
@@ -27,6 +28,25 @@ pub struct TableSchema {
     pub columns: Vec<ColumnDef>,
     #[serde(default)]
     pub partition_keys: Vec<ColumnDef>,
+    /// What the table reference (`docs/tables.md`) says beside the columns. It
+    /// decides no row, so it is not in the job's digest.
+    #[serde(default)]
+    pub docs: Option<TableDocs>,
+}
+
+/// A table's entry in the table reference, written beside its columns so the two
+/// are edited together ([`crate::catalog::reference`] renders it).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableDocs {
+    /// What one row is, for the heading ("one row per sensor reading").
+    pub row: String,
+    /// Markdown: where the rows come from and what to know before querying.
+    #[serde(default)]
+    pub about: String,
+    /// An Athena query that shows what the table is for; the tests run it on the
+    /// samples' lake.
+    pub example: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -4,6 +4,13 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The run history's table: `naslake query` reads it from the run reports, and a
+/// job that declares a table of this name writes it at each commit.
+pub const RUNS_TABLE: &str = "naslake_runs";
+
+/// The run history's schema file, built in: a job declares the table by name alone.
+pub const RUNS_SCHEMA: &str = include_str!("../../schemas/naslake_runs.toml");
+
 /// The key column every row of a table kept per object carries: the object key
 /// (relative to the job's input) the row came from.
 pub const KEY_COLUMN: &str = "source_key";
