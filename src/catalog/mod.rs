@@ -7,6 +7,7 @@
 pub mod evolution;
 pub mod glue;
 pub mod local;
+pub mod reference;
 pub mod table_input;
 
 use std::path::PathBuf;

@@ -5,8 +5,8 @@
 //! It is taken with a conditional create where the store has one: exclusive
 //! create on a local path, `If-None-Match: *` on S3. FSx for ONTAP access points
 //! reject conditional writes (501); there the lease is written, read back and
-//! checked, which narrows a race but cannot close it (README: "Running on a
-//! schedule"). Glue's `VersionId` on `UpdateTable` is the second guard there.
+//! checked, which narrows a race but cannot close it (docs/incremental-and-sharded.md,
+//! "One run at a time"). Glue's `VersionId` on `UpdateTable` is the second guard there.
 //!
 //! A lease left by a run that died is taken over once it expired, or at once when
 //! it names a process of this host that no longer exists. The run that takes it
