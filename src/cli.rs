@@ -304,6 +304,24 @@ impl Output {
     }
 }
 
+impl Output {
+    /// A run that failed before it had a report still ends with its run record,
+    /// named by the spec's `name` if the spec says one, else by its file.
+    fn failed_before_start(self, job: &std::path::Path, exit_code: i32) -> Result<(), Error> {
+        let name = std::fs::read_to_string(job)
+            .ok()
+            .and_then(|text| text.parse::<toml::Table>().ok())
+            .and_then(|spec| spec.get("name")?.as_str().map(str::to_string))
+            .unwrap_or_else(|| {
+                job.file_stem()
+                    .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
+            });
+        let now = chrono::Utc::now().timestamp_millis();
+        let record = crate::metrics::failed_before_start(&name, exit_code, now);
+        out(&format!("{record}\n"))
+    }
+}
+
 async fn dispatch(command: Command, output: Output) -> Result<i32, Error> {
     match command {
         Command::Run(args) => run(args, output).await,
@@ -468,7 +486,15 @@ async fn run(args: RunArgs, output: Output) -> Result<i32, Error> {
     };
     let mut worst = EXIT_OK;
     for job in jobs {
-        let outcome = drive::run::run_job(&job, &opts).await?;
+        let outcome = match drive::run::run_job(&job, &opts).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                if output.metrics && !opts.dry_run {
+                    output.failed_before_start(&job, e.exit_code())?;
+                }
+                return Err(e);
+            }
+        };
         if opts.dry_run {
             out(&format!(
                 "{}\n",

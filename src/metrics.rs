@@ -10,7 +10,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::report::RunReport;
+use crate::report::{RunReport, RunStatus, Totals};
 
 /// The namespace naslake's metrics are published under.
 pub const NAMESPACE: &str = "naslake";
@@ -27,7 +27,40 @@ pub fn records(report: &RunReport, exit_code: i32, timestamp_ms: i64) -> Vec<Val
         let dimensions = [("job", report.job.as_str()), ("table", t.table.as_str())];
         out.push(record(&dimensions, &metrics, timestamp_ms));
     }
-    let totals = &report.totals;
+    out.push(run_record(
+        &report.job,
+        &report.totals,
+        report.duration_seconds,
+        exit_code,
+        timestamp_ms,
+    ));
+    if let Some(Value::Object(m)) = out.last_mut() {
+        // Not dimensions: properties that CloudWatch Logs Insights can search.
+        m.insert("run_id".into(), Value::from(report.run_id.clone()));
+        m.insert("status".into(), Value::from(report.status.to_string()));
+    }
+    out
+}
+
+/// The run record of a run that failed before it had a report (a job spec that
+/// does not load, a catalog that cannot be reached, a lease another run holds):
+/// its exit code, every count zero, so alarms on the run's metrics see it too.
+pub fn failed_before_start(job: &str, exit_code: i32, timestamp_ms: i64) -> Value {
+    let mut run = run_record(job, &Totals::default(), 0.0, exit_code, timestamp_ms);
+    if let Value::Object(m) = &mut run {
+        m.insert("status".into(), Value::from(RunStatus::Failed.to_string()));
+    }
+    run
+}
+
+/// The run's record (dimension `job`).
+fn run_record(
+    job: &str,
+    totals: &Totals,
+    duration_seconds: f64,
+    exit_code: i32,
+    timestamp_ms: i64,
+) -> Value {
     let metrics = [
         ("RowsIn", totals.records_in as f64, "Count"),
         ("RowsOut", totals.rows_out as f64, "Count"),
@@ -36,17 +69,10 @@ pub fn records(report: &RunReport, exit_code: i32, timestamp_ms: i64) -> Vec<Val
         // Rows of the rejects table: rejected records and items rejected whole.
         ("RejectsRows", totals.rejects_rows as f64, "Count"),
         ("BytesRead", totals.bytes_in as f64, "Bytes"),
-        ("DurationSeconds", report.duration_seconds, "Seconds"),
+        ("DurationSeconds", duration_seconds, "Seconds"),
         ("ExitCode", f64::from(exit_code), "None"),
     ];
-    let mut run = record(&[("job", report.job.as_str())], &metrics, timestamp_ms);
-    if let Value::Object(m) = &mut run {
-        // Not dimensions: properties that CloudWatch Logs Insights can search.
-        m.insert("run_id".into(), Value::from(report.run_id.clone()));
-        m.insert("status".into(), Value::from(report.status.to_string()));
-    }
-    out.push(run);
-    out
+    record(&[("job", job)], &metrics, timestamp_ms)
 }
 
 /// One record: the dimensions (one dimension set of all of them) and metrics.
@@ -80,7 +106,6 @@ fn record(dimensions: &[(&str, &str)], metrics: &[(&str, f64, &str)], timestamp_
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{RunStatus, Totals};
 
     fn report() -> RunReport {
         RunReport {

@@ -89,3 +89,23 @@ def test_text_logs_have_no_metrics_and_a_dicom_jobs_records_name_no_key(tmp_path
         # Names and the run's id and status only: no object key, path or address.
         assert strings <= {"job", "table", "run_id", "status"}, strings
         assert not any("/" in v for v in rec.values() if isinstance(v, str))
+
+
+def test_a_run_that_fails_before_it_has_a_report_still_ends_with_its_run_record(tmp_path):
+    lake = tmp_path / "lake"
+    env = {"NASLAKE_LOG_FORMAT": "json"}
+    # A spec that does not load: the job is named as its spec names it.
+    bad = naslake("run", SENSOR_JOB, "--output", lake, "--set", "tables.extra.sql=x.sql", env=env, check_codes=(2,))
+    [run] = emf_records(bad.stdout)
+    d = check_emf(run)
+    assert d["Dimensions"] == [["job"]]
+    assert (run["job"], run["ExitCode"], run["status"], run["RowsIn"]) == ("sensor_readings", 2, "failed", 0)
+    # A spec that cannot be read at all is named by its file.
+    missing = naslake("run", tmp_path / "nightly.toml", "--output", lake, env=env, check_codes=(1, 2))
+    [run] = emf_records(missing.stdout)
+    check_emf(run)
+    assert (run["job"], run["ExitCode"]) == ("nightly", missing.code)
+    # Text logs carry no metrics.
+    text = naslake("run", SENSOR_JOB, "--output", lake, "--set", "tables.extra.sql=x.sql",
+                   env={"NASLAKE_LOG_FORMAT": "text"}, check_codes=(2,))
+    assert emf_records(text.stdout) == []
