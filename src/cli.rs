@@ -382,11 +382,15 @@ async fn dispatch(command: Command, output: Output) -> Result<i32, Error> {
         Command::Query(args) => {
             let catalog = open_catalog(args.catalog.as_deref()).await?;
             let ctx = query::session_over(&catalog.0, catalog.1.as_deref()).await?;
-            // The run history is read only for SQL that names it, and never
-            // in place of a catalog table of that name.
+            // The run history is read only for SQL that names it: from the
+            // reports of the output named with --output, which then win over a
+            // catalog table of that name (the reports hold every run, failed
+            // ones too), else from a local catalog's directory unless the
+            // catalog has the table.
+            let explicit = args.output.is_some();
             let history_output = args.output.clone().or_else(|| catalog.0.local_dir());
             if args.sql.to_ascii_lowercase().contains(history::TABLE)
-                && !ctx.table_exist(history::TABLE)?
+                && (explicit || !ctx.table_exist(history::TABLE)?)
                 && let Some(url) = history_output
             {
                 let rows = history::list(&Location::open(&url)?, None, None).await?;

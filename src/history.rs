@@ -21,8 +21,9 @@ use crate::storage::Location;
 /// The name `naslake query` gives the history.
 pub const TABLE: &str = crate::model::RUNS_TABLE;
 
-/// Reports read at once when the whole history is listed.
-const READ_AHEAD: usize = 16;
+/// Reports read at once when the whole history is listed (a report lists every
+/// item of its run, so this bounds what is held at once).
+const READ_AHEAD: usize = 4;
 
 /// The history's columns, from its schema file.
 pub fn schema() -> TableSchema {
@@ -113,7 +114,7 @@ struct SummaryBasis {
 
 /// The run ids that have a report, newest first (run ids are ULIDs, which sort
 /// by time).
-async fn run_ids(output: &Location) -> Result<Vec<String>> {
+pub async fn run_ids(output: &Location) -> Result<Vec<String>> {
     let mut ids = output.json_names(&output.child("_naslake/runs")).await?;
     ids.reverse();
     Ok(ids)
@@ -181,6 +182,104 @@ pub async fn list(
         }
     }
     Ok(rows)
+}
+
+/// The rows of the reports of `ids`, one at a time; a report that cannot be read
+/// or parsed is left out with a warning (its run's own data is not at stake).
+pub async fn rows_of(output: &Location, ids: &[String]) -> Vec<RunRow> {
+    let mut rows = Vec::new();
+    for id in ids {
+        let row = match read_report(output, id).await {
+            Ok(Some(bytes)) => RunRow::of(&bytes).map_err(|e| e.to_string()),
+            Ok(None) => continue,
+            Err(e) => Err(e.to_string()),
+        };
+        match row {
+            Ok(row) => rows.push(row),
+            Err(e) => {
+                tracing::warn!(run_id = %id, error = %e, "a run report that cannot be read is left out")
+            }
+        }
+    }
+    rows
+}
+
+/// The rows of a batch of the history's schema (the history table as written).
+pub fn from_batch(batch: &RecordBatch) -> Result<Vec<RunRow>> {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
+    let column = |name: &str| {
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| Error::State(format!("the {TABLE} table has no column {name}")))
+    };
+    let text = |name: &str| -> Result<Vec<String>> {
+        let a = column(name)?;
+        let a = a.as_string_opt::<i32>().ok_or_else(|| {
+            Error::State(format!("the {TABLE} table's column {name} is not a string"))
+        })?;
+        Ok((0..a.len()).map(|i| a.value(i).to_string()).collect())
+    };
+    let count = |name: &str| -> Result<Vec<u64>> {
+        let a = column(name)?;
+        let a = a.as_primitive_opt::<Int64Type>().ok_or_else(|| {
+            Error::State(format!("the {TABLE} table's column {name} is not a bigint"))
+        })?;
+        Ok(a.values()
+            .iter()
+            .map(|v| u64::try_from(*v).unwrap_or(0))
+            .collect())
+    };
+    let started = column("started_at")?;
+    let started = started
+        .as_primitive_opt::<TimestampMicrosecondType>()
+        .ok_or_else(|| {
+            Error::State(format!("the {TABLE} table's started_at is not a timestamp"))
+        })?;
+    let duration = column("duration_seconds")?;
+    let duration = duration.as_primitive_opt::<Float64Type>().ok_or_else(|| {
+        Error::State(format!(
+            "the {TABLE} table's duration_seconds is not a double"
+        ))
+    })?;
+    let (run_id, job, driver, basis, status) = (
+        text("run_id")?,
+        text("job")?,
+        text("driver")?,
+        text("basis")?,
+        text("status")?,
+    );
+    let (items_in, items_rejected, rows_in, rows_out, rows_rejected, tables_changed) = (
+        count("items_in")?,
+        count("items_rejected")?,
+        count("rows_in")?,
+        count("rows_out")?,
+        count("rows_rejected")?,
+        count("tables_changed")?,
+    );
+    Ok((0..batch.num_rows())
+        .map(|i| RunRow {
+            run_id: run_id[i].clone(),
+            job: job[i].clone(),
+            driver: driver[i].clone(),
+            basis: basis[i].clone(),
+            status: status[i].clone(),
+            started_at: if started.is_null(i) {
+                String::new()
+            } else {
+                chrono::DateTime::from_timestamp_micros(started.value(i))
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_default()
+            },
+            duration_seconds: duration.value(i),
+            items_in: items_in[i],
+            items_rejected: items_rejected[i],
+            rows_in: rows_in[i],
+            rows_out: rows_out[i],
+            rows_rejected: rows_rejected[i],
+            tables_changed: tables_changed[i],
+        })
+        .collect())
 }
 
 /// The rows as one Arrow batch of the history's schema.
@@ -273,5 +372,16 @@ mod tests {
         assert!(RunRow::of(b"{not json").is_err());
         assert_eq!((batch.num_rows(), batch.num_columns()), (2, 13));
         assert_eq!(batch.schema(), schema().file_schema());
+        // Read back, the rows are the same (the time as the table holds it).
+        let back = from_batch(&batch).unwrap();
+        assert_eq!(back[0].started_at, "2026-12-05T03:01:28.500+00:00");
+        assert_eq!(
+            (
+                back[1].run_id.as_str(),
+                back[1].rows_in,
+                back[1].started_at.as_str()
+            ),
+            ("r1", 0, "")
+        );
     }
 }

@@ -58,7 +58,8 @@ pub async fn session_over(catalog: &Catalog, database: Option<&str>) -> Result<S
 }
 
 /// Registers `batch` (the run history) as `name` and as `DATABASE.name`, the
-/// database queried (`naslake` by default), as Athena names a table of a job.
+/// database queried (`naslake` by default), as Athena names a table of a job,
+/// in place of a catalog table of that name.
 pub fn register_beside_catalog(
     ctx: &SessionContext,
     database: Option<&str>,
@@ -81,9 +82,10 @@ pub fn register_beside_catalog(
             s
         }
     };
-    if !schema.table_exist(name) {
-        schema.register_table(name.to_string(), table.clone())?;
-    }
+    schema.deregister_table(name)?;
+    schema.register_table(name.to_string(), table.clone())?;
+    // The bare name may be the same schema's (the default database's) table.
+    ctx.deregister_table(name)?;
     ctx.register_table(name, table)?;
     Ok(())
 }

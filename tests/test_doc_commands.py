@@ -36,6 +36,7 @@ SILENT = re.compile(r"^(\w+=|(cd|mkdir|cp|mv|rm|export|touch|ln)\s)")
 # `cargo run [cargo's options] -- ARGS` is the built binary with ARGS; nothing else of
 # cargo is run here.
 PRELUDE = r"""
+set -o pipefail
 cargo() {
   if [ "${1-}" != run ]; then
     echo "the docs' tests run only \`cargo run -- …\`, not: cargo $*" >&2

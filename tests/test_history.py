@@ -7,7 +7,7 @@ import io
 import json
 import signal
 
-from conftest import SENSOR_JOB, naslake
+from conftest import ROOT, SENSOR_JOB, naslake
 from lakes import LocalLake, LocalShare
 from test_incremental import change_share, set_a
 
@@ -132,10 +132,12 @@ def test_a_job_that_declares_naslake_runs_keeps_its_history_as_a_parquet_table(t
                        "rows_out", "rows_rejected", "tables_changed"):
             assert row[column] == run[column], (column, row, run)
         assert row["started_at"] == when(run["started_at"])
-    # Earlier runs' durations are their reports'; the committing run's is up to its commit.
-    for row, run in zip(table[1:], runs[1:]):
-        assert row["duration_seconds"] == run["duration_seconds"]
-    assert 0 < table[0]["duration_seconds"] <= runs[0]["duration_seconds"]
+    # A committed run's row is as its commit wrote it (its duration up to the commit);
+    # a failed run's comes from its report.
+    for row, run in zip(table, runs):
+        assert 0 < row["duration_seconds"] <= run["duration_seconds"]
+        if run["status"] == "failed":
+            assert row["duration_seconds"] == run["duration_seconds"]
     # Its catalog entry is the schema file's, registered like any other table.
     ddl = naslake("catalog", "show", "naslake_runs", "--ddl", "--catalog", f"local:{lake.root}").stdout
     assert "`tables_changed` bigint" in ddl and "`started_at` timestamp" in ddl
@@ -146,3 +148,57 @@ def test_naslake_runs_is_declared_by_name_alone(tmp_path):
                         (["--set", "tables.naslake_runs.mode=append"], "written whole")]:
         out = naslake("run", SENSOR_JOB, "--output", tmp_path / "lake", *extra, "--dry-run", check_codes=(2,))
         assert "tables.naslake_runs" in out.stderr and says in out.stderr, out.stderr
+
+
+def test_the_history_table_keeps_a_run_whose_commit_a_later_run_completed(tmp_path):
+    """A run killed in its commit has no report; the run that completes its commit
+    keeps the row that commit wrote, and so does every later version."""
+    share, lake = LocalShare(tmp_path / "share"), LocalLake(tmp_path / "lake")
+    set_a(share)
+    args = ["--input", share.url, "--output", lake.url, *DECLARE]
+    naslake("run", SENSOR_JOB, *args, lake=lake.root)
+    change_share(share)
+    killed = naslake("run", SENSOR_JOB, *args, "--incremental", env={"NASLAKE_FAULT": "commit.catalog:1"},
+                     check_codes=None)
+    assert killed.code == -signal.SIGKILL
+    share.append("long/b.csv", "press-02,2024-03-02T23:00:00Z,1.5,temperature,degC\n")
+    naslake("run", SENSOR_JOB, *args, "--incremental", lake=lake.root)
+    share.append("long/b.csv", "press-02,2024-03-02T23:30:00Z,1.6,temperature,degC\n")
+    naslake("run", SENSOR_JOB, *args, "--incremental", lake=lake.root)
+    ids = [r["run_id"] for r in history_table(lake)]
+    reported = [r["run_id"] for r in listed(lake)]
+    assert len(ids) == 4 and len(reported) == 3
+    assert set(reported) < set(ids)
+
+
+def test_declaring_the_history_table_keeps_incremental_runs_incremental(tmp_path):
+    """The table is not in the digest or the state: turning it on, and a second job
+    that declares it in the same output, leave each job's incremental runs alone."""
+    share, lake = LocalShare(tmp_path / "share"), LocalLake(tmp_path / "lake")
+    set_a(share)
+    args = ["--input", share.url, "--output", lake.url]
+    naslake("run", SENSOR_JOB, *args, lake=lake.root)
+    share.append("long/b.csv", "press-02,2024-03-02T23:00:00Z,1.5,temperature,degC\n")
+    on = naslake("run", SENSOR_JOB, *args, *DECLARE, "--incremental", lake=lake.root)
+    assert on.report["incremental"]["basis"] == "incremental", on.report["incremental"]
+    other = ROOT / "jobs" / "images.toml"
+    naslake("run", other, "--output", lake.url, *DECLARE, lake=lake.root)
+    share.append("long/b.csv", "press-02,2024-03-02T23:30:00Z,1.6,temperature,degC\n")
+    again = naslake("run", SENSOR_JOB, *args, *DECLARE, "--incremental", lake=lake.root)
+    assert again.report["incremental"]["basis"] == "incremental", again.report["incremental"]
+    jobs = {r["job"] for r in history_table(lake)}
+    assert jobs == {"sensor_readings", "images"}
+    # --output's reports win over the catalog's table; both have every run here.
+    q = naslake("query", "SELECT count(*) AS n FROM naslake_runs", "--catalog", f"local:{lake.root}",
+                "--output", lake.url, "--format", "csv")
+    assert list(csv.DictReader(io.StringIO(q.stdout))) == [{"n": str(len(listed(lake)))}]
+
+
+def test_the_history_tables_ddl_is_the_reference_pages(tmp_path):
+    from test_readme import table_sections
+    import re
+    lake = LocalLake(tmp_path / "lake")
+    naslake("run", SENSOR_JOB, "--output", lake.url, *DECLARE, lake=lake.root)
+    ddl = naslake("catalog", "show", "naslake_runs", "--ddl", "--catalog", f"local:{lake.root}").stdout
+    ddl = re.sub(r"LOCATION 'file://[^']*/naslake_runs/v-[0-9a-z]+/'", "LOCATION 's3://LAKE/naslake_runs/v-RUNID/'", ddl)
+    assert table_sections(shipped=False)["naslake_runs"][0][0] == ddl

@@ -22,6 +22,7 @@ use crate::commit::state::{self, CommitRecord, StateDir};
 use crate::commit::{self, TableFiles, TablePlan, cleanup};
 use crate::discover::{Discovered, DiscoveredItem};
 use crate::history::RunRow;
+use crate::model::RUNS_TABLE;
 use crate::model::WorkItem;
 use crate::report::{FileReport, IncrementalReport, RunReport, RunStatus, SourceReport, Totals};
 use crate::storage::Location;
@@ -179,8 +180,11 @@ impl Decided<'_> {
                 kept_deleted: &listed.kept_deleted,
                 items: &items,
             },
+            // The run history is rebuilt at every commit, by any job that declares
+            // it: the state, which an incremental run compares, leaves it out.
             prepared
                 .tables()
+                .filter(|(t, _)| t.table.name != RUNS_TABLE)
                 .map(|(t, entry)| TableAfter::of(t, entry, &s.roles.kinds)),
         )?;
         let record = CommitRecord {
