@@ -302,9 +302,7 @@ impl Output {
         }
         Ok(())
     }
-}
 
-impl Output {
     /// A run that failed before it had a report still ends with its run record,
     /// named by the spec's `name` if the spec says one, else by its file.
     fn failed_before_start(self, job: &std::path::Path, exit_code: i32) -> Result<(), Error> {

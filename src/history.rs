@@ -15,7 +15,6 @@ use object_store::ObjectStoreExt;
 use serde::Deserialize;
 
 use crate::base::error::{Error, Result};
-use crate::model::schema::TableSchema;
 use crate::storage::Location;
 
 /// The name `naslake query` gives the history.
@@ -24,12 +23,6 @@ pub const TABLE: &str = crate::model::RUNS_TABLE;
 /// Reports read at once when the whole history is listed (a report lists every
 /// item of its run, so this bounds what is held at once).
 const READ_AHEAD: usize = 4;
-
-/// The history's columns, from its schema file.
-pub fn schema() -> TableSchema {
-    TableSchema::parse(crate::model::RUNS_SCHEMA, "schemas/naslake_runs.toml")
-        .expect("the built-in schema file parses (a unit test checks it)")
-}
 
 /// One run, as the history lists it.
 #[derive(Debug, Clone, PartialEq)]
@@ -157,51 +150,54 @@ pub async fn list(
 ) -> Result<Vec<RunRow>> {
     let ids = run_ids(output).await?;
     let ahead = last.map_or(READ_AHEAD, |n| n.clamp(1, READ_AHEAD));
-    let mut reports = futures::stream::iter(ids)
-        .map(|id| async move { (read_report(output, &id).await, id) })
+    Ok(rows_of_reports(output, ids, job, last, ahead).await)
+}
+
+/// The rows of the reports of `ids`, in that order, read one at a time (the
+/// commit's path: it holds one report at a time).
+pub async fn rows_of(output: &Location, ids: Vec<String>) -> Vec<RunRow> {
+    rows_of_reports(output, ids, None, None, 1).await
+}
+
+/// The rows of the reports of `ids`, in that order, `ahead` read at once: of
+/// job `job` only, if given, and at most `last` of them.
+async fn rows_of_reports(
+    output: &Location,
+    ids: Vec<String>,
+    job: Option<&str>,
+    last: Option<usize>,
+    ahead: usize,
+) -> Vec<RunRow> {
+    let mut rows_read = futures::stream::iter(ids)
+        .map(|id| async move { row_of(output, &id).await })
         .buffered(ahead);
     let mut rows = Vec::new();
-    while let Some((read, id)) = reports.next().await {
+    while let Some(row) = rows_read.next().await {
         if last.is_some_and(|n| rows.len() >= n) {
             break;
         }
-        // A report removed since the listing is not a run any more; one that
-        // cannot be read is said, and the rest of the history still listed.
-        let Some(bytes) = read? else {
-            continue;
-        };
-        let row = match RunRow::of(&bytes) {
-            Ok(row) => row,
-            Err(e) => {
-                tracing::warn!(run_id = %id, error = %e, "a run report that cannot be read is left out");
-                continue;
-            }
-        };
-        if job.is_none_or(|j| row.job == j) {
+        if let Some(row) = row
+            && job.is_none_or(|j| row.job == j)
+        {
             rows.push(row);
         }
     }
-    Ok(rows)
+    rows
 }
 
-/// The rows of the reports of `ids`, one at a time; a report that cannot be read
-/// or parsed is left out with a warning (its run's own data is not at stake).
-pub async fn rows_of(output: &Location, ids: &[String]) -> Vec<RunRow> {
-    let mut rows = Vec::new();
-    for id in ids {
-        let row = match read_report(output, id).await {
-            Ok(Some(bytes)) => RunRow::of(&bytes).map_err(|e| e.to_string()),
-            Ok(None) => continue,
-            Err(e) => Err(e.to_string()),
-        };
-        match row {
-            Ok(row) => rows.push(row),
-            Err(e) => {
-                tracing::warn!(run_id = %id, error = %e, "a run report that cannot be read is left out")
-            }
-        }
-    }
-    rows
+/// The row of run `id`'s report: `None` when it has none (removed since the
+/// listing), or when it cannot be read or parsed, which is said in a warning and
+/// leaves the rest of the history listed (no run's data is at stake).
+async fn row_of(output: &Location, id: &str) -> Option<RunRow> {
+    let row = match read_report(output, id).await {
+        Ok(Some(bytes)) => RunRow::of(&bytes).map_err(|e| e.to_string()),
+        Ok(None) => return None,
+        Err(e) => Err(e.to_string()),
+    };
+    row.map_err(|e| {
+        tracing::warn!(run_id = %id, error = %e, "a run report that cannot be read is left out");
+    })
+    .ok()
 }
 
 /// The rows of a batch of the history's schema (the history table as written).
@@ -284,7 +280,7 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<RunRow>> {
 
 /// The rows as one Arrow batch of the history's schema.
 pub fn to_batch(rows: &[RunRow]) -> Result<RecordBatch> {
-    let schema = schema();
+    let schema = crate::model::runs_schema();
     let text = |f: fn(&RunRow) -> &str| -> ArrayRef {
         Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
     };
@@ -371,7 +367,7 @@ mod tests {
         let batch = to_batch(&[RunRow::of(new.to_string().as_bytes()).unwrap(), r]).unwrap();
         assert!(RunRow::of(b"{not json").is_err());
         assert_eq!((batch.num_rows(), batch.num_columns()), (2, 13));
-        assert_eq!(batch.schema(), schema().file_schema());
+        assert_eq!(batch.schema(), crate::model::runs_schema().file_schema());
         // Read back, the rows are the same (the time as the table holds it).
         let back = from_batch(&batch).unwrap();
         assert_eq!(back[0].started_at, "2026-12-05T03:01:28.500+00:00");

@@ -38,18 +38,8 @@ pub async fn session_over(catalog: &Catalog, database: Option<&str>) -> Result<S
     });
     for entry in &entries {
         let provider = Arc::new(table_provider(&ctx, entry).await?);
-        let df_catalog = ctx
-            .catalog("datafusion")
-            .expect("the default catalog exists");
-        let schema = match df_catalog.schema(&entry.database) {
-            Some(s) => s,
-            None => {
-                let s: Arc<dyn SchemaProvider> = Arc::new(MemorySchemaProvider::new());
-                df_catalog.register_schema(&entry.database, s.clone())?;
-                s
-            }
-        };
-        schema.register_table(entry.table_input.name.clone(), provider.clone())?;
+        schema_named(&ctx, &entry.database)?
+            .register_table(entry.table_input.name.clone(), provider.clone())?;
         if Some(entry.database.as_str()) == bare_db {
             ctx.register_table(entry.table_input.name.as_str(), provider)?;
         }
@@ -70,24 +60,26 @@ pub fn register_beside_catalog(
         batch.schema(),
         vec![vec![batch]],
     )?);
-    let database = database.unwrap_or(DEFAULT_DATABASE);
-    let df_catalog = ctx
-        .catalog("datafusion")
-        .expect("the default catalog exists");
-    let schema = match df_catalog.schema(database) {
-        Some(s) => s,
-        None => {
-            let s: Arc<dyn SchemaProvider> = Arc::new(MemorySchemaProvider::new());
-            df_catalog.register_schema(database, s.clone())?;
-            s
-        }
-    };
+    let schema = schema_named(ctx, database.unwrap_or(DEFAULT_DATABASE))?;
     schema.deregister_table(name)?;
     schema.register_table(name.to_string(), table.clone())?;
     // The bare name may be the same schema's (the default database's) table.
     ctx.deregister_table(name)?;
     ctx.register_table(name, table)?;
     Ok(())
+}
+
+/// The session's schema (database) of this name, made when it has none yet.
+fn schema_named(ctx: &SessionContext, name: &str) -> Result<Arc<dyn SchemaProvider>> {
+    let df_catalog = ctx
+        .catalog("datafusion")
+        .expect("the default catalog exists");
+    if let Some(s) = df_catalog.schema(name) {
+        return Ok(s);
+    }
+    let s: Arc<dyn SchemaProvider> = Arc::new(MemorySchemaProvider::new());
+    df_catalog.register_schema(name, s.clone())?;
+    Ok(s)
 }
 
 /// Builds a table over the files under each registered partition location.

@@ -188,10 +188,21 @@ def test_declaring_the_history_table_keeps_incremental_runs_incremental(tmp_path
     assert again.report["incremental"]["basis"] == "incremental", again.report["incremental"]
     jobs = {r["job"] for r in history_table(lake)}
     assert jobs == {"sensor_readings", "images"}
-    # --output's reports win over the catalog's table; both have every run here.
-    q = naslake("query", "SELECT count(*) AS n FROM naslake_runs", "--catalog", f"local:{lake.root}",
-                "--output", lake.url, "--format", "csv")
-    assert list(csv.DictReader(io.StringIO(q.stdout))) == [{"n": str(len(listed(lake)))}]
+    # A run that finds nothing changed commits nothing: its row is in the reports only,
+    # as is a failed run's, until the next commit.
+    quiet = naslake("run", SENSOR_JOB, *args, *DECLARE, "--incremental", lake=lake.root)
+    assert quiet.report["incremental"]["nothing_changed"]
+    naslake("run", SENSOR_JOB, *args, *DECLARE, env={"NASLAKE_MEMORY_LIMIT": "1KiB"}, check_codes=(1,))
+    in_table = {r["run_id"] for r in history_table(lake)}
+    assert quiet.report["run_id"] not in in_table and len(listed(lake)) == len(in_table) + 2
+
+    def count(*extra):
+        q = naslake("query", "SELECT count(*) AS n FROM naslake.naslake_runs", "--catalog",
+                    f"local:{lake.root}", *extra, "--format", "csv")
+        return int(next(csv.DictReader(io.StringIO(q.stdout)))["n"])
+    # The catalog's table wins without --output; with it, the reports, which hold every run.
+    assert count() == len(in_table)
+    assert count("--output", lake.url) == len(listed(lake))
 
 
 def test_the_history_tables_ddl_is_the_reference_pages(tmp_path):

@@ -12,7 +12,7 @@ use super::table_input::{athena_ddl, table_input};
 
 /// Where the DDL says a table lives: a placeholder bucket, and for a table without
 /// partitions the version directory of the run that wrote it.
-pub fn placeholder_location(schema: &TableSchema) -> String {
+fn placeholder_location(schema: &TableSchema) -> String {
     if schema.partition_keys.is_empty() {
         format!("s3://LAKE/{}/v-RUNID/", schema.name)
     } else {

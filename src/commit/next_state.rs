@@ -9,7 +9,7 @@ use super::state::{JobState, PartitionState, STATE_FORMAT, TableState};
 use super::{KeyRows, TableFiles};
 use crate::base::error::{Error, Result};
 use crate::catalog::TableEntry;
-use crate::model::{ObjectState, PartitionRows, RUNS_TABLE, TableKind, WorkItem};
+use crate::model::{ObjectState, PartitionRows, TableKind, WorkItem};
 
 /// What the new state is made of, besides the tables.
 pub struct NextState<'a> {
@@ -87,7 +87,7 @@ pub fn build<'t>(
         }
     }
     if let Some(previous) = n.previous {
-        for (name, t) in previous.tables.iter().filter(|(n, _)| *n != RUNS_TABLE) {
+        for (name, t) in &previous.tables {
             state
                 .tables
                 .entry(name.clone())

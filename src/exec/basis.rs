@@ -17,8 +17,8 @@ use crate::commit::state::{Committed, JobState};
 use crate::discover::ObjectFilter;
 use crate::discover::changes::{ChangeCounts, SourceChanges};
 use crate::job::{Deletes, Job};
+use crate::model::TableKind;
 use crate::model::WriteMode;
-use crate::model::{RUNS_TABLE, TableKind};
 use crate::transform::lineage::Lineage;
 
 /// How this run relates to the job's last committed one.
@@ -262,9 +262,7 @@ pub fn check_catalog_matches(
     plans: &HashMap<String, TablePlan>,
     database: &str,
 ) -> Result<()> {
-    // The run history is not the state's to check: any job that declares it
-    // rewrites it whole.
-    for (name, t) in previous.tables.iter().filter(|(n, _)| *n != RUNS_TABLE) {
+    for (name, t) in &previous.tables {
         let found = plans.get(name).and_then(|p| p.before.as_ref());
         let problem = match found {
             None => Some("it is not in the catalog".to_string()),

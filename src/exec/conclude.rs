@@ -2,6 +2,7 @@
 //! commit (the state it writes is built here, then `commit::apply` switches the
 //! catalog), the one cleanup of a failed run's files, and the run report.
 
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
@@ -23,7 +24,7 @@ use crate::commit::{self, TableFiles, TablePlan, cleanup};
 use crate::discover::{Discovered, DiscoveredItem};
 use crate::history::RunRow;
 use crate::model::RUNS_TABLE;
-use crate::model::WorkItem;
+use crate::model::{ItemCounts, WorkItem};
 use crate::report::{FileReport, IncrementalReport, RunReport, RunStatus, SourceReport, Totals};
 use crate::storage::Location;
 use crate::write::Staged;
@@ -201,9 +202,7 @@ impl Decided<'_> {
         };
         commit::apply(&target, prepared, committing, &self.warnings).await
     }
-}
 
-impl Decided<'_> {
     /// The committing run's row of the run history, as its report will give it
     /// (its duration up to now; the history table itself among the tables it
     /// changes).
@@ -213,10 +212,15 @@ impl Decided<'_> {
         manifest: &Discovered,
         started: Instant,
     ) -> Result<RunRow> {
+        // The row comes from a report as `naslake runs` reads one, so the two
+        // agree: its totals, without the per-item list the row does not need.
         let mut report = self.setup.report.clone();
-        describe_inputs(&mut report, manifest);
-        // The row needs the totals, not the per-item list.
-        report.files.clear();
+        let items = manifest.items();
+        fill_totals(
+            &mut report.totals,
+            items.iter().map(|d| d.stats.counts()),
+            &[],
+        );
         let t = &report.totals;
         report.status = if t.records_rejected > 0 || t.files_rejected > 0 {
             RunStatus::SucceededWithRejects
@@ -248,7 +252,11 @@ impl Decided<'_> {
 pub fn describe_inputs(report: &mut RunReport, manifest: &Discovered) {
     report.sources = manifest.listings().iter().map(SourceReport::from).collect();
     report.files = file_reports(&manifest.items());
-    fill_totals(&mut report.totals, &report.files, &report.sources);
+    fill_totals(
+        &mut report.totals,
+        report.files.iter().map(|f| &f.counts),
+        &report.sources,
+    );
 }
 
 /// The report's account of how the run related to the last committed one.
@@ -310,14 +318,19 @@ fn file_reports(items: &[DiscoveredItem]) -> Vec<FileReport> {
         .collect()
 }
 
-fn fill_totals(t: &mut Totals, files: &[FileReport], sources: &[SourceReport]) {
+/// Adds up the items' counts (and the sources' listings) into the totals.
+fn fill_totals<C: Borrow<ItemCounts>>(
+    t: &mut Totals,
+    items: impl IntoIterator<Item = C>,
+    sources: &[SourceReport],
+) {
     for s in sources {
         t.objects_listed += s.objects_listed;
         t.objects_skipped += s.objects_skipped;
     }
-    t.files_seen = files.len() as u64;
-    for f in files {
-        let c = &f.counts;
+    for counts in items {
+        let c = counts.borrow();
+        t.files_seen += 1;
         t.bytes_in += c.bytes_read;
         t.records_in += c.records;
         t.records_loaded += c.loaded;

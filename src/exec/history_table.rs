@@ -49,7 +49,7 @@ pub async fn write(writing: &Writing<'_>, table: &JobTable, own: RunRow) -> Resu
         .into_iter()
         .filter(|id| !known.contains(id))
         .collect();
-    let mut rows = history::rows_of(output, &new_ids).await;
+    let mut rows = history::rows_of(output, new_ids).await;
     rows.extend(kept.into_iter().filter(|r| r.run_id != own.run_id));
     let total = rows.len() as u64 + 1;
     // The committing run's row counts the history table among what it wrote.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::base::error::{Error, Result};
 use crate::model::WriteMode;
 use crate::model::schema::{self, TableSchema};
-use crate::model::{Compression, RUNS_SCHEMA, RUNS_TABLE};
+use crate::model::{Compression, RUNS_TABLE, runs_schema};
 use crate::sources::{AnySource, Registry};
 pub use digest::spec_digest;
 use params::{apply_override, substitute_params};
@@ -84,7 +84,7 @@ impl Job {
                 tables.push(JobTable {
                     name: name.clone(),
                     spec: t.clone(),
-                    schema: TableSchema::parse(RUNS_SCHEMA, "schemas/naslake_runs.toml")?,
+                    schema: runs_schema(),
                     sql: None,
                 });
                 continue;

@@ -9,4 +9,4 @@ pub mod schema;
 pub mod table;
 
 pub use item::{Fingerprint, ItemCounts, ObjectState, PartitionRows, SourceListing, WorkItem};
-pub use table::{Compression, KEY_COLUMN, RUNS_SCHEMA, RUNS_TABLE, TableKind, WriteMode};
+pub use table::{Compression, KEY_COLUMN, RUNS_TABLE, TableKind, WriteMode, runs_schema};

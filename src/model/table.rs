@@ -9,7 +9,13 @@ use serde::{Deserialize, Serialize};
 pub const RUNS_TABLE: &str = "naslake_runs";
 
 /// The run history's schema file, built in: a job declares the table by name alone.
-pub const RUNS_SCHEMA: &str = include_str!("../../schemas/naslake_runs.toml");
+const RUNS_SCHEMA: &str = include_str!("../../schemas/naslake_runs.toml");
+
+/// The run history's columns (`schemas/naslake_runs.toml`).
+pub fn runs_schema() -> super::schema::TableSchema {
+    super::schema::TableSchema::parse(RUNS_SCHEMA, "schemas/naslake_runs.toml")
+        .expect("the built-in schema file parses (tests parse it)")
+}
 
 /// The key column every row of a table kept per object carries: the object key
 /// (relative to the job's input) the row came from.
