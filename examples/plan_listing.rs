@@ -16,6 +16,7 @@ fn item(i: u64) -> WorkItem {
     WorkItem {
         source: "long".into(),
         key: format!("long/line-{:02}/{:04}/f-{j:07}.csv", j % 50, j % 3000),
+        sealed: None,
         fingerprint: Fingerprint {
             size: 1024 + j.wrapping_mul(2_654_435_761) % (1 << 20),
             etag: Some(format!(

@@ -52,6 +52,26 @@ enum Command {
         #[command(subcommand)]
         action: CatalogAction,
     },
+    /// The DICOM kind's tools.
+    Dicom {
+        #[command(subcommand)]
+        action: DicomAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DicomAction {
+    /// Print the real key of an object a DICOM run named by a pseudonymous key (a
+    /// `source_key`), walking the input's listing along it. Needs the run's
+    /// pseudonym key (NASLAKE_PSEUDONYM_KEY or NASLAKE_PSEUDONYM_SECRET_ID) and
+    /// read access to the input. Exits 1 when no object has that name.
+    Locate {
+        /// The pseudonymous key, as `source_key` holds it.
+        name: String,
+        /// The job's input location.
+        #[arg(long, env = "NASLAKE_INPUT")]
+        input: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -419,6 +439,22 @@ async fn dispatch(command: Command, output: Output) -> Result<i32, Error> {
                 Ok(EXIT_OK)
             }
         },
+        Command::Dicom {
+            action: DicomAction::Locate { name, input },
+        } => {
+            use crate::sources::dicom::locate;
+            let input = Location::open(&input)?;
+            let found = locate::locate(&name, &input, locate::key().await?).await?;
+            for key in &found {
+                out(&format!("{key}\n"))?;
+            }
+            Ok(if found.is_empty() {
+                eprintln!("no object under {} is named {name}", input.display);
+                EXIT_FAILED
+            } else {
+                EXIT_OK
+            })
+        }
         Command::Catalog { action } => match action {
             CatalogAction::List { catalog } => {
                 let (catalog, db) = open_catalog(catalog.as_deref()).await?;

@@ -59,8 +59,10 @@ def corpus(tmp_path_factory):
 
 
 def write_job(dir, input, profile=None, recognise="content", extra=""):
-    """A DICOM job over `input` writing dicom_instances and dicom_rejects."""
-    profile = profile or {}
+    """A DICOM job over `input` writing dicom_instances and dicom_rejects. Keys stay
+    in clear unless the profile says otherwise: these tests compare rows with files
+    by key (test_dicom_keys.py tests the pseudonymous keys)."""
+    profile = {"keys": "keep", **(profile or {})}
     lines = [f"{k} = {json.dumps(v)}" for k, v in profile.items()]
     job = pathlib.Path(dir) / f"dicom-{uuid.uuid4().hex[:6]}.toml"
     job.write_text(f"""

@@ -64,6 +64,10 @@ def test_readme_example_queries_run(sample_lake):
     # The run history's example reads the sample lake's reports (naslake_runs of
     # `naslake query`), as Athena would read the table a job declares.
     for table, (blocks, _) in {**table_sections(), **table_sections(shipped=False)}.items():
+        if table.endswith("_key_links"):
+            # No shipped job declares it (it names patients); test_dicom_keys.py
+            # runs its example on a lake that has it.
+            continue
         query = blocks[1]
         # `--` because the query starts with an SQL comment, which looks like an option.
         out = naslake("query", "--catalog", f"local:{sample_lake.lake}", "--format", "json", "--", query).stdout

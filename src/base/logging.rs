@@ -57,21 +57,53 @@ fn stderr() -> Scrubbed<std::io::Stderr> {
     Scrubbed(std::io::stderr())
 }
 
+/// The crates that quote object paths and request URLs in their debug lines:
+/// those paths are real keys, which a DICOM job disguises everywhere it writes.
+const QUOTE_PATHS: [&str; 9] = [
+    "object_store",
+    "reqwest",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "aws_smithy_runtime",
+    "aws_smithy_http_client",
+    "aws_sdk_s3",
+    "aws_config",
+];
+
 /// Installs the global subscriber. `NASLAKE_LOG` (or `RUST_LOG`) sets the filter;
 /// the default is `info` for naslake and `warn` for everything else. dicom-rs
 /// is always silent: its messages may quote attribute values (PHI), and naslake
-/// reports what it needs of them itself.
+/// reports what it needs of them itself. The storage and HTTP crates stay at
+/// `info` under a broad `debug` or `trace`, since their lines quote object keys;
+/// naming one in the filter (`NASLAKE_LOG=debug,object_store=debug`) lets it
+/// speak, for debugging a store on a share whose names identify no one.
 pub fn init(format: LogFormat, to_stderr: bool) {
     remember_environment();
+    let asked = std::env::var("NASLAKE_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_default();
     let mut filter = EnvFilter::try_from_env("NASLAKE_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("warn,naslake=info"));
+    // Only a bare `debug` or `trace` makes crates the filter does not name chatty.
+    let broad = asked.split(',').any(|d| {
+        !d.contains('=') && matches!(d.trim().to_ascii_lowercase().as_str(), "debug" | "trace")
+    });
+    let capped = QUOTE_PATHS
+        .iter()
+        .filter(|c| broad && !asked.contains(*c))
+        .map(|c| format!("{c}=info"));
     for quiet in [
         "dicom_parser=off",
         "dicom_object=off",
         "dicom_encoding=off",
         "dicom_core=off",
-    ] {
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain(capped)
+    {
         filter = filter.add_directive(quiet.parse().expect("a valid directive"));
     }
     let builder = tracing_subscriber::fmt().with_env_filter(filter);

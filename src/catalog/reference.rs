@@ -86,11 +86,12 @@ pub fn table_section(schema: &TableSchema, database: &str, written_by: &str) -> 
     if !never_null.is_empty() {
         out.push_str(&format!("\nNever NULL: {}.\n", never_null.join(", ")));
     }
-    let table = table_input(
-        schema,
-        &placeholder_location(schema),
-        Compression::default(),
-    )?;
+    let location = docs
+        .location
+        .clone()
+        .unwrap_or_else(|| placeholder_location(schema));
+    let database = docs.database.as_deref().unwrap_or(database);
+    let table = table_input(schema, &location, Compression::default())?;
     out.push_str(&format!(
         "\nThe Athena DDL (`naslake catalog show {} --ddl` prints it for a real lake):\n\n```sql\n{}```\n",
         schema.name,

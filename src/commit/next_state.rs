@@ -265,6 +265,7 @@ mod tests {
         WorkItem {
             source: "csv".into(),
             key: key.into(),
+            sealed: None,
             fingerprint: Fingerprint {
                 size,
                 etag: None,

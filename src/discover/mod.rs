@@ -9,6 +9,7 @@
 
 pub mod changes;
 pub mod manifest;
+pub mod names;
 pub mod shards;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use crate::base::error::{Error, Result};
 use crate::model::{Fingerprint, SourceListing, WorkItem};
 use crate::storage::Location;
 pub use manifest::{Discovered, DiscoveredItem, ItemStats};
+pub use names::KeyNames;
 
 /// Which objects under the input a source reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +67,9 @@ pub struct ItemSink {
     /// Unchanged objects are read all the same (a derived table reads the source).
     pub(crate) reread: bool,
     pub(crate) unchanged: u64,
+    /// The source's disguise for keys, when it has one: items are found by their
+    /// key and go on under their name.
+    pub(crate) names: Option<Arc<dyn KeyNames>>,
 }
 
 impl ItemSink {
@@ -84,6 +89,7 @@ impl ItemSink {
             baseline: None,
             reread: false,
             unchanged: 0,
+            names: None,
         }
     }
 
@@ -101,13 +107,33 @@ impl ItemSink {
         self.listed += 1;
     }
 
-    /// An item to read. Returns false when the reader stopped (the run is failing),
-    /// and discovery should stop too.
+    /// An object found at `key` (relative to the input), named as its source names
+    /// it. Returns false when the reader stopped (the run is failing), and
+    /// discovery should stop too.
     pub async fn found(&mut self, key: String, fingerprint: Fingerprint) -> bool {
+        let item = match &self.names {
+            Some(names) => WorkItem {
+                source: self.source.clone(),
+                key: names.name(&key),
+                sealed: Some(names.seal(&key)),
+                fingerprint,
+            },
+            None => WorkItem {
+                source: self.source.clone(),
+                key,
+                sealed: None,
+                fingerprint,
+            },
+        };
+        self.add(item).await
+    }
+
+    /// An item found before, named already (a shard replaying its plan's items).
+    pub async fn add(&mut self, item: WorkItem) -> bool {
         crate::base::faults::point("discover.item");
         self.listed += 1;
         if let Some(b) = &self.baseline
-            && b.classify(&self.source, &key, &fingerprint) == changes::Change::Unchanged
+            && b.classify(&self.source, &item.key, &item.fingerprint) == changes::Change::Unchanged
             && !self.reread
         {
             self.unchanged += 1;
@@ -115,11 +141,7 @@ impl ItemSink {
         }
         self.items += 1;
         let item = DiscoveredItem {
-            item: Arc::new(WorkItem {
-                source: self.source.clone(),
-                key,
-                fingerprint,
-            }),
+            item: Arc::new(item),
             stats: Arc::new(ItemStats::default()),
         };
         self.progress.inc_length(item.item.fingerprint.size);
@@ -174,12 +196,14 @@ pub async fn list_objects(
 
 /// Looks at a source that listed nothing to read and says why: the input missing,
 /// or what the prefix and the suffixes left out (listing at most a few thousand
-/// objects of the input to count them).
+/// objects of the input to count them). Examples of keys are named as the
+/// source names them (`names`).
 pub async fn explain_empty(
     source: &str,
     input: &Location,
     filter: &ObjectFilter,
     listing: &SourceListing,
+    names: Option<&dyn KeyNames>,
 ) -> Error {
     const LOOK_AT: usize = 10_000;
     let at = input.url_of(&input.child(&filter.prefix));
@@ -243,7 +267,7 @@ pub async fn explain_empty(
             if anywhere.selects(&key) {
                 matching += 1;
                 if examples.len() < 3 {
-                    examples.push(key);
+                    examples.push(names.map_or(key.clone(), |n| n.name(&key)));
                 }
             }
         }

@@ -247,6 +247,7 @@ mod tests {
         WorkItem {
             source: source.into(),
             key: key.into(),
+            sealed: None,
             fingerprint: Fingerprint {
                 size,
                 etag: None,

@@ -11,8 +11,8 @@ use tracing::{info, warn};
 
 use super::Setup;
 use super::basis::{Basis, Listed};
-use super::history_table;
 use super::tables::Writing;
+use super::{history_table, key_links};
 use crate::base::error::{EXIT_OK, EXIT_REJECTS, Error, Result};
 use crate::base::warnings::Warnings;
 use crate::commit::TableReport;
@@ -188,9 +188,20 @@ impl Decided<'_> {
                 .filter(|(t, _)| t.table.name != RUNS_TABLE)
                 .map(|(t, entry)| TableAfter::of(t, entry, &s.roles.kinds)),
         )?;
+        let base_run = self.state_dir.current_run().await?;
+        let links = key_links::prepare(
+            &s.job,
+            &s.catalog,
+            &s.database,
+            &s.run_id,
+            base_run.as_deref(),
+            &state,
+            &items,
+        )
+        .await?;
         let record = CommitRecord {
             format: state::STATE_FORMAT,
-            base_run: self.state_dir.current_run().await?,
+            base_run,
             entries: prepared.entries(),
             replaced: prepared.replaced(),
             state,
@@ -200,7 +211,9 @@ impl Decided<'_> {
             lease: self.lease,
             record,
         };
-        commit::apply(&target, prepared, committing, &self.warnings).await
+        let reports = commit::apply(&target, prepared, committing, &self.warnings).await?;
+        key_links::register(links, &s.catalog, &s.run_id, &self.warnings).await;
+        Ok(reports)
     }
 
     /// The committing run's row of the run history, as its report will give it
@@ -308,11 +321,16 @@ pub fn incremental_report(
     out
 }
 
+/// The report names each item as the rest of the run does; the seal of a
+/// disguised key stays with the plan, which needs it.
 fn file_reports(items: &[DiscoveredItem]) -> Vec<FileReport> {
     items
         .iter()
         .map(|d| FileReport {
-            item: (*d.item).clone(),
+            item: WorkItem {
+                sealed: None,
+                ..(*d.item).clone()
+            },
             counts: d.stats.counts(),
         })
         .collect()

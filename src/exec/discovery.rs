@@ -102,7 +102,7 @@ impl Discovery {
                 .collect();
             tasks.push(tokio::spawn(async move {
                 for item in mine {
-                    if !sink.found(item.key, item.fingerprint).await {
+                    if !sink.add(item).await {
                         break;
                     }
                 }
@@ -188,7 +188,15 @@ impl Finished {
             }
             return Err(match (source.objects(), input) {
                 (Some(filter), Some(input)) => {
-                    crate::discover::explain_empty(source.name(), input, filter, listing).await
+                    let names = source.key_names().await?;
+                    crate::discover::explain_empty(
+                        source.name(),
+                        input,
+                        filter,
+                        listing,
+                        names.as_deref(),
+                    )
+                    .await
                 }
                 _ => Error::NothingToRead(format!(
                     "source `{}` found nothing to read ({}). Nothing was changed. If an empty source is normal for this job, set `sources.{}.allow_empty = true`",

@@ -18,6 +18,7 @@ pub mod conclude;
 pub mod discovery;
 pub mod finish;
 pub mod history_table;
+pub mod key_links;
 pub mod roles;
 pub mod tables;
 pub mod work;
@@ -90,6 +91,7 @@ impl Setup {
                 redact_url(&input.display)
             )));
         }
+        key_links::check_locations(&job, input.as_ref(), &output)?;
         let default_catalog_dir = if crate::storage::is_remote(output_url) {
             std::path::PathBuf::from("./lake")
         } else {

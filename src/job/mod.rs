@@ -31,6 +31,22 @@ pub struct Job {
     pub sources: Vec<Arc<dyn AnySource>>,
     /// In spec order, the rejects table among them (added when the spec has none).
     pub tables: Vec<JobTable>,
+    /// The key links tables it declares (`FORMAT_key_links`): written beside the
+    /// job's tables, outside its output, at each commit.
+    pub key_links: Vec<KeyLinksTable>,
+}
+
+/// A key links table of a job: which of its sources it maps, and where it goes.
+#[derive(Debug, Clone)]
+pub struct KeyLinksTable {
+    pub name: String,
+    pub schema: TableSchema,
+    /// Its own location (a URL outside the job's output).
+    pub location: String,
+    /// Its own database, when not the job's.
+    pub database: Option<String>,
+    /// The job's sources of its format.
+    pub sources: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -78,8 +94,13 @@ impl Job {
         }
 
         let mut tables = Vec::new();
+        let mut key_links = Vec::new();
         for (name, t) in &spec.tables {
             let at = |e: String| Error::config(format!("job spec {shown}: `tables.{name}`: {e}"));
+            if let Some(format) = spec.key_links_format(name) {
+                key_links.push(key_links_table(name, t, format, &sources).map_err(at)?);
+                continue;
+            }
             if name == RUNS_TABLE {
                 tables.push(JobTable {
                     name: name.clone(),
@@ -151,6 +172,7 @@ impl Job {
             spec,
             sources,
             tables,
+            key_links,
         })
     }
 
@@ -284,9 +306,44 @@ fn default_rejects_table(
             target_file_size: spec::default_target_file_size(),
             projection: Default::default(),
             archive_versions: false,
+            location: None,
+            database: None,
         },
         schema,
         sql: None,
+    })
+}
+
+/// The key links table `name` of the job's sources of `format`.
+fn key_links_table(
+    name: &str,
+    t: &TableSpec,
+    format: &str,
+    sources: &[Arc<dyn AnySource>],
+) -> std::result::Result<KeyLinksTable, String> {
+    let of_format: Vec<&Arc<dyn AnySource>> =
+        sources.iter().filter(|s| s.format() == format).collect();
+    let schema = of_format
+        .first()
+        .and_then(|s| s.key_links_table())
+        .ok_or_else(|| {
+            format!("`{format}` sources keep their object keys in clear: there are no key links to write")
+        })?;
+    if schema.name != name {
+        return Err(format!(
+            "the key links table of `{format}` sources is `{}`",
+            schema.name
+        ));
+    }
+    Ok(KeyLinksTable {
+        name: name.to_string(),
+        schema,
+        location: t
+            .location
+            .clone()
+            .expect("validated: a key links table has a location"),
+        database: t.database.clone(),
+        sources: of_format.iter().map(|s| s.name().to_string()).collect(),
     })
 }
 

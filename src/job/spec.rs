@@ -82,6 +82,13 @@ pub struct TableSpec {
     /// updated by every run would reach Glue's limit on versions.
     #[serde(default)]
     pub archive_versions: bool,
+    /// A key links table's own location (required for one, outside the job's
+    /// output, so it can have permissions of its own); no other table takes it.
+    #[serde(default)]
+    pub location: Option<String>,
+    /// A key links table's own database (the job's by default).
+    #[serde(default)]
+    pub database: Option<String>,
 }
 
 /// How Athena projects one partition key (Athena's `projection.KEY.*` properties).
@@ -254,7 +261,37 @@ fn check_runs_table(t: &TableSpec) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// The suffix of a key links table's name: `FORMAT_key_links` maps the disguised
+/// keys of the job's sources of that format back to their real keys.
+pub const KEY_LINKS_SUFFIX: &str = "_key_links";
+
+/// A key links table is declared by its name and its `location` (and optionally
+/// its `database`): naslake fills it, with its built-in schema, whole at each
+/// commit.
+fn check_key_links_table(t: &TableSpec) -> std::result::Result<(), String> {
+    if t.schema.is_some() || t.sql.is_some() || t.source.is_some() || t.from.is_some() {
+        return Err("a key links table has a built-in schema and is filled by naslake; declare it with `location` (and `database`) only".into());
+    }
+    if t.mode != WriteMode::Overwrite || !t.projection.is_empty() {
+        return Err("a key links table is written whole at each commit; it takes no `mode` but `overwrite` and no `projection`".into());
+    }
+    match t.location.as_deref() {
+        None | Some("") => Err("`location` is required: the URL the links are written to, outside the job's output, so that it can be given permissions of its own".into()),
+        Some(_) => Ok(()),
+    }
+}
+
 impl JobSpec {
+    /// The source format whose key links table `name` is, when it is one
+    /// (`FORMAT_key_links`, FORMAT the format of one of the job's sources).
+    pub fn key_links_format(&self, name: &str) -> Option<&str> {
+        let format = name.strip_suffix(KEY_LINKS_SUFFIX)?;
+        self.sources
+            .values()
+            .find(|s| s.format == format)
+            .map(|s| s.format.as_str())
+    }
+
     /// Resolves a path written in the spec against the spec file's directory.
     pub fn resolve(&self, p: &str) -> PathBuf {
         let p = Path::new(p);
@@ -296,6 +333,15 @@ impl JobSpec {
         let mut rejects = 0;
         for (name, t) in &self.tables {
             let at = format!("tables.{name}");
+            if self.key_links_format(name).is_some() {
+                check_key_links_table(t).map_err(|e| format!("`{at}`: {e}"))?;
+                continue;
+            }
+            if t.location.is_some() || t.database.is_some() {
+                return Err(format!(
+                    "`{at}`: only a key links table (FORMAT{KEY_LINKS_SUFFIX}) takes `location` and `database`; the job's tables live under its output, in its database"
+                ));
+            }
             if name == RUNS_TABLE {
                 check_runs_table(t).map_err(|e| format!("`{at}`: {e}"))?;
                 continue;

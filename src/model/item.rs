@@ -13,8 +13,14 @@ pub struct WorkItem {
     /// Source (in the job spec) the item belongs to.
     pub source: String,
     /// The item's identity: its key relative to the job's input location, which
-    /// rows carry as their `source_key` lineage.
+    /// rows carry as their `source_key` lineage; or, for a source that disguises
+    /// keys (they may name patients), that key's disguised name. Either way it is
+    /// what rows, reports, logs and the state call the item.
     pub key: String,
+    /// The real key, sealed by the source (encrypted), when `key` is a disguised
+    /// name: only the source's readers open it, to read the object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
     #[serde(flatten)]
     pub fingerprint: Fingerprint,
 }
@@ -102,6 +108,7 @@ mod tests {
             WorkItem {
                 source: "long".into(),
                 key: "long/a.csv".into(),
+                sealed: None,
                 fingerprint: Fingerprint {
                     size: 10,
                     etag: Some("\"e1\"".into()),
@@ -111,6 +118,7 @@ mod tests {
             WorkItem {
                 source: "acl".into(),
                 key: "vol/dir".into(),
+                sealed: None,
                 fingerprint: Fingerprint {
                     size: 0,
                     etag: None,

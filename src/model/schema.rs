@@ -47,6 +47,12 @@ pub struct TableDocs {
     /// An Athena query that shows what the table is for; the tests run it on the
     /// samples' lake.
     pub example: String,
+    /// For a table kept apart from the job's (a key links table): the database
+    /// and the location its DDL shows, in place of the job's.
+    #[serde(default)]
+    pub database: Option<String>,
+    #[serde(default)]
+    pub location: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

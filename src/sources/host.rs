@@ -35,9 +35,9 @@ use datafusion::physical_plan::streaming::PartitionStream;
 use object_store::ObjectStore;
 
 use super::object::{ItemInput, ObjectRef, ReadError};
-use super::{Configured, Emitter, Parsed, Parser, Source};
+use super::{AnySource, Configured, Emitter, Parsed, Parser, Source};
 use crate::base::sync::lock;
-use crate::discover::{DiscoveredItem, ItemStats};
+use crate::discover::{DiscoveredItem, ItemStats, KeyNames};
 use crate::storage::Location;
 
 /// What a source's table is fed from.
@@ -390,12 +390,23 @@ fn read_items<S: Source>(side: ReaderSide<S>) {
         abort: &side.abort,
         item: None,
     };
+    let names = match side.runtime.block_on(side.source.key_names()) {
+        Ok(names) => names,
+        Err(e) => {
+            lock(&side.error).get_or_insert_with(|| e.to_string());
+            side.abort.store(true, Ordering::Release);
+            side.items.close();
+            return;
+        }
+    };
     while let Ok(found) = side.items.recv_blocking() {
         // Items still buffered after a stop are not read (the run is failing).
         if side.abort.load(Ordering::Acquire) || lock(&side.error).is_some() {
             break;
         }
-        let outcome = catch_unwind(AssertUnwindSafe(|| read_one(&side, &found, &mut out)))
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            read_one(&side, &found, names.as_deref(), &mut out)
+        }))
             .unwrap_or_else(|panic| {
                 Err(ReadError::Storage(format!(
                     "the `{}` reader panicked {} (a bug: please report it with the file's kind, not its contents)",
@@ -421,16 +432,40 @@ fn read_items<S: Source>(side: ReaderSide<S>) {
     side.items.close();
 }
 
-/// Reads one item; an item the source rejects whole becomes its rejects row.
+/// Reads one item; an item the source rejects whole becomes its rejects row. An
+/// item under a disguised name is read at the key its seal holds, and a storage
+/// error, which may quote that key, names it by its name.
 fn read_one<S: Source>(
     side: &ReaderSide<S>,
     found: &DiscoveredItem,
+    names: Option<&dyn KeyNames>,
     out: &mut Emitter<'_, S>,
 ) -> Result<(), ReadError> {
+    let item = &found.item;
+    let key = match (&item.sealed, names) {
+        (None, _) => item.key.clone(),
+        (Some(sealed), Some(names)) => names
+            .unseal(sealed)
+            .map_err(|e| ReadError::Storage(format!("{} cannot be found again: {e}", item.key)))?,
+        (Some(_), None) => {
+            return Err(ReadError::Storage(format!(
+                "{} has a disguised name, but its source disguises no keys in this run (the job's `keys` or its key changed since the plan)",
+                item.key
+            )));
+        }
+    };
+    // What the run may show of a message about this item.
+    let shown = |text: String| {
+        if key == item.key {
+            text
+        } else {
+            crate::discover::names::scrub(&text, &key, &item.key)
+        }
+    };
     let kind = &side.source.kind;
     let object = side.store.as_ref().map(|(store, input)| ObjectRef {
         store: store.clone(),
-        path: input.key_path(&found.item.key),
+        path: input.key_path(&key),
         local: input.is_local(),
     });
     let input = ItemInput {
@@ -443,10 +478,11 @@ fn read_one<S: Source>(
     out.item = Some(found.stats.clone());
     match kind.read(&input, out) {
         Err(e @ (ReadError::Changed(_) | ReadError::Rejected(_))) => {
-            let reason = e.to_string();
+            let reason = shown(e.to_string());
             found.stats.set_item_error(&reason);
             out.reject(kind.item_rejected(&found.item, &reason))
         }
+        Err(ReadError::Storage(text)) => Err(ReadError::Storage(shown(text))),
         other => other,
     }
 }

@@ -37,6 +37,7 @@ use futures::future::BoxFuture;
 use crate::discover::{ItemSink, ObjectFilter};
 
 use crate::base::error::{Error, Result};
+pub use crate::discover::names::KeyNames;
 use crate::model::WorkItem;
 use crate::model::schema::TableSchema;
 pub use host::{Drain, Feed};
@@ -127,6 +128,24 @@ pub trait Source: Debug + Send + Sync + Sized + 'static {
         false
     }
 
+    /// The table mapping a kind's disguised keys back to the real ones
+    /// (`FORMAT_key_links`, written when a job declares it); `None` for a kind
+    /// that disguises no keys.
+    fn key_links_table() -> Option<TableSchema> {
+        None
+    }
+
+    /// The disguise of a kind whose object keys may identify people (see
+    /// [`crate::discover::names`]); `None` (the default) calls objects by their keys. `prefix` is
+    /// the source's configured key prefix, which the job spec shows already.
+    fn key_names<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> BoxFuture<'a, std::result::Result<Option<Arc<dyn KeyNames>>, String>> {
+        let _ = prefix;
+        Box::pin(async { Ok(None) })
+    }
+
     /// Discovery of a kind whose `SUFFIXES` is `None`; returns where it looked.
     /// `input` is the job's input location, when it has one (a kind may read
     /// there: a local root to walk, a listing to map).
@@ -212,6 +231,8 @@ pub trait AnySource: Debug + Send + Sync {
     fn format(&self) -> &'static str;
     fn schema(&self) -> SchemaRef;
     fn rejects_table(&self) -> TableSchema;
+    /// Its key links table ([`Source::key_links_table`]).
+    fn key_links_table(&self) -> Option<TableSchema>;
     /// The objects it reads under the input; `None` for a kind with its own discovery.
     fn objects(&self) -> Option<&ObjectFilter>;
     /// Finds its items; returns where it looked.
@@ -220,6 +241,8 @@ pub trait AnySource: Debug + Send + Sync {
         input: Option<&'a crate::storage::Location>,
         sink: &'a mut ItemSink,
     ) -> BoxFuture<'a, Result<String>>;
+    /// How it names its objects where others read ([`Source::key_names`]).
+    fn key_names(&self) -> BoxFuture<'_, Result<Option<Arc<dyn KeyNames>>>>;
     /// Its rows as a streaming DataFusion table (read once per run).
     fn table(
         self: Arc<Self>,
@@ -248,6 +271,9 @@ impl<S: Source> AnySource for Configured<S> {
     fn rejects_table(&self) -> TableSchema {
         S::rejects_table()
     }
+    fn key_links_table(&self) -> Option<TableSchema> {
+        S::key_links_table()
+    }
     fn objects(&self) -> Option<&ObjectFilter> {
         self.objects.as_ref()
     }
@@ -258,6 +284,7 @@ impl<S: Source> AnySource for Configured<S> {
     ) -> BoxFuture<'a, Result<String>> {
         match (&self.objects, input) {
             (Some(filter), Some(input)) => Box::pin(async move {
+                sink.names = self.key_names().await?;
                 crate::discover::list_objects(input, filter, sink).await?;
                 Ok(filter.prefix.clone())
             }),
@@ -269,6 +296,15 @@ impl<S: Source> AnySource for Configured<S> {
             }),
             (None, input) => self.kind.discover(input, sink),
         }
+    }
+    fn key_names(&self) -> BoxFuture<'_, Result<Option<Arc<dyn KeyNames>>>> {
+        let prefix = self.objects.as_ref().map_or("", |o| o.prefix.as_str());
+        Box::pin(async move {
+            self.kind
+                .key_names(prefix)
+                .await
+                .map_err(|e| Error::Collect(format!("source `{}`: {e}", self.name)))
+        })
     }
     fn table(
         self: Arc<Self>,

@@ -448,6 +448,7 @@ mod tests {
         let item = WorkItem {
             source: "s".into(),
             key: name.into(),
+            sealed: None,
             fingerprint: crate::discover::fingerprint(&meta),
         };
         (rt, item, loc)

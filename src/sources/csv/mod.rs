@@ -522,6 +522,7 @@ mod tests {
         let item = WorkItem {
             source: "s".into(),
             key: name.into(),
+            sealed: None,
             fingerprint: crate::discover::fingerprint(&meta),
         };
         change(&dir.join(name));

@@ -74,7 +74,7 @@ impl Key {
         }
     }
 
-    fn mac(&self, domain: &str, value: &[u8]) -> [u8; 32] {
+    pub(super) fn mac(&self, domain: &str, value: &[u8]) -> [u8; 32] {
         let mut mac = (*self.keyed).clone();
         mac.update(domain.as_bytes());
         mac.update(&[0]);

@@ -16,28 +16,33 @@
 pub mod attributes;
 pub mod decode;
 pub mod deidentify;
+pub mod keys;
+pub mod locate;
 pub mod options;
 pub mod rows;
 pub mod walk;
 pub mod window;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
+use futures::future::BoxFuture;
+use tokio::sync::OnceCell;
 
-use crate::discover::ItemStats;
+use crate::discover::{ItemStats, KeyNames};
 
 use crate::model::WorkItem;
 use crate::model::schema::TableSchema;
 use crate::sources::{Emitter, ItemInput, Parsed, Parser, ReadError, Source};
 use deidentify::{Key, KeySource};
-use options::{DicomOptions, Recognise};
+use options::{DicomOptions, Keys, Recognise};
 use rows::{Object, Reject, Row};
 use walk::{Outcome, Walked};
 
 const INSTANCES_SCHEMA: &str = include_str!("../../../schemas/dicom_instances.toml");
 const REJECTS_SCHEMA: &str = include_str!("../../../schemas/dicom_rejects.toml");
+const KEY_LINKS_SCHEMA: &str = include_str!("../../../schemas/dicom_key_links.toml");
 
 /// Rows a parser gathers before it hands on a batch.
 const BATCH_ROWS: usize = 1024;
@@ -51,9 +56,9 @@ pub struct DicomSource {
     rejects_schema: SchemaRef,
     /// The key from the environment, or (no key set) the sample key.
     key: Option<Key>,
-    /// The Secrets Manager secret holding the key, fetched on the first read (once
+    /// The Secrets Manager secret holding the key, fetched when first needed (once
     /// per run).
-    secret: Option<(String, OnceLock<Result<Key, String>>)>,
+    secret: Option<(String, OnceCell<Result<Key, String>>)>,
 }
 
 /// One object's walked header, for a parser.
@@ -72,7 +77,7 @@ impl DicomSource {
 
     /// The pseudonym key: the environment's, the secret's (fetched once), or (with
     /// neither) the sample key, which only the bundled samples may use.
-    fn key(&self, input: &ItemInput<'_>) -> Result<Key, ReadError> {
+    async fn key(&self) -> Result<Key, String> {
         if let Some(key) = &self.key {
             return Ok(key.clone());
         }
@@ -81,14 +86,13 @@ impl DicomSource {
             .as_ref()
             .expect("a DICOM source has a key or a secret naming one");
         fetched
-            .get_or_init(|| {
-                input
-                    .runtime()
-                    .block_on(deidentify::fetch_secret(id))
+            .get_or_init(|| async {
+                deidentify::fetch_secret(id)
+                    .await
                     .and_then(|v| Key::new(&v))
             })
+            .await
             .clone()
-            .map_err(ReadError::Storage)
     }
 
     fn reject(&self, object: Object, stage: &'static str, reason: String) -> Reject {
@@ -119,7 +123,7 @@ impl Source for DicomSource {
                 let key = Key::new(&v).map_err(|e| format!("{}: {e}", deidentify::KEY_VAR))?;
                 (Some(key), None)
             }
-            Some(KeySource::Secret(id)) => (None, Some((id, OnceLock::new()))),
+            Some(KeySource::Secret(id)) => (None, Some((id, OnceCell::new()))),
         };
         Ok(DicomSource {
             name: name.to_string(),
@@ -140,6 +144,13 @@ impl Source for DicomSource {
             .expect("the built-in dicom_rejects schema is valid (a unit test reads it)")
     }
 
+    fn key_links_table() -> Option<TableSchema> {
+        Some(
+            TableSchema::parse(KEY_LINKS_SCHEMA, "schemas/dicom_key_links.toml")
+                .expect("the built-in dicom_key_links schema is valid (a unit test reads it)"),
+        )
+    }
+
     fn rejects_batch(&self, rejects: Vec<Reject>) -> RecordBatch {
         rows::rejects_batch(&self.rejects_schema, &rejects)
     }
@@ -156,8 +167,31 @@ impl Source for DicomSource {
         self.options.recognise == Recognise::Content
     }
 
+    /// Keys are pseudonymized with a key of the site's own; the samples, which
+    /// run with the published sample key, keep theirs (they name no one).
+    fn key_names<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Arc<dyn KeyNames>>, String>> {
+        Box::pin(async move {
+            if self.options.deidentification.keys == Keys::Keep {
+                return Ok(None);
+            }
+            let key = self.key().await?;
+            if key.sample {
+                return Ok(None);
+            }
+            Ok(Some(
+                Arc::new(keys::KeyPseudonyms::new(key, prefix)) as Arc<dyn KeyNames>
+            ))
+        })
+    }
+
     fn read(&self, input: &ItemInput<'_>, out: &mut Emitter<'_, Self>) -> Result<(), ReadError> {
-        let pseudonyms = self.key(input)?;
+        let pseudonyms = input
+            .runtime()
+            .block_on(self.key())
+            .map_err(ReadError::Storage)?;
         let size = input.item.fingerprint.size;
         let max = self.options.max_header_bytes.as_u64();
         let mut window = window::Ranged::new(
@@ -310,6 +344,7 @@ mod tests {
             }],
         );
         assert_eq!(batch.num_rows(), 1);
+        assert!(DicomSource::key_links_table().is_some());
         let rejects = DicomSource::rejects_table().file_schema();
         assert_eq!(
             rows::rejects_batch(&rejects, &[]).num_columns(),

@@ -64,6 +64,20 @@ pub struct Profile {
     /// they hold none of the instance's identifying values; else they are dropped.
     #[serde(default)]
     pub clean_descriptors: bool,
+    /// Object keys, whose folder and file names often name patients and
+    /// accessions: `pseudonymize` replaces each (after the source's prefix) by a
+    /// keyed pseudonym wherever the run shows a key (see `keys.rs`); `keep`
+    /// leaves them in clear, for shares whose names are known to hold none.
+    #[serde(default)]
+    pub keys: Keys,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Keys {
+    #[default]
+    Pseudonymize,
+    Keep,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
