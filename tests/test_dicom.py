@@ -305,14 +305,17 @@ def test_the_malformed_files_pydicom_ships_are_rejected_or_read_as_their_bytes_a
     run, instances, rejects = retained
     by_name = {pathlib.Path(r["source_key"]).name: r for r in rejects}
     read = {pathlib.Path(r["source_key"]).name for r in instances}
+    problem = {pathlib.Path(r["source_key"]).name: r["pixel_data_problem"] for r in instances}
+    # Pixel data cut short: the header is indexed, the problem named.
+    for name in ("MR_truncated.dcm", "emri_small_jpeg_2k_lossless_too_short.dcm"):
+        assert name in read and problem[name] and "truncated" in problem[name], (name, problem.get(name))
+    assert problem["CT_small.dcm"] is None
     for name, stage in [
         ("UN_sequence.dcm", None),  # reads: the UN's items are implicit VR (CP-246)
-        ("MR_truncated.dcm", "pixel_data"),
         # One stray byte before the data set: no encoding reads it (pydicom, forced,
         # reads one element of garbage).
         ("no_meta.dcm", "recognise"),
         ("rtplan_truncated.dcm", "data_set"),
-        ("emri_small_jpeg_2k_lossless_too_short.dcm", "pixel_data"),
     ]:
         if stage is None:
             assert name in read, name
@@ -329,9 +332,6 @@ def test_the_malformed_files_pydicom_ships_are_rejected_or_read_as_their_bytes_a
 
 # Files pydicom reads (stop_before_pixels) that naslake rejects, and why.
 REJECTED_THOUGH_PYDICOM_READS = {
-    # pydicom stops before the pixel data, so it does not see that it is cut short.
-    "pydicom/test_files/MR_truncated.dcm": "pixel_data",
-    "pydicom-data/emri_small_jpeg_2k_lossless_too_short.dcm": "pixel_data",
     # Its last element (a sequence) declares more bytes than remain: pydicom keeps
     # what is there with a warning; a truncated header is a reject here.
     "pydicom/test_files/rtplan_truncated.dcm": "data_set",
@@ -528,7 +528,7 @@ def crafted(kind):
 
 
 HOSTILE_OUTCOME = {
-    "UN_sequence.dcm": "indexed", "MR_truncated.dcm": "pixel_data", "rtplan_truncated.dcm": "data_set",
+    "UN_sequence.dcm": "indexed", "MR_truncated.dcm": "indexed", "rtplan_truncated.dcm": "data_set",
     "4gb_element.dcm": "data_set", "4gb_in_sequence.dcm": "data_set", "4gb_no_meta.dcm": "recognise",
     "deflate_bomb.dcm": "header_limit", "empty.dcm": "recognise", "baseline.dcm": "indexed",
 }

@@ -19,7 +19,7 @@ use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use super::attributes::{self as a, Attribute};
 use super::deidentify::{self, Key};
 use super::options::{Profile, Temporal};
-use super::walk::{Encoding, Walked};
+use super::walk::{Encoding, Tag, Walked};
 
 /// One `dicom_instances` row, lineage aside.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -70,6 +70,7 @@ pub struct Instance {
     pub image_type: Option<Vec<String>>,
     pub burned_in_annotation: Option<bool>,
     pub has_pixel_data: bool,
+    pub pixel_data_problem: Option<String>,
     pub specific_character_set: Option<Vec<String>>,
     pub character_set_supported: bool,
     pub undecoded_attributes: Vec<String>,
@@ -547,6 +548,7 @@ pub fn decode(walked: &Walked, cx: &Context<'_>) -> Result<Instance, DecodeFaile
         image_type: v.texts(&a::IMAGE_TYPE),
         burned_in_annotation,
         has_pixel_data: walked.pixel_data.is_some(),
+        pixel_data_problem: None,
         specific_character_set: (!charset.terms.is_empty()).then(|| charset.terms.clone()),
         character_set_supported: charset.supported,
         undecoded_attributes: undecoded,
@@ -555,11 +557,55 @@ pub fn decode(walked: &Walked, cx: &Context<'_>) -> Result<Instance, DecodeFaile
         deidentification: cx.applied.clone(),
     };
     instance.cleaned_attributes = cleaned;
+    instance.pixel_data_problem = walked
+        .pixel_data_problem
+        .clone()
+        .or_else(|| short_pixel_data(walked, &instance));
     let mut invalid = v.invalid;
+    invalid.extend(walked.invalid_vrs.iter().map(|t| keyword_of(*t)));
     invalid.sort();
     invalid.dedup();
     instance.invalid_attributes = invalid;
     Ok(instance)
+}
+
+/// Native pixel data shorter than its geometry calls for (rows × columns ×
+/// frames × samples × bits allocated): the frames are not all there.
+fn short_pixel_data(walked: &Walked, i: &Instance) -> Option<String> {
+    let length = walked.pixel_data?.length? as u64;
+    let dim = |v: Option<i32>| u64::try_from(v?).ok().filter(|n| *n > 0);
+    let (rows, columns, bits) = (dim(i.rows)?, dim(i.columns)?, dim(i.bits_allocated)?);
+    let frames = dim(i.number_of_frames).unwrap_or(1);
+    let mut samples = dim(i.samples_per_pixel).unwrap_or(1);
+    // 4:2:2 chroma subsampling stores two samples per pixel, not three.
+    if samples == 3
+        && i.photometric_interpretation
+            .as_deref()
+            .is_some_and(|p| p.ends_with("_422"))
+    {
+        samples = 2;
+    }
+    let bits_needed = rows
+        .checked_mul(columns)?
+        .checked_mul(frames)?
+        .checked_mul(samples)?
+        .checked_mul(bits)?;
+    let needed = bits_needed.div_ceil(8);
+    (length < needed).then(|| {
+        format!(
+            "pixel data holds {length} bytes; {rows} rows × {columns} columns × {frames} frames × {samples} samples × {bits} bits allocated call for {needed}"
+        )
+    })
+}
+
+/// An element's keyword from the standard dictionary; a tag it does not know as
+/// the walk shows one (never its bytes, which may be a value).
+fn keyword_of(tag: Tag) -> String {
+    use dicom_core::dictionary::DataDictionary;
+    dicom_dictionary_std::StandardDataDictionary
+        .by_tag(dicom_core::Tag(tag.0, tag.1))
+        .map(|e| e.alias.to_string())
+        .unwrap_or_else(|| tag.to_string())
 }
 
 #[cfg(test)]

@@ -44,6 +44,9 @@ const INSTANCES_SCHEMA: &str = include_str!("../../../schemas/dicom_instances.to
 const REJECTS_SCHEMA: &str = include_str!("../../../schemas/dicom_rejects.toml");
 const KEY_LINKS_SCHEMA: &str = include_str!("../../../schemas/dicom_key_links.toml");
 
+/// The report's count (per file) of headers indexed with a pixel data problem.
+pub const PIXEL_DATA_PROBLEMS: &str = "pixel_data_problems";
+
 /// Rows a parser gathers before it hands on a batch.
 const BATCH_ROWS: usize = 1024;
 
@@ -291,6 +294,9 @@ impl Parser for DicomParser {
         match decode::decode(&unit.walked, &cx) {
             Ok(instance) => {
                 unit.stats.count(1, 0);
+                if instance.pixel_data_problem.is_some() {
+                    unit.stats.note(PIXEL_DATA_PROBLEMS, 1);
+                }
                 self.rows.push(Row {
                     object: unit.object,
                     instance,

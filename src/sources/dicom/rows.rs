@@ -174,6 +174,7 @@ fn instance_column(field: &Field, rows: &[Row]) -> Option<ArrayRef> {
             i().map(|x| x.burned_in_annotation)
                 .collect::<BooleanArray>(),
         ),
+        "pixel_data_problem" => text!(pixel_data_problem),
         "has_pixel_data" => Arc::new(
             i().map(|x| Some(x.has_pixel_data))
                 .collect::<BooleanArray>(),

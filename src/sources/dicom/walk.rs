@@ -22,10 +22,24 @@
 //!   private blob costs nothing). Undefined-length sequences are walked item by
 //!   item, nested at most [`MAX_DEPTH`] deep; an undefined-length UN element holds
 //!   implicit VR little endian (CP-246), whatever the file's encoding.
-//! - The walk stops at top-level Pixel Data (7FE0,0010 and the float variants):
-//!   its declared length must fit the object (native), or its first fragment
-//!   must, and the object must end in the sequence delimiter or its fragments
-//!   must reach one (encapsulated).
+//! - An element whose VR bytes are no VR is read as pydicom reads it (its
+//!   `data_element_generator`): two bytes outside `AA`..`ZZ` (a NUL, a digit)
+//!   mean the writer switched to implicit VR for it (a 4-byte length after the
+//!   tag), two letters an unknown VR with a 2-byte length. Where pydicom would
+//!   then take a 4-byte length past the end of the object (and with it the rest
+//!   of the file as one value), the 2-byte length is read instead. It is named among the
+//!   invalid attributes and its value is not kept. The first element gets no
+//!   such leniency, nor does a guessed encoding: an invalid VR there means the
+//!   encoding is not the one tried (pydicom too checks the first element).
+//! - `DICM` at offset 128 followed by no file meta element is a coincidence (a
+//!   file without preamble whose bytes there happen to spell it): the object is
+//!   read as if it had none.
+//! - The walk stops at top-level Pixel Data (7FE0,0010 and the float variants).
+//!   Its declared length should fit the object (native), or its fragments should
+//!   and end in the sequence delimiter (encapsulated), which costs at most one
+//!   small read at the end of the object. When they do not, the header is still
+//!   indexed (the index is for finding studies, damaged ones included) with the
+//!   problem in [`Walked::pixel_data_problem`].
 //! - All reads go through a [`Window`] with a byte budget, so no file makes the
 //!   walk read, or hold, more than `max_header_bytes`.
 //!
@@ -130,8 +144,6 @@ pub enum Stage {
     FileMeta,
     /// The data set before the pixel data.
     DataSet,
-    /// The pixel data's declared extent.
-    PixelData,
     /// The header did not end within `max_header_bytes`.
     HeaderLimit,
 }
@@ -142,7 +154,6 @@ impl Stage {
             Stage::Recognise => "recognise",
             Stage::FileMeta => "file_meta",
             Stage::DataSet => "data_set",
-            Stage::PixelData => "pixel_data",
             Stage::HeaderLimit => "header_limit",
         }
     }
@@ -210,6 +221,8 @@ pub struct PixelData {
     pub encapsulated: bool,
     /// Offset of its element header in the data set.
     pub offset: u64,
+    /// The declared length of native pixel data.
+    pub length: Option<u32>,
 }
 
 /// A walked header.
@@ -231,6 +244,11 @@ pub struct Walked {
     /// Kept attributes whose value was too long to keep.
     pub oversized: Vec<&'static Attribute>,
     pub pixel_data: Option<PixelData>,
+    /// What is wrong with the pixel data's extent, when something is (the reason
+    /// names offsets and lengths, never a value).
+    pub pixel_data_problem: Option<String>,
+    /// Elements read with bytes that are no VR where the VR belongs, in order.
+    pub invalid_vrs: Vec<Tag>,
 }
 
 impl Walked {
@@ -249,7 +267,7 @@ pub fn walk<W: Window>(window: &mut W, max_inflated: u64) -> Result<Walked, Outc
     if window.size() == Some(0) {
         return Err(Failure::new(Stage::Recognise, "empty object (zero bytes)").into());
     }
-    let magic_at = if has_magic(window, 128)? {
+    let magic_at = if has_magic(window, 128)? && meta_follows(window, 132)? {
         Some(132)
     } else if has_magic(window, 0)? {
         Some(4)
@@ -338,6 +356,16 @@ fn encoding_of(uid: &str) -> Encoding {
 fn has_magic(w: &mut impl Window, at: u64) -> Result<bool, Outcome> {
     match w.get(at, 4) {
         Ok(b) => Ok(b == b"DICM"),
+        Err(Short::Ends(_)) => Ok(false),
+        Err(Short::OverBudget(n)) => Err(over_budget(n).into()),
+        Err(Short::Io(e)) => Err(Outcome::Io(e)),
+    }
+}
+
+/// Whether a file meta element (group 0002) starts at `at`.
+fn meta_follows(w: &mut impl Window, at: u64) -> Result<bool, Outcome> {
+    match w.get(at, 2) {
+        Ok(b) => Ok(b == [2, 0]),
         Err(Short::Ends(_)) => Ok(false),
         Err(Short::OverBudget(n)) => Err(over_budget(n).into()),
         Err(Short::Io(e)) => Err(Outcome::Io(e)),
@@ -528,6 +556,8 @@ struct Header {
     vr: Option<[u8; 2]>,
     len: u32,
     size: u64,
+    /// Its VR bytes were no VR (read leniently).
+    invalid_vr: bool,
 }
 
 /// What the walk is inside of.
@@ -556,6 +586,8 @@ fn walk_data_set(
         elements: Vec::new(),
         oversized: Vec::new(),
         pixel_data: None,
+        pixel_data_problem: None,
+        invalid_vrs: Vec::new(),
     };
     let mut top_level = 0usize;
     let mut last_top: Option<Tag> = None;
@@ -569,7 +601,9 @@ fn walk_data_set(
             None => encoding,
             Some(Frame::Sequence(e) | Frame::Item(e)) => e,
         };
-        let h = match header(w, pos, enc) {
+        // As pydicom, the first element decides whether the declared encoding holds
+        // (a meta naming the wrong one is common); leniency starts after it.
+        let h = match header(w, pos, enc, !strict && top_level > 0) {
             Ok(h) => h,
             Err(HeaderError::Short(Short::Ends(n))) if n == pos && frame.is_none() => {
                 // The data set ends with no pixel data.
@@ -609,6 +643,9 @@ fn walk_data_set(
         };
         let tag = h.tag;
         let value_at = pos + h.size;
+        if h.invalid_vr {
+            walked.invalid_vrs.push(tag);
+        }
         match frame {
             Some(Frame::Sequence(e)) => {
                 match tag {
@@ -663,12 +700,13 @@ fn walk_data_set(
             if PIXEL_DATA.contains(&tag) {
                 // A deflated data set's pixel data would be inflated to be measured.
                 if w.size().is_some() {
-                    check_pixel_data(w, pos, h, enc, top_level)?;
+                    walked.pixel_data_problem = check_pixel_data(w, pos, h, enc, top_level)?;
                 }
                 walked.pixel_data = Some(PixelData {
                     tag,
                     encapsulated: h.len == UNDEFINED,
                     offset: pos,
+                    length: (h.len != UNDEFINED).then_some(h.len),
                 });
                 return Ok(walked);
             }
@@ -698,7 +736,11 @@ fn walk_data_set(
             continue;
         }
         let end = step_over(w, pos, value_at, h, top_level)?;
-        let kept = frame.is_none().then(|| attributes::by_tag(tag)).flatten();
+        // A value read under an invalid VR is not kept: dicom-rs would read its
+        // header as the file wrote it.
+        let kept = (frame.is_none() && !h.invalid_vr)
+            .then(|| attributes::by_tag(tag))
+            .flatten();
         match kept {
             Some(attribute) if h.len > MAX_KEPT_VALUE => walked.oversized.push(attribute),
             Some(attribute) => {
@@ -776,37 +818,39 @@ fn short_stop(s: Short, pos: u64, top_level: usize) -> Stop {
     }
 }
 
-/// Pixel data must fit the object: native, its declared length; encapsulated,
-/// its first fragment, and the whole fragment sequence must end in its delimiter.
+/// What is wrong with the pixel data's extent, if anything: native, its declared
+/// length must fit the object; encapsulated, its fragments must, and the
+/// fragment sequence must end in its delimiter. Only storage stops the walk.
 fn check_pixel_data(
     w: &mut (impl Window + ?Sized),
     pos: u64,
     h: Header,
     enc: Encoding,
     top_level: usize,
-) -> Result<(), Stop> {
-    let fail = |reason: String| Stop::Failed(Failure::new(Stage::PixelData, reason), top_level);
+) -> Result<Option<String>, Stop> {
     let value_at = pos + h.size;
+    let remain = w
+        .size()
+        .map(|n| format!(" ({} bytes remain)", n.saturating_sub(value_at)))
+        .unwrap_or_default();
+    let io = |s: Short, at: u64| match s {
+        Short::Io(e) => Stop::Io(e),
+        other => short_stop(other, at, top_level),
+    };
     if h.len != UNDEFINED {
-        return match w.reaches(value_at + h.len as u64) {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(fail(format!(
-                "truncated: pixel data {} declares a length past the end of the object{}",
-                h.tag,
-                w.size()
-                    .map(|n| format!(" ({} bytes remain)", n.saturating_sub(value_at)))
-                    .unwrap_or_default()
-            ))),
-            Err(s) => Err(short_stop(s, pos, top_level)),
-        };
+        let fits = w.reaches(value_at + h.len as u64).map_err(|s| io(s, pos))?;
+        return Ok((!fits).then(|| {
+            format!(
+                "truncated: pixel data {} declares {} bytes, past the end of the object{}",
+                h.tag, h.len, remain
+            )
+        }));
     }
     // The common case costs one small read: the object ends in the delimiter.
     if let Some(size) = w.size().filter(|size| *size >= value_at + 8) {
-        let tail = w
-            .get(size - 8, 8)
-            .map_err(|s| short_stop(s, pos, top_level))?;
+        let tail = w.get(size - 8, 8).map_err(|s| io(s, pos))?;
         if item_header(tail, enc) == Some((SEQUENCE_END, 0)) {
-            return Ok(());
+            return Ok(None);
         }
     }
     // Otherwise the fragments are walked to their delimiter (within the budget).
@@ -815,27 +859,27 @@ fn check_pixel_data(
         let b = match w.get(at, 8) {
             Ok(b) => b,
             Err(Short::Ends(_)) => {
-                return Err(fail(format!(
+                return Ok(Some(format!(
                     "truncated: the encapsulated pixel data at offset {pos} ends before its sequence delimiter"
                 )));
             }
             // Verified as far as the budget allows: the fragments are not the header.
-            Err(Short::OverBudget(_)) => return Ok(()),
-            Err(s) => return Err(short_stop(s, at, top_level)),
+            Err(Short::OverBudget(_)) => return Ok(None),
+            Err(s) => return Err(io(s, at)),
         };
         match item_header(b, enc) {
-            Some((SEQUENCE_END, _)) => return Ok(()),
+            Some((SEQUENCE_END, _)) => return Ok(None),
             Some((ITEM, len)) if len != UNDEFINED => {
                 let end = at + 8 + len as u64;
-                if !w.reaches(end).map_err(|s| short_stop(s, at, top_level))? {
-                    return Err(fail(format!(
-                        "truncated: a pixel data fragment at offset {at} declares a length past the end of the object"
+                if !w.reaches(end).map_err(|s| io(s, at))? {
+                    return Ok(Some(format!(
+                        "truncated: a pixel data fragment at offset {at} declares {len} bytes, past the end of the object"
                     )));
                 }
                 at = end;
             }
             _ => {
-                return Err(fail(format!(
+                return Ok(Some(format!(
                     "no fragment item at offset {at} in the encapsulated pixel data"
                 )));
             }
@@ -853,8 +897,14 @@ enum HeaderError {
     BadVr(Tag),
 }
 
-/// Reads the element header at `pos`.
-fn header(w: &mut (impl Window + ?Sized), pos: u64, enc: Encoding) -> Result<Header, HeaderError> {
+/// Reads the element header at `pos`. `lenient`: bytes that are no VR are read
+/// as pydicom reads them (see the module's rules) rather than refused.
+fn header(
+    w: &mut (impl Window + ?Sized),
+    pos: u64,
+    enc: Encoding,
+    lenient: bool,
+) -> Result<Header, HeaderError> {
     let b = w.get(pos, 8).map_err(HeaderError::Short)?;
     let tag = Tag(enc.u16(&b[0..2]), enc.u16(&b[2..4]));
     if tag.0 == 0xFFFE || !enc.explicit() {
@@ -863,11 +913,36 @@ fn header(w: &mut (impl Window + ?Sized), pos: u64, enc: Encoding) -> Result<Hea
             vr: None,
             len: enc.u32(&b[4..8]),
             size: 8,
+            invalid_vr: false,
         });
     }
     let vr = [b[4], b[5]];
     if !is_vr(&vr) {
-        return Err(HeaderError::BadVr(tag));
+        if !lenient {
+            return Err(HeaderError::BadVr(tag));
+        }
+        let letters = b"AA".as_slice() <= vr.as_slice() && vr.as_slice() <= b"ZZ".as_slice();
+        let (short, long) = (enc.u16(&b[6..8]) as u32, enc.u32(&b[4..8]));
+        let len = if letters {
+            short
+        } else if long == UNDEFINED {
+            long
+        } else {
+            // pydicom would take the rest of the file as this value; a 4-byte
+            // length that runs past the end is read as the 2-byte one instead.
+            match w.reaches(pos + 8 + long as u64) {
+                Ok(true) => long,
+                Ok(false) | Err(Short::OverBudget(_)) => short,
+                Err(e) => return Err(HeaderError::Short(e)),
+            }
+        };
+        return Ok(Header {
+            tag,
+            vr: None,
+            len,
+            size: 8,
+            invalid_vr: true,
+        });
     }
     if long_vr(vr) {
         let short_len = [b[6], b[7]];
@@ -881,6 +956,7 @@ fn header(w: &mut (impl Window + ?Sized), pos: u64, enc: Encoding) -> Result<Hea
             vr: Some(vr),
             len: enc.u32(b),
             size: 12,
+            invalid_vr: false,
         });
     }
     Ok(Header {
@@ -888,6 +964,7 @@ fn header(w: &mut (impl Window + ?Sized), pos: u64, enc: Encoding) -> Result<Hea
         vr: Some(vr),
         len: enc.u16(&b[6..8]) as u32,
         size: 8,
+        invalid_vr: false,
     })
 }
 

@@ -286,10 +286,13 @@ fn a_length_past_the_end_is_a_truncated_file_whatever_it_declares() {
             failure.reason
         );
     }
-    // Pixel data that declares more than the file holds.
+    // Pixel data that declares more than the file holds: the header is indexed,
+    // the problem named.
     let mut f = file("1.2.840.10008.1.2.1", Encoding::ExplicitLittle, 4096);
+    assert_eq!(run(&f).unwrap().pixel_data_problem, None);
     f.truncate(f.len() - 10);
-    assert_eq!(run(&f).unwrap_err().stage, Stage::PixelData);
+    let problem = run(&f).unwrap().pixel_data_problem.unwrap();
+    assert!(problem.starts_with("truncated: pixel data"), "{problem}");
 }
 
 #[test]
@@ -360,13 +363,54 @@ fn encapsulated_pixel_data_is_checked_by_its_end_or_its_fragments() {
     f.extend(&w.out);
     let walked = run(&f).unwrap();
     assert!(walked.pixel_data.unwrap().encapsulated);
+    assert_eq!(walked.pixel_data_problem, None);
     // Trailing padding after the delimiter: the fragments are walked instead.
     let mut padded = f.clone();
     padded.extend([0u8; 6]);
     assert!(run(&padded).is_ok());
-    // Cut inside the fragment.
+    // Cut inside the fragment; no delimiter; no fragment item.
     let cut = &f[..f.len() - 50];
-    assert_eq!(run(cut).unwrap_err().stage, Stage::PixelData);
+    let problem = run(cut).unwrap().pixel_data_problem.unwrap();
+    assert!(problem.contains("fragment at offset"), "{problem}");
+    let undelimited = &f[..f.len() - 8];
+    let problem = run(undelimited).unwrap().pixel_data_problem.unwrap();
+    assert!(
+        problem.contains("before its sequence delimiter"),
+        "{problem}"
+    );
+    let mut stray = f[..f.len() - 8].to_vec();
+    stray.extend([0x08, 0, 0x60, 0, b'C', b'S', 2, 0]);
+    let problem = run(&stray).unwrap().pixel_data_problem.unwrap();
+    assert!(problem.contains("no fragment item"), "{problem}");
+}
+
+#[test]
+fn bytes_that_are_no_vr_are_read_as_pydicom_reads_them() {
+    // Two letters that are no VR: a 2-byte length, as an unknown VR.
+    let mut w = Writer::new(Encoding::ExplicitLittle);
+    w.text(0x0008, 0x0060, b"CS", "CT")
+        .element(0x0018, 0x0050, b"ZZ", b"2.5 ", None)
+        .text(0x0020, 0x0011, b"IS", "7");
+    let mut f = meta("1.2.840.10008.1.2.1");
+    f.extend(&w.out);
+    let walked = run(&f).unwrap();
+    assert_eq!(walked.invalid_vrs, [Tag(0x0018, 0x0050)]);
+    assert_eq!(kept_tags(&walked), ["Modality", "SeriesNumber"]);
+    // Anything else (a NUL, a digit): this element in implicit VR, a 4-byte
+    // length after the tag; the next one explicit again.
+    let mut w = Writer::new(Encoding::ExplicitLittle);
+    w.text(0x0008, 0x0060, b"CS", "CT");
+    w.out.extend([0x18, 0x00, 0x15, 0x00, 4, 0, 0, 0]);
+    w.out.extend(b"HEAD");
+    w.text(0x0020, 0x0011, b"IS", "7");
+    let mut f = meta("1.2.840.10008.1.2.1");
+    f.extend(&w.out);
+    let walked = run(&f).unwrap();
+    assert_eq!(walked.invalid_vrs, [Tag(0x0018, 0x0015)]);
+    assert_eq!(kept_tags(&walked), ["Modality", "SeriesNumber"]);
+    // A guessed encoding gets no such leniency: there it means a wrong guess.
+    let failure = run(&w.out).map(|w| w.encoding);
+    assert_ne!(failure, Ok(Encoding::ExplicitLittle));
 }
 
 #[test]
