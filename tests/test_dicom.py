@@ -452,7 +452,7 @@ def test_no_identifying_value_reaches_an_output_a_report_or_a_log(corpus, tmp_pa
     assert len(everything) > 100, len(everything)
     leaks = []
     # Each row: none of its own file's identifying values, in any column but the
-    # key (object keys are kept as they are: see docs/sources/dicom.md on object keys).
+    # key (kept in clear here, keys = "keep"; test_dicom_keys.py checks the keys).
     for name in ("dicom_instances", "dicom_rejects"):
         for row in table(lake, name):
             cells = "\n".join(str(v) for k, v in row.items() if v is not None and k != "source_key")

@@ -254,3 +254,39 @@ def test_crafted_hostile_files_stay_small_in_memory(crafted_files, tmp_path):
     base = results.pop("empty_sequences_and_items")
     for case, kib in results.items():
         assert kib < base + 32 * 1024, (case, kib, base)
+
+
+def test_an_identifier_under_a_bad_vr_still_cleans_descriptions(tmp_path):
+    """PatientName written with VR bytes that are no VR: its value is not read,
+    so a description that may quote it is dropped, not kept unchecked; a
+    PatientID that cannot be read leaves modified dates out rather than shifting
+    them as another patient's."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    ds = Dataset()
+    ds.SOPClassUID = crafted.CT
+    ds.SOPInstanceUID = "1.2.3.4.5.6"
+    ds.Modality = "CT"
+    ds.StudyDate = "20240102"
+    ds.PatientName = "YAMADA^TARO"
+    ds.PatientID = "PID0012345"
+    ds.StudyDescription = "CT chest YAMADA TARO"
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = crafted.EXPLICIT_LE
+    ds.file_meta.MediaStorageSOPClassUID = crafted.CT
+    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4.5.6"
+    d = tmp_path / "in"
+    d.mkdir()
+    path = d / "bad_pn.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    data = bytearray(path.read_bytes())
+    for tag, vr in ((b"\x10\x00\x10\x00", b"PN"), (b"\x10\x00\x20\x00", b"LO")):
+        at = data.index(tag + vr)
+        data[at + 4:at + 6] = b"P1" if vr == b"PN" else b"L0"
+    path.write_bytes(bytes(data))
+    profile = {"clean_descriptors": True, "retain_longitudinal_temporal_information": "modified_dates"}
+    run, lake = run_dicom(tmp_path, d, profile)
+    [row] = table(lake, "dicom_instances")
+    assert {"PatientName", "PatientID"} <= set(row["invalid_attributes"]), row["invalid_attributes"]
+    assert row["study_description"] is None and "StudyDescription" in row["cleaned_attributes"], row
+    assert row["study_date"] is None, row["study_date"]
+    assert row["modality"] == "CT"

@@ -10,10 +10,10 @@ holds back to their real keys; `naslake dicom locate` finds one."""
 import hashlib
 import hmac
 import json
+import os
 import pathlib
 import re
 import shutil
-import uuid
 
 import duckdb
 import pydicom
@@ -21,8 +21,8 @@ import pytest
 
 from conftest import ROOT, naslake
 from test_dicom import KEY, corpus_sources, read_pydicom, table
+from test_dicom import write_job as dicom_job
 
-SCHEMAS = ROOT / "schemas"
 PHI_KEYWORDS = ("PatientName", "PatientID", "AccessionNumber")
 KEPT_SUFFIXES = (".dcm", ".dicom", ".ima", ".gz")
 
@@ -105,32 +105,12 @@ def share(tmp_path_factory):
 
 
 def write_job(dir, input, links=None, prefix="", keys=None):
-    job = pathlib.Path(dir) / f"dicom-keys-{uuid.uuid4().hex[:6]}.toml"
-    text = f"""
-name = "dicom_keys"
-input = "{input}"
-[sources.dicom]
-format = "dicom"
-recognise = "content"
-prefix = "{prefix}"
-[sources.dicom.deidentification]
-{f'keys = "{keys}"' if keys else ''}
-[tables.dicom_instances]
-schema = "{SCHEMAS / 'dicom_instances.toml'}"
-mode = "overwrite"
-[tables.dicom_rejects]
-schema = "{SCHEMAS / 'dicom_rejects.toml'}"
-from = "rejects"
-mode = "overwrite"
-[incremental]
-enabled = true
-"""
+    """test_dicom's job (keys pseudonymized unless `keys` says otherwise),
+    incremental, with the key links table when `links` names its location."""
+    job = dicom_job(dir, input, {"keys": keys or "pseudonymize"}, extra=f'prefix = "{prefix}"')
+    text = job.read_text() + "\n[incremental]\nenabled = true\n"
     if links:
-        text += f"""
-[tables.dicom_key_links]
-location = "{links}"
-database = "dicom_restricted"
-"""
+        text += f'\n[tables.dicom_key_links]\nlocation = "{links}"\ndatabase = "dicom_restricted"\n'
     job.write_text(text)
     return job
 
@@ -223,6 +203,11 @@ def test_no_identifier_in_any_output_or_log_through_full_incremental_and_sharded
     got = [json.loads(line) for line in out.splitlines() if line.strip()]
     assert got and all(g["object_key"] in present for g in got), got[:3]
 
+    # The run history, as an operator reads it.
+    history = naslake("runs", "--output", lake, "--format", "json")
+    last = json.loads(history.stdout.splitlines()[0])["run_id"]
+    logs += [history.stdout, naslake("runs", "show", last, "--output", lake).stdout]
+
     # Nothing anywhere under the output (tables, catalog, state, reports, the
     # plan and the shards' results) or in a log line names a patient.
     text = everything_under(lake) + "\n".join(logs)
@@ -276,3 +261,58 @@ def test_a_key_links_table_needs_a_location_of_its_own(share, tmp_path, links, w
     run = naslake("run", job, "--output", lake, env=ENV, check_codes=(2,))
     assert why in run.stderr, run.stderr
     assert not (lake / "_naslake" / "catalog").exists()
+
+
+def phi_in(text, files):
+    return sorted({v for ids in files.values() for v in ids if found(v, text)})
+
+
+def test_without_a_key_a_share_of_real_files_stops_before_naming_one(share, tmp_path):
+    """The samples run without a key and keep their keys in clear; a real share
+    without a key stops before discovery has named an object, so no key reaches
+    the console, a report or a plan."""
+    root, files = share
+    nokey = {"NASLAKE_PSEUDONYM_KEY": "", "NASLAKE_PSEUDONYM_SECRET_ID": "", "NASLAKE_LOG": "debug"}
+    job = write_job(tmp_path, root)
+    lake = tmp_path / "lake"
+    run = naslake("run", job, "--output", lake, env=nokey, check_codes=(2,))
+    assert "no pseudonym key" in run.stderr + run.stdout
+    plan = naslake("plan", job, "--output", lake, "--shards", "2", env=nokey, check_codes=(2,))
+    text = run.stdout + run.stderr + plan.stdout + plan.stderr
+    if lake.exists():
+        text += everything_under(lake)
+    assert not phi_in(text, files), phi_in(text, files)[:10]
+
+
+def test_a_commit_without_the_plans_key_changes_nothing(share, tmp_path):
+    src, files = share
+    root = tmp_path / "in"
+    shutil.copytree(src, root)
+    lake, links = tmp_path / "lake", tmp_path / "restricted" / "links"
+    job = write_job(tmp_path, root, links=links)
+    plan = naslake("plan", job, "--output", lake, "--shards", "1", env=ENV)
+    url = plan.stdout.strip().splitlines()[-1]
+    naslake("work", url, "--shard", "0", env=ENV)
+    nokey = {"NASLAKE_PSEUDONYM_KEY": "", "NASLAKE_PSEUDONYM_SECRET_ID": ""}
+    c = naslake("commit", url, env=nokey, check_codes=(2,))
+    assert "pseudonym key" in c.stderr + c.stdout
+    assert not list((lake / "_naslake" / "catalog").rglob("*.json")) if (lake / "_naslake" / "catalog").exists() else True
+    assert not list(links.rglob("*.parquet"))
+    # With the key, the same plan commits.
+    naslake("commit", url, env=ENV, lake=lake)
+    assert links_rows(links) == {name_of(k): k for k in files}
+
+
+def test_a_listing_error_is_told_without_the_key_it_quotes(share, tmp_path):
+    src, files = share
+    root = tmp_path / "in"
+    shutil.copytree(src, root)
+    patient = next(iter(files)).split("/")[0]
+    # A name the store cannot represent (not UTF-8), in a patient's folder.
+    with open(os.path.join(os.fsencode(root / patient), b"bad\xff.dcm"), "wb") as f:
+        f.write(b"x")
+    lake = tmp_path / "lake"
+    run = naslake("run", write_job(tmp_path, root), "--output", lake, env=ENV, check_codes=(1,))
+    assert "withheld" in run.stdout + run.stderr, run.stderr
+    text = run.stdout + run.stderr + everything_under(lake)
+    assert not phi_in(text, files), phi_in(text, files)[:10]

@@ -75,7 +75,7 @@ const QUOTE_PATHS: [&str; 9] = [
 /// the default is `info` for naslake and `warn` for everything else. dicom-rs
 /// is always silent: its messages may quote attribute values (PHI), and naslake
 /// reports what it needs of them itself. The storage and HTTP crates stay at
-/// `info` under a broad `debug` or `trace`, since their lines quote object keys;
+/// `warn` under a bare `info`, `debug` or `trace`, since their lines quote object keys;
 /// naming one in the filter (`NASLAKE_LOG=debug,object_store=debug`) lets it
 /// speak, for debugging a store on a share whose names identify no one.
 pub fn init(format: LogFormat, to_stderr: bool) {
@@ -86,14 +86,34 @@ pub fn init(format: LogFormat, to_stderr: bool) {
     let mut filter = EnvFilter::try_from_env("NASLAKE_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("warn,naslake=info"));
-    // Only a bare `debug` or `trace` makes crates the filter does not name chatty.
+    // Only a bare level below `warn` makes crates the filter does not name
+    // chatty (object_store logs its retries, URL and all, at `info`).
     let broad = asked.split(',').any(|d| {
-        !d.contains('=') && matches!(d.trim().to_ascii_lowercase().as_str(), "debug" | "trace")
+        !d.contains('=')
+            && matches!(
+                d.trim().to_ascii_lowercase().as_str(),
+                "info" | "debug" | "trace"
+            )
     });
+    // The crates a directive names (`object_store=debug`, `hyper[{…}]=trace`).
+    let named: Vec<&str> = asked
+        .split(',')
+        .filter_map(|d| {
+            d.split(['=', '['])
+                .next()
+                .map(str::trim)
+                .filter(|t| d.contains('=') && !t.is_empty())
+        })
+        .collect();
     let capped = QUOTE_PATHS
         .iter()
-        .filter(|c| broad && !asked.contains(*c))
-        .map(|c| format!("{c}=info"));
+        .filter(|c| {
+            broad
+                && !named
+                    .iter()
+                    .any(|n| n == *c || n.starts_with(&format!("{c}::")))
+        })
+        .map(|c| format!("{c}=warn"));
     for quiet in [
         "dicom_parser=off",
         "dicom_object=off",

@@ -181,7 +181,10 @@ pub async fn list_objects(
     sink: &mut ItemSink,
 ) -> Result<()> {
     let mut stream = input.store.list(Some(&input.child(&filter.prefix)));
-    while let Some(meta) = stream.try_next().await? {
+    while let Some(meta) = stream.try_next().await.map_err(|e| match &sink.names {
+        Some(_) => withheld(&filter.prefix, &e),
+        None => e.into(),
+    })? {
         match input.relative(&meta.location) {
             Some(key) if filter.selects(&key) => {
                 if !sink.found(key, fingerprint(&meta)).await {
@@ -192,6 +195,21 @@ pub async fn list_objects(
         }
     }
     Ok(())
+}
+
+/// A listing error of a source that disguises keys: the store's text may quote
+/// one (an invalid name, a folder it may not read), so only its kind is shown.
+pub fn withheld(prefix: &str, e: &object_store::Error) -> Error {
+    let kind = match e {
+        object_store::Error::NotFound { .. } => "not found",
+        object_store::Error::InvalidPath { .. } => "an object name the store cannot represent",
+        object_store::Error::PermissionDenied { .. } => "permission denied",
+        object_store::Error::Unauthenticated { .. } => "not authenticated",
+        _ => "a storage error",
+    };
+    Error::Collect(format!(
+        "listing the input under prefix `{prefix}` failed: {kind} (the store's message is withheld, as it may quote an object key; the store's own tools show it)"
+    ))
 }
 
 /// Looks at a source that listed nothing to read and says why: the input missing,
@@ -277,7 +295,11 @@ pub async fn explain_empty(
             ""
         };
         if let Some(e) = stopped {
-            msg.push_str(&format!(" (listing the input to count stopped: {e})"));
+            let shown = match names {
+                Some(_) => withheld(&filter.prefix, &e).to_string(),
+                None => e.to_string(),
+            };
+            msg.push_str(&format!(" (listing the input to count stopped: {shown})"));
         }
         msg.push_str(&format!(
             "; the input holds {more}{outside} objects outside the prefix, {matching} of them with those suffixes"

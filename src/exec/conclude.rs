@@ -197,6 +197,7 @@ impl Decided<'_> {
             base_run.as_deref(),
             &state,
             &items,
+            &self.warnings,
         )
         .await?;
         let record = CommitRecord {

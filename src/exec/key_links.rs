@@ -6,11 +6,12 @@
 //! The table lists exactly the objects the committed state lists for those
 //! sources: an object read by this run from its item (its sealed key opened), any
 //! other from the table's previous version. It is written whole as a new version
-//! (`LOCATION/v-RUN_ID/`) before the job's tables are switched and registered
-//! after, so a failed run leaves the catalog as it was. The previous version is
-//! the last committed run's (`v-RUN_ID` of the state's run) when it is there, so
-//! a run killed between its switch and the registration loses no link; else the
-//! registered one. Registration removes every other version.
+//! (`LOCATION/JOB/v-RUN_ID/`, so jobs may share a location) before the job's
+//! tables are switched and registered after, so a failed run leaves the catalog
+//! as it was. The previous version is the last committed run's (`v-RUN_ID` of
+//! the state's run) when it is there, so a run killed between its switch and the
+//! registration loses no link; else the registered one. Registration removes the
+//! job's other versions.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -19,6 +20,8 @@ use datafusion::arrow::array::{Array, Int64Array, RecordBatch, StringArray, Stri
 #[allow(deprecated)]
 use datafusion::parquet::arrow::async_reader::ParquetObjectReader;
 use datafusion::parquet::arrow::{ArrowWriter, ParquetRecordBatchStreamBuilder};
+use datafusion::parquet::basic::{Compression as PqCompression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path as ObjPath;
@@ -70,6 +73,7 @@ pub fn check_locations(job: &Job, input: Option<&Location>, output: &Location) -
 }
 
 /// Writes each key links table's new version for the state this run commits.
+#[allow(clippy::too_many_arguments)]
 pub async fn prepare<'a>(
     job: &'a Job,
     catalog: &Catalog,
@@ -78,17 +82,18 @@ pub async fn prepare<'a>(
     base_run: Option<&str>,
     state: &JobState,
     items: &[WorkItem],
+    warnings: &Warnings,
 ) -> Result<Vec<Prepared<'a>>> {
     let mut out = Vec::new();
     for table in &job.key_links {
-        let location = Location::open(&table.location)?;
+        let location = job_location(job, table)?;
         let database = table
             .database
             .clone()
             .unwrap_or_else(|| database.to_string());
         let before = catalog.get(&database, &table.name).await?;
         let previous = previous_version(&location, before.as_ref(), base_run).await?;
-        let batch_rows = links_of(job, table, state, items, &previous).await?;
+        let batch_rows = links_of(job, table, state, items, &previous, warnings).await?;
         let version = format!("v-{run_id}");
         let rows = write_version(&location, table, &version, batch_rows).await?;
         out.push(Prepared {
@@ -103,9 +108,16 @@ pub async fn prepare<'a>(
     Ok(out)
 }
 
+/// Where a job's versions of a key links table go: a folder of its own under the
+/// table's location.
+fn job_location(job: &Job, table: &KeyLinksTable) -> Result<Location> {
+    let location = table.location.trim_end_matches('/');
+    Location::open(&format!("{location}/{}", job.spec.name))
+}
+
 /// After the switch: registers each new version and removes the others. A
-/// failure is a warning: the run is committed, and the next run takes this
-/// version as its base all the same.
+/// failure is a warning: the run is committed, and the next run that commits
+/// takes this version as its base all the same.
 pub async fn register(
     prepared: Vec<Prepared<'_>>,
     catalog: &Catalog,
@@ -115,8 +127,15 @@ pub async fn register(
     for p in prepared {
         if let Err(e) = register_one(&p, catalog, run_id).await {
             warnings.push(format!(
-                "the key links table {}.{} was written ({} rows) but not registered: {e}; the next run registers it",
+                "the key links table {}.{} was written ({} rows) but not registered: {e}; the next run that commits registers it",
                 p.database, p.table.name, p.rows
+            ));
+            continue;
+        }
+        if let Err(e) = remove_old_versions(&p).await {
+            warnings.push(format!(
+                "the key links table {}.{}: an earlier version under {} could not be removed: {e}",
+                p.database, p.table.name, p.location.display
             ));
         }
     }
@@ -152,7 +171,12 @@ async fn register_one(p: &Prepared<'_>, catalog: &Catalog, run_id: &str) -> Resu
             "Restricted: the real object keys behind a naslake job's pseudonymous keys",
         )
         .await?;
-    // Every other version: the one this replaced, and any a failed run left.
+    Ok(())
+}
+
+/// The job's other versions: the one this replaced, and any a failed run left.
+async fn remove_old_versions(p: &Prepared<'_>) -> Result<()> {
+    let dir = p.location.child(&p.version);
     let listing = p
         .location
         .store
@@ -268,6 +292,7 @@ async fn links_of(
     state: &JobState,
     items: &[WorkItem],
     previous: &HashMap<(String, String), Link>,
+    warnings: &Warnings,
 ) -> Result<Vec<RecordBatch>> {
     let mut rows: BTreeMap<(String, String), Link> = BTreeMap::new();
     let mut missing = 0usize;
@@ -294,7 +319,17 @@ async fn links_of(
                         (Some(sealed), Some(n)) => n.unseal(sealed).map_err(|e| {
                             Error::Accounting(format!("{name} cannot be linked: {e}"))
                         })?,
-                        _ => item.key.clone(),
+                        (None, None) => item.key.clone(),
+                        (Some(_), None) => {
+                            return Err(Error::config(format!(
+                                "{name} has a disguised name, but source `{source_name}` disguises no keys in this process: commit with the pseudonym key the plan was made with"
+                            )));
+                        }
+                        (None, Some(_)) => {
+                            return Err(Error::config(format!(
+                                "{name} was named in clear, but source `{source_name}` disguises keys in this process: plan again with the pseudonym key"
+                            )));
+                        }
                     },
                     size: item.fingerprint.size as i64,
                     etag: item.fingerprint.etag.clone(),
@@ -311,7 +346,10 @@ async fn links_of(
         }
     }
     if missing > 0 {
-        tracing::warn!(table = %table.name, missing, "objects of the lake with no link (kept from before the table was declared); a full run links them");
+        warnings.push(format!(
+            "{}: {missing} objects of the lake have no link (kept since before the table was declared); a run with --full links them",
+            table.name
+        ));
     }
     let schema = table.schema.file_schema();
     let mut batches = Vec::new();
@@ -352,7 +390,10 @@ async fn write_version(
 ) -> Result<u64> {
     let schema = table.schema.file_schema();
     let mut buf = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut buf, schema, None)?;
+    let props = WriterProperties::builder()
+        .set_compression(PqCompression::ZSTD(ZstdLevel::try_new(3)?))
+        .build();
+    let mut writer = ArrowWriter::try_new(&mut buf, schema, Some(props))?;
     let mut rows = 0;
     for b in &batches {
         rows += b.num_rows() as u64;

@@ -98,7 +98,7 @@ impl Job {
         for (name, t) in &spec.tables {
             let at = |e: String| Error::config(format!("job spec {shown}: `tables.{name}`: {e}"));
             if let Some(format) = spec.key_links_format(name) {
-                key_links.push(key_links_table(name, t, format, &sources).map_err(at)?);
+                key_links.push(key_links_table(&spec, name, t, format, &sources).map_err(at)?);
                 continue;
             }
             if name == RUNS_TABLE {
@@ -316,6 +316,7 @@ fn default_rejects_table(
 
 /// The key links table `name` of the job's sources of `format`.
 fn key_links_table(
+    spec: &JobSpec,
     name: &str,
     t: &TableSpec,
     format: &str,
@@ -338,10 +339,11 @@ fn key_links_table(
     Ok(KeyLinksTable {
         name: name.to_string(),
         schema,
-        location: t
-            .location
-            .clone()
-            .expect("validated: a key links table has a location"),
+        location: spec.url_of(
+            t.location
+                .as_deref()
+                .expect("validated: a key links table has a location"),
+        ),
         database: t.database.clone(),
         sources: of_format.iter().map(|s| s.name().to_string()).collect(),
     })

@@ -305,14 +305,17 @@ impl JobSpec {
     /// The input location as written in the spec, made absolute when it is a
     /// relative local path.
     pub fn input_url(&self) -> Option<String> {
-        let input = self.input.as_deref()?;
-        Some(
-            if crate::storage::is_remote(input) || input.starts_with("file://") {
-                input.to_string()
-            } else {
-                self.resolve(input).display().to_string()
-            },
-        )
+        Some(self.url_of(self.input.as_deref()?))
+    }
+
+    /// A location written in the spec: a relative local path is relative to the
+    /// spec file's directory, as the input is.
+    pub fn url_of(&self, written: &str) -> String {
+        if crate::storage::is_remote(written) || written.starts_with("file://") {
+            written.to_string()
+        } else {
+            self.resolve(written).display().to_string()
+        }
     }
 
     /// The checks that need no source kind and no schema file.

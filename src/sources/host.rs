@@ -443,7 +443,14 @@ fn read_one<S: Source>(
 ) -> Result<(), ReadError> {
     let item = &found.item;
     let key = match (&item.sealed, names) {
-        (None, _) => item.key.clone(),
+        (None, None) => item.key.clone(),
+        // A plan made without the pseudonym key named its items in clear: this
+        // run would write those keys into the tables.
+        (None, Some(_)) => {
+            return Err(ReadError::Storage(
+                "an item of the plan is named in clear, but its source disguises keys in this run: plan again with the pseudonym key set".into(),
+            ));
+        }
         (Some(sealed), Some(names)) => names
             .unseal(sealed)
             .map_err(|e| ReadError::Storage(format!("{} cannot be found again: {e}", item.key)))?,

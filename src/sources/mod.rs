@@ -128,6 +128,17 @@ pub trait Source: Debug + Send + Sync + Sized + 'static {
         false
     }
 
+    /// A check of the input before discovery lists anything (so that a run that
+    /// must not go on stops before it has named a single object); `Err` says why.
+    fn before_listing<'a>(
+        &'a self,
+        input: &'a crate::storage::Location,
+        filter: &'a ObjectFilter,
+    ) -> BoxFuture<'a, std::result::Result<(), String>> {
+        let _ = (input, filter);
+        Box::pin(async { Ok(()) })
+    }
+
     /// The table mapping a kind's disguised keys back to the real ones
     /// (`FORMAT_key_links`, written when a job declares it); `None` for a kind
     /// that disguises no keys.
@@ -284,6 +295,10 @@ impl<S: Source> AnySource for Configured<S> {
     ) -> BoxFuture<'a, Result<String>> {
         match (&self.objects, input) {
             (Some(filter), Some(input)) => Box::pin(async move {
+                self.kind
+                    .before_listing(input, filter)
+                    .await
+                    .map_err(|e| Error::config(format!("source `{}`: {e}", self.name)))?;
                 sink.names = self.key_names().await?;
                 crate::discover::list_objects(input, filter, sink).await?;
                 Ok(filter.prefix.clone())

@@ -421,9 +421,13 @@ pub fn decode(walked: &Walked, cx: &Context<'_>) -> Result<Instance, DecodeFaile
     }
     // Cleaning needs every identifying value: when one could not be read whole (its
     // character set, or its length), no description is kept.
-    let identifiers_whole = !IDENTIFYING.iter().any(|a| {
-        undecoded.iter().any(|k| k == a.keyword) || walked.oversized.iter().any(|o| o.tag == a.tag)
-    });
+    // (An element read under bytes that are no VR has no value here either.)
+    let whole = |a: &Attribute| {
+        !(undecoded.iter().any(|k| k == a.keyword)
+            || walked.oversized.iter().any(|o| o.tag == a.tag)
+            || walked.invalid_vrs.contains(&a.tag))
+    };
+    let identifiers_whole = IDENTIFYING.iter().all(|a| whole(a));
 
     let uid = |value: Option<String>| -> Option<String> {
         value.map(|u| if profile.retain_uids { u } else { key.uid(&u) })
@@ -432,7 +436,13 @@ pub fn decode(walked: &Walked, cx: &Context<'_>) -> Result<Instance, DecodeFaile
         Temporal::ModifiedDates => Some(key.date_shift_days(patient_id.as_deref().unwrap_or(""))),
         _ => None,
     };
-    let temporal = profile.retain_longitudinal_temporal_information != Temporal::Off;
+    // Modified dates need the patient's own shift: with a PatientID that could
+    // not be read, dates are left out rather than shifted as another patient's.
+    let temporal = match profile.retain_longitudinal_temporal_information {
+        Temporal::Off => false,
+        Temporal::ModifiedDates => whole(&a::PATIENT_ID),
+        Temporal::FullDates => true,
+    };
     let date = |v: &mut Values<'_>, attribute: &Attribute| -> Option<NaiveDate> {
         if !temporal {
             return None;
@@ -572,6 +582,21 @@ pub fn decode(walked: &Walked, cx: &Context<'_>) -> Result<Instance, DecodeFaile
 /// Native pixel data shorter than its geometry calls for (rows × columns ×
 /// frames × samples × bits allocated): the frames are not all there.
 fn short_pixel_data(walked: &Walked, i: &Instance) -> Option<String> {
+    // Only native pixel data has the geometry's size (a compressed syntax may
+    // write a defined length too).
+    const NATIVE: [&str; 4] = [
+        "1.2.840.10008.1.2",
+        "1.2.840.10008.1.2.1",
+        "1.2.840.10008.1.2.2",
+        super::walk::DEFLATED,
+    ];
+    let declared = walked
+        .meta
+        .as_ref()
+        .and_then(|m| m.transfer_syntax.as_deref());
+    if declared.is_some_and(|ts| !NATIVE.contains(&ts)) {
+        return None;
+    }
     let length = walked.pixel_data?.length? as u64;
     let dim = |v: Option<i32>| u64::try_from(v?).ok().filter(|n| *n > 0);
     let (rows, columns, bits) = (dim(i.rows)?, dim(i.columns)?, dim(i.bits_allocated)?);

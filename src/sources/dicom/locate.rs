@@ -43,11 +43,7 @@ pub async fn locate(name: &str, input: &Location, key: Key) -> Result<Vec<String
     for want in folders {
         let mut next = Vec::new();
         for folder in &under {
-            let listing = input
-                .store
-                .list_with_delimiter(Some(&input.key_path(folder)))
-                .await?;
-            for prefix in listing.common_prefixes {
+            for prefix in listing(input, folder).await?.common_prefixes {
                 let Some(seg) = prefix.filename() else {
                     continue;
                 };
@@ -60,11 +56,7 @@ pub async fn locate(name: &str, input: &Location, key: Key) -> Result<Vec<String
     }
     let mut found = Vec::new();
     for folder in &under {
-        let listing = input
-            .store
-            .list_with_delimiter(Some(&input.key_path(folder)))
-            .await?;
-        for object in listing.objects {
+        for object in listing(input, folder).await?.objects {
             let Some(seg) = object.location.filename() else {
                 continue;
             };
@@ -75,6 +67,14 @@ pub async fn locate(name: &str, input: &Location, key: Key) -> Result<Vec<String
     }
     found.sort();
     Ok(found)
+}
+
+/// One folder's listing (its objects and its folders), relative to `input`.
+async fn listing(input: &Location, folder: &str) -> Result<object_store::ListResult> {
+    Ok(input
+        .store
+        .list_with_delimiter(Some(&input.key_path(folder)))
+        .await?)
 }
 
 #[cfg(test)]

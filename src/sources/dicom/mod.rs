@@ -30,7 +30,9 @@ use datafusion::arrow::datatypes::SchemaRef;
 use futures::future::BoxFuture;
 use tokio::sync::OnceCell;
 
-use crate::discover::{ItemStats, KeyNames};
+use crate::discover::{ItemStats, KeyNames, ObjectFilter};
+use crate::storage::Location;
+use futures::TryStreamExt;
 
 use crate::model::WorkItem;
 use crate::model::schema::TableSchema;
@@ -170,6 +172,60 @@ impl Source for DicomSource {
         self.options.recognise == Recognise::Content
     }
 
+    /// Without a key, the first object whose header reads must be a sample: a
+    /// share of real files stops here, before any of its keys (in clear, as the
+    /// samples keep theirs) reaches a report or a log. So does one where none of
+    /// the first few reads, or that cannot be listed or read. Each object read
+    /// is checked again (`read`).
+    fn before_listing<'a>(
+        &'a self,
+        input: &'a Location,
+        filter: &'a ObjectFilter,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            if self.options.deidentification.keys == Keys::Keep || !self.key().await?.sample {
+                return Ok(());
+            }
+            let max = self.options.max_header_bytes.as_u64();
+            let mut listing = input.store.list(Some(&input.child(&filter.prefix)));
+            let mut looked = 0;
+            // An error here would quote a key: it is not shown.
+            while let Some(meta) = listing.try_next().await.map_err(|_| no_key())? {
+                if !input
+                    .relative(&meta.location)
+                    .is_some_and(|k| filter.selects(&k))
+                {
+                    continue;
+                }
+                looked += 1;
+                if looked > LOOK_BEFORE_LISTING {
+                    break;
+                }
+                let head = input
+                    .read_head(&meta.location, meta.size, max)
+                    .await
+                    .map_err(|_| no_key())?;
+                let size = head.len() as u64;
+                let mut window = window::Ranged::new(
+                    |r: std::ops::Range<u64>| Ok(head.slice(r.start as usize..r.end as usize)),
+                    size,
+                    self.options.first_read.as_u64(),
+                    max,
+                );
+                if let Ok(walked) = walk::walk(&mut window, max) {
+                    return if is_sample(&walked) {
+                        Ok(())
+                    } else {
+                        Err(no_key())
+                    };
+                }
+            }
+            // Nothing under the prefix: discovery says so. Objects, none a sample
+            // that reads: refused.
+            if looked == 0 { Ok(()) } else { Err(no_key()) }
+        })
+    }
+
     /// Keys are pseudonymized with a key of the site's own; the samples, which
     /// run with the published sample key, keep theirs (they name no one).
     fn key_names<'a>(
@@ -208,12 +264,7 @@ impl Source for DicomSource {
         let (stage, reason) = match walked {
             Ok(walked) => {
                 if pseudonyms.sample && !is_sample(&walked) {
-                    return Err(ReadError::Storage(format!(
-                        "no pseudonym key: set {} (at least {} bytes) or {} (an AWS Secrets Manager secret holding one); without a key only the bundled samples (samples/dicom) run",
-                        deidentify::KEY_VAR,
-                        deidentify::MIN_KEY_BYTES,
-                        deidentify::SECRET_VAR
-                    )));
+                    return Err(ReadError::Storage(no_key()));
                 }
                 return out.unit(Header {
                     object: Object::of(input.item, bytes_read),
@@ -248,6 +299,19 @@ impl Source for DicomSource {
         }
     }
 }
+
+/// Why a run without a key stops at an object that is not a sample.
+fn no_key() -> String {
+    format!(
+        "no pseudonym key: set {} (at least {} bytes) or {} (an AWS Secrets Manager secret holding one); without a key only the bundled samples (samples/dicom) run",
+        deidentify::KEY_VAR,
+        deidentify::MIN_KEY_BYTES,
+        deidentify::SECRET_VAR
+    )
+}
+
+/// Objects looked at before listing, without a key, for one whose header reads.
+const LOOK_BEFORE_LISTING: usize = 16;
 
 /// Whether a file says it is one of naslake's synthetic samples.
 fn is_sample(walked: &Walked) -> bool {

@@ -31,9 +31,10 @@
 //!   invalid attributes and its value is not kept. The first element gets no
 //!   such leniency, nor does a guessed encoding: an invalid VR there means the
 //!   encoding is not the one tried (pydicom too checks the first element).
-//! - `DICM` at offset 128 followed by no file meta element is a coincidence (a
-//!   file without preamble whose bytes there happen to spell it): the object is
-//!   read as if it had none.
+//! - `DICM` at offset 128 followed by no file meta element: the data set is
+//!   tried right after it (as pydicom reads such a file); when no encoding reads
+//!   there, the prefix was a coincidence (a file without preamble whose bytes
+//!   happen to spell it) and the object is read from offset 0.
 //! - The walk stops at top-level Pixel Data (7FE0,0010 and the float variants).
 //!   Its declared length should fit the object (native), or its fragments should
 //!   and end in the sequence delimiter (encapsulated), which costs at most one
@@ -59,6 +60,9 @@ pub const MAX_DEPTH: usize = 32;
 /// 1024 characters), and it bounds what a walked header holds (the kept
 /// attributes times this) while it waits for a parser.
 pub const MAX_KEPT_VALUE: u32 = 8 * 1024;
+
+/// Elements with bytes that are no VR a walk names, at most.
+pub const MAX_INVALID_VRS: usize = 64;
 
 const ITEM: Tag = Tag(0xFFFE, 0xE000);
 const ITEM_END: Tag = Tag(0xFFFE, 0xE00D);
@@ -247,7 +251,8 @@ pub struct Walked {
     /// What is wrong with the pixel data's extent, when something is (the reason
     /// names offsets and lengths, never a value).
     pub pixel_data_problem: Option<String>,
-    /// Elements read with bytes that are no VR where the VR belongs, in order.
+    /// Top-level elements read with bytes that are no VR where the VR belongs,
+    /// in order, each once, at most [`MAX_INVALID_VRS`].
     pub invalid_vrs: Vec<Tag>,
 }
 
@@ -267,7 +272,17 @@ pub fn walk<W: Window>(window: &mut W, max_inflated: u64) -> Result<Walked, Outc
     if window.size() == Some(0) {
         return Err(Failure::new(Stage::Recognise, "empty object (zero bytes)").into());
     }
-    let magic_at = if has_magic(window, 128)? && meta_follows(window, 132)? {
+    let dicm_at_128 = has_magic(window, 128)?;
+    if dicm_at_128 && !meta_follows(window, 132)? {
+        // A data set right after the prefix, with no meta (pydicom reads it so),
+        // or a file without preamble whose bytes spell DICM there by chance.
+        match guess(window, 132, None) {
+            Ok(walked) => return Ok(walked),
+            Err(Outcome::Io(e)) => return Err(Outcome::Io(e)),
+            Err(Outcome::Failed(_)) => {}
+        }
+    }
+    let magic_at = if dicm_at_128 && meta_follows(window, 132)? {
         Some(132)
     } else if has_magic(window, 0)? {
         Some(4)
@@ -643,7 +658,13 @@ fn walk_data_set(
         };
         let tag = h.tag;
         let value_at = pos + h.size;
-        if h.invalid_vr {
+        // Top-level ones only (the values naslake keeps are there), each once, and
+        // at most MAX_INVALID_VRS: a header of nothing else stays small.
+        if h.invalid_vr
+            && frame.is_none()
+            && walked.invalid_vrs.len() < MAX_INVALID_VRS
+            && !walked.invalid_vrs.contains(&tag)
+        {
             walked.invalid_vrs.push(tag);
         }
         match frame {

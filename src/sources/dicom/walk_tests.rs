@@ -385,6 +385,26 @@ fn encapsulated_pixel_data_is_checked_by_its_end_or_its_fragments() {
 }
 
 #[test]
+fn dicm_at_128_with_no_meta_is_a_data_set_after_it_or_a_coincidence() {
+    // A preamble, DICM, and the data set at once (no meta): read from 132.
+    let mut f = vec![0u8; 128];
+    f.extend(b"DICM");
+    f.extend(data_set(Encoding::ExplicitLittle, 0));
+    let w = run(&f).unwrap();
+    assert_eq!((w.encoding, w.guessed), (Encoding::ExplicitLittle, true));
+    assert_eq!(kept_tags(&w).len(), 7);
+    // A file without preamble whose bytes at 128 spell DICM: read from 0.
+    let mut f = data_set(Encoding::ImplicitLittle, 0);
+    let mut w = Writer::new(Encoding::ImplicitLittle);
+    w.element(0x0009, 0x0010, b"LO", &[b'x'; 200], None);
+    f.extend(&w.out);
+    f[128..132].copy_from_slice(b"DICM");
+    let walked = run(&f).unwrap();
+    assert_eq!(walked.encoding, Encoding::ImplicitLittle);
+    assert_eq!(kept_tags(&walked).len(), 7);
+}
+
+#[test]
 fn bytes_that_are_no_vr_are_read_as_pydicom_reads_them() {
     // Two letters that are no VR: a 2-byte length, as an unknown VR.
     let mut w = Writer::new(Encoding::ExplicitLittle);
@@ -428,13 +448,21 @@ fn a_deflated_data_set_is_inflated_as_far_as_the_header_goes() {
 }
 
 #[test]
-fn bad_vrs_and_stray_items_are_explained_with_no_value() {
+fn bad_vrs_are_explained_or_named_with_no_value() {
+    // After the first element: read leniently, named, its value not kept.
     let mut w = Writer::new(Encoding::ExplicitLittle);
     w.text(0x0008, 0x0060, b"CS", "CT");
     w.tag(0x0010, 0x0010);
     w.out.extend(b"\x00\x01\x04\x00Doe^");
     let mut f = meta("1.2.840.10008.1.2.1");
     f.extend(&w.out);
+    let walked = run(&f).unwrap();
+    assert_eq!(walked.invalid_vrs, [Tag(0x0010, 0x0010)]);
+    assert!(!walked.kept.windows(3).any(|b| b == b"Doe"));
+    // The first element decides the encoding: a bad VR there is a reason that
+    // names the tag, never the value.
+    let mut f = meta("1.2.840.10008.1.2.1");
+    f.extend(&w.out[10..]);
     let failure = run(&f).unwrap_err();
     assert!(
         failure.reason.contains("(0010,0010)") && !failure.reason.contains("Doe"),
