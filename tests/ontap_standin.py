@@ -36,6 +36,44 @@ import threading
 import urllib.parse
 
 
+def self_signed(directory, names=("127.0.0.1", "localhost"), valid_days=(-1, 30)):
+    """A self-signed certificate as `openssl req -x509` makes one by default
+    (basicConstraints CA:TRUE, critical; subject and authority key identifiers),
+    for `names`, valid from and to those days from now; returns (cert.pem, key.pem)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import ipaddress
+
+    d = pathlib.Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "filer")])
+    sans = []
+    for n in names:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(n)))
+        except ValueError:
+            sans.append(x509.DNSName(n))
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now + datetime.timedelta(days=valid_days[0]))
+            .not_valid_after(now + datetime.timedelta(days=valid_days[1]))
+            .add_extension(ski, critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .sign(key, hashes.SHA256()))
+    paths = d / "cert.pem", d / "key.pem"
+    paths[0].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return tuple(str(p) for p in paths)
+
+
 def make_certs(directory):
     """A CA and a server certificate for 127.0.0.1 and localhost signed by it;
     returns (ca.pem, server.pem, server.key) paths."""
@@ -252,9 +290,14 @@ def main():
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--latency-ms", type=float, default=0)
     ap.add_argument("--record")
+    ap.add_argument("--cert", help="serve this certificate (with --key) instead of one make_certs signs")
+    ap.add_argument("--key")
     args = ap.parse_args()
     spec = json.loads(pathlib.Path(args.spec).read_text())
-    _, cert, key = make_certs(args.cert_dir)
+    if args.cert:
+        cert, key = args.cert, args.key
+    else:
+        _, cert, key = make_certs(args.cert_dir)
     state = State(spec, args.latency_ms / 1000.0, args.record)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)

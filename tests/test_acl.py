@@ -95,7 +95,8 @@ TREE = {
 class Standin:
     """The stand-in as a child process, stopped by its PID."""
 
-    def __init__(self, tmp, tree, latency_ms=0, record=None, junction="/vol1", unauthorized_after=None):
+    def __init__(self, tmp, tree, latency_ms=0, record=None, junction="/vol1", unauthorized_after=None,
+                 cert=None):
         self.dir = pathlib.Path(tmp) / f"standin-{uuid.uuid4().hex[:6]}"
         self.dir.mkdir(parents=True)
         spec = {"svm": SVM, "volume": VOLUME, "junction": junction, "username": USER, "password": PASSWORD,
@@ -106,6 +107,8 @@ class Standin:
                 "--cert-dir", str(self.dir / "certs"), "--port-file", str(port_file), "--latency-ms", str(latency_ms)]
         if record:
             args += ["--record", str(record)]
+        if cert:
+            args += ["--cert", cert[0], "--key", cert[1]]
         self.proc = subprocess.Popen(args)
         for _ in range(200):
             if port_file.exists():
@@ -115,7 +118,7 @@ class Standin:
             time.sleep(0.05)
         self.port = int(port_file.read_text())
         self.url = f"https://127.0.0.1:{self.port}"
-        self.ca = str(self.dir / "certs" / "ca.pem")
+        self.ca = cert[0] if cert else str(self.dir / "certs" / "ca.pem")
 
     def stats(self):
         ctx = ssl.create_default_context(cafile=self.ca)
@@ -406,6 +409,43 @@ def test_tls_is_verified_unless_the_insecure_switch_says_otherwise(standin, tmp_
     shutil.copyfile(ca, other_ca)
     wrong_ca = run_job(job(tmp_path), tmp_path / "c", env=s.env(NASLAKE_ONTAP_CA_BUNDLE=str(other_ca)), check_codes=(1,))
     assert "certificate" in (wrong_ca.stdout + wrong_ca.stderr).lower()
+
+
+def test_a_filers_own_self_signed_certificate_in_ca_bundle_is_pinned(standin, tmp_path):
+    """A certificate made as `openssl req -x509` makes one (CA:TRUE), in ca_bundle:
+    trusted as the filer's own (webpki alone refuses it as CaUsedAsEndEntity), with
+    its names and validity still checked; any other certificate is refused with an
+    error that says what to put in ca_bundle."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from ontap_standin import self_signed
+    own = self_signed(tmp_path / "own")
+    s = standin(cert=own)
+    ok = run_job(job(tmp_path), tmp_path / "a", env=s.env(NASLAKE_ONTAP_CA_BUNDLE=own[0]))
+    assert {r["path"] for r in entries(tmp_path / "a")} >= {"/", "/hr"}
+    # The bundle may hold other certificates beside it.
+    other, _ = self_signed(tmp_path / "other")
+    both = tmp_path / "both.pem"
+    both.write_text(pathlib.Path(other).read_text() + pathlib.Path(own[0]).read_text())
+    run_job(job(tmp_path), tmp_path / "b", env=s.env(NASLAKE_ONTAP_CA_BUNDLE=str(both)))
+    # Another certificate: refused, and told what to do.
+    wrong = run_job(job(tmp_path), tmp_path / "c", env=s.env(NASLAKE_ONTAP_CA_BUNDLE=other), check_codes=(1,))
+    assert "put the filer's CA in it, or the filer's own certificate" in wrong.stdout + wrong.stderr
+    # Pinned, but for another name, or expired: refused.
+    for name, cert in (("name", self_signed(tmp_path / "named", names=("filer.example",))),
+                       ("expired", self_signed(tmp_path / "expired", valid_days=(-10, -1)))):
+        bad = standin(cert=cert)
+        run = run_job(job(tmp_path), tmp_path / f"d-{name}", env=bad.env(NASLAKE_ONTAP_CA_BUNDLE=cert[0]),
+                      check_codes=(1,))
+        said = (run.stdout + run.stderr).lower()
+        assert ("not valid for name" in said or "notvalidforname" in said) if name == "name" else "expired" in said, said
+
+
+def test_a_recording_and_a_filer_in_the_environment_are_refused_together(tmp_path):
+    run = run_job(ROOT / "jobs" / "acl.toml", tmp_path / "lake", env={"NASLAKE_ONTAP_URL": "https://filer.example.com"},
+                  check_codes=(2,))
+    said = run.stdout + run.stderr
+    assert "replay" in said and "NASLAKE_ONTAP_URL" in said, said
+    assert not (tmp_path / "lake" / "_naslake" / "catalog").exists()
 
 
 def test_settings_come_from_the_spec_and_the_environment_wins(standin, tmp_path):

@@ -263,6 +263,21 @@ impl OntapSpec {
     /// The settings, with the environment over the spec; errors name what is
     /// missing. A recording (`replay`) needs no credentials.
     pub fn resolve(&self, replay: bool) -> Result<Ontap, String> {
+        // A recording with the environment pointing at a filer: one of the two is
+        // a leftover, and replaying would quietly ignore the filer.
+        if replay {
+            let live: Vec<&str> = [URL_VAR, USERNAME_VAR, PASSWORD_VAR, SECRET_VAR]
+                .into_iter()
+                .filter(|v| env(v).is_some())
+                .collect();
+            if !live.is_empty() {
+                return Err(format!(
+                    "`ontap.replay` answers from a recording, but the environment sets {} for a filer: drop `replay` from the spec to collect from the filer, or unset {} to replay",
+                    live.join(", "),
+                    live.join(" and ")
+                ));
+            }
+        }
         let pick = |var: &str, spec: &Option<String>, key: &str| -> Result<String, String> {
             env(var).or_else(|| spec.clone()).ok_or_else(|| {
                 format!("the ONTAP `{key}` is not set: set `ontap.{key}` in the spec or {var}")

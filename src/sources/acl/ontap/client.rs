@@ -131,21 +131,12 @@ impl Client {
             .pool_max_idle_per_host(ontap.max_in_flight)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("naslake/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = &ontap.ca_bundle {
+        if let Some(path) = ontap.ca_bundle.as_ref().filter(|_| !ontap.insecure) {
             let pem = std::fs::read(path)
                 .map_err(|e| ClientError::Setup(format!("the CA bundle {path}: {e}")))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| ClientError::Setup(format!("the CA bundle {path}: {e}")))?;
-            if certs.is_empty() {
-                return Err(ClientError::Setup(format!(
-                    "the CA bundle {path} holds no certificate"
-                )));
-            }
-            // The bundle is what the filer's certificate must chain to.
-            b = b.tls_built_in_root_certs(false);
-            for c in certs {
-                b = b.add_root_certificate(c);
-            }
+            // The bundle is what the filer's certificate must chain to, or is.
+            let tls = super::tls::client_config(&pem, path).map_err(ClientError::Setup)?;
+            b = b.use_preconfigured_tls(tls);
         }
         if ontap.insecure {
             tracing::warn!(

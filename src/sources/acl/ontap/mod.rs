@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod permissions;
+pub mod tls;
 pub mod walk;
 
 use serde_json::Value;
