@@ -55,7 +55,9 @@ def base_env(tmp_path, log_format):
     """The test's environment without any AWS_ setting, plus debug logs of everything."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(
-        NASLAKE_LOG="debug",
+        # Every crate at debug, the storage and HTTP crates named so they speak too.
+        NASLAKE_LOG="debug,object_store=debug,reqwest=debug,hyper=debug,hyper_util=debug,h2=debug,"
+                    "aws_smithy_runtime=debug,aws_smithy_http_client=debug,aws_sdk_s3=debug,aws_config=debug",
         NASLAKE_LOG_FORMAT=log_format,
         NASLAKE_RETRY_BASE_MS="50",
         AWS_ENDPOINT_URL=f"http://localhost:{MOTO.rsplit(':', 1)[1]}",

@@ -71,6 +71,41 @@ const QUOTE_PATHS: [&str; 9] = [
     "aws_config",
 ];
 
+/// The crates of [`QUOTE_PATHS`] to hold at `warn` under the filter `asked`: all of
+/// them when a bare level below `warn` (`info`, `debug`, `trace`) makes every
+/// crate the filter does not name chatty (object_store logs its retries, URL and
+/// all, at `info`); none otherwise. A crate the filter names (`object_store`,
+/// `object_store=debug`, `object_store::aws=trace`) is left as asked.
+fn caps(asked: &str) -> Vec<&'static str> {
+    let directives: Vec<&str> = asked.split(',').map(str::trim).collect();
+    let is_level = |d: &str| {
+        matches!(
+            d.to_ascii_lowercase().as_str(),
+            "info" | "debug" | "trace" | "warn" | "error" | "off"
+        )
+    };
+    let broad = directives
+        .iter()
+        .any(|d| matches!(d.to_ascii_lowercase().as_str(), "info" | "debug" | "trace"));
+    if !broad {
+        return Vec::new();
+    }
+    // The targets the directives name (a bare target means `trace` for it).
+    let named: Vec<&str> = directives
+        .iter()
+        .filter(|d| !d.is_empty() && !is_level(d))
+        .filter_map(|d| d.split(['=', '[']).next().map(str::trim))
+        .collect();
+    QUOTE_PATHS
+        .into_iter()
+        .filter(|c| {
+            !named
+                .iter()
+                .any(|n| n == c || n.strip_prefix(c).is_some_and(|r| r.starts_with("::")))
+        })
+        .collect()
+}
+
 /// Installs the global subscriber. `NASLAKE_LOG` (or `RUST_LOG`) sets the filter;
 /// the default is `info` for naslake and `warn` for everything else. dicom-rs
 /// is always silent: its messages may quote attribute values (PHI), and naslake
@@ -80,40 +115,16 @@ const QUOTE_PATHS: [&str; 9] = [
 /// speak, for debugging a store on a share whose names identify no one.
 pub fn init(format: LogFormat, to_stderr: bool) {
     remember_environment();
-    let asked = std::env::var("NASLAKE_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_default();
-    let mut filter = EnvFilter::try_from_env("NASLAKE_LOG")
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("warn,naslake=info"));
-    // Only a bare level below `warn` makes crates the filter does not name
-    // chatty (object_store logs its retries, URL and all, at `info`).
-    let broad = asked.split(',').any(|d| {
-        !d.contains('=')
-            && matches!(
-                d.trim().to_ascii_lowercase().as_str(),
-                "info" | "debug" | "trace"
-            )
-    });
-    // The crates a directive names (`object_store=debug`, `hyper[{…}]=trace`).
-    let named: Vec<&str> = asked
-        .split(',')
-        .filter_map(|d| {
-            d.split(['=', '['])
-                .next()
-                .map(str::trim)
-                .filter(|t| d.contains('=') && !t.is_empty())
-        })
-        .collect();
-    let capped = QUOTE_PATHS
-        .iter()
-        .filter(|c| {
-            broad
-                && !named
-                    .iter()
-                    .any(|n| n == *c || n.starts_with(&format!("{c}::")))
-        })
-        .map(|c| format!("{c}=warn"));
+    // The filter comes from NASLAKE_LOG, else RUST_LOG, else the default; the caps
+    // read the same text.
+    let (mut filter, asked) = match EnvFilter::try_from_env("NASLAKE_LOG") {
+        Ok(f) => (f, std::env::var("NASLAKE_LOG").unwrap_or_default()),
+        Err(_) => match EnvFilter::try_from_default_env() {
+            Ok(f) => (f, std::env::var("RUST_LOG").unwrap_or_default()),
+            Err(_) => (EnvFilter::new("warn,naslake=info"), String::new()),
+        },
+    };
+    let capped = caps(&asked).into_iter().map(|c| format!("{c}=warn"));
     for quiet in [
         "dicom_parser=off",
         "dicom_object=off",
@@ -162,5 +173,33 @@ mod tests {
             "{out}"
         );
         assert!(!out.contains("hunter2") && !out.contains("AKIAIOSFODNN7EXAMPLE"));
+    }
+}
+
+#[cfg(test)]
+mod caps_tests {
+    use super::caps;
+
+    #[test]
+    fn the_storage_crates_are_held_only_under_a_bare_chatty_level_and_until_named() {
+        assert!(caps("").is_empty());
+        assert!(caps("warn").is_empty());
+        assert!(caps("warn,naslake=debug").is_empty());
+        assert_eq!(caps("info,naslake=debug").len(), 9);
+        assert_eq!(caps("debug").len(), 9);
+        for named in [
+            "debug,object_store=debug",
+            "debug,object_store",
+            "trace,object_store::aws=trace",
+        ] {
+            let c = caps(named);
+            assert!(
+                !c.contains(&"object_store") && c.contains(&"hyper"),
+                "{named}: {c:?}"
+            );
+        }
+        // hyper_util named leaves hyper held.
+        let c = caps("debug,hyper_util=debug");
+        assert!(c.contains(&"hyper") && !c.contains(&"hyper_util"), "{c:?}");
     }
 }

@@ -200,28 +200,35 @@ pub async fn list_objects(
 /// A listing error of a source that disguises keys: the store's text may quote
 /// one (an invalid name, a folder it may not read), so only its kind is shown.
 pub fn withheld(prefix: &str, e: &object_store::Error) -> Error {
-    let kind = match e {
-        object_store::Error::NotFound { .. } => "not found",
-        object_store::Error::InvalidPath { .. } => "an object name the store cannot represent",
-        object_store::Error::PermissionDenied { .. } => "permission denied",
-        object_store::Error::Unauthenticated { .. } => "not authenticated",
-        _ => "a storage error",
-    };
+    let kind = storage_kind(e);
     Error::Collect(format!(
         "listing the input under prefix `{prefix}` failed: {kind} (the store's message is withheld, as it may quote an object key; the store's own tools show it)"
     ))
 }
 
+/// What kind of storage error `e` is, in words that quote nothing of it.
+pub fn storage_kind(e: &object_store::Error) -> &'static str {
+    match e {
+        object_store::Error::NotFound { .. } => "not found",
+        object_store::Error::InvalidPath { .. } => "an object name the store cannot represent",
+        object_store::Error::PermissionDenied { .. } => "permission denied",
+        object_store::Error::Unauthenticated { .. } => "not authenticated",
+        _ => "a storage error",
+    }
+}
+
 /// Looks at a source that listed nothing to read and says why: the input missing,
 /// or what the prefix and the suffixes left out (listing at most a few thousand
 /// objects of the input to count them). Examples of keys are named as the
-/// source names them (`names`).
+/// source names them (`names`), and left out when `examples` is false (a source
+/// that would disguise its keys but has no key to).
 pub async fn explain_empty(
     source: &str,
     input: &Location,
     filter: &ObjectFilter,
     listing: &SourceListing,
     names: Option<&dyn KeyNames>,
+    examples: bool,
 ) -> Error {
     const LOOK_AT: usize = 10_000;
     let at = input.url_of(&input.child(&filter.prefix));
@@ -259,7 +266,7 @@ pub async fn explain_empty(
             prefix: String::new(),
             suffixes: filter.suffixes.clone(),
         };
-        let (mut outside, mut matching, mut examples) = (0usize, 0usize, Vec::new());
+        let (mut outside, mut matching, mut shown) = (0usize, 0usize, Vec::new());
         let mut seen = 0;
         let mut stopped = None;
         loop {
@@ -284,8 +291,8 @@ pub async fn explain_empty(
             outside += 1;
             if anywhere.selects(&key) {
                 matching += 1;
-                if examples.len() < 3 {
-                    examples.push(names.map_or(key.clone(), |n| n.name(&key)));
+                if shown.len() < 3 && examples {
+                    shown.push(names.map_or(key.clone(), |n| n.name(&key)));
                 }
             }
         }
@@ -304,10 +311,10 @@ pub async fn explain_empty(
         msg.push_str(&format!(
             "; the input holds {more}{outside} objects outside the prefix, {matching} of them with those suffixes"
         ));
-        if !examples.is_empty() {
+        if !shown.is_empty() {
             msg.push_str(&format!(
                 " (e.g. {}): check `sources.{source}.prefix`",
-                examples.join(", ")
+                shown.join(", ")
             ));
         }
     }

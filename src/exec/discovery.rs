@@ -189,12 +189,16 @@ impl Finished {
             return Err(match (source.objects(), input) {
                 (Some(filter), Some(input)) => {
                     let names = source.key_names().await?;
+                    // A kind that disguises keys, running without its key (the
+                    // samples'): its keys are in clear, so none is shown.
+                    let examples = names.is_some() || source.key_links_table().is_none();
                     crate::discover::explain_empty(
                         source.name(),
                         input,
                         filter,
                         listing,
                         names.as_deref(),
+                        examples,
                     )
                     .await
                 }

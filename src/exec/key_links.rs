@@ -212,8 +212,11 @@ async fn previous_version(
     if let Some(base) = base_run {
         dirs.push(location.child(&format!("v-{base}")));
     }
+    // The registered version only when it is this job's (jobs that share a
+    // database share the table's entry).
     if let Some(entry) = registered
         && let Some(dir) = location.key_of_url(&entry.table_input.storage_descriptor.location)
+        && dir.prefix_matches(&location.prefix)
     {
         dirs.push(dir);
     }

@@ -134,7 +134,7 @@ pub trait Source: Debug + Send + Sync + Sized + 'static {
         &'a self,
         input: &'a crate::storage::Location,
         filter: &'a ObjectFilter,
-    ) -> BoxFuture<'a, std::result::Result<(), String>> {
+    ) -> BoxFuture<'a, Result<()>> {
         let _ = (input, filter);
         Box::pin(async { Ok(()) })
     }
@@ -295,10 +295,7 @@ impl<S: Source> AnySource for Configured<S> {
     ) -> BoxFuture<'a, Result<String>> {
         match (&self.objects, input) {
             (Some(filter), Some(input)) => Box::pin(async move {
-                self.kind
-                    .before_listing(input, filter)
-                    .await
-                    .map_err(|e| Error::config(format!("source `{}`: {e}", self.name)))?;
+                self.kind.before_listing(input, filter).await?;
                 sink.names = self.key_names().await?;
                 crate::discover::list_objects(input, filter, sink).await?;
                 Ok(filter.prefix.clone())

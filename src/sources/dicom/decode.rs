@@ -425,7 +425,8 @@ pub fn decode(walked: &Walked, cx: &Context<'_>) -> Result<Instance, DecodeFaile
     let whole = |a: &Attribute| {
         !(undecoded.iter().any(|k| k == a.keyword)
             || walked.oversized.iter().any(|o| o.tag == a.tag)
-            || walked.invalid_vrs.contains(&a.tag))
+            || walked.invalid_vrs.contains(&a.tag)
+            || walked.invalid_vrs_overflow)
     };
     let identifiers_whole = IDENTIFYING.iter().all(|a| whole(a));
 

@@ -172,57 +172,70 @@ impl Source for DicomSource {
         self.options.recognise == Recognise::Content
     }
 
-    /// Without a key, the first object whose header reads must be a sample: a
-    /// share of real files stops here, before any of its keys (in clear, as the
-    /// samples keep theirs) reaches a report or a log. So does one where none of
-    /// the first few reads, or that cannot be listed or read. Each object read
-    /// is checked again (`read`).
+    /// Without a key, every object the source would read must be one of the
+    /// bundled samples (those whose header reads carry the sample mark), and
+    /// there may be at most [`SAMPLES_AT_MOST`] of them: a share of real files
+    /// stops here (exit 2), before any of its keys, which would be in clear as
+    /// the samples' are, reaches a report, a plan or a log. Each object read is
+    /// checked again (`read`).
     fn before_listing<'a>(
         &'a self,
         input: &'a Location,
         filter: &'a ObjectFilter,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    ) -> BoxFuture<'a, crate::base::error::Result<()>> {
+        use crate::base::error::Error;
         Box::pin(async move {
-            if self.options.deidentification.keys == Keys::Keep || !self.key().await?.sample {
+            if self.options.deidentification.keys == Keys::Keep {
                 return Ok(());
             }
-            let max = self.options.max_header_bytes.as_u64();
+            if !self.key().await.map_err(Error::Collect)?.sample {
+                return Ok(());
+            }
+            let max = self
+                .options
+                .max_header_bytes
+                .as_u64()
+                .min(SAMPLE_HEADER_AT_MOST);
             let mut listing = input.store.list(Some(&input.child(&filter.prefix)));
-            let mut looked = 0;
-            // An error here would quote a key: it is not shown.
-            while let Some(meta) = listing.try_next().await.map_err(|_| no_key())? {
+            let mut selected = 0;
+            while let Some(meta) = listing
+                .try_next()
+                .await
+                .map_err(|e| crate::discover::withheld(&filter.prefix, &e))?
+            {
                 if !input
                     .relative(&meta.location)
                     .is_some_and(|k| filter.selects(&k))
                 {
                     continue;
                 }
-                looked += 1;
-                if looked > LOOK_BEFORE_LISTING {
-                    break;
+                selected += 1;
+                if selected > SAMPLES_AT_MOST {
+                    return Err(Error::config(no_key()));
                 }
                 let head = input
                     .read_head(&meta.location, meta.size, max)
                     .await
-                    .map_err(|_| no_key())?;
-                let size = head.len() as u64;
+                    .map_err(|e| match e {
+                        Error::Storage(e) => Error::Collect(format!(
+                            "reading an object to check that it is one of the samples failed ({}); its key is not shown, as no pseudonym key is set",
+                            crate::discover::storage_kind(&e)
+                        )),
+                        other => other,
+                    })?;
                 let mut window = window::Ranged::new(
                     |r: std::ops::Range<u64>| Ok(head.slice(r.start as usize..r.end as usize)),
-                    size,
+                    head.len() as u64,
                     self.options.first_read.as_u64(),
                     max,
                 );
-                if let Ok(walked) = walk::walk(&mut window, max) {
-                    return if is_sample(&walked) {
-                        Ok(())
-                    } else {
-                        Err(no_key())
-                    };
+                if let Ok(walked) = walk::walk(&mut window, max)
+                    && !is_sample(&walked)
+                {
+                    return Err(Error::config(no_key()));
                 }
             }
-            // Nothing under the prefix: discovery says so. Objects, none a sample
-            // that reads: refused.
-            if looked == 0 { Ok(()) } else { Err(no_key()) }
+            Ok(())
         })
     }
 
@@ -310,8 +323,10 @@ fn no_key() -> String {
     )
 }
 
-/// Objects looked at before listing, without a key, for one whose header reads.
-const LOOK_BEFORE_LISTING: usize = 16;
+/// Objects a source without a key may read (the bundled samples are six).
+const SAMPLES_AT_MOST: usize = 64;
+/// Bytes of each read to check that it is a sample (theirs are small).
+const SAMPLE_HEADER_AT_MOST: u64 = 1 << 20;
 
 /// Whether a file says it is one of naslake's synthetic samples.
 fn is_sample(walked: &Walked) -> bool {

@@ -254,6 +254,9 @@ pub struct Walked {
     /// Top-level elements read with bytes that are no VR where the VR belongs,
     /// in order, each once, at most [`MAX_INVALID_VRS`].
     pub invalid_vrs: Vec<Tag>,
+    /// More than [`MAX_INVALID_VRS`] were: which values were not read is not
+    /// known, so none may be taken as read whole.
+    pub invalid_vrs_overflow: bool,
 }
 
 impl Walked {
@@ -273,13 +276,15 @@ pub fn walk<W: Window>(window: &mut W, max_inflated: u64) -> Result<Walked, Outc
         return Err(Failure::new(Stage::Recognise, "empty object (zero bytes)").into());
     }
     let dicm_at_128 = has_magic(window, 128)?;
+    // Why the data set right after a DICM prefix did not read, if it did not.
+    let mut after_prefix = None;
     if dicm_at_128 && !meta_follows(window, 132)? {
         // A data set right after the prefix, with no meta (pydicom reads it so),
         // or a file without preamble whose bytes spell DICM there by chance.
         match guess(window, 132, None) {
             Ok(walked) => return Ok(walked),
             Err(Outcome::Io(e)) => return Err(Outcome::Io(e)),
-            Err(Outcome::Failed(_)) => {}
+            Err(Outcome::Failed(f)) => after_prefix = Some(f),
         }
     }
     let magic_at = if dicm_at_128 && meta_follows(window, 132)? {
@@ -327,6 +332,10 @@ pub fn walk<W: Window>(window: &mut W, max_inflated: u64) -> Result<Walked, Outc
             Ok(walked) => walked,
             // The reasons of the tries are left out: the "tags" of an object that is
             // not DICOM are its content.
+            // The file said DICM: why it did not read after the prefix.
+            Err(Outcome::Failed(_)) if after_prefix.is_some() => {
+                return Err(after_prefix.take().expect("checked").into());
+            }
             Err(Outcome::Failed(_)) if meta.is_none() => {
                 return Err(Failure::new(
                     Stage::Recognise,
@@ -603,6 +612,7 @@ fn walk_data_set(
         pixel_data: None,
         pixel_data_problem: None,
         invalid_vrs: Vec::new(),
+        invalid_vrs_overflow: false,
     };
     let mut top_level = 0usize;
     let mut last_top: Option<Tag> = None;
@@ -660,12 +670,12 @@ fn walk_data_set(
         let value_at = pos + h.size;
         // Top-level ones only (the values naslake keeps are there), each once, and
         // at most MAX_INVALID_VRS: a header of nothing else stays small.
-        if h.invalid_vr
-            && frame.is_none()
-            && walked.invalid_vrs.len() < MAX_INVALID_VRS
-            && !walked.invalid_vrs.contains(&tag)
-        {
-            walked.invalid_vrs.push(tag);
+        if h.invalid_vr && frame.is_none() && !walked.invalid_vrs.contains(&tag) {
+            if walked.invalid_vrs.len() < MAX_INVALID_VRS {
+                walked.invalid_vrs.push(tag);
+            } else {
+                walked.invalid_vrs_overflow = true;
+            }
         }
         match frame {
             Some(Frame::Sequence(e)) => {

@@ -385,6 +385,22 @@ fn encapsulated_pixel_data_is_checked_by_its_end_or_its_fragments() {
 }
 
 #[test]
+fn past_the_cap_of_invalid_vrs_nothing_counts_as_read_whole() {
+    let mut w = Writer::new(Encoding::ExplicitLittle);
+    w.text(0x0008, 0x0060, b"CS", "CT");
+    for e in 0..(MAX_INVALID_VRS as u16 + 6) {
+        w.element(0x0009, 0x1000 + e, b"ZZ", b"ab", None);
+    }
+    w.element(0x0010, 0x0010, b"ZZ", b"Doe^", None);
+    let mut f = meta("1.2.840.10008.1.2.1");
+    f.extend(&w.out);
+    let walked = run(&f).unwrap();
+    assert_eq!(walked.invalid_vrs.len(), MAX_INVALID_VRS);
+    assert!(walked.invalid_vrs_overflow);
+    assert!(!walked.kept.windows(3).any(|b| b == b"Doe"));
+}
+
+#[test]
 fn dicm_at_128_with_no_meta_is_a_data_set_after_it_or_a_coincidence() {
     // A preamble, DICM, and the data set at once (no meta): read from 132.
     let mut f = vec![0u8; 128];
