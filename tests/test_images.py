@@ -466,3 +466,31 @@ def test_the_bundled_samples(tmp_path):
     # 14:05:09.250 at +09:00.
     assert first["captured_at"].strftime("%Y-%m-%d %H:%M:%S.%f") == "2026-11-30 05:05:09.250000"
     assert str(first["capture_date"]) == "2026-11-30" and first["capture_time_source"] == "exif_utc"
+
+
+def test_width_and_height_are_stored_for_all_eight_orientations_in_jpeg_and_tiff(tmp_path):
+    """width and height are the dimensions as stored, in every format, whatever the
+    orientation: Pillow's own for a JPEG, the TIFF's ImageWidth and ImageLength
+    tags (Pillow's size swaps them for orientations 5 to 8); `orientation` says
+    how to display the image, as written (EXIF in a JPEG, the TIFF's tag 274)."""
+    src = tmp_path / "in"
+    src.mkdir()
+    stored = np.random.RandomState(3).randint(0, 256, (88, 590), dtype=np.uint8)  # 590 wide
+    for o in range(1, 9):
+        im = Image.fromarray(stored)
+        e = im.getexif()
+        e[0x0112] = o
+        im.save(src / f"o{o}.jpg", exif=e, quality=90)
+        im.save(src / f"o{o}.tif", tiffinfo={274: o})
+    lake = tmp_path / "lake"
+    run_images(src, lake)
+    got = {r["source_key"]: r for r in rows(lake, "image_inspections")}
+    assert len(got) == 16, sorted(got)
+    for name, row in got.items():
+        with Image.open(src / name) as im:
+            if name.endswith(".tif"):
+                want = (im.tag_v2[256], im.tag_v2[257], im.tag_v2[274])
+            else:
+                want = (*im.size, im.getexif()[0x0112])
+        assert (row["width"], row["height"], row["orientation"]) == want == (590, 88, want[2]), (name, row)
+    assert sorted(r["orientation"] for r in got.values()) == sorted(list(range(1, 9)) * 2)
