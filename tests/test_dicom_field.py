@@ -290,3 +290,29 @@ def test_an_identifier_under_a_bad_vr_still_cleans_descriptions(tmp_path):
     assert row["study_description"] is None and "StudyDescription" in row["cleaned_attributes"], row
     assert row["study_date"] is None, row["study_date"]
     assert row["modality"] == "CT"
+
+
+def test_modified_dates_need_a_patient_id_to_shift_by(tmp_path):
+    """Dates are shifted per patient: a file with no PatientID (or an empty one) has
+    no shift of its own, so its dates are left out, not shifted as every other such
+    file's."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    d = tmp_path / "in"
+    d.mkdir()
+    for name, pid in (("with_id.dcm", "PID0012345"), ("empty_id.dcm", ""), ("no_id.dcm", None)):
+        ds = Dataset()
+        ds.SOPClassUID = crafted.CT
+        ds.SOPInstanceUID = f"1.2.3.4.5.{len(name)}{0 if pid is None else len(pid)}"
+        ds.Modality = "CT"
+        ds.StudyDate = "20240102"
+        if pid is not None:
+            ds.PatientID = pid
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = crafted.EXPLICIT_LE
+        ds.file_meta.MediaStorageSOPClassUID = crafted.CT
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.save_as(d / name, enforce_file_format=True)
+    run, lake = run_dicom(tmp_path, d, {"retain_longitudinal_temporal_information": "modified_dates"})
+    dates = {r["source_key"]: r["study_date"] for r in table(lake, "dicom_instances")}
+    assert dates["with_id.dcm"] is not None and str(dates["with_id.dcm"]) < "2024-01-02", dates
+    assert dates["empty_id.dcm"] is None and dates["no_id.dcm"] is None, dates

@@ -437,11 +437,14 @@ pub fn decode(walked: &Walked, cx: &Context<'_>) -> Result<Instance, DecodeFaile
         Temporal::ModifiedDates => Some(key.date_shift_days(patient_id.as_deref().unwrap_or(""))),
         _ => None,
     };
-    // Modified dates need the patient's own shift: with a PatientID that could
-    // not be read, dates are left out rather than shifted as another patient's.
+    // Modified dates need the patient's own shift: with a PatientID that is
+    // absent, empty or could not be read, dates are left out rather than shifted
+    // as every other such file's (one known date would reveal them all).
     let temporal = match profile.retain_longitudinal_temporal_information {
         Temporal::Off => false,
-        Temporal::ModifiedDates => whole(&a::PATIENT_ID),
+        Temporal::ModifiedDates => {
+            whole(&a::PATIENT_ID) && patient_id.as_deref().is_some_and(|p| !p.trim().is_empty())
+        }
         Temporal::FullDates => true,
     };
     let date = |v: &mut Values<'_>, attribute: &Attribute| -> Option<NaiveDate> {
