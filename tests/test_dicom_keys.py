@@ -146,12 +146,18 @@ def links_rows(links):
         f"SELECT source_key, object_key FROM read_parquet({files!r})").fetchall()}
 
 
-def test_no_identifier_in_any_output_or_log_through_full_incremental_and_sharded_runs(share, tmp_path):
-    src, files = share
+def share_with_links(share, tmp_path):
+    """A copy of the share (runs change it), a lake, a links location outside it,
+    and a job writing the key links there: (root, lake, links, job)."""
     root = tmp_path / "in"
-    shutil.copytree(src, root)
+    shutil.copytree(share[0], root)
     lake, links = tmp_path / "lake", tmp_path / "restricted" / "links"
-    job = write_job(tmp_path, root, links=links)
+    return root, lake, links, write_job(tmp_path, root, links=links)
+
+
+def test_no_identifier_in_any_output_or_log_through_full_incremental_and_sharded_runs(share, tmp_path):
+    files = share[1]
+    root, lake, links, job = share_with_links(share, tmp_path)
     logs = []
 
     full = naslake("run", job, "--output", lake, lake=lake, env=ENV)
@@ -295,11 +301,8 @@ def test_without_a_key_a_share_of_real_files_stops_before_naming_one(share, tmp_
 
 
 def test_a_commit_without_the_plans_key_changes_nothing(share, tmp_path):
-    src, files = share
-    root = tmp_path / "in"
-    shutil.copytree(src, root)
-    lake, links = tmp_path / "lake", tmp_path / "restricted" / "links"
-    job = write_job(tmp_path, root, links=links)
+    files = share[1]
+    root, lake, links, job = share_with_links(share, tmp_path)
     plan = naslake("plan", job, "--output", lake, "--shards", "1", env=ENV)
     url = plan.stdout.strip().splitlines()[-1]
     naslake("work", url, "--shard", "0", env=ENV)
