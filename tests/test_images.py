@@ -494,3 +494,82 @@ def test_width_and_height_are_stored_for_all_eight_orientations_in_jpeg_and_tiff
                 want = (*im.size, im.getexif()[0x0112])
         assert (row["width"], row["height"], row["orientation"]) == want == (590, 88, want[2]), (name, row)
     assert sorted(r["orientation"] for r in got.values()) == sorted(list(range(1, 9)) * 2)
+
+
+# --- BMP headers other writers make, and MPO ----------------------------------------
+
+def bmp_file(w, h, bpp, data, header=40, compression=0, palette=(), planes=1, top_down=False):
+    """A BMP with a header of `header` bytes (40: Windows BITMAPINFOHEADER; 64:
+    OS/2 2.x BITMAPINFOHEADER2, whose first 40 bytes are laid out the same),
+    `data` the pixel array as stored (rows bottom-up unless `top_down`, or RLE)."""
+    info = struct.pack("<IiiHHIIiiII", header, w, -h if top_down else h, planes, bpp, compression,
+                       len(data), 2835, 2835, len(palette), 0).ljust(header, b"\0")
+    pal = b"".join(bytes([b, g, r, 0]) for r, g, b in palette)
+    off = 14 + len(info) + len(pal)
+    return b"BM" + struct.pack("<IHHI", off + len(data), 0, 0, off) + info + pal + data
+
+
+def bmp_rows(rows, bpp):
+    """Rows (top first, as bytes) stored bottom-up, each padded to 4 bytes."""
+    stride = (len(rows[0]) * 8 // bpp * bpp + 31) // 32 * 4
+    return b"".join(r.ljust(stride, b"\0") for r in rows[::-1])
+
+
+def rle(rows, nibbles=False):
+    """RLE8 (or RLE4) runs of each row, in the order given, with end-of-line
+    markers and an end-of-bitmap."""
+    out = bytearray()
+    for row in rows:
+        i = 0
+        while i < len(row):
+            n = 1
+            while i + n < len(row) and n < 254 and row[i + n] == row[i]:
+                n += 1
+            out += bytes([n, row[i] * 17 if nibbles else row[i]])
+            i += n
+        out += b"\0\0"
+    return bytes(out + b"\0\1")
+
+
+def test_bmp_headers_pillow_reads_are_indexed_as_pillow_reads_them(tmp_path):
+    """biPlanes other than 1, OS/2 2.x 64-byte headers, top-down RLE (which the
+    `image` crate refuses; src/sources/image/bmp.rs rewrites their headers), and
+    an MPO file: each indexed, its dimensions and metrics those of Pillow."""
+    rng = np.random.RandomState(7)
+    w, h = 40, 24
+    idx = rng.randint(0, 16, (h, w)).astype(np.uint8)
+    idx[:, : w // 2] = idx[:, :1]  # runs for the RLE
+    pal = [(i * 16, 255 - i * 16, (i * 37) % 256) for i in range(16)]
+    rgb = rng.randint(0, 256, (h, w, 3), dtype=np.uint8)
+    bgr = [bytes(r[:, ::-1].tobytes()) for r in rgb]
+    rows8 = [bytes(r) for r in idx]
+    src = tmp_path / "in"
+    src.mkdir()
+    files = {
+        "planes0.bmp": bmp_file(w, h, 24, bmp_rows(bgr, 24), planes=0),
+        "planes2-pal8.bmp": bmp_file(w, h, 8, bmp_rows(rows8, 8), palette=pal, planes=2),
+        "os2v2-rgb24.bmp": bmp_file(w, h, 24, bmp_rows(bgr, 24), header=64),
+        "os2v2-pal8.bmp": bmp_file(w, h, 8, bmp_rows(rows8, 8), header=64, palette=pal),
+        "topdown-rle8.bmp": bmp_file(w, h, 8, rle(rows8), compression=1, palette=pal, top_down=True),
+        "topdown-rle4.bmp": bmp_file(w, h, 4, rle(rows8, nibbles=True), compression=2, palette=pal,
+                                     top_down=True),
+    }
+    for name, data in files.items():
+        (src / name).write_bytes(data)
+    first = Image.fromarray(rgb).resize((320, 192))
+    first.save(src / "stereo.mpo", save_all=True, append_images=[first.rotate(180)], quality=92)
+    for name in (*files, "stereo.mpo"):
+        with Image.open(src / name) as im:
+            im.load()  # Pillow reads each whole
+    lake = tmp_path / "lake"
+    run_images(src, lake)
+    got = {r["source_key"]: r for r in rows(lake, "image_inspections")}
+    assert sorted(got) == sorted([*files, "stereo.mpo"]), rows(lake, "image_rejects")
+    for key, row in got.items():
+        want = oracle.inspect(src / key)
+        for col in ("width", "height", "thumbnail_width", "thumbnail_height", "content_sha256"):
+            assert row[col] == want[col], (key, col, row[col], want[col])
+        jpeg = row["format"] == "jpeg"
+        for col, tol in JPEG_TOLERANCE.items():
+            assert abs(row[col] - want[col]) <= (tol if jpeg else 1e-9), (key, col, row[col], want[col])
+    assert got["stereo.mpo"]["format"] == "jpeg"

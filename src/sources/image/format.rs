@@ -53,7 +53,9 @@ impl Format {
     pub fn of_suffix(key: &str) -> Option<Format> {
         let ext = key.rsplit_once('.')?.1.to_ascii_lowercase();
         Some(match ext.as_str() {
-            "jpg" | "jpeg" | "jpe" | "jfif" => Format::Jpeg,
+            // MPO (multi-picture, as stereo and some inspection cameras write):
+            // its first picture is a JPEG, which is what is indexed.
+            "jpg" | "jpeg" | "jpe" | "jfif" | "mpo" => Format::Jpeg,
             "png" => Format::Png,
             "tif" | "tiff" => Format::Tiff,
             "bmp" | "dib" => Format::Bmp,
@@ -65,7 +67,7 @@ impl Format {
 
 /// The suffixes read when a spec names none.
 pub const SUFFIXES: &[&str] = &[
-    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".bmp", ".dib", ".webp",
+    ".jpg", ".jpeg", ".jpe", ".jfif", ".mpo", ".png", ".tif", ".tiff", ".bmp", ".dib", ".webp",
 ];
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 //! (each within `max_decode_bytes`, checked from the header before any pixel is
 //! allocated). No pixel leaves the share: the rows hold numbers and hashes only.
 
+pub mod bmp;
 pub mod decode;
 pub mod exif;
 pub mod format;

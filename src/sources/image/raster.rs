@@ -64,6 +64,15 @@ fn image_error(stage: Stage, e: image::ImageError) -> Refused {
 
 pub fn decode(format: Format, bytes: &[u8], bounds: &Bounds) -> Result<Decoded, Refused> {
     use image::ImageDecoder;
+    // BMP headers `image` refuses and Pillow reads, rewritten (bmp.rs).
+    let normalized = match format {
+        Format::Bmp => super::bmp::normalize(bytes),
+        _ => super::bmp::Normalized {
+            bytes: std::borrow::Cow::Borrowed(bytes),
+            flip: false,
+        },
+    };
+    let bytes: &[u8] = &normalized.bytes;
     let mut reader = image::ImageReader::with_format(Cursor::new(bytes), image_format(format));
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(bounds.max_decode_bytes);
@@ -98,8 +107,11 @@ pub fn decode(format: Format, bytes: &[u8], bounds: &Bounds) -> Result<Decoded, 
         bit_depth,
         progressive: None,
     };
-    let img =
+    let mut img =
         image::DynamicImage::from_decoder(decoder).map_err(|e| image_error(Stage::Decode, e))?;
+    if normalized.flip {
+        img.apply_orientation(image::metadata::Orientation::FlipVertical);
+    }
     let gray = to_gray(img);
     Ok(Decoded { header, gray })
 }

@@ -1,0 +1,145 @@
+//! BMP headers the `image` crate (0.25) refuses that Pillow reads, rewritten to
+//! headers it takes before it decodes them. Only the header changes; the pixels
+//! are decoded as they are:
+//!
+//! - `biPlanes` other than 1 ("More than one plane"): set to 1. The format has
+//!   one plane; writers that put another number there mean nothing by it, and
+//!   Pillow ignores the field.
+//! - An OS/2 2.x header (`BITMAPINFOHEADER2`, 64 bytes) with compression 0, 1 or 2
+//!   (none, RLE8, RLE4: the same codes as Windows'; OS/2's 3 and 4 are Huffman
+//!   and RLE24, which stay refused): its first 40 bytes are a Windows
+//!   `BITMAPINFOHEADER`, so it becomes one, the 24 OS/2-only bytes cut and the
+//!   offsets that follow moved back. Its palette entries are 4 bytes, as Windows'.
+//! - A top-down (negative height) RLE bitmap, which the format does not define
+//!   but writers make and Pillow reads rows first-to-top: decoded bottom-up, then
+//!   turned over ([`Normalized::flip`]).
+
+use std::borrow::Cow;
+
+/// A BMP ready for the `image` crate.
+pub struct Normalized<'a> {
+    pub bytes: Cow<'a, [u8]>,
+    /// The decoded rows are to be turned over (a top-down RLE bitmap).
+    pub flip: bool,
+}
+
+const FILE_HEADER: usize = 14;
+const OS2_V2: u32 = 64;
+const WINDOWS_V3: u32 = 40;
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// `bytes` with the rewrites above; unchanged (borrowed) when none applies or
+/// the header is too short to tell (the decoder then says what is wrong).
+pub fn normalize(bytes: &[u8]) -> Normalized<'_> {
+    let unchanged = Normalized {
+        bytes: Cow::Borrowed(bytes),
+        flip: false,
+    };
+    let Some(size) = u32_at(bytes, FILE_HEADER) else {
+        return unchanged;
+    };
+    // biPlanes: after width and height, 2 bytes each in OS/2 1.x's 12-byte
+    // header, 4 bytes each in every later one.
+    let planes_at = if size == 12 { 22 } else { 26 };
+    let Some(planes) = bytes.get(planes_at..planes_at + 2) else {
+        return unchanged;
+    };
+    let compression = if size >= WINDOWS_V3 {
+        u32_at(bytes, 30)
+    } else {
+        None
+    };
+    let os2_v2 = size == OS2_V2 && matches!(compression, Some(0..=2));
+    let height = (size >= WINDOWS_V3)
+        .then(|| u32_at(bytes, 22).map(|h| h as i32))
+        .flatten();
+    let top_down_rle = matches!(compression, Some(1 | 2)) && height.is_some_and(|h| h < 0);
+    if planes == [1, 0] && !os2_v2 && !top_down_rle {
+        return unchanged;
+    }
+    let mut out = bytes.to_vec();
+    out[planes_at..planes_at + 2].copy_from_slice(&[1, 0]);
+    if top_down_rle && let Some(h) = height {
+        out[22..26].copy_from_slice(&h.unsigned_abs().to_le_bytes());
+    }
+    if os2_v2 && out.len() >= FILE_HEADER + OS2_V2 as usize {
+        let cut = (OS2_V2 - WINDOWS_V3) as usize;
+        let from = FILE_HEADER + WINDOWS_V3 as usize;
+        out.drain(from..from + cut);
+        out[FILE_HEADER..FILE_HEADER + 4].copy_from_slice(&WINDOWS_V3.to_le_bytes());
+        for at in [2, 10] {
+            // bfSize and bfOffBits, both past the header.
+            if let Some(v) = u32_at(&out, at).filter(|v| *v as usize >= from + cut) {
+                out[at..at + 4].copy_from_slice(&(v - cut as u32).to_le_bytes());
+            }
+        }
+    }
+    Normalized {
+        bytes: Cow::Owned(out),
+        flip: top_down_rle,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 2×2 24-bit BMP with a header of `size` bytes.
+    fn bmp(size: u32, planes: u16, height: i32, compression: u32) -> Vec<u8> {
+        let mut info = Vec::new();
+        info.extend(size.to_le_bytes());
+        info.extend(2i32.to_le_bytes());
+        info.extend(height.to_le_bytes());
+        info.extend(planes.to_le_bytes());
+        info.extend(24u16.to_le_bytes());
+        info.extend(compression.to_le_bytes());
+        info.extend([0u8; 20]);
+        info.resize(size as usize, 0);
+        let data = [7u8; 16];
+        let off = 14 + info.len() as u32;
+        let mut out = b"BM".to_vec();
+        out.extend((off + data.len() as u32).to_le_bytes());
+        out.extend([0u8; 4]);
+        out.extend(off.to_le_bytes());
+        out.extend(info);
+        out.extend(data);
+        out
+    }
+
+    #[test]
+    fn a_plain_bmp_is_left_as_it_is() {
+        let f = bmp(40, 1, 2, 0);
+        assert!(matches!(normalize(&f).bytes, Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn planes_become_one_and_an_os2_v2_header_a_windows_one() {
+        let f = bmp(64, 2, 2, 0);
+        let n = normalize(&f);
+        assert!(!n.flip);
+        let b = n.bytes;
+        assert_eq!(b.len(), f.len() - 24);
+        assert_eq!(u32_at(&b, 14), Some(40));
+        assert_eq!(&b[26..28], &[1, 0]);
+        assert_eq!(u32_at(&b, 10), Some(14 + 40));
+        assert_eq!(u32_at(&b, 2), Some(b.len() as u32));
+        assert_eq!(&b[54..], &[7u8; 16]);
+        // OS/2's own compression codes (Huffman, RLE24) stay as they are.
+        let huffman = bmp(64, 1, 2, 3);
+        assert!(matches!(normalize(&huffman).bytes, Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn a_top_down_rle_bitmap_is_decoded_bottom_up_and_turned_over() {
+        let f = bmp(40, 1, -2, 1);
+        let n = normalize(&f);
+        assert!(n.flip);
+        assert_eq!(u32_at(&n.bytes, 22), Some(2));
+        // Top-down without RLE is the format's own: left alone.
+        let f = bmp(40, 1, -2, 0);
+        assert!(!normalize(&f).flip);
+    }
+}
