@@ -203,15 +203,22 @@ JPEG_TOLERANCE = {
 }
 
 
+def assert_measures_match(key, row, want):
+    """A row's dimensions, thumbnail, hash and measures against the oracle's: equal
+    up to float rounding, or within JPEG_TOLERANCE for a JPEG."""
+    for col in ("width", "height", "thumbnail_width", "thumbnail_height", "content_sha256"):
+        assert row[col] == want[col], (key, col, row[col], want[col])
+    jpeg = row["format"] == "jpeg"
+    for col, tol in JPEG_TOLERANCE.items():
+        assert abs(row[col] - want[col]) <= (tol if jpeg else 1e-9), (key, col, row[col], want[col])
+
+
 def test_every_metric_matches_numpy_on_the_same_thumbnail(corpus, indexed):
     _, _, inspections, _ = indexed
     for key, row in inspections.items():
         want = oracle.inspect(corpus / key)
-        for col in ("width", "height", "thumbnail_width", "thumbnail_height", "content_sha256"):
-            assert row[col] == want[col], (key, col, row[col], want[col])
+        assert_measures_match(key, row, want)
         jpeg = row["format"] == "jpeg"
-        for col, tol in JPEG_TOLERANCE.items():
-            assert abs(row[col] - want[col]) <= (tol if jpeg else 1e-9), (key, col, row[col], want[col])
         if jpeg:
             assert row["sharpness"] == pytest.approx(want["sharpness"], rel=0.01), key
             assert oracle.hamming(row["phash"], want["phash"]) <= 2, key
@@ -566,10 +573,5 @@ def test_bmp_headers_pillow_reads_are_indexed_as_pillow_reads_them(tmp_path):
     got = {r["source_key"]: r for r in rows(lake, "image_inspections")}
     assert sorted(got) == sorted([*files, "stereo.mpo"]), rows(lake, "image_rejects")
     for key, row in got.items():
-        want = oracle.inspect(src / key)
-        for col in ("width", "height", "thumbnail_width", "thumbnail_height", "content_sha256"):
-            assert row[col] == want[col], (key, col, row[col], want[col])
-        jpeg = row["format"] == "jpeg"
-        for col, tol in JPEG_TOLERANCE.items():
-            assert abs(row[col] - want[col]) <= (tol if jpeg else 1e-9), (key, col, row[col], want[col])
+        assert_measures_match(key, row, oracle.inspect(src / key))
     assert got["stereo.mpo"]["format"] == "jpeg"
