@@ -575,3 +575,23 @@ def test_bmp_headers_pillow_reads_are_indexed_as_pillow_reads_them(tmp_path):
     for key, row in got.items():
         assert_measures_match(key, row, oracle.inspect(src / key))
     assert got["stereo.mpo"]["format"] == "jpeg"
+
+
+def test_a_tiff_the_decoder_refuses_is_a_reject_that_names_what_it_holds(tmp_path):
+    """Variants the TIFF decoder does not read yet are rejects whose reason names
+    the feature from the file's tags (not the decoder's internal colour type)."""
+    src = tmp_path / "in"
+    src.mkdir()
+    rgb = np.random.RandomState(5).randint(0, 256, (24, 40, 3), dtype=np.uint8)
+    Image.fromarray(rgb).convert("YCbCr").save(src / "ycbcr.tif")  # photometric interpretation 6
+    Image.fromarray(rgb[..., 0].astype(np.float32)).save(src / "float.tif")
+    Image.fromarray(rgb[..., 0], "L").convert("P").save(src / "palette.tif")
+    for name in ("ycbcr.tif", "float.tif", "palette.tif"):
+        with Image.open(src / name) as im:
+            im.load()
+    lake = tmp_path / "lake"
+    run_images(src, lake)
+    reasons = {r["source_key"]: r["reason"] for r in rows(lake, "image_rejects")}
+    assert "YCbCr" in reasons["ycbcr.tif"], reasons
+    assert "32-bit floating-point samples" in reasons["float.tif"], reasons
+    assert "palette" in reasons["palette.tif"], reasons

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod options;
 pub mod raster;
 pub mod rows;
+pub mod tiff;
 
 use std::io::Read;
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -62,6 +62,19 @@ fn image_error(stage: Stage, e: image::ImageError) -> Refused {
     }
 }
 
+/// A TIFF the decoder refuses: the reason names what its tags hold.
+fn tiff_error(stage: Stage, bytes: &[u8], e: image::ImageError) -> Refused {
+    match (&e, super::tiff::unsupported_features(bytes)) {
+        (image::ImageError::Unsupported(_) | image::ImageError::Decoding(_), Some(what)) => {
+            refused(
+                stage,
+                format!("{what}: not supported by the TIFF decoder ({e})"),
+            )
+        }
+        _ => image_error(stage, e),
+    }
+}
+
 pub fn decode(format: Format, bytes: &[u8], bounds: &Bounds) -> Result<Decoded, Refused> {
     use image::ImageDecoder;
     // BMP headers `image` refuses and Pillow reads, rewritten (bmp.rs).
@@ -77,9 +90,13 @@ pub fn decode(format: Format, bytes: &[u8], bounds: &Bounds) -> Result<Decoded, 
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(bounds.max_decode_bytes);
     reader.limits(limits);
+    let refuse = |stage: Stage, e: image::ImageError| match format {
+        Format::Tiff => tiff_error(stage, bytes, e),
+        _ => image_error(stage, e),
+    };
     let decoder = reader
         .into_decoder()
-        .map_err(|e| image_error(Stage::Header, e))?;
+        .map_err(|e| refuse(Stage::Header, e))?;
     let (w, h) = decoder.dimensions();
     bounds.check_pixels(u64::from(w), u64::from(h))?;
     // The decoded image, then the gray levels made of it.
@@ -108,7 +125,7 @@ pub fn decode(format: Format, bytes: &[u8], bounds: &Bounds) -> Result<Decoded, 
         progressive: None,
     };
     let mut img =
-        image::DynamicImage::from_decoder(decoder).map_err(|e| image_error(Stage::Decode, e))?;
+        image::DynamicImage::from_decoder(decoder).map_err(|e| refuse(Stage::Decode, e))?;
     if normalized.flip {
         img.apply_orientation(image::metadata::Orientation::FlipVertical);
     }
