@@ -505,12 +505,14 @@ def test_width_and_height_are_stored_for_all_eight_orientations_in_jpeg_and_tiff
 
 # --- BMP headers other writers make, and MPO ----------------------------------------
 
-def bmp_file(w, h, bpp, data, header=40, compression=0, palette=(), planes=1, top_down=False):
+def bmp_file(w, h, bpp, data, header=40, compression=0, palette=(), planes=1, top_down=False, masks=()):
     """A BMP with a header of `header` bytes (40: Windows BITMAPINFOHEADER; 64:
     OS/2 2.x BITMAPINFOHEADER2, whose first 40 bytes are laid out the same),
-    `data` the pixel array as stored (rows bottom-up unless `top_down`, or RLE)."""
+    `data` the pixel array as stored (rows bottom-up unless `top_down`, or RLE),
+    and BI_BITFIELDS `masks` after the header."""
     info = struct.pack("<IiiHHIIiiII", header, w, -h if top_down else h, planes, bpp, compression,
                        len(data), 2835, 2835, len(palette), 0).ljust(header, b"\0")
+    info += b"".join(struct.pack("<I", m) for m in masks)
     pal = b"".join(bytes([b, g, r, 0]) for r, g, b in palette)
     off = 14 + len(info) + len(pal)
     return b"BM" + struct.pack("<IHHI", off + len(data), 0, 0, off) + info + pal + data
@@ -595,3 +597,26 @@ def test_a_tiff_the_decoder_refuses_is_a_reject_that_names_what_it_holds(tmp_pat
     assert "YCbCr" in reasons["ycbcr.tif"], reasons
     assert "32-bit floating-point samples" in reasons["float.tif"], reasons
     assert "palette" in reasons["palette.tif"], reasons
+
+
+def test_16_bit_bmp_levels_are_pillows(tmp_path):
+    """5- and 6-bit channels of 16-bit BMPs (5-5-5, and 5-6-5 by BI_BITFIELDS):
+    measured on Pillow's levels (v * 255 / 31, rounded down), not the decoder's
+    (rounded to nearest), so every measure equals the oracle's."""
+    rng = np.random.RandomState(11)
+    w, h = 40, 24
+    src = tmp_path / "in"
+    src.mkdir()
+    for name, bits, masks in (("rgb555.bmp", (5, 5, 5), ()), ("rgb565.bmp", (5, 6, 5), (0xF800, 0x07E0, 0x001F))):
+        r, g, b = (rng.randint(0, 1 << n, (h, w)).astype(np.uint16) for n in bits)
+        px = (r << (bits[1] + bits[2])) | (g << bits[2]) | b
+        data = bmp_rows([row.astype("<u2").tobytes() for row in px], 16)
+        (src / name).write_bytes(bmp_file(w, h, 16, data, compression=3 if masks else 0, masks=masks))
+    lake = tmp_path / "lake"
+    run_images(src, lake)
+    got = {r["source_key"]: r for r in rows(lake, "image_inspections")}
+    assert sorted(got) == ["rgb555.bmp", "rgb565.bmp"], rows(lake, "image_rejects")
+    for key, row in got.items():
+        want = oracle.inspect(src / key)
+        assert_measures_match(key, row, want)
+        assert row["phash"] == want["phash"] and row["sharpness"] == pytest.approx(want["sharpness"], abs=1e-9), key

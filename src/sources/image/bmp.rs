@@ -83,6 +83,37 @@ pub fn normalize(bytes: &[u8]) -> Normalized<'_> {
     }
 }
 
+/// The bits of red, green and blue in a 16-bit BMP (5-5-5 by default, else as
+/// its BI_BITFIELDS masks say), when it is one.
+pub fn bits_16(bytes: &[u8]) -> Option<[u32; 3]> {
+    let size = u32_at(bytes, FILE_HEADER)?;
+    if size < WINDOWS_V3 || bytes.get(28..30)? != [16, 0] {
+        return None;
+    }
+    match u32_at(bytes, 30)? {
+        0 => Some([5, 5, 5]),
+        // BI_BITFIELDS: the masks follow a 40-byte header, or are its fields
+        // in a V2 (52) or later one: at 54 either way.
+        3 => {
+            let mask = |i: usize| u32_at(bytes, 54 + 4 * i).map(u32::count_ones);
+            Some([mask(0)?, mask(1)?, mask(2)?])
+        }
+        _ => None,
+    }
+}
+
+/// Levels of an `n`-bit channel as Pillow makes them (`v * 255 / (2^n - 1)`,
+/// rounded down), from the 8-bit level `image` made of it (the same, rounded to
+/// nearest): the same `v`, so the same gray levels as the oracle's.
+pub fn pillow_level(level: u8, n: u32) -> u8 {
+    if n == 0 || n >= 8 {
+        return level;
+    }
+    let top = (1u32 << n) - 1;
+    let v = (u32::from(level) * top + 127) / 255;
+    (v * 255 / top) as u8
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +138,23 @@ mod tests {
         out.extend(info);
         out.extend(data);
         out
+    }
+
+    #[test]
+    fn a_channel_of_few_bits_comes_back_to_the_value_it_was_then_as_pillow_scales_it() {
+        for n in [4u32, 5, 6] {
+            let top = (1u32 << n) - 1;
+            for v in 0..=top {
+                // image's expansion (rounded), then back.
+                let level = ((v * 255 + top / 2) / top) as u8;
+                assert_eq!(
+                    u32::from(pillow_level(level, n)),
+                    v * 255 / top,
+                    "{n} bits, {v}"
+                );
+            }
+        }
+        assert_eq!(pillow_level(200, 8), 200);
     }
 
     #[test]

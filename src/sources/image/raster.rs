@@ -129,6 +129,19 @@ pub fn decode(format: Format, bytes: &[u8], bounds: &Bounds) -> Result<Decoded, 
     if normalized.flip {
         img.apply_orientation(image::metadata::Orientation::FlipVertical);
     }
+    // A 16-bit BMP's 5- and 6-bit channels: `image` spreads them over 0..=255
+    // rounded to nearest, Pillow rounded down (4 of 31 is 33 against 32); the
+    // metrics follow Pillow's levels, as the oracle's do.
+    if format == Format::Bmp
+        && let Some(bits) = super::bmp::bits_16(bytes)
+        && let image::DynamicImage::ImageRgb8(rgb) = &mut img
+    {
+        for p in rgb.pixels_mut() {
+            for (c, n) in p.0.iter_mut().zip(bits) {
+                *c = super::bmp::pillow_level(*c, n);
+            }
+        }
+    }
     let gray = to_gray(img);
     Ok(Decoded { header, gray })
 }
