@@ -36,7 +36,7 @@ import threading
 import urllib.parse
 
 
-def self_signed(directory, names=("127.0.0.1", "localhost"), valid_days=(-1, 30)):
+def self_signed(directory, names=("127.0.0.1", "localhost"), valid_days=(-1, 30), san=True):
     """A self-signed certificate as `openssl req -x509` makes one by default
     (basicConstraints CA:TRUE, critical; subject and authority key identifiers),
     for `names`, valid from and to those days from now; returns (cert.pem, key.pem)."""
@@ -64,9 +64,10 @@ def self_signed(directory, names=("127.0.0.1", "localhost"), valid_days=(-1, 30)
             .not_valid_after(now + datetime.timedelta(days=valid_days[1]))
             .add_extension(ski, critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .sign(key, hashes.SHA256()))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True))
+    if san:  # `openssl req -x509` adds none unless told (-addext subjectAltName=…)
+        cert = cert.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    cert = cert.sign(key, hashes.SHA256())
     paths = d / "cert.pem", d / "key.pem"
     paths[0].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     paths[1].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,

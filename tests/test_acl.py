@@ -438,6 +438,12 @@ def test_a_filers_own_self_signed_certificate_in_ca_bundle_is_pinned(standin, tm
                       check_codes=(1,))
         said = (run.stdout + run.stderr).lower()
         assert ("not valid for name" in said or "notvalidforname" in said) if name == "name" else "expired" in said, said
+    # A common name and no subjectAltName (openssl's default): refused, saying how
+    # to make one that names the host.
+    cn_only = self_signed(tmp_path / "cn", san=False)
+    bad = standin(cert=cn_only)
+    run = run_job(job(tmp_path), tmp_path / "e", env=bad.env(NASLAKE_ONTAP_CA_BUNDLE=cn_only[0]), check_codes=(1,))
+    assert "subjectAltName=DNS:HOST,IP:ADDRESS" in run.stdout + run.stderr, run.stderr
 
 
 def test_a_recording_and_a_filer_in_the_environment_are_refused_together(tmp_path):

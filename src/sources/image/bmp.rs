@@ -57,7 +57,14 @@ pub fn normalize(bytes: &[u8]) -> Normalized<'_> {
         .then(|| u32_at(bytes, 22).map(|h| h as i32))
         .flatten();
     let top_down_rle = matches!(compression, Some(1 | 2)) && height.is_some_and(|h| h < 0);
-    if planes == [1, 0] && !os2_v2 && !top_down_rle {
+    let cut = (OS2_V2 - WINDOWS_V3) as usize;
+    let from = FILE_HEADER + WINDOWS_V3 as usize;
+    // Offsets into the bytes that would be cut: not a file to rewrite (the
+    // decoder says what is wrong with it).
+    let into_cut = [2, 10]
+        .iter()
+        .any(|&at| u32_at(bytes, at).is_some_and(|v| (from..from + cut).contains(&(v as usize))));
+    if (planes == [1, 0] && !os2_v2 && !top_down_rle) || (os2_v2 && into_cut) {
         return unchanged;
     }
     let mut out = bytes.to_vec();
@@ -66,8 +73,6 @@ pub fn normalize(bytes: &[u8]) -> Normalized<'_> {
         out[22..26].copy_from_slice(&h.unsigned_abs().to_le_bytes());
     }
     if os2_v2 && out.len() >= FILE_HEADER + OS2_V2 as usize {
-        let cut = (OS2_V2 - WINDOWS_V3) as usize;
-        let from = FILE_HEADER + WINDOWS_V3 as usize;
         out.drain(from..from + cut);
         out[FILE_HEADER..FILE_HEADER + 4].copy_from_slice(&WINDOWS_V3.to_le_bytes());
         for at in [2, 10] {

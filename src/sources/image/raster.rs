@@ -65,12 +65,12 @@ fn image_error(stage: Stage, e: image::ImageError) -> Refused {
 /// A TIFF the decoder refuses: the reason names what its tags hold.
 fn tiff_error(stage: Stage, bytes: &[u8], e: image::ImageError) -> Refused {
     match (&e, super::tiff::unsupported_features(bytes)) {
-        (image::ImageError::Unsupported(_) | image::ImageError::Decoding(_), Some(what)) => {
-            refused(
-                stage,
-                format!("{what}: not supported by the TIFF decoder ({e})"),
-            )
-        }
+        // Only a refusal names features: a corrupt file of a supported kind says
+        // what is corrupt.
+        (image::ImageError::Unsupported(_), Some(what)) => refused(
+            stage,
+            format!("{what}: not supported by the TIFF decoder ({e})"),
+        ),
         _ => image_error(stage, e),
     }
 }
@@ -84,6 +84,11 @@ pub fn decode(format: Format, bytes: &[u8], bounds: &Bounds) -> Result<Decoded, 
             bytes: std::borrow::Cow::Borrowed(bytes),
             flip: false,
         },
+    };
+    // A rewritten header is a copy of the file, held while it decodes.
+    let copied = match &normalized.bytes {
+        std::borrow::Cow::Owned(b) => b.len() as u64,
+        std::borrow::Cow::Borrowed(_) => 0,
     };
     let bytes: &[u8] = &normalized.bytes;
     let mut reader = image::ImageReader::with_format(Cursor::new(bytes), image_format(format));
@@ -113,7 +118,8 @@ pub fn decode(format: Format, bytes: &[u8], bounds: &Bounds) -> Result<Decoded, 
         decoder
             .total_bytes()
             .saturating_add(pixels)
-            .saturating_add(stored),
+            .saturating_add(stored)
+            .saturating_add(copied),
     )?;
     let (color_type, bit_depth) = stored_color(format, bytes, decoder.original_color_type());
     let header = Header {
@@ -132,14 +138,21 @@ pub fn decode(format: Format, bytes: &[u8], bounds: &Bounds) -> Result<Decoded, 
     // A 16-bit BMP's 5- and 6-bit channels: `image` spreads them over 0..=255
     // rounded to nearest, Pillow rounded down (4 of 31 is 33 against 32); the
     // metrics follow Pillow's levels, as the oracle's do.
+    // An alpha mask's channel is left as it is (Pillow reads such a file as RGB).
     if format == Format::Bmp
         && let Some(bits) = super::bmp::bits_16(bytes)
-        && let image::DynamicImage::ImageRgb8(rgb) = &mut img
     {
-        for p in rgb.pixels_mut() {
-            for (c, n) in p.0.iter_mut().zip(bits) {
+        let remap = |px: &mut [u8]| {
+            for (c, n) in px.iter_mut().zip(bits) {
                 *c = super::bmp::pillow_level(*c, n);
             }
+        };
+        match &mut img {
+            image::DynamicImage::ImageRgb8(rgb) => rgb.pixels_mut().for_each(|p| remap(&mut p.0)),
+            image::DynamicImage::ImageRgba8(rgba) => {
+                rgba.pixels_mut().for_each(|p| remap(&mut p.0))
+            }
+            _ => {}
         }
     }
     let gray = to_gray(img);

@@ -78,17 +78,27 @@ impl ServerCertVerifier for Pinned {
             .any(|c| c.as_ref() == end_entity.as_ref())
         {
             let parsed = ParsedCertificate::try_from(end_entity)?;
-            rustls::client::verify_server_name(&parsed, server_name)?;
+            rustls::client::verify_server_name(&parsed, server_name).map_err(|e| {
+                rustls::Error::General(format!(
+                    "{e}: the filer's own certificate in ca_bundle ({}) does not name this host in its subjectAltName (webpki reads no common name); make it with -addext subjectAltName=DNS:HOST,IP:ADDRESS, or connect by a name it has",
+                    self.shown
+                ))
+            })?;
             check_validity(end_entity, now)?;
             return Ok(ServerCertVerified::assertion());
         }
         self.chained
             .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-            .map_err(|e| {
-                rustls::Error::General(format!(
+            .map_err(|e| match &e {
+                // Not anchored in the bundle: say what to put in it. Anything else
+                // (expired, another name) stays as webpki says it.
+                rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::UnknownIssuer | rustls::CertificateError::Other(_),
+                ) => rustls::Error::General(format!(
                     "{e}: the filer's certificate is neither signed by a certificate in ca_bundle ({}) nor one of them; put the filer's CA in it, or the filer's own certificate (openssl s_client -connect HOST:443 -showcerts prints it)",
                     self.shown
-                ))
+                )),
+                _ => e,
             })
     }
 
@@ -184,6 +194,9 @@ fn validity(der: &[u8]) -> Option<(i64, i64)> {
 /// UTCTime (YYMMDDHHMMSSZ, years 1950–2049) or GeneralizedTime (YYYYMMDDHHMMSSZ).
 fn time(tag: u8, v: &[u8]) -> Option<i64> {
     let s = std::str::from_utf8(v).ok()?.strip_suffix('Z')?;
+    if !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let digits = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
     let (year, rest) = match (tag, s.len()) {
         (0x17, 12) => {
