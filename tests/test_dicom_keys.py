@@ -201,6 +201,9 @@ def test_no_identifier_in_any_output_or_log_through_full_incremental_and_sharded
     rows = table(lake, "dicom_instances") + table(lake, "dicom_rejects")
     assert sorted(r["source_key"] for r in rows) == sorted(names)
     assert links_rows(links) == names
+    # One version is left, in the job's folder; the earlier ones are gone whole.
+    versions = list((links / "dicom_test").iterdir())
+    assert len(versions) == 1 and versions[0].name.startswith("v-"), versions
 
     # The restricted table's example query runs, on the lake that has it.
     section = (ROOT / "docs" / "tables.md").read_text().split("### `dicom_key_links`")[1]

@@ -8,11 +8,6 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
-// Deprecated for a reader of one's own (arrow-rs#10308); still the one that reads
-// through object_store, as write/carry.rs does.
-#[allow(deprecated)]
-use datafusion::parquet::arrow::async_reader::ParquetObjectReader;
 use futures::TryStreamExt;
 use tracing::warn;
 
@@ -79,11 +74,7 @@ async fn last_version(writing: &Writing<'_>, location: &str) -> Result<Vec<RunRo
     })?;
     let mut rows = Vec::new();
     for (path, size) in carry::data_files(output, &dir).await? {
-        #[allow(deprecated)]
-        let reader = ParquetObjectReader::new(output.store.clone(), path).with_file_size(size);
-        let mut batches = ParquetRecordBatchStreamBuilder::new(reader)
-            .await?
-            .build()?;
+        let mut batches = carry::file_batches(output, path, size).await?;
         while let Some(batch) = batches.try_next().await? {
             rows.extend(history::from_batch(&batch)?);
         }

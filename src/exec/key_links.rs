@@ -17,9 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, Int64Array, RecordBatch, StringArray, StringBuilder};
-#[allow(deprecated)]
-use datafusion::parquet::arrow::async_reader::ParquetObjectReader;
-use datafusion::parquet::arrow::{ArrowWriter, ParquetRecordBatchStreamBuilder};
+use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression as PqCompression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use futures::TryStreamExt;
@@ -34,6 +32,7 @@ use crate::commit::state::JobState;
 use crate::job::{Job, KeyLinksTable};
 use crate::model::{Compression, WorkItem};
 use crate::storage::Location;
+use crate::write::carry;
 
 /// Rows per record batch written.
 const BATCH_ROWS: usize = 65_536;
@@ -174,7 +173,8 @@ async fn register_one(p: &Prepared<'_>, catalog: &Catalog, run_id: &str) -> Resu
     Ok(())
 }
 
-/// The job's other versions: the one this replaced, and any a failed run left.
+/// The job's other versions: the one this replaced, and any a failed run left
+/// (on a local disk, their emptied directories too).
 async fn remove_old_versions(p: &Prepared<'_>) -> Result<()> {
     let dir = p.location.child(&p.version);
     let listing = p
@@ -182,21 +182,24 @@ async fn remove_old_versions(p: &Prepared<'_>) -> Result<()> {
         .store
         .list_with_delimiter(Some(&p.location.prefix))
         .await?;
+    let mut emptied = std::collections::BTreeSet::new();
     for old in listing.common_prefixes {
-        let is_version = old.filename().is_some_and(|n| n.starts_with("v-"));
-        if is_version && old != dir {
-            let files: Vec<ObjPath> = p
-                .location
-                .store
-                .list(Some(&old))
-                .map_ok(|m| m.location)
-                .try_collect()
-                .await?;
-            for f in files {
-                p.location.store.delete(&f).await?;
-            }
+        if !old.filename().is_some_and(|n| n.starts_with("v-")) || old == dir {
+            continue;
         }
+        let files: Vec<ObjPath> = p
+            .location
+            .store
+            .list(Some(&old))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await?;
+        for f in files {
+            p.location.store.delete(&f).await?;
+        }
+        emptied.insert(old.as_ref().to_string());
     }
+    crate::commit::cleanup::remove_empty_local_dirs(&p.location, &p.location.prefix, emptied);
     Ok(())
 }
 
@@ -221,27 +224,13 @@ async fn previous_version(
         dirs.push(dir);
     }
     for dir in dirs {
-        let files: Vec<(ObjPath, u64)> = location
-            .store
-            .list(Some(&dir))
-            .map_ok(|m| (m.location, m.size))
-            .try_collect()
-            .await?;
-        let files: Vec<_> = files
-            .into_iter()
-            .filter(|(p, _)| p.filename().is_some_and(|n| n.ends_with(".parquet")))
-            .collect();
+        let files = carry::data_files(location, &dir).await?;
         if files.is_empty() {
             continue;
         }
         let mut links = HashMap::new();
         for (path, size) in files {
-            #[allow(deprecated)]
-            let reader =
-                ParquetObjectReader::new(location.store.clone(), path).with_file_size(size);
-            let mut batches = ParquetRecordBatchStreamBuilder::new(reader)
-                .await?
-                .build()?;
+            let mut batches = carry::file_batches(location, path, size).await?;
             while let Some(batch) = batches.try_next().await? {
                 read_links(&batch, &mut links)?;
             }

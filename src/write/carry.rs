@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
+use datafusion::parquet::arrow::async_reader::ParquetRecordBatchStream;
 // Deprecated in parquet 59 for a reader of one's own (arrow-rs#10308); it is
 // still the one that reads through object_store, which this module needs.
 #[allow(deprecated)]
@@ -95,12 +96,7 @@ pub async fn carry_partition(
         Carry::Copy => out.copied = copy_files(output, &from, to, old.values, staged).await?,
         Carry::Rewrite { keep } => {
             for (path, size) in data_files(output, &from).await? {
-                #[allow(deprecated)]
-                let reader = ParquetObjectReader::new(output.store.clone(), path.clone())
-                    .with_file_size(size);
-                let mut batches = ParquetRecordBatchStreamBuilder::new(reader)
-                    .await?
-                    .build()?;
+                let mut batches = file_batches(output, path.clone(), size).await?;
                 while let Some(batch) = batches.try_next().await? {
                     let kept = without_keys(table, &batch, removed)?;
                     out.rows_dropped += (batch.num_rows() - kept.num_rows()) as u64;
@@ -233,6 +229,20 @@ fn without_keys(
 }
 
 /// The data files directly inside a directory, with their sizes.
+/// The record batches of one data file of `size` bytes, streamed (a file is
+/// never held whole): the one place that opens a Parquet file through the store.
+#[allow(deprecated)]
+pub async fn file_batches(
+    location: &Location,
+    path: ObjPath,
+    size: u64,
+) -> Result<ParquetRecordBatchStream<ParquetObjectReader>> {
+    let reader = ParquetObjectReader::new(location.store.clone(), path).with_file_size(size);
+    Ok(ParquetRecordBatchStreamBuilder::new(reader)
+        .await?
+        .build()?)
+}
+
 pub async fn data_files(output: &Location, dir: &ObjPath) -> Result<Vec<(ObjPath, u64)>> {
     let listing = output.store.list_with_delimiter(Some(dir)).await?;
     let mut files: Vec<(ObjPath, u64)> = listing
