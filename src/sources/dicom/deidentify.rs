@@ -84,14 +84,7 @@ impl Key {
 
     /// The keyed pseudonym of an identifier (32 hex digits).
     pub fn pseudonym(&self, keyword: &str, value: &str) -> String {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mac = self.mac(keyword, value.as_bytes());
-        let mut out = String::with_capacity(32);
-        for b in &mac[..16] {
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 15) as usize] as char);
-        }
-        out
+        hex(&self.mac(keyword, value.as_bytes())[..16])
     }
 
     /// The `2.25.` UID that replaces `uid`.
@@ -107,6 +100,17 @@ impl Key {
         let n = u32::from_be_bytes(mac[..4].try_into().expect("4 bytes"));
         1 + (n % 3650) as i32
     }
+}
+
+/// Bytes in lower-case hex.
+pub(super) fn hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(HEX[(b >> 4) as usize] as char);
+        out.push(HEX[(b & 15) as usize] as char);
+    }
+    out
 }
 
 fn keyed(key: &[u8]) -> Hmac<Sha256> {

@@ -29,7 +29,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 
-use super::deidentify::Key;
+use super::deidentify::{Key, hex};
 use crate::discover::KeyNames;
 
 /// File-name endings that say only that a file is DICOM (or compressed).
@@ -155,10 +155,6 @@ fn split_suffix(name: &str) -> (&str, &str) {
             None => return (stem, &name[stem.len()..]),
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
