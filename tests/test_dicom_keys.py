@@ -335,3 +335,26 @@ def test_a_listing_error_is_told_without_the_key_it_quotes(share, tmp_path):
     assert "withheld" in run.stdout + run.stderr, run.stderr
     text = run.stdout + run.stderr + everything_under(lake)
     assert not phi_in(text, files), phi_in(text, files)[:10]
+
+
+def test_links_killed_before_their_registration_catch_up_with_the_next_run(share, tmp_path):
+    """A run killed after its switch but before the links' registration: the next
+    run, which finds nothing changed and commits nothing, registers them."""
+    files = share[1]
+    root, lake, links, job = share_with_links(share, tmp_path)
+    naslake("run", job, "--output", lake, lake=lake, env=ENV)
+    extra = sorted(files)[0]
+    shutil.copyfile(root / extra, root / "NEW_PATIENT_0099.dcm")
+    killed = naslake("run", job, "--output", lake, env={**ENV, "NASLAKE_FAULT": "commit.cleanup:1"},
+                     check_codes=None)
+    assert killed.code != 0
+    names = {name_of(k): k for k in files} | {name_of("NEW_PATIENT_0099.dcm"): "NEW_PATIENT_0099.dcm"}
+    entry = json.loads((lake / "_naslake" / "catalog" / "dicom_restricted" / "dicom_key_links.json").read_text())
+    registered = pathlib.Path(entry["TableInput"]["StorageDescriptor"]["Location"].removeprefix("file://"))
+    assert name_of("NEW_PATIENT_0099.dcm") not in links_rows(registered), "still the version before"
+    quiet = naslake("run", job, "--output", lake, lake=lake, env=ENV)
+    assert quiet.report["incremental"]["nothing_changed"], quiet.report["incremental"]
+    entry = json.loads((lake / "_naslake" / "catalog" / "dicom_restricted" / "dicom_key_links.json").read_text())
+    registered = pathlib.Path(entry["TableInput"]["StorageDescriptor"]["Location"].removeprefix("file://"))
+    assert links_rows(registered) == names
+    assert len(list((links / "dicom_test").iterdir())) == 1

@@ -88,7 +88,7 @@ impl Decided<'_> {
                 .commit(tables, manifest, staged, started)
                 .await
                 .map(Some),
-            Ok(None) => Ok(None),
+            Ok(None) => self.catch_up_links().await.map(|()| None),
             Err(e) => Err(e),
         };
         let output = &self.setup.output;
@@ -142,6 +142,23 @@ impl Decided<'_> {
         finish_report(&mut report, started, output).await;
         info!(run_id = %run_id, status = %report.status, rows_out = report.totals.rows_out, "run finished");
         RunOutcome { report, exit_code }
+    }
+
+    /// A run that commits nothing: the key links catch up with the last commit.
+    async fn catch_up_links(&self) -> Result<()> {
+        let s = self.setup;
+        if s.job.key_links.is_empty() {
+            return Ok(());
+        }
+        let base_run = self.state_dir.current_run().await?;
+        key_links::catch_up(
+            &s.job,
+            &s.catalog,
+            &s.database,
+            base_run.as_deref(),
+            &self.warnings,
+        )
+        .await
     }
 
     /// Prepares the switch, builds the state it commits, and applies both.

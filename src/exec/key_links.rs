@@ -140,6 +140,50 @@ pub async fn register(
     }
 }
 
+/// A run that commits nothing (nothing changed) registers the last committed
+/// run's version when that run did not live to (killed between its switch and
+/// the registration, or its registration failed): the links catch up with the
+/// tables without waiting for a change.
+pub async fn catch_up(
+    job: &Job,
+    catalog: &Catalog,
+    database: &str,
+    base_run: Option<&str>,
+    warnings: &Warnings,
+) -> Result<()> {
+    let Some(base) = base_run else {
+        return Ok(());
+    };
+    let mut pending = Vec::new();
+    for table in &job.key_links {
+        let location = job_location(job, table)?;
+        let database = table
+            .database
+            .clone()
+            .unwrap_or_else(|| database.to_string());
+        let version = format!("v-{base}");
+        let dir = location.child(&version);
+        let before = catalog.get(&database, &table.name).await?;
+        let registered = before
+            .as_ref()
+            .and_then(|b| location.key_of_url(&b.table_input.storage_descriptor.location));
+        if registered.as_ref() == Some(&dir) || carry::data_files(&location, &dir).await?.is_empty()
+        {
+            continue;
+        }
+        pending.push(Prepared {
+            table,
+            location,
+            database,
+            version,
+            before,
+            rows: 0,
+        });
+    }
+    register(pending, catalog, base, warnings).await;
+    Ok(())
+}
+
 async fn register_one(p: &Prepared<'_>, catalog: &Catalog, run_id: &str) -> Result<()> {
     let dir = p.location.child(&p.version);
     let url = format!("{}/", p.location.url_of(&dir));
