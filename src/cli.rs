@@ -52,6 +52,16 @@ enum Command {
         #[command(subcommand)]
         action: CatalogAction,
     },
+    /// Print a `[sources.NAME]` block that reads a file no job describes yet (its
+    /// encoding, delimiter, preamble, columns and their types), for a person to
+    /// review and paste into a job spec. Reads at most the file's first 4 MiB.
+    Sniff {
+        /// The file: a local path or any address `run` takes.
+        url: String,
+        /// The source's name in the block (default: the file's name in snake_case).
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// The DICOM kind's tools.
     Dicom {
         #[command(subcommand)]
@@ -439,6 +449,28 @@ async fn dispatch(command: Command, output: Output) -> Result<i32, Error> {
                 Ok(EXIT_OK)
             }
         },
+        Command::Sniff { url, name } => {
+            let sampled = crate::sources::sniff::sample(&url).await?;
+            let sample = crate::sources::sniff::Sample {
+                head: &sampled.head,
+                truncated: sampled.truncated,
+                file_name: &sampled.file_name,
+                name: name.as_deref(),
+            };
+            match crate::sources::Registry::builtin().sniff(&sample) {
+                Some(Ok(found)) => {
+                    for remark in &found.remarks {
+                        eprintln!("{remark}");
+                    }
+                    out(&found.block)?;
+                    Ok(EXIT_OK)
+                }
+                Some(Err(why)) => Err(Error::config(format!("{url}: {why}"))),
+                None => Err(Error::config(format!(
+                    "{url}: no source kind can describe this file"
+                ))),
+            }
+        }
         Command::Dicom {
             action: DicomAction::Locate { name, input },
         } => {

@@ -33,13 +33,16 @@ def corpus(root):
     expected = {f"long/{k}": v[1] for k, v in files.items()}
     # A line that is not UTF-8 in an otherwise good file.
     (d / "latin1_line.csv").write_bytes((HEADER + GOOD).encode() + "s2,2024-05-01T00:00:00Z,1,temp\xe9rature,degC\n".encode("latin-1") + GOOD.encode())
-    expected["long/latin1_line.csv"] = [(3, "not valid UTF-8")]
+    expected["long/latin1_line.csv"] = [(3, "line has bytes that are not valid UTF-8")]
     # A header that is not UTF-8: the file is rejected whole.
     (d / "latin1_header.csv").write_bytes("sensor_id,timestamp,valu\xe9,metric_name,unit\n".encode("latin-1") + GOOD.encode())
-    expected["long/latin1_header.csv"] = [(None, "header line is not UTF-8")]
-    # A file that is not UTF-8 at all.
+    expected["long/latin1_header.csv"] = [(None, "header line is not valid UTF-8; set `csv.encoding`")]
+    # UTF-16 with a byte order mark: the mark decides, whatever the source declares.
     (d / "utf16.csv").write_bytes((HEADER + GOOD).encode("utf-16"))
-    expected["long/utf16.csv"] = [(None, "binary content")]
+    expected["long/utf16.csv"] = []
+    # UTF-16 without one is not text in the declared UTF-8.
+    (d / "utf16_no_bom.csv").write_bytes((HEADER + GOOD).encode("utf-16-le"))
+    expected["long/utf16_no_bom.csv"] = [(None, "binary content")]
     # Binary junk.
     (d / "junk.csv").write_bytes(bytes(range(256)) * 64)
     expected["long/junk.csv"] = [(None, "binary content")]

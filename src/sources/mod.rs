@@ -26,6 +26,7 @@ pub mod dicom;
 pub mod host;
 pub mod image;
 pub mod object;
+pub mod sniff;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -155,6 +156,13 @@ pub trait Source: Debug + Send + Sync + Sized + 'static {
     ) -> BoxFuture<'a, std::result::Result<Option<Arc<dyn KeyNames>>, String>> {
         let _ = prefix;
         Box::pin(async { Ok(None) })
+    }
+
+    /// The `[sources.NAME]` block that reads a file this kind recognises, for
+    /// `naslake sniff`; `None` (the default) when the kind describes no files.
+    fn sniff(sample: &sniff::Sample<'_>) -> Option<std::result::Result<sniff::Sniffed, String>> {
+        let _ = sample;
+        None
     }
 
     /// Discovery of a kind whose `SUFFIXES` is `None`; returns where it looked.
@@ -327,11 +335,19 @@ impl<S: Source> AnySource for Configured<S> {
 }
 
 type Configure = fn(&str, &SourceSpec) -> std::result::Result<Arc<dyn AnySource>, String>;
+type Sniff = fn(&sniff::Sample<'_>) -> Option<std::result::Result<sniff::Sniffed, String>>;
 
 /// The source kinds a run can use, by `format`.
 #[derive(Clone, Default)]
 pub struct Registry {
-    kinds: Vec<(&'static str, Configure)>,
+    kinds: Vec<Kind>,
+}
+
+#[derive(Clone)]
+struct Kind {
+    format: &'static str,
+    configure: Configure,
+    sniff: Sniff,
 }
 
 impl Registry {
@@ -346,13 +362,26 @@ impl Registry {
 
     /// Adds a kind (a later kind of the same format replaces an earlier one).
     pub fn with<S: Source>(mut self) -> Self {
-        self.kinds.retain(|(f, _)| *f != S::FORMAT);
-        self.kinds.push((S::FORMAT, configure::<S>));
+        self.kinds.retain(|k| k.format != S::FORMAT);
+        self.kinds.push(Kind {
+            format: S::FORMAT,
+            configure: configure::<S>,
+            sniff: S::sniff,
+        });
         self
     }
 
     pub fn formats(&self) -> Vec<&'static str> {
-        self.kinds.iter().map(|(f, _)| *f).collect()
+        self.kinds.iter().map(|k| k.format).collect()
+    }
+
+    /// The block of the first kind that describes the sampled file; `None` when no
+    /// kind does.
+    pub fn sniff(
+        &self,
+        sample: &sniff::Sample<'_>,
+    ) -> Option<std::result::Result<sniff::Sniffed, String>> {
+        self.kinds.iter().find_map(|k| (k.sniff)(sample))
     }
 
     /// Configures source `name` of a spec; errors name the key at fault (relative
@@ -362,8 +391,8 @@ impl Registry {
         name: &str,
         spec: &SourceSpec,
     ) -> std::result::Result<Arc<dyn AnySource>, String> {
-        match self.kinds.iter().find(|(f, _)| *f == spec.format) {
-            Some((_, configure)) => configure(name, spec),
+        match self.kinds.iter().find(|k| k.format == spec.format) {
+            Some(kind) => (kind.configure)(name, spec),
             None => Err(format!(
                 "`format` is `{}`; known source kinds: {}",
                 spec.format,

@@ -1,8 +1,8 @@
 //! The CSV source: typed, validated, lossless extraction of CSV logs.
 //!
 //! ```text
-//!  reader thread (one per source)            parsers (DataFusion partitions)
-//!  object → gunzip → header check → split ──► chunk ──► csv-core + typed builders ──► RecordBatch
+//!  reader thread (one per source)                        parsers (DataFusion partitions)
+//!  object → gunzip → decode → preamble, header check → split ──► chunk ──► csv-core + typed builders ──► RecordBatch
 //!                 │ (whole-file rejects)                 │ (row rejects)
 //!                 └──────────────────────────────────────┴──► rejects channel
 //! ```
@@ -11,10 +11,13 @@
 //! expensive part, parsing and typing, runs on every core even for one big file.
 //! Channels between the stages are bounded: memory does not grow with input size.
 
+pub mod decode;
+pub mod instants;
 pub mod marks;
 pub mod options;
 pub mod parse;
 pub mod reader;
+pub mod sniff;
 pub mod split;
 pub mod timestamp;
 
@@ -22,18 +25,24 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, Int64Builder, RecordBatch, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use encoding_rs::Encoding;
 
 use crate::discover::ItemStats;
 
 use crate::model::WorkItem;
 use crate::model::schema::TableSchema;
 use crate::sources::{Emitter, ItemInput, ReadError, Source};
+use instants::{DateRule, TimestampRule};
 pub use options::{CsvFormat, CsvOptions, InputColumn, InputType, TimestampFormat};
 use parse::ChunkParser;
 use reader::{ReaderSink, StorageError};
 
 /// The per-file counter of empty lines between records (they are not rows).
 pub const BLANK_LINES: &str = "blank_lines";
+
+/// The per-file counter of lines dropped on purpose: the preamble (`skip_lines`),
+/// the lines after the header (`skip_after_header`) and comment lines.
+pub const LINES_SKIPPED: &str = "lines_skipped";
 
 /// Longest raw line kept in a rejects row; the full length is recorded beside it.
 pub const MAX_RAW_BYTES: usize = 4096;
@@ -58,7 +67,7 @@ impl Source for CsvSource {
     fn new(name: &str, options: CsvOptions) -> Result<Self, String> {
         options.check()?;
         Ok(CsvSource {
-            layout: Arc::new(CsvLayout::new(name, &options)),
+            layout: Arc::new(CsvLayout::new(name, &options)?),
         })
     }
 
@@ -108,6 +117,20 @@ impl Source for CsvSource {
     fn parser(&self) -> ChunkParser {
         ChunkParser::new(self.layout.clone())
     }
+
+    fn sniff(
+        sample: &crate::sources::sniff::Sample<'_>,
+    ) -> Option<Result<crate::sources::sniff::Sniffed, String>> {
+        let found = sniff::sniff(sample.head, sample.truncated, sample.file_name, sample.name);
+        Some(
+            found
+                .map(|s| crate::sources::sniff::Sniffed {
+                    block: s.block,
+                    remarks: s.remarks,
+                })
+                .map_err(|e| e.to_string()),
+        )
+    }
 }
 
 impl ReaderSink for Emitter<'_, CsvSource> {
@@ -128,6 +151,9 @@ pub struct Reject {
     pub line_number: Option<i64>,
     /// The raw bytes, cut at [`MAX_RAW_BYTES`].
     pub raw: Vec<u8>,
+    /// `raw` is decoded text in which bytes that did not decode are escaped
+    /// ([`decode::MARK`]).
+    pub decoded: bool,
     /// Length of the whole raw record (or of what could not be read).
     pub raw_bytes: u64,
     pub reason: String,
@@ -147,13 +173,20 @@ impl Reject {
             line_number: line_number.map(|n| n as i64),
             raw: raw[..raw.len().min(MAX_RAW_BYTES)].to_vec(),
             raw_bytes: raw.len() as u64,
+            decoded: false,
             reason,
         }
     }
+
+    /// Marks `raw` as text decoded from another encoding.
+    pub fn decoded(mut self, decoded: bool) -> Self {
+        self.decoded = decoded;
+        self
+    }
 }
 
-/// Builds a rejects batch. Raw bytes that are not UTF-8 are kept readable with
-/// U+FFFD replacement characters (the reason says the line was not UTF-8).
+/// Builds a rejects batch. Raw bytes that are not UTF-8 (or did not decode) are
+/// shown as `\xNN`, never as a replacement character (the reason says why).
 pub fn rejects_batch(rejects: &[Reject]) -> RecordBatch {
     let mut source = StringBuilder::new();
     let mut key = StringBuilder::new();
@@ -165,7 +198,7 @@ pub fn rejects_batch(rejects: &[Reject]) -> RecordBatch {
         source.append_value(&r.source);
         key.append_value(&r.source_key);
         line.append_option(r.line_number);
-        raw.append_value(String::from_utf8_lossy(&r.raw));
+        raw.append_value(decode::shown(&r.raw, r.decoded));
         raw_bytes.append_value(r.raw_bytes as i64);
         reason.append_value(&r.reason);
     }
@@ -192,12 +225,57 @@ pub struct CsvLayout {
     pub quote: u8,
     pub header: bool,
     pub max_record_bytes: usize,
+    /// The declared encoding (a byte order mark overrides it per file).
+    pub encoding: &'static Encoding,
+    pub skip_lines: u64,
+    pub skip_after_header: u64,
+    pub comment: Option<Vec<u8>>,
+    pub decimal_comma: bool,
+    pub nulls: NullTexts,
+    /// Per declared column: how a timestamp column's cells are read.
+    pub timestamps: Vec<Option<TimestampRule>>,
+    /// Per declared column: how a date column's cells are read.
+    pub dates: Vec<Option<DateRule>>,
     /// Declared columns plus `source_key` and `line_number`.
     pub schema: SchemaRef,
 }
 
+/// Cell texts that mean NULL.
+#[derive(Debug, Clone)]
+pub struct NullTexts {
+    /// An empty cell (a whitespace-only one in a typed column) is NULL.
+    pub empty: bool,
+    /// The other texts, compared after trimming.
+    texts: Vec<Vec<u8>>,
+}
+
+impl NullTexts {
+    pub fn new(values: &[String]) -> Self {
+        NullTexts {
+            empty: values.iter().any(|v| v.trim().is_empty()),
+            texts: values
+                .iter()
+                .map(|v| v.trim().as_bytes().to_vec())
+                .filter(|v| !v.is_empty())
+                .collect(),
+        }
+    }
+
+    pub fn has_texts(&self) -> bool {
+        !self.texts.is_empty()
+    }
+
+    /// `trimmed` is one of the texts other than the empty one.
+    pub fn is_text(&self, trimmed: &[u8]) -> bool {
+        self.texts.iter().any(|t| t == trimmed)
+    }
+}
+
 impl CsvLayout {
-    pub fn new(source: &str, options: &CsvOptions) -> Self {
+    /// The layout of a checked source; errors name the key (a pattern, a zone or
+    /// an encoding that does not exist).
+    pub fn new(source: &str, options: &CsvOptions) -> Result<Self, String> {
+        let csv = &options.csv;
         let mut fields: Vec<Field> = options
             .columns
             .iter()
@@ -205,19 +283,42 @@ impl CsvLayout {
             .collect();
         fields.push(Field::new("source_key", DataType::Utf8, false));
         fields.push(Field::new("line_number", DataType::Int64, false));
-        CsvLayout {
+        let encoding = Encoding::for_label(csv.encoding.trim().as_bytes()).ok_or_else(|| {
+            format!(
+                "`csv.encoding`: {:?} is not a label of the WHATWG Encoding Standard (e.g. \"utf-8\", \"shift_jis\", \"windows-1252\", \"utf-16le\")",
+                csv.encoding
+            )
+        })?;
+        let in_column = |c: &InputColumn, e: String| format!("`columns`: `{}`: {e}", c.name);
+        let mut timestamps = Vec::with_capacity(options.columns.len());
+        let mut dates = Vec::with_capacity(options.columns.len());
+        for c in &options.columns {
+            timestamps.push(match c.kind {
+                InputType::Timestamp => Some(TimestampRule::new(c).map_err(|e| in_column(c, e))?),
+                _ => None,
+            });
+            dates.push(match c.kind {
+                InputType::Date => Some(DateRule::new(c).map_err(|e| in_column(c, e))?),
+                _ => None,
+            });
+        }
+        Ok(CsvLayout {
             source: source.into(),
             columns: options.columns.clone(),
-            delimiter: options.csv.delimiter.as_bytes()[0],
-            quote: options.csv.quote.as_bytes()[0],
-            header: options.csv.header,
-            max_record_bytes: options.csv.max_record_bytes.as_u64() as usize,
+            delimiter: csv.delimiter.as_bytes()[0],
+            quote: csv.quote.as_bytes()[0],
+            header: csv.header,
+            max_record_bytes: csv.max_record_bytes.as_u64() as usize,
+            encoding,
+            skip_lines: csv.skip_lines,
+            skip_after_header: csv.skip_after_header,
+            comment: csv.comment.as_ref().map(|c| c.as_bytes().to_vec()),
+            decimal_comma: csv.decimal == ",",
+            nulls: NullTexts::new(&csv.null_values),
+            timestamps,
+            dates,
             schema: Arc::new(Schema::new(fields)),
-        }
-    }
-
-    pub fn timestamp_format(&self, col: usize) -> TimestampFormat {
-        self.columns[col].timestamp_format
+        })
     }
 }
 
@@ -228,7 +329,20 @@ fn arrow_input_type(t: InputType) -> DataType {
         InputType::Double => DataType::Float64,
         InputType::Boolean => DataType::Boolean,
         InputType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        InputType::Date => DataType::Date32,
     }
+}
+
+/// In [`FileCtx::field_to_column`]: the field fills no declared column by itself
+/// (a `from` column reads it).
+pub const NOT_A_COLUMN: usize = usize::MAX;
+
+/// A column built from several fields of a record (`from`).
+#[derive(Debug, Clone)]
+pub struct Join {
+    pub column: usize,
+    /// The fields, in the order they are joined.
+    pub fields: Vec<usize>,
 }
 
 /// One input file as the parsers see it.
@@ -236,8 +350,13 @@ fn arrow_input_type(t: InputType) -> DataType {
 pub struct FileCtx {
     pub source_key: Arc<str>,
     pub stats: Arc<ItemStats>,
-    /// For each field of a record in this file, the declared column it fills.
+    /// For each field of a record in this file, the declared column it fills, or
+    /// [`NOT_A_COLUMN`].
     pub field_to_column: Vec<usize>,
+    /// Columns built from several fields.
+    pub joins: Vec<Join>,
+    /// The encoding the file was decoded from (`None`: read as UTF-8).
+    pub decoded_from: Option<&'static Encoding>,
 }
 
 /// Whole records of one file, starting at line `first_line`.
@@ -274,7 +393,7 @@ mod tests {
             "#,
         )
         .unwrap();
-        let mut layout = CsvLayout::new("s", &options);
+        let mut layout = CsvLayout::new("s", &options).unwrap();
         layout.max_record_bytes = max_record_bytes;
         Arc::new(layout)
     }
@@ -395,6 +514,8 @@ mod tests {
                 source_key: "k".into(),
                 stats: stats.clone(),
                 field_to_column: vec![0, 1, 2],
+                joins: vec![],
+                decoded_from: None,
             }),
             data: data.to_vec(),
             first_line: 2,

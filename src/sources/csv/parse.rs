@@ -9,16 +9,16 @@ use std::sync::Arc;
 use csv_core::ReadRecordResult;
 use datafusion::arrow::array::builder::NullBufferBuilder;
 use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int64Array, Int64Builder, RecordBatch, StringArray,
-    TimestampMicrosecondBuilder,
+    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Array, Int64Builder, RecordBatch,
+    StringArray, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 
 use super::marks::Marks;
 use super::options::InputType;
 use super::reader::trim_eol;
-use super::timestamp::{DateCache, parse_timestamp_with};
-use super::{BLANK_LINES, Chunk, CsvLayout, Reject};
+use super::timestamp::DateCache;
+use super::{BLANK_LINES, Chunk, CsvLayout, FileCtx, LINES_SKIPPED, NOT_A_COLUMN, Reject};
 use crate::sources::Parsed as SourceParsed;
 
 /// Parses chunks of one source; keeps its scratch buffers between chunks.
@@ -32,6 +32,8 @@ pub struct ChunkParser {
     marks: Marks,
     /// Per declared column, the date its last timestamp began with.
     dates: Vec<DateCache>,
+    /// Scratch space for a value joined from several fields (`from`).
+    joined: Vec<u8>,
 }
 
 /// A field value that passed validation, waiting for the rest of its record.
@@ -44,6 +46,7 @@ enum Staged {
     Float(f64),
     Bool(bool),
     Ts(i64),
+    Date(i32),
 }
 
 enum Builder {
@@ -52,6 +55,7 @@ enum Builder {
     Float(Float64Builder),
     Bool(BooleanBuilder),
     Ts(TimestampMicrosecondBuilder),
+    Date(Date32Builder),
 }
 
 pub struct Parsed {
@@ -70,6 +74,7 @@ impl ChunkParser {
             fast_path: true,
             marks: Marks::default(),
             dates: vec![DateCache::default(); n],
+            joined: Vec::new(),
         }
     }
 
@@ -101,6 +106,7 @@ impl ChunkParser {
                 InputType::Timestamp => Builder::Ts(
                     TimestampMicrosecondBuilder::with_capacity(cap).with_timezone("UTC"),
                 ),
+                InputType::Date => Builder::Date(Date32Builder::with_capacity(cap)),
             })
             .collect();
         let mut rows = Rows {
@@ -109,6 +115,7 @@ impl ChunkParser {
             rejects: Vec::new(),
         };
         let mut blank_lines = 0u64;
+        let mut comment_lines = 0u64;
         let chunk_is_utf8 = simdutf8::basic::from_utf8(data).is_ok();
 
         if self.out.len() < data.len() + 1 {
@@ -125,6 +132,15 @@ impl ChunkParser {
             self.marks.scan(data, layout.delimiter, layout.quote);
         }
         while pos < data.len() {
+            if let Some(prefix) = &layout.comment
+                && let Some(skip) = comment_line_at(data, pos, prefix)
+            {
+                blank_lines += skip.blank_lines;
+                comment_lines += 1;
+                line += skip.newlines;
+                pos = skip.end;
+                continue;
+            }
             // Fast path: a line with no stray carriage return is split at the
             // delimiters the chunk's masks mark ([`Marks`]), straight from the chunk
             // when it has no quote, through `unquote_fields` when its quotes only
@@ -172,7 +188,7 @@ impl ChunkParser {
                     let record_line = line;
                     line += u64::from(simple.has_newline);
                     pos = simple.line_end;
-                    let verdict = check_record(ndelims + 1, nfields, chunk_is_utf8, content)
+                    let verdict = check_record(ndelims + 1, nfields, chunk_is_utf8, content, file)
                         .and_then(|()| {
                             if gap == 1 {
                                 self.ends[nfields - 1] = content.len();
@@ -180,8 +196,9 @@ impl ChunkParser {
                             stage(
                                 &mut self.staged,
                                 &mut self.dates,
+                                &mut self.joined,
                                 &layout,
-                                &file.field_to_column,
+                                file,
                                 src,
                                 &self.ends,
                                 gap,
@@ -194,7 +211,7 @@ impl ChunkParser {
                         content,
                         record_line,
                         &layout,
-                        &file.source_key,
+                        file,
                     );
                     continue;
                 }
@@ -248,17 +265,19 @@ impl ChunkParser {
             line += count_newlines(record);
             let raw = trim_eol(&record[lead..]);
 
-            let verdict = check_record(total_fields, nfields, chunk_is_utf8, raw).and_then(|()| {
-                stage(
-                    &mut self.staged,
-                    &mut self.dates,
-                    &layout,
-                    &file.field_to_column,
-                    &self.out,
-                    &self.ends,
-                    0,
-                )
-            });
+            let verdict =
+                check_record(total_fields, nfields, chunk_is_utf8, raw, file).and_then(|()| {
+                    stage(
+                        &mut self.staged,
+                        &mut self.dates,
+                        &mut self.joined,
+                        &layout,
+                        file,
+                        &self.out,
+                        &self.ends,
+                        0,
+                    )
+                });
             rows.keep_or_reject(
                 verdict,
                 &self.staged,
@@ -266,7 +285,7 @@ impl ChunkParser {
                 raw,
                 record_line,
                 &layout,
-                &file.source_key,
+                file,
             );
         }
         let Rows {
@@ -280,6 +299,9 @@ impl ChunkParser {
         if blank_lines > 0 {
             file.stats.note(BLANK_LINES, blank_lines);
         }
+        if comment_lines > 0 {
+            file.stats.note(LINES_SKIPPED, comment_lines);
+        }
 
         let mut columns: Vec<ArrayRef> = builders
             .into_iter()
@@ -290,6 +312,7 @@ impl ChunkParser {
                     Builder::Float(mut b) => Arc::new(b.finish()),
                     Builder::Bool(mut b) => Arc::new(b.finish()),
                     Builder::Ts(mut b) => Arc::new(b.finish()),
+                    Builder::Date(mut b) => Arc::new(b.finish()),
                 }
             })
             .collect();
@@ -322,39 +345,71 @@ impl Rows {
         raw: &[u8],
         line: u64,
         layout: &CsvLayout,
-        source_key: &Arc<str>,
+        file: &FileCtx,
     ) {
         match verdict {
             Ok(()) => {
                 append(&mut self.builders, staged, src);
                 self.line_numbers.push(line as i64);
             }
-            Err(reason) => self.rejects.push(Reject::new(
-                &layout.source,
-                source_key,
-                Some(line),
-                raw,
-                reason,
-            )),
+            Err(reason) => self.rejects.push(
+                Reject::new(&layout.source, &file.source_key, Some(line), raw, reason)
+                    .decoded(file.decoded_from.is_some()),
+            ),
         }
     }
 }
 
 /// The checks before a record's fields are typed: field count, then encoding (only
-/// when the chunk as a whole is not UTF-8).
+/// when the chunk as a whole is not UTF-8: in a decoded file, bytes that did not
+/// decode are what makes a line not UTF-8, see [`super::decode`]).
 fn check_record(
     found: usize,
     expected: usize,
     chunk_is_utf8: bool,
     raw: &[u8],
+    file: &FileCtx,
 ) -> Result<(), String> {
     if found != expected {
         Err(format!("expected {expected} fields, found {found}"))
     } else if !chunk_is_utf8 && simdutf8::basic::from_utf8(raw).is_err() {
-        Err("line is not valid UTF-8".to_string())
+        let encoding = file.decoded_from.map_or("UTF-8", |e| e.name());
+        Err(format!("line has bytes that are not valid {encoding}"))
     } else {
         Ok(())
     }
+}
+
+/// A comment line (or blank lines, then one) at `pos`, which the parser skips.
+struct CommentLine {
+    /// Where the next line starts.
+    end: usize,
+    /// Line breaks from `pos` to `end`.
+    newlines: u64,
+    /// Blank lines before the comment (less a CRLF's tail, as the parser counts them).
+    blank_lines: u64,
+}
+
+/// A line is a comment when it starts with the prefix, right after a line break or
+/// at the chunk's start (the splitter's rule, so chunks are cut the same way).
+fn comment_line_at(data: &[u8], pos: usize, prefix: &[u8]) -> Option<CommentLine> {
+    let start = pos
+        + data[pos..]
+            .iter()
+            .take_while(|b| matches!(b, b'\r' | b'\n'))
+            .count();
+    let at_line_start = start == 0 || data[start - 1] == b'\n';
+    if !at_line_start || !data[start..].starts_with(prefix) {
+        return None;
+    }
+    let lead = count_newlines(&data[pos..start]);
+    let crlf_tail = lead > 0 && pos > 0 && data[pos - 1] == b'\r';
+    let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |i| start + i + 1);
+    Some(CommentLine {
+        end,
+        newlines: lead + u64::from(data[end - 1] == b'\n'),
+        blank_lines: lead - u64::from(crlf_tail),
+    })
 }
 
 /// Unquotes a line whose quotes all enclose whole fields, with none inside them
@@ -400,44 +455,82 @@ fn unquote_fields(
 
 /// Validates and converts the fields of one record into `staged`. Field `i` ends at
 /// `ends[i]` in `src` and starts `gap` bytes after the previous one ends (csv-core's
-/// unescaped output has no gap; a plain line has one delimiter byte).
+/// unescaped output has no gap; a plain line has one delimiter byte). Columns built
+/// from several fields (`from`) are converted last, from their fields joined by a
+/// space.
+#[allow(clippy::too_many_arguments)]
 fn stage(
     staged: &mut [Staged],
     dates: &mut [DateCache],
+    joined: &mut Vec<u8>,
     layout: &CsvLayout,
-    field_to_column: &[usize],
+    file: &FileCtx,
     src: &[u8],
     ends: &[usize],
     gap: usize,
 ) -> Result<(), String> {
     let mut start = 0;
-    for (i, &col) in field_to_column.iter().enumerate() {
+    for (i, &col) in file.field_to_column.iter().enumerate() {
         let end = ends[i];
-        let bytes = &src[start..end];
-        let spec = &layout.columns[col];
-        staged[col] = if bytes.is_empty() {
-            if !spec.nullable {
-                return Err(format!("column `{}` is empty but required", spec.name));
-            }
-            Staged::Null
-        } else {
-            match spec.kind {
-                InputType::String => Staged::Str(start, end),
-                other => {
-                    let text = trim_ascii(bytes);
-                    if text.is_empty() && spec.nullable {
-                        Staged::Null
-                    } else {
-                        convert(other, text, layout, col, &mut dates[col]).map_err(|why| {
-                            format!("column `{}`: {} {why}", spec.name, shown(text))
-                        })?
-                    }
-                }
-            }
-        };
+        if col != NOT_A_COLUMN {
+            staged[col] = stage_field(layout, col, src, start, end, &mut dates[col])?;
+        }
         start = end + gap;
     }
+    for join in &file.joins {
+        joined.clear();
+        for (k, &field) in join.fields.iter().enumerate() {
+            let from = if field == 0 { 0 } else { ends[field - 1] + gap };
+            if k > 0 {
+                joined.push(b' ');
+            }
+            joined.extend_from_slice(&src[from..ends[field]]);
+        }
+        let col = join.column;
+        staged[col] = stage_field(layout, col, joined, 0, joined.len(), &mut dates[col])?;
+    }
     Ok(())
+}
+
+/// One field (`src[start..end]`) of column `col`, validated and converted.
+fn stage_field(
+    layout: &CsvLayout,
+    col: usize,
+    src: &[u8],
+    start: usize,
+    end: usize,
+    dates: &mut DateCache,
+) -> Result<Staged, String> {
+    let bytes = &src[start..end];
+    let spec = &layout.columns[col];
+    let nulls = &layout.nulls;
+    // A string keeps its spaces: it is empty only when nothing is between the
+    // delimiters. Null markers are compared trimmed, in every column.
+    let text = if spec.kind == InputType::String {
+        bytes
+    } else {
+        trim_ascii(bytes)
+    };
+    let null =
+        (text.is_empty() && nulls.empty) || (nulls.has_texts() && nulls.is_text(trim_ascii(bytes)));
+    if null {
+        return if spec.nullable {
+            Ok(Staged::Null)
+        } else if text.is_empty() {
+            Err(format!("column `{}` is empty but required", spec.name))
+        } else {
+            Err(format!(
+                "column `{}` is NULL ({}) but required",
+                spec.name,
+                shown(text)
+            ))
+        };
+    }
+    match spec.kind {
+        InputType::String => Ok(Staged::Str(start, end)),
+        other => convert(other, text, layout, col, dates)
+            .map_err(|why| format!("column `{}`: {} {why}", spec.name, shown(text))),
+    }
 }
 
 fn convert(
@@ -447,8 +540,9 @@ fn convert(
     col: usize,
     dates: &mut DateCache,
 ) -> Result<Staged, String> {
-    // Non-ASCII bytes can never form a valid number, boolean or timestamp; checking
-    // for ASCII is cheaper than UTF-8 validation and makes the conversion below sound.
+    // Non-ASCII bytes can never form a valid number, boolean or timestamp (chrono's
+    // patterns included: their month and day names are English); checking for
+    // ASCII is cheaper than UTF-8 validation and makes the conversion below sound.
     if !text.is_ascii() {
         return Err("contains non-ASCII characters".into());
     }
@@ -457,7 +551,11 @@ fn convert(
     Ok(match kind {
         InputType::Bigint => Staged::Int(s.parse().map_err(|_| "is not an integer".to_string())?),
         InputType::Double => {
-            let v: f64 = s.parse().map_err(|_| "is not a number".to_string())?;
+            let v = if layout.decimal_comma {
+                parse_decimal_comma(text)?
+            } else {
+                s.parse().map_err(|_| "is not a number".to_string())?
+            };
             if !v.is_finite() {
                 return Err("is not a finite number".into());
             }
@@ -468,12 +566,46 @@ fn convert(
             "false" | "f" | "no" | "n" | "0" => false,
             _ => return Err("is not a boolean (true/false, yes/no, 1/0)".into()),
         }),
-        InputType::Timestamp => Staged::Ts(
-            parse_timestamp_with(text, layout.timestamp_format(col), dates)
-                .map_err(|e| format!("is not a valid timestamp: {e}"))?,
-        ),
+        InputType::Timestamp => {
+            let rule = layout.timestamps[col]
+                .as_ref()
+                .expect("every timestamp column has a rule (CsvLayout::new)");
+            Staged::Ts(
+                rule.parse(s, dates)
+                    .map_err(|e| format!("is not a valid timestamp: {e}"))?,
+            )
+        }
+        InputType::Date => {
+            let rule = layout.dates[col]
+                .as_ref()
+                .expect("every date column has a rule (CsvLayout::new)");
+            Staged::Date(
+                rule.parse(s)
+                    .map_err(|e| format!("is not a valid date: {e}"))?,
+            )
+        }
         InputType::String => unreachable!("strings are staged without conversion"),
     })
+}
+
+/// A number written with a decimal comma (`-12,5`, `1e3`). A `.` is refused rather
+/// than read: in such files it groups thousands (`1.234,5`), and a value read as
+/// 1.234 would be wrong without a trace.
+fn parse_decimal_comma(text: &[u8]) -> Result<f64, String> {
+    if text.contains(&b'.') {
+        return Err("is not a number (the decimal separator is `,`)".into());
+    }
+    let mut buf = [0u8; 64];
+    let Some(dst) = buf.get_mut(..text.len()) else {
+        return Err("is not a number".into());
+    };
+    for (d, &b) in dst.iter_mut().zip(text) {
+        *d = if b == b',' { b'.' } else { b };
+    }
+    std::str::from_utf8(dst)
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| "is not a number".to_string())
 }
 
 fn append(builders: &mut [Builder], staged: &[Staged], out: &[u8]) {
@@ -489,6 +621,8 @@ fn append(builders: &mut [Builder], staged: &[Staged], out: &[u8]) {
             (Builder::Bool(b), _) => b.append_null(),
             (Builder::Ts(b), Staged::Ts(v)) => b.append_value(v),
             (Builder::Ts(b), _) => b.append_null(),
+            (Builder::Date(b), Staged::Date(v)) => b.append_value(v),
+            (Builder::Date(b), _) => b.append_null(),
         }
     }
 }

@@ -1,9 +1,14 @@
-//! The reader stage: one file at a time, sequentially. It decompresses, checks that
-//! the file is CSV text at all, matches the header to the declared columns and
-//! cuts the byte stream into chunks of whole records for the parsers.
+//! The reader stage: one file at a time, sequentially. It decompresses, decodes
+//! the file's encoding to UTF-8 ([`super::decode`]), checks that the file is text at
+//! all, drops the preamble, matches the header to the declared columns, drops the
+//! lines after it that are not data, and cuts the byte stream into chunks of whole
+//! records for the parsers.
 //!
-//! Whole-file problems (empty, binary, not UTF-8, wrong header, corrupt gzip) and
-//! records too long to buffer are rejected here; everything else is the parsers'.
+//! Whole-file problems (empty, binary, a header that does not decode or does not
+//! match, corrupt gzip) and records too long to buffer are rejected here;
+//! everything else is the parsers'. Lines dropped on purpose (preamble, comment
+//! lines before the header, lines after it) are counted as `lines_skipped`; line
+//! numbers stay physical.
 //!
 //! Skipping a record too long to hold follows quotes exactly as csv-core does, so
 //! reading resumes at the next record, never inside a quoted field. Only at the end
@@ -13,8 +18,11 @@
 use std::io::{ErrorKind, Read};
 use std::sync::Arc;
 
+use encoding_rs::Encoding;
+
+use super::decode;
 use super::split::Splitter;
-use super::{Chunk, CsvLayout, FileCtx, Reject};
+use super::{Chunk, CsvLayout, FileCtx, Join, LINES_SKIPPED, NOT_A_COLUMN, Reject};
 use crate::discover::ItemStats;
 use crate::sources::ReadError;
 
@@ -92,8 +100,43 @@ pub fn read_file_in_chunks(
         chunk_bytes,
         read_bytes,
         grew_to,
+        decoded_from: None,
     };
+    // The first bytes say whether a byte order mark overrides the declared encoding.
+    let mut head = [0u8; 4];
+    let n = match read_head(&mut input, &mut head) {
+        Ok(n) => n,
+        Err(e) if is_corrupt(&e) => {
+            return r.reject_whole(sink, &format!("file cannot be decoded: {e}"));
+        }
+        Err(e) => return Err(StorageError::Io(e)),
+    };
+    let text = decode::open(layout.encoding, &head[..n], input);
+    r.decoded_from = text.decoded_from;
+    let mut input = text.reader;
     r.run(&mut input, sink)
+}
+
+/// Reads up to `head.len()` bytes (fewer only at the end of the input).
+fn read_head(input: &mut impl Read, head: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < head.len() {
+        match input.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Errors of the bytes themselves (corrupt gzip), not of the storage.
+fn is_corrupt(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::InvalidData | ErrorKind::InvalidInput | ErrorKind::UnexpectedEof
+    )
 }
 
 struct FileReader<'a> {
@@ -107,6 +150,8 @@ struct FileReader<'a> {
     chunk_bytes: usize,
     read_bytes: usize,
     grew_to: Option<u64>,
+    /// The encoding the file is decoded from (`None`: UTF-8, read as it is).
+    decoded_from: Option<&'static Encoding>,
 }
 
 /// Outcome of reading more bytes.
@@ -131,20 +176,91 @@ impl FileReader<'_> {
         if let Some(reason) = self.sniff() {
             return self.reject_whole(sink, &reason);
         }
-        let field_to_column = if self.layout.header {
+        if let Err(reason) = self.skip_preamble(input)? {
+            return self.reject_whole(sink, &reason);
+        }
+        let (field_to_column, joins) = if self.layout.header {
             match self.read_header(input)? {
                 Ok(map) => map,
                 Err(reason) => return self.reject_whole(sink, &reason),
             }
         } else {
-            (0..self.layout.columns.len()).collect()
+            ((0..self.layout.columns.len()).collect(), Vec::new())
         };
+        if let Err(reason) = self.drop_lines(input, self.layout.skip_after_header)? {
+            return self.reject_whole(sink, &reason);
+        }
         let file = Arc::new(FileCtx {
             source_key: self.source_key.clone(),
             stats: self.stats.clone(),
             field_to_column,
+            joins,
+            decoded_from: self.decoded_from,
         });
         self.split_records(input, sink, &file)
+    }
+
+    /// Drops `skip_lines` physical lines, then the comment lines before the header.
+    fn skip_preamble(&mut self, input: &mut impl Read) -> Result<Result<(), String>, StorageError> {
+        if let Err(reason) = self.drop_lines(input, self.layout.skip_lines)? {
+            return Ok(Err(reason));
+        }
+        let Some(prefix) = self.layout.comment.clone() else {
+            return Ok(Ok(()));
+        };
+        loop {
+            if let Fill::Corrupt(e) = self.fill(input, prefix.len())? {
+                return Ok(Err(format!("file cannot be decoded: {e}")));
+            }
+            if !self.buf.starts_with(&prefix) {
+                return Ok(Ok(()));
+            }
+            if let Err(reason) = self.drop_lines(input, 1)? {
+                return Ok(Err(reason));
+            }
+        }
+    }
+
+    /// Drops the next `n` physical lines (fewer when the file ends first) and
+    /// counts them as skipped.
+    fn drop_lines(
+        &mut self,
+        input: &mut impl Read,
+        n: u64,
+    ) -> Result<Result<(), String>, StorageError> {
+        let mut dropped = 0;
+        while dropped < n {
+            match memchr::memchr(b'\n', &self.buf) {
+                Some(i) => {
+                    self.buf.drain(..=i);
+                    self.line += 1;
+                    dropped += 1;
+                }
+                None if self.eof => {
+                    if !self.buf.is_empty() {
+                        self.buf.clear();
+                        dropped += 1;
+                    }
+                    break;
+                }
+                None if self.buf.len() > self.layout.max_record_bytes => {
+                    return Ok(Err(format!(
+                        "line {} is one to skip and longer than csv.max_record_bytes ({} bytes)",
+                        self.line, self.layout.max_record_bytes
+                    )));
+                }
+                None => {
+                    let want = self.buf.len() + self.read_bytes;
+                    if let Fill::Corrupt(e) = self.fill(input, want)? {
+                        return Ok(Err(format!("file cannot be decoded: {e}")));
+                    }
+                }
+            }
+        }
+        if dropped > 0 {
+            self.stats.note(LINES_SKIPPED, dropped);
+        }
+        Ok(Ok(()))
     }
 
     /// Reads until the buffer holds `want` bytes or the input ends.
@@ -157,12 +273,7 @@ impl FileReader<'_> {
                 Ok(n) if (n as u64) < wanted => self.eof = true,
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::InvalidData | ErrorKind::InvalidInput | ErrorKind::UnexpectedEof
-                    ) =>
-                {
+                Err(e) if is_corrupt(&e) => {
                     self.eof = true;
                     return Ok(Fill::Corrupt(e));
                 }
@@ -192,7 +303,7 @@ impl FileReader<'_> {
     fn read_header(
         &mut self,
         input: &mut impl Read,
-    ) -> Result<Result<Vec<usize>, String>, StorageError> {
+    ) -> Result<Result<HeaderMap, String>, StorageError> {
         let mut splitter = Splitter::new(self.layout.delimiter, self.layout.quote);
         loop {
             splitter.scan(&self.buf);
@@ -217,21 +328,16 @@ impl FileReader<'_> {
         let names = match split_fields(header, self.layout.delimiter, self.layout.quote) {
             Some(n) => n,
             None => {
-                return Ok(Err(
-                    "header line is not UTF-8 text; convert the file to UTF-8".into(),
-                ));
+                return Ok(Err(match self.decoded_from {
+                    Some(e) => format!(
+                        "header line has bytes that are not valid {}; check `csv.encoding`",
+                        e.name()
+                    ),
+                    None => "header line is not valid UTF-8; set `csv.encoding` to the file's encoding (e.g. \"windows-1252\", \"shift_jis\")".into(),
+                }));
             }
         };
-        let mapping = match_header(
-            &names,
-            &self
-                .layout
-                .columns
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect::<Vec<_>>(),
-            &self.layout.source,
-        );
+        let mapping = match_header(&names, self.layout);
         self.line += memchr::memchr_iter(b'\n', header).count() as u64;
         self.buf.drain(..end);
         Ok(mapping)
@@ -243,7 +349,8 @@ impl FileReader<'_> {
         sink: &mut impl ReaderSink,
         file: &Arc<FileCtx>,
     ) -> Result<(), StorageError> {
-        let mut splitter = Splitter::new(self.layout.delimiter, self.layout.quote);
+        let mut splitter = Splitter::new(self.layout.delimiter, self.layout.quote)
+            .with_comment(self.layout.comment.as_deref());
         let max = self.layout.max_record_bytes;
         loop {
             splitter.scan(&self.buf);
@@ -330,7 +437,8 @@ impl FileReader<'_> {
             format!(
                 "unfinished last record: the file grew to {size} bytes while it was read, and its listed bytes end inside this record; the next run reads it whole"
             ),
-        );
+        )
+        .decoded(self.decoded_from.is_some());
         sink.reject(reject)?;
         Ok(())
     }
@@ -369,14 +477,17 @@ impl FileReader<'_> {
         let nl = memchr::memchr(b'\n', &self.buf).expect("caller checked for a newline");
         let line = trim_eol(&self.buf[..nl + 1]);
         self.stats.count(0, 1);
-        sink.reject(Reject::new(
-            &self.layout.source,
-            &self.source_key,
-            Some(self.line),
-            line,
-            "unterminated quoted field: its quote never closes before the end of the file"
-                .to_string(),
-        ))?;
+        sink.reject(
+            Reject::new(
+                &self.layout.source,
+                &self.source_key,
+                Some(self.line),
+                line,
+                "unterminated quoted field: its quote never closes before the end of the file"
+                    .to_string(),
+            )
+            .decoded(self.decoded_from.is_some()),
+        )?;
         self.buf.drain(..nl + 1);
         self.line += 1;
         Ok(())
@@ -395,7 +506,8 @@ impl FileReader<'_> {
         let start_line = self.line;
         let head: Vec<u8> =
             self.buf[..crate::sources::csv::MAX_RAW_BYTES.min(self.buf.len())].to_vec();
-        let mut end = Splitter::new(self.layout.delimiter, self.layout.quote);
+        let mut end = Splitter::new(self.layout.delimiter, self.layout.quote)
+            .with_comment(self.layout.comment.as_deref());
         let (mut skipped, mut lines) = (0u64, 0u64);
         let mut broken = None;
         loop {
@@ -439,7 +551,8 @@ impl FileReader<'_> {
             Some(start_line),
             trim_eol(&head),
             reason,
-        );
+        )
+        .decoded(self.decoded_from.is_some());
         reject.raw_bytes = skipped;
         sink.reject(reject)?;
         Ok(broken)
@@ -470,13 +583,16 @@ impl FileReader<'_> {
         whole: bool,
     ) -> Result<(), StorageError> {
         self.stats.set_item_error(reason);
-        sink.reject(Reject::new(
-            &self.layout.source,
-            &self.source_key,
-            if whole { None } else { Some(self.line) },
-            &self.buf,
-            reason.to_string(),
-        ))?;
+        sink.reject(
+            Reject::new(
+                &self.layout.source,
+                &self.source_key,
+                if whole { None } else { Some(self.line) },
+                &self.buf,
+                reason.to_string(),
+            )
+            .decoded(self.decoded_from.is_some()),
+        )?;
         Ok(())
     }
 }
@@ -533,35 +649,92 @@ fn split_fields(record: &[u8], delimiter: u8, quote: u8) -> Option<Vec<String>> 
     Some(fields)
 }
 
-/// Maps header names to declared columns: every declared column must appear once,
-/// nothing else may appear (an unknown column would be data dropped silently).
-fn match_header(names: &[String], declared: &[&str], source: &str) -> Result<Vec<usize>, String> {
-    let mut mapping = Vec::with_capacity(names.len());
-    let mut seen = vec![false; declared.len()];
+/// Per field of a record, the declared column it fills, and the columns built
+/// from several fields.
+type HeaderMap = (Vec<usize>, Vec<Join>);
+
+/// Header text as it is compared: trimmed, lower-case (any script).
+fn header_key(text: &str) -> String {
+    text.trim().to_lowercase()
+}
+
+/// Maps header names to declared columns (by their `header`, or by the `from`
+/// list of a column built from several): every declared column and every `from`
+/// header must appear once, nothing else may appear (an unknown column would be
+/// data dropped silently).
+fn match_header(names: &[String], layout: &CsvLayout) -> Result<HeaderMap, String> {
+    let columns = &layout.columns;
+    let mut mapping = vec![NOT_A_COLUMN; names.len()];
+    let mut seen = vec![false; columns.len()];
+    // Per column built from several fields, the field of each `from` header.
+    let mut parts: Vec<(usize, Vec<Option<usize>>)> = columns
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| c.from.as_ref().map(|f| (i, vec![None; f.len()])))
+        .collect();
     let mut unexpected = Vec::new();
-    for name in names {
-        let wanted = name.trim().to_ascii_lowercase();
-        match declared.iter().position(|d| *d == wanted) {
-            Some(i) if seen[i] => {
-                return Err(format!("header names column `{}` twice", name.trim()));
+    for (field, name) in names.iter().enumerate() {
+        let key = header_key(name);
+        let twice = || format!("header names column `{}` twice", name.trim());
+        let mut used = false;
+        if let Some(col) = columns
+            .iter()
+            .position(|c| c.from.is_none() && header_key(c.header_text()) == key)
+        {
+            if seen[col] {
+                return Err(twice());
             }
-            Some(i) => {
-                seen[i] = true;
-                mapping.push(i);
+            seen[col] = true;
+            mapping[field] = col;
+            used = true;
+        }
+        for (col, fields) in &mut parts {
+            let from = columns[*col].from.as_deref().unwrap_or_default();
+            for (k, header) in from.iter().enumerate() {
+                if header_key(header) == key {
+                    if fields[k].is_some() {
+                        return Err(twice());
+                    }
+                    fields[k] = Some(field);
+                    used = true;
+                }
             }
-            None => unexpected.push(name.trim().to_string()),
+        }
+        if !used {
+            unexpected.push(name.trim().to_string());
         }
     }
-    let missing: Vec<&str> = declared
+    let mut missing: Vec<&str> = columns
         .iter()
         .zip(&seen)
-        .filter(|(_, s)| !**s)
-        .map(|(d, _)| *d)
+        .filter(|(c, s)| c.from.is_none() && !**s)
+        .map(|(c, _)| c.header_text())
         .collect();
-    if missing.is_empty() && unexpected.is_empty() {
-        return Ok(mapping);
+    let mut joins = Vec::with_capacity(parts.len());
+    for (col, fields) in &parts {
+        let from = columns[*col].from.as_deref().unwrap_or_default();
+        missing.extend(
+            from.iter()
+                .zip(fields)
+                .filter(|(_, f)| f.is_none())
+                .map(|(h, _)| h.as_str()),
+        );
+        joins.push(Join {
+            column: *col,
+            fields: fields.iter().flatten().copied().collect(),
+        });
     }
-    let mut reason = format!("header does not match source `{source}`:");
+    if missing.is_empty() && unexpected.is_empty() {
+        return Ok((mapping, joins));
+    }
+    let expected: Vec<&str> = columns
+        .iter()
+        .flat_map(|c| match &c.from {
+            Some(from) => from.iter().map(String::as_str).collect(),
+            None => vec![c.header_text()],
+        })
+        .collect();
+    let mut reason = format!("header does not match source `{}`:", layout.source);
     if !missing.is_empty() {
         reason.push_str(&format!(" missing {}", missing.join(", ")));
     }
@@ -572,7 +745,7 @@ fn match_header(names: &[String], declared: &[&str], source: &str) -> Result<Vec
             unexpected.join(", ")
         ));
     }
-    reason.push_str(&format!(" (expected: {})", declared.join(", ")));
+    reason.push_str(&format!(" (expected: {})", expected.join(", ")));
     Err(reason)
 }
 
@@ -580,24 +753,47 @@ fn match_header(names: &[String], declared: &[&str], source: &str) -> Result<Vec
 mod tests {
     use super::*;
 
+    fn layout(columns: &str) -> CsvLayout {
+        let options: super::super::CsvOptions =
+            toml::from_str(&format!("columns = [{columns}]")).unwrap();
+        options.check().unwrap();
+        CsvLayout::new("long", &options).unwrap()
+    }
+
+    fn names(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
     #[test]
     fn header_matching_explains_mismatches() {
-        let declared = ["sensor_id", "timestamp", "value"];
-        let names: Vec<String> = ["Value", " sensor_id", "TIMESTAMP"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        assert_eq!(
-            match_header(&names, &declared, "long").unwrap(),
-            vec![2, 0, 1]
+        let layout = layout(
+            r#"{ name = "sensor_id", type = "string" }, { name = "timestamp", type = "timestamp" }, { name = "value", type = "double" }"#,
         );
-        let names: Vec<String> = ["sensor_id", "ts", "value"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let err = match_header(&names, &declared, "long").unwrap_err();
+        let (mapping, joins) =
+            match_header(&names(&["Value", " sensor_id", "TIMESTAMP"]), &layout).unwrap();
+        assert_eq!((mapping, joins.len()), (vec![2, 0, 1], 0));
+        let err = match_header(&names(&["sensor_id", "ts", "value"]), &layout).unwrap_err();
         assert!(
             err.contains("missing timestamp") && err.contains("unexpected ts"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn headers_in_any_script_and_columns_from_several() {
+        let layout = layout(
+            r#"{ name = "at", type = "timestamp", from = ["日付", "時刻"], timestamp_format = "%Y/%m/%d %H:%M:%S" },
+               { name = "ch1", header = "CH1 温度", type = "double" },
+               { name = "date", header = "日付", type = "string" }"#,
+        );
+        let (mapping, joins) =
+            match_header(&names(&["日付", "時刻", " ch1 温度 "]), &layout).unwrap();
+        assert_eq!(mapping, vec![2, NOT_A_COLUMN, 1]);
+        assert_eq!((joins[0].column, joins[0].fields.clone()), (0, vec![0, 1]));
+        let err = match_header(&names(&["日付", "CH1 温度"]), &layout).unwrap_err();
+        assert!(err.contains("missing 時刻"), "{err}");
+        assert!(
+            err.contains("(expected: 日付, 時刻, CH1 温度, 日付)"),
             "{err}"
         );
     }

@@ -5,7 +5,9 @@
 //! quoted field, so the splitter follows quoting exactly as csv-core does: a quote
 //! opens a quoted field only at the start of a field; inside one, a doubled quote is
 //! an escaped quote and a single quote closes it; a quote in the middle of an
-//! unquoted field is a literal character.
+//! unquoted field is a literal character. When the source has a comment prefix, a
+//! record whose first line starts with it is a comment line: its quotes are all
+//! literal (csv-core's `comment` rule, for a prefix of any length).
 //!
 //! Only quotes are visited one by one (`memchr`); the dense newlines and delimiters
 //! in between are skipped in bulk, so finding boundaries costs a small fraction of
@@ -34,6 +36,13 @@ pub struct Splitter {
     scanned: usize,
     /// End (exclusive) of the last complete record seen, 0 if none.
     last_boundary: usize,
+    /// The comment prefix, if the source has one.
+    comment: Option<Vec<u8>>,
+    /// Whether the record after `last_boundary` is a comment line, once known.
+    record_is_comment: Option<bool>,
+    /// `last_boundary` is where the current record starts (false once the caller
+    /// dropped its start to skip a record too long to hold).
+    start_known: bool,
 }
 
 impl Splitter {
@@ -44,7 +53,40 @@ impl Splitter {
             state: State::Out,
             scanned: 0,
             last_boundary: 0,
+            comment: None,
+            record_is_comment: None,
+            start_known: true,
         }
+    }
+
+    /// Lines starting with `prefix` are comment lines (`None`: there are none).
+    pub fn with_comment(mut self, prefix: Option<&[u8]>) -> Self {
+        self.comment = prefix.filter(|p| !p.is_empty()).map(<[u8]>::to_vec);
+        self
+    }
+
+    /// A new record starts at `at`.
+    fn record_starts(&mut self, at: usize) {
+        self.last_boundary = at;
+        self.record_is_comment = None;
+        self.start_known = true;
+    }
+
+    /// Whether a quote at `qpos` may open a quoted field: at a field's start, and
+    /// not in a comment line.
+    fn opens_quote(&mut self, buf: &[u8], qpos: usize) -> bool {
+        if !self.at_field_start(buf, qpos) {
+            return false;
+        }
+        let Some(prefix) = &self.comment else {
+            return true;
+        };
+        if self.record_is_comment.is_none() && self.start_known {
+            // The prefix holds no quote (the options check), so a comment's prefix
+            // lies wholly before its first quote.
+            self.record_is_comment = Some(buf[self.last_boundary..qpos].starts_with(prefix));
+        }
+        !self.record_is_comment.unwrap_or(false)
     }
 
     /// Scans the bytes of `buf` not yet seen; `buf` only ever grows between calls
@@ -57,16 +99,16 @@ impl Splitter {
                 State::Out => match memchr(self.quote, &buf[pos..]) {
                     None => {
                         if let Some(nl) = memrchr(b'\n', &buf[pos..]) {
-                            self.last_boundary = pos + nl + 1;
+                            self.record_starts(pos + nl + 1);
                         }
                         pos = len;
                     }
                     Some(q) => {
                         let qpos = pos + q;
                         if let Some(nl) = memrchr(b'\n', &buf[pos..qpos]) {
-                            self.last_boundary = pos + nl + 1;
+                            self.record_starts(pos + nl + 1);
                         }
-                        if self.at_field_start(buf, qpos) {
+                        if self.opens_quote(buf, qpos) {
                             self.state = State::In;
                         }
                         pos = qpos + 1;
@@ -113,12 +155,12 @@ impl Splitter {
                     Some(i) if buf[pos + i] == b'\n' => {
                         let end = pos + i + 1;
                         self.scanned = end;
-                        self.last_boundary = end;
+                        self.record_starts(end);
                         return Some(end);
                     }
                     Some(i) => {
                         let qpos = pos + i;
-                        if self.at_field_start(buf, qpos) {
+                        if self.opens_quote(buf, qpos) {
                             self.state = State::In;
                         }
                         pos = qpos + 1;
@@ -153,6 +195,10 @@ impl Splitter {
     pub fn consume(&mut self, n: usize) {
         debug_assert!(n <= self.scanned);
         self.scanned -= n;
+        if n > self.last_boundary {
+            // The current record's start is gone; what it is stays decided.
+            self.start_known = false;
+        }
         self.last_boundary = self.last_boundary.saturating_sub(n);
     }
 
@@ -161,7 +207,7 @@ impl Splitter {
     pub fn reset(&mut self) {
         self.state = State::Out;
         self.scanned = 0;
-        self.last_boundary = 0;
+        self.record_starts(0);
     }
 }
 
@@ -170,9 +216,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn boundaries_by_splitter(data: &[u8], step: usize) -> Vec<usize> {
+    fn boundaries_by_splitter(data: &[u8], step: usize, comment: Option<u8>) -> Vec<usize> {
         // Feed the data in pieces of `step` bytes, the way the reader does.
-        let mut s = Splitter::new(b',', b'"');
+        let prefix = comment.map(|c| [c]);
+        let mut s = Splitter::new(b',', b'"').with_comment(prefix.as_ref().map(|p| &p[..]));
         let mut out = Vec::new();
         let mut end = 0;
         while end < data.len() {
@@ -186,8 +233,8 @@ mod tests {
     }
 
     /// Every record csv-core reads from `data`, as lists of fields.
-    fn records(data: &[u8]) -> Vec<Vec<Vec<u8>>> {
-        let mut rdr = csv_core::ReaderBuilder::new().build();
+    fn records(data: &[u8], comment: Option<u8>) -> Vec<Vec<Vec<u8>>> {
+        let mut rdr = csv_core::ReaderBuilder::new().comment(comment).build();
         let mut out = vec![0u8; data.len() + 1];
         let mut ends = vec![0usize; data.len() + 1];
         let (mut pos, mut result) = (0, Vec::new());
@@ -260,13 +307,20 @@ mod tests {
         // splitter reports and parsing both halves apart gives csv-core's records.
         #[test]
         fn agrees_with_csv_core(
-            data in proptest::collection::vec(prop_oneof![Just(b'a'), Just(b','), Just(b'"'), Just(b'\n'), Just(b'\r')], 0..200),
+            data in proptest::collection::vec(prop_oneof![Just(b'a'), Just(b','), Just(b'"'), Just(b'\n'), Just(b'\r'), Just(b'#')], 0..200),
             step in 1usize..40,
+            comment in prop_oneof![Just(None), Just(Some(b'#'))],
         ) {
-            let whole = records(&data);
-            for b in boundaries_by_splitter(&data, step) {
-                let mut halves = records(&data[..b]);
-                halves.extend(records(&data[b..]));
+            // A comment line starts after a line feed; csv-core also starts one after
+            // a lone carriage return, which the splitter never cuts at.
+            let data: Vec<u8> = match comment {
+                Some(_) => data.iter().map(|&b| if b == b'\r' { b'a' } else { b }).collect(),
+                None => data,
+            };
+            let whole = records(&data, comment);
+            for b in boundaries_by_splitter(&data, step, comment) {
+                let mut halves = records(&data[..b], comment);
+                halves.extend(records(&data[b..], comment));
                 prop_assert_eq!(&halves, &whole, "cut at {} in {:?}", b, String::from_utf8_lossy(&data));
             }
         }

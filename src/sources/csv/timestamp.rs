@@ -4,29 +4,37 @@
 //! Hand-written because it runs once per value on the hot path of CSV extraction
 //! and because its errors must say what was wrong (they end up in rejects rows).
 
-use super::options::TimestampFormat;
+/// The forms parsed here, by hand (a column's `timestamp_format` other than a pattern).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    /// ISO-8601, or an integer of epoch milliseconds.
+    Auto,
+    Iso8601,
+    EpochMillis,
+    EpochSeconds,
+}
 
 const MICROS_PER_SECOND: i64 = 1_000_000;
 const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
 
 /// Parses `s` (already trimmed) in the given format.
-pub fn parse_timestamp(s: &[u8], format: TimestampFormat) -> Result<i64, &'static str> {
+pub fn parse_timestamp(s: &[u8], format: Builtin) -> Result<i64, &'static str> {
     parse_timestamp_with(s, format, &mut DateCache::default())
 }
 
 /// [`parse_timestamp`], reusing the date part of the column's last ISO-8601 value.
 pub fn parse_timestamp_with(
     s: &[u8],
-    format: TimestampFormat,
+    format: Builtin,
     dates: &mut DateCache,
 ) -> Result<i64, &'static str> {
     match format {
-        TimestampFormat::Iso8601 => parse_iso8601_with(s, dates),
-        TimestampFormat::EpochMillis => parse_epoch(s, 1_000),
-        TimestampFormat::EpochSeconds => parse_epoch(s, MICROS_PER_SECOND),
-        TimestampFormat::Auto => {
+        Builtin::Iso8601 => parse_iso8601_with(s, dates),
+        Builtin::EpochMillis => parse_epoch_with_unit(s, 1_000),
+        Builtin::EpochSeconds => parse_epoch_with_unit(s, MICROS_PER_SECOND),
+        Builtin::Auto => {
             if looks_like_epoch(s) {
-                parse_epoch(s, 1_000)
+                parse_epoch_with_unit(s, 1_000)
             } else {
                 parse_iso8601_with(s, dates)
             }
@@ -49,7 +57,7 @@ fn looks_like_epoch(s: &[u8]) -> bool {
 }
 
 /// Epoch integer in units of `micros_per_unit` microseconds.
-fn parse_epoch(s: &[u8], micros_per_unit: i64) -> Result<i64, &'static str> {
+pub fn parse_epoch_with_unit(s: &[u8], micros_per_unit: i64) -> Result<i64, &'static str> {
     let (neg, digits) = match s.strip_prefix(b"-") {
         Some(d) => (true, d),
         None => (false, s),
@@ -105,7 +113,27 @@ fn date_micros(s: &[u8]) -> Result<i64, &'static str> {
 }
 
 /// [`parse_iso8601`] with the column's [`DateCache`].
+#[inline]
 pub fn parse_iso8601_with(s: &[u8], dates: &mut DateCache) -> Result<i64, &'static str> {
+    parse_iso8601_zoned(s, dates).map(|iso| iso.micros)
+}
+
+/// An ISO-8601 value: microseconds as if its wall-clock time were UTC when it has
+/// no offset, the instant when it has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Iso8601 {
+    pub micros: i64,
+    /// It ended in `Z` or `±HH[:MM]`.
+    pub has_offset: bool,
+}
+
+/// [`parse_iso8601_with`], saying whether the value carried an offset.
+#[inline]
+pub fn parse_iso8601_zoned(s: &[u8], dates: &mut DateCache) -> Result<Iso8601, &'static str> {
+    let local = |micros| Iso8601 {
+        micros,
+        has_offset: false,
+    };
     let Some(date) = s.first_chunk::<10>() else {
         return Err(BAD);
     };
@@ -119,7 +147,7 @@ pub fn parse_iso8601_with(s: &[u8], dates: &mut DateCache) -> Result<i64, &'stat
     };
     let mut i = 10;
     if i == s.len() {
-        return Ok(micros);
+        return Ok(local(micros));
     }
     if !matches!(s[i], b'T' | b't' | b' ') {
         return Err(BAD);
@@ -162,8 +190,11 @@ pub fn parse_iso8601_with(s: &[u8], dates: &mut DateCache) -> Result<i64, &'stat
     micros +=
         (i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second)) * MICROS_PER_SECOND;
     match s.get(i) {
-        None => Ok(micros),
-        Some(b'Z' | b'z') if i + 1 == s.len() => Ok(micros),
+        None => Ok(local(micros)),
+        Some(b'Z' | b'z') if i + 1 == s.len() => Ok(Iso8601 {
+            micros,
+            has_offset: true,
+        }),
         Some(&sign @ (b'+' | b'-')) => {
             let oh = digits2(s, i + 1).ok_or(BAD)?;
             let mut j = i + 3;
@@ -180,10 +211,13 @@ pub fn parse_iso8601_with(s: &[u8], dates: &mut DateCache) -> Result<i64, &'stat
             }
             let offset = (i64::from(oh) * 3600 + i64::from(om) * 60) * MICROS_PER_SECOND;
             // Local time = UTC + offset, so UTC = local - offset.
-            Ok(if sign == b'+' {
-                micros - offset
-            } else {
-                micros + offset
+            Ok(Iso8601 {
+                micros: if sign == b'+' {
+                    micros - offset
+                } else {
+                    micros + offset
+                },
+                has_offset: true,
             })
         }
         _ => Err(BAD),
@@ -221,7 +255,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn iso(s: &str) -> Result<i64, &'static str> {
-        parse_timestamp(s.as_bytes(), TimestampFormat::Auto)
+        parse_timestamp(s.as_bytes(), Builtin::Auto)
     }
 
     #[test]
@@ -239,7 +273,7 @@ mod tests {
         assert_eq!(iso("1709294400000"), Ok(base));
         assert_eq!(iso("-1000"), Ok(-1_000_000));
         assert_eq!(
-            parse_timestamp(b"1709294400", TimestampFormat::EpochSeconds),
+            parse_timestamp(b"1709294400", Builtin::EpochSeconds),
             Ok(base)
         );
     }
@@ -263,8 +297,8 @@ mod tests {
         ] {
             assert!(iso(bad).is_err(), "{bad} should be rejected");
         }
-        assert!(parse_timestamp(b"2024-01-01", TimestampFormat::EpochMillis).is_err());
-        assert!(parse_timestamp(b"1709294400000", TimestampFormat::Iso8601).is_err());
+        assert!(parse_timestamp(b"2024-01-01", Builtin::EpochMillis).is_err());
+        assert!(parse_timestamp(b"1709294400000", Builtin::Iso8601).is_err());
     }
 
     proptest! {

@@ -1,0 +1,351 @@
+//! Timestamp and date cells as a column declares them: the built-in forms
+//! ([`super::timestamp`]), chrono strftime patterns, and local times resolved in an
+//! IANA zone with the tz database (chrono-tz).
+//!
+//! The rules:
+//! - a value that carries an offset (`Z`, `+09:00`, or `%z` in a pattern) means that
+//!   instant, whatever the column's zone;
+//! - a value without one is a wall-clock time in the column's `time_zone` (UTC
+//!   unless declared); epoch numbers are UTC by definition;
+//! - a wall-clock time that occurs twice (the hour repeated when DST ends) is the
+//!   earlier or the later instant, or a reject, as `ambiguous` says; one that does
+//!   not occur (the hour skipped when DST starts) is a reject naming the zone;
+//! - a pattern without a time of day gives midnight; values must fall in the years
+//!   1 to 9999 (Athena's range).
+//!
+//! UTC columns in the built-in forms never reach chrono: that is the hot path of
+//! every sensor log, and [`super::timestamp`] parses it by hand.
+
+use chrono::format::{Item, Parsed, StrftimeItems};
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
+use chrono_tz::Tz;
+
+use super::options::{Ambiguous, InputColumn, TimestampFormat};
+use super::timestamp::{Builtin, DateCache, parse_iso8601_zoned, parse_timestamp_with};
+
+const MICROS_PER_SECOND: i64 = 1_000_000;
+/// 0001-01-01T00:00:00Z and 10000-01-01T00:00:00Z in microseconds.
+const MIN_MICROS: i64 = -62_135_596_800 * MICROS_PER_SECOND;
+const END_MICROS: i64 = 253_402_300_800 * MICROS_PER_SECOND;
+
+/// How one timestamp column's cells become UTC microseconds.
+#[derive(Debug, Clone)]
+pub struct TimestampRule {
+    form: Form,
+    /// `None` for UTC (nothing to resolve).
+    zone: Option<Tz>,
+    ambiguous: Ambiguous,
+}
+
+#[derive(Debug, Clone)]
+enum Form {
+    Builtin(Builtin),
+    Pattern(Pattern),
+}
+
+/// A compiled chrono pattern and its text (for reasons).
+#[derive(Debug, Clone)]
+struct Pattern {
+    text: String,
+    items: Vec<Item<'static>>,
+}
+
+impl Pattern {
+    fn compile(text: &str) -> Result<Self, String> {
+        let items = StrftimeItems::new(text)
+            .parse_to_owned()
+            .map_err(|_| format!("{text:?} is not a valid chrono strftime pattern"))?;
+        Ok(Pattern {
+            text: text.to_string(),
+            items,
+        })
+    }
+
+    /// Reads `s` into chrono's field collection, or says why it does not match.
+    fn fields(&self, s: &str) -> Result<Parsed, String> {
+        let mut parsed = Parsed::new();
+        chrono::format::parse(&mut parsed, s, self.items.iter())
+            .map_err(|e| format!("does not match {:?} ({e})", self.text))?;
+        Ok(parsed)
+    }
+}
+
+impl TimestampRule {
+    /// The rule of a timestamp column; errors name the bad key.
+    pub fn new(column: &InputColumn) -> Result<Self, String> {
+        let form = match &column.timestamp_format {
+            TimestampFormat::Auto => Form::Builtin(Builtin::Auto),
+            TimestampFormat::Iso8601 => Form::Builtin(Builtin::Iso8601),
+            TimestampFormat::EpochMillis => Form::Builtin(Builtin::EpochMillis),
+            TimestampFormat::EpochSeconds => Form::Builtin(Builtin::EpochSeconds),
+            TimestampFormat::Pattern(p) => {
+                Form::Pattern(Pattern::compile(p).map_err(|e| format!("`timestamp_format`: {e}"))?)
+            }
+        };
+        Ok(TimestampRule {
+            form,
+            zone: zone(column.time_zone.as_deref())?,
+            ambiguous: column.ambiguous,
+        })
+    }
+
+    /// UTC microseconds of a trimmed ASCII cell, or why it is not a timestamp.
+    #[inline]
+    pub fn parse(&self, s: &str, dates: &mut DateCache) -> Result<i64, String> {
+        match (&self.form, &self.zone) {
+            // Every value's own instant: the hand-written parser alone.
+            (Form::Builtin(form), None) => {
+                parse_timestamp_with(s.as_bytes(), *form, dates).map_err(str::to_string)
+            }
+            (Form::Builtin(form), Some(zone)) => {
+                // Epoch numbers are UTC by definition.
+                let epoch = match form {
+                    Builtin::EpochMillis | Builtin::EpochSeconds => true,
+                    Builtin::Auto => is_epoch_integer(s),
+                    Builtin::Iso8601 => false,
+                };
+                if epoch {
+                    return parse_timestamp_with(s.as_bytes(), *form, dates)
+                        .map_err(str::to_string);
+                }
+                let iso = parse_iso8601_zoned(s.as_bytes(), dates).map_err(str::to_string)?;
+                if iso.has_offset {
+                    Ok(iso.micros)
+                } else {
+                    self.resolve(*zone, iso.micros)
+                }
+            }
+            (Form::Pattern(p), zone) => {
+                let parsed = p.fields(s)?;
+                if parsed.offset().is_some() {
+                    let at = parsed
+                        .to_datetime()
+                        .map_err(|e| format!("does not match {:?} ({e})", p.text))?;
+                    return in_range(at.timestamp_micros());
+                }
+                let date = parsed
+                    .to_naive_date()
+                    .map_err(|e| format!("does not match {:?} ({e})", p.text))?;
+                let time = if parsed.hour_div_12().is_none() && parsed.hour_mod_12().is_none() {
+                    NaiveTime::MIN
+                } else {
+                    parsed
+                        .to_naive_time()
+                        .map_err(|e| format!("does not match {:?} ({e})", p.text))?
+                };
+                let wall = NaiveDateTime::new(date, time).and_utc().timestamp_micros();
+                match zone {
+                    None => in_range(wall),
+                    Some(zone) => self.resolve(*zone, wall),
+                }
+            }
+        }
+    }
+
+    /// The instant of a wall-clock time (given as if it were UTC) in `zone`.
+    fn resolve(&self, zone: Tz, wall: i64) -> Result<i64, String> {
+        let naive = chrono::DateTime::from_timestamp_micros(wall)
+            .ok_or("out of range (years 1-9999)")?
+            .naive_utc();
+        let instant = match zone.from_local_datetime(&naive) {
+            chrono::LocalResult::Single(t) => t,
+            chrono::LocalResult::Ambiguous(earliest, latest) => match self.ambiguous {
+                Ambiguous::Earliest => earliest,
+                Ambiguous::Latest => latest,
+                Ambiguous::Reject => {
+                    return Err(format!(
+                        "is ambiguous in {}: {naive} occurs twice (at {} and at {}); `ambiguous` is \"reject\"",
+                        zone.name(),
+                        earliest.format("%:z"),
+                        latest.format("%:z"),
+                    ));
+                }
+            },
+            chrono::LocalResult::None => {
+                return Err(format!(
+                    "does not exist in {}: {naive} falls in the hour skipped when the clocks moved forward",
+                    zone.name()
+                ));
+            }
+        };
+        in_range(instant.timestamp_micros())
+    }
+}
+
+/// How one date column's cells become days since 1970-01-01.
+#[derive(Debug, Clone)]
+pub struct DateRule {
+    pattern: Pattern,
+}
+
+impl DateRule {
+    pub fn new(column: &InputColumn) -> Result<Self, String> {
+        let text = column.date_format.as_deref().unwrap_or("%Y-%m-%d");
+        Ok(DateRule {
+            pattern: Pattern::compile(text).map_err(|e| format!("`date_format`: {e}"))?,
+        })
+    }
+
+    pub fn parse(&self, s: &str) -> Result<i32, String> {
+        let date = self
+            .pattern
+            .fields(s)?
+            .to_naive_date()
+            .map_err(|e| format!("does not match {:?} ({e})", self.pattern.text))?;
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("1970-01-01 is a date");
+        if !(1..=9999).contains(&chrono::Datelike::year(&date)) {
+            return Err("out of range (years 1-9999)".into());
+        }
+        Ok((date - epoch).num_days() as i32)
+    }
+}
+
+/// The zone a `time_zone` key names; `None` for UTC.
+fn zone(name: Option<&str>) -> Result<Option<Tz>, String> {
+    let Some(name) = name else { return Ok(None) };
+    let tz: Tz = name.parse().map_err(|_| {
+        format!("`time_zone`: {name:?} is not an IANA time zone (e.g. \"Europe/Berlin\", \"Asia/Tokyo\", \"UTC\")")
+    })?;
+    // UTC under any of its names needs no resolving.
+    let utc = matches!(
+        tz.name(),
+        "UTC" | "Etc/UTC" | "UCT" | "Etc/UCT" | "Universal" | "Etc/Universal" | "Zulu" | "Etc/Zulu"
+    );
+    Ok((!utc).then_some(tz))
+}
+
+fn is_epoch_integer(s: &str) -> bool {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn in_range(micros: i64) -> Result<i64, String> {
+    if (MIN_MICROS..END_MICROS).contains(&micros) {
+        Ok(micros)
+    } else {
+        Err("out of range (years 1-9999)".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(format: &str, zone: Option<&str>, ambiguous: &str) -> TimestampRule {
+        let column: InputColumn = toml::from_str(&format!(
+            "name = \"t\"\ntype = \"timestamp\"\ntimestamp_format = {format:?}\nambiguous = {ambiguous:?}\n{}",
+            zone.map(|z| format!("time_zone = {z:?}")).unwrap_or_default()
+        ))
+        .unwrap();
+        TimestampRule::new(&column).unwrap()
+    }
+
+    fn utc(s: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .timestamp_micros()
+    }
+
+    #[test]
+    fn local_times_resolve_in_their_zone() {
+        let berlin = rule("%d.%m.%Y %H:%M:%S", Some("Europe/Berlin"), "earliest");
+        let mut d = DateCache::default();
+        assert_eq!(
+            berlin.parse("01.07.2024 12:00:00", &mut d),
+            Ok(utc("2024-07-01T10:00:00Z"))
+        );
+        assert_eq!(
+            berlin.parse("01.01.2024 12:00:00", &mut d),
+            Ok(utc("2024-01-01T11:00:00Z"))
+        );
+        // The repeated hour in October: earliest is still summer time.
+        assert_eq!(
+            berlin.parse("27.10.2024 02:30:00", &mut d),
+            Ok(utc("2024-10-27T00:30:00Z"))
+        );
+        let latest = rule("%d.%m.%Y %H:%M:%S", Some("Europe/Berlin"), "latest");
+        assert_eq!(
+            latest.parse("27.10.2024 02:30:00", &mut d),
+            Ok(utc("2024-10-27T01:30:00Z"))
+        );
+        let strict = rule("%d.%m.%Y %H:%M:%S", Some("Europe/Berlin"), "reject");
+        let e = strict.parse("27.10.2024 02:30:00", &mut d).unwrap_err();
+        assert!(e.contains("ambiguous in Europe/Berlin"), "{e}");
+        // The skipped hour in March.
+        let e = berlin.parse("31.03.2024 02:30:00", &mut d).unwrap_err();
+        assert!(e.contains("does not exist in Europe/Berlin"), "{e}");
+    }
+
+    #[test]
+    fn an_offset_in_the_data_wins_over_the_zone() {
+        let mut d = DateCache::default();
+        let iso = rule("iso8601", Some("America/Chicago"), "earliest");
+        assert_eq!(
+            iso.parse("2024-03-10T12:00:00Z", &mut d),
+            Ok(utc("2024-03-10T12:00:00Z"))
+        );
+        assert_eq!(
+            iso.parse("2024-03-10 12:00:00", &mut d),
+            Ok(utc("2024-03-10T17:00:00Z"))
+        );
+        let pattern = rule("%Y/%m/%d %H:%M:%S %z", Some("America/Chicago"), "earliest");
+        assert_eq!(
+            pattern.parse("2024/03/10 12:00:00 +0900", &mut d),
+            Ok(utc("2024-03-10T03:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn twelve_hour_clocks_and_bad_values() {
+        let mut d = DateCache::default();
+        let us = rule("%m/%d/%Y %I:%M:%S %p", None, "earliest");
+        assert_eq!(
+            us.parse("3/10/2024 1:59:59 AM", &mut d),
+            Ok(utc("2024-03-10T01:59:59Z"))
+        );
+        assert_eq!(
+            us.parse("3/10/2024 1:59:59 PM", &mut d),
+            Ok(utc("2024-03-10T13:59:59Z"))
+        );
+        let e = us.parse("2024-03-10 01:59:59", &mut d).unwrap_err();
+        assert!(e.contains("does not match"), "{e}");
+        let date_only = rule("%Y%m%d", None, "earliest");
+        assert_eq!(
+            date_only.parse("20240310", &mut d),
+            Ok(utc("2024-03-10T00:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn bad_patterns_and_zones_are_errors() {
+        let column: InputColumn =
+            toml::from_str("name = \"t\"\ntype = \"timestamp\"\ntimestamp_format = \"%Q %Y\"")
+                .unwrap();
+        assert!(
+            TimestampRule::new(&column)
+                .unwrap_err()
+                .contains("timestamp_format")
+        );
+        let column: InputColumn =
+            toml::from_str("name = \"t\"\ntype = \"timestamp\"\ntime_zone = \"Mars/Olympus\"")
+                .unwrap();
+        assert!(
+            TimestampRule::new(&column)
+                .unwrap_err()
+                .contains("not an IANA time zone")
+        );
+        let column: InputColumn =
+            toml::from_str("name = \"t\"\ntype = \"timestamp\"\ntime_zone = \"UTC\"").unwrap();
+        assert!(TimestampRule::new(&column).unwrap().zone.is_none());
+    }
+
+    #[test]
+    fn dates_in_a_pattern() {
+        let column: InputColumn =
+            toml::from_str("name = \"d\"\ntype = \"date\"\ndate_format = \"%d.%m.%Y\"").unwrap();
+        let rule = DateRule::new(&column).unwrap();
+        assert_eq!(rule.parse("02.01.1970"), Ok(1));
+        assert_eq!(rule.parse("31.12.1969"), Ok(-1));
+        assert!(rule.parse("31.02.2024").is_err());
+    }
+}
