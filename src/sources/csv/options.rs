@@ -258,9 +258,6 @@ impl CsvOptions {
             if c.kind != InputType::Date && c.date_format.is_some() {
                 return Err(only("date_format", "date"));
             }
-            if c.header.as_deref().is_some_and(|h| h.trim().is_empty()) {
-                return Err(format!("`columns`: `{}`: `header` is empty", c.name));
-            }
             if let Some(from) = &c.from {
                 if !csv.header {
                     return Err(format!(

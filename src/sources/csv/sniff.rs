@@ -1105,65 +1105,21 @@ enum Iso {
     Offset,
 }
 
-/// naslake's ISO-8601 grammar:
-/// `YYYY-MM-DD[(T|t| )HH:MM[:SS[(.|,)F{1,9}]]][Z|z|±HH[:]MM|±HH]`.
+/// What naslake's own ISO-8601 parser ([`super::timestamp`], the one runs use)
+/// makes of `s`: a date, a wall-clock time, or an instant with an offset.
 fn iso8601(s: &str) -> Option<Iso> {
-    let b = s.as_bytes();
-    let digits = |at: usize, n: usize| {
-        b.get(at..at + n)
-            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
-    };
-    let two = |at: usize| -> Option<u32> {
-        digits(at, 2).then(|| u32::from(b[at] - b'0') * 10 + u32::from(b[at + 1] - b'0'))
-    };
-    if !(digits(0, 4)
-        && b.get(4) == Some(&b'-')
-        && digits(5, 2)
-        && b.get(7) == Some(&b'-')
-        && digits(8, 2))
-    {
-        return None;
-    }
-    NaiveDate::parse_from_str(s.get(..10)?, "%Y-%m-%d").ok()?;
-    if b.len() == 10 {
-        return Some(Iso::Date);
-    }
-    if !matches!(b[10], b'T' | b't' | b' ')
-        || two(11)? > 23
-        || b.get(13) != Some(&b':')
-        || two(14)? > 59
-    {
-        return None;
-    }
-    let mut i = 16;
-    if b.get(i) == Some(&b':') {
-        if two(i + 1)? > 59 {
-            return None;
-        }
-        i += 3;
-        if matches!(b.get(i), Some(b'.' | b',')) {
-            let n = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
-            if !(1..=9).contains(&n) {
-                return None;
-            }
-            i += 1 + n;
-        }
-    }
-    match &b[i..] {
-        [] => Some(Iso::Local),
-        [b'Z' | b'z'] => Some(Iso::Offset),
-        [b'+' | b'-', rest @ ..] => {
-            let ok = match rest {
-                [h1, h2] | [h1, h2, b':', _, _] | [h1, h2, _, _] => {
-                    h1.is_ascii_digit() && h2.is_ascii_digit()
-                }
-                _ => false,
-            };
-            (ok && rest.iter().filter(|c| **c != b':').all(u8::is_ascii_digit))
-                .then_some(Iso::Offset)
-        }
-        _ => None,
-    }
+    let iso = super::timestamp::parse_iso8601_zoned(
+        s.as_bytes(),
+        &mut super::timestamp::DateCache::default(),
+    )
+    .ok()?;
+    Some(if iso.has_offset {
+        Iso::Offset
+    } else if s.len() == 10 {
+        Iso::Date
+    } else {
+        Iso::Local
+    })
 }
 
 // ---------------------------------------------------------------------------
