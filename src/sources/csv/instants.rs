@@ -28,6 +28,18 @@ const MICROS_PER_SECOND: i64 = 1_000_000;
 const MIN_MICROS: i64 = -62_135_596_800 * MICROS_PER_SECOND;
 const END_MICROS: i64 = 253_402_300_800 * MICROS_PER_SECOND;
 
+/// What a column's last values settled, kept for the next ones: logs are written in
+/// time order, so consecutive values share their date and their UTC offset.
+#[derive(Debug, Default, Clone)]
+pub struct Recent {
+    pub dates: DateCache,
+    /// A wall-clock hour `[start, end)` (microseconds, as if UTC) whose every time
+    /// is one instant at `offset`: no transition falls inside it.
+    hour: Option<(i64, i64, i64)>,
+}
+
+const MICROS_PER_HOUR: i64 = 3600 * MICROS_PER_SECOND;
+
 /// How one timestamp column's cells become UTC microseconds.
 #[derive(Debug, Clone)]
 pub struct TimestampRule {
@@ -91,7 +103,8 @@ impl TimestampRule {
 
     /// UTC microseconds of a trimmed ASCII cell, or why it is not a timestamp.
     #[inline]
-    pub fn parse(&self, s: &str, dates: &mut DateCache) -> Result<i64, String> {
+    pub fn parse(&self, s: &str, recent: &mut Recent) -> Result<i64, String> {
+        let dates = &mut recent.dates;
         match (&self.form, &self.zone) {
             // Every value's own instant: the hand-written parser alone.
             (Form::Builtin(form), None) => {
@@ -112,7 +125,7 @@ impl TimestampRule {
                 if iso.has_offset {
                     Ok(iso.micros)
                 } else {
-                    self.resolve(*zone, iso.micros)
+                    self.resolve(*zone, iso.micros, &mut recent.hour)
                 }
             }
             (Form::Pattern(p), zone) => {
@@ -136,14 +149,42 @@ impl TimestampRule {
                 let wall = NaiveDateTime::new(date, time).and_utc().timestamp_micros();
                 match zone {
                     None => in_range(wall),
-                    Some(zone) => self.resolve(*zone, wall),
+                    Some(zone) => self.resolve(*zone, wall, &mut recent.hour),
                 }
             }
         }
     }
 
     /// The instant of a wall-clock time (given as if it were UTC) in `zone`.
-    fn resolve(&self, zone: Tz, wall: i64) -> Result<i64, String> {
+    /// `hour` remembers the last hour found free of transitions (zones change their
+    /// offset at most once within an hour, so an hour whose first and last
+    /// microsecond have one offset has it throughout).
+    fn resolve(
+        &self,
+        zone: Tz,
+        wall: i64,
+        hour: &mut Option<(i64, i64, i64)>,
+    ) -> Result<i64, String> {
+        if let Some((start, end, offset)) = *hour
+            && (start..end).contains(&wall)
+        {
+            return in_range(wall - offset);
+        }
+        let single_offset = |w: i64| {
+            let naive = chrono::DateTime::from_timestamp_micros(w)?.naive_utc();
+            match zone.from_local_datetime(&naive) {
+                chrono::LocalResult::Single(t) => Some(w - t.timestamp_micros()),
+                _ => None,
+            }
+        };
+        let start = wall.div_euclid(MICROS_PER_HOUR) * MICROS_PER_HOUR;
+        let end = start + MICROS_PER_HOUR;
+        if let Some(offset) = single_offset(start)
+            && single_offset(end - 1) == Some(offset)
+        {
+            *hour = Some((start, end, offset));
+            return in_range(wall - offset);
+        }
         let naive = chrono::DateTime::from_timestamp_micros(wall)
             .ok_or("out of range (years 1-9999)")?
             .naive_utc();
@@ -249,7 +290,7 @@ mod tests {
     #[test]
     fn local_times_resolve_in_their_zone() {
         let berlin = rule("%d.%m.%Y %H:%M:%S", Some("Europe/Berlin"), "earliest");
-        let mut d = DateCache::default();
+        let mut d = Recent::default();
         assert_eq!(
             berlin.parse("01.07.2024 12:00:00", &mut d),
             Ok(utc("2024-07-01T10:00:00Z"))
@@ -278,7 +319,7 @@ mod tests {
 
     #[test]
     fn an_offset_in_the_data_wins_over_the_zone() {
-        let mut d = DateCache::default();
+        let mut d = Recent::default();
         let iso = rule("iso8601", Some("America/Chicago"), "earliest");
         assert_eq!(
             iso.parse("2024-03-10T12:00:00Z", &mut d),
@@ -297,7 +338,7 @@ mod tests {
 
     #[test]
     fn twelve_hour_clocks_and_bad_values() {
-        let mut d = DateCache::default();
+        let mut d = Recent::default();
         let us = rule("%m/%d/%Y %I:%M:%S %p", None, "earliest");
         assert_eq!(
             us.parse("3/10/2024 1:59:59 AM", &mut d),
@@ -337,6 +378,34 @@ mod tests {
         let column: InputColumn =
             toml::from_str("name = \"t\"\ntype = \"timestamp\"\ntime_zone = \"UTC\"").unwrap();
         assert!(TimestampRule::new(&column).unwrap().zone.is_none());
+    }
+
+    proptest::proptest! {
+        // The remembered hour never changes a result: a column's values in any
+        // order (across both DST changes of a year) give what a fresh rule gives.
+        #[test]
+        fn the_remembered_hour_changes_no_result(
+            minutes in proptest::collection::vec(0i64..(366 * 24 * 60), 1..60),
+            zone in proptest::prop_oneof![
+                proptest::strategy::Just("Europe/Berlin"),
+                proptest::strategy::Just("America/Chicago"),
+                proptest::strategy::Just("Australia/Lord_Howe"),
+                proptest::strategy::Just("Asia/Kolkata"),
+            ],
+        ) {
+            let rule = rule("%Y-%m-%d %H:%M:%S", Some(zone), "latest");
+            let mut kept = Recent::default();
+            for m in minutes {
+                let wall = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap()
+                    + chrono::Duration::minutes(m);
+                let text = wall.format("%Y-%m-%d %H:%M:%S").to_string();
+                proptest::prop_assert_eq!(
+                    rule.parse(&text, &mut kept),
+                    rule.parse(&text, &mut Recent::default()),
+                    "{}", text
+                );
+            }
+        }
     }
 
     #[test]

@@ -14,10 +14,10 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 
+use super::instants::Recent;
 use super::marks::Marks;
 use super::options::InputType;
 use super::reader::trim_eol;
-use super::timestamp::DateCache;
 use super::{BLANK_LINES, Chunk, CsvLayout, FileCtx, LINES_SKIPPED, NOT_A_COLUMN, Reject};
 use crate::sources::Parsed as SourceParsed;
 
@@ -30,8 +30,8 @@ pub struct ChunkParser {
     /// Split simple lines without csv-core (off only to test the two agree).
     fast_path: bool,
     marks: Marks,
-    /// Per declared column, the date its last timestamp began with.
-    dates: Vec<DateCache>,
+    /// Per declared column, what its last timestamp settled (date, UTC offset).
+    recent: Vec<Recent>,
     /// Scratch space for a value joined from several fields (`from`).
     joined: Vec<u8>,
 }
@@ -73,7 +73,7 @@ impl ChunkParser {
             staged: vec![Staged::Null; n],
             fast_path: true,
             marks: Marks::default(),
-            dates: vec![DateCache::default(); n],
+            recent: vec![Recent::default(); n],
             joined: Vec::new(),
         }
     }
@@ -195,7 +195,7 @@ impl ChunkParser {
                             }
                             stage(
                                 &mut self.staged,
-                                &mut self.dates,
+                                &mut self.recent,
                                 &mut self.joined,
                                 &layout,
                                 file,
@@ -269,7 +269,7 @@ impl ChunkParser {
                 check_record(total_fields, nfields, chunk_is_utf8, raw, file).and_then(|()| {
                     stage(
                         &mut self.staged,
-                        &mut self.dates,
+                        &mut self.recent,
                         &mut self.joined,
                         &layout,
                         file,
@@ -461,7 +461,7 @@ fn unquote_fields(
 #[allow(clippy::too_many_arguments)]
 fn stage(
     staged: &mut [Staged],
-    dates: &mut [DateCache],
+    recent: &mut [Recent],
     joined: &mut Vec<u8>,
     layout: &CsvLayout,
     file: &FileCtx,
@@ -473,7 +473,7 @@ fn stage(
     for (i, &col) in file.field_to_column.iter().enumerate() {
         let end = ends[i];
         if col != NOT_A_COLUMN {
-            staged[col] = stage_field(layout, col, src, start, end, &mut dates[col])?;
+            staged[col] = stage_field(layout, col, src, start, end, &mut recent[col])?;
         }
         start = end + gap;
     }
@@ -487,7 +487,7 @@ fn stage(
             joined.extend_from_slice(&src[from..ends[field]]);
         }
         let col = join.column;
-        staged[col] = stage_field(layout, col, joined, 0, joined.len(), &mut dates[col])?;
+        staged[col] = stage_field(layout, col, joined, 0, joined.len(), &mut recent[col])?;
     }
     Ok(())
 }
@@ -499,7 +499,7 @@ fn stage_field(
     src: &[u8],
     start: usize,
     end: usize,
-    dates: &mut DateCache,
+    recent: &mut Recent,
 ) -> Result<Staged, String> {
     let bytes = &src[start..end];
     let spec = &layout.columns[col];
@@ -528,7 +528,7 @@ fn stage_field(
     }
     match spec.kind {
         InputType::String => Ok(Staged::Str(start, end)),
-        other => convert(other, text, layout, col, dates)
+        other => convert(other, text, layout, col, recent)
             .map_err(|why| format!("column `{}`: {} {why}", spec.name, shown(text))),
     }
 }
@@ -538,7 +538,7 @@ fn convert(
     text: &[u8],
     layout: &CsvLayout,
     col: usize,
-    dates: &mut DateCache,
+    recent: &mut Recent,
 ) -> Result<Staged, String> {
     // Non-ASCII bytes can never form a valid number, boolean or timestamp (chrono's
     // patterns included: their month and day names are English); checking for
@@ -571,7 +571,7 @@ fn convert(
                 .as_ref()
                 .expect("every timestamp column has a rule (CsvLayout::new)");
             Staged::Ts(
-                rule.parse(s, dates)
+                rule.parse(s, recent)
                     .map_err(|e| format!("is not a valid timestamp: {e}"))?,
             )
         }
