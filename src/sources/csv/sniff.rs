@@ -7,7 +7,8 @@
 //! The rules, in the order they are applied:
 //! - Encoding: a byte order mark decides; else valid UTF-8 is UTF-8; else UTF-16 when
 //!   most other bytes are NUL; NUL bytes otherwise mean a binary file; else the
-//!   candidate whose decoding looks most like text ([`implausibility`]).
+//!   candidate whose decoding looks most like text ([`implausibility`]). Bytes that
+//!   do not decode are written `\xNN`, as the rejects will show them.
 //! - Lines: at most [`MAX_LINES`] physical lines; the partial last line of a truncated
 //!   sample is dropped. Lines starting with `#` or `//` take no part in the shape
 //!   unless they are half the lines or more.
@@ -15,16 +16,22 @@
 //!   delimiters do not count): the one whose field count (> 1) stays the same on the
 //!   most lines at the end of the sample (the data region; up to two lines with
 //!   another count may follow it as a footer, or interrupt it as a glitch); then the
-//!   one giving more fields; then tab, `;`, `|`, `,` in that order. The quote is `"`, or `'` when `"` never occurs and `'` wraps
-//!   fields.
+//!   one giving more fields; then tab, `;`, `|`, `,` in that order. The quote is
+//!   `"`, or `'` when `"` never occurs and `'` wraps fields.
 //! - Header: the first line of the data region whose cells do not fit the kinds of
 //!   the columns below (numbers, times, booleans) and are mostly text; lines before
-//!   it are the preamble (`skip_lines`), up to two unfitting lines after it units
-//!   rows (`skip_after_header`). When the region starts with data, the header is the
+//!   it are the preamble (`skip_lines`, less the comment lines right above the header
+//!   when `comment` is set), up to two unfitting lines after it units rows
+//!   (`skip_after_header`). When the region starts with data, the header is the
 //!   widest text-like line of the three just above it, whatever its field count.
+//!   When the header line occurs earlier too (a logger that restarted wrote its
+//!   preamble and header again), the first copy is the header and the region starts
+//!   there.
 //! - Values: [`decimal_separator`], [`null_markers`], then one type per column
-//!   ([`infer`]); a date column next to a time-of-day column becomes one timestamp
-//!   built `from` both.
+//!   ([`infer`]: every value parses, or all but a few bad cells, which the block
+//!   names as rejects); a date column next to a time-of-day column becomes one
+//!   timestamp built `from` both.
+//! - Names: snake_case ASCII, Latin letters with diacritics folded ([`snake_case`]).
 //!
 //! Time zones are never guessed (none is in the data): timestamps get
 //! `time_zone = "UTC"` and a comment asking for the loggers' zone.
@@ -34,7 +41,8 @@ use std::fmt;
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use encoding_rs::{
-    BIG5, EUC_KR, Encoding, GB18030, SHIFT_JIS, UTF_8, UTF_16BE, UTF_16LE, WINDOWS_1252,
+    BIG5, DecoderResult, EUC_KR, Encoding, GB18030, SHIFT_JIS, UTF_8, UTF_16BE, UTF_16LE,
+    WINDOWS_1252,
 };
 
 /// Physical lines looked at: plenty for the shape and the types, and it keeps the
@@ -116,15 +124,16 @@ pub fn sniff(
     let (columns, ambiguities) = columns(&table, decimal, &nulls, layout.header.is_some());
     let found = Found {
         decoded: &decoded,
+        lines: &lines,
         layout: &layout,
         decimal,
         nulls: &nulls,
     };
     let name = source_name.map_or_else(|| source_name_of(file_name), str::to_owned);
     let sampled = format!(
-        "naslake sniff: {file}: {} {} lines sampled ({} bytes read, {}).",
+        "naslake sniff: {file}: {} {} sampled ({} bytes read, {}).",
         if more_lines { "the first" } else { "all" },
-        lines.len(),
+        plural(lines.len(), "line", "lines"),
         head.len(),
         if truncated {
             "the file is longer"
@@ -160,8 +169,11 @@ struct Decoded {
     encoding: &'static Encoding,
     text: String,
     evidence: &'static str,
-    /// Characters that did not decode: their lines will be rejects.
+    /// Byte sequences that did not decode (written `\xNN` in `text`, as the rejects
+    /// row shows them).
     malformed: usize,
+    /// The lines (0-based) holding them: rejects at run time, if they are data.
+    malformed_lines: Vec<usize>,
 }
 
 /// Tried in this order when the sample is not UTF-8; on equal plausibility the
@@ -199,11 +211,13 @@ fn decode(head: &[u8], truncated: bool, file: &str) -> Result<Decoded, SniffErro
     }
     let evidence = "not UTF-8; of utf-8, shift_jis, windows-1252, euc-kr, gb18030 and big5 \
                     it decodes most plausibly";
+    // A sequence that does not decode costs what a replacement character would.
+    let score = |d: &Decoded| implausibility(&d.text) + 10 * d.malformed;
     let mut best = decode_as(CANDIDATES[0], head, truncated, evidence);
-    let mut best_score = implausibility(&best.text);
+    let mut best_score = score(&best);
     for encoding in &CANDIDATES[1..] {
         let candidate = decode_as(encoding, head, truncated, evidence);
-        let score = implausibility(&candidate.text);
+        let score = score(&candidate);
         if score < best_score {
             (best, best_score) = (candidate, score);
         }
@@ -217,19 +231,81 @@ fn decode_as(
     truncated: bool,
     evidence: &'static str,
 ) -> Decoded {
-    let mut text = encoding.decode_without_bom_handling(bytes).0.into_owned();
+    let (mut text, mut malformed_at) = decode_escaped(encoding, bytes);
     if truncated {
         // The sample ends inside a line: drop that partial line, and with it any
         // character cut in two.
         text.truncate(text.rfind('\n').map_or(0, |i| i + 1));
+        malformed_at.retain(|&at| at < text.len());
     }
-    let malformed = text.matches('\u{FFFD}').count();
+    // The positions ascend: count line ends once, from one position to the next.
+    let (mut line, mut from) = (0, 0);
+    let mut malformed_lines: Vec<usize> = malformed_at
+        .iter()
+        .map(|&at| {
+            line += memchr::memchr_iter(b'\n', &text.as_bytes()[from..at]).count();
+            from = at;
+            line
+        })
+        .collect();
+    malformed_lines.dedup();
     Decoded {
         encoding,
         text,
         evidence,
-        malformed,
+        malformed: malformed_at.len(),
+        malformed_lines,
     }
+}
+
+/// `bytes` decoded, with every byte of a sequence that does not decode written
+/// `\xNN` (upper-case hex), the way the rejects row's `raw_line` shows it, so that
+/// comments name such a value as the rejects will; and where in the text each such
+/// sequence starts.
+fn decode_escaped(encoding: &'static Encoding, bytes: &[u8]) -> (String, Vec<usize>) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut decoder = encoding.new_decoder_without_bom_handling();
+    // Into bytes, not a `String`: `decode_to_string*` zeroes the string's spare
+    // room on every call, and a wrong candidate encoding stops at every other byte.
+    let room = decoder
+        .max_utf8_buffer_length_without_replacement(bytes.len())
+        .unwrap_or(bytes.len() * 3);
+    let mut out = vec![0u8; room + 64];
+    let (mut read, mut written, mut malformed_at) = (0, 0, Vec::new());
+    loop {
+        let (result, n, m) =
+            decoder.decode_to_utf8_without_replacement(&bytes[read..], &mut out[written..], true);
+        read += n;
+        written += m;
+        match result {
+            DecoderResult::InputEmpty => break,
+            DecoderResult::OutputFull => out.resize(out.len() * 2, 0),
+            DecoderResult::Malformed(len, after) => {
+                // The sequence ends `after` bytes before what has been read.
+                let end = read.saturating_sub(usize::from(after));
+                let start = end.saturating_sub(usize::from(len));
+                if out.len() < written + 4 * (end - start) {
+                    out.resize(out.len() * 2 + 4 * (end - start), 0);
+                }
+                malformed_at.push(written);
+                for &b in &bytes[start..end] {
+                    let escape = [
+                        b'\\',
+                        b'x',
+                        HEX[usize::from(b >> 4)],
+                        HEX[usize::from(b & 0xF)],
+                    ];
+                    out[written..written + 4].copy_from_slice(&escape);
+                    written += 4;
+                }
+            }
+        }
+    }
+    out.truncate(written);
+    // The decoder writes UTF-8 and the escapes are ASCII: this never replaces anything.
+    let text = String::from_utf8(out)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    (text, malformed_at)
 }
 
 /// UTF-16 without a byte order mark: CSV text is mostly ASCII, whose UTF-16 code
@@ -379,7 +455,8 @@ struct Layout {
     /// Set when comment lines occur after the header, where only `csv.comment` skips them.
     comment: Option<&'static str>,
     header: Option<usize>,
-    /// Physical lines before the header (before the first data line without one).
+    /// Physical lines before the header (before the first data line without one),
+    /// less the comment lines right above it when `comment` is set.
     skip_lines: usize,
     /// Physical lines from the header to the last units row, 0 without units rows.
     skip_after_header: usize,
@@ -387,8 +464,10 @@ struct Layout {
     data: Vec<usize>,
     /// Lines at the end that break the data's field count.
     footer: usize,
-    /// Lines inside the data that do not fit it (another field count, a repeated header).
+    /// Lines inside the data that do not fit it (another field count, a glitch).
     misfits: usize,
+    /// Lines inside the data that repeat the header (a logger restart).
+    repeated_header: Vec<usize>,
 }
 
 /// The lines with the data's field count at the end of the sample (the data region).
@@ -408,11 +487,19 @@ fn find_layout(lines: &[&str]) -> Option<Layout> {
         .map(|l| !l.trim().is_empty() && !comment.is_some_and(|c| l.starts_with(c)))
         .collect();
     let quote = choose_quote(lines);
-    let (delimiter, run) = choose_delimiter(lines, &takes_part, quote)?;
+    let (delimiter, mut run) = choose_delimiter(lines, &takes_part, quote)?;
     let cells = |i: usize| split_line(lines[i], delimiter, quote);
-    let rows: Vec<Vec<String>> = run.lines.iter().map(|&i| cells(i)).collect();
-    let kinds = column_kinds(&rows[rows.len() / 2..], run.fields);
-    let (header, data_from) = place_header(&run, &rows, &kinds, &takes_part, &cells);
+    let mut region = Region::read(&run, &takes_part, &cells);
+    if let Some(first) = region.header.and_then(|h| first_copy(lines, h)) {
+        extend_run(&mut run, first, &takes_part, &cells);
+        region = Region::read(&run, &takes_part, &cells);
+    }
+    let Region {
+        rows,
+        kinds,
+        header,
+        data_from,
+    } = region;
     let first_data = *run.lines.get(data_from)?;
     let (data, misfits): (Vec<(usize, &Vec<String>)>, Vec<_>) = run.lines[data_from..]
         .iter()
@@ -423,23 +510,90 @@ fn find_layout(lines: &[&str]) -> Option<Layout> {
     if data.is_empty() {
         return None;
     }
-    let skip_lines = header.unwrap_or(first_data);
+    let (repeated_header, misfits): (Vec<usize>, Vec<usize>) = misfits
+        .into_iter()
+        .map(|(i, _)| i)
+        .partition(|&i| header.is_some_and(|h| lines[i].trim() == lines[h].trim()));
     let skip_after_header = header.map_or(0, |h| {
         let last_units = (h + 1..first_data).rev().find(|&i| takes_part[i]);
         last_units.map_or(0, |u| u - h)
     });
-    let comment = comment.filter(|c| lines[skip_lines..].iter().any(|l| l.starts_with(c)));
+    let header_at = header.unwrap_or(first_data);
+    let comment = comment.filter(|c| lines[header_at..].iter().any(|l| l.starts_with(c)));
     Some(Layout {
         delimiter,
         quote,
         comment,
         header,
-        skip_lines,
+        skip_lines: preamble_to_skip(&lines[..header_at], comment),
         skip_after_header,
         data,
         footer: run.footer,
         misfits: run.stepped_over + misfits.len(),
+        repeated_header,
     })
+}
+
+/// A data region cut into header, units rows and data.
+struct Region {
+    /// The cells of each line of the run.
+    rows: Vec<Vec<String>>,
+    /// The rough kind of each column, from the second half of the run.
+    kinds: Vec<Rough>,
+    header: Option<usize>,
+    /// The index in the run of the first data line.
+    data_from: usize,
+}
+
+impl Region {
+    fn read(run: &Run, takes_part: &[bool], cells: &dyn Fn(usize) -> Vec<String>) -> Self {
+        let rows: Vec<Vec<String>> = run.lines.iter().map(|&i| cells(i)).collect();
+        let kinds = column_kinds(&rows[rows.len() / 2..], run.fields);
+        let (header, data_from) = place_header(run, &rows, &kinds, takes_part, cells);
+        Region {
+            rows,
+            kinds,
+            header,
+            data_from,
+        }
+    }
+}
+
+/// The first line with the text of line `h`, when that is an earlier one: a logger
+/// that restarts writes its preamble and header again, and the data region, read
+/// up from the end, then starts at the last copy. The first is the file's header.
+fn first_copy(lines: &[&str], h: usize) -> Option<usize> {
+    lines[..h].iter().position(|l| l.trim() == lines[h].trim())
+}
+
+/// Makes `run` start at line `first`: the lines from there to the run that take
+/// part join it when they have its field count, and are stepped over otherwise
+/// (a repeated preamble: rejects at run time).
+fn extend_run(
+    run: &mut Run,
+    first: usize,
+    takes_part: &[bool],
+    cells: &dyn Fn(usize) -> Vec<String>,
+) {
+    let start = run.lines[0];
+    let (joining, stepped): (Vec<usize>, Vec<usize>) = (first..start)
+        .filter(|&i| takes_part[i])
+        .partition(|&i| cells(i).len() == run.fields);
+    run.stepped_over += stepped.len();
+    run.lines.splice(0..0, joining);
+}
+
+/// `skip_lines`: the lines before the header, except that with a `comment` prefix
+/// the comment lines right above the header need no counting (the reader skips
+/// comment lines before the header, after `skip_lines`).
+fn preamble_to_skip(preamble: &[&str], comment: Option<&str>) -> usize {
+    let Some(prefix) = comment else {
+        return preamble.len();
+    };
+    preamble
+        .iter()
+        .rposition(|l| !l.starts_with(prefix))
+        .map_or(0, |i| i + 1)
 }
 
 /// The delimiter whose data region is longest (then: more fields, then the order
@@ -715,6 +869,8 @@ fn looks_like_header(cells: &[String]) -> bool {
 struct Table {
     header: Vec<String>,
     rows: Vec<Vec<String>>,
+    /// Each row's line in the file (0-based).
+    lines: Vec<usize>,
     fields: usize,
 }
 
@@ -727,15 +883,17 @@ impl Table {
         Table {
             header,
             rows,
+            lines: layout.data.clone(),
             fields,
         }
     }
 
-    fn column(&self, i: usize) -> impl Iterator<Item = &str> {
+    /// The cells of column `i`, each with its line.
+    fn column(&self, i: usize) -> impl Iterator<Item = (usize, &str)> {
         self.rows
             .iter()
-            .filter_map(move |r| r.get(i))
-            .map(String::as_str)
+            .zip(&self.lines)
+            .filter_map(move |(r, &line)| Some((line, r.get(i)?.as_str())))
     }
 }
 
@@ -809,10 +967,13 @@ fn decimal_separator(rows: &[Vec<String>], delimiter: u8) -> u8 {
     if with(b',') > with(b'.') { b',' } else { b'.' }
 }
 
-/// Cell texts that stand for NULL, in the order first met (columns left to right):
-/// in a column where at least one cell is a number, the non-number cells when they
-/// are at most four distinct texts, each a known marker ([`KNOWN_NULLS`]) or one that
-/// recurs, and the unknown ones are no more frequent than the numbers.
+/// Cell texts that stand for NULL, in the order first met (columns left to right).
+/// In a column where at least one cell is a number, the other cells are markers when
+/// each is a known one ([`KNOWN_NULLS`]) or recurs as text, there are at most four
+/// of them, and the unknown ones are no more frequent than the numbers. A one-off
+/// (`34O.2`, `6.012,5`) is a bad cell, a reject at run time, not a marker; a few
+/// ([`Tolerance`]) leave the column numeric, more make it text, whose cells then
+/// name no markers (they would turn text values NULL in every column).
 fn null_markers(rows: &[Vec<String>], decimal: u8) -> Vec<String> {
     let fields = rows.iter().map(Vec::len).max().unwrap_or(0);
     let mut markers: Vec<String> = Vec::new();
@@ -833,14 +994,18 @@ fn null_markers(rows: &[Vec<String>], decimal: u8) -> Vec<String> {
             }
         }
         let known = |t: &str| KNOWN_NULLS.contains(&t);
-        let unknown: usize = others
+        let plausible = |(t, n): &(&str, usize)| known(t) || (*n >= 2 && rough(t) == Rough::Text);
+        let (found, bad): (Vec<_>, Vec<_>) = others.into_iter().partition(plausible);
+        let bad_cells: usize = bad.iter().map(|(_, n)| n).sum();
+        let unknown: usize = found
             .iter()
             .filter(|(t, _)| !known(t))
             .map(|(_, n)| n)
             .sum();
-        let plausible = |(t, n): &(&str, usize)| known(t) || (*n >= 2 && rough(t) == Rough::Text);
-        if numbers > 0 && others.len() <= 4 && unknown <= numbers && others.iter().all(plausible) {
-            for (t, _) in others {
+        let numeric = numbers > 0
+            && Tolerance::of(numbers + bad_cells).allows(bad_cells, numbers + bad_cells);
+        if numeric && found.len() <= 4 && unknown <= numbers {
+            for (t, _) in found {
                 if !markers.iter().any(|m| m == t) {
                     markers.push(t.to_owned());
                 }
@@ -869,6 +1034,14 @@ enum Kind {
 }
 
 impl Kind {
+    /// What a value of this kind is, in a comment.
+    fn noun(&self) -> &'static str {
+        match self {
+            Kind::Time(_) => "time of day",
+            other => other.type_name(),
+        }
+    }
+
     fn type_name(&self) -> &'static str {
         match self {
             Kind::String | Kind::Time(_) => "string",
@@ -889,60 +1062,129 @@ struct Ambiguity {
     why: &'static str,
 }
 
-/// A column's type and, for dates and times, the ambiguity of its pattern.
+/// A column's type, the ambiguity of its pattern (dates and times), and the values
+/// that will be rejects (indices into the values typed).
 struct Typed {
     kind: Kind,
     ambiguity: Option<Ambiguity>,
+    rejects: Vec<usize>,
+}
+
+impl Typed {
+    fn plain(kind: Kind, rejects: Vec<usize>) -> Self {
+        Typed {
+            kind,
+            ambiguity: None,
+            rejects,
+        }
+    }
+}
+
+/// How many sampled values of a column may fail to parse as its type: one bad cell
+/// (a misread digit, a byte that does not decode) must not make a numeric column
+/// `string`, but a column of text with a few numbers in it is still text.
+#[derive(Debug, Clone, Copy)]
+struct Tolerance {
+    /// At most this many values may fail…
+    bad: usize,
+    /// …and then at least this many must parse.
+    good: usize,
+}
+
+impl Tolerance {
+    const EXACT: Tolerance = Tolerance { bad: 0, good: 0 };
+
+    /// For a column of `n` values: two or 1 %, whichever is more, and 10 that parse.
+    fn of(n: usize) -> Self {
+        Tolerance {
+            bad: (n / 100).max(2),
+            good: 10,
+        }
+    }
+
+    fn allows(self, bad: usize, total: usize) -> bool {
+        bad == 0 || (bad <= self.bad && total - bad >= self.good)
+    }
+
+    /// The indices of the `values` that `parses` refuses, when they are allowed.
+    fn rejects(self, values: &[&str], parses: impl Fn(&str) -> bool) -> Option<Vec<usize>> {
+        let mut bad = Vec::new();
+        for (i, v) in values.iter().enumerate() {
+            if !parses(v) {
+                bad.push(i);
+                if bad.len() > self.bad {
+                    return None;
+                }
+            }
+        }
+        self.allows(bad.len(), values.len()).then_some(bad)
+    }
+}
+
+/// `values` without the ones at `rejects` (ascending indices).
+fn except<'a>(values: &[&'a str], rejects: &[usize]) -> Vec<&'a str> {
+    let mut skip = rejects.iter().peekable();
+    (0..values.len())
+        .filter(|i| skip.next_if_eq(&i).is_none())
+        .map(|i| values[i])
+        .collect()
 }
 
 /// The type of a column from its non-NULL values: bigint, double, boolean, ISO-8601
 /// timestamp (a date when no value has a time), a strftime timestamp, date or time
 /// of day, else string. Integers are epoch timestamps only when the header says time.
+/// Every value must parse; a column that would be a string so is typed again with a
+/// few values allowed to fail ([`Tolerance::of`]): they will be rejects.
 fn infer(header: &str, values: &[&str], decimal: u8) -> Typed {
-    let plain = |kind| Typed {
-        kind,
-        ambiguity: None,
-    };
+    let exact = infer_with(header, values, decimal, Tolerance::EXACT);
+    if exact.kind != Kind::String || values.is_empty() {
+        return exact;
+    }
+    infer_with(header, values, decimal, Tolerance::of(values.len()))
+}
+
+/// [`infer`] with the values that may fail to parse as the type.
+fn infer_with(header: &str, values: &[&str], decimal: u8, tolerance: Tolerance) -> Typed {
     if values.is_empty() {
-        return plain(Kind::String);
+        return Typed::plain(Kind::String, Vec::new());
     }
-    if let Some(numbers) = values
-        .iter()
-        .map(|v| number(v, decimal))
-        .collect::<Option<Vec<_>>>()
-    {
-        if numbers.iter().all(|n| *n == Number::Integer) {
-            return plain(epoch_format(header, values).map_or(Kind::Bigint, |format| {
-                Kind::Timestamp {
-                    format: format.into(),
-                    zoned: true,
-                }
-            }));
-        }
-        return plain(Kind::Double);
+    if let Some(rejects) = tolerance.rejects(values, |v| number(v, decimal).is_some()) {
+        let good = except(values, &rejects);
+        let integers = good
+            .iter()
+            .all(|v| number(v, decimal) == Some(Number::Integer));
+        let kind = match epoch_format(header, &good).filter(|_| integers) {
+            Some(format) => Kind::Timestamp {
+                format: format.into(),
+                zoned: true,
+            },
+            None if integers => Kind::Bigint,
+            None => Kind::Double,
+        };
+        return Typed::plain(kind, rejects);
     }
-    if values.iter().all(|v| is_boolean(v)) {
-        return plain(Kind::Boolean);
+    if let Some(rejects) = tolerance.rejects(values, is_boolean) {
+        return Typed::plain(Kind::Boolean, rejects);
     }
-    if let Some(shapes) = values
-        .iter()
-        .map(|v| iso8601(v))
-        .collect::<Option<Vec<_>>>()
-    {
-        return plain(if shapes.iter().all(|s| *s == Iso::Date) {
+    if let Some(rejects) = tolerance.rejects(values, |v| iso8601(v).is_some()) {
+        let shapes: Vec<Iso> = except(values, &rejects)
+            .iter()
+            .filter_map(|v| iso8601(v))
+            .collect();
+        let kind = if shapes.iter().all(|s| *s == Iso::Date) {
             Kind::Date("%Y-%m-%d".into())
         } else {
             Kind::Timestamp {
                 format: "iso8601".into(),
                 zoned: shapes.iter().all(|s| *s == Iso::Offset),
             }
-        });
+        };
+        return Typed::plain(kind, rejects);
     }
-    if !values
-        .iter()
-        .all(|v| v.starts_with(|c: char| c.is_ascii_digit()))
-    {
-        return plain(Kind::String);
+    // Every pattern below reads a digit first: text columns stop here, cheaply.
+    let digit_first = |v: &str| v.starts_with(|c: char| c.is_ascii_digit());
+    if tolerance.rejects(values, digit_first).is_none() {
+        return Typed::plain(Kind::String, Vec::new());
     }
     let timestamps: Vec<String> = DATE_PATTERNS
         .iter()
@@ -958,13 +1200,17 @@ fn infer(header: &str, values: &[&str], decimal: u8) -> Typed {
         (owned(TIME_PATTERNS), time_millis, Kind::Time),
     ];
     for (patterns, parse, kind) in families {
-        if let Some(ambiguity) = choose_pattern(values, &patterns, parse) {
+        if let Some((ambiguity, rejects)) = choose_pattern(values, &patterns, parse, tolerance) {
             let kind = kind(ambiguity.chosen.clone());
             let ambiguity = (!ambiguity.others.is_empty()).then_some(ambiguity);
-            return Typed { kind, ambiguity };
+            return Typed {
+                kind,
+                ambiguity,
+                rejects,
+            };
         }
     }
-    plain(Kind::String)
+    Typed::plain(Kind::String, Vec::new())
 }
 
 /// Dates in order of preference when several read every value the same way or
@@ -1010,29 +1256,36 @@ fn time_millis(v: &str, pattern: &str) -> Option<i64> {
     Some(i64::from(t.num_seconds_from_midnight()) * 1000 + i64::from(t.nanosecond() / 1_000_000))
 }
 
-/// Among `patterns` that parse every value, the one reading them as the steadiest
+/// Among `patterns` that parse every value (or all but the few `tolerance` allows,
+/// and then those that fail on the fewest), the one reading them as the steadiest
 /// series (least total change from one value to the next: logs are written in time
 /// order, so a day-month swap shows as jumps); then the one whose first year is
 /// nearest this year (`24/03/10` is 2024, not 2010: exports are recent); then the
 /// earliest. Patterns that read every value as an earlier one does are dropped.
-fn choose_pattern(values: &[&str], patterns: &[String], parse: Parse) -> Option<Ambiguity> {
-    let mut readings: Vec<(&String, Vec<i64>)> = Vec::new();
+/// Returns the choice and the indices of the values it does not read.
+fn choose_pattern(
+    values: &[&str],
+    patterns: &[String],
+    parse: Parse,
+    tolerance: Tolerance,
+) -> Option<(Ambiguity, Vec<usize>)> {
+    let mut readings: Vec<(&String, Vec<Option<i64>>)> = Vec::new();
     for pattern in patterns {
-        let Some(read) = values
-            .iter()
-            .map(|v| parse(v, pattern))
-            .collect::<Option<Vec<_>>>()
-        else {
+        let Some(read) = read_all(values, pattern, parse, tolerance) else {
             continue;
         };
         if !readings.iter().any(|(_, r)| *r == read) {
             readings.push((pattern, read));
         }
     }
+    let failures = |read: &[Option<i64>]| read.iter().filter(|r| r.is_none()).count();
+    let fewest = readings.iter().map(|(_, r)| failures(r)).min()?;
+    readings.retain(|(_, r)| failures(r) == fewest);
     let this_year = chrono::Utc::now().year();
     let keys: Vec<(u64, u32)> = readings
         .iter()
         .map(|(_, read)| {
+            let read: Vec<i64> = read.iter().flatten().copied().collect();
             let unsteadiness = read
                 .windows(2)
                 .fold(0u64, |sum, w| sum.saturating_add(w[1].abs_diff(w[0])));
@@ -1059,7 +1312,11 @@ fn choose_pattern(values: &[&str], patterns: &[String], parse: Parse) -> Option<
         "nothing in the sample tells them apart and it comes first in naslake's order \
          (month first with `/`, day first with `.` and `-`)"
     };
-    Some(Ambiguity {
+    let rejects = (readings[best].1.iter().enumerate())
+        .filter(|(_, r)| r.is_none())
+        .map(|(i, _)| i)
+        .collect();
+    let ambiguity = Ambiguity {
         chosen: readings[best].0.clone(),
         others: readings
             .iter()
@@ -1068,7 +1325,29 @@ fn choose_pattern(values: &[&str], patterns: &[String], parse: Parse) -> Option<
             .map(|(_, r)| r.0.clone())
             .collect(),
         why,
-    })
+    };
+    Some((ambiguity, rejects))
+}
+
+/// Each value read with `pattern` (`None` where it does not parse), unless more
+/// fail than `tolerance` allows.
+fn read_all(
+    values: &[&str],
+    pattern: &str,
+    parse: Parse,
+    tolerance: Tolerance,
+) -> Option<Vec<Option<i64>>> {
+    let mut failed = 0;
+    let mut read = Vec::with_capacity(values.len());
+    for v in values {
+        let r = parse(v, pattern);
+        failed += usize::from(r.is_none());
+        if failed > tolerance.bad {
+            return None;
+        }
+        read.push(r);
+    }
+    tolerance.allows(failed, values.len()).then_some(read)
 }
 
 /// `epoch_seconds` or `epoch_millis` for integers of a column whose header says
@@ -1146,17 +1425,24 @@ fn columns(
         .map(|i| table.header.get(i).cloned().unwrap_or_default())
         .collect();
     let names = column_names(&headers, has_header);
-    let typed: Vec<Typed> = headers
+    let (typed, bad): (Vec<Typed>, Vec<Vec<Bad>>) = headers
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            let values: Vec<&str> = table
+            let (lines, values): (Vec<usize>, Vec<&str>) = table
                 .column(i)
-                .filter(|v| !v.is_empty() && !nulls.iter().any(|n| n == v))
+                .filter(|(_, v)| !v.is_empty() && !nulls.iter().any(|n| n == v))
+                .unzip();
+            let typed = infer(h, &values, decimal);
+            let bad = (typed.rejects.iter())
+                .map(|&k| Bad {
+                    text: values[k].to_owned(),
+                    line: lines[k],
+                })
                 .collect();
-            infer(h, &values, decimal)
+            (typed, bad)
         })
-        .collect();
+        .unzip();
     let mut taken = names.clone();
     let (mut columns, mut comments) = (Vec::new(), Vec::new());
     let mut i = 0;
@@ -1169,6 +1455,10 @@ fn columns(
             let name = joined_name(&names, i, &mut taken);
             for a in typed[i..i + 2].iter().filter_map(|t| t.ambiguity.as_ref()) {
                 comments.push(ambiguity_comment(&name, a));
+            }
+            for k in [i, i + 1] {
+                let part = Some(headers[k].as_str());
+                comments.extend(rejects_comment(&name, part, &typed[k].kind, &bad[k]));
             }
             columns.push(Column {
                 name,
@@ -1185,6 +1475,7 @@ fn columns(
         if let Some(a) = &typed[i].ambiguity {
             comments.push(ambiguity_comment(&names[i], a));
         }
+        comments.extend(rejects_comment(&names[i], None, &typed[i].kind, &bad[i]));
         let differs = has_header && headers[i].to_lowercase() != names[i];
         columns.push(Column {
             name: names[i].clone(),
@@ -1195,6 +1486,48 @@ fn columns(
         i += 1;
     }
     (columns, comments)
+}
+
+/// A sampled value that will be a reject: its text and its line (0-based).
+struct Bad {
+    text: String,
+    line: usize,
+}
+
+/// A comment naming the values of a column (or of the `part` of the file's columns
+/// it is built from) that do not parse as its `kind`, at most three of them.
+fn rejects_comment(column: &str, part: Option<&str>, kind: &Kind, bad: &[Bad]) -> Option<String> {
+    let n = bad.len();
+    if n == 0 {
+        return None;
+    }
+    let of = part.map_or(String::new(), |p| format!(" of `{p}`"));
+    let shown: Vec<String> = bad
+        .iter()
+        .take(3)
+        .map(|b| format!("'{}' (line {})", shortened(&b.text), b.line + 1))
+        .collect();
+    let more = if n > 3 { ", …" } else { "" };
+    Some(format!(
+        "column `{column}`: {}{of} {} no {} and {}: {}{more}.",
+        plural(n, "sampled value", "sampled values"),
+        if n == 1 { "is" } else { "are" },
+        kind.noun(),
+        if n == 1 {
+            "its line will be a reject"
+        } else {
+            "their lines will be rejects"
+        },
+        shown.join(", "),
+    ))
+}
+
+/// `text`, cut to 40 characters.
+fn shortened(text: &str) -> String {
+    match text.char_indices().nth(40) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
 }
 
 /// A note for a local-time column whose header names a fixed offset (HOBO writes
@@ -1274,9 +1607,9 @@ fn joined_name(names: &[String], i: usize, taken: &mut Vec<String>) -> String {
     name
 }
 
-/// snake_case ASCII names: ASCII letters and digits kept (lower-cased), every other
-/// run a `_`; `col_N` for a header without any, `c_` before a leading digit, the
-/// lineage columns' names (`source_key`, `line_number`) and duplicates renamed.
+/// snake_case ASCII names ([`snake_case`]); `col_N` for a header without a letter or
+/// digit it can keep, `c_` before a leading digit, the lineage columns' names
+/// (`source_key`, `line_number`) and duplicates renamed.
 fn column_names(headers: &[String], has_header: bool) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for (i, header) in headers.iter().enumerate() {
@@ -1300,23 +1633,63 @@ fn column_names(headers: &[String], has_header: bool) -> Vec<String> {
     names
 }
 
+/// Lower-case ASCII letters and digits, every other run one `_`; Latin letters with
+/// diacritics folded to ASCII first (`Öltemperatur °C` → `oltemperatur_c`).
 fn snake_case(text: &str) -> String {
     let mut out = String::new();
     let mut gap = false;
     for c in text.chars() {
-        if c.is_ascii_alphanumeric() {
-            if gap && !out.is_empty() {
-                out.push('_');
-            }
-            gap = false;
-            out.push(c.to_ascii_lowercase());
-        } else {
+        let folded = fold_latin(c);
+        if !c.is_ascii_alphanumeric() && folded.is_none() {
             gap = true;
+            continue;
+        }
+        if gap && !out.is_empty() {
+            out.push('_');
+        }
+        gap = false;
+        match folded {
+            Some(letters) => out.push_str(letters),
+            None => out.push(c.to_ascii_lowercase()),
         }
     }
     // Athena allows 255; names longer than this are unreadable anyway.
     out.truncate(64);
     out.trim_end_matches('_').to_owned()
+}
+
+/// U+00C0–U+00FF in lower-case ASCII, one entry per code point (`-`: × and ÷ are
+/// no letters): the base letter of Unicode's decomposition (NFKD) where there is
+/// one, else the usual transliteration (Æ ae, Ð d, Ø o, Þ th, ß ss).
+const LATIN_1_FOLDED: &str = "a a a a a a ae c e e e e i i i i d n o o o o o - o u u u u y th ss \
+                              a a a a a a ae c e e e e i i i i d n o o o o o - o u u u u y th y";
+/// U+0100–U+017F (Latin Extended-A: Central and Northern Europe, Turkish, Baltic)
+/// likewise (Đ d, Ħ h, ı i, Ĳ ij, ĸ k, Ł l, Ŋ n, Œ oe, Ŧ t, ſ s).
+const LATIN_EXTENDED_A_FOLDED: &str = "a a a a a a c c c c c c c c d d d d e e e e e e e e e e \
+    g g g g g g g g h h h h i i i i i i i i i i ij ij j j k k k l l l l l l l l l l \
+    n n n n n n n n n o o o o o o oe oe r r r r r r s s s s s s s s t t t t t t \
+    u u u u u u u u u u u u w w y y y z z z z z z s";
+
+/// A Latin letter with a diacritic (or a Latin ligature), the micro sign or a
+/// superscript digit in ASCII; `None` for any other character (names in non-Latin
+/// scripts keep their ASCII parts only).
+fn fold_latin(c: char) -> Option<&'static str> {
+    let code = u32::from(c);
+    let (table, first) = match code {
+        0xC0..=0xFF => (LATIN_1_FOLDED, 0xC0),
+        0x100..=0x17F => (LATIN_EXTENDED_A_FOLDED, 0x100),
+        // Romanian's comma-below letters, in Latin Extended-B.
+        0x218 | 0x219 => return Some("s"),
+        0x21A | 0x21B => return Some("t"),
+        // Units: the micro sign as `u` (`µm` → `um`), superscripts as digits (`m²`).
+        0xB5 => return Some("u"),
+        0xB2 => return Some("2"),
+        0xB3 => return Some("3"),
+        0xB9 => return Some("1"),
+        _ => return None,
+    };
+    let index = usize::try_from(code - first).ok()?;
+    table.split_whitespace().nth(index).filter(|f| *f != "-")
 }
 
 /// `name`, or `name_2`, `name_3`, … whichever is not taken.
@@ -1351,6 +1724,8 @@ fn ambiguity_comment(column: &str, a: &Ambiguity) -> String {
 /// What the block is made from, besides the columns.
 struct Found<'a> {
     decoded: &'a Decoded,
+    /// The sample's lines, as [`sample_lines`] cut them.
+    lines: &'a [&'a str],
     layout: &'a Layout,
     decimal: u8,
     nulls: &'a [String],
@@ -1364,31 +1739,45 @@ fn notes(found: &Found, table: &Table) -> Vec<String> {
     if d.encoding != UTF_8 || d.evidence != "valid UTF-8" {
         out.push(format!("encoding: {} ({}).", label(d.encoding), d.evidence));
     }
-    if d.malformed > 0 {
+    out.extend(malformed_note(found));
+    if !layout.repeated_header.is_empty() {
+        let n = layout.repeated_header.len();
         out.push(format!(
-            "{} characters of the sample are not valid {}: their lines will be rejected.",
-            d.malformed,
-            d.encoding.name()
+            "the header is repeated on {} (the logger restarted?): {} a reject.",
+            line_list(&layout.repeated_header),
+            if n == 1 { "it will be" } else { "each will be" },
         ));
     }
     if layout.misfits > 0 {
         out.push(format!(
-            "{} line(s) among the data have another number of fields or do not fit the columns \
-             (a glitch, a repeated header?): they will be rejected.",
-            layout.misfits
+            "{} among the data {} another number of fields or {} not fit the columns \
+             (a glitch, a repeated preamble?): {}.",
+            plural(layout.misfits, "line", "lines"),
+            if layout.misfits == 1 { "has" } else { "have" },
+            if layout.misfits == 1 { "does" } else { "do" },
+            if layout.misfits == 1 {
+                "it will be a reject"
+            } else {
+                "they will be rejects"
+            },
         ));
     }
     if layout.footer > 0 {
         out.push(format!(
-            "{} line(s) at the end of the sample have another number of fields (a footer?): \
-             they will be rejected.",
-            layout.footer
+            "{} at the end of the sample {} another number of fields (a footer?): {}.",
+            plural(layout.footer, "line", "lines"),
+            if layout.footer == 1 { "has" } else { "have" },
+            if layout.footer == 1 {
+                "it will be a reject"
+            } else {
+                "they will be rejects"
+            },
         ));
     }
     if layout.header.is_some() && table.header.len() != table.fields {
         out.push(format!(
-            "the header has {} fields, the data lines {}: check the columns.",
-            table.header.len(),
+            "the header has {}, the data lines {}: check the columns.",
+            plural(table.header.len(), "field", "fields"),
             table.fields
         ));
     }
@@ -1401,6 +1790,66 @@ fn notes(found: &Found, table: &Table) -> Vec<String> {
         }
     }
     out
+}
+
+/// What becomes of the sampled lines with bytes that do not decode: a header that
+/// does not decode rejects every file; a data line is a reject; preamble, units
+/// rows and comment lines are skipped whatever they hold, so they go unmentioned.
+fn malformed_note(found: &Found) -> Option<String> {
+    let (d, layout) = (found.decoded, found.layout);
+    let encoding = d.encoding.name();
+    if let Some(h) = layout.header.filter(|h| d.malformed_lines.contains(h)) {
+        return Some(format!(
+            "the header (line {}) has bytes that are not valid {encoding}: naslake rejects \
+             a file whose header does not decode; check the encoding.",
+            h + 1
+        ));
+    }
+    let data_from = layout
+        .header
+        .map_or(layout.skip_lines, |h| h + 1 + layout.skip_after_header);
+    let is_comment = |i: usize| {
+        layout
+            .comment
+            .is_some_and(|c| found.lines[i].starts_with(c))
+    };
+    let rejects: Vec<usize> = d
+        .malformed_lines
+        .iter()
+        .copied()
+        .filter(|&i| i >= data_from && i < found.lines.len() && !is_comment(i))
+        .collect();
+    let n = rejects.len();
+    (n > 0).then(|| {
+        format!(
+            "{} of the sample {} bytes that are not valid {encoding} ({}): {}.",
+            plural(n, "line", "lines"),
+            if n == 1 { "has" } else { "have" },
+            line_list(&rejects),
+            if n == 1 {
+                "it will be a reject"
+            } else {
+                "they will be rejects"
+            },
+        )
+    })
+}
+
+/// `1 line`, `2 lines`.
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// `line 7`, `lines 7, 9, 12`, `lines 7, 9, 12, … (5 in all)`: 1-based, at most three.
+fn line_list(lines: &[usize]) -> String {
+    let shown: Vec<String> = lines.iter().take(3).map(|i| (i + 1).to_string()).collect();
+    let more = if lines.len() > 3 {
+        format!(", … ({} in all)", lines.len())
+    } else {
+        String::new()
+    };
+    let word = if lines.len() == 1 { "line" } else { "lines" };
+    format!("{word} {}{more}", shown.join(", "))
 }
 
 /// One line for standard error: what was found.
@@ -1416,12 +1865,12 @@ fn summary(file: &str, found: &Found, table: &Table) -> String {
     };
     format!(
         "{file}: {}, delimiter {delimiter}, {header} (skip_lines = {}, skip_after_header = {}), \
-         {} columns, {} data lines sampled",
+         {}, {} sampled",
         label(found.decoded.encoding),
         layout.skip_lines,
         layout.skip_after_header,
-        table.fields,
-        table.rows.len(),
+        plural(table.fields, "column", "columns"),
+        plural(table.rows.len(), "data line", "data lines"),
     )
 }
 
@@ -1845,7 +2294,8 @@ mod tests {
         let text = "# exported by logger 7\nts,v\n2024-03-01 10:00:00,1\n# power cut\n2024-03-01 10:00:01,2\n2024-03-01 10:00:02,3\n";
         let (block, t) = sniffed(text.as_bytes(), "c.csv");
         assert_eq!(csv(&t, "c")["comment"].as_str(), Some("#"), "{block}");
-        assert_eq!(csv(&t, "c")["skip_lines"].as_integer(), Some(1));
+        // The reader skips the comment line above the header: no `skip_lines`.
+        assert!(!csv(&t, "c").contains_key("skip_lines"), "{block}");
         // Only before the header: they are preamble lines.
         let text = "# exported by logger 7\nts,v\n2024-03-01 10:00:00,1\n2024-03-01 10:00:01,2\n";
         let (block, t) = sniffed(text.as_bytes(), "c.csv");
@@ -1885,10 +2335,17 @@ mod tests {
             "{block}"
         );
         assert!(
-            block.contains("# 1 line(s) at the end of the sample"),
+            block.contains("# 1 line at the end of the sample has another number"),
             "{block}"
         );
-        assert!(block.contains("# 2 line(s) among the data"), "{block}");
+        assert!(
+            block.contains("# the header is repeated on line 10 (the logger restarted?)"),
+            "{block}"
+        );
+        assert!(
+            block.contains("# 1 line among the data has another number"),
+            "{block}"
+        );
         assert_eq!(
             columns(&block),
             [
@@ -1992,5 +2449,346 @@ mod tests {
                 toml::from_str::<Table>(&s.block).unwrap_or_else(|e| panic!("{e}\n{}", s.block));
             }
         }
+    }
+
+    /// The comment lines of a block, without their `# `.
+    fn comments(block: &str) -> Vec<&str> {
+        block.lines().filter_map(|l| l.strip_prefix("# ")).collect()
+    }
+
+    #[test]
+    fn an_undecodable_byte_leaves_its_column_double_and_names_the_reject() {
+        // GL240-style: a lone Shift_JIS lead byte (0x82) where CH2's value belongs.
+        let mut bytes = encode(
+            SHIFT_JIS,
+            "\"機種\",\"GL240\"\r\n\r\nNo.,日付,時刻,CH1 温度,CH2 湿度\r\n,,,℃,%RH\r\n",
+        );
+        for i in 1..=14 {
+            let ch2 = if i == 9 {
+                "\u{1}".to_owned()
+            } else {
+                format!("54.{i}")
+            };
+            let line = format!("{i},2024/10/27,07:{i:02}:00,33.{i},{ch2}\r\n");
+            bytes.extend(line.bytes().map(|b| if b == 1 { 0x82 } else { b }));
+        }
+        let (block, t) = sniffed(&bytes, "line3.csv");
+        assert_eq!(
+            columns(&block)[3],
+            r#"name = "ch2", header = "CH2 湿度", type = "double""#
+        );
+        let notes = comments(&block);
+        assert!(
+            notes.contains(
+                &"1 line of the sample has bytes that are not valid Shift_JIS (line 13): it will be a reject."
+            ),
+            "{block}"
+        );
+        assert!(
+            notes.contains(
+                &r"column `ch2`: 1 sampled value is no double and its line will be a reject: '\x82' (line 13)."
+            ),
+            "{block}"
+        );
+        assert!(!csv(&t, "line3").contains_key("null_values"), "{block}");
+    }
+
+    #[test]
+    fn a_one_off_bad_cell_is_a_reject_and_a_recurring_token_a_null_marker() {
+        // EU: `---` (a known marker, once) is NULL; `6.012,5` (a `.` with decimal
+        // commas) is a bad cell, not a marker, and the column stays double.
+        let mut text = String::from("Zeitstempel;Öltemperatur °C;Druck mbar\r\n");
+        for i in 0..20 {
+            let druck = match i {
+                5 => "---".to_owned(),
+                12 => "6.012,5".to_owned(),
+                _ => format!("60{i:02},3"),
+            };
+            text += &format!("27.10.2024 01:{i:02}:00;45,{i};{druck}\r\n");
+        }
+        let (block, t) = sniffed(&encode(WINDOWS_1252, &text), "press.csv");
+        assert_eq!(strings(&csv(&t, "press")["null_values"]), ["", "---"]);
+        assert_eq!(
+            columns(&block)[2],
+            r#"name = "druck_mbar", header = "Druck mbar", type = "double""#
+        );
+        assert!(
+            comments(&block).contains(
+                &"column `druck_mbar`: 1 sampled value is no double and its line will be a reject: '6.012,5' (line 14)."
+            ),
+            "{block}"
+        );
+        // US: `34O.2` once is a reject; `ERR7` twice is a marker.
+        let mut text = String::from("Date/Time,Zone 1 (°F),Zone 2 (°F)\n");
+        for i in 0..20 {
+            let zone2 = match i {
+                3 => "34O.2",
+                8 | 15 => "ERR7",
+                _ => "347.5",
+            };
+            text += &format!("3/10/2024 1:{i:02}:00 AM,349.2,{zone2}\n");
+        }
+        let (block, t) = sniffed(text.as_bytes(), "oven.csv");
+        assert_eq!(strings(&csv(&t, "oven")["null_values"]), ["", "ERR7"]);
+        assert_eq!(
+            columns(&block)[2],
+            r#"name = "zone_2_f", header = "Zone 2 (°F)", type = "double""#
+        );
+        assert!(
+            block.contains(
+                "1 sampled value is no double and its line will be a reject: '34O.2' (line 5)."
+            ),
+            "{block}"
+        );
+    }
+
+    #[test]
+    fn bad_cells_are_tolerated_only_when_few_among_many() {
+        let file = |bad: &[usize], n: usize| {
+            let mut text = String::from("n,v\n");
+            for i in 0..n {
+                let v = if bad.contains(&i) {
+                    format!("x{i}")
+                } else {
+                    i.to_string()
+                };
+                text += &format!("{i},{v}\n");
+            }
+            sniffed(text.as_bytes(), "t.csv").0
+        };
+        let v_type = |block: &str| columns(block)[1].to_owned();
+        // Two bad values among 12: still bigint, both named, their lines given.
+        let block = file(&[2, 7], 12);
+        assert_eq!(v_type(&block), r#"name = "v", type = "bigint""#);
+        assert!(
+            block.contains("# column `v`: 2 sampled values are no bigint and their lines will be rejects: 'x2' (line 4), 'x7' (line 9)."),
+            "{block}"
+        );
+        // Three among 12 is more than two (and more than 1 %): text.
+        assert_eq!(
+            v_type(&file(&[2, 7, 9], 12)),
+            r#"name = "v", type = "string""#
+        );
+        // One among 9: fewer than ten values parse, too few to tell.
+        assert_eq!(v_type(&file(&[2], 9)), r#"name = "v", type = "string""#);
+        // 1 % of 600 is six; at most three are shown.
+        let block = file(&[10, 20, 30, 40, 50, 60], 600);
+        assert_eq!(v_type(&block), r#"name = "v", type = "bigint""#);
+        assert!(
+            block.contains("6 sampled values are no bigint and their lines will be rejects: 'x10' (line 12), 'x20' (line 22), 'x30' (line 32), …"),
+            "{block}"
+        );
+    }
+
+    #[test]
+    fn bad_dates_and_times_are_tolerated_and_named_by_their_part() {
+        let mut text = String::from("Datum;Zeit;Wert\n");
+        for i in 0..20 {
+            let date = if i == 4 {
+                "3l.03.2024".to_owned()
+            } else {
+                format!("{:02}.03.2024", i + 1)
+            };
+            let time = if i == 9 { "10:6O:00" } else { "10:00:00" };
+            text += &format!("{date};{time};{i},5\n");
+        }
+        let (block, _) = sniffed(text.as_bytes(), "d.csv");
+        assert_eq!(
+            columns(&block)[0],
+            r#"name = "datum_time", type = "timestamp", from = ["Datum", "Zeit"], timestamp_format = "%d.%m.%Y %H:%M:%S", time_zone = "UTC""#
+        );
+        let notes = comments(&block);
+        assert!(notes.contains(&"column `datum_time`: 1 sampled value of `Datum` is no date and its line will be a reject: '3l.03.2024' (line 6)."), "{block}");
+        assert!(notes.contains(&"column `datum_time`: 1 sampled value of `Zeit` is no time of day and its line will be a reject: '10:6O:00' (line 11)."), "{block}");
+        // A pattern that reads every value beats one that fails on a few: 13/03 is
+        // no month, so month-first is not chosen with a reject.
+        let mut text = String::from("day,v\n");
+        for i in 1..=15 {
+            text += &format!("{i:02}/03/2024,{i}\n");
+        }
+        let (block, _) = sniffed(text.as_bytes(), "e.csv");
+        assert_eq!(
+            columns(&block)[0],
+            r#"name = "day", type = "date", date_format = "%d/%m/%Y""#
+        );
+        assert!(!block.contains("reject"), "{block}");
+    }
+
+    #[test]
+    fn counts_are_singular_or_plural() {
+        assert_eq!(plural(1, "line", "lines"), "1 line");
+        assert_eq!(plural(0, "line", "lines"), "0 lines");
+        assert_eq!(line_list(&[6]), "line 7");
+        assert_eq!(line_list(&[6, 8, 9, 12]), "lines 7, 9, 10, … (4 in all)");
+        // Two lines with a byte that does not decode, a footer of one line.
+        let mut bytes = encode(SHIFT_JIS, "番号;状態\n");
+        for i in 0..12 {
+            bytes.extend(encode(SHIFT_JIS, &format!("{i};正常\n")));
+        }
+        bytes.extend(b"7;\x82\n8;\x82\nEnd\n");
+        let s = sniff(&bytes, false, "f.csv", None).expect("sniffs");
+        assert!(
+            s.block.contains("# 2 lines of the sample have bytes that are not valid Shift_JIS (lines 14, 15): they will be rejects."),
+            "{}",
+            s.block
+        );
+        assert!(
+            s.block.contains("# 1 line at the end of the sample has another number of fields (a footer?): it will be a reject."),
+            "{}",
+            s.block
+        );
+        assert!(
+            s.remarks[0].contains("2 columns, 14 data lines sampled"),
+            "{:?}",
+            s.remarks
+        );
+    }
+
+    #[test]
+    fn comment_lines_above_the_header_are_not_counted_in_skip_lines() {
+        let data: String = (0..5)
+            .map(|i| format!("3/10/2024 1:{i:02}:00 AM,349.{i}\n"))
+            .collect();
+        let keys = |text: &str| {
+            let (block, t) = sniffed(text.as_bytes(), "oven.csv");
+            let csv = csv(&t, "oven");
+            (
+                csv.get("skip_lines").and_then(Value::as_integer),
+                csv.get("comment")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                block,
+            )
+        };
+        // US: comment lines only, and one among the data: `comment` alone.
+        let (skip, comment, block) = keys(&format!(
+            "# Oven 2 temperature log\n# Exported by ThermoTrack\nDate/Time,Zone 1\n{data}# door opened\n{data}"
+        ));
+        assert_eq!((skip, comment.as_deref()), (None, Some("#")), "{block}");
+        // A device line above the comment lines: skip_lines counts up to it.
+        let (skip, comment, block) = keys(&format!(
+            "Oven 2,ThermoTrack 3.2,x\n# Exported\nDate/Time,Zone 1\n{data}# door opened\n{data}"
+        ));
+        assert_eq!((skip, comment.as_deref()), (Some(1), Some("#")), "{block}");
+        // A blank line is no comment line: the reader's header would be empty.
+        let (skip, comment, block) = keys(&format!(
+            "# Oven 2\n\nDate/Time,Zone 1\n{data}# door opened\n{data}"
+        ));
+        assert_eq!((skip, comment.as_deref()), (Some(2), Some("#")), "{block}");
+    }
+
+    #[test]
+    fn latin_letters_fold_to_ascii_in_names() {
+        let headers: Vec<String> = [
+            "Öltemperatur °C",
+            "Größe",
+            "Température",
+            "Łódź",
+            "Ærø",
+            "Straße",
+            "Şoför",
+            "Maß (m²)",
+            "µm",
+            "Δt",
+            "温度",
+            "CH1 温度",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            column_names(&headers, true),
+            [
+                "oltemperatur_c",
+                "grosse",
+                "temperature",
+                "lodz",
+                "aero",
+                "strasse",
+                "sofor",
+                "mass_m2",
+                "um",
+                "t",
+                "col_11",
+                "ch1"
+            ]
+        );
+        assert_eq!(source_name_of("Prüfstand Süd.csv"), "prufstand_sud");
+        // One entry per code point in each table; × and ÷ are no letters.
+        assert_eq!(LATIN_1_FOLDED.split_whitespace().count(), 0x100 - 0xC0);
+        assert_eq!(
+            LATIN_EXTENDED_A_FOLDED.split_whitespace().count(),
+            0x180 - 0x100
+        );
+        assert_eq!(fold_latin('×'), None);
+        assert_eq!(fold_latin('ÿ'), Some("y"));
+        assert_eq!(fold_latin('ž'), Some("z"));
+        assert_eq!(fold_latin('ſ'), Some("s"));
+    }
+
+    #[test]
+    fn a_logger_restart_repeats_preamble_and_header_mid_file() {
+        let preamble = "\"機種\",\"GL240\"\r\n\"タイトル\",\"ライン3\"\r\n\r\n";
+        let header = "No.,日付,時刻,CH1 温度\r\n,,,℃\r\n";
+        let rows = |from: usize, n: usize| -> String {
+            (from..from + n)
+                .map(|i| format!("{i},2024/10/27,07:{i:02}:00,33.{i}\r\n"))
+                .collect()
+        };
+        let text = format!(
+            "{preamble}{header}{}{preamble}{header}{}",
+            rows(1, 20),
+            rows(1, 8)
+        );
+        let (block, t) = sniffed(&encode(SHIFT_JIS, &text), "line3.csv");
+        let csv = csv(&t, "line3");
+        assert_eq!(csv["skip_lines"].as_integer(), Some(3), "{block}");
+        assert_eq!(csv["skip_after_header"].as_integer(), Some(1), "{block}");
+        let notes = comments(&block);
+        assert!(
+            notes.contains(
+                &"the header is repeated on line 29 (the logger restarted?): it will be a reject."
+            ),
+            "{block}"
+        );
+        assert!(
+            notes.contains(&"3 lines among the data have another number of fields or do not fit the columns (a glitch, a repeated preamble?): they will be rejects."),
+            "{block}"
+        );
+        assert_eq!(columns(&block).len(), 3, "{block}");
+        // The header alone again (UTF-8, comment lines skipped by `comment`).
+        let data: String = (0..8)
+            .map(|i| format!("2024-03-01 10:00:0{i},{i}.5\n"))
+            .collect();
+        let text = format!("# logger 7\nts,v\n{data}# restart\nts,v\n{data}");
+        let (block, t) = sniffed(text.as_bytes(), "r.csv");
+        assert!(!csv_has(&t, "r", "skip_lines"), "{block}");
+        assert!(
+            comments(&block).contains(
+                &"the header is repeated on line 12 (the logger restarted?): it will be a reject."
+            ),
+            "{block}"
+        );
+    }
+
+    fn csv_has(t: &Table, name: &str, key: &str) -> bool {
+        source(t, name)
+            .get("csv")
+            .and_then(Value::as_table)
+            .is_some_and(|c| c.contains_key(key))
+    }
+
+    #[test]
+    fn bytes_that_do_not_decode_are_shown_as_the_rejects_show_them() {
+        let (text, at) = decode_escaped(SHIFT_JIS, b"a,\x82,b\n\xa0\n");
+        assert_eq!(text, "a,\\x82,b\n\\xA0\n");
+        assert_eq!(at, [2, 9]);
+        let d = decode_as(SHIFT_JIS, b"1\n2,\x82\n3\n\x82", true, "test");
+        assert_eq!(d.text, "1\n2,\\x82\n3\n");
+        assert_eq!((d.malformed, d.malformed_lines), (1, vec![1]));
+        // GB18030 reads a byte ahead before it knows `81` starts nothing.
+        assert_eq!(
+            decode_escaped(GB18030, b"a\x81\x30\x81\nb").0,
+            "a\\x810\\x81\nb"
+        );
     }
 }
