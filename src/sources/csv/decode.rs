@@ -126,14 +126,22 @@ impl<R: Read> Transcoder<R> {
                 DecoderResult::Malformed(len, after) => {
                     let end = self.recent.len().saturating_sub(usize::from(after));
                     let bad_start = end.saturating_sub(usize::from(len));
-                    let escaped: Vec<u8> = self.recent[bad_start..end]
-                        .iter()
-                        .flat_map(|&b| escape(b))
-                        .collect();
-                    // The output keeps room for what is left; the escapes need more.
-                    self.output
-                        .splice(written_total..written_total, escaped.iter().copied());
-                    written_total += escaped.len();
+                    let escapes = (end - bad_start) * 3;
+                    // Room for the escapes and for decoding what is left: the
+                    // buffer grows only when a run of bad bytes outgrows it.
+                    let needed = written_total
+                        + escapes
+                        + self
+                            .decoder
+                            .max_utf8_buffer_length_without_replacement(src.len() - read_total)
+                            .unwrap_or(3 * (src.len() - read_total) + 16);
+                    if self.output.len() < needed {
+                        self.output.resize(needed.max(2 * self.output.len()), 0);
+                    }
+                    for &b in &self.recent[bad_start..end] {
+                        self.output[written_total..written_total + 3].copy_from_slice(&escape(b));
+                        written_total += 3;
+                    }
                 }
             }
         }

@@ -21,7 +21,9 @@ use chrono::{NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
 use chrono_tz::Tz;
 
 use super::options::{Ambiguous, InputColumn, TimestampFormat};
-use super::timestamp::{Builtin, DateCache, parse_iso8601_zoned, parse_timestamp_with};
+use super::timestamp::{
+    Builtin, DateCache, looks_like_epoch, parse_iso8601_zoned, parse_timestamp_with,
+};
 
 const MICROS_PER_SECOND: i64 = 1_000_000;
 /// 0001-01-01T00:00:00Z and 10000-01-01T00:00:00Z in microseconds.
@@ -67,17 +69,33 @@ impl Pattern {
         let items = StrftimeItems::new(text)
             .parse_to_owned()
             .map_err(|_| format!("{text:?} is not a valid chrono strftime pattern"))?;
+        // chrono reads a zone name but cannot turn it into an offset: the value
+        // would load as if it had none.
+        if items
+            .iter()
+            .any(|i| matches!(i, Item::Fixed(chrono::format::Fixed::TimezoneName)))
+        {
+            return Err(format!(
+                "{text:?} has %Z: a zone name (JST, CET) is ambiguous and is not read; match it as text and set `time_zone`, or use %z for a numeric offset"
+            ));
+        }
         Ok(Pattern {
             text: text.to_string(),
             items,
         })
     }
 
-    /// Reads `s` into chrono's field collection, or says why it does not match.
+    /// Reads `s` into chrono's field collection, or says why it does not match. An
+    /// hour without minutes (`%Y%m%d%H`) is on the hour.
     fn fields(&self, s: &str) -> Result<Parsed, String> {
         let mut parsed = Parsed::new();
         chrono::format::parse(&mut parsed, s, self.items.iter())
             .map_err(|e| format!("does not match {:?} ({e})", self.text))?;
+        if parsed.minute().is_none() && parsed.hour_mod_12().is_some() {
+            parsed
+                .set_minute(0)
+                .map_err(|e| format!("does not match {:?} ({e})", self.text))?;
+        }
         Ok(parsed)
     }
 }
@@ -114,7 +132,7 @@ impl TimestampRule {
                 // Epoch numbers are UTC by definition.
                 let epoch = match form {
                     Builtin::EpochMillis | Builtin::EpochSeconds => true,
-                    Builtin::Auto => is_epoch_integer(s),
+                    Builtin::Auto => looks_like_epoch(s.as_bytes()),
                     Builtin::Iso8601 => false,
                 };
                 if epoch {
@@ -130,6 +148,13 @@ impl TimestampRule {
             }
             (Form::Pattern(p), zone) => {
                 let parsed = p.fields(s)?;
+                if parsed.timestamp().is_some() {
+                    // `%s`, seconds since the epoch: an instant, UTC by definition.
+                    let at = parsed
+                        .to_naive_datetime_with_offset(0)
+                        .map_err(|e| format!("does not match {:?} ({e})", p.text))?;
+                    return in_range(at.and_utc().timestamp_micros());
+                }
                 if parsed.offset().is_some() {
                     let at = parsed
                         .to_datetime()
@@ -253,11 +278,6 @@ fn zone(name: Option<&str>) -> Result<Option<Tz>, String> {
         "UTC" | "Etc/UTC" | "UCT" | "Etc/UCT" | "Universal" | "Etc/Universal" | "Zulu" | "Etc/Zulu"
     );
     Ok((!utc).then_some(tz))
-}
-
-fn is_epoch_integer(s: &str) -> bool {
-    let digits = s.strip_prefix('-').unwrap_or(s);
-    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn in_range(micros: i64) -> Result<i64, String> {

@@ -171,7 +171,7 @@ impl Reject {
             source: source.clone(),
             source_key: source_key.clone(),
             line_number: line_number.map(|n| n as i64),
-            raw: raw[..raw.len().min(MAX_RAW_BYTES)].to_vec(),
+            raw: raw[..raw_cut(raw)].to_vec(),
             raw_bytes: raw.len() as u64,
             decoded: false,
             reason,
@@ -183,6 +183,27 @@ impl Reject {
         self.decoded = decoded;
         self
     }
+}
+
+/// Where a raw line is cut for its rejects row: at [`MAX_RAW_BYTES`], moved back so
+/// that it splits neither a UTF-8 character nor the escape of a byte that did not
+/// decode ([`decode::MARK`] and two hex digits).
+fn raw_cut(raw: &[u8]) -> usize {
+    if raw.len() <= MAX_RAW_BYTES {
+        return raw.len();
+    }
+    let mut cut = MAX_RAW_BYTES;
+    // A UTF-8 character is at most 4 bytes: back off over continuation bytes.
+    while cut > MAX_RAW_BYTES - 3 && (raw[cut] & 0xC0) == 0x80 {
+        cut -= 1;
+    }
+    if let Some(at) = raw[cut.saturating_sub(2)..cut]
+        .iter()
+        .position(|&b| b == decode::MARK)
+    {
+        cut = cut.saturating_sub(2) + at;
+    }
+    cut
 }
 
 /// Builds a rejects batch. Raw bytes that are not UTF-8 (or did not decode) are
@@ -289,6 +310,16 @@ impl CsvLayout {
                 csv.encoding
             )
         })?;
+        // ISO-2022-JP switches its meaning of bytes with escapes that a line break
+        // does not reset, so one unclosed run would swallow every later line; the
+        // `replacement` encoding decodes nothing.
+        if encoding == encoding_rs::ISO_2022_JP || encoding == encoding_rs::REPLACEMENT {
+            return Err(format!(
+                "`csv.encoding`: {:?} ({}) cannot be read line by line; convert the files to UTF-8",
+                csv.encoding,
+                encoding.name()
+            ));
+        }
         let in_column = |c: &InputColumn, e: String| format!("`columns`: `{}`: {e}", c.name);
         let mut timestamps = Vec::with_capacity(options.columns.len());
         let mut dates = Vec::with_capacity(options.columns.len());
@@ -909,5 +940,168 @@ mod tests {
                 prop_assert_eq!(row.3.as_deref(), Some(want[2].as_str()));
             }
         }
+    }
+
+    /// A source's rows (each as its cells' text, then the line number) and its
+    /// rejects (line, reason) for one file read whole, and the file's counters.
+    struct Read {
+        rows: Vec<(i64, Vec<String>)>,
+        rejects: Vec<(Option<i64>, String, String)>,
+        counts: crate::model::item::ItemCounts,
+    }
+
+    fn read_source(options: &str, data: &[u8], chunk: usize) -> Read {
+        use datafusion::arrow::util::display::array_value_to_string;
+        let options: CsvOptions = toml::from_str(options).unwrap();
+        options.check().unwrap();
+        let layout = Arc::new(CsvLayout::new("s", &options).unwrap());
+        let stats = Arc::new(ItemStats::default());
+        let mut sink = Collect {
+            chunks: vec![],
+            rejects: vec![],
+        };
+        read_file_in_chunks(
+            &layout,
+            "k".into(),
+            stats.clone(),
+            data,
+            None,
+            &mut sink,
+            (chunk, 7),
+        )
+        .unwrap();
+        let mut parser = ChunkParser::new(layout.clone());
+        let ncols = layout.columns.len();
+        let mut rows = Vec::new();
+        let shown = |r: &Reject| {
+            (
+                r.line_number,
+                r.reason.clone(),
+                decode::shown(&r.raw, r.decoded),
+            )
+        };
+        let mut rejects: Vec<_> = sink.rejects.iter().map(shown).collect();
+        for c in &sink.chunks {
+            let p = parser.parse(c);
+            let b = p.batch;
+            let line = b.column(ncols + 1).as_primitive::<Int64Type>();
+            for i in 0..b.num_rows() {
+                let cells = (0..ncols)
+                    .map(|c| {
+                        let col = b.column(c);
+                        if col.is_null(i) {
+                            "NULL".to_string()
+                        } else {
+                            array_value_to_string(col, i).unwrap()
+                        }
+                    })
+                    .collect();
+                rows.push((line.value(i), cells));
+            }
+            rejects.extend(p.rejects.iter().map(shown));
+        }
+        rows.sort();
+        rejects.sort();
+        Read {
+            rows,
+            rejects,
+            counts: stats.counts(),
+        }
+    }
+
+    const ID_V: &str =
+        r#"columns = [{ name = "id", type = "bigint" }, { name = "v", type = "string" }]"#;
+
+    #[test]
+    fn blank_and_comment_lines_before_the_header_are_skipped_and_counted() {
+        let spec = format!("{ID_V}\ncsv = {{ skip_lines = 1, comment = \"#\" }}");
+        let data = b"Device,GL240\n\n# a \"quoted, comment\n\r\nid,v\n1,a\n\n#x,\"y\n2,b\n";
+        for chunk in [1 << 20, 3, 9] {
+            let r = read_source(&spec, data, chunk);
+            assert_eq!(
+                r.rows,
+                vec![
+                    (6, vec!["1".into(), "a".into()]),
+                    (9, vec!["2".into(), "b".into()])
+                ]
+            );
+            assert!(r.rejects.is_empty(), "{:?}", r.rejects);
+            assert_eq!(r.counts.notes.get(LINES_SKIPPED), Some(&3));
+            assert_eq!(r.counts.notes.get(BLANK_LINES), Some(&3));
+        }
+        // Nothing after the preamble: no records, nothing rejected.
+        let r = read_source(&spec, b"Device,GL240\n# only\n\n", 1 << 20);
+        assert_eq!((r.rows.len(), r.rejects.len(), r.counts.records), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_comment_line_too_long_to_hold_is_skipped_whole_whatever_its_quotes() {
+        let spec = format!("{ID_V}\ncsv = {{ comment = \"#\", max_record_bytes = \"1KiB\" }}");
+        let mut data = b"id,v\n1,a\n#".to_vec();
+        data.extend(std::iter::repeat_n(b'x', 20_000));
+        data.extend_from_slice(b",\"oops\n");
+        for i in 0..48 {
+            data.extend_from_slice(format!("{i},z\n").as_bytes());
+        }
+        let r = read_source(&spec, &data, 4096);
+        assert_eq!(r.rows.len(), 49);
+        assert!(r.rejects.is_empty(), "{:?}", r.rejects);
+        assert_eq!(r.rows.last().unwrap().0, 51);
+        assert_eq!(r.counts.notes.get(LINES_SKIPPED), Some(&1));
+    }
+
+    #[test]
+    fn a_column_from_many_fields_and_trimmed_null_texts() {
+        let headers: Vec<String> = (0..20).map(|i| format!("\"p{i}\"")).collect();
+        let spec = format!(
+            "columns = [{{ name = \"at\", type = \"timestamp\", timestamp_format = \"%Y %m %d %H %M %S{}\", from = [{}] }}, {{ name = \"s\", type = \"string\" }}]\ncsv = {{ null_values = [\"\", \"---\"] }}",
+            " %S".repeat(14),
+            headers.join(", ")
+        );
+        let names: Vec<String> = (0..20).map(|i| format!("p{i}")).collect();
+        let values = ["2024", "3", "10", "1", "59", "59"]
+            .into_iter()
+            .chain(std::iter::repeat_n("59", 14))
+            .collect::<Vec<_>>()
+            .join(",");
+        let data = format!(
+            "{},s\n{values},  \n{values}, --- \n{values}, x \n",
+            names.join(",")
+        );
+        let r = read_source(&spec, data.as_bytes(), 1 << 20);
+        assert!(r.rejects.is_empty(), "{:?}", r.rejects);
+        let cells: Vec<&str> = r.rows.iter().map(|(_, c)| c[1].as_str()).collect();
+        assert_eq!(cells, vec!["NULL", "NULL", " x "]);
+        assert_eq!(r.rows[0].1[0], "2024-03-10T01:59:59Z");
+    }
+
+    #[test]
+    fn a_line_that_does_not_decode_is_rejected_for_its_bytes() {
+        let spec = format!("{ID_V}\ncsv = {{ encoding = \"shift_jis\" }}");
+        let (good, _, _) = encoding_rs::SHIFT_JIS.encode("id,v\n1,温度\n");
+        let mut data = good.into_owned();
+        // A lead byte before a delimiter: the line reads as three fields, but what
+        // is wrong with it is the byte.
+        data.extend_from_slice(b"2,b\x82,x\n3,c\n");
+        let r = read_source(&spec, &data, 1 << 20);
+        assert_eq!(r.rows.len(), 2);
+        assert_eq!(
+            r.rejects,
+            vec![(
+                Some(3),
+                "line has bytes that are not valid Shift_JIS".into(),
+                "2,b\\x82,x".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn raw_lines_are_cut_between_characters_and_escapes() {
+        let mut raw = vec![b'a'; MAX_RAW_BYTES - 1];
+        raw.extend_from_slice("é".as_bytes());
+        assert_eq!(raw_cut(&raw), MAX_RAW_BYTES - 1);
+        let mut raw = vec![b'a'; MAX_RAW_BYTES - 2];
+        raw.extend_from_slice(&[decode::MARK, b'8', b'2', b'b']);
+        assert_eq!(raw_cut(&raw), MAX_RAW_BYTES - 2);
     }
 }

@@ -93,6 +93,10 @@ impl ChunkParser {
         let data = &chunk.data[..];
         let file = &chunk.file;
         let nfields = file.field_to_column.len();
+        // A file's records may have more fields than columns are declared (`from`).
+        if self.ends.len() < nfields * 2 + 16 {
+            self.ends.resize(nfields * 2 + 16, 0);
+        }
         // Rows are ~70 bytes in typical sensor logs; a guess only sizes buffers.
         let cap = data.len() / 48 + 16;
         let builders: Vec<Builder> = layout
@@ -133,12 +137,11 @@ impl ChunkParser {
         }
         while pos < data.len() {
             if let Some(prefix) = &layout.comment
-                && let Some(skip) = comment_line_at(data, pos, prefix)
+                && let Some(end) = comment_line_end(data, pos, prefix)
             {
-                blank_lines += skip.blank_lines;
                 comment_lines += 1;
-                line += skip.newlines;
-                pos = skip.end;
+                line += u64::from(data[end - 1] == b'\n');
+                pos = end;
                 continue;
             }
             // Fast path: a line with no stray carriage return is split at the
@@ -360,9 +363,9 @@ impl Rows {
     }
 }
 
-/// The checks before a record's fields are typed: field count, then encoding (only
-/// when the chunk as a whole is not UTF-8: in a decoded file, bytes that did not
-/// decode are what makes a line not UTF-8, see [`super::decode`]).
+/// The checks before a record's fields are typed: encoding (only when the chunk as a
+/// whole is not UTF-8: in a decoded file, bytes that did not decode are what makes
+/// a line not UTF-8, see [`super::decode`]), then field count.
 fn check_record(
     found: usize,
     expected: usize,
@@ -370,46 +373,27 @@ fn check_record(
     raw: &[u8],
     file: &FileCtx,
 ) -> Result<(), String> {
-    if found != expected {
-        Err(format!("expected {expected} fields, found {found}"))
-    } else if !chunk_is_utf8 && simdutf8::basic::from_utf8(raw).is_err() {
+    if !chunk_is_utf8 && simdutf8::basic::from_utf8(raw).is_err() {
+        // First: a byte that is not text can look like a delimiter to the split.
         let encoding = file.decoded_from.map_or("UTF-8", |e| e.name());
         Err(format!("line has bytes that are not valid {encoding}"))
+    } else if found != expected {
+        Err(format!("expected {expected} fields, found {found}"))
     } else {
         Ok(())
     }
 }
 
-/// A comment line (or blank lines, then one) at `pos`, which the parser skips.
-struct CommentLine {
-    /// Where the next line starts.
-    end: usize,
-    /// Line breaks from `pos` to `end`.
-    newlines: u64,
-    /// Blank lines before the comment (less a CRLF's tail, as the parser counts them).
-    blank_lines: u64,
-}
-
-/// A line is a comment when it starts with the prefix, right after a line break or
+/// A line is a comment when it starts with the prefix right after a line feed or
 /// at the chunk's start (the splitter's rule, so chunks are cut the same way).
-fn comment_line_at(data: &[u8], pos: usize, prefix: &[u8]) -> Option<CommentLine> {
-    let start = pos
-        + data[pos..]
-            .iter()
-            .take_while(|b| matches!(b, b'\r' | b'\n'))
-            .count();
-    let at_line_start = start == 0 || data[start - 1] == b'\n';
-    if !at_line_start || !data[start..].starts_with(prefix) {
+/// Returns where the next line starts. Blank lines before a comment are left to
+/// the loop, which counts them as it counts every blank line.
+fn comment_line_end(data: &[u8], pos: usize, prefix: &[u8]) -> Option<usize> {
+    let at_line_start = pos == 0 || data[pos - 1] == b'\n';
+    if !at_line_start || !data[pos..].starts_with(prefix) {
         return None;
     }
-    let lead = count_newlines(&data[pos..start]);
-    let crlf_tail = lead > 0 && pos > 0 && data[pos - 1] == b'\r';
-    let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |i| start + i + 1);
-    Some(CommentLine {
-        end,
-        newlines: lead + u64::from(data[end - 1] == b'\n'),
-        blank_lines: lead - u64::from(crlf_tail),
-    })
+    Some(memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i + 1))
 }
 
 /// Unquotes a line whose quotes all enclose whole fields, with none inside them
@@ -504,25 +488,29 @@ fn stage_field(
     let bytes = &src[start..end];
     let spec = &layout.columns[col];
     let nulls = &layout.nulls;
-    // A string keeps its spaces: it is empty only when nothing is between the
-    // delimiters. Null markers are compared trimmed, in every column.
+    // Null texts are compared trimmed, in every column; a string that is not NULL
+    // keeps its spaces.
+    let trimmed = trim_ascii(bytes);
+    let null = if trimmed.is_empty() {
+        nulls.empty
+    } else {
+        nulls.has_texts() && nulls.is_text(trimmed)
+    };
     let text = if spec.kind == InputType::String {
         bytes
     } else {
-        trim_ascii(bytes)
+        trimmed
     };
-    let null =
-        (text.is_empty() && nulls.empty) || (nulls.has_texts() && nulls.is_text(trim_ascii(bytes)));
     if null {
         return if spec.nullable {
             Ok(Staged::Null)
-        } else if text.is_empty() {
+        } else if trimmed.is_empty() {
             Err(format!("column `{}` is empty but required", spec.name))
         } else {
             Err(format!(
                 "column `{}` is NULL ({}) but required",
                 spec.name,
-                shown(text)
+                shown(trimmed)
             ))
         };
     }
@@ -703,10 +691,15 @@ fn trim_ascii(b: &[u8]) -> &[u8] {
 
 /// A value as shown in a reason: quoted, cut to 64 bytes.
 fn shown(b: &[u8]) -> String {
-    let cut = &b[..b.len().min(64)];
-    let s = String::from_utf8_lossy(cut);
-    if b.len() > 64 {
-        format!("'{s}…'")
+    // Bytes that are not UTF-8 show as `\xNN`, never as a replacement character;
+    // the cut falls between characters.
+    let s = super::decode::shown(b, false);
+    let mut end = s.len().min(64);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    if end < s.len() {
+        format!("'{}…'", &s[..end])
     } else {
         format!("'{s}'")
     }

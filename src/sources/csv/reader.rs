@@ -176,8 +176,11 @@ impl FileReader<'_> {
         if let Some(reason) = self.sniff() {
             return self.reject_whole(sink, &reason);
         }
-        if let Err(reason) = self.skip_preamble(input)? {
-            return self.reject_whole(sink, &reason);
+        match self.skip_preamble(input)? {
+            Ok(true) => {}
+            // Nothing but the preamble, blank and comment lines: no records.
+            Ok(false) => return Ok(()),
+            Err(reason) => return self.reject_whole(sink, &reason),
         }
         let (field_to_column, joins) = if self.layout.header {
             match self.read_header(input)? {
@@ -200,25 +203,39 @@ impl FileReader<'_> {
         self.split_records(input, sink, &file)
     }
 
-    /// Drops `skip_lines` physical lines, then the comment lines before the header.
-    fn skip_preamble(&mut self, input: &mut impl Read) -> Result<Result<(), String>, StorageError> {
-        if let Err(reason) = self.drop_lines(input, self.layout.skip_lines)? {
-            return Ok(Err(reason));
-        }
-        let Some(prefix) = self.layout.comment.clone() else {
-            return Ok(Ok(()));
+    /// Drops `skip_lines` physical lines, then the blank and comment lines before
+    /// the header. `Ok(false)`: nothing is left after them.
+    fn skip_preamble(
+        &mut self,
+        input: &mut impl Read,
+    ) -> Result<Result<bool, String>, StorageError> {
+        let (mut at, mut skipped, mut blank) = (0, 0u64, 0u64);
+        let mut to_skip = self.layout.skip_lines;
+        let comment = self.layout.comment.clone();
+        let found = loop {
+            let end = match self.line_end(input, &mut at)? {
+                Ok(Some(end)) => end,
+                Ok(None) => break Ok(false),
+                Err(reason) => break Err(reason),
+            };
+            let line = &self.buf[at..end];
+            if to_skip > 0 {
+                to_skip -= 1;
+                skipped += 1;
+            } else if trim_eol(line).is_empty() {
+                blank += 1;
+            } else if comment.as_deref().is_some_and(|c| line.starts_with(c)) {
+                skipped += 1;
+            } else {
+                break Ok(true);
+            }
+            self.line += u64::from(line.ends_with(b"\n"));
+            at = end;
         };
-        loop {
-            if let Fill::Corrupt(e) = self.fill(input, prefix.len())? {
-                return Ok(Err(format!("file cannot be decoded: {e}")));
-            }
-            if !self.buf.starts_with(&prefix) {
-                return Ok(Ok(()));
-            }
-            if let Err(reason) = self.drop_lines(input, 1)? {
-                return Ok(Err(reason));
-            }
-        }
+        self.buf.drain(..at);
+        self.count(LINES_SKIPPED, skipped);
+        self.count(super::BLANK_LINES, blank);
+        Ok(found)
     }
 
     /// Drops the next `n` physical lines (fewer when the file ends first) and
@@ -228,39 +245,63 @@ impl FileReader<'_> {
         input: &mut impl Read,
         n: u64,
     ) -> Result<Result<(), String>, StorageError> {
-        let mut dropped = 0;
+        let (mut at, mut dropped) = (0, 0);
+        let mut result = Ok(());
         while dropped < n {
-            match memchr::memchr(b'\n', &self.buf) {
-                Some(i) => {
-                    self.buf.drain(..=i);
-                    self.line += 1;
+            match self.line_end(input, &mut at)? {
+                Ok(Some(end)) => {
+                    self.line += u64::from(self.buf[end - 1] == b'\n');
                     dropped += 1;
+                    at = end;
                 }
-                None if self.eof => {
-                    if !self.buf.is_empty() {
-                        self.buf.clear();
-                        dropped += 1;
-                    }
+                Ok(None) => break,
+                Err(reason) => {
+                    result = Err(reason);
                     break;
-                }
-                None if self.buf.len() > self.layout.max_record_bytes => {
-                    return Ok(Err(format!(
-                        "line {} is one to skip and longer than csv.max_record_bytes ({} bytes)",
-                        self.line, self.layout.max_record_bytes
-                    )));
-                }
-                None => {
-                    let want = self.buf.len() + self.read_bytes;
-                    if let Fill::Corrupt(e) = self.fill(input, want)? {
-                        return Ok(Err(format!("file cannot be decoded: {e}")));
-                    }
                 }
             }
         }
-        if dropped > 0 {
-            self.stats.note(LINES_SKIPPED, dropped);
+        self.buf.drain(..at);
+        self.count(LINES_SKIPPED, dropped);
+        Ok(result)
+    }
+
+    /// Adds to one of the file's own counters (a report shows only those above 0).
+    fn count(&self, counter: &'static str, n: u64) {
+        if n > 0 {
+            self.stats.note(counter, n);
         }
-        Ok(Ok(()))
+    }
+
+    /// The end (after its line feed, or the end of the file) of the line starting
+    /// at `*at` in the buffer, reading more as needed; `None` when no line is left.
+    /// Reading more first drops the bytes before `*at` (and moves `*at` to 0), so
+    /// the buffer holds one line at a time, bounded by `max_record_bytes`.
+    fn line_end(
+        &mut self,
+        input: &mut impl Read,
+        at: &mut usize,
+    ) -> Result<Result<Option<usize>, String>, StorageError> {
+        loop {
+            if let Some(i) = memchr::memchr(b'\n', &self.buf[*at..]) {
+                return Ok(Ok(Some(*at + i + 1)));
+            }
+            if self.eof {
+                return Ok(Ok((*at < self.buf.len()).then_some(self.buf.len())));
+            }
+            if self.buf.len() - *at > self.layout.max_record_bytes {
+                return Ok(Err(format!(
+                    "line {} is one to skip and longer than csv.max_record_bytes ({} bytes)",
+                    self.line, self.layout.max_record_bytes
+                )));
+            }
+            self.buf.drain(..*at);
+            *at = 0;
+            let want = self.buf.len() + self.read_bytes;
+            if let Fill::Corrupt(e) = self.fill(input, want)? {
+                return Ok(Err(format!("file cannot be decoded: {e}")));
+            }
+        }
     }
 
     /// Reads until the buffer holds `want` bytes or the input ends.
@@ -503,6 +544,11 @@ impl FileReader<'_> {
         input: &mut impl Read,
         sink: &mut impl ReaderSink,
     ) -> Result<Option<std::io::Error>, StorageError> {
+        if let Some(prefix) = &self.layout.comment
+            && self.buf.starts_with(prefix)
+        {
+            return self.skip_long_comment_line(input);
+        }
         let start_line = self.line;
         let head: Vec<u8> =
             self.buf[..crate::sources::csv::MAX_RAW_BYTES.min(self.buf.len())].to_vec();
@@ -556,6 +602,29 @@ impl FileReader<'_> {
         reject.raw_bytes = skipped;
         sink.reject(reject)?;
         Ok(broken)
+    }
+
+    /// A comment line longer than the limit: skipped to its first line feed (its
+    /// quotes are text), without holding it, and counted as skipped.
+    fn skip_long_comment_line(
+        &mut self,
+        input: &mut impl Read,
+    ) -> Result<Option<std::io::Error>, StorageError> {
+        self.count(LINES_SKIPPED, 1);
+        loop {
+            if let Some(i) = memchr::memchr(b'\n', &self.buf) {
+                self.buf.drain(..=i);
+                self.line += 1;
+                return Ok(None);
+            }
+            self.buf.clear();
+            if self.eof {
+                return Ok(None);
+            }
+            if let Fill::Corrupt(e) = self.fill(input, self.read_bytes)? {
+                return Ok(Some(e));
+            }
+        }
     }
 
     /// Rejects the file from the current position on (the whole file when nothing

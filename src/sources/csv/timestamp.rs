@@ -51,7 +51,8 @@ pub struct DateCache {
     last: Option<([u8; 10], i64)>,
 }
 
-fn looks_like_epoch(s: &[u8]) -> bool {
+/// An optional `-` and digits: an epoch number, not a date.
+pub fn looks_like_epoch(s: &[u8]) -> bool {
     let digits = s.strip_prefix(b"-").unwrap_or(s);
     !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
 }
