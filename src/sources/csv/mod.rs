@@ -122,14 +122,7 @@ impl Source for CsvSource {
         sample: &crate::sources::sniff::Sample<'_>,
     ) -> Option<Result<crate::sources::sniff::Sniffed, String>> {
         let found = sniff::sniff(sample.head, sample.truncated, sample.file_name, sample.name);
-        Some(
-            found
-                .map(|s| crate::sources::sniff::Sniffed {
-                    block: s.block,
-                    remarks: s.remarks,
-                })
-                .map_err(|e| e.to_string()),
-        )
+        Some(found.map_err(|e| e.to_string()))
     }
 }
 

@@ -28,7 +28,11 @@ pub(super) fn split_line(line: &str, delimiter: u8, quote: u8) -> Vec<String> {
         .iter()
         .map(|&end| {
             // Fields of valid UTF-8 split at ASCII bytes are valid UTF-8.
-            let field = String::from_utf8_lossy(&out[start..end]).trim().to_owned();
+            // Trimmed of ASCII spaces only, as the reader trims: a no-break space
+            // makes a number cell a reject at run time, so it must here too.
+            let field = String::from_utf8_lossy(&out[start..end])
+                .trim_ascii()
+                .to_owned();
             start = end;
             field
         })

@@ -49,9 +49,11 @@ pub(super) fn columns(
     let (mut columns, mut comments) = (Vec::new(), Vec::new());
     let mut i = 0;
     while i < typed.len() {
+        // Only named columns can be joined: `from` names them by their headers.
+        let named = |k: usize| !headers[k].trim().is_empty();
         let joined = typed
             .get(i + 1)
-            .filter(|_| has_header)
+            .filter(|_| has_header && named(i) && named(i + 1))
             .and_then(|next| date_and_time(&typed[i].kind, &next.kind));
         if let Some(pattern) = joined {
             let name = joined_name(&names, i, &mut taken);

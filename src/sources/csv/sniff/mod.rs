@@ -72,11 +72,7 @@ use values::{Kind, decimal_separator, null_markers};
 pub const MAX_LINES: usize = 2000;
 
 /// What sniffing found: the TOML block for stdout, and remarks for stderr.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sniffed {
-    pub block: String,
-    pub remarks: Vec<String>,
-}
+pub use crate::sources::sniff::Sniffed;
 
 /// Why a file cannot be sniffed; the message says what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +118,18 @@ pub fn sniff(
         ))
     })?;
     let table = Table::read(&lines, &layout);
+    if let Some(twice) = header_named_twice(&table.header) {
+        let what = if twice.is_empty() {
+            "has two empty cells".to_owned()
+        } else {
+            format!("names `{twice}` twice")
+        };
+        return Err(SniffError(format!(
+            "the header of `{file}` {what} (naslake matches header names \
+             case-insensitively, and a file with such a header is rejected); rename one in \
+             the export, or read the file with `header = false` and columns in file order"
+        )));
+    }
     let decimal = decimal_separator(&table.rows, layout.delimiter);
     let nulls = null_markers(&table.rows, decimal);
     let (columns, ambiguities) = columns(&table, decimal, &nulls, layout.header.is_some());
@@ -162,6 +170,16 @@ pub fn sniff(
     );
     let remarks = [vec![summary(&file, &found, &table)], notes].concat();
     Ok(Sniffed { block, remarks })
+}
+
+/// A header text two cells share, compared as the reader compares them (trimmed,
+/// case-insensitively).
+fn header_named_twice(header: &[String]) -> Option<String> {
+    let mut seen = std::collections::HashSet::new();
+    header
+        .iter()
+        .find(|h| !seen.insert(h.trim().to_lowercase()))
+        .map(|h| printable(h.trim()))
 }
 
 #[cfg(test)]
@@ -316,5 +334,31 @@ mod tests {
                 toml::from_str::<Table>(&s.block).unwrap_or_else(|e| panic!("{e}\n{}", s.block));
             }
         }
+    }
+
+    #[test]
+    fn headers_the_reader_would_refuse_are_not_written() {
+        // Two cells named alike: the reader rejects such a file, so sniff says so.
+        let err = sniff(b"Temp,TEMP\n1,2\n3,4\n5,6\n", false, "t.csv", None).unwrap_err();
+        assert!(err.0.contains("names `TEMP` twice"), "{err}");
+        // A date and a time without header names are not joined (`from` names them).
+        let mut text = String::from("Date,,v\n");
+        for m in 0..12 {
+            text.push_str(&format!("2024/03/01,10:{m:02}:00,{m}\n"));
+        }
+        let (block, _) = sniffed(text.as_bytes(), "t.csv");
+        assert!(!block.contains("from = "), "{block}");
+    }
+
+    #[test]
+    fn cells_are_trimmed_of_ascii_spaces_only_as_the_reader_trims_them() {
+        // windows-1252 0xA0 is a no-break space: the reader refuses it in a number.
+        let mut bytes = b"id;v\n".to_vec();
+        for i in 0..12 {
+            bytes.extend_from_slice(format!("{i};\u{a0}{i},5\n").as_bytes());
+        }
+        let (block, _) = sniffed(&bytes, "t.csv");
+        let columns = columns(&block);
+        assert!(columns[1].contains("type = \"string\""), "{block}");
     }
 }

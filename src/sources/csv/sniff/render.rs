@@ -211,7 +211,11 @@ pub(super) fn header_offset(header: &str) -> Option<(String, String)> {
         None if digits.len() == 4 => digits.split_at(2),
         None => (digits.as_str(), "0"),
     };
-    let hours = hours.parse::<u8>().ok().filter(|h| *h <= 14)?;
+    // The Etc zones run from Etc/GMT-14 to Etc/GMT+12 (their signs inverted).
+    let hours = hours
+        .parse::<u8>()
+        .ok()
+        .filter(|h| *h <= if sign == '+' { 14 } else { 12 })?;
     if minutes.parse::<u8>().ok()? != 0 {
         return None;
     }

@@ -4,6 +4,10 @@
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 
+/// The year readings are compared with when two patterns read every value: the one
+/// whose years lie nearer is taken.
+const REFERENCE_YEAR: i32 = 2025;
+
 use super::cells::{KNOWN_NULLS, Number, Rough, is_boolean, number, rough};
 
 /// Years a logger's dates may plausibly have; keeps `%Y` from reading `24` as year 24.
@@ -340,7 +344,9 @@ fn choose_pattern(
     let failures = |read: &[Option<i64>]| read.iter().filter(|r| r.is_none()).count();
     let fewest = readings.iter().map(|(_, r)| failures(r)).min()?;
     readings.retain(|(_, r)| failures(r) == fewest);
-    let this_year = chrono::Utc::now().year();
+    // A fixed year, not today's, so that the block is the same whenever it is
+    // sniffed; loggers' dates are recent.
+    let this_year = REFERENCE_YEAR;
     let keys: Vec<(u64, u32)> = readings
         .iter()
         .map(|(_, read)| {
