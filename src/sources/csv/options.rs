@@ -214,6 +214,12 @@ impl CsvOptions {
                 ));
             }
         }
+        if !csv.header && csv.skip_after_header > 0 {
+            return Err(
+                "`csv.skip_after_header` skips lines after the header, but `csv.header` is false; use `csv.skip_lines`"
+                    .into(),
+            );
+        }
         if let Some(c) = &csv.comment
             && (c.is_empty() || c.contains(['\n', '\r']) || c.contains(csv.quote.as_str()))
         {
