@@ -690,6 +690,15 @@ pub(crate) fn trim_eol(line: &[u8]) -> &[u8] {
 
 /// Splits one record into its fields (unquoted), or `None` if it is not UTF-8.
 fn split_fields(record: &[u8], delimiter: u8, quote: u8) -> Option<Vec<String>> {
+    record_fields(record, delimiter, quote)
+        .into_iter()
+        .map(|f| String::from_utf8(f).ok())
+        .collect()
+}
+
+/// The fields of one record (a line ending is ignored), unquoted as csv-core
+/// unquotes them: the header's, and the sniffer's lines'.
+pub(crate) fn record_fields(record: &[u8], delimiter: u8, quote: u8) -> Vec<Vec<u8>> {
     let record = trim_eol(record);
     let mut rdr = csv_core::ReaderBuilder::new()
         .delimiter(delimiter)
@@ -704,18 +713,21 @@ fn split_fields(record: &[u8], delimiter: u8, quote: u8) -> Option<Vec<String>> 
         pos_in += nin;
         pos_out += nout;
         n_ends += nend;
+        // An empty input tells csv-core the record ended; it answers with the record.
         if r != csv_core::ReadRecordResult::InputEmpty {
             break;
         }
     }
     // `ends` are positions in the record's whole output (csv-core's contract).
-    let mut fields = Vec::with_capacity(n_ends);
     let mut start = 0;
-    for &e in &ends[..n_ends] {
-        fields.push(String::from_utf8(out[start..e].to_vec()).ok()?);
-        start = e;
-    }
-    Some(fields)
+    ends[..n_ends]
+        .iter()
+        .map(|&e| {
+            let field = out[start..e].to_vec();
+            start = e;
+            field
+        })
+        .collect()
 }
 
 /// Per field of a record, the declared column it fills, and the columns built

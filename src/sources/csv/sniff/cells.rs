@@ -2,40 +2,14 @@
 //! a number, a boolean, a known NULL marker, or a rough kind (for telling header and
 //! units rows from data).
 
-/// The fields of one line, unquoted and trimmed, as csv-core reads them.
+/// The fields of one line, unquoted as the reader unquotes a header, and trimmed of
+/// ASCII spaces only, as the reader trims: a no-break space makes a number cell a
+/// reject at run time, so it must here too.
 pub(super) fn split_line(line: &str, delimiter: u8, quote: u8) -> Vec<String> {
-    let mut reader = csv_core::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .quote(quote)
-        .build();
-    let input = line.as_bytes();
-    let mut out = vec![0u8; input.len() + 1];
-    let mut ends = vec![0usize; input.len() + 2];
-    let (mut pos_in, mut pos_out, mut n_ends) = (0, 0, 0);
-    loop {
-        let (result, nin, nout, nend) =
-            reader.read_record(&input[pos_in..], &mut out[pos_out..], &mut ends[n_ends..]);
-        pos_in += nin;
-        pos_out += nout;
-        n_ends += nend;
-        // An empty input tells csv-core the record ended; it answers with the record.
-        if result != csv_core::ReadRecordResult::InputEmpty {
-            break;
-        }
-    }
-    let mut start = 0;
-    ends[..n_ends]
-        .iter()
-        .map(|&end| {
-            // Fields of valid UTF-8 split at ASCII bytes are valid UTF-8.
-            // Trimmed of ASCII spaces only, as the reader trims: a no-break space
-            // makes a number cell a reject at run time, so it must here too.
-            let field = String::from_utf8_lossy(&out[start..end])
-                .trim_ascii()
-                .to_owned();
-            start = end;
-            field
-        })
+    crate::sources::csv::reader::record_fields(line.as_bytes(), delimiter, quote)
+        .into_iter()
+        // Fields of valid UTF-8 split at ASCII bytes are valid UTF-8.
+        .map(|f| String::from_utf8_lossy(&f).trim_ascii().to_owned())
         .collect()
 }
 
