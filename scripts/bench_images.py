@@ -3,11 +3,18 @@ images per second (median of the repeats), bytes read per image, peak RSS, and
 the ratio of its throughput to the Python implementation's.
 
 The Python side is what a user would otherwise write: Pillow + numpy over every
-file, the same metrics (tests/image_oracle.py), in one process, as
+file, the same metrics (tests/image_oracle.py), as
   naive: Image.open → convert("L") → resize(BOX) (a full-size decode), and
   draft: the same with Image.draft first (libjpeg decodes at 1/2, 1/4 or 1/8 of the
-  size by DCT scaling: faster, and not the same pixels; naslake decodes at full size).
-Peak RSS is each tool's own process (wait4)."""
+  size by DCT scaling: faster, and not the same pixels; naslake decodes at full size),
+each in one process per core (os.sched_getaffinity; naslake uses every core in one
+process) and in one process. The per-core processes are started fresh, each takes
+every N-th file of the same sorted listing, and the time runs from the first start
+to the last exit (interpreter start-up and imports included, as a user pays them).
+The headline is naslake against naive at equal cores. Repetitions alternate:
+naslake, then each mode with N processes and with one.
+Peak RSS comes from the kernel (wait4(), each process's own): naslake's process,
+and for N Python processes the sum of their peaks (they run at once)."""
 import json
 import os
 import pathlib
@@ -15,23 +22,29 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
+
+from bench_procs import measure
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BIN = os.environ["NASLAKE_BIN"]
 
+# One worker: argv = DIR MODE ORACLE_DIR PART PARTS; inspects every PARTS-th file
+# of DIR's sorted listing, starting at PART (PARTS = 1: all of them).
 PYTHON = r"""
 import os, sys
 sys.path.insert(0, sys.argv[3])
 import image_oracle
 draft = sys.argv[2] == "draft"
+part, parts = int(sys.argv[4]), int(sys.argv[5])
+paths = []
+for root, dirs, names in os.walk(sys.argv[1]):
+    dirs.sort()
+    paths.extend(os.path.join(root, name) for name in sorted(names))
 n = read = 0
-for root, _, names in os.walk(sys.argv[1]):
-    for name in names:
-        p = os.path.join(root, name)
-        image_oracle.inspect(p, draft=draft)
-        read += os.path.getsize(p)
-        n += 1
+for p in paths[part::parts]:
+    image_oracle.inspect(p, draft=draft)
+    read += os.path.getsize(p)
+    n += 1
 print(n, read)
 """
 
@@ -61,23 +74,6 @@ for i in range(first, first + count):
 """
 
 
-def measure_rss(cmd, env=None):
-    """Wall time and peak RSS of one process (wait4: its own, not the maximum so
-    far). Its output goes to files, so a chatty child never blocks on a pipe."""
-    with tempfile.TemporaryFile() as o, tempfile.TemporaryFile() as e:
-        start = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=o, stderr=e, env=env)
-        _, status, usage = os.wait4(p.pid, 0)
-        wall = time.perf_counter() - start
-        o.seek(0)
-        e.seek(0)
-        out, err = o.read().decode(), e.read().decode()
-    code = os.waitstatus_to_exitcode(status)
-    if code not in (0, 3):
-        raise SystemExit(f"{cmd[0]} failed ({code}):\n{out}\n{err}")
-    return wall, usage.ru_maxrss / 1024, out
-
-
 def generate(dst, count, width, height):
     # Two processes: generation is not what is measured, but it is slow.
     per = (count + 1) // 2
@@ -94,36 +90,54 @@ def main():
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     width, height = map(int, (sys.argv[3] if len(sys.argv) > 3 else "2448x2048").split("x"))
+    cores = len(os.sched_getaffinity(0))
+    procs = sorted({cores, 1}, reverse=True)
+    # Each mode in one process per core (first: the equal-core baseline), then in one.
+    variants = {f"{mode} x{k}": (mode, k) for mode in ("naive", "draft") for k in procs}
+    naive, draft = f"naive x{cores}", f"draft x{cores}"
     with tempfile.TemporaryDirectory(prefix="naslake-bench-images-") as tmp:
         tmp = pathlib.Path(tmp)
         n, size = generate(tmp / "in", count, width, height)
         env = {k: v for k, v in os.environ.items() if k not in ("RUST_BACKTRACE", "RUST_LIB_BACKTRACE")}
-        tools = ("python-naive", "python-draft", "naslake")
-        results = {t: [] for t in tools}
+        results = {"naslake": [], **{v: [] for v in variants}}
         for r in range(repeats):
             lake = tmp / f"lake{r}"
-            wall, rss, _ = measure_rss([BIN, "run", str(ROOT / "jobs" / "images.toml"), "--input", str(tmp / "in"),
-                                        "--output", str(lake)], env)
+            wall, rss, walls, _ = measure([[BIN, "run", str(ROOT / "jobs" / "images.toml"), "--input", str(tmp / "in"),
+                                            "--output", str(lake)]], env)
             report = next((lake / "_naslake" / "runs").glob("*.json"))
             files = json.loads(report.read_text())["files"]
             read = sum(f["bytes_read"] for f in files)
             loaded = sum(f.get("loaded", 0) for f in files)
-            results["naslake"].append((wall, rss, read, loaded))
-            for mode in ("naive", "draft"):
-                wall, rss, out = measure_rss([sys.executable, "-c", PYTHON, str(tmp / "in"), mode, str(ROOT / "tests")])
-                ok, read = map(int, out.split())
-                results[f"python-{mode}"].append((wall, rss, read, ok))
+            results["naslake"].append((wall, rss, read, loaded, walls))
+            for name, (mode, parts) in variants.items():
+                wall, rss, walls, outs = measure(
+                    [[sys.executable, "-c", PYTHON, str(tmp / "in"), mode, str(ROOT / "tests"), str(part), str(parts)]
+                     for part in range(parts)])
+                counts = [tuple(map(int, out.split())) for out in outs]
+                ok, read = sum(c[0] for c in counts), sum(c[1] for c in counts)
+                # Every image went to exactly one worker, and was inspected.
+                if (ok, read) != (n, size):
+                    raise SystemExit(f"python {name}: {ok} images ({read} bytes) inspected of {n} ({size} bytes)")
+                results[name].append((wall, rss, read, ok, walls))
         print(f"corpus: {n} JPEGs of {width}x{height} ({size / 1e6:.0f} MB, {size / n / 1e6:.2f} MB each), "
-              f"{repeats} repeats, median wall time, {os.cpu_count()} cores")
-        rates = {t: n / statistics.median(r[0] for r in results[t]) for t in tools}
-        for tool in tools:
-            runs = results[tool]
+              f"{repeats} repeats, median wall time, {cores} cores")
+        rates = {t: n / statistics.median(r[0] for r in results[t]) for t in results}
+        for tool in (*(f"python-{v}" for v in variants), "naslake"):
+            runs = results[tool.removeprefix("python-")]
             wall = statistics.median(r[0] for r in runs)
             rss = max(r[1] for r in runs)
-            rate = rates[tool]
-            print(f"{tool:13} {wall:7.2f} s  {rate:7.1f} images/s  {runs[0][2] / n / 1e6:6.2f} MB read/image  "
+            rate = rates[tool.removeprefix("python-")]
+            print(f"{tool:16} {wall:7.2f} s  {rate:7.1f} images/s  {runs[0][2] / n / 1e6:6.2f} MB read/image  "
                   f"{runs[0][3]:6d} indexed  peak RSS {rss:6.0f} MiB  "
-                  f"{rate / rates['python-naive']:5.2f}x naive  {rate / rates['python-draft']:5.2f}x draft")
+                  f"{rate / rates[naive]:5.2f}x {naive}  {rate / rates[draft]:5.2f}x {draft}"
+                  + (f"  {rate / rates['naive x1']:5.2f}x naive x1" if cores > 1 else ""))
+        print("peak RSS: the largest over the repeats of each process's own peak (wait4); for python-MODE xN the sum "
+              "of its N workers' peaks. Workers exit at (each repeat): "
+              + "  ".join(f"{v} " + "; ".join(", ".join(f"{w:.1f}" for w in sorted(r[4])) for r in results[v])
+                          for v in (naive, draft)) + " s")
+        print(f"equal cores: naslake {rates['naslake'] / rates[naive]:.2f}x Pillow + numpy (full decode) in {cores} "
+              f"processes on {cores} cores"
+              + (f" ({rates['naslake'] / rates['naive x1']:.2f}x one process)" if cores > 1 else ""))
 
 
 if __name__ == "__main__":
