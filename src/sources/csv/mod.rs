@@ -298,8 +298,11 @@ impl CsvLayout {
         fields.push(Field::new("source_key", DataType::Utf8, false));
         fields.push(Field::new("line_number", DataType::Int64, false));
         let encoding = Encoding::for_label(csv.encoding.trim().as_bytes()).ok_or_else(|| {
+            let hint = codepage_label(&csv.encoding)
+                .map(|l| format!("; for {:?} write {l:?}", csv.encoding))
+                .unwrap_or_default();
             format!(
-                "`csv.encoding`: {:?} is not a label of the WHATWG Encoding Standard (e.g. \"utf-8\", \"shift_jis\", \"windows-1252\", \"utf-16le\")",
+                "`csv.encoding`: {:?} is not a label of the WHATWG Encoding Standard (e.g. \"utf-8\", \"shift_jis\", \"windows-1252\", \"utf-16le\"){hint}",
                 csv.encoding
             )
         })?;
@@ -344,6 +347,27 @@ impl CsvLayout {
             schema: Arc::new(Schema::new(fields)),
         })
     }
+}
+
+/// The WHATWG label of an encoding named the way Python, Java or Windows name it,
+/// for the error that refuses the name.
+fn codepage_label(name: &str) -> Option<&'static str> {
+    Some(
+        match name
+            .trim()
+            .to_ascii_lowercase()
+            .replace(['-', '_'], "")
+            .as_str()
+        {
+            "cp932" | "ms932" | "windows31j" | "sjis" => "shift_jis",
+            "cp1252" => "windows-1252",
+            "cp936" | "ms936" => "gbk",
+            "cp949" | "ms949" | "uhc" => "euc-kr",
+            "cp950" | "ms950" => "big5",
+            "utf16" => "utf-16le",
+            _ => return None,
+        },
+    )
 }
 
 fn arrow_input_type(t: InputType) -> DataType {
@@ -1096,5 +1120,20 @@ mod tests {
         let mut raw = vec![b'a'; MAX_RAW_BYTES - 2];
         raw.extend_from_slice(&[decode::MARK, b'8', b'2', b'b']);
         assert_eq!(raw_cut(&raw), MAX_RAW_BYTES - 2);
+    }
+
+    #[test]
+    fn encodings_are_whatwg_labels_and_code_page_names_get_a_hint() {
+        let layout = |label: &str| {
+            let options: CsvOptions =
+                toml::from_str(&format!("{ID_V}\ncsv = {{ encoding = {label:?} }}")).unwrap();
+            CsvLayout::new("s", &options).map(|l| l.encoding.name())
+        };
+        assert_eq!(layout("Shift_JIS"), Ok("Shift_JIS"));
+        assert_eq!(layout("latin1"), Ok("windows-1252"));
+        let err = layout("cp932").unwrap_err();
+        assert!(err.contains("write \"shift_jis\""), "{err}");
+        assert!(layout("iso-2022-jp").unwrap_err().contains("line by line"));
+        assert!(layout("klingon").unwrap_err().contains("not a label"));
     }
 }
