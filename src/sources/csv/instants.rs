@@ -76,7 +76,7 @@ impl Pattern {
             .any(|i| matches!(i, Item::Fixed(chrono::format::Fixed::TimezoneName)))
         {
             return Err(format!(
-                "{text:?} has %Z: a zone name (JST, CET) is ambiguous and is not read; match it as text and set `time_zone`, or use %z for a numeric offset"
+                "{text:?} has %Z: a zone name (JST, CET) is ambiguous and is not read; use %z for a numeric offset, or match the name as literal text (and, for a timestamp, set `time_zone`)"
             ));
         }
         Ok(Pattern {

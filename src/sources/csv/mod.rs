@@ -257,7 +257,7 @@ pub struct CsvLayout {
 /// Cell texts that mean NULL.
 #[derive(Debug, Clone)]
 pub struct NullTexts {
-    /// An empty cell (a whitespace-only one in a typed column) is NULL.
+    /// An empty or whitespace-only cell is NULL (in every column).
     pub empty: bool,
     /// The other texts, compared after trimming.
     texts: Vec<Vec<u8>>,
@@ -1049,6 +1049,21 @@ mod tests {
         // Nothing after the preamble: no records, nothing rejected.
         let r = read_source(&spec, b"Device,GL240\n# only\n\n", 1 << 20);
         assert_eq!((r.rows.len(), r.rejects.len(), r.counts.records), (0, 0, 0));
+        // Only blank lines, however many: an empty file, rejected whole.
+        for blanks in [3, 20_000] {
+            let r = read_source(ID_V, " \r\n".repeat(blanks).as_bytes(), 1 << 20);
+            assert_eq!(r.rejects.len(), 1);
+            assert!(r.rejects[0].1.starts_with("empty file"), "{:?}", r.rejects);
+        }
+        // Preamble and comment lines of any length are skipped, not held.
+        let spec = format!(
+            "{ID_V}\ncsv = {{ skip_lines = 1, comment = \"#\", max_record_bytes = \"64B\" }}"
+        );
+        let long = "p".repeat(10_000);
+        let data = format!("{long}\n#{long}\nid,v\n1,a\n");
+        let r = read_source(&spec, data.as_bytes(), 1 << 20);
+        assert_eq!(r.rows, vec![(4, vec!["1".into(), "a".into()])]);
+        assert_eq!(r.counts.notes.get(LINES_SKIPPED), Some(&2));
     }
 
     #[test]

@@ -154,6 +154,29 @@ struct FileReader<'a> {
     decoded_from: Option<&'static Encoding>,
 }
 
+/// Whether the buffered bytes start with a blank line (spaces or tabs at most, then
+/// the line's end); `None` when the buffer ends before that is known.
+fn blank_line(rest: &[u8], eof: bool) -> Option<bool> {
+    let spaces = rest
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t'))
+        .count();
+    match &rest[spaces..] {
+        [b'\n', ..] | [b'\r', b'\n', ..] => Some(true),
+        [] | [b'\r'] if eof => Some(!rest.is_empty()),
+        [] | [b'\r'] => None,
+        _ => Some(false),
+    }
+}
+
+/// What is left after the lines before the header.
+enum Preamble {
+    /// The header (or, without one, the first record) comes next.
+    Ended,
+    /// The file ended; `lines_skipped` of its lines were preamble or comments.
+    FileEnded { lines_skipped: u64 },
+}
+
 /// Outcome of reading more bytes.
 enum Fill {
     Ok,
@@ -177,9 +200,12 @@ impl FileReader<'_> {
             return self.reject_whole(sink, &reason);
         }
         match self.skip_preamble(input)? {
-            Ok(true) => {}
+            Ok(Preamble::Ended) => {}
+            Ok(Preamble::FileEnded { lines_skipped: 0 }) => {
+                return self.reject_whole(sink, "empty file: no header and no records");
+            }
             // Nothing but the preamble, blank and comment lines: no records.
-            Ok(false) => return Ok(()),
+            Ok(Preamble::FileEnded { .. }) => return Ok(()),
             Err(reason) => return self.reject_whole(sink, &reason),
         }
         let (field_to_column, joins) = if self.layout.header {
@@ -204,33 +230,50 @@ impl FileReader<'_> {
     }
 
     /// Drops `skip_lines` physical lines, then the blank and comment lines before
-    /// the header. `Ok(false)`: nothing is left after them.
+    /// the header, and says whether anything is left after them.
     fn skip_preamble(
         &mut self,
         input: &mut impl Read,
-    ) -> Result<Result<bool, String>, StorageError> {
+    ) -> Result<Result<Preamble, String>, StorageError> {
         let (mut at, mut skipped, mut blank) = (0, 0u64, 0u64);
         let mut to_skip = self.layout.skip_lines;
         let comment = self.layout.comment.clone();
+        // Enough of a line to tell a blank or a comment line from the header.
+        let enough = comment.as_ref().map_or(2, |c| c.len().max(2));
+        let mut look = enough;
         let found = loop {
-            let end = match self.line_end(input, &mut at)? {
-                Ok(Some(end)) => end,
-                Ok(None) => break Ok(false),
-                Err(reason) => break Err(reason),
+            if let Err(reason) = self.look_ahead(input, &mut at, look)? {
+                break Err(reason);
+            }
+            let rest = &self.buf[at..];
+            if rest.is_empty() {
+                break Ok(Preamble::FileEnded {
+                    lines_skipped: skipped,
+                });
+            }
+            let blank_line = match blank_line(rest, self.eof) {
+                // A run of spaces goes on past the buffer: read more of it, up to
+                // the longest record (beyond that, the header's check refuses it).
+                None if rest.len() <= self.layout.max_record_bytes => {
+                    look = rest.len() + self.read_bytes;
+                    continue;
+                }
+                known => known.unwrap_or(false),
             };
-            let line = &self.buf[at..end];
+            look = enough;
             if to_skip > 0 {
                 to_skip -= 1;
                 skipped += 1;
-            } else if trim_eol(line).is_empty() {
+            } else if blank_line {
                 blank += 1;
-            } else if comment.as_deref().is_some_and(|c| line.starts_with(c)) {
+            } else if comment.as_deref().is_some_and(|c| rest.starts_with(c)) {
                 skipped += 1;
             } else {
-                break Ok(true);
+                break Ok(Preamble::Ended);
             }
-            self.line += u64::from(line.ends_with(b"\n"));
-            at = end;
+            if let Err(reason) = self.skip_line(input, &mut at)? {
+                break Err(reason);
+            }
         };
         self.buf.drain(..at);
         self.count(LINES_SKIPPED, skipped);
@@ -248,18 +291,18 @@ impl FileReader<'_> {
         let (mut at, mut dropped) = (0, 0);
         let mut result = Ok(());
         while dropped < n {
-            match self.line_end(input, &mut at)? {
-                Ok(Some(end)) => {
-                    self.line += u64::from(self.buf[end - 1] == b'\n');
-                    dropped += 1;
-                    at = end;
-                }
-                Ok(None) => break,
-                Err(reason) => {
-                    result = Err(reason);
-                    break;
-                }
+            if let Err(reason) = self.look_ahead(input, &mut at, 1)? {
+                result = Err(reason);
+                break;
             }
+            if at == self.buf.len() {
+                break;
+            }
+            if let Err(reason) = self.skip_line(input, &mut at)? {
+                result = Err(reason);
+                break;
+            }
+            dropped += 1;
         }
         self.buf.drain(..at);
         self.count(LINES_SKIPPED, dropped);
@@ -273,32 +316,45 @@ impl FileReader<'_> {
         }
     }
 
-    /// The end (after its line feed, or the end of the file) of the line starting
-    /// at `*at` in the buffer, reading more as needed; `None` when no line is left.
-    /// Reading more first drops the bytes before `*at` (and moves `*at` to 0), so
-    /// the buffer holds one line at a time, bounded by `max_record_bytes`.
-    fn line_end(
+    /// Makes the buffer hold `n` bytes from `*at` (fewer only at the end of the
+    /// file); reading more first drops the bytes before `*at` and moves it to 0.
+    fn look_ahead(
         &mut self,
         input: &mut impl Read,
         at: &mut usize,
-    ) -> Result<Result<Option<usize>, String>, StorageError> {
+        n: usize,
+    ) -> Result<Result<(), String>, StorageError> {
+        if self.buf.len() - *at >= n || self.eof {
+            return Ok(Ok(()));
+        }
+        self.buf.drain(..*at);
+        *at = 0;
+        if let Fill::Corrupt(e) = self.fill(input, n)? {
+            return Ok(Err(format!("file cannot be decoded: {e}")));
+        }
+        Ok(Ok(()))
+    }
+
+    /// Moves `*at` past the line it starts (after its line feed, or to the end of
+    /// the file), however long the line: what is buffered of it is dropped before
+    /// more is read, so a skipped line is never held whole.
+    fn skip_line(
+        &mut self,
+        input: &mut impl Read,
+        at: &mut usize,
+    ) -> Result<Result<(), String>, StorageError> {
         loop {
             if let Some(i) = memchr::memchr(b'\n', &self.buf[*at..]) {
-                return Ok(Ok(Some(*at + i + 1)));
+                *at += i + 1;
+                self.line += 1;
+                return Ok(Ok(()));
             }
-            if self.eof {
-                return Ok(Ok((*at < self.buf.len()).then_some(self.buf.len())));
-            }
-            if self.buf.len() - *at > self.layout.max_record_bytes {
-                return Ok(Err(format!(
-                    "line {} is one to skip and longer than csv.max_record_bytes ({} bytes)",
-                    self.line, self.layout.max_record_bytes
-                )));
-            }
-            self.buf.drain(..*at);
+            self.buf.clear();
             *at = 0;
-            let want = self.buf.len() + self.read_bytes;
-            if let Fill::Corrupt(e) = self.fill(input, want)? {
+            if self.eof {
+                return Ok(Ok(()));
+            }
+            if let Fill::Corrupt(e) = self.fill(input, self.read_bytes)? {
                 return Ok(Err(format!("file cannot be decoded: {e}")));
             }
         }
@@ -329,9 +385,6 @@ impl FileReader<'_> {
     /// so one stray Latin-1 byte does not cost a whole file of good rows.
     fn sniff(&self) -> Option<String> {
         let head = &self.buf[..self.buf.len().min(SNIFF_BYTES)];
-        if self.eof && self.buf.iter().all(|b| b.is_ascii_whitespace()) {
-            return Some("empty file: no header and no records".into());
-        }
         if let Some(at) = memchr::memchr(0, head) {
             return Some(format!(
                 "binary content, not CSV text (NUL byte at offset {at})"
