@@ -79,6 +79,22 @@ impl Pattern {
                 "{text:?} has %Z: a zone name (JST, CET) is ambiguous and is not read; use %z for a numeric offset, or match the name as literal text (and, for a timestamp, set `time_zone`)"
             ));
         }
+        // A 12-hour clock without AM/PM names two hours every time.
+        let has = |wanted: &dyn Fn(&Item<'static>) -> bool| items.iter().any(wanted);
+        if has(&|i| matches!(i, Item::Numeric(chrono::format::Numeric::Hour12, _)))
+            && !has(&|i| {
+                matches!(
+                    i,
+                    Item::Fixed(
+                        chrono::format::Fixed::UpperAmPm | chrono::format::Fixed::LowerAmPm
+                    )
+                )
+            })
+        {
+            return Err(format!(
+                "{text:?} has %I (a 12-hour clock) without %p (AM/PM): every value would be ambiguous"
+            ));
+        }
         Ok(Pattern {
             text: text.to_string(),
             items,
