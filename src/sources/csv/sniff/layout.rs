@@ -211,7 +211,13 @@ fn place_header(
     takes_part: &[bool],
     cells: &dyn Fn(usize) -> Vec<String>,
 ) -> (Option<usize>, usize) {
-    let not_data = rows.iter().take_while(|r| !fits_data(r, kinds)).count();
+    // A row of empty cells right after the header (`;;`) is a units row without
+    // units, not a record of NULLs.
+    let not_data = rows
+        .iter()
+        .enumerate()
+        .take_while(|(k, r)| !fits_data(r, kinds) || (*k > 0 && r.iter().all(String::is_empty)))
+        .count();
     // At least one line of the region is data, whatever the kinds say.
     let not_data = not_data.min(rows.len() - 1);
     if not_data > 0 {

@@ -361,4 +361,18 @@ mod tests {
         let columns = columns(&block);
         assert!(columns[1].contains("type = \"string\""), "{block}");
     }
+
+    #[test]
+    fn an_empty_row_after_the_header_is_a_units_row() {
+        let mut text = String::from("Zeit;Temp;Druck\n;;\n");
+        for m in 0..12 {
+            text.push_str(&format!("01.03.2024 10:{m:02}:00;{m},5;1013\n"));
+        }
+        let (block, t) = sniffed(text.as_bytes(), "t.csv");
+        assert_eq!(
+            csv(&t, "t")["skip_after_header"].as_integer(),
+            Some(1),
+            "{block}"
+        );
+    }
 }
