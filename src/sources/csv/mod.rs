@@ -1049,12 +1049,33 @@ mod tests {
         // Nothing after the preamble: no records, nothing rejected.
         let r = read_source(&spec, b"Device,GL240\n# only\n\n", 1 << 20);
         assert_eq!((r.rows.len(), r.rejects.len(), r.counts.records), (0, 0, 0));
-        // Only blank lines, however many: an empty file, rejected whole.
-        for blanks in [3, 20_000] {
-            let r = read_source(ID_V, " \r\n".repeat(blanks).as_bytes(), 1 << 20);
-            assert_eq!(r.rejects.len(), 1);
+        // Only whitespace, however much, skipped preamble lines included: an empty
+        // file, rejected whole (and no blank lines counted for it).
+        let skip_one = format!("{ID_V}\ncsv = {{ skip_lines = 1, max_record_bytes = \"64B\" }}");
+        let spaces = " ".repeat(20_000);
+        for (spec, data) in [
+            (ID_V, " \r\n".repeat(3)),
+            (ID_V, " \r\n".repeat(20_000)),
+            (ID_V, "\r\r\x0c\r".to_string()),
+            (skip_one.as_str(), "\n\n   \n".to_string()),
+            (skip_one.as_str(), spaces.clone()),
+        ] {
+            let r = read_source(spec, data.as_bytes(), 1 << 20);
+            assert_eq!(r.rejects.len(), 1, "{data:?}");
             assert!(r.rejects[0].1.starts_with("empty file"), "{:?}", r.rejects);
+            assert_eq!(r.counts.notes.get(BLANK_LINES), None);
         }
+        // A blank line longer than a record may be: skipped, not held, not a header.
+        let small = format!("{ID_V}\ncsv = {{ max_record_bytes = \"64B\" }}");
+        let r = read_source(&small, format!("{spaces}\nid,v\n1,a\n").as_bytes(), 1 << 20);
+        assert_eq!(r.rows, vec![(3, vec!["1".into(), "a".into()])]);
+        assert_eq!(r.counts.notes.get(BLANK_LINES), Some(&1));
+        let r = read_source(&small, format!("{spaces}x\nid,v\n").as_bytes(), 1 << 20);
+        assert!(
+            r.rejects[0].1.contains("header line is longer"),
+            "{:?}",
+            r.rejects
+        );
         // Preamble and comment lines of any length are skipped, not held.
         let spec = format!(
             "{ID_V}\ncsv = {{ skip_lines = 1, comment = \"#\", max_record_bytes = \"64B\" }}"

@@ -154,17 +154,17 @@ struct FileReader<'a> {
     decoded_from: Option<&'static Encoding>,
 }
 
-/// Whether the buffered bytes start with a blank line (spaces or tabs at most, then
-/// the line's end); `None` when the buffer ends before that is known.
+/// Whether the buffered bytes start with a blank line (ASCII whitespace at most,
+/// then the line's end); `None` when the buffer ends before that is known.
 fn blank_line(rest: &[u8], eof: bool) -> Option<bool> {
     let spaces = rest
         .iter()
-        .take_while(|b| matches!(b, b' ' | b'\t'))
+        .take_while(|b| b.is_ascii_whitespace() && **b != b'\n')
         .count();
     match &rest[spaces..] {
-        [b'\n', ..] | [b'\r', b'\n', ..] => Some(true),
-        [] | [b'\r'] if eof => Some(!rest.is_empty()),
-        [] | [b'\r'] => None,
+        [b'\n', ..] => Some(true),
+        [] if eof => Some(true),
+        [] => None,
         _ => Some(false),
     }
 }
@@ -173,8 +173,10 @@ fn blank_line(rest: &[u8], eof: bool) -> Option<bool> {
 enum Preamble {
     /// The header (or, without one, the first record) comes next.
     Ended,
-    /// The file ended; `lines_skipped` of its lines were preamble or comments.
-    FileEnded { lines_skipped: u64 },
+    /// The file ended after preamble or comment lines that held text.
+    FileEnded,
+    /// The file holds nothing but whitespace.
+    Empty,
 }
 
 /// Outcome of reading more bytes.
@@ -201,11 +203,11 @@ impl FileReader<'_> {
         }
         match self.skip_preamble(input)? {
             Ok(Preamble::Ended) => {}
-            Ok(Preamble::FileEnded { lines_skipped: 0 }) => {
+            Ok(Preamble::Empty) => {
                 return self.reject_whole(sink, "empty file: no header and no records");
             }
             // Nothing but the preamble, blank and comment lines: no records.
-            Ok(Preamble::FileEnded { .. }) => return Ok(()),
+            Ok(Preamble::FileEnded) => return Ok(()),
             Err(reason) => return self.reject_whole(sink, &reason),
         }
         let (field_to_column, joins) = if self.layout.header {
@@ -236,6 +238,8 @@ impl FileReader<'_> {
         input: &mut impl Read,
     ) -> Result<Result<Preamble, String>, StorageError> {
         let (mut at, mut skipped, mut blank) = (0, 0u64, 0u64);
+        // Whether a skipped line held more than whitespace.
+        let mut text = false;
         let mut to_skip = self.layout.skip_lines;
         let comment = self.layout.comment.clone();
         // Enough of a line to tell a blank or a comment line from the header.
@@ -247,27 +251,51 @@ impl FileReader<'_> {
             }
             let rest = &self.buf[at..];
             if rest.is_empty() {
-                break Ok(Preamble::FileEnded {
-                    lines_skipped: skipped,
+                break Ok(if text {
+                    Preamble::FileEnded
+                } else {
+                    Preamble::Empty
                 });
             }
+            if to_skip > 0 {
+                // Skipped whatever it holds, without being held.
+                to_skip -= 1;
+                skipped += 1;
+                match self.skip_line(input, &mut at)? {
+                    Ok(held_text) => text |= held_text,
+                    Err(reason) => break Err(reason),
+                }
+                continue;
+            }
             let blank_line = match blank_line(rest, self.eof) {
-                // A run of spaces goes on past the buffer: read more of it, up to
-                // the longest record (beyond that, the header's check refuses it).
+                // Whitespace goes on past the buffer: read more of it, up to the
+                // longest record; beyond that, skip it and see what it was.
                 None if rest.len() <= self.layout.max_record_bytes => {
                     look = rest.len() + self.read_bytes;
                     continue;
                 }
-                known => known.unwrap_or(false),
+                None => match self.skip_line(input, &mut at)? {
+                    Ok(false) => {
+                        blank += 1;
+                        look = enough;
+                        continue;
+                    }
+                    Ok(true) => {
+                        break Err(format!(
+                            "header line is longer than csv.max_record_bytes ({} bytes)",
+                            self.layout.max_record_bytes
+                        ));
+                    }
+                    Err(reason) => break Err(reason),
+                },
+                Some(known) => known,
             };
             look = enough;
-            if to_skip > 0 {
-                to_skip -= 1;
-                skipped += 1;
-            } else if blank_line {
+            if blank_line {
                 blank += 1;
             } else if comment.as_deref().is_some_and(|c| rest.starts_with(c)) {
                 skipped += 1;
+                text = true;
             } else {
                 break Ok(Preamble::Ended);
             }
@@ -276,8 +304,10 @@ impl FileReader<'_> {
             }
         };
         self.buf.drain(..at);
-        self.count(LINES_SKIPPED, skipped);
-        self.count(super::BLANK_LINES, blank);
+        if !matches!(found, Ok(Preamble::Empty)) {
+            self.count(LINES_SKIPPED, skipped);
+            self.count(super::BLANK_LINES, blank);
+        }
         Ok(found)
     }
 
@@ -337,22 +367,27 @@ impl FileReader<'_> {
 
     /// Moves `*at` past the line it starts (after its line feed, or to the end of
     /// the file), however long the line: what is buffered of it is dropped before
-    /// more is read, so a skipped line is never held whole.
+    /// more is read, so a skipped line is never held whole. Says whether the line
+    /// held more than whitespace.
     fn skip_line(
         &mut self,
         input: &mut impl Read,
         at: &mut usize,
-    ) -> Result<Result<(), String>, StorageError> {
+    ) -> Result<Result<bool, String>, StorageError> {
+        let mut text = false;
         loop {
-            if let Some(i) = memchr::memchr(b'\n', &self.buf[*at..]) {
-                *at += i + 1;
+            let newline = memchr::memchr(b'\n', &self.buf[*at..]);
+            let end = newline.map_or(self.buf.len(), |i| *at + i);
+            text |= self.buf[*at..end].iter().any(|b| !b.is_ascii_whitespace());
+            if newline.is_some() {
+                *at = end + 1;
                 self.line += 1;
-                return Ok(Ok(()));
+                return Ok(Ok(text));
             }
             self.buf.clear();
             *at = 0;
             if self.eof {
-                return Ok(Ok(()));
+                return Ok(Ok(text));
             }
             if let Fill::Corrupt(e) = self.fill(input, self.read_bytes)? {
                 return Ok(Err(format!("file cannot be decoded: {e}")));
