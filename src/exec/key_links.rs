@@ -85,11 +85,7 @@ pub async fn prepare<'a>(
 ) -> Result<Vec<Prepared<'a>>> {
     let mut out = Vec::new();
     for table in &job.key_links {
-        let location = job_location(job, table)?;
-        let database = table
-            .database
-            .clone()
-            .unwrap_or_else(|| database.to_string());
+        let (location, database) = placement(job, table, database)?;
         let before = catalog.get(&database, &table.name).await?;
         let previous = previous_version(&location, before.as_ref(), base_run).await?;
         let batch_rows = links_of(job, table, state, items, &previous, warnings).await?;
@@ -107,11 +103,16 @@ pub async fn prepare<'a>(
     Ok(out)
 }
 
-/// Where a job's versions of a key links table go: a folder of its own under the
-/// table's location.
-fn job_location(job: &Job, table: &KeyLinksTable) -> Result<Location> {
+/// Where a job's versions of a key links table go (a folder of its own under the
+/// table's location), and the database that registers it (its own, or the job's).
+fn placement(job: &Job, table: &KeyLinksTable, job_database: &str) -> Result<(Location, String)> {
     let location = table.location.trim_end_matches('/');
-    Location::open(&format!("{location}/{}", job.spec.name))
+    let location = Location::open(&format!("{location}/{}", job.spec.name))?;
+    let database = table
+        .database
+        .clone()
+        .unwrap_or_else(|| job_database.to_string());
+    Ok((location, database))
 }
 
 /// After the switch: registers each new version and removes the others. A
@@ -156,11 +157,7 @@ pub async fn catch_up(
     };
     let mut pending = Vec::new();
     for table in &job.key_links {
-        let location = job_location(job, table)?;
-        let database = table
-            .database
-            .clone()
-            .unwrap_or_else(|| database.to_string());
+        let (location, database) = placement(job, table, database)?;
         let version = format!("v-{base}");
         let dir = location.child(&version);
         let before = catalog.get(&database, &table.name).await?;
