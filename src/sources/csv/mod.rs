@@ -461,6 +461,32 @@ mod tests {
         }
     }
 
+    /// What the reader sends for one file (in chunks of `chunk` bytes, reading
+    /// `read` bytes at a time), and the file's counters.
+    fn collect(
+        layout: &CsvLayout,
+        data: &[u8],
+        (chunk, read): (usize, usize),
+        grew_to: Option<u64>,
+    ) -> (Collect, Arc<ItemStats>) {
+        let stats = Arc::new(ItemStats::default());
+        let mut sink = Collect {
+            chunks: vec![],
+            rejects: vec![],
+        };
+        read_file_in_chunks(
+            layout,
+            "k".into(),
+            stats.clone(),
+            data,
+            grew_to,
+            &mut sink,
+            (chunk, read),
+        )
+        .unwrap();
+        (sink, stats)
+    }
+
     /// (rows as (line, a, n, t), rejects as (line, reason)) and the file counters.
     #[allow(clippy::type_complexity)]
     fn read(
@@ -487,21 +513,7 @@ mod tests {
         Vec<(Option<i64>, String)>,
         (u64, u64, u64),
     ) {
-        let stats = Arc::new(ItemStats::default());
-        let mut sink = Collect {
-            chunks: vec![],
-            rejects: vec![],
-        };
-        read_file_in_chunks(
-            &layout,
-            "k".into(),
-            stats.clone(),
-            data,
-            grew_to,
-            &mut sink,
-            (chunk, read),
-        )
-        .unwrap();
+        let (sink, stats) = collect(&layout, data, (chunk, read), grew_to);
         let mut parser = ChunkParser::new(layout);
         let mut rows = Vec::new();
         let mut rejects: Vec<(Option<i64>, String)> = sink
@@ -972,21 +984,7 @@ mod tests {
         let options: CsvOptions = toml::from_str(options).unwrap();
         options.check().unwrap();
         let layout = Arc::new(CsvLayout::new("s", &options).unwrap());
-        let stats = Arc::new(ItemStats::default());
-        let mut sink = Collect {
-            chunks: vec![],
-            rejects: vec![],
-        };
-        read_file_in_chunks(
-            &layout,
-            "k".into(),
-            stats.clone(),
-            data,
-            None,
-            &mut sink,
-            (chunk, 7),
-        )
-        .unwrap();
+        let (sink, stats) = collect(&layout, data, (chunk, 7), None);
         let mut parser = ChunkParser::new(layout.clone());
         let ncols = layout.columns.len();
         let mut rows = Vec::new();
