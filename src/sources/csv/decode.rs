@@ -52,6 +52,16 @@ pub fn open<'a>(declared: &'static Encoding, head: &[u8], rest: impl Read + 'a) 
     }
 }
 
+/// All of `bytes` decoded from `encoding` (no byte order mark handling), bytes that
+/// do not decode escaped as the reader escapes them (the sniffer's view of a file).
+pub fn decode_all(encoding: &'static Encoding, bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 2);
+    Transcoder::new(encoding, bytes)
+        .read_to_end(&mut out)
+        .expect("reading a byte slice does not fail");
+    out
+}
+
 /// Decodes a byte stream to UTF-8 as it is read.
 struct Transcoder<R> {
     inner: R,

@@ -3,8 +3,7 @@
 //! decoding looks most like text. Bytes that do not decode are written `\xNN`.
 
 use encoding_rs::{
-    BIG5, DecoderResult, EUC_KR, Encoding, GB18030, SHIFT_JIS, UTF_8, UTF_16BE, UTF_16LE,
-    WINDOWS_1252,
+    BIG5, EUC_KR, Encoding, GB18030, SHIFT_JIS, UTF_8, UTF_16BE, UTF_16LE, WINDOWS_1252,
 };
 
 use super::SniffError;
@@ -108,49 +107,21 @@ fn decode_as(
 /// comments name such a value as the rejects will; and where in the text each such
 /// sequence starts.
 fn decode_escaped(encoding: &'static Encoding, bytes: &[u8]) -> (String, Vec<usize>) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut decoder = encoding.new_decoder_without_bom_handling();
-    // Into bytes, not a `String`: `decode_to_string*` zeroes the string's spare
-    // room on every call, and a wrong candidate encoding stops at every other byte.
-    let room = decoder
-        .max_utf8_buffer_length_without_replacement(bytes.len())
-        .unwrap_or(bytes.len() * 3);
-    let mut out = vec![0u8; room + 64];
-    let (mut read, mut written, mut malformed_at) = (0, 0, Vec::new());
-    loop {
-        let (result, n, m) =
-            decoder.decode_to_utf8_without_replacement(&bytes[read..], &mut out[written..], true);
-        read += n;
-        written += m;
-        match result {
-            DecoderResult::InputEmpty => break,
-            DecoderResult::OutputFull => out.resize(out.len() * 2, 0),
-            DecoderResult::Malformed(len, after) => {
-                // The sequence ends `after` bytes before what has been read.
-                let end = read.saturating_sub(usize::from(after));
-                let start = end.saturating_sub(usize::from(len));
-                if out.len() < written + 4 * (end - start) {
-                    out.resize(out.len() * 2 + 4 * (end - start), 0);
-                }
-                malformed_at.push(written);
-                for &b in &bytes[start..end] {
-                    let escape = [
-                        b'\\',
-                        b'x',
-                        HEX[usize::from(b >> 4)],
-                        HEX[usize::from(b & 0xF)],
-                    ];
-                    out[written..written + 4].copy_from_slice(&escape);
-                    written += 4;
-                }
-            }
-        }
-    }
-    out.truncate(written);
-    // The decoder writes UTF-8 and the escapes are ASCII: this never replaces anything.
-    let text = String::from_utf8(out)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-    (text, malformed_at)
+    use super::super::decode::{MARK, decode_all, shown};
+    // The reader's own decoding: an escaped byte is MARK and two hex digits here,
+    // `\xNN` (one byte more) in the text.
+    let raw = decode_all(encoding, bytes);
+    let marks: Vec<usize> = (raw.iter().enumerate())
+        .filter(|(_, b)| **b == MARK)
+        .map(|(i, _)| i)
+        .collect();
+    // A sequence starts at an escape that does not follow another one; in the
+    // text, each escape before it moves it one byte later.
+    let at = (marks.iter().enumerate())
+        .filter(|&(k, &m)| k == 0 || marks[k - 1] + 3 != m)
+        .map(|(k, &m)| m + k)
+        .collect();
+    (shown(&raw, true), at)
 }
 
 /// UTF-16 without a byte order mark: CSV text is mostly ASCII, whose UTF-16 code
