@@ -16,7 +16,7 @@ import types
 import pytest
 
 from conftest import ROOT, duck_rows, run_job
-from logger_files import Col, Dialect, Source, file_reports, read_expected
+from logger_files import PY_CODEC, Col, Dialect, Source, file_reports, read_expected
 
 JOB = ROOT / "jobs" / "logger_readings.toml"
 SAMPLES = ROOT / "samples" / "loggers"
@@ -161,3 +161,41 @@ def test_the_run_report_counts_every_line(samples):
     totals = samples.run.report["totals"]
     assert totals["records_in"] == totals["records_loaded"] + totals["records_rejected"] == 121, totals
     assert totals["rejects_rows"] == len(BAD_LINES), totals
+
+
+def readme_examples():
+    """The example rows of README.md's "Reading logger exports": (line, the line as
+    shown or "", channel, reading_ts, value, unit, dt), as written there."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Reading logger exports", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 7 and cells[0].isdigit():
+            rows.append((int(cells[0]), cells[1].strip("`"), cells[2].strip("`"), *cells[3:]))
+    return rows
+
+
+def test_the_readme_shows_rows_the_job_writes(samples):
+    examples = readme_examples()
+    assert len(examples) >= 8, examples
+    rows = duck_rows(samples.run.lake, "logger_readings",
+                     ["channel", "line_number", "strftime(reading_ts, '%Y-%m-%dT%H:%M:%SZ')", "value", "unit", "dt",
+                      "source_key"])
+    # Each channel is one logger's, so (channel, line) names one reading.
+    by_channel_line = {(r[0], r[1]): r[2:] for r in rows}
+    encodings = {s.prefix: s.dialect.encoding or "utf-8" for s in SOURCES}
+    for line, shown, channel, ts, value, unit, day in examples:
+        got = by_channel_line.get((channel, line))
+        assert got is not None, f"README shows {channel} line {line}, which the job did not write"
+        got_ts, got_value, got_unit, got_day, key = got
+        assert (got_ts, got_unit, got_day) == (ts, unit, day), (channel, line, got)
+        assert (None if value == "NULL" else float(value)) == got_value, (channel, line, got)
+        if shown:
+            # The line as the README shows it is that line of the file (tabs as ␉).
+            encoding = next(e for p, e in encodings.items() if key.startswith(p))
+            data = (SAMPLES / key).read_bytes()
+            # (The files carry deliberately bad bytes on other lines.)
+            codec = "utf-16" if data[:2] == b"\xff\xfe" else PY_CODEC[encoding]
+            text = data.decode(codec, errors="replace")
+            assert text.splitlines()[line - 1] == shown.replace("␉", "\t"), (key, line)
