@@ -4,7 +4,9 @@
 -- principal_sid for every well-known principal ONTAP names (Everyone → S-1-1-0)
 -- and principal_kind for NTFS, NFSv4 and POSIX entries alike (POSIX "other" and
 -- NFSv4 EVERYONE@ are kind 'everyone'). has_any(list, 'a,b') (naslake-udfs) says
--- whether a list of rights holds any of the names.
+-- whether a list of rights holds any of the names. The last three rules read who
+-- can actually reach what: acl_effective_access and acl_shares (README, "Who can
+-- reach what").
 WITH e AS (
   SELECT *,
     -- Rule 1's broad principals: everyone, any authenticated or anonymous user,
@@ -34,6 +36,27 @@ WITH e AS (
 -- One row per object (its first entry, or its only row when it has none).
 objects AS (
   SELECT * FROM e WHERE entry_index IS NULL OR entry_index = 0
+),
+-- Effective access without a share (NTFS alone), with its object.
+access AS (
+  SELECT a.*, o.source, o.svm, o.object_type
+  FROM acl_effective_access a
+  JOIN objects o ON o.path = a.path AND o.volume = a.volume AND o.snapshot_date = a.snapshot_date
+  WHERE a.share IS NULL
+),
+-- For each share entry that grants, every right any NTFS allow entry at or
+-- below the share's folder grants (a null DACL grants every right).
+share_reach AS (
+  SELECT s.share, s.entry_index, s.principal, s.principal_sid, s.permission, s.access_mask, s.path, s.svm,
+         s.snapshot_date, s.volume,
+         bit_or(CASE WHEN o.dacl_present = false THEN 2031103 ELSE o.access_mask END) AS ntfs_mask
+  FROM acl_shares s
+  LEFT JOIN e o ON o.volume = s.volume AND o.snapshot_date = s.snapshot_date
+       AND o.effective_style = 'ntfs' AND (o.entry_type = 'allow' OR o.dacl_present = false)
+       AND (s.path = '/' OR o.path = s.path OR starts_with(o.path, concat(s.path, '/')))
+  WHERE s.permission IN ('full_control', 'change', 'read')
+  GROUP BY s.share, s.entry_index, s.principal, s.principal_sid, s.permission, s.access_mask, s.path, s.svm,
+           s.snapshot_date, s.volume
 )
 SELECT 'broad_access' AS rule_id, CASE WHEN writes THEN 'high' ELSE 'medium' END AS severity,
        source, svm, path, object_type, principal, principal_sid, rights, advanced_rights, entry_index,
@@ -105,3 +128,24 @@ SELECT 'setuid_setgid', 'medium', source, svm, path, object_type, owner, owner_s
        snapshot_date, volume
 FROM objects
 WHERE effective_style = 'unix' AND object_type = 'file' AND (setuid OR setgid)
+
+UNION ALL
+SELECT 'disabled_account_access', 'high', source, svm, path, object_type, user, user_sid, rights, NULL, NULL,
+       concat('The disabled account ', user, ' still has ', rights, ' on ', path,
+              ', a sensitive path: enabling it again, or anyone who can, reaches the data.'),
+       snapshot_date, volume
+FROM access WHERE account_disabled AND sensitive
+
+UNION ALL
+SELECT 'deep_nesting', 'low', source, svm, path, object_type, user, user_sid, rights, NULL, NULL,
+       concat(user, ' has ', rights, ' on ', path, ' only through ', CAST(via_depth AS VARCHAR),
+              ' levels of nested groups (acl_effective_access.via): access nobody sees in the group the entry names.'),
+       snapshot_date, volume
+FROM access WHERE via_depth >= 3
+
+UNION ALL
+SELECT 'share_wider_than_ntfs', 'low', 'ontap', svm, path, 'share', principal, principal_sid, permission, NULL, entry_index,
+       concat('Share ', share, ' grants ', principal, ' ', permission, ' on ', path,
+              ', more than any NTFS entry at or below it allows: the share''s permissions are not what protects the data.'),
+       snapshot_date, volume
+FROM share_reach WHERE (access_mask | coalesce(ntfs_mask, 0)) <> coalesce(ntfs_mask, 0)

@@ -7,13 +7,27 @@ certificate the caller makes (`make_certs`), behind basic auth.
   `..` first), `max_records` a page, `_links.next.href` until the last page;
 - `GET /api/protocols/file-security/permissions/{svm}/{path}` → one path's
   permissions (`path` under the junction);
+- `GET /api/protocols/cifs/shares?svm.uuid=SVM&fields=name,path,acls&max_records=N`
+  → the SVM's CIFS shares ({"svm", "name", "path", "acls"}: each acl
+  {"user_or_group", "sid", "permission", "type"});
+- `GET /api/protocols/cifs/local-groups?svm.uuid=SVM&fields=name,sid,members&max_records=N`
+  → the SVM's CIFS local groups ({"svm", "name", "sid", "members": [{"name"}]});
+- `GET /api/name-services/unix-groups?svm.uuid=SVM&fields=name,id,users&max_records=N`
+  → the SVM's UNIX groups ({"svm", "name", "id", "users": [{"name"}]});
+  these three are paged like the listing (`max_records`, `start`, `_links.next.href`
+  until the last page), answer only the records of the `svm.uuid` asked for (none for
+  another SVM), and an empty list when the spec has none;
 - `GET /_standin/stats` → what it served: requests, the peak number in flight,
   statuses, the decoded paths asked for.
 
 The tree is a JSON file: {"svm", "volume", "junction", "username", "password",
 "tree": {PATH: {"type", "perm": {...}, "status", "list_status", "flaky",
 "flaky_status", "delay", "next_href", "extra_names", "echo_auth"}},
-"unauthorized_after": N}. `status` answers the permissions call with an error, `list_status`
+"unauthorized_after": N, "shares": [{"name", "path", "acls", "svm_uuid"}],
+"local_groups": [{"name", "sid", "members", "svm_uuid"}], "unix_groups": [{"name",
+"id", "users", "svm_uuid"}]}: the last three optional, their records passed through
+as they are (`svm_uuid`, the spec's SVM by default, says whose they are; a share may
+omit "acls"). `status` answers the permissions call with an error, `list_status`
 the listing; `flaky` makes the first N permissions calls answer `flaky_status`
 (503 by default, 429 with a Retry-After of 0); `delay` holds the permissions
 answer back that many seconds; `next_href` replaces a listing's next link and
@@ -207,7 +221,48 @@ def respond(st, target, authorization):
         body = {"svm": {"uuid": spec["svm"], "name": "vs0"}, "path": full}
         body.update(node.get("perm", {}))
         return 200, body, [("X-Standin-Delay", str(node["delay"]))] if "delay" in node else []
+    # The SVM's collections: /api/protocols/cifs/shares, …/cifs/local-groups,
+    # /api/name-services/unix-groups.
+    collection = COLLECTIONS.get(url.path.rstrip("/"))
+    if collection is not None:
+        return svm_records(st, collection, url.path, query)
     return 404, error("API not found", 3), []
+
+
+# URL path → the spec key holding its records.
+COLLECTIONS = {"/api/protocols/cifs/shares": "shares",
+               "/api/protocols/cifs/local-groups": "local_groups",
+               "/api/name-services/unix-groups": "unix_groups"}
+
+
+def svm_records(st, key, url_path, query):
+    """One page of the spec's `key` records of the SVM `svm.uuid` names (every
+    SVM's when it names none), each with its {"svm": {"uuid", "name"}}, paged as
+    the files listing is."""
+    spec = st.spec
+    wanted = query.get("svm.uuid", [None])[0]
+    records = []
+    for item in spec.get(key) or []:
+        owner = item.get("svm_uuid", spec["svm"])
+        if wanted is not None and owner != wanted:
+            continue
+        record = {"svm": {"uuid": owner, "name": "vs0" if owner == spec["svm"] else "vs-other"}}
+        record.update({k: v for k, v in item.items() if k != "svm_uuid"})
+        records.append(record)
+    try:
+        size = int(query.get("max_records", ["1000"])[0])
+        start = int(query.get("start", ["0"])[0])
+    except ValueError:
+        return 400, error("max_records and start must be numbers", 262179), []
+    if size < 1 or start < 0:
+        return 400, error("max_records must be positive", 262179), []
+    page = records[start:start + size]
+    body = {"records": page, "num_records": len(page)}
+    if start + size < len(records):
+        q = {k: v[0] for k, v in query.items() if k not in ("max_records", "start")}
+        q.update({"max_records": size, "start": start + size})
+        body["_links"] = {"next": {"href": f"{url_path}?{urllib.parse.urlencode(q)}"}}
+    return 200, body, []
 
 
 def listing(st, path, url_path, query):

@@ -96,11 +96,12 @@ class Standin:
     """The stand-in as a child process, stopped by its PID."""
 
     def __init__(self, tmp, tree, latency_ms=0, record=None, junction="/vol1", unauthorized_after=None,
-                 cert=None):
+                 cert=None, svm_lists=None):
+        """`svm_lists`: the SVM's `shares`, `local_groups` and `unix_groups` (stand-in spec keys)."""
         self.dir = pathlib.Path(tmp) / f"standin-{uuid.uuid4().hex[:6]}"
         self.dir.mkdir(parents=True)
         spec = {"svm": SVM, "volume": VOLUME, "junction": junction, "username": USER, "password": PASSWORD,
-                "tree": tree, "unauthorized_after": unauthorized_after}
+                "tree": tree, "unauthorized_after": unauthorized_after, **(svm_lists or {})}
         (self.dir / "spec.json").write_text(json.dumps(spec))
         port_file = self.dir / "port"
         args = [sys.executable, str(ROOT / "tests" / "ontap_standin.py"), "--spec", str(self.dir / "spec.json"),
@@ -150,6 +151,16 @@ def standin(tmp_path):
         s.stop()
 
 
+# Who can reach what (acl_findings reads the last two); tests/test_acl_access.py
+# checks them against a directory.
+ACCESS_TABLES = "".join(f"""
+[tables.{t}]
+schema = "{ROOT}/schemas/{t}.toml"
+sql = "{ROOT}/jobs/{t}.sql"
+mode = "overwrite-partitions"
+""" for t in ("acl_shares", "acl_principals", "acl_memberships", "acl_effective_access"))
+
+
 def job(tmp, ontap="", source="", name="acl_test"):
     defaults = {"page_size": "3", "max_retries": "2", "max_in_flight": "4"}
     for line in ontap.splitlines():
@@ -167,6 +178,7 @@ group_names = ["corp\\\\*-team"]
 [tables.acl_entries]
 schema = "{ROOT}/schemas/acl_entries.toml"
 mode = "overwrite-partitions"
+{ACCESS_TABLES}
 [tables.acl_rejects]
 schema = "{ROOT}/schemas/acl_rejects.toml"
 from = "rejects"

@@ -159,9 +159,11 @@ async fn write_all(
 ) -> Result<Vec<TableFiles>> {
     let written = work.run(feeds).await;
     if let Some(discovery) = streaming {
-        let found = discovery.finish().await;
+        // A listing that failed explains a work that failed with it (its feed
+        // ended early, what the job's later SQL reads is missing): its error first.
+        let found = discovery.finish().await?;
         let written = written?;
-        found?
+        found
             .check_not_empty(&setup.job, setup.input.as_ref())
             .await?;
         return Ok(written.tables);

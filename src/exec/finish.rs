@@ -45,6 +45,7 @@ pub async fn finish(
     let ctx = transform::session()?;
     ctx.register_object_store(output.store_url.as_ref(), output.store.clone());
     for source in &job.sources {
+        writing.register_relations(&ctx, source.as_ref())?;
         let Some(files) = collected.sources.remove(source.name()) else {
             continue;
         };

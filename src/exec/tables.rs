@@ -71,6 +71,18 @@ impl Writing<'_> {
             .await
     }
 
+    /// Registers `source`'s relations in `ctx`, with the job's table that holds
+    /// its rows as they are (the first by name, when several do).
+    pub fn register_relations(&self, ctx: &SessionContext, source: &dyn AnySource) -> Result<()> {
+        let rows = self
+            .lineage
+            .iter()
+            .filter(|(_, l)| l.preserves.as_deref() == Some(source.name()))
+            .map(|(t, _)| t.as_str())
+            .min();
+        transform::register_relations(ctx, source.name(), source.relations(rows))
+    }
+
     /// A table kept per object tallies its rows by key (for the state).
     pub fn tally_for(&self, table: &JobTable) -> Option<Arc<KeyTally>> {
         (self.roles.kind(&table.name) == TableKind::Objects).then(Arc::default)

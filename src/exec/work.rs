@@ -156,6 +156,7 @@ impl Work<'_> {
                 None => fresh,
             };
             ctx.register_table(source.name(), table)?;
+            w.register_relations(ctx, source.as_ref())?;
         }
         drop(rejects);
         ctx.register_object_store(w.output.store_url.as_ref(), w.output.store.clone());

@@ -165,6 +165,15 @@ pub trait Source: Debug + Send + Sync + Sized + 'static {
         None
     }
 
+    /// Tables the kind offers the job's SQL besides its rows, read as
+    /// `SOURCE.NAME` (the ACL kind's principals, shares, effective access).
+    /// `rows` names the job's table that holds this source's rows as they are,
+    /// when the job has one: a relation may read them back. None by default.
+    fn relations(&self, rows: Option<&str>) -> Vec<Relation> {
+        let _ = rows;
+        Vec::new()
+    }
+
     /// Discovery of a kind whose `SUFFIXES` is `None`; returns where it looked.
     /// `input` is the job's input location, when it has one (a kind may read
     /// there: a local root to walk, a listing to map).
@@ -181,6 +190,12 @@ pub trait Source: Debug + Send + Sync + Sized + 'static {
             )))
         })
     }
+}
+
+/// A table a source offers besides its rows ([`Source::relations`]).
+pub struct Relation {
+    pub name: &'static str,
+    pub table: Arc<dyn datafusion::catalog::TableProvider>,
 }
 
 /// Turns a source's units into batches, on one partition of its table.
@@ -262,6 +277,8 @@ pub trait AnySource: Debug + Send + Sync {
     ) -> BoxFuture<'a, Result<String>>;
     /// How it names its objects where others read ([`Source::key_names`]).
     fn key_names(&self) -> BoxFuture<'_, Result<Option<Arc<dyn KeyNames>>>>;
+    /// The tables it offers besides its rows ([`Source::relations`]).
+    fn relations(&self, rows: Option<&str>) -> Vec<Relation>;
     /// Its rows as a streaming DataFusion table (read once per run).
     fn table(
         self: Arc<Self>,
@@ -325,6 +342,9 @@ impl<S: Source> AnySource for Configured<S> {
                 .await
                 .map_err(|e| Error::Collect(format!("source `{}`: {e}", self.name)))
         })
+    }
+    fn relations(&self, rows: Option<&str>) -> Vec<Relation> {
+        self.kind.relations(rows)
     }
     fn table(
         self: Arc<Self>,

@@ -74,6 +74,20 @@ pub async fn check_job_sql(job: &Job) -> Result<HashMap<String, lineage::Lineage
     for source in &job.sources {
         let empty = datafusion::datasource::MemTable::try_new(source.schema(), vec![vec![]])?;
         ctx.register_table(source.name(), Arc::new(empty))?;
+        // Planned over empty tables of their columns: nothing is read or asked.
+        let relations = source
+            .relations(None)
+            .into_iter()
+            .map(|r| {
+                let empty =
+                    datafusion::datasource::MemTable::try_new(r.table.schema(), vec![vec![]])?;
+                Ok(crate::sources::Relation {
+                    name: r.name,
+                    table: Arc::new(empty) as _,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        register_relations(&ctx, source.name(), relations)?;
     }
     let mut lineages = HashMap::new();
     for table in job.tables.iter().filter(|t| t.sql.is_some()) {
@@ -98,6 +112,34 @@ pub async fn check_job_sql(job: &Job) -> Result<HashMap<String, lineage::Lineage
         ctx.register_table(table.name.as_str(), Arc::new(written))?;
     }
     Ok(lineages)
+}
+
+/// Registers a source's relations as `SOURCE.NAME` (a schema named after the
+/// source in the session's catalog).
+pub fn register_relations(
+    ctx: &SessionContext,
+    source: &str,
+    relations: Vec<crate::sources::Relation>,
+) -> Result<()> {
+    if relations.is_empty() {
+        return Ok(());
+    }
+    let schema = Arc::new(datafusion::catalog::MemorySchemaProvider::new());
+    for r in relations {
+        datafusion::catalog::SchemaProvider::register_table(&*schema, r.name.to_string(), r.table)?;
+    }
+    let catalog_name = ctx
+        .state()
+        .config()
+        .options()
+        .catalog
+        .default_catalog
+        .clone();
+    let catalog = ctx
+        .catalog(&catalog_name)
+        .ok_or_else(|| Error::Accounting(format!("the session has no catalog {catalog_name}")))?;
+    catalog.register_schema(source, schema)?;
+    Ok(())
 }
 
 /// The physical plan of a table's SQL; errors name the table.

@@ -14,6 +14,7 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
 use datafusion::prelude::SessionContext;
 
+mod athena;
 pub mod phash;
 mod phash_sql;
 mod true_names;
@@ -48,6 +49,7 @@ pub fn register_all(ctx: &SessionContext) {
         Arc::new(has_any_columnar),
     ));
     phash_sql::register(ctx);
+    athena::register(ctx);
     ctx.register_udf(datafusion::logical_expr::ScalarUDF::from(
         true_names::TrueNames::new(),
     ));

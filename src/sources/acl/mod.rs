@@ -8,18 +8,26 @@
 //!  parsers:  rows.rs ──► acl_entries
 //! ```
 //!
+//! Besides its rows it offers the job's SQL who is who and who can reach what
+//! (`relations/`: `acl.principals`, `acl.memberships`, `acl.shares`,
+//! `acl.effective_access`), from the directory (`directory/`), the SVM's shares
+//! and groups (`ontap/shares.rs`) and the access check (`access.rs`).
+//!
 //! Principals (`principals.rs`) and rights (`rights.rs`) are normalised here so
 //! that the rules in `jobs/acl_findings.sql` match NTFS, NFSv4 and POSIX entries
 //! alike. This source does not read the job's input objects: it discovers its
 //! own paths (the input is the POSIX root, the listing of `enumerate =
 //! "listing"`, or where the ONTAP recording of the samples lies).
 
+pub mod access;
+pub mod directory;
 pub mod entry;
 pub mod found;
 pub mod ontap;
 pub mod options;
 pub mod posix;
 pub mod principals;
+pub mod relations;
 pub mod rights;
 pub mod rows;
 
@@ -61,9 +69,11 @@ pub struct AclSource {
     snapshot: Snapshot,
     notes: Notes,
     /// Set by discovery before it sends the first path.
-    collector: OnceLock<ontap::Collector>,
+    collector: Arc<OnceLock<ontap::Collector>>,
     root: OnceLock<PathBuf>,
     names: posix::Names,
+    /// What the relations read, gathered when one is first read.
+    loader: Arc<relations::Loader>,
 }
 
 /// One object's permissions, or the rejects of a path, for a parser.
@@ -84,6 +94,14 @@ impl AclSource {
             path: path.to_string(),
             failure,
         }
+    }
+
+    /// Keeps the job's input for the relations (an identity export under it).
+    fn remember_input(&self, input: Option<&Location>) -> Result<()> {
+        self.loader
+            .input
+            .set(input.cloned())
+            .map_err(|_| Error::config("the ACL source was discovered twice in one run"))
     }
 
     fn collector(&self) -> std::result::Result<&ontap::Collector, ReadError> {
@@ -113,6 +131,7 @@ impl AclSource {
         };
         let names = NtfsNames::new(&self.options.group_names, settings.lookup_names)
             .map_err(Error::config)?;
+        self.remember_input(input)?;
         let collector = ontap::Collector::connect(settings, names, replay).await?;
         let volume = collector.settings.volume_uuid.clone();
         let collector = match self.collector.set(collector) {
@@ -152,6 +171,7 @@ impl AclSource {
         input: Option<&Location>,
         sink: &mut ItemSink,
     ) -> Result<String> {
+        self.remember_input(input)?;
         let input = input.filter(|i| i.is_local()).ok_or_else(|| {
             Error::config(format!(
                 "source `{}` collects POSIX permissions: the job's `input` must be a local directory (an NFS mount of the volume)",
@@ -206,6 +226,7 @@ impl Source for AclSource {
             }),
             date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
         };
+        let loader = Arc::new(relations::Loader::new(name, &options, snapshot.clone()));
         Ok(AclSource {
             name: name.to_string(),
             options,
@@ -214,9 +235,10 @@ impl Source for AclSource {
             rejects_schema: Self::rejects_table().file_schema(),
             snapshot,
             notes: Notes::default(),
-            collector: OnceLock::new(),
+            collector: loader.collector.clone(),
             root: OnceLock::new(),
             names: posix::Names::default(),
+            loader,
         })
     }
 
@@ -318,6 +340,10 @@ impl Source for AclSource {
                 out.reject(self.reject(&path, f))
             }
         }
+    }
+
+    fn relations(&self, rows: Option<&str>) -> Vec<crate::sources::Relation> {
+        relations::relations(&self.loader, rows, &self.options)
     }
 
     fn parser(&self) -> AclParser {

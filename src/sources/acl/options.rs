@@ -67,6 +67,33 @@ pub struct AclOptions {
     pub posix_readers: usize,
     #[serde(default)]
     pub ontap: OntapSpec,
+    /// The directory export (LDIF, as `ldifde` or `ldapsearch -LLL` write it): a
+    /// path under the job's input, or any address `run` reads.
+    pub identities: Option<String>,
+    /// The NetBIOS domain of the directory's names (`CORP` in `CORP\alice`);
+    /// by default the export's first `DC=` component, upper-cased.
+    pub identity_domain: Option<String>,
+    /// Which paths `SOURCE.effective_access` covers.
+    #[serde(default)]
+    pub effective_access: EffectiveScope,
+    /// Rows of effective access at most: more stops the run.
+    #[serde(default = "default_effective_access_limit")]
+    pub effective_access_limit: u64,
+}
+
+/// `effective_access`: the paths effective access is computed for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EffectiveScope {
+    /// The paths under `sensitive`.
+    #[default]
+    Sensitive,
+    /// Every path.
+    All,
+}
+
+fn default_effective_access_limit() -> u64 {
+    10_000_000
 }
 
 fn default_max_depth() -> usize {
@@ -243,6 +270,16 @@ impl AclOptions {
                     "`sensitive`: `{p}` is not a path starting at / without . or .. segments"
                 ));
             }
+        }
+        if self.effective_access_limit == 0 {
+            return Err("`effective_access_limit` must be at least 1".into());
+        }
+        if let Some(d) = &self.identity_domain
+            && (d.is_empty() || d.contains('\\'))
+        {
+            return Err(format!(
+                "`identity_domain`: `{d}` is not a NetBIOS domain name (CORP, without a backslash)"
+            ));
         }
         if self.collect == Collect::Posix && self.enumerate == Enumerate::Listing {
             return Err("`enumerate = \"listing\"` is for ontap; posix walks its root".into());

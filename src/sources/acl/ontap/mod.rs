@@ -5,7 +5,9 @@
 //! (`permissions.rs`), through one client (`client.rs`).
 
 pub mod client;
+pub mod pages;
 pub mod permissions;
+pub mod shares;
 pub mod tls;
 pub mod walk;
 
@@ -157,6 +159,28 @@ impl Collector {
 
     pub fn requests_sent(&self) -> u64 {
         self.client.requests_sent()
+    }
+
+    /// The SVM's shares over this volume.
+    pub async fn shares(&self) -> std::result::Result<Vec<shares::Share>, String> {
+        let s = &self.settings;
+        shares::shares(&self.client, &s.svm_uuid, &self.junction, s.page_size).await
+    }
+
+    /// The SVM's CIFS local groups.
+    pub async fn local_groups(
+        &self,
+    ) -> std::result::Result<Vec<super::directory::LocalGroup>, String> {
+        let s = &self.settings;
+        shares::local_groups(&self.client, &s.svm_uuid, s.page_size).await
+    }
+
+    /// The SVM's UNIX groups.
+    pub async fn unix_groups(
+        &self,
+    ) -> std::result::Result<Vec<super::directory::UnixGroup>, String> {
+        let s = &self.settings;
+        shares::unix_groups(&self.client, &s.svm_uuid, s.page_size).await
     }
 }
 

@@ -7,9 +7,8 @@
 //! take paths, a listing in the middle of a request must still finish it, or it
 //! would hold one of the client's permits that the readers are waiting for.
 //!
-//! A `next` link is followed only if it is a path on the same filer (`/api/…`),
-//! and a directory gives at most as many pages as `max_paths` allows, so a filer
-//! that links in a circle cannot keep the walk going.
+//! A directory gives at most as many pages as `max_paths` allows (`pages.rs`
+//! follows the links).
 
 use std::sync::Arc;
 
@@ -19,7 +18,8 @@ use tokio::task::JoinSet;
 use super::super::found::{
     Failure, Found, Limits, Note, Notes, Sender, Stage, child_path, refused_key, refused_name,
 };
-use super::client::{Answer, Client, ClientError, encode_path};
+use super::client::{Client, ClientError, encode_path};
+use super::pages::{Stopped, each_page};
 use crate::base::error::{Error, Result};
 use crate::discover::ItemSink;
 
@@ -141,45 +141,27 @@ async fn list(
     limits: Limits,
 ) -> std::result::Result<Listed, ClientError> {
     let endpoint = files_path(volume, dir);
-    let mut target = files_target(volume, dir, page_size);
-    let mut children = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let first = files_target(volume, dir, page_size);
     let max_pages = limits.max_paths / page_size.max(1) as u64 + 2;
-    for _ in 0..max_pages {
-        if !seen.insert(target.clone()) {
-            return Ok(Err(Failure::new(
-                Stage::Walk,
-                "the listing links back to a page it already gave",
-            )));
+    let mut children = Vec::new();
+    let listed = each_page(client, &endpoint, first, max_pages, |page| {
+        records(page, &mut children)
+    })
+    .await?;
+    Ok(match listed {
+        Ok(()) => {
+            // A name given twice (on two pages, say) is one path.
+            children.sort();
+            children.dedup_by(|a, b| a.name == b.name);
+            Ok(children)
         }
-        let page = match client.get(&target).await? {
-            Answer::Ok(v) => v,
-            Answer::Refused { status, message } => {
-                return Ok(Err(Failure {
-                    stage: Stage::Walk,
-                    http_status: status,
-                    reason: format!("cannot list the directory: {message}"),
-                }));
-            }
-        };
-        if let Err(why) = records(&page, &mut children) {
-            return Ok(Err(Failure::new(Stage::Walk, why)));
-        }
-        match next_link(&page, &endpoint, &client.origin()) {
-            Ok(Some(next)) => target = next,
-            Ok(None) => {
-                // A name given twice (on two pages, say) is one path.
-                children.sort();
-                children.dedup_by(|a, b| a.name == b.name);
-                return Ok(Ok(children));
-            }
-            Err(why) => return Ok(Err(Failure::new(Stage::Walk, why))),
-        }
-    }
-    Ok(Err(Failure::new(
-        Stage::Walk,
-        format!("more than {max_pages} pages"),
-    )))
+        Err(Stopped::Refused { status, message }) => Err(Failure {
+            stage: Stage::Walk,
+            http_status: status,
+            reason: format!("cannot list the directory: {message}"),
+        }),
+        Err(Stopped::Unreadable(why)) => Err(Failure::new(Stage::Walk, why)),
+    })
 }
 
 /// The records of a page, without `.` and `..`; names naslake refuses to ask
@@ -207,35 +189,6 @@ fn records(page: &Value, out: &mut Vec<Child>) -> std::result::Result<(), String
         });
     }
     Ok(())
-}
-
-/// `_links.next.href`, if it is the next page of the same listing (the same
-/// files path on this filer, another query).
-/// An absolute link is taken only on the client's own origin; paths compare
-/// decoded, so a filer that encodes `.` or the hex digits its own way is followed.
-fn next_link(
-    page: &Value,
-    endpoint: &str,
-    origin: &str,
-) -> std::result::Result<Option<String>, String> {
-    let Some(href) = page.pointer("/_links/next/href") else {
-        return Ok(None);
-    };
-    let refused = || "_links.next.href is not the next page of this listing; not followed";
-    let href = href.as_str().ok_or("_links.next.href is not a string")?;
-    let relative = if href.starts_with('/') {
-        href
-    } else {
-        href.strip_prefix(origin)
-            .filter(|rest| rest.starts_with('/'))
-            .ok_or_else(refused)?
-    };
-    let path = relative.split('?').next().unwrap_or(relative);
-    let decoded = |p: &str| percent_encoding::percent_decode_str(p).collect::<Vec<u8>>();
-    if decoded(path) != decoded(endpoint) || relative.chars().any(|c| c.is_control() || c == ' ') {
-        return Err(refused().into());
-    }
-    Ok(Some(relative.to_string()))
 }
 
 #[cfg(test)]
@@ -272,31 +225,5 @@ mod tests {
         // Not an empty directory: an answer naslake does not understand.
         assert!(records(&json!({}), &mut out).is_err());
         assert!(records(&Value::Null, &mut out).is_err());
-    }
-
-    #[test]
-    fn only_the_next_page_of_the_same_listing_is_followed() {
-        let at = "/api/storage/volumes/v/files/d%2Ee";
-        let origin = "https://filer:8443";
-        assert_eq!(next_link(&json!({}), at, origin).unwrap(), None);
-        for ok in [
-            "/api/storage/volumes/v/files/d%2Ee?start.x=1",
-            "/api/storage/volumes/v/files/d.e?start.x=1",
-            "https://filer:8443/api/storage/volumes/v/files/d%2ee?start=3",
-        ] {
-            let page = json!({"_links": {"next": {"href": ok}}});
-            let next = next_link(&page, at, origin).unwrap().unwrap();
-            assert!(next.starts_with("/api/"), "{ok}");
-        }
-        for bad in [
-            "https://evil/api/storage/volumes/v/files/d%2Ee?x",
-            "https://filer:8443.evil/api/storage/volumes/v/files/d%2Ee?x",
-            "/other",
-            "/api/storage/volumes/v/files/d1?x",
-            "/api/storage/volumes/v/files/d%2Ee?a\n",
-        ] {
-            let page = json!({"_links": {"next": {"href": bad}}});
-            assert!(next_link(&page, at, origin).is_err(), "{bad}");
-        }
     }
 }

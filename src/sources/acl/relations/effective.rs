@@ -1,0 +1,630 @@
+//! `acl.effective_access`: for every covered path, every user with any right,
+//! through no share and through each share over the path — the access check of
+//! `access.rs` with each user's token from `directory/`.
+//!
+//! It reads the job's table of this source's entries (`acl_entries`, as this
+//! run wrote it) sorted by path, so one path's entries are in hand at a time and
+//! memory holds one path's rows, whatever the volume's size. Users are the
+//! directory's, and the users an entry names that the directory does not know
+//! (found by a first pass over the entries; their token: themselves, Everyone,
+//! Authenticated Users). Past `effective_access_limit` rows the read fails, so
+//! the run stops before it writes billions of rows.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{
+    Array, AsArray, BooleanArray, Int32Array, Int64Array, RecordBatch, StringArray,
+};
+use datafusion::arrow::datatypes::{Int32Type, Int64Type, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::TableType;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::TaskContext;
+use datafusion::execution::session_state::SessionState;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+
+use super::rows::{BATCH_ROWS, bigints, bools, strings};
+use super::{Access, Loader};
+use crate::sources::acl::access::{Ace, Dacl, Who, check};
+use crate::sources::acl::directory::Directory;
+use crate::sources::acl::ontap::shares::Permission;
+use crate::sources::acl::options::{AclOptions, EffectiveScope};
+use crate::sources::acl::principals::NtfsNames;
+use crate::sources::acl::rights::{FULL_CONTROL, Rights};
+use crate::sources::columns::{batch, string_lists};
+
+/// OWNER RIGHTS.
+const OWNER_RIGHTS: &str = "S-1-3-4";
+
+/// The relation.
+#[derive(Debug)]
+pub struct EffectiveAccess {
+    schema: SchemaRef,
+    loader: Arc<Loader>,
+    /// The job's table of this source's entries.
+    entries: Option<String>,
+    scope: EffectiveScope,
+    limit: u64,
+}
+
+impl EffectiveAccess {
+    pub fn new(
+        schema: SchemaRef,
+        loader: Arc<Loader>,
+        entries: Option<String>,
+        options: &AclOptions,
+    ) -> Self {
+        EffectiveAccess {
+            schema,
+            loader,
+            entries,
+            scope: options.effective_access,
+            limit: options.effective_access_limit,
+        }
+    }
+
+    /// The entries of the covered NTFS paths, path by path in order.
+    fn entries_sql(&self, table: &str) -> String {
+        let sensitive = match self.scope {
+            EffectiveScope::Sensitive => " AND sensitive",
+            EffectiveScope::All => "",
+        };
+        format!(
+            "SELECT path, owner, owner_sid, dacl_present, entry_index, principal, principal_sid, \
+             entry_type, access_mask, \
+             coalesce(has_any(apply_to, 'this_folder'), false) AS applies, sensitive, \
+             CAST(snapshot_date AS VARCHAR) AS snapshot_date, CAST(volume AS VARCHAR) AS volume \
+             FROM \"{}\" WHERE effective_style = 'ntfs'{sensitive} \
+             ORDER BY volume, path, entry_index NULLS FIRST",
+            table.replace('"', "\"\"")
+        )
+    }
+}
+
+#[async_trait]
+impl TableProvider for EffectiveAccess {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let table = self.entries.as_deref().ok_or_else(|| {
+            DataFusionError::Plan(
+                "effective access reads the job's table of the ACL source's rows (acl_entries), and the job has none".into(),
+            )
+        })?;
+        let state = state
+            .as_any()
+            .downcast_ref::<SessionState>()
+            .ok_or_else(|| {
+                DataFusionError::Internal("effective access is read in a naslake session".into())
+            })?;
+        let ctx = SessionContext::new_with_state(state.clone());
+        let strangers = named_users(&ctx, table).await?;
+        let input = ctx
+            .sql(&self.entries_sql(table))
+            .await?
+            .create_physical_plan()
+            .await?;
+        let part: Arc<dyn PartitionStream> = Arc::new(Part {
+            schema: self.schema.clone(),
+            loader: self.loader.clone(),
+            input,
+            strangers,
+            limit: self.limit,
+        });
+        Ok(Arc::new(StreamingTableExec::try_new(
+            self.schema.clone(),
+            vec![part],
+            projection,
+            vec![],
+            false,
+            limit,
+        )?))
+    }
+}
+
+/// Every (name, SID) an NTFS entry of kind `user` names.
+async fn named_users(ctx: &SessionContext, table: &str) -> DfResult<Vec<(String, Option<String>)>> {
+    let sql = format!(
+        "SELECT DISTINCT principal, principal_sid FROM \"{}\" \
+         WHERE effective_style = 'ntfs' AND principal_kind = 'user' AND principal IS NOT NULL \
+         ORDER BY principal, principal_sid",
+        table.replace('"', "\"\"")
+    );
+    let mut out = Vec::new();
+    for b in ctx.sql(&sql).await?.collect().await? {
+        let (names, sids) = (
+            b.column(0).as_string::<i32>(),
+            b.column(1).as_string::<i32>(),
+        );
+        for i in 0..b.num_rows() {
+            out.push((
+                names.value(i).to_string(),
+                (!sids.is_null(i)).then(|| sids.value(i).to_string()),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Debug)]
+struct Part {
+    schema: SchemaRef,
+    loader: Arc<Loader>,
+    input: Arc<dyn ExecutionPlan>,
+    strangers: Vec<(String, Option<String>)>,
+    limit: u64,
+}
+
+impl PartitionStream for Part {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let schema = self.schema.clone();
+        let (loader, input, limit) = (self.loader.clone(), self.input.clone(), self.limit);
+        let named = self.strangers.clone();
+        let start = async move {
+            let access = loader.access().await.map_err(DataFusionError::Execution)?;
+            let entries = datafusion::physical_plan::execute_stream(input, ctx)?;
+            Ok::<_, DataFusionError>(Walker::new(schema, access, entries, named, limit))
+        };
+        let rows = futures::stream::once(start).flat_map(|walker| match walker {
+            Ok(w) => w.into_stream().boxed(),
+            Err(e) => futures::stream::iter([Err(e)]).boxed(),
+        });
+        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), rows))
+    }
+}
+
+/// One entry row of the input.
+#[derive(Debug, Clone)]
+struct EntryRow {
+    index: Option<i32>,
+    principal: Option<String>,
+    principal_sid: Option<String>,
+    entry_type: Option<String>,
+    mask: u32,
+    applies: bool,
+}
+
+/// One path with its entries.
+#[derive(Debug, Clone, Default)]
+struct PathAcl {
+    path: String,
+    owner: Option<String>,
+    owner_sid: Option<String>,
+    dacl_present: Option<bool>,
+    sensitive: bool,
+    snapshot_date: String,
+    volume: String,
+    entries: Vec<EntryRow>,
+}
+
+/// One output row.
+struct Row {
+    path: Arc<str>,
+    share: Option<Arc<str>>,
+    user: String,
+    user_sid: Option<String>,
+    mask: u32,
+    via: Vec<String>,
+    disabled: Option<bool>,
+    sensitive: bool,
+    snapshot_date: Arc<str>,
+    volume: Arc<str>,
+}
+
+/// Walks the sorted entries path by path.
+struct Walker {
+    schema: SchemaRef,
+    access: Arc<Access>,
+    entries: SendableRecordBatchStream,
+    limit: u64,
+    /// The path being gathered.
+    current: Option<PathAcl>,
+    out: Vec<Row>,
+    written: u64,
+    shares: Vec<ShareAcl>,
+    /// Users entries name that the directory does not know: identity
+    /// `n + k` is the k-th, with its name (lower case) to find it by.
+    strangers: Vec<(String, Option<String>)>,
+    stranger_by_name: std::collections::HashMap<String, u32>,
+    /// Scratch for each path's candidate users (a stamp per identity).
+    seen: Vec<u32>,
+    stamp: u32,
+}
+
+/// A share's ACL, resolved once.
+struct ShareAcl {
+    name: Arc<str>,
+    path: String,
+    aces: Vec<Ace>,
+}
+
+impl Walker {
+    fn new(
+        schema: SchemaRef,
+        access: Arc<Access>,
+        entries: SendableRecordBatchStream,
+        named: Vec<(String, Option<String>)>,
+        limit: u64,
+    ) -> Self {
+        let dir = &access.directory;
+        let mut strangers: Vec<(String, Option<String>)> = Vec::new();
+        let mut stranger_by_name = std::collections::HashMap::new();
+        for (name, sid) in named {
+            if dir.find(sid.as_deref(), Some(&name)).is_some() {
+                continue;
+            }
+            let key = name.to_lowercase();
+            if let std::collections::hash_map::Entry::Vacant(slot) = stranger_by_name.entry(key) {
+                slot.insert(strangers.len() as u32);
+                strangers.push((name, sid));
+            }
+        }
+        let names = NtfsNames::default();
+        let shares = access
+            .shares
+            .iter()
+            .map(|s| ShareAcl {
+                name: s.name.as_str().into(),
+                path: s.path.clone(),
+                aces: s
+                    .acl
+                    .iter()
+                    .map(|e| {
+                        let who = if e.kind == "windows" {
+                            let sid = e.sid.clone().or_else(|| names.principal(&e.principal).sid);
+                            dir.find(sid.as_deref(), Some(&e.principal))
+                                .map_or(Who::Nobody, Who::Identity)
+                        } else {
+                            Who::Nobody
+                        };
+                        match e.permission {
+                            Permission::NoAccess => Ace {
+                                who,
+                                allow: false,
+                                mask: FULL_CONTROL,
+                            },
+                            p => Ace {
+                                who,
+                                allow: true,
+                                mask: p.mask(),
+                            },
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        let n = dir.identities.len();
+        Walker {
+            schema,
+            access,
+            entries,
+            limit,
+            current: None,
+            out: Vec::new(),
+            written: 0,
+            shares,
+            strangers,
+            stranger_by_name,
+            seen: vec![0; n],
+            stamp: 0,
+        }
+    }
+
+    fn into_stream(self) -> futures::stream::BoxStream<'static, DfResult<RecordBatch>> {
+        futures::stream::unfold(Some(self), |state| async move {
+            let mut w = state?;
+            match w.next_batch().await {
+                Ok(Some(b)) => Some((Ok(b), Some(w))),
+                Ok(None) => None,
+                Err(e) => Some((Err(e), None)),
+            }
+        })
+        .boxed()
+    }
+
+    /// The next batch of rows, or `None` at the end.
+    async fn next_batch(&mut self) -> DfResult<Option<RecordBatch>> {
+        while self.out.len() < BATCH_ROWS {
+            match self.entries.next().await {
+                Some(batch) => self.take(&batch?)?,
+                None => {
+                    if let Some(done) = self.current.take() {
+                        self.evaluate(&done)?;
+                    }
+                    break;
+                }
+            }
+        }
+        if self.out.is_empty() {
+            return Ok(None);
+        }
+        let rows = std::mem::take(&mut self.out);
+        Ok(Some(rows_batch(&self.schema, &rows)))
+    }
+
+    /// Gathers a batch of entry rows; each path finished is evaluated.
+    fn take(&mut self, b: &RecordBatch) -> DfResult<()> {
+        let text = |name: &str| -> DfResult<&StringArray> {
+            b.column_by_name(name)
+                .and_then(|c| c.as_string_opt::<i32>())
+                .ok_or_else(|| {
+                    DataFusionError::Internal(format!("entries column {name} is no string"))
+                })
+        };
+        let (path, owner, owner_sid) = (text("path")?, text("owner")?, text("owner_sid")?);
+        let (principal, principal_sid) = (text("principal")?, text("principal_sid")?);
+        let (entry_type, date, volume) =
+            (text("entry_type")?, text("snapshot_date")?, text("volume")?);
+        let flag = |name: &str| -> DfResult<&BooleanArray> {
+            b.column_by_name(name)
+                .and_then(|c| c.as_boolean_opt())
+                .ok_or_else(|| {
+                    DataFusionError::Internal(format!("entries column {name} is no boolean"))
+                })
+        };
+        let (dacl, applies, sensitive) =
+            (flag("dacl_present")?, flag("applies")?, flag("sensitive")?);
+        let index: &Int32Array = b
+            .column_by_name("entry_index")
+            .and_then(|c| c.as_primitive_opt::<Int32Type>())
+            .ok_or_else(|| DataFusionError::Internal("entry_index is no int".into()))?;
+        let mask: &Int64Array = b
+            .column_by_name("access_mask")
+            .and_then(|c| c.as_primitive_opt::<Int64Type>())
+            .ok_or_else(|| DataFusionError::Internal("access_mask is no bigint".into()))?;
+        let opt = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
+        for i in 0..b.num_rows() {
+            let same = self
+                .current
+                .as_ref()
+                .is_some_and(|c| c.path == path.value(i) && c.volume == volume.value(i));
+            if !same {
+                if let Some(done) = self.current.take() {
+                    self.evaluate(&done)?;
+                }
+                self.current = Some(PathAcl {
+                    path: path.value(i).to_string(),
+                    owner: opt(owner, i),
+                    owner_sid: opt(owner_sid, i),
+                    dacl_present: (!dacl.is_null(i)).then(|| dacl.value(i)),
+                    sensitive: !sensitive.is_null(i) && sensitive.value(i),
+                    snapshot_date: date.value(i).to_string(),
+                    volume: volume.value(i).to_string(),
+                    entries: Vec::new(),
+                });
+            }
+            if index.is_null(i) {
+                continue;
+            }
+            let cur = self.current.as_mut().expect("set above");
+            cur.entries.push(EntryRow {
+                index: Some(index.value(i)),
+                principal: opt(principal, i),
+                principal_sid: opt(principal_sid, i),
+                entry_type: opt(entry_type, i),
+                mask: u32::try_from(mask.value(i)).unwrap_or(0),
+                applies: !applies.is_null(i) && applies.value(i),
+            });
+        }
+        Ok(())
+    }
+
+    /// Every user's rows on one path.
+    fn evaluate(&mut self, p: &PathAcl) -> DfResult<()> {
+        let access = self.access.clone();
+        let dir = &access.directory;
+        let n = dir.identities.len() as u32;
+        let mut aces = Vec::new();
+        for e in p.entries.iter().filter(|e| e.applies) {
+            let allow = match e.entry_type.as_deref() {
+                Some("allow") => true,
+                Some("deny") => false,
+                _ => continue,
+            };
+            let who = if e.principal_sid.as_deref() == Some(OWNER_RIGHTS) {
+                Who::OwnerRights
+            } else if let Some(id) = dir.find(e.principal_sid.as_deref(), e.principal.as_deref()) {
+                Who::Identity(id)
+            } else if let Some(k) = e
+                .principal
+                .as_ref()
+                .and_then(|p| self.stranger_by_name.get(&p.to_lowercase()))
+            {
+                Who::Identity(n + k)
+            } else {
+                Who::Nobody
+            };
+            aces.push(Ace {
+                who,
+                allow,
+                mask: e.mask,
+            });
+        }
+        debug_assert!(p.entries.windows(2).all(|w| w[0].index <= w[1].index));
+        let owner = dir.find(p.owner_sid.as_deref(), p.owner.as_deref());
+        let dacl = match p.dacl_present {
+            Some(false) => Dacl::Null,
+            _ => Dacl::Entries(&aces),
+        };
+        // The users any entry (or the owner's implicit rights) can reach.
+        self.stamp = self.stamp.wrapping_add(1).max(1);
+        let mut candidates = Vec::new();
+        let mut reach = |who: u32, seen: &mut Vec<u32>, stamp: u32| {
+            for &u in dir.holders(who) {
+                if dir.is_windows_user(u) && seen[u as usize] != stamp {
+                    seen[u as usize] = stamp;
+                    candidates.push(u);
+                }
+            }
+        };
+        match dacl {
+            Dacl::Null => reach(dir.everyone(), &mut self.seen, self.stamp),
+            Dacl::Entries(aces) => {
+                for a in aces.iter().filter(|a| a.allow) {
+                    if let Who::Identity(id) = a.who
+                        && id < n
+                    {
+                        reach(id, &mut self.seen, self.stamp);
+                    }
+                }
+                // The owner's implicit rights, or an OWNER RIGHTS entry.
+                if let Some(o) = owner {
+                    reach(o, &mut self.seen, self.stamp);
+                }
+            }
+        }
+        candidates.sort_unstable();
+        let path: Arc<str> = p.path.as_str().into();
+        let (date, volume): (Arc<str>, Arc<str>) =
+            (p.snapshot_date.as_str().into(), p.volume.as_str().into());
+        let covering: Vec<&ShareAcl> = self
+            .shares
+            .iter()
+            .filter(|s| covers(&s.path, &p.path))
+            .collect();
+        let mut rows = Vec::new();
+        let subjects = candidates
+            .iter()
+            .map(|u| Subject::Known(*u))
+            .chain((0..self.strangers.len() as u32).map(Subject::Stranger));
+        for subject in subjects {
+            let holds = |id: u32| subject.holds(dir, n, id);
+            let is_owner = owner.is_some_and(holds);
+            let ntfs = check(dacl, holds, is_owner);
+            if ntfs.granted == 0 {
+                continue;
+            }
+            let via = match (ntfs.deciding.map(|i| aces[i].who), subject) {
+                (Some(Who::Identity(g)), Subject::Known(u)) if g != u && g < n => dir.chain(u, g),
+                (Some(Who::Identity(g)), Subject::Stranger(_)) if g < n => {
+                    vec![dir.get(g).name.clone()]
+                }
+                _ => vec![],
+            };
+            let (user, user_sid, disabled) = match subject {
+                Subject::Known(u) => {
+                    let i = dir.get(u);
+                    (i.name.clone(), i.sid.clone(), i.disabled)
+                }
+                Subject::Stranger(k) => {
+                    let (name, sid) = &self.strangers[k as usize];
+                    (name.clone(), sid.clone(), None)
+                }
+            };
+            let row = |share: Option<Arc<str>>, mask: u32| Row {
+                path: path.clone(),
+                share,
+                user: user.clone(),
+                user_sid: user_sid.clone(),
+                mask,
+                via: via.clone(),
+                disabled,
+                sensitive: p.sensitive,
+                snapshot_date: date.clone(),
+                volume: volume.clone(),
+            };
+            rows.push(row(None, ntfs.granted));
+            for s in &covering {
+                let through = check(Dacl::Entries(&s.aces), holds, false).granted & ntfs.granted;
+                if through != 0 {
+                    rows.push(row(Some(s.name.clone()), through));
+                }
+            }
+        }
+        self.written += rows.len() as u64;
+        if self.written > self.limit {
+            return Err(DataFusionError::Execution(format!(
+                "effective access has more than {} rows (effective_access_limit): narrow `sensitive`, use effective_access = \"sensitive\", or raise the limit",
+                self.limit
+            )));
+        }
+        self.out.extend(rows);
+        Ok(())
+    }
+}
+
+/// Whom rights are computed for.
+#[derive(Debug, Clone, Copy)]
+enum Subject {
+    Known(u32),
+    /// The k-th user entries name that the directory does not know: identity
+    /// `n + k` in the entries.
+    Stranger(u32),
+}
+
+impl Subject {
+    fn holds(self, dir: &Directory, n: u32, id: u32) -> bool {
+        match self {
+            Subject::Known(u) => id < n && dir.holds(u, id).is_some(),
+            Subject::Stranger(k) => id == n + k || dir.everyone_holds(id),
+        }
+    }
+}
+
+/// Whether a share over `share_path` covers `path` (both inside the volume).
+fn covers(share_path: &str, path: &str) -> bool {
+    let s = share_path.trim_end_matches('/');
+    s.is_empty() || path == s || path.strip_prefix(s).is_some_and(|r| r.starts_with('/'))
+}
+
+fn rows_batch(schema: &SchemaRef, rows: &[Row]) -> RecordBatch {
+    batch(schema, "schemas/acl_effective_access.toml", |f| {
+        let it = || rows.iter();
+        Some(match f.name().as_str() {
+            "path" => strings(it().map(|r| Some(&*r.path))),
+            "share" => strings(it().map(|r| r.share.as_deref())),
+            "user" => strings(it().map(|r| Some(r.user.as_str()))),
+            "user_sid" => strings(it().map(|r| r.user_sid.as_deref())),
+            "access_mask" => bigints(it().map(|r| Some(i64::from(r.mask)))),
+            "rights" => {
+                let names: Vec<String> = it()
+                    .map(|r| Rights::from_mask(r.mask).basic().to_string())
+                    .collect();
+                strings(names.iter().map(|s| Some(s.as_str())))
+            }
+            "via" => string_lists(f.data_type(), it().map(|r| Some(&r.via))),
+            "via_depth" => Arc::new(
+                it().map(|r| Some(r.via.len() as i32))
+                    .collect::<datafusion::arrow::array::Int32Array>(),
+            ),
+            "account_disabled" => bools(it().map(|r| r.disabled)),
+            "sensitive" => bools(it().map(|r| Some(r.sensitive))),
+            "snapshot_date" => strings(it().map(|r| Some(&*r.snapshot_date))),
+            "volume" => strings(it().map(|r| Some(&*r.volume))),
+            _ => return None,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_cover_their_folder_and_below() {
+        assert!(covers("/hr", "/hr"));
+        assert!(covers("/hr", "/hr/pay.xlsx"));
+        assert!(!covers("/hr", "/hrx"));
+        assert!(covers("/", "/anything"));
+    }
+}
