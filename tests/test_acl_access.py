@@ -190,8 +190,9 @@ def access_standin(tmp, tree, shares=SHARES, local_groups=LOCAL_GROUPS, unix_gro
                    svm_lists={"shares": shares, "local_groups": local_groups, "unix_groups": unix_groups})
 
 
-def access_job(tmp, source="", name="acl_access", input_dir=None):
-    """The job spec: every ACL table, the identities under the job's input."""
+def access_job(tmp, source="", name="acl_access", input_dir=None, identities='identities = "directory.ldif"'):
+    """The job spec: every ACL table, the identities under the job's input (or
+    what `identities` says instead: an `[sources.acl.ldap]` table, say)."""
     tables = "".join(f"""
 [tables.{t}]
 schema = "{ROOT}/schemas/{t}.toml"
@@ -205,8 +206,8 @@ input = "{input_dir or pathlib.Path(tmp) / 'input'}"
 format = "acl"
 collect = "ontap"
 sensitive = {json.dumps(SENSITIVE)}
-identities = "directory.ldif"
 {source}
+{identities}
 [sources.acl.ontap]
 page_size = 3
 max_retries = 2

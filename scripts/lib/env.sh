@@ -20,17 +20,21 @@ ensure_venv() {
 }
 
 # Debian packages the tests use: acl (setfacl/getfacl, for the POSIX ACL tests),
-# a Java 17 runtime (pyspark's local mode) and binutils (objdump, for the glibc
-# symbol versions of the binary).
+# a Java 17 runtime (pyspark's local mode), binutils (objdump, for the glibc
+# symbol versions of the binary) and slapd (OpenLDAP's server, for the ACL job's
+# live directory; the tests run their own, the package's is not started).
 ensure_debian_packages() {
   local missing=() sudo=""
   { command -v setfacl && command -v getfacl; } >/dev/null 2>&1 || missing+=(acl)
   command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
   command -v objdump >/dev/null 2>&1 || missing+=(binutils)
+  [[ -x /usr/sbin/slapd && -x /usr/sbin/slapadd ]] || missing+=(slapd)
   [[ ${#missing[@]} -eq 0 ]] && return 0
   echo "== installing Debian packages: ${missing[*]}"
   [[ $(id -u) -ne 0 ]] && sudo="sudo"
-  $sudo apt-get install -y -q "${missing[@]}" >/dev/null || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q "${missing[@]}" >/dev/null; }
+  # No questions (slapd's debconf would ask for an admin password).
+  local apt=($sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q)
+  "${apt[@]}" "${missing[@]}" >/dev/null || { $sudo apt-get update -q >/dev/null && "${apt[@]}" "${missing[@]}" >/dev/null; }
 }
 
 # Starts moto server on a free loopback port; exports NASLAKE_TEST_MOTO (its URL) and

@@ -114,7 +114,6 @@ pub fn array_contains(lists: &ArrayRef, elements: &ArrayRef) -> Result<ArrayRef>
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use datafusion::prelude::SessionContext;
 
     async fn one(sql: &str) -> String {

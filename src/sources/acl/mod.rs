@@ -30,6 +30,7 @@ pub mod principals;
 pub mod relations;
 pub mod rights;
 pub mod rows;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};

@@ -70,8 +70,11 @@ pub struct AclOptions {
     /// The directory export (LDIF, as `ldifde` or `ldapsearch -LLL` write it): a
     /// path under the job's input, or any address `run` reads.
     pub identities: Option<String>,
+    /// The directory read live over LDAP instead of an export.
+    pub ldap: Option<LdapSpec>,
     /// The NetBIOS domain of the directory's names (`CORP` in `CORP\alice`);
-    /// by default the export's first `DC=` component, upper-cased.
+    /// by default the export's first `DC=` component, upper-cased (over LDAP,
+    /// the domain's `nETBIOSName` under `CN=Partitions`, when the server has one).
     pub identity_domain: Option<String>,
     /// Which paths `SOURCE.effective_access` covers.
     #[serde(default)]
@@ -79,6 +82,87 @@ pub struct AclOptions {
     /// Rows of effective access at most: more stops the run.
     #[serde(default = "default_effective_access_limit")]
     pub effective_access_limit: u64,
+}
+
+/// `[sources.NAME.ldap]`: the directory, live. The bind password comes from
+/// `NASLAKE_LDAP_PASSWORD` or a Secrets Manager secret (`secret_id`), never from
+/// the spec.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LdapSpec {
+    /// `ldaps://dc1.corp.example.com` (or `ldap://` on a loopback address, or
+    /// with `plaintext = true`).
+    pub url: String,
+    /// Where users and groups are searched (`DC=corp,DC=example,DC=com`).
+    pub base_dn: String,
+    pub bind_dn: String,
+    pub secret_id: Option<String>,
+    /// PEM certificates the server's must chain to (or be), as for the filer.
+    pub ca_bundle: Option<String>,
+    /// Send the bind password over plain `ldap://` to a host that is not this one.
+    #[serde(default)]
+    pub plaintext: bool,
+    /// Entries per page (the paged results control; Active Directory's
+    /// MaxPageSize is 1000).
+    #[serde(default = "default_ldap_page_size")]
+    pub page_size: i32,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+/// The environment variable that holds the LDAP bind password.
+pub const LDAP_PASSWORD_VAR: &str = "NASLAKE_LDAP_PASSWORD";
+
+fn default_ldap_page_size() -> i32 {
+    500
+}
+
+impl LdapSpec {
+    fn check(&self) -> Result<(), String> {
+        let url =
+            url::Url::parse(&self.url).map_err(|e| format!("`ldap.url` `{}`: {e}", self.url))?;
+        let loopback = match url.host() {
+            Some(url::Host::Ipv4(a)) => a.is_loopback(),
+            Some(url::Host::Ipv6(a)) => a.is_loopback(),
+            // `ldap:` is not a special scheme: its host is opaque text.
+            Some(url::Host::Domain(d)) => {
+                d == "localhost"
+                    || d.trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|a| a.is_loopback())
+            }
+            None => false,
+        };
+        match url.scheme() {
+            "ldaps" => {}
+            "ldap" if loopback || self.plaintext => {}
+            "ldap" => {
+                return Err(format!(
+                    "`ldap.url` `{}` would send the bind password in clear text: use ldaps:// (or set `ldap.plaintext = true`)",
+                    self.url
+                ));
+            }
+            other => return Err(format!("`ldap.url`: scheme `{other}` (ldaps or ldap)")),
+        }
+        if self.base_dn.trim().is_empty() || self.bind_dn.trim().is_empty() {
+            return Err(
+                "`ldap.base_dn` and `ldap.bind_dn` name the search base and the account to bind as"
+                    .into(),
+            );
+        }
+        if !(1..=100_000).contains(&self.page_size) || self.timeout_secs == 0 {
+            return Err(
+                "`ldap.page_size` is 1 to 100000 and `ldap.timeout_secs` at least 1".into(),
+            );
+        }
+        if self.secret_id.is_none() && env(LDAP_PASSWORD_VAR).is_none() {
+            return Err(format!(
+                "`ldap`: no bind password: set {LDAP_PASSWORD_VAR} or `ldap.secret_id` (a Secrets Manager secret)"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `effective_access`: the paths effective access is computed for.
@@ -271,6 +355,12 @@ impl AclOptions {
                 ));
             }
         }
+        if let Some(l) = &self.ldap {
+            if self.identities.is_some() {
+                return Err("`identities` (an export) and `ldap` (the directory, live) are two ways to the same directory: name one".into());
+            }
+            l.check()?;
+        }
         if self.effective_access_limit == 0 {
             return Err("`effective_access_limit` must be at least 1".into());
         }
@@ -443,5 +533,40 @@ mod tests {
                 .check()
                 .is_err()
         );
+    }
+
+    #[test]
+    fn ldap_sends_a_password_only_over_tls_or_to_this_host() {
+        let spec = |url: &str, extra: &str| {
+            options(&format!(
+                "[ldap]\nurl = \"{url}\"\nbase_dn = \"DC=corp\"\nbind_dn = \"CN=r\"\nsecret_id = \"s\"\n{extra}"
+            ))
+        };
+        for ok in [
+            "ldaps://dc1.corp.example.com",
+            "ldap://127.0.0.1:3890",
+            "ldap://[::1]:389",
+            "ldap://localhost",
+        ] {
+            assert_eq!(spec(ok, "").check(), Ok(()), "{ok}");
+        }
+        let e = spec("ldap://dc1.corp.example.com", "").check().unwrap_err();
+        assert!(e.contains("clear text"), "{e}");
+        assert_eq!(
+            spec("ldap://dc1.corp.example.com", "plaintext = true").check(),
+            Ok(())
+        );
+        assert!(
+            spec("http://dc1", "")
+                .check()
+                .unwrap_err()
+                .contains("scheme")
+        );
+        assert!(spec("ldaps://dc1", "page_size = 0").check().is_err());
+        let both = options(
+            "identities = \"d.ldif\"\n[ldap]\nurl = \"ldaps://dc1\"\nbase_dn = \"DC=c\"\nbind_dn = \"CN=r\"\nsecret_id = \"s\"",
+        );
+        assert!(both.check().unwrap_err().contains("name one"));
+        assert!(options("identity_domain = \"CORP\\\\X\"").check().is_err());
     }
 }

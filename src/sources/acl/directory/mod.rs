@@ -14,6 +14,7 @@
 //! - A group that is, through its members, a member of itself is marked
 //!   `in_cycle`; the walk visits every group once, so cycles cost nothing.
 
+pub mod ldap;
 pub mod ldif;
 pub mod sid;
 
@@ -325,6 +326,14 @@ impl Builder {
         }
         self.dir.identities.push(identity);
         id
+    }
+
+    /// The domain the names carry when the options name none and the directory
+    /// gives one (over LDAP, the domain's NetBIOS name); before any record.
+    pub fn default_domain(&mut self, domain: Option<String>) {
+        if self.domain.is_none() {
+            self.domain = domain;
+        }
     }
 
     /// The domain the names carry, fixed by the first record that has a `DC=`.

@@ -135,7 +135,8 @@ impl Client {
             let pem = std::fs::read(path)
                 .map_err(|e| ClientError::Setup(format!("the CA bundle {path}: {e}")))?;
             // The bundle is what the filer's certificate must chain to, or is.
-            let tls = super::tls::client_config(&pem, path).map_err(ClientError::Setup)?;
+            let tls =
+                crate::sources::acl::tls::client_config(&pem, path).map_err(ClientError::Setup)?;
             b = b.use_preconfigured_tls(tls);
         }
         if ontap.insecure {

@@ -8,7 +8,7 @@ pub mod client;
 pub mod pages;
 pub mod permissions;
 pub mod shares;
-pub mod tls;
+
 pub mod walk;
 
 use serde_json::Value;

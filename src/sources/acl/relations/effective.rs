@@ -3,8 +3,10 @@
 //! `access.rs` with each user's token from `directory/`.
 //!
 //! It reads the job's table of this source's entries (`acl_entries`, as this
-//! run wrote it) sorted by path, so one path's entries are in hand at a time and
-//! memory holds one path's rows, whatever the volume's size. Users are the
+//! run wrote it) sorted by path, so one path's entries are in hand at a time,
+//! and evaluates that path user by user into batches of `BATCH_ROWS`: memory
+//! holds an input batch, one path's users and one output batch, whatever the
+//! volume's size or the number of rows. Users are the
 //! directory's, and the users an entry names that the directory does not know
 //! (found by a first pass over the entries; their token: themselves, Everyone,
 //! Authenticated Users). Past `effective_access_limit` rows the read fails, so
@@ -196,7 +198,6 @@ impl PartitionStream for Part {
 /// One entry row of the input.
 #[derive(Debug, Clone)]
 struct EntryRow {
-    index: Option<i32>,
     principal: Option<String>,
     principal_sid: Option<String>,
     entry_type: Option<String>,
@@ -237,8 +238,13 @@ struct Walker {
     access: Arc<Access>,
     entries: SendableRecordBatchStream,
     limit: u64,
+    /// The input batch being read, and its next row.
+    input: Option<(RecordBatch, usize)>,
     /// The path being gathered.
     current: Option<PathAcl>,
+    /// The path being evaluated, user by user.
+    pending: Option<Pending>,
+    /// Rows of the next output batch (at most `BATCH_ROWS`).
     out: Vec<Row>,
     written: u64,
     shares: Vec<ShareAcl>,
@@ -319,7 +325,9 @@ impl Walker {
             access,
             entries,
             limit,
+            input: None,
             current: None,
+            pending: None,
             out: Vec::new(),
             written: 0,
             shares,
@@ -342,95 +350,55 @@ impl Walker {
         .boxed()
     }
 
-    /// The next batch of rows, or `None` at the end.
+    /// The next batch of rows, or `None` at the end: paths are evaluated user
+    /// by user until the batch is full, so a path any number of users can
+    /// reach never makes a larger batch.
     async fn next_batch(&mut self) -> DfResult<Option<RecordBatch>> {
         while self.out.len() < BATCH_ROWS {
-            match self.entries.next().await {
-                Some(batch) => self.take(&batch?)?,
-                None => {
-                    if let Some(done) = self.current.take() {
-                        self.evaluate(&done)?;
-                    }
-                    break;
+            if let Some(mut pending) = self.pending.take() {
+                self.advance(&mut pending)?;
+                if pending.next < pending.subjects.len() {
+                    self.pending = Some(pending);
                 }
+                continue;
+            }
+            match self.next_path().await? {
+                Some(path) => self.pending = Some(self.prepare(&path)),
+                None => break,
             }
         }
         if self.out.is_empty() {
             return Ok(None);
         }
         let rows = std::mem::take(&mut self.out);
+        self.written += rows.len() as u64;
         Ok(Some(rows_batch(&self.schema, &rows)))
     }
 
-    /// Gathers a batch of entry rows; each path finished is evaluated.
-    fn take(&mut self, b: &RecordBatch) -> DfResult<()> {
-        let text = |name: &str| -> DfResult<&StringArray> {
-            b.column_by_name(name)
-                .and_then(|c| c.as_string_opt::<i32>())
-                .ok_or_else(|| {
-                    DataFusionError::Internal(format!("entries column {name} is no string"))
-                })
-        };
-        let (path, owner, owner_sid) = (text("path")?, text("owner")?, text("owner_sid")?);
-        let (principal, principal_sid) = (text("principal")?, text("principal_sid")?);
-        let (entry_type, date, volume) =
-            (text("entry_type")?, text("snapshot_date")?, text("volume")?);
-        let flag = |name: &str| -> DfResult<&BooleanArray> {
-            b.column_by_name(name)
-                .and_then(|c| c.as_boolean_opt())
-                .ok_or_else(|| {
-                    DataFusionError::Internal(format!("entries column {name} is no boolean"))
-                })
-        };
-        let (dacl, applies, sensitive) =
-            (flag("dacl_present")?, flag("applies")?, flag("sensitive")?);
-        let index: &Int32Array = b
-            .column_by_name("entry_index")
-            .and_then(|c| c.as_primitive_opt::<Int32Type>())
-            .ok_or_else(|| DataFusionError::Internal("entry_index is no int".into()))?;
-        let mask: &Int64Array = b
-            .column_by_name("access_mask")
-            .and_then(|c| c.as_primitive_opt::<Int64Type>())
-            .ok_or_else(|| DataFusionError::Internal("access_mask is no bigint".into()))?;
-        let opt = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
-        for i in 0..b.num_rows() {
-            let same = self
-                .current
-                .as_ref()
-                .is_some_and(|c| c.path == path.value(i) && c.volume == volume.value(i));
-            if !same {
-                if let Some(done) = self.current.take() {
-                    self.evaluate(&done)?;
+    /// The next path with all its entries (they come sorted by path).
+    async fn next_path(&mut self) -> DfResult<Option<PathAcl>> {
+        loop {
+            if let Some((batch, mut row)) = self.input.take() {
+                let columns = EntryColumns::of(&batch)?;
+                while row < batch.num_rows() {
+                    let done = columns.gather(row, &mut self.current);
+                    row += 1;
+                    if done.is_some() {
+                        self.input = Some((batch.clone(), row));
+                        return Ok(done);
+                    }
                 }
-                self.current = Some(PathAcl {
-                    path: path.value(i).to_string(),
-                    owner: opt(owner, i),
-                    owner_sid: opt(owner_sid, i),
-                    dacl_present: (!dacl.is_null(i)).then(|| dacl.value(i)),
-                    sensitive: !sensitive.is_null(i) && sensitive.value(i),
-                    snapshot_date: date.value(i).to_string(),
-                    volume: volume.value(i).to_string(),
-                    entries: Vec::new(),
-                });
             }
-            if index.is_null(i) {
-                continue;
+            match self.entries.next().await {
+                Some(batch) => self.input = Some((batch?, 0)),
+                None => return Ok(self.current.take()),
             }
-            let cur = self.current.as_mut().expect("set above");
-            cur.entries.push(EntryRow {
-                index: Some(index.value(i)),
-                principal: opt(principal, i),
-                principal_sid: opt(principal_sid, i),
-                entry_type: opt(entry_type, i),
-                mask: u32::try_from(mask.value(i)).unwrap_or(0),
-                applies: !applies.is_null(i) && applies.value(i),
-            });
         }
-        Ok(())
     }
 
-    /// Every user's rows on one path.
-    fn evaluate(&mut self, p: &PathAcl) -> DfResult<()> {
+    /// A path's entries resolved against the directory, and the users they
+    /// can reach.
+    fn prepare(&mut self, p: &PathAcl) -> Pending {
         let access = self.access.clone();
         let dir = &access.directory;
         let n = dir.identities.len() as u32;
@@ -460,61 +428,75 @@ impl Walker {
                 mask: e.mask,
             });
         }
-        debug_assert!(p.entries.windows(2).all(|w| w[0].index <= w[1].index));
         let owner = dir.find(p.owner_sid.as_deref(), p.owner.as_deref());
-        let dacl = match p.dacl_present {
-            Some(false) => Dacl::Null,
-            _ => Dacl::Entries(&aces),
-        };
-        // The users any entry (or the owner's implicit rights) can reach.
+        let null_dacl = p.dacl_present == Some(false);
+        // The users any allow entry (or the owner's implicit rights) can reach.
         self.stamp = self.stamp.wrapping_add(1).max(1);
-        let mut candidates = Vec::new();
-        let mut reach = |who: u32, seen: &mut Vec<u32>, stamp: u32| {
+        let (seen, stamp) = (&mut self.seen, self.stamp);
+        let mut users = Vec::new();
+        let mut reach = |who: u32| {
             for &u in dir.holders(who) {
                 if dir.is_windows_user(u) && seen[u as usize] != stamp {
                     seen[u as usize] = stamp;
-                    candidates.push(u);
+                    users.push(u);
                 }
             }
         };
-        match dacl {
-            Dacl::Null => reach(dir.everyone(), &mut self.seen, self.stamp),
-            Dacl::Entries(aces) => {
-                for a in aces.iter().filter(|a| a.allow) {
-                    if let Who::Identity(id) = a.who
-                        && id < n
-                    {
-                        reach(id, &mut self.seen, self.stamp);
-                    }
-                }
-                // The owner's implicit rights, or an OWNER RIGHTS entry.
-                if let Some(o) = owner {
-                    reach(o, &mut self.seen, self.stamp);
+        if null_dacl {
+            reach(dir.everyone());
+        } else {
+            for a in aces.iter().filter(|a| a.allow) {
+                if let Who::Identity(id) = a.who
+                    && id < n
+                {
+                    reach(id);
                 }
             }
+            if let Some(o) = owner {
+                reach(o);
+            }
         }
-        candidates.sort_unstable();
-        let path: Arc<str> = p.path.as_str().into();
-        let (date, volume): (Arc<str>, Arc<str>) =
-            (p.snapshot_date.as_str().into(), p.volume.as_str().into());
-        let covering: Vec<&ShareAcl> = self
-            .shares
-            .iter()
-            .filter(|s| covers(&s.path, &p.path))
+        users.sort_unstable();
+        let subjects = users
+            .into_iter()
+            .map(Subject::Known)
+            .chain((0..self.strangers.len() as u32).map(Subject::Stranger))
             .collect();
-        let mut rows = Vec::new();
-        let subjects = candidates
-            .iter()
-            .map(|u| Subject::Known(*u))
-            .chain((0..self.strangers.len() as u32).map(Subject::Stranger));
-        for subject in subjects {
+        Pending {
+            path: p.path.as_str().into(),
+            snapshot_date: p.snapshot_date.as_str().into(),
+            volume: p.volume.as_str().into(),
+            sensitive: p.sensitive,
+            covering: (0..self.shares.len())
+                .filter(|i| covers(&self.shares[*i].path, &p.path))
+                .collect(),
+            aces,
+            owner,
+            null_dacl,
+            subjects,
+            next: 0,
+        }
+    }
+
+    /// Evaluates `p`'s users until the batch is full or none is left.
+    fn advance(&mut self, p: &mut Pending) -> DfResult<()> {
+        let access = self.access.clone();
+        let dir = &access.directory;
+        let n = dir.identities.len() as u32;
+        let dacl = match p.null_dacl {
+            true => Dacl::Null,
+            false => Dacl::Entries(&p.aces),
+        };
+        while p.next < p.subjects.len() && self.out.len() < BATCH_ROWS {
+            let subject = p.subjects[p.next];
+            p.next += 1;
             let holds = |id: u32| subject.holds(dir, n, id);
-            let is_owner = owner.is_some_and(holds);
+            let is_owner = p.owner.is_some_and(holds);
             let ntfs = check(dacl, holds, is_owner);
             if ntfs.granted == 0 {
                 continue;
             }
-            let via = match (ntfs.deciding.map(|i| aces[i].who), subject) {
+            let via = match (ntfs.deciding.map(|i| p.aces[i].who), subject) {
                 (Some(Who::Identity(g)), Subject::Known(u)) if g != u && g < n => dir.chain(u, g),
                 (Some(Who::Identity(g)), Subject::Stranger(_)) if g < n => {
                     vec![dir.get(g).name.clone()]
@@ -532,7 +514,7 @@ impl Walker {
                 }
             };
             let row = |share: Option<Arc<str>>, mask: u32| Row {
-                path: path.clone(),
+                path: p.path.clone(),
                 share,
                 user: user.clone(),
                 user_sid: user_sid.clone(),
@@ -540,26 +522,132 @@ impl Walker {
                 via: via.clone(),
                 disabled,
                 sensitive: p.sensitive,
-                snapshot_date: date.clone(),
-                volume: volume.clone(),
+                snapshot_date: p.snapshot_date.clone(),
+                volume: p.volume.clone(),
             };
-            rows.push(row(None, ntfs.granted));
-            for s in &covering {
+            self.out.push(row(None, ntfs.granted));
+            for s in p.covering.iter().map(|i| &self.shares[*i]) {
                 let through = check(Dacl::Entries(&s.aces), holds, false).granted & ntfs.granted;
                 if through != 0 {
-                    rows.push(row(Some(s.name.clone()), through));
+                    self.out.push(row(Some(s.name.clone()), through));
                 }
             }
         }
-        self.written += rows.len() as u64;
-        if self.written > self.limit {
+        if self.written + self.out.len() as u64 > self.limit {
             return Err(DataFusionError::Execution(format!(
                 "effective access has more than {} rows (effective_access_limit): narrow `sensitive`, use effective_access = \"sensitive\", or raise the limit",
                 self.limit
             )));
         }
-        self.out.extend(rows);
         Ok(())
+    }
+}
+
+/// A path being evaluated: its entries resolved, the users to evaluate, and
+/// the next of them.
+struct Pending {
+    path: Arc<str>,
+    snapshot_date: Arc<str>,
+    volume: Arc<str>,
+    sensitive: bool,
+    /// The shares over the path (indices into the walker's).
+    covering: Vec<usize>,
+    aces: Vec<Ace>,
+    owner: Option<u32>,
+    null_dacl: bool,
+    subjects: Vec<Subject>,
+    next: usize,
+}
+
+/// The columns of an input batch of entries.
+struct EntryColumns<'a> {
+    path: &'a StringArray,
+    owner: &'a StringArray,
+    owner_sid: &'a StringArray,
+    principal: &'a StringArray,
+    principal_sid: &'a StringArray,
+    entry_type: &'a StringArray,
+    date: &'a StringArray,
+    volume: &'a StringArray,
+    dacl: &'a BooleanArray,
+    applies: &'a BooleanArray,
+    sensitive: &'a BooleanArray,
+    index: &'a Int32Array,
+    mask: &'a Int64Array,
+}
+
+impl<'a> EntryColumns<'a> {
+    fn of(b: &'a RecordBatch) -> DfResult<Self> {
+        let missing = |name: &str| {
+            DataFusionError::Internal(format!(
+                "entries column {name} is missing or of another type"
+            ))
+        };
+        let text = |name: &str| {
+            b.column_by_name(name)
+                .and_then(|c| c.as_string_opt::<i32>())
+                .ok_or_else(|| missing(name))
+        };
+        let flag = |name: &str| {
+            b.column_by_name(name)
+                .and_then(|c| c.as_boolean_opt())
+                .ok_or_else(|| missing(name))
+        };
+        Ok(EntryColumns {
+            path: text("path")?,
+            owner: text("owner")?,
+            owner_sid: text("owner_sid")?,
+            principal: text("principal")?,
+            principal_sid: text("principal_sid")?,
+            entry_type: text("entry_type")?,
+            date: text("snapshot_date")?,
+            volume: text("volume")?,
+            dacl: flag("dacl_present")?,
+            applies: flag("applies")?,
+            sensitive: flag("sensitive")?,
+            index: b
+                .column_by_name("entry_index")
+                .and_then(|c| c.as_primitive_opt::<Int32Type>())
+                .ok_or_else(|| missing("entry_index"))?,
+            mask: b
+                .column_by_name("access_mask")
+                .and_then(|c| c.as_primitive_opt::<Int64Type>())
+                .ok_or_else(|| missing("access_mask"))?,
+        })
+    }
+
+    /// Adds row `i` to the path being gathered; when it starts another path,
+    /// the finished one is returned.
+    fn gather(&self, i: usize, current: &mut Option<PathAcl>) -> Option<PathAcl> {
+        let opt = |a: &StringArray| (!a.is_null(i)).then(|| a.value(i).to_string());
+        let same = current
+            .as_ref()
+            .is_some_and(|c| c.path == self.path.value(i) && c.volume == self.volume.value(i));
+        let done = if same {
+            None
+        } else {
+            current.replace(PathAcl {
+                path: self.path.value(i).to_string(),
+                owner: opt(self.owner),
+                owner_sid: opt(self.owner_sid),
+                dacl_present: (!self.dacl.is_null(i)).then(|| self.dacl.value(i)),
+                sensitive: !self.sensitive.is_null(i) && self.sensitive.value(i),
+                snapshot_date: self.date.value(i).to_string(),
+                volume: self.volume.value(i).to_string(),
+                entries: Vec::new(),
+            })
+        };
+        if !self.index.is_null(i) {
+            let cur = current.as_mut().expect("set above");
+            cur.entries.push(EntryRow {
+                principal: opt(self.principal),
+                principal_sid: opt(self.principal_sid),
+                entry_type: opt(self.entry_type),
+                mask: u32::try_from(self.mask.value(i)).unwrap_or(0),
+                applies: !self.applies.is_null(i) && self.applies.value(i),
+            });
+        }
+        done
     }
 }
 

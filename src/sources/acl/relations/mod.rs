@@ -26,10 +26,10 @@ use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
 
-use super::directory::{Builder, Directory, ldif};
+use super::directory::{Builder, Directory, ldap, ldif};
 use super::ontap::Collector;
 use super::ontap::shares::Share;
-use super::options::{AclOptions, Collect};
+use super::options::{AclOptions, Collect, LdapSpec};
 use super::rows::Snapshot;
 use crate::model::schema::TableSchema;
 use crate::sources::Relation;
@@ -51,6 +51,7 @@ pub struct Loader {
     source: String,
     collect: Collect,
     identities: Option<String>,
+    ldap: Option<LdapSpec>,
     identity_domain: Option<String>,
     /// Set by discovery: the ONTAP client, and the job's input.
     pub collector: Arc<OnceLock<Collector>>,
@@ -65,6 +66,7 @@ impl Loader {
             source: source.to_string(),
             collect: options.collect,
             identities: options.identities.clone(),
+            ldap: options.ldap.clone(),
             identity_domain: options.identity_domain.clone(),
             collector: Arc::default(),
             input: Arc::default(),
@@ -91,6 +93,16 @@ impl Loader {
                 let record = record.map_err(|e| format!("`identities` {spec}: {e}"))?;
                 builder.ldif_record(&record);
             }
+        }
+        if let Some(spec) = &self.ldap {
+            let password = ldap::password(spec).await?;
+            let mut session = ldap::Session::bind(spec, &password).await?;
+            if self.identity_domain.is_none() {
+                builder.default_domain(session.netbios_name().await);
+            }
+            let entries = session.each_entry(|r| builder.ldif_record(&r)).await?;
+            session.unbind().await;
+            tracing::info!(source = %self.source, entries, "directory entries read over LDAP");
         }
         let shares = match self.collect {
             Collect::Posix => vec![],
@@ -203,8 +215,9 @@ pub fn relations(loader: &Arc<Loader>, rows: Option<&str>, options: &AclOptions)
     ]
 }
 
-/// Batches of a relation, from what the loader gathered.
-type MakeRows = fn(&SchemaRef, &Access, &Snapshot) -> Vec<RecordBatch>;
+/// Batches of a relation, made one at a time from what the loader gathered.
+type MakeRows =
+    fn(SchemaRef, Arc<Access>, Snapshot) -> Box<dyn Iterator<Item = RecordBatch> + Send>;
 
 /// A relation whose rows are made from [`Access`] when it is read.
 #[derive(Debug)]
@@ -260,13 +273,11 @@ impl PartitionStream for LazyPart {
         let (schema, loader, make) = (self.schema.clone(), self.loader.clone(), self.make);
         let batches = futures::stream::once(async move {
             let access = loader.access().await.map_err(DataFusionError::Execution)?;
-            Ok::<_, DataFusionError>(make(&schema, &access, &loader.snapshot))
+            Ok::<_, DataFusionError>(make(schema, access, loader.snapshot.clone()))
         })
-        .flat_map(|made| {
-            futures::stream::iter(match made {
-                Ok(batches) => batches.into_iter().map(Ok).collect::<Vec<_>>(),
-                Err(e) => vec![Err(e)],
-            })
+        .flat_map(|made| match made {
+            Ok(batches) => futures::stream::iter(batches.map(Ok)).boxed(),
+            Err(e) => futures::stream::iter([Err(e)]).boxed(),
         });
         Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), batches))
     }

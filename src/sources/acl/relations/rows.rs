@@ -48,30 +48,33 @@ pub fn snapshot_column(f: &Field, snap: &Snapshot, rows: usize) -> Option<ArrayR
     }
 }
 
-pub fn principals(schema: &SchemaRef, access: &Access, snap: &Snapshot) -> Vec<RecordBatch> {
-    let ids = &access.directory.identities;
-    ids.chunks(BATCH_ROWS)
-        .map(|chunk| {
-            batch(schema, "schemas/acl_principals.toml", |f| {
-                let it = || chunk.iter();
-                Some(match f.name().as_str() {
-                    "name" => strings(it().map(|i| Some(i.name.as_str()))),
-                    "sid" => strings(it().map(|i| i.sid.as_deref())),
-                    "kind" => strings(it().map(|i| Some(i.kind.as_str()))),
-                    "origin" => strings(it().map(|i| Some(i.described.as_str()))),
-                    "dn" => strings(it().map(|i| i.dn.as_deref())),
-                    "disabled" => bools(it().map(|i| i.disabled)),
-                    "last_logon" => Arc::new(
-                        it().map(|i| i.last_logon_micros)
-                            .collect::<TimestampMicrosecondArray>()
-                            .with_timezone_opt(timezone(f)),
-                    ),
-                    "in_cycle" => bools(it().map(|i| Some(i.in_cycle))),
-                    _ => return snapshot_column(f, snap, chunk.len()),
-                })
+pub fn principals(
+    schema: SchemaRef,
+    access: Arc<Access>,
+    snap: Snapshot,
+) -> Box<dyn Iterator<Item = RecordBatch> + Send> {
+    let n = access.directory.identities.len();
+    Box::new((0..n).step_by(BATCH_ROWS).map(move |start| {
+        let chunk = &access.directory.identities[start..(start + BATCH_ROWS).min(n)];
+        batch(&schema, "schemas/acl_principals.toml", |f| {
+            let it = || chunk.iter();
+            Some(match f.name().as_str() {
+                "name" => strings(it().map(|i| Some(i.name.as_str()))),
+                "sid" => strings(it().map(|i| i.sid.as_deref())),
+                "kind" => strings(it().map(|i| Some(i.kind.as_str()))),
+                "origin" => strings(it().map(|i| Some(i.described.as_str()))),
+                "dn" => strings(it().map(|i| i.dn.as_deref())),
+                "disabled" => bools(it().map(|i| i.disabled)),
+                "last_logon" => Arc::new(
+                    it().map(|i| i.last_logon_micros)
+                        .collect::<TimestampMicrosecondArray>()
+                        .with_timezone_opt(timezone(f)),
+                ),
+                "in_cycle" => bools(it().map(|i| Some(i.in_cycle))),
+                _ => return snapshot_column(f, &snap, chunk.len()),
             })
         })
-        .collect()
+    }))
 }
 
 fn timezone(f: &Field) -> Option<Arc<str>> {
@@ -81,48 +84,48 @@ fn timezone(f: &Field) -> Option<Arc<str>> {
     }
 }
 
-/// One row of `acl.memberships`.
-struct Membership<'a> {
+/// One row of `acl.memberships`: a user and a group in its token.
+struct Membership {
     user: u32,
     group: u32,
     depth: u16,
-    dir: &'a Directory,
 }
 
-pub fn memberships(schema: &SchemaRef, access: &Access, snap: &Snapshot) -> Vec<RecordBatch> {
-    let dir = &access.directory;
-    let rows = (0..dir.identities.len() as u32)
-        .filter(|u| dir.get(*u).kind == IdentityKind::User)
-        .flat_map(|user| {
-            dir.token(user).iter().map(move |h| Membership {
-                user,
-                group: h.group,
-                depth: h.depth,
-                dir,
-            })
-        });
-    let mut out = Vec::new();
-    let mut chunk = Vec::with_capacity(BATCH_ROWS);
-    let mut flush = |chunk: &mut Vec<Membership<'_>>| {
-        if !chunk.is_empty() {
-            out.push(membership_batch(schema, chunk, snap));
-            chunk.clear();
+/// `acl.memberships`, a batch of users' tokens at a time.
+pub fn memberships(
+    schema: SchemaRef,
+    access: Arc<Access>,
+    snap: Snapshot,
+) -> Box<dyn Iterator<Item = RecordBatch> + Send> {
+    let n = access.directory.identities.len() as u32;
+    let mut next_user = 0u32;
+    Box::new(std::iter::from_fn(move || {
+        let dir = &access.directory;
+        let mut rows = Vec::new();
+        while next_user < n && rows.len() < BATCH_ROWS {
+            let user = next_user;
+            next_user += 1;
+            if dir.get(user).kind == IdentityKind::User {
+                rows.extend(dir.token(user).iter().map(|h| Membership {
+                    user,
+                    group: h.group,
+                    depth: h.depth,
+                }));
+            }
         }
-    };
-    for row in rows {
-        chunk.push(row);
-        if chunk.len() == BATCH_ROWS {
-            flush(&mut chunk);
-        }
-    }
-    flush(&mut chunk);
-    out
+        (!rows.is_empty()).then(|| membership_batch(&schema, &rows, dir, &snap))
+    }))
 }
 
-fn membership_batch(schema: &SchemaRef, rows: &[Membership<'_>], snap: &Snapshot) -> RecordBatch {
+fn membership_batch(
+    schema: &SchemaRef,
+    rows: &[Membership],
+    dir: &Directory,
+    snap: &Snapshot,
+) -> RecordBatch {
     batch(schema, "schemas/acl_memberships.toml", |f| {
         let it = || rows.iter();
-        let id = |i: u32| rows[0].dir.get(i);
+        let id = |i: u32| dir.get(i);
         Some(match f.name().as_str() {
             "user" => strings(it().map(|m| Some(id(m.user).name.as_str()))),
             "user_sid" => strings(it().map(|m| id(m.user).sid.as_deref())),
@@ -131,7 +134,7 @@ fn membership_batch(schema: &SchemaRef, rows: &[Membership<'_>], snap: &Snapshot
             "depth" => ints(it().map(|m| Some(i32::from(m.depth)))),
             "chain" => string_lists(
                 f.data_type(),
-                it().map(|m| Some(m.dir.chain(m.user, m.group))),
+                it().map(|m| Some(dir.chain(m.user, m.group))),
             ),
             _ => return snapshot_column(f, snap, rows.len()),
         })
@@ -144,7 +147,16 @@ struct ShareRow<'a> {
     entry: Option<usize>,
 }
 
-pub fn shares(schema: &SchemaRef, access: &Access, snap: &Snapshot) -> Vec<RecordBatch> {
+/// `acl.shares` (a handful of rows: made at once).
+pub fn shares(
+    schema: SchemaRef,
+    access: Arc<Access>,
+    snap: Snapshot,
+) -> Box<dyn Iterator<Item = RecordBatch> + Send> {
+    Box::new(share_batches(&schema, &access, &snap).into_iter())
+}
+
+fn share_batches(schema: &SchemaRef, access: &Access, snap: &Snapshot) -> Vec<RecordBatch> {
     let rows: Vec<ShareRow<'_>> = access
         .shares
         .iter()

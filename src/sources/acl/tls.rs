@@ -1,4 +1,5 @@
-//! How the filer's certificate is trusted when the job names a `ca_bundle`.
+//! How the filer's (or the directory server's) certificate is trusted when the
+//! job names a `ca_bundle`.
 //!
 //! The bundle is what the filer's certificate must chain to, verified as rustls
 //! and webpki verify any server. One more way in: a certificate the filer
