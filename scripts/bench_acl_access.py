@@ -35,13 +35,8 @@ peak RSS and CPU come from wait4() on its process (the kernel's ru_maxrss); the
 per-phase table samples /proc every 50 ms and cuts the run at the log's events
 (paths found, directory read, each table written).
 
-On this machine (2 cores, quiet; 2026-12-05) at the defaults: "sensitive" 41 s
-(walk 30 s, the stand-in at a full core), peak RSS 1.8-2.1 GiB over four runs,
-6.3M acl_effective_access rows; "all" stops at the limit 11 s after the walk,
-at 4 GiB. The peak is in acl_effective_access (its rows for a whole batch of
-~800 paths' entries are held before they are written) and acl_memberships
-(~0.9 GiB: all of its 2.6M rows are built before any is written); with 0.2%
-sensitive the run peaks at 0.95 GiB, in acl_memberships."""
+Measured figures, with the command that produced them, are in
+docs/benchmarks.md ("Who can reach what at scale")."""
 import datetime
 import json
 import os

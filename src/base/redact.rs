@@ -270,6 +270,9 @@ not AKIAIOSFODNN7EXAMPLEX nor XAKIAIOSFODNN7EXAMPLE nor AKIA123"
             path in "(/[a-zA-Z0-9@:._=-]{0,10}){0,3}",
             before in "[a-z ]{0,8}",
         ) {
+            // A path that itself holds `://…@` reads as a second URL with
+            // user-info and is redacted too (safe, and not what this checks).
+            prop_assume!(!path.contains("://"));
             let url = format!("a://{user}:{password}@{host}{path}");
             let text = format!("{before}{url} then {url}");
             let out = redact_url(&text);

@@ -108,6 +108,13 @@ pub struct LdapSpec {
     pub page_size: i32,
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// The whole directory read at most.
+    #[serde(default = "default_ldap_deadline")]
+    pub deadline_secs: u64,
+}
+
+fn default_ldap_deadline() -> u64 {
+    3600
 }
 
 /// The environment variable that holds the LDAP bind password.
@@ -151,9 +158,12 @@ impl LdapSpec {
                     .into(),
             );
         }
-        if !(1..=100_000).contains(&self.page_size) || self.timeout_secs == 0 {
+        if !(1..=100_000).contains(&self.page_size)
+            || self.timeout_secs == 0
+            || self.deadline_secs == 0
+        {
             return Err(
-                "`ldap.page_size` is 1 to 100000 and `ldap.timeout_secs` at least 1".into(),
+                "`ldap.page_size` is 1 to 100000, `ldap.timeout_secs` and `ldap.deadline_secs` at least 1".into(),
             );
         }
         if self.secret_id.is_none() && env(LDAP_PASSWORD_VAR).is_none() {

@@ -61,16 +61,16 @@ fn row_refs(objects: &[Collected]) -> Vec<(&Collected, Option<(usize, &Ace)>)> {
     rows
 }
 
-fn strings<'a>(v: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
+pub fn strings<'a>(v: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
     Arc::new(v.collect::<StringArray>())
 }
-fn bools(v: impl Iterator<Item = Option<bool>>) -> ArrayRef {
+pub fn bools(v: impl Iterator<Item = Option<bool>>) -> ArrayRef {
     Arc::new(v.collect::<BooleanArray>())
 }
-fn ints(v: impl Iterator<Item = Option<i32>>) -> ArrayRef {
+pub fn ints(v: impl Iterator<Item = Option<i32>>) -> ArrayRef {
     Arc::new(v.collect::<Int32Array>())
 }
-fn bigints(v: impl Iterator<Item = Option<i64>>) -> ArrayRef {
+pub fn bigints(v: impl Iterator<Item = Option<i64>>) -> ArrayRef {
     Arc::new(v.collect::<Int64Array>())
 }
 

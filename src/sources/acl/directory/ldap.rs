@@ -43,6 +43,9 @@ const FILTER: &str = "(|(objectClass=user)(objectClass=group)(objectClass=comput
 /// Ranges of one attribute fetched at most (1,500 values each in AD).
 const MAX_RANGES: usize = 100_000;
 
+/// Entries read at most: a server that pages on and on stops the run.
+const MAX_ENTRIES: u64 = 10_000_000;
+
 /// A bound connection.
 pub struct Session {
     ldap: Ldap,
@@ -121,16 +124,26 @@ impl Session {
     /// partitions (`None` otherwise, or when it cannot be read).
     pub async fn netbios_name(&mut self) -> Option<String> {
         let root = self
-            .one(Some(""), "(objectClass=*)", &["configurationNamingContext"])
+            .one(
+                Some(""),
+                "(objectClass=*)",
+                &["configurationNamingContext", "defaultNamingContext"],
+            )
             .await?;
         let config = root
             .attrs
             .get("configurationNamingContext")?
             .first()?
             .clone();
+        // The domain's own partition: the base DN may be an OU inside it.
+        let domain = root
+            .attrs
+            .get("defaultNamingContext")
+            .and_then(|d| d.first().cloned())
+            .unwrap_or_else(|| self.spec.base_dn.clone());
         let filter = format!(
             "(&(objectClass=crossRef)(nETBIOSName=*)(nCName={}))",
-            ldap3::ldap_escape(&self.spec.base_dn)
+            ldap3::ldap_escape(&domain)
         );
         let (entries, _) = self
             .ldap
@@ -186,7 +199,8 @@ impl Session {
             )
             .await
             .map_err(|e| failed(&self.spec, "the search failed", e))?;
-        let (mut n, mut partial) = (0u64, Vec::new());
+        let mut n = 0u64;
+        let mut partial = Vec::new();
         while let Some(entry) = stream
             .next()
             .await
@@ -194,6 +208,12 @@ impl Session {
         {
             let (record, ranged) = record(SearchEntry::construct(entry));
             n += 1;
+            if n > MAX_ENTRIES {
+                return Err(format!(
+                    "LDAP server {}: more than {MAX_ENTRIES} entries under `{}`: a server that pages on and on, or a base DN too wide",
+                    self.spec.url, self.spec.base_dn
+                ));
+            }
             match ranged.is_empty() {
                 true => take(record),
                 false => partial.push((record, ranged)),

@@ -11,8 +11,11 @@
 //!   dropped), `name:: value` is base64 (binary values, text with non-ASCII or
 //!   leading spaces), `name:< URL` refers to a file and is refused: an export
 //!   that makes naslake read other files is not followed.
-//! - Attribute options are dropped from the name (`member;range=0-1499` is
-//!   `member`), and names compare without case.
+//! - Attribute options are dropped from the name (`member;range=1500-*` is
+//!   `member`), and names compare without case; a range that is not the last
+//!   (`member;range=0-1499`) is refused, since the rest of the values is missing.
+//! - An export in UTF-16 (`ldifde -u`, with its byte order mark) is read as the
+//!   same text in UTF-8 ([`utf8`]).
 //! - `changetype: add` (what `ldifde` writes) is read as content; any other
 //!   change record is refused, since it describes no entry.
 //!
@@ -61,6 +64,18 @@ pub struct LdifError {
 pub struct Records<'a> {
     lines: Lines<'a>,
     started: bool,
+}
+
+/// The export as UTF-8: one with a UTF-16 byte order mark (`ldifde -u`)
+/// transcoded, any other as it is.
+pub fn utf8(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    match encoding_rs::Encoding::for_bom(bytes) {
+        Some((encoding, bom)) if encoding != encoding_rs::UTF_8 => {
+            let (text, _) = encoding.decode_without_bom_handling(&bytes[bom..]);
+            std::borrow::Cow::Owned(text.into_owned().into_bytes())
+        }
+        _ => std::borrow::Cow::Borrowed(bytes),
+    }
 }
 
 /// Reads `bytes` as LDIF.
@@ -223,7 +238,12 @@ fn attribute(number: usize, line: &[u8]) -> Result<(String, Vec<u8>), LdifError>
         .filter(|n| {
             !n.is_empty()
                 && n.bytes().all(|b| {
-                    b.is_ascii_alphanumeric() || b == b'-' || b == b';' || b == b'=' || b == b'.'
+                    b.is_ascii_alphanumeric()
+                        || b == b'-'
+                        || b == b';'
+                        || b == b'='
+                        || b == b'.'
+                        || b == b'*'
                 })
         })
         .ok_or_else(|| {
@@ -233,6 +253,18 @@ fn attribute(number: usize, line: &[u8]) -> Result<(String, Vec<u8>), LdifError>
             ))
         })?;
     let name = full.split(';').next().unwrap_or(full).to_ascii_lowercase();
+    // `ldapsearch` against Active Directory gives a large attribute's first
+    // 1,500 values as `member;range=0-1499` and stops: the rest is missing.
+    if let Some(range) = full.split(';').skip(1).find_map(|o| {
+        o.to_ascii_lowercase()
+            .strip_prefix("range=")
+            .map(str::to_string)
+    }) && !range.ends_with("-*")
+    {
+        return Err(fail(format!(
+            "`{full}` is part of `{name}`'s values (the server gives a large attribute in ranges): export with ldifde, or read the directory with [ldap], which fetches every range"
+        )));
+    }
     let rest = &line[colon + 1..];
     let value = match rest.first() {
         Some(b':') => {
@@ -264,7 +296,7 @@ mod tests {
 
     #[test]
     fn reads_an_ldifde_export() {
-        let text = "\u{feff}version: 1\r\n\r\ndn: CN=alice,OU=People,DC=corp,DC=example,DC=com\r\nchangetype: add\r\nobjectClass: top\r\nobjectClass: user\r\nobjectSid:: AQEAAAAAAAEAAAAA\r\nsAMAccountName: al\r\n ice\r\nmember;range=0-1: CN=x\r\n\r\n\r\ndn:: Q049w6lsaXNl\r\ncn:    spaced\r\n";
+        let text = "\u{feff}version: 1\r\n\r\ndn: CN=alice,OU=People,DC=corp,DC=example,DC=com\r\nchangetype: add\r\nobjectClass: top\r\nobjectClass: user\r\nobjectSid:: AQEAAAAAAAEAAAAA\r\nsAMAccountName: al\r\n ice\r\nmember;range=0-*: CN=x\r\n\r\n\r\ndn:: Q049w6lsaXNl\r\ncn:    spaced\r\n";
         let got = all(text).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].line, 3);
@@ -315,6 +347,23 @@ mod tests {
                 .contains("change record")
         );
         assert!(all("version: 2\n").is_err());
+    }
+
+    #[test]
+    fn partial_ranges_are_refused_and_utf16_is_read() {
+        let e = all("dn: CN=g\nmember;range=0-1499: CN=a\n").unwrap_err();
+        assert!(e.reason.contains("ranges"), "{e}");
+        assert_eq!(
+            all("dn: CN=g\nmember;range=1500-*: CN=a\n").unwrap()[0].text("member"),
+            Some("CN=a")
+        );
+        let mut utf16 = vec![0xFF, 0xFE];
+        for u in "dn: CN=é\r\ncn: é\r\n".encode_utf16() {
+            utf16.extend_from_slice(&u.to_le_bytes());
+        }
+        let text = utf8(&utf16);
+        let got: Vec<Record> = records(&text).collect::<Result<_, _>>().unwrap();
+        assert_eq!((got[0].dn.as_str(), got[0].text("cn")), ("CN=é", Some("é")));
     }
 
     #[test]

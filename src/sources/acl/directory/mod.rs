@@ -18,6 +18,15 @@ pub mod ldap;
 pub mod ldif;
 pub mod sid;
 
+/// The groups every domain has, by RID, as the filer names them after `DOMAIN\`.
+const DOMAIN_GROUPS: &[(u32, &str)] = &[
+    (512, "Domain Admins"),
+    (513, "Domain Users"),
+    (514, "Domain Guests"),
+    (515, "Domain Computers"),
+    (516, "Domain Controllers"),
+];
+
 use std::collections::{HashMap, VecDeque};
 
 /// What an identity is.
@@ -352,6 +361,10 @@ impl Builder {
             .map(|v| String::from_utf8_lossy(v).to_ascii_lowercase())
             .collect();
         let has = |names: &[&str]| classes.iter().any(|c| names.contains(&c.as_str()));
+        // A mail contact is a person with no account: nobody signs in as it.
+        if has(&["contact"]) {
+            return;
+        }
         let kind = if has(&["group", "groupofnames", "groupofuniquenames", "posixgroup"]) {
             IdentityKind::Group
         } else if has(&["computer"]) {
@@ -382,6 +395,15 @@ impl Builder {
             }
             decoded
         });
+        // A foreign security principal for a SID already known (S-1-5-11,
+        // Authenticated Users, which domain-local groups hold) is that identity:
+        // its DN leads there.
+        if kind == IdentityKind::Unresolved
+            && let Some(existing) = sid.as_deref().and_then(|s| self.dir.find(Some(s), None))
+        {
+            self.by_dn.entry(normal_dn(&r.dn)).or_insert(existing);
+            return;
+        }
         let account = ["samaccountname", "uid", "cn"]
             .iter()
             .find_map(|a| r.text(a))
@@ -487,9 +509,34 @@ impl Builder {
             else {
                 continue;
             };
-            let g = self.named(&group_sid);
+            let g = match self.dir.find(Some(&group_sid), None) {
+                Some(g) => g,
+                None => self.missing_primary_group(group_sid, rid),
+            };
             self.edges.push((user, g));
         }
+    }
+
+    /// A primary group the export does not describe (one filtered to an OU):
+    /// a domain's own group (Domain Users, RID 513) by the name the filer gives
+    /// it, so entries that name it still match; another by its SID.
+    fn missing_primary_group(&mut self, sid: String, rid: u32) -> u32 {
+        let name = match DOMAIN_GROUPS.iter().find(|(r, _)| *r == rid) {
+            Some((_, group)) => format!("{}\\{group}", self.domain.clone().unwrap_or_default()),
+            None => sid.clone(),
+        };
+        self.dir.problems.unresolved_members += 1;
+        self.add(Identity {
+            name,
+            sid: Some(sid),
+            kind: IdentityKind::Group,
+            described: Described::Member,
+            dn: None,
+            disabled: None,
+            last_logon_micros: None,
+            in_cycle: false,
+            windows: true,
+        })
     }
 
     /// The SVM's local groups. One with a SID the directory has (the domain's
@@ -505,6 +552,9 @@ impl Builder {
                     let i = &mut self.dir.identities[id as usize];
                     i.described = Described::LocalGroup;
                     i.kind = IdentityKind::Group;
+                    // On the SVM it is the SVM's group, by the SVM's name.
+                    i.name = g.name.clone();
+                    self.dir.by_name.insert(g.name.to_lowercase(), id);
                     id
                 }
                 None => self.add(Identity {
@@ -541,9 +591,18 @@ impl Builder {
                 windows: false,
             });
             for u in &g.users {
-                let user = match self.dir.by_name.get(&u.to_lowercase()) {
-                    Some(id) if !self.dir.identities[*id as usize].windows => *id,
-                    _ => self.add(Identity {
+                let known = self
+                    .dir
+                    .by_name
+                    .get(&u.to_lowercase())
+                    .copied()
+                    .filter(|id| {
+                        let i = &self.dir.identities[*id as usize];
+                        !i.windows && i.kind == IdentityKind::User
+                    });
+                let user = match known {
+                    Some(id) => id,
+                    None => self.add(Identity {
                         name: u.clone(),
                         sid: None,
                         kind: IdentityKind::User,
@@ -830,5 +889,53 @@ objectClass: organizationalUnit
         let alice = d.find(None, Some("alice")).unwrap();
         assert_eq!(d.token(alice).len(), 1);
         assert_eq!(d.users().count(), 0, "no Windows user");
+    }
+
+    #[test]
+    fn foreign_principals_contacts_and_missing_primary_groups() {
+        // Authenticated Users as AD exports it (a foreign security principal a
+        // domain-local group holds), a mail contact, and a user whose primary
+        // group the export (filtered to an OU) does not hold.
+        let export = "\
+dn: CN=S-1-5-11,CN=ForeignSecurityPrincipals,DC=corp,DC=example,DC=com
+objectClass: foreignSecurityPrincipal
+objectSid:: AQEAAAAAAAULAAAA
+
+dn: CN=Readers,DC=corp,DC=example,DC=com
+objectClass: group
+sAMAccountName: Readers
+member: CN=S-1-5-11,CN=ForeignSecurityPrincipals,DC=corp,DC=example,DC=com
+
+dn: CN=vendor,DC=corp,DC=example,DC=com
+objectClass: person
+objectClass: contact
+cn: vendor
+
+dn: CN=alice,OU=Staff,DC=corp,DC=example,DC=com
+objectClass: user
+sAMAccountName: alice
+objectSid:: AQUAAAAAAAUVAAAAAQAAAAIAAAADAAAAUAQAAA==
+primaryGroupID: 513
+";
+        let mut b = Builder::new(None);
+        for r in ldif::records(export.as_bytes()) {
+            b.ldif_record(&r.unwrap());
+        }
+        let d = b.finish();
+        let alice = d.find(None, Some("CORP\\alice")).unwrap();
+        let readers = d.find(None, Some("CORP\\Readers")).unwrap();
+        assert!(
+            d.holds(alice, readers).is_some(),
+            "Readers holds Authenticated Users"
+        );
+        assert_eq!(
+            d.find(None, Some("CORP\\vendor")),
+            None,
+            "a contact is no principal"
+        );
+        assert_eq!(d.users().count(), 1);
+        let users = d.find(None, Some("CORP\\Domain Users")).unwrap();
+        assert_eq!(d.get(users).sid.as_deref(), Some("S-1-5-21-1-2-3-513"));
+        assert!(d.holds(alice, users).is_some());
     }
 }

@@ -21,7 +21,7 @@ pub struct Share {
     pub share_path: String,
     /// The same folder inside the volume (`/hr`).
     pub path: String,
-    /// `None`: ONTAP gave no `acls` (nobody can connect).
+    /// Empty when ONTAP gave no `acls` (nobody can connect).
     pub acl: Vec<ShareEntry>,
 }
 
@@ -76,8 +76,9 @@ impl Permission {
     }
 }
 
-/// The volume path of a share path, when the share lies in the volume whose
-/// junction path is `junction` (`""` for a volume mounted at `/`).
+/// The volume path a share reaches from, when it reaches into the volume whose
+/// junction path is `junction` (`""` for a volume mounted at `/`): its own
+/// folder inside the volume, or `/` for a share at or above the junction.
 pub fn in_volume(share_path: &str, junction: &str) -> Option<String> {
     let p = share_path.trim_end_matches('/');
     if junction.is_empty() {
@@ -87,7 +88,10 @@ pub fn in_volume(share_path: &str, junction: &str) -> Option<String> {
             p.to_string()
         });
     }
-    if p == junction {
+    // A share at or above the junction (ONTAP's `c$` at `/`, a share on a
+    // parent volume) reaches the whole volume.
+    if p == junction || p.is_empty() || junction.strip_prefix(p).is_some_and(|r| r.starts_with('/'))
+    {
         return Some("/".into());
     }
     p.strip_prefix(junction)
@@ -102,8 +106,11 @@ fn records(page: &Value) -> Result<&Vec<Value>, String> {
     }
 }
 
+/// A string field without control characters (they would reach the tables).
 fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key).and_then(Value::as_str)
+    v.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.chars().any(char::is_control))
 }
 
 /// The names in a list of `{"name": …}` objects.
@@ -259,6 +266,13 @@ mod tests {
         assert_eq!(in_volume("/vol1/", "/vol1").as_deref(), Some("/"));
         assert_eq!(in_volume("/vol10/hr", "/vol1"), None);
         assert_eq!(in_volume("/other", "/vol1"), None);
+        assert_eq!(
+            in_volume("/", "/vol1").as_deref(),
+            Some("/"),
+            "c$ reaches every volume"
+        );
+        assert_eq!(in_volume("/data", "/data/hr").as_deref(), Some("/"));
+        assert_eq!(in_volume("/dat", "/data/hr"), None);
         assert_eq!(in_volume("/hr", "").as_deref(), Some("/hr"));
         assert_eq!(in_volume("/", "").as_deref(), Some("/"));
     }

@@ -26,19 +26,20 @@ use datafusion::execution::TaskContext;
 use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
-use super::rows::{BATCH_ROWS, bigints, bools, strings};
-use super::{Access, Loader};
+use super::rows::BATCH_ROWS;
+use super::{Access, Loader, one_stream};
 use crate::sources::acl::access::{Ace, Dacl, Who, check};
 use crate::sources::acl::directory::Directory;
 use crate::sources::acl::ontap::shares::Permission;
 use crate::sources::acl::options::{AclOptions, EffectiveScope};
 use crate::sources::acl::principals::NtfsNames;
 use crate::sources::acl::rights::{FULL_CONTROL, Rights};
+use crate::sources::acl::rows::{bigints, bools, strings};
 use crate::sources::columns::{batch, string_lists};
 
 /// OWNER RIGHTS.
@@ -122,21 +123,14 @@ impl TableProvider for EffectiveAccess {
             .await?
             .create_physical_plan()
             .await?;
-        let part: Arc<dyn PartitionStream> = Arc::new(Part {
+        let part = Part {
             schema: self.schema.clone(),
             loader: self.loader.clone(),
             input,
             strangers,
             limit: self.limit,
-        });
-        Ok(Arc::new(StreamingTableExec::try_new(
-            self.schema.clone(),
-            vec![part],
-            projection,
-            vec![],
-            false,
-            limit,
-        )?))
+        };
+        one_stream(self.schema.clone(), Arc::new(part), projection, limit)
     }
 }
 
@@ -286,6 +280,7 @@ impl Walker {
             }
         }
         let names = NtfsNames::default();
+        let n = dir.identities.len() as u32;
         let shares = access
             .shares
             .iter()
@@ -299,6 +294,11 @@ impl Walker {
                         let who = if e.kind == "windows" {
                             let sid = e.sid.clone().or_else(|| names.principal(&e.principal).sid);
                             dir.find(sid.as_deref(), Some(&e.principal))
+                                .or_else(|| {
+                                    stranger_by_name
+                                        .get(&e.principal.to_lowercase())
+                                        .map(|k| n + k)
+                                })
                                 .map_or(Who::Nobody, Who::Identity)
                         } else {
                             Who::Nobody
@@ -316,10 +316,16 @@ impl Walker {
                             },
                         }
                     })
-                    .collect(),
+                    .collect::<Vec<_>>(),
+            })
+            .map(|mut s| {
+                // A share's permissions are a DACL in canonical order (denials
+                // first) whatever order the listing gives them in.
+                s.aces.sort_by_key(|a| a.allow);
+                s
             })
             .collect();
-        let n = dir.identities.len();
+        let identities = dir.identities.len();
         Walker {
             schema,
             access,
@@ -333,7 +339,7 @@ impl Walker {
             shares,
             strangers,
             stranger_by_name,
-            seen: vec![0; n],
+            seen: vec![0; identities],
             stamp: 0,
         }
     }
@@ -428,7 +434,14 @@ impl Walker {
                 mask: e.mask,
             });
         }
-        let owner = dir.find(p.owner_sid.as_deref(), p.owner.as_deref());
+        let owner = dir
+            .find(p.owner_sid.as_deref(), p.owner.as_deref())
+            .or_else(|| {
+                p.owner
+                    .as_ref()
+                    .and_then(|o| self.stranger_by_name.get(&o.to_lowercase()))
+                    .map(|k| n + k)
+            });
         let null_dacl = p.dacl_present == Some(false);
         // The users any allow entry (or the owner's implicit rights) can reach.
         self.stamp = self.stamp.wrapping_add(1).max(1);

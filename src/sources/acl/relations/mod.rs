@@ -89,20 +89,24 @@ impl Loader {
         if let Some(spec) = &self.identities {
             let input = self.input.get().and_then(Option::as_ref);
             let bytes = read_identities(spec, input).await?;
-            for record in ldif::records(&bytes) {
+            let text = ldif::utf8(&bytes);
+            for record in ldif::records(&text) {
                 let record = record.map_err(|e| format!("`identities` {spec}: {e}"))?;
                 builder.ldif_record(&record);
             }
         }
         if let Some(spec) = &self.ldap {
-            let password = ldap::password(spec).await?;
-            let mut session = ldap::Session::bind(spec, &password).await?;
-            if self.identity_domain.is_none() {
-                builder.default_domain(session.netbios_name().await);
-            }
-            let entries = session.each_entry(|r| builder.ldif_record(&r)).await?;
-            session.unbind().await;
-            tracing::info!(source = %self.source, entries, "directory entries read over LDAP");
+            // The whole read has a deadline: each request's own timeout does not
+            // stop a server that answers page after page.
+            let deadline = std::time::Duration::from_secs(spec.deadline_secs);
+            tokio::time::timeout(deadline, self.read_ldap(spec, &mut builder))
+                .await
+                .map_err(|_| {
+                    format!(
+                        "LDAP server {}: the directory was not read within {} s (`ldap.deadline_secs`)",
+                        spec.url, spec.deadline_secs
+                    )
+                })??;
         }
         let shares = match self.collect {
             Collect::Posix => vec![],
@@ -136,6 +140,27 @@ impl Loader {
             );
         }
         Ok(Access { directory, shares })
+    }
+}
+
+impl Loader {
+    async fn read_ldap(&self, spec: &LdapSpec, builder: &mut Builder) -> Result<(), String> {
+        let password = ldap::password(spec).await?;
+        let mut session = ldap::Session::bind(spec, &password).await?;
+        if self.identity_domain.is_none() {
+            let netbios = session.netbios_name().await;
+            if netbios.is_none() {
+                tracing::warn!(
+                    source = %self.source,
+                    "the LDAP server names no NetBIOS domain (CN=Partitions): names take the base DN's first DC=; set `identity_domain` if the filer's differ"
+                );
+            }
+            builder.default_domain(netbios);
+        }
+        let entries = session.each_entry(|r| builder.ldif_record(&r)).await?;
+        session.unbind().await;
+        tracing::info!(source = %self.source, entries, "directory entries read over LDAP");
+        Ok(())
     }
 }
 
@@ -219,6 +244,23 @@ pub fn relations(loader: &Arc<Loader>, rows: Option<&str>, options: &AclOptions)
 type MakeRows =
     fn(SchemaRef, Arc<Access>, Snapshot) -> Box<dyn Iterator<Item = RecordBatch> + Send>;
 
+/// The plan of a relation read as one stream of batches.
+fn one_stream(
+    schema: SchemaRef,
+    part: Arc<dyn PartitionStream>,
+    projection: Option<&Vec<usize>>,
+    limit: Option<usize>,
+) -> DfResult<Arc<dyn ExecutionPlan>> {
+    Ok(Arc::new(StreamingTableExec::try_new(
+        schema,
+        vec![part],
+        projection,
+        vec![],
+        false,
+        limit,
+    )?))
+}
+
 /// A relation whose rows are made from [`Access`] when it is read.
 #[derive(Debug)]
 struct LazyRows {
@@ -242,19 +284,12 @@ impl TableProvider for LazyRows {
         _filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let part: Arc<dyn PartitionStream> = Arc::new(LazyPart {
+        let part = LazyPart {
             schema: self.schema.clone(),
             loader: self.loader.clone(),
             make: self.make,
-        });
-        Ok(Arc::new(StreamingTableExec::try_new(
-            self.schema.clone(),
-            vec![part],
-            projection,
-            vec![],
-            false,
-            limit,
-        )?))
+        };
+        one_stream(self.schema.clone(), Arc::new(part), projection, limit)
     }
 }
 

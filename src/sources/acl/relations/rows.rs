@@ -3,17 +3,14 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
-};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, TimestampMicrosecondArray};
 use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
 
 use super::Access;
 use crate::sources::acl::directory::{Directory, IdentityKind};
 use crate::sources::acl::ontap::shares::{Share, ShareEntry};
 use crate::sources::acl::principals::NtfsNames;
-use crate::sources::acl::rows::Snapshot;
+use crate::sources::acl::rows::{Snapshot, bigints, bools, ints, strings};
 use crate::sources::columns::{batch, string_lists};
 
 pub const PRINCIPALS: &str = include_str!("../../../../schemas/acl_principals.toml");
@@ -23,19 +20,6 @@ pub const EFFECTIVE_ACCESS: &str = include_str!("../../../../schemas/acl_effecti
 
 /// Rows per batch.
 pub const BATCH_ROWS: usize = 8192;
-
-pub fn strings<'a>(v: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
-    Arc::new(v.collect::<StringArray>())
-}
-pub fn bools(v: impl Iterator<Item = Option<bool>>) -> ArrayRef {
-    Arc::new(v.collect::<BooleanArray>())
-}
-fn ints(v: impl Iterator<Item = Option<i32>>) -> ArrayRef {
-    Arc::new(v.collect::<Int32Array>())
-}
-pub fn bigints(v: impl Iterator<Item = Option<i64>>) -> ArrayRef {
-    Arc::new(v.collect::<Int64Array>())
-}
 
 /// The partition keys every relation shares, or `None` for another column.
 pub fn snapshot_column(f: &Field, snap: &Snapshot, rows: usize) -> Option<ArrayRef> {
