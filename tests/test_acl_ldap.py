@@ -106,7 +106,10 @@ def digest(lake):
 def test_a_refused_bind_fails_the_run_and_leaves_the_lake_as_it_was(stand, slapd, tmp_path):
     run, lake = run_ldap(tmp_path / "first", stand, slapd, slapd.url)
     before = digest(lake)
+    asked = len(stand.stats()["paths"])
     run, _ = run_ldap(tmp_path / "second", stand, slapd, slapd.url, password="wrong-password", codes=(1,), lake=lake)
+    # The directory is read before the walk: no path was asked about.
+    assert len(stand.stats()["paths"]) == asked
     out = run.stdout + run.stderr
     assert "the bind as `cn=reader,dc=corp,dc=example,dc=com` was refused" in out, out[-2000:]
     assert "result 49" in out and "NASLAKE_LDAP_PASSWORD" in out

@@ -97,6 +97,20 @@ impl AclSource {
         }
     }
 
+    /// Reads the directory (and the SVM's shares and groups) before the walk
+    /// when the job names one, so that a broken export or a refused bind stops
+    /// the run at once rather than after hours of walking.
+    async fn read_directory_first(&self) -> Result<()> {
+        if self.options.identities.is_none() && self.options.ldap.is_none() {
+            return Ok(());
+        }
+        self.loader
+            .access()
+            .await
+            .map(|_| ())
+            .map_err(Error::Collect)
+    }
+
     /// Keeps the job's input for the relations (an identity export under it).
     fn remember_input(&self, input: Option<&Location>) -> Result<()> {
         self.loader
@@ -143,6 +157,7 @@ impl AclSource {
                 ));
             }
         };
+        self.read_directory_first().await?;
         match self.options.enumerate {
             Enumerate::Walk => {
                 collector
@@ -193,6 +208,7 @@ impl AclSource {
                 "the ACL source was discovered twice in one run",
             ));
         }
+        self.read_directory_first().await?;
         posix::walk(&root, self.options.limits(), sink, &self.notes).await?;
         Ok(root.display().to_string())
     }

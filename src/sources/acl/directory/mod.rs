@@ -93,6 +93,24 @@ pub struct Identity {
     windows: bool,
 }
 
+impl Identity {
+    /// An identity with nothing known of it but its name, kind and origin
+    /// (a Windows account, unless it is made otherwise).
+    fn named(name: impl Into<String>, kind: IdentityKind, described: Described) -> Self {
+        Identity {
+            name: name.into(),
+            sid: None,
+            kind,
+            described,
+            dn: None,
+            disabled: None,
+            last_logon_micros: None,
+            in_cycle: false,
+            windows: true,
+        }
+    }
+}
+
 /// A group in a user's token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Held {
@@ -307,15 +325,8 @@ impl Builder {
         };
         for (k, (sid, name)) in [EVERYONE, AUTHENTICATED].into_iter().enumerate() {
             b.implicit[k] = b.add(Identity {
-                name: name.into(),
                 sid: Some(sid.into()),
-                kind: IdentityKind::Group,
-                described: Described::WellKnown,
-                dn: None,
-                disabled: None,
-                last_logon_micros: None,
-                in_cycle: false,
-                windows: true,
+                ..Identity::named(name, IdentityKind::Group, Described::WellKnown)
             });
         }
         b
@@ -462,15 +473,12 @@ impl Builder {
         }
         self.dir.problems.unresolved_members += 1;
         self.add(Identity {
-            name: given.trim().to_string(),
             sid: as_sid,
-            kind: IdentityKind::Unresolved,
-            described: Described::Member,
-            dn: None,
-            disabled: None,
-            last_logon_micros: None,
-            in_cycle: false,
-            windows: true,
+            ..Identity::named(
+                given.trim().to_string(),
+                IdentityKind::Unresolved,
+                Described::Member,
+            )
         })
     }
 
@@ -484,15 +492,8 @@ impl Builder {
                     None => {
                         b.dir.problems.unresolved_members += 1;
                         b.add(Identity {
-                            name: dn.clone(),
-                            sid: None,
-                            kind: IdentityKind::Unresolved,
-                            described: Described::Member,
-                            dn: Some(dn),
-                            disabled: None,
-                            last_logon_micros: None,
-                            in_cycle: false,
-                            windows: true,
+                            dn: Some(dn.clone()),
+                            ..Identity::named(dn, IdentityKind::Unresolved, Described::Member)
                         })
                     }
                 },
@@ -558,15 +559,8 @@ impl Builder {
                     id
                 }
                 None => self.add(Identity {
-                    name: g.name.clone(),
                     sid: g.sid.as_deref().and_then(sid::parse_text),
-                    kind: IdentityKind::Group,
-                    described: Described::LocalGroup,
-                    dn: None,
-                    disabled: None,
-                    last_logon_micros: None,
-                    in_cycle: false,
-                    windows: true,
+                    ..Identity::named(g.name.clone(), IdentityKind::Group, Described::LocalGroup)
                 }),
             };
             for m in &g.members {
@@ -580,15 +574,8 @@ impl Builder {
     pub fn unix_groups(&mut self, groups: &[UnixGroup]) {
         for g in groups {
             let id = self.add(Identity {
-                name: g.name.clone(),
-                sid: None,
-                kind: IdentityKind::Group,
-                described: Described::UnixGroup,
-                dn: None,
-                disabled: None,
-                last_logon_micros: None,
-                in_cycle: false,
                 windows: false,
+                ..Identity::named(g.name.clone(), IdentityKind::Group, Described::UnixGroup)
             });
             for u in &g.users {
                 let known = self
@@ -603,15 +590,8 @@ impl Builder {
                 let user = match known {
                     Some(id) => id,
                     None => self.add(Identity {
-                        name: u.clone(),
-                        sid: None,
-                        kind: IdentityKind::User,
-                        described: Described::Member,
-                        dn: None,
-                        disabled: None,
-                        last_logon_micros: None,
-                        in_cycle: false,
                         windows: false,
+                        ..Identity::named(u.clone(), IdentityKind::User, Described::Member)
                     }),
                 };
                 self.edges.push((user, id));

@@ -134,8 +134,21 @@ impl TableProvider for EffectiveAccess {
     }
 }
 
-/// Every (name, SID) an NTFS entry of kind `user` names.
-async fn named_users(ctx: &SessionContext, table: &str) -> DfResult<Vec<(String, Option<String>)>> {
+/// A user an entry names, as it names them.
+#[derive(Debug, Clone)]
+struct Named {
+    name: String,
+    sid: Option<String>,
+}
+
+/// An input batch and its next row.
+struct Cursor {
+    batch: RecordBatch,
+    row: usize,
+}
+
+/// Every user an NTFS entry of kind `user` names.
+async fn named_users(ctx: &SessionContext, table: &str) -> DfResult<Vec<Named>> {
     let sql = format!(
         "SELECT DISTINCT principal, principal_sid FROM \"{}\" \
          WHERE effective_style = 'ntfs' AND principal_kind = 'user' AND principal IS NOT NULL \
@@ -149,10 +162,10 @@ async fn named_users(ctx: &SessionContext, table: &str) -> DfResult<Vec<(String,
             b.column(1).as_string::<i32>(),
         );
         for i in 0..b.num_rows() {
-            out.push((
-                names.value(i).to_string(),
-                (!sids.is_null(i)).then(|| sids.value(i).to_string()),
-            ));
+            out.push(Named {
+                name: names.value(i).to_string(),
+                sid: (!sids.is_null(i)).then(|| sids.value(i).to_string()),
+            });
         }
     }
     Ok(out)
@@ -163,7 +176,7 @@ struct Part {
     schema: SchemaRef,
     loader: Arc<Loader>,
     input: Arc<dyn ExecutionPlan>,
-    strangers: Vec<(String, Option<String>)>,
+    strangers: Vec<Named>,
     limit: u64,
 }
 
@@ -232,8 +245,8 @@ struct Walker {
     access: Arc<Access>,
     entries: SendableRecordBatchStream,
     limit: u64,
-    /// The input batch being read, and its next row.
-    input: Option<(RecordBatch, usize)>,
+    /// The input batch being read.
+    input: Option<Cursor>,
     /// The path being gathered.
     current: Option<PathAcl>,
     /// The path being evaluated, user by user.
@@ -244,7 +257,7 @@ struct Walker {
     shares: Vec<ShareAcl>,
     /// Users entries name that the directory does not know: identity
     /// `n + k` is the k-th, with its name (lower case) to find it by.
-    strangers: Vec<(String, Option<String>)>,
+    strangers: Vec<Named>,
     stranger_by_name: std::collections::HashMap<String, u32>,
     /// Scratch for each path's candidate users (a stamp per identity).
     seen: Vec<u32>,
@@ -263,20 +276,20 @@ impl Walker {
         schema: SchemaRef,
         access: Arc<Access>,
         entries: SendableRecordBatchStream,
-        named: Vec<(String, Option<String>)>,
+        named: Vec<Named>,
         limit: u64,
     ) -> Self {
         let dir = &access.directory;
-        let mut strangers: Vec<(String, Option<String>)> = Vec::new();
+        let mut strangers: Vec<Named> = Vec::new();
         let mut stranger_by_name = std::collections::HashMap::new();
-        for (name, sid) in named {
-            if dir.find(sid.as_deref(), Some(&name)).is_some() {
+        for user in named {
+            if dir.find(user.sid.as_deref(), Some(&user.name)).is_some() {
                 continue;
             }
-            let key = name.to_lowercase();
+            let key = user.name.to_lowercase();
             if let std::collections::hash_map::Entry::Vacant(slot) = stranger_by_name.entry(key) {
                 slot.insert(strangers.len() as u32);
-                strangers.push((name, sid));
+                strangers.push(user);
             }
         }
         let names = NtfsNames::default();
@@ -384,19 +397,25 @@ impl Walker {
     /// The next path with all its entries (they come sorted by path).
     async fn next_path(&mut self) -> DfResult<Option<PathAcl>> {
         loop {
-            if let Some((batch, mut row)) = self.input.take() {
+            if let Some(Cursor { batch, mut row }) = self.input.take() {
                 let columns = EntryColumns::of(&batch)?;
                 while row < batch.num_rows() {
                     let done = columns.gather(row, &mut self.current);
                     row += 1;
                     if done.is_some() {
-                        self.input = Some((batch.clone(), row));
+                        let batch = batch.clone();
+                        self.input = Some(Cursor { batch, row });
                         return Ok(done);
                     }
                 }
             }
             match self.entries.next().await {
-                Some(batch) => self.input = Some((batch?, 0)),
+                Some(batch) => {
+                    self.input = Some(Cursor {
+                        batch: batch?,
+                        row: 0,
+                    })
+                }
                 None => return Ok(self.current.take()),
             }
         }
@@ -522,8 +541,8 @@ impl Walker {
                     (i.name.clone(), i.sid.clone(), i.disabled)
                 }
                 Subject::Stranger(k) => {
-                    let (name, sid) = &self.strangers[k as usize];
-                    (name.clone(), sid.clone(), None)
+                    let s = &self.strangers[k as usize];
+                    (s.name.clone(), s.sid.clone(), None)
                 }
             };
             let row = |share: Option<Arc<str>>, mask: u32| Row {

@@ -86,6 +86,12 @@ impl Loader {
 
     async fn gather(&self) -> Result<Access, String> {
         let mut builder = Builder::new(self.identity_domain.clone());
+        if self.identities.is_none() && self.ldap.is_none() {
+            tracing::warn!(
+                source = %self.source,
+                "no directory (`identities` or `[ldap]`): effective access knows only the users the entries name, and no group's members"
+            );
+        }
         if let Some(spec) = &self.identities {
             let input = self.input.get().and_then(Option::as_ref);
             let bytes = read_identities(spec, input).await?;
