@@ -579,10 +579,12 @@ def check_ntfs(perm, token, principals, owner_in_token):
 
 
 def check_share(acls, token, principals):
-    """The mask a share's ACL grants a token: in order, each right decided by the
-    first entry whose principal is in the token (Windows names only)."""
+    """The mask a share's ACL grants a token: denials (no_access) first, as in a
+    canonical DACL, then in order; each right decided by the first entry whose
+    principal is in the token (Windows names only)."""
     decided = granted = 0
-    for e in acls or []:
+    ordered = sorted(acls or [], key=lambda e: e["permission"] != "no_access")
+    for e in ordered:
         if e.get("type", "windows") != "windows":
             continue
         if principals.resolve(e.get("user_or_group"), e.get("sid")) not in token:

@@ -92,6 +92,10 @@ SHARES = [
         {"user_or_group": "Everyone", "permission": "full_control", "type": "windows"},
         {"user_or_group": "CORP\\Omada", "permission": "change", "type": "windows"}]},
     {"name": "projects-closed", "path": "/vol1/projects"},  # no entries: nobody connects
+    # Out of canonical order: the denial listed after the allow still comes first.
+    {"name": "projects-ro", "path": "/vol1/projects", "acls": [
+        {"user_or_group": "Everyone", "permission": "read", "type": "windows"},
+        {"user_or_group": "CORP\\Omada", "permission": "no_access", "type": "windows"}]},
     # Not in the volume: another junction, a name that only starts like it, another SVM.
     {"name": "archive", "path": "/vol2/archive", "acls": [
         {"user_or_group": "Everyone", "permission": "full_control", "type": "windows"}]},

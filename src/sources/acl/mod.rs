@@ -97,18 +97,15 @@ impl AclSource {
         }
     }
 
-    /// Reads the directory (and the SVM's shares and groups) before the walk
-    /// when the job names one, so that a broken export or a refused bind stops
-    /// the run at once rather than after hours of walking.
+    /// Binds to the directory server before the walk when the job reads the
+    /// directory live, so that a refused bind stops the run at once rather than
+    /// after hours of walking. The directory itself is read when a table first
+    /// reads it (a job that declares none asks nothing more).
     async fn read_directory_first(&self) -> Result<()> {
-        if self.options.identities.is_none() && self.options.ldap.is_none() {
-            return Ok(());
+        match &self.options.ldap {
+            Some(spec) => relations::check_bind(spec).await.map_err(Error::Collect),
+            None => Ok(()),
         }
-        self.loader
-            .access()
-            .await
-            .map(|_| ())
-            .map_err(Error::Collect)
     }
 
     /// Keeps the job's input for the relations (an identity export under it).

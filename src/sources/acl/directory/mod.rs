@@ -269,6 +269,10 @@ pub struct Builder {
     domain: Option<String>,
     /// Everyone and Authenticated Users.
     implicit: [u32; 2],
+    /// UNIX users by name.
+    unix_users: HashMap<String, u32>,
+    /// Normalised DNs of the mail contacts skipped: members, but no principals.
+    contacts: std::collections::HashSet<String>,
 }
 
 /// One end of an edge named by DN.
@@ -322,6 +326,8 @@ impl Builder {
             primary: Vec::new(),
             domain,
             implicit: [0, 1],
+            unix_users: HashMap::new(),
+            contacts: std::collections::HashSet::new(),
         };
         for (k, (sid, name)) in [EVERYONE, AUTHENTICATED].into_iter().enumerate() {
             b.implicit[k] = b.add(Identity {
@@ -372,8 +378,10 @@ impl Builder {
             .map(|v| String::from_utf8_lossy(v).to_ascii_lowercase())
             .collect();
         let has = |names: &[&str]| classes.iter().any(|c| names.contains(&c.as_str()));
-        // A mail contact is a person with no account: nobody signs in as it.
+        // A mail contact is a person with no account: nobody signs in as it, and
+        // a group that lists it gains no member by it.
         if has(&["contact"]) {
+            self.contacts.insert(normal_dn(&r.dn));
             return;
         }
         let kind = if has(&["group", "groupofnames", "groupofuniquenames", "posixgroup"]) {
@@ -485,6 +493,11 @@ impl Builder {
     /// Resolves the DN edges (before local groups, which name members by name).
     fn resolve_dns(&mut self) {
         for (member, group) in std::mem::take(&mut self.dn_edges) {
+            let contact =
+                |r: &DnRef| matches!(r, DnRef::Dn(dn) if self.contacts.contains(&normal_dn(dn)));
+            if contact(&member) || contact(&group) {
+                continue;
+            }
             let end = |r: DnRef, b: &mut Builder| match r {
                 DnRef::Known(id) => id,
                 DnRef::Dn(dn) => match b.by_dn.get(&normal_dn(&dn)) {
@@ -578,21 +591,17 @@ impl Builder {
                 ..Identity::named(g.name.clone(), IdentityKind::Group, Described::UnixGroup)
             });
             for u in &g.users {
-                let known = self
-                    .dir
-                    .by_name
-                    .get(&u.to_lowercase())
-                    .copied()
-                    .filter(|id| {
-                        let i = &self.dir.identities[*id as usize];
-                        !i.windows && i.kind == IdentityKind::User
-                    });
-                let user = match known {
-                    Some(id) => id,
-                    None => self.add(Identity {
-                        windows: false,
-                        ..Identity::named(u.clone(), IdentityKind::User, Described::Member)
-                    }),
+                // UNIX users apart: a user-private group has its user's name.
+                let user = match self.unix_users.get(u) {
+                    Some(id) => *id,
+                    None => {
+                        let id = self.add(Identity {
+                            windows: false,
+                            ..Identity::named(u.clone(), IdentityKind::User, Described::Member)
+                        });
+                        self.unix_users.insert(u.clone(), id);
+                        id
+                    }
                 };
                 self.edges.push((user, id));
             }
@@ -861,13 +870,24 @@ objectClass: organizationalUnit
     #[test]
     fn unix_groups_name_unix_users() {
         let mut b = Builder::new(Some("CORP".into()));
-        b.unix_groups(&[UnixGroup {
-            name: "eng".into(),
-            users: vec!["alice".into()],
-        }]);
+        // A user-private group first, with its user's name.
+        b.unix_groups(&[
+            UnixGroup {
+                name: "alice".into(),
+                users: vec!["alice".into()],
+            },
+            UnixGroup {
+                name: "eng".into(),
+                users: vec!["alice".into()],
+            },
+        ]);
         let d = b.finish();
-        let alice = d.find(None, Some("alice")).unwrap();
-        assert_eq!(d.token(alice).len(), 1);
+        let users: Vec<u32> = (0..d.identities.len() as u32)
+            .filter(|i| d.get(*i).kind == IdentityKind::User)
+            .collect();
+        assert_eq!(users.len(), 1, "one alice");
+        assert_eq!(d.token(users[0]).len(), 2, "in alice and eng");
+        assert_eq!(d.problems.cycles, 0);
         assert_eq!(d.users().count(), 0, "no Windows user");
     }
 
@@ -885,6 +905,7 @@ dn: CN=Readers,DC=corp,DC=example,DC=com
 objectClass: group
 sAMAccountName: Readers
 member: CN=S-1-5-11,CN=ForeignSecurityPrincipals,DC=corp,DC=example,DC=com
+member: CN=vendor,DC=corp,DC=example,DC=com
 
 dn: CN=vendor,DC=corp,DC=example,DC=com
 objectClass: person
@@ -912,6 +933,10 @@ primaryGroupID: 513
             d.find(None, Some("CORP\\vendor")),
             None,
             "a contact is no principal"
+        );
+        assert_eq!(
+            d.problems.unresolved_members, 1,
+            "the missing primary group; not the contact"
         );
         assert_eq!(d.users().count(), 1);
         let users = d.find(None, Some("CORP\\Domain Users")).unwrap();

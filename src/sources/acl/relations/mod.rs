@@ -170,6 +170,14 @@ impl Loader {
     }
 }
 
+/// Binds to the directory server and leaves: whether the job's account may
+/// read it.
+pub async fn check_bind(spec: &LdapSpec) -> Result<(), String> {
+    let password = ldap::password(spec).await?;
+    ldap::Session::bind(spec, &password).await?.unbind().await;
+    Ok(())
+}
+
 /// The export's bytes: `spec` is a path under the job's input, or an address.
 async fn read_identities(spec: &str, input: Option<&Location>) -> Result<bytes::Bytes, String> {
     let address = spec.contains("://") || spec.starts_with('/') || crate::storage::is_remote(spec);
