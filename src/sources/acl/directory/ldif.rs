@@ -11,9 +11,10 @@
 //!   dropped), `name:: value` is base64 (binary values, text with non-ASCII or
 //!   leading spaces), `name:< URL` refers to a file and is refused: an export
 //!   that makes naslake read other files is not followed.
-//! - Attribute options are dropped from the name (`member;range=1500-*` is
-//!   `member`), and names compare without case; a range that is not the last
-//!   (`member;range=0-1499`) is refused, since the rest of the values is missing.
+//! - Attribute options are dropped from the name (`member;range=0-*` is
+//!   `member`), and names compare without case; any other range
+//!   (`member;range=0-1499`, `member;range=1500-*`) is refused, since the
+//!   other values are missing.
 //! - An export in UTF-16 (`ldifde -u`, with its byte order mark) is read as the
 //!   same text in UTF-8 ([`utf8`]).
 //! - `changetype: add` (what `ldifde` writes) is read as content; any other
@@ -254,12 +255,13 @@ fn attribute(number: usize, line: &[u8]) -> Result<(String, Vec<u8>), LdifError>
         })?;
     let name = full.split(';').next().unwrap_or(full).to_ascii_lowercase();
     // `ldapsearch` against Active Directory gives a large attribute's first
-    // 1,500 values as `member;range=0-1499` and stops: the rest is missing.
+    // 1,500 values as `member;range=0-1499` and stops: the rest is missing. Only
+    // a range that holds every value (`range=0-*`) is whole.
     if let Some(range) = full.split(';').skip(1).find_map(|o| {
         o.to_ascii_lowercase()
             .strip_prefix("range=")
             .map(str::to_string)
-    }) && !range.ends_with("-*")
+    }) && range != "0-*"
     {
         return Err(fail(format!(
             "`{full}` is part of `{name}`'s values (the server gives a large attribute in ranges): export with ldifde, or read the directory with [ldap], which fetches every range"
@@ -353,8 +355,12 @@ mod tests {
     fn partial_ranges_are_refused_and_utf16_is_read() {
         let e = all("dn: CN=g\nmember;range=0-1499: CN=a\n").unwrap_err();
         assert!(e.reason.contains("ranges"), "{e}");
+        assert!(
+            all("dn: CN=g\nmember;range=1500-*: CN=a\n").is_err(),
+            "values 0-1499 are missing"
+        );
         assert_eq!(
-            all("dn: CN=g\nmember;range=1500-*: CN=a\n").unwrap()[0].text("member"),
+            all("dn: CN=g\nmember;range=0-*: CN=a\n").unwrap()[0].text("member"),
             Some("CN=a")
         );
         let mut utf16 = vec![0xFF, 0xFE];
