@@ -516,6 +516,21 @@ def test_a_broken_ldif_line_fails_the_run_naming_it_and_changes_nothing(stand, t
     assert lake_state(lake) == before
 
 
+def test_a_missing_export_stops_the_run_before_the_walk_and_changes_nothing(stand, tmp_path):
+    ok, lake = run_access(tmp_path, stand)
+    before = lake_state(lake)
+    asked = len(stand.stats()["paths"])
+    empty_input = tmp_path / "no-export"
+    empty_input.mkdir()
+    spec = access_job(tmp_path, source='effective_access = "sensitive"', input_dir=empty_input)
+    run = run_job(spec, lake, env=stand.env(), check_codes=(1,))
+    said = run.stdout + run.stderr
+    assert "`identities` directory.ldif under the input" in said, said[-2000:]
+    # Checked before the walk: no path was asked about, and the lake is as it was.
+    assert len(stand.stats()["paths"]) == asked
+    assert lake_state(lake) == before
+
+
 def test_an_objectsid_that_does_not_decode_keeps_the_principal_without_a_sid(stand, tmp_path):
     d = Directory()
     d.group("Domain Users", rid=513)

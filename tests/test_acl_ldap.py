@@ -13,18 +13,12 @@ from acl_directory import ldif_text
 from conftest import run_job
 from ldap_server import READER, SLAPD, Slapd
 from ontap_standin import make_certs, self_signed
-from test_acl_access import D, TREE, access_job, access_standin, access_rows, membership_rows, principal_rows
+# `stand`: test_acl_access's stand-in fixture (the same tree, shares and groups).
+from test_acl_access import D, access_job, access_rows, membership_rows, principal_rows, stand  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not pathlib.Path(SLAPD).exists(), reason="slapd is not installed (scripts/test installs it)")
 
 BASE = "DC=corp,DC=example,DC=com"
-
-
-@pytest.fixture(scope="module")
-def stand(tmp_path_factory):
-    s = access_standin(tmp_path_factory.mktemp("standin"), TREE)
-    yield s
-    s.stop()
 
 
 @pytest.fixture(scope="module")

@@ -97,15 +97,21 @@ impl AclSource {
         }
     }
 
-    /// Binds to the directory server before the walk when the job reads the
-    /// directory live, so that a refused bind stops the run at once rather than
-    /// after hours of walking. The directory itself is read when a table first
-    /// reads it (a job that declares none asks nothing more).
-    async fn read_directory_first(&self) -> Result<()> {
-        match &self.options.ldap {
-            Some(spec) => relations::check_bind(spec).await.map_err(Error::Collect),
-            None => Ok(()),
+    /// Checks the directory before the walk: that the export is there, or that
+    /// the server takes the bind, so that a mistyped path or a refused bind
+    /// stops the run at once rather than after hours of walking. The directory
+    /// itself is read when a table first reads it (a job that declares none
+    /// asks nothing more).
+    async fn check_directory_first(&self, input: Option<&Location>) -> Result<()> {
+        if let Some(spec) = &self.options.identities {
+            relations::check_identities(spec, input)
+                .await
+                .map_err(Error::Collect)?;
         }
+        if let Some(spec) = &self.options.ldap {
+            relations::check_bind(spec).await.map_err(Error::Collect)?;
+        }
+        Ok(())
     }
 
     /// Keeps the job's input for the relations (an identity export under it).
@@ -154,7 +160,7 @@ impl AclSource {
                 ));
             }
         };
-        self.read_directory_first().await?;
+        self.check_directory_first(input).await?;
         match self.options.enumerate {
             Enumerate::Walk => {
                 collector
@@ -205,7 +211,7 @@ impl AclSource {
                 "the ACL source was discovered twice in one run",
             ));
         }
-        self.read_directory_first().await?;
+        self.check_directory_first(Some(input)).await?;
         posix::walk(&root, self.options.limits(), sink, &self.notes).await?;
         Ok(root.display().to_string())
     }

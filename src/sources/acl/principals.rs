@@ -86,17 +86,18 @@ const WELL_KNOWN: &[(&str, &[&str], Kind)] = &[
     ("S-1-3-4", &["owner rights"], Kind::Special),
 ];
 
-/// Groups every domain has, by RID and by name (after `DOMAIN\`).
-const DOMAIN_GROUPS: &[(u32, &str)] = &[
-    (512, "domain admins"),
-    (513, "domain users"),
-    (514, "domain guests"),
-    (515, "domain computers"),
-    (516, "domain controllers"),
-    (517, "cert publishers"),
-    (518, "schema admins"),
-    (519, "enterprise admins"),
-    (520, "group policy creator owners"),
+/// Groups every domain has, by RID and by name (after `DOMAIN\`), as the filer
+/// names them (compared without case).
+pub const DOMAIN_GROUPS: &[(u32, &str)] = &[
+    (512, "Domain Admins"),
+    (513, "Domain Users"),
+    (514, "Domain Guests"),
+    (515, "Domain Computers"),
+    (516, "Domain Controllers"),
+    (517, "Cert Publishers"),
+    (518, "Schema Admins"),
+    (519, "Enterprise Admins"),
+    (520, "Group Policy Creator Owners"),
 ];
 
 /// Whether `s` is a SID in its string form (`S-1-` and numbers).
@@ -186,7 +187,10 @@ impl NtfsNames {
             };
         }
         let account = lower.rsplit('\\').next().unwrap_or(&lower);
-        let group = (lower.contains('\\') && DOMAIN_GROUPS.iter().any(|(_, n)| *n == account))
+        let group = (lower.contains('\\')
+            && DOMAIN_GROUPS
+                .iter()
+                .any(|(_, n)| n.eq_ignore_ascii_case(account)))
             || self.groups.iter().any(|p| p.matches(&lower));
         Principal {
             given: given.to_string(),

@@ -18,16 +18,9 @@ pub mod ldap;
 pub mod ldif;
 pub mod sid;
 
-/// The groups every domain has, by RID, as the filer names them after `DOMAIN\`.
-const DOMAIN_GROUPS: &[(u32, &str)] = &[
-    (512, "Domain Admins"),
-    (513, "Domain Users"),
-    (514, "Domain Guests"),
-    (515, "Domain Computers"),
-    (516, "Domain Controllers"),
-];
-
 use std::collections::{HashMap, VecDeque};
+
+use super::principals::DOMAIN_GROUPS;
 
 /// What an identity is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -541,15 +534,8 @@ impl Builder {
         };
         self.dir.problems.unresolved_members += 1;
         self.add(Identity {
-            name,
             sid: Some(sid),
-            kind: IdentityKind::Group,
-            described: Described::Member,
-            dn: None,
-            disabled: None,
-            last_logon_micros: None,
-            in_cycle: false,
-            windows: true,
+            ..Identity::named(name, IdentityKind::Group, Described::Member)
         })
     }
 

@@ -178,34 +178,62 @@ pub async fn check_bind(spec: &LdapSpec) -> Result<(), String> {
     Ok(())
 }
 
-/// The export's bytes: `spec` is a path under the job's input, or an address.
-async fn read_identities(spec: &str, input: Option<&Location>) -> Result<bytes::Bytes, String> {
-    let address = spec.contains("://") || spec.starts_with('/') || crate::storage::is_remote(spec);
-    let (store, key, shown) = if address {
+/// Where the export lies: `spec` is a path under the job's input, or an
+/// address; the third part names it in messages.
+fn locate_identities(
+    spec: &str,
+    input: Option<&Location>,
+) -> Result<
+    (
+        Arc<dyn object_store::ObjectStore>,
+        object_store::path::Path,
+        String,
+    ),
+    String,
+> {
+    if spec.contains("://") || spec.starts_with('/') || crate::storage::is_remote(spec) {
         let at = Location::open(spec).map_err(|e| e.to_string())?;
-        (at.store.clone(), at.prefix.clone(), at.display.clone())
-    } else {
-        let input = input.ok_or_else(|| {
-            format!(
-                "`identities` = \"{spec}\" is a path under the job's input, and the job has none"
-            )
-        })?;
-        (
-            input.store.clone(),
-            input.child(spec),
-            format!("{spec} under the input"),
-        )
-    };
+        return Ok((at.store.clone(), at.prefix.clone(), at.display.clone()));
+    }
+    let input = input.ok_or_else(|| {
+        format!("`identities` = \"{spec}\" is a path under the job's input, and the job has none")
+    })?;
+    Ok((
+        input.store.clone(),
+        input.child(spec),
+        format!("{spec} under the input"),
+    ))
+}
+
+/// Refuses an export larger than naslake reads.
+fn check_size(size: u64, shown: &str) -> Result<(), String> {
+    if size > MAX_IDENTITIES_BYTES {
+        return Err(format!(
+            "`identities` {shown} is {size} bytes; naslake reads an export of at most {MAX_IDENTITIES_BYTES}"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the export is there and of a size naslake reads (one HEAD): a
+/// mistyped path stops the run before the walk.
+pub async fn check_identities(spec: &str, input: Option<&Location>) -> Result<(), String> {
+    let (store, key, shown) = locate_identities(spec, input)?;
+    let meta = store
+        .head(&key)
+        .await
+        .map_err(|e| format!("`identities` {shown}: {e}"))?;
+    check_size(meta.size, &shown)
+}
+
+/// The export's bytes.
+async fn read_identities(spec: &str, input: Option<&Location>) -> Result<bytes::Bytes, String> {
+    let (store, key, shown) = locate_identities(spec, input)?;
     let got = store
         .get(&key)
         .await
         .map_err(|e| format!("`identities` {shown}: {e}"))?;
-    if got.meta.size > MAX_IDENTITIES_BYTES {
-        return Err(format!(
-            "`identities` {shown} is {} bytes; naslake reads an export of at most {MAX_IDENTITIES_BYTES}",
-            got.meta.size
-        ));
-    }
+    check_size(got.meta.size, &shown)?;
     got.bytes()
         .await
         .map_err(|e| format!("`identities` {shown}: {e}"))
