@@ -4,7 +4,8 @@ states; naslake's Rust (src/sources/image/) is checked against these in
 tests/test_images.py, and scripts/bench-images times both on one corpus.
 
 The pipeline: open with Pillow; to gray levels (Pillow's "L": ITU-R 601-2 luma in fixed
-point; CMYK through RGB; 16-bit samples by their high byte); resized with
+point; CMYK through RGB; 16-bit samples by their high byte, and as src/sources/image/tiff/levels.rs
+says for the other sample kinds of a TIFF); resized with
 Image.BOX so the long side is `long` (never enlarged); then the metrics in numpy.
 """
 
@@ -28,11 +29,38 @@ def thumbnail_size(width, height, long):
     return (long, scaled(height)) if width >= height else (scaled(width), long)
 
 
+def _tiff_sample(im):
+    """(bits, sample format) of a TIFF's first sample by its tags; (None, 1)
+    for other formats."""
+    tags = getattr(im, "tag_v2", None) if im.format == "TIFF" else None
+    if tags is None:
+        return None, 1
+
+    def first(tag, default):
+        v = tags.get(tag, default)
+        return v[0] if isinstance(v, tuple) else v
+
+    return first(258, 1), first(339, 1)
+
+
 def to_gray(im):
-    """Gray levels of an opened image, by the rules above."""
+    """Gray levels of an opened image, by the rules above. Integer samples of n
+    bits over 8 by their top 8 bits (v >> (n - 8)), signed ones offset to
+    unsigned first (v + 2^(n-1)); floating point as 0.0..1.0, rounded."""
+    bits, sample_format = _tiff_sample(im)
+    if im.mode == "F":
+        a = np.asarray(im, dtype=np.float64)
+        a = np.where(np.isnan(a), 0.0, a)
+        return Image.fromarray(np.floor(np.clip(a, 0.0, 1.0) * 255 + 0.5).astype(np.uint8), "L")
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        a = np.asarray(im).astype(np.uint32)
-        return Image.fromarray((a >> 8).astype(np.uint8), "L")
+        a = np.asarray(im).astype(np.int64)
+        bits = bits or 16
+        if sample_format == 2:
+            a = a + (1 << (bits - 1))
+        a = a & ((1 << bits) - 1)  # Pillow's "I" holds unsigned 32-bit as signed
+        return Image.fromarray((a >> (bits - 8)).astype(np.uint8), "L")
+    if im.mode == "L" and sample_format == 2:
+        return Image.fromarray(np.asarray(im) ^ np.uint8(0x80), "L")
     if im.mode == "LA":
         return im.getchannel(0)
     if im.mode in ("L",):

@@ -2,16 +2,16 @@
 //! first, and an image that declares more than `max_pixels`, or whose decode would
 //! take more than `max_decode_bytes`, is refused before any pixel is allocated.
 //!
-//! JPEG goes through zune-jpeg (`jpeg.rs`), PNG, TIFF, BMP and WebP through
-//! `image` (`raster.rs`), both with their own limits lifted so these bounds
-//! decide. A decoder that panics on a hostile file is caught here: the file is a
+//! JPEG goes through zune-jpeg (`jpeg.rs`), TIFF through the `tiff` crate
+//! (`tiff/`), PNG, BMP and WebP through `image` (`raster.rs`), each with its
+//! own limits lifted so these bounds decide. A decoder that panics on a hostile file is caught here: the file is a
 //! reject, the run goes on.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::format::Format;
 use super::gray::Gray;
-use super::{jpeg, raster};
+use super::{jpeg, raster, tiff};
 
 /// What the header says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +118,7 @@ impl Bounds {
 pub fn decode(format: Format, bytes: &[u8], bounds: &Bounds) -> Result<Decoded, Refused> {
     let run = || match format {
         Format::Jpeg => jpeg::decode(bytes, bounds),
+        Format::Tiff => tiff::decode(bytes, bounds),
         other => raster::decode(other, bytes, bounds),
     };
     match catch_unwind(AssertUnwindSafe(run)) {

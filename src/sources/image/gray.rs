@@ -3,7 +3,8 @@
 //!
 //! - **Gray levels** are ITU-R 601-2 luma in Pillow's fixed point,
 //!   `L = (R·19595 + G·38470 + B·7471 + 2¹⁵) >> 16` ([`luma`]); alpha is ignored;
-//!   16-bit samples are first cut to their high byte, as Pillow reads them; CMYK
+//!   16-bit samples are first cut to their high byte, as Pillow reads them (a
+//!   TIFF's other sample kinds as `tiff/levels.rs` says); CMYK
 //!   goes to RGB as Pillow does (`R = (255 − K) − (C·(255 − K))/255`).
 //! - **Size**: the long side is the source's `thumbnail_long_side` (or the
 //!   image's own, never enlarged), the short side in proportion, rounded

@@ -1,4 +1,4 @@
-//! PNG, TIFF, BMP and WebP through `image`, with its allocation limit set to
+//! PNG, BMP and WebP through `image`, with its allocation limit set to
 //! `max_decode_bytes`, and their pixels to gray levels by the rules of `gray.rs`.
 
 use std::io::Cursor;
@@ -62,19 +62,6 @@ fn image_error(stage: Stage, e: image::ImageError) -> Refused {
     }
 }
 
-/// A TIFF the decoder refuses: the reason names what its tags hold.
-fn tiff_error(stage: Stage, bytes: &[u8], e: image::ImageError) -> Refused {
-    match (&e, super::tiff::unsupported_features(bytes)) {
-        // Only a refusal names features: a corrupt file of a supported kind says
-        // what is corrupt.
-        (image::ImageError::Unsupported(_), Some(what)) => refused(
-            stage,
-            format!("{what}: not supported by the TIFF decoder ({e})"),
-        ),
-        _ => image_error(stage, e),
-    }
-}
-
 pub fn decode(format: Format, bytes: &[u8], bounds: &Bounds) -> Result<Decoded, Refused> {
     use image::ImageDecoder;
     // BMP headers `image` refuses and Pillow reads, rewritten (bmp.rs).
@@ -95,10 +82,7 @@ pub fn decode(format: Format, bytes: &[u8], bounds: &Bounds) -> Result<Decoded, 
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(bounds.max_decode_bytes);
     reader.limits(limits);
-    let refuse = |stage: Stage, e: image::ImageError| match format {
-        Format::Tiff => tiff_error(stage, bytes, e),
-        _ => image_error(stage, e),
-    };
+    let refuse = image_error;
     let decoder = reader
         .into_decoder()
         .map_err(|e| refuse(Stage::Header, e))?;
@@ -106,19 +90,11 @@ pub fn decode(format: Format, bytes: &[u8], bounds: &Bounds) -> Result<Decoded, 
     bounds.check_pixels(u64::from(w), u64::from(h))?;
     // The decoded image, then the gray levels made of it.
     let pixels = u64::from(w) * u64::from(h);
-    // `image` decodes a TIFF into a buffer of its stored samples first, then
-    // copies it out: both are alive at once.
-    let stored = match format {
-        Format::Tiff => pixels
-            .saturating_mul(u64::from(decoder.original_color_type().bits_per_pixel()).div_ceil(8)),
-        _ => 0,
-    };
     bounds.check_memory(
         &format!("this {}", format.name()),
         decoder
             .total_bytes()
             .saturating_add(pixels)
-            .saturating_add(stored)
             .saturating_add(copied),
     )?;
     let (color_type, bit_depth) = stored_color(format, bytes, decoder.original_color_type());
@@ -164,7 +140,6 @@ fn to_gray(img: image::DynamicImage) -> Gray {
     use image::DynamicImage as D;
     let (width, height) = (img.width() as usize, img.height() as usize);
     let hi = |v: u16| (v >> 8) as u8;
-    let unit = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
     let pixels: Vec<u8> = match img {
         D::ImageLuma8(b) => b.into_raw(),
         D::ImageLumaA8(b) => b.pixels().map(|p| p.0[0]).collect(),
@@ -179,14 +154,6 @@ fn to_gray(img: image::DynamicImage) -> Gray {
         D::ImageRgba16(b) => b
             .pixels()
             .map(|p| luma(hi(p.0[0]), hi(p.0[1]), hi(p.0[2])))
-            .collect(),
-        D::ImageRgb32F(b) => b
-            .pixels()
-            .map(|p| luma(unit(p.0[0]), unit(p.0[1]), unit(p.0[2])))
-            .collect(),
-        D::ImageRgba32F(b) => b
-            .pixels()
-            .map(|p| luma(unit(p.0[0]), unit(p.0[1]), unit(p.0[2])))
             .collect(),
         // A variant added to `image` later: through its own RGB conversion.
         other => other

@@ -1,0 +1,482 @@
+//! How a TIFF's pixels are read, decided from its first directory's tags alone
+//! (a pure function, [`plan`]): the colour model that makes them gray, what
+//! each stored sample is, and whether the `tiff` decoder reads the file as it
+//! is or a copy whose header says something it can read (`rewrite.rs`):
+//!
+//! - a **palette** image as the gray image of its indices (photometric 3 → 1),
+//!   the ColorMap then applied here;
+//! - a one-sample image of a **depth the decoder has no type for** (12, 10, 14,
+//!   24 bits…) as 8-bit rows of the same bytes (the width becomes the row's byte
+//!   count), its samples then unpacked here. Only uncompressed or losslessly
+//!   compressed strips without a predictor: the rewrite keeps the bytes, not
+//!   what a predictor or a tile grid means.
+//!
+//! What no plan reads is refused, and the reason names the feature the tags
+//! hold ("YCbCr with 2 × 2 subsampling, uncompressed", "64-bit complex samples").
+
+use std::io::Cursor;
+
+use tiff::decoder::Decoder;
+use tiff::tags::Tag;
+
+use super::rewrite::Patch;
+
+/// What the tags say, as far as reading the pixels goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tags {
+    pub width: u32,
+    pub height: u32,
+    pub photometric: Option<u16>,
+    /// BitsPerSample of the first sample (the decoder refuses mixed depths).
+    pub bits: u16,
+    /// SampleFormat of the first sample: 1 unsigned, 2 signed, 3 float, 5/6 complex.
+    pub sample_format: u16,
+    pub samples: u16,
+    pub compression: u16,
+    pub predictor: u16,
+    pub planar: u16,
+    pub tiled: bool,
+    pub subsampling: (u16, u16),
+    pub colormap: Option<Vec<u16>>,
+}
+
+impl Tags {
+    /// The first directory's tags; the decoder's error when they do not read.
+    pub fn read(bytes: &[u8]) -> Result<Tags, tiff::TiffError> {
+        let mut d = Decoder::new(Cursor::new(bytes))?;
+        let (width, height) = d.dimensions()?;
+        let mut vec = |t: Tag| d.find_tag_unsigned_vec::<u32>(t).ok().flatten();
+        let first = |v: Option<Vec<u32>>, default: u32| {
+            v.and_then(|v| v.first().copied())
+                .unwrap_or(default)
+                .min(u32::from(u16::MAX)) as u16
+        };
+        let photometric = vec(Tag::PhotometricInterpretation)
+            .and_then(|v| v.first().copied())
+            .map(|p| p.min(u32::from(u16::MAX)) as u16);
+        let bits = first(vec(Tag::BitsPerSample), 1);
+        let sample_format = first(vec(Tag::SampleFormat), 1);
+        let samples = first(vec(Tag::SamplesPerPixel), 1);
+        let compression = first(vec(Tag::Compression), 1);
+        let predictor = first(vec(Tag::Predictor), 1);
+        let planar = first(vec(Tag::PlanarConfiguration), 1);
+        let tiled = vec(Tag::TileWidth).is_some();
+        let subsampling = match vec(Tag::ChromaSubsampling).as_deref() {
+            Some([h, v]) => (*h as u16, *v as u16),
+            _ => (2, 2),
+        };
+        let colormap = d.find_tag_unsigned_vec::<u16>(Tag::ColorMap).ok().flatten();
+        Ok(Tags {
+            width,
+            height,
+            photometric,
+            bits,
+            sample_format,
+            samples,
+            compression,
+            predictor,
+            planar,
+            tiled,
+            subsampling,
+            colormap,
+        })
+    }
+}
+
+/// How the samples of a pixel become one gray level (gray.rs's rules).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Model {
+    /// The first sample; `invert` when white is zero and the decoder has not
+    /// inverted it already (it has, for the gray it reads as it is).
+    Gray {
+        invert: bool,
+    },
+    Rgb,
+    Cmyk,
+    /// The Y sample: the luma itself.
+    YCbCr,
+    /// The first sample is an index into these colours (ColorMap's high bytes,
+    /// as Pillow reads them).
+    Palette(Vec<[u8; 3]>),
+}
+
+/// What one stored sample is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SampleKind {
+    Unsigned,
+    Signed,
+    Float,
+}
+
+/// How the decoder is to read the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read {
+    /// As it is.
+    AsStored,
+    /// A copy with these entries changed (`rewrite.rs`).
+    Rewritten(Vec<Patch>),
+}
+
+/// The decision for one TIFF.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub model: Model,
+    pub kind: SampleKind,
+    /// Bits per stored sample.
+    pub bits: u16,
+    /// Samples per pixel as stored.
+    pub samples: u16,
+    pub read: Read,
+    /// The colour model's name in `image_inspections.color_type`.
+    pub color_type: &'static str,
+}
+
+const WHITE_IS_ZERO: u16 = 0;
+const BLACK_IS_ZERO: u16 = 1;
+const RGB: u16 = 2;
+const PALETTE: u16 = 3;
+const CMYK: u16 = 5;
+const YCBCR: u16 = 6;
+const JPEG: u16 = 7;
+const OLD_JPEG: u16 = 6;
+
+/// The plan for a TIFF with these tags, or, in words, what it holds that none
+/// reads.
+pub fn plan(tags: &Tags) -> Result<Plan, String> {
+    let kind = match tags.sample_format {
+        1 | 4 => SampleKind::Unsigned,
+        2 => SampleKind::Signed,
+        3 => SampleKind::Float,
+        5 | 6 => return Err(format!("{}-bit complex samples", tags.bits)),
+        other => return Err(format!("sample format {other}")),
+    };
+    let bits = tags.bits;
+    let native_depth = matches!(bits, 8 | 16 | 32 | 64);
+    match (kind, bits) {
+        (SampleKind::Float, 16 | 32 | 64) => {}
+        (SampleKind::Float, b) => return Err(format!("{b}-bit floating-point samples")),
+        (_, 1..=64) => {}
+        (_, b) => return Err(format!("{b}-bit samples")),
+    }
+    let photometric = tags.photometric.unwrap_or(BLACK_IS_ZERO);
+    let need = |n: u16, what: &str| {
+        if tags.samples >= n {
+            Ok(())
+        } else {
+            Err(format!("{what} in {} samples", tags.samples))
+        }
+    };
+    let alpha = tags.samples > 1;
+    let (model, color_type) = match photometric {
+        WHITE_IS_ZERO | BLACK_IS_ZERO => (
+            Model::Gray { invert: false },
+            if alpha { "gray_alpha" } else { "gray" },
+        ),
+        RGB => {
+            need(3, "RGB")?;
+            (Model::Rgb, if tags.samples > 3 { "rgba" } else { "rgb" })
+        }
+        CMYK => {
+            need(4, "CMYK")?;
+            (Model::Cmyk, "cmyk")
+        }
+        YCBCR => {
+            need(3, "YCbCr")?;
+            if bits != 8 {
+                return Err(format!("YCbCr with {bits}-bit samples"));
+            }
+            let jpeg = matches!(tags.compression, JPEG | OLD_JPEG);
+            if tags.subsampling != (1, 1) && !jpeg {
+                let (h, v) = tags.subsampling;
+                return Err(format!(
+                    "YCbCr with {h} × {v} chroma subsampling outside JPEG (compression {})",
+                    tags.compression
+                ));
+            }
+            (Model::YCbCr, "rgb")
+        }
+        PALETTE => {
+            if kind != SampleKind::Unsigned || bits > 8 {
+                return Err(format!("a palette of {bits}-bit indices"));
+            }
+            let map = tags
+                .colormap
+                .as_deref()
+                .ok_or("a palette without a ColorMap")?;
+            let n = 1usize << bits;
+            if map.len() < 3 * n {
+                return Err(format!(
+                    "a ColorMap of {} values for {bits}-bit indices (3 × {n} needed)",
+                    map.len()
+                ));
+            }
+            let colour = |i: usize| {
+                let high = |v: u16| (v >> 8) as u8;
+                [high(map[i]), high(map[n + i]), high(map[2 * n + i])]
+            };
+            (Model::Palette((0..n).map(colour).collect()), "palette")
+        }
+        4 => return Err("a transparency mask (photometric interpretation 4)".into()),
+        8..=10 => {
+            return Err(format!(
+                "CIE L*a*b* colour (photometric interpretation {photometric})"
+            ));
+        }
+        other => return Err(format!("photometric interpretation {other}")),
+    };
+    // The decoder reads gray in any depth up to 8 bits, and whole bytes of
+    // every model; a palette it does not read at all.
+    let mut patches = Vec::new();
+    let mut model = model;
+    if let Model::Palette(_) = model {
+        patches.push(Patch {
+            tag: 262,
+            value: u32::from(BLACK_IS_ZERO),
+        });
+    }
+    let gray_like = matches!(model, Model::Gray { .. } | Model::Palette(_));
+    let decoder_reads_depth = native_depth || (gray_like && bits < 8);
+    if !decoder_reads_depth {
+        let refuse = |why: &str| Err(format!("{bits}-bit samples {why}"));
+        if tags.samples != 1 {
+            return refuse(&format!("in {} samples per pixel", tags.samples));
+        }
+        if tags.tiled {
+            return refuse("in tiles");
+        }
+        if tags.predictor != 1 {
+            return refuse(&format!("with predictor {}", tags.predictor));
+        }
+        if matches!(tags.compression, JPEG | OLD_JPEG | 2 | 3 | 4) {
+            return refuse(&format!("with compression {}", tags.compression));
+        }
+        let row_bytes = (u64::from(tags.width) * u64::from(bits)).div_ceil(8);
+        let row_bytes = u32::try_from(row_bytes).map_err(|_| "a row over 4 GiB".to_string())?;
+        patches.extend([
+            Patch {
+                tag: 256,
+                value: row_bytes,
+            },
+            Patch { tag: 258, value: 8 },
+            Patch {
+                tag: 262,
+                value: u32::from(BLACK_IS_ZERO),
+            },
+        ]);
+        if photometric == WHITE_IS_ZERO {
+            model = Model::Gray { invert: true };
+        }
+    }
+    let read = if patches.is_empty() {
+        Read::AsStored
+    } else {
+        Read::Rewritten(patches)
+    };
+    Ok(Plan {
+        model,
+        kind,
+        bits,
+        samples: tags.samples,
+        read,
+        color_type,
+    })
+}
+
+/// The features named in a refusal: what the tags hold, in words, that makes
+/// the decoder's refusal plausible ("YCbCr", "CCITT Group 3 fax compression").
+/// Empty when they hold nothing unusual.
+pub fn unusual(tags: &Tags) -> Vec<String> {
+    let mut found = Vec::new();
+    match tags.compression {
+        2 => found.push("CCITT modified Huffman compression (2)".to_string()),
+        3 => found.push("CCITT Group 3 fax compression (3)".to_string()),
+        6 => found.push("old-style JPEG compression (6)".to_string()),
+        _ => {}
+    }
+    if tags.predictor != 1 {
+        found.push(format!("predictor {}", tags.predictor));
+    }
+    if tags.photometric == Some(YCBCR) {
+        let (h, v) = tags.subsampling;
+        found.push(format!("YCbCr with {h} × {v} chroma subsampling"));
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags() -> Tags {
+        Tags {
+            width: 30,
+            height: 2,
+            photometric: Some(BLACK_IS_ZERO),
+            bits: 8,
+            sample_format: 1,
+            samples: 1,
+            compression: 1,
+            predictor: 1,
+            planar: 1,
+            tiled: false,
+            subsampling: (2, 2),
+            colormap: None,
+        }
+    }
+
+    #[test]
+    fn whole_bytes_are_read_as_stored() {
+        for (photometric, samples, color_type) in [
+            (BLACK_IS_ZERO, 1, "gray"),
+            (WHITE_IS_ZERO, 2, "gray_alpha"),
+            (RGB, 3, "rgb"),
+            (RGB, 4, "rgba"),
+            (CMYK, 4, "cmyk"),
+        ] {
+            for (format, bits) in [(1, 8), (1, 16), (2, 16), (1, 32), (3, 32), (3, 64)] {
+                let t = Tags {
+                    photometric: Some(photometric),
+                    samples,
+                    sample_format: format,
+                    bits,
+                    ..tags()
+                };
+                let p = plan(&t).unwrap();
+                assert_eq!(p.read, Read::AsStored, "{t:?}");
+                assert_eq!(p.color_type, color_type);
+            }
+        }
+    }
+
+    #[test]
+    fn a_palette_is_read_as_gray_indices_and_its_map_by_high_bytes() {
+        let mut map = vec![0u16; 3 * 16];
+        map[1] = 0xFF00; // red of index 1
+        map[16 + 1] = 0x80FF; // green of index 1
+        map[32 + 2] = 0x0101; // blue of index 2
+        let t = Tags {
+            photometric: Some(PALETTE),
+            bits: 4,
+            colormap: Some(map),
+            ..tags()
+        };
+        let p = plan(&t).unwrap();
+        assert_eq!(p.read, Read::Rewritten(vec![Patch { tag: 262, value: 1 }]));
+        let Model::Palette(colours) = p.model else {
+            panic!("{:?}", p.model)
+        };
+        assert_eq!(colours.len(), 16);
+        assert_eq!(colours[1], [0xFF, 0x80, 0]);
+        assert_eq!(colours[2], [0, 0, 1]);
+        let short = Tags {
+            colormap: Some(vec![0; 3 * 15]),
+            ..t.clone()
+        };
+        assert!(plan(&short).unwrap_err().contains("ColorMap of 45 values"));
+        let none = Tags {
+            colormap: None,
+            ..t
+        };
+        assert!(plan(&none).unwrap_err().contains("without a ColorMap"));
+    }
+
+    #[test]
+    fn twelve_bit_strips_are_read_as_the_bytes_of_their_rows() {
+        let t = Tags {
+            bits: 12,
+            photometric: Some(WHITE_IS_ZERO),
+            width: 31,
+            ..tags()
+        };
+        let p = plan(&t).unwrap();
+        assert_eq!(
+            p.read,
+            Read::Rewritten(vec![
+                Patch {
+                    tag: 256,
+                    value: 47 // ⌈31 × 12 / 8⌉
+                },
+                Patch { tag: 258, value: 8 },
+                Patch { tag: 262, value: 1 },
+            ])
+        );
+        assert_eq!(p.model, Model::Gray { invert: true });
+        assert_eq!(p.bits, 12);
+        for (t, why) in [
+            (
+                Tags {
+                    tiled: true,
+                    ..t.clone()
+                },
+                "in tiles",
+            ),
+            (
+                Tags {
+                    predictor: 2,
+                    ..t.clone()
+                },
+                "predictor 2",
+            ),
+            (
+                Tags {
+                    samples: 3,
+                    photometric: Some(RGB),
+                    ..t.clone()
+                },
+                "3 samples",
+            ),
+            (
+                Tags {
+                    compression: 7,
+                    ..t.clone()
+                },
+                "compression 7",
+            ),
+        ] {
+            let e = plan(&t).unwrap_err();
+            assert!(e.contains("12-bit samples") && e.contains(why), "{e}");
+        }
+        // Under 8 bits the decoder reads gray itself.
+        let four = Tags { bits: 4, ..tags() };
+        assert_eq!(plan(&four).unwrap().read, Read::AsStored);
+    }
+
+    #[test]
+    fn what_no_plan_reads_is_named() {
+        let refused = |t: Tags| plan(&t).unwrap_err();
+        let ycbcr = |subsampling, compression| Tags {
+            photometric: Some(YCBCR),
+            samples: 3,
+            subsampling,
+            compression,
+            ..tags()
+        };
+        assert!(refused(ycbcr((2, 2), 1)).contains("2 × 2 chroma subsampling"));
+        assert_eq!(plan(&ycbcr((2, 2), 7)).unwrap().model, Model::YCbCr);
+        assert_eq!(plan(&ycbcr((1, 1), 5)).unwrap().model, Model::YCbCr);
+        let complex = Tags {
+            sample_format: 6,
+            bits: 64,
+            ..tags()
+        };
+        assert_eq!(refused(complex), "64-bit complex samples");
+        let float24 = Tags {
+            sample_format: 3,
+            bits: 24,
+            ..tags()
+        };
+        assert_eq!(refused(float24), "24-bit floating-point samples");
+        let lab = Tags {
+            photometric: Some(8),
+            samples: 3,
+            ..tags()
+        };
+        assert!(refused(lab).contains("L*a*b*"));
+        let two_sample_rgb = Tags {
+            photometric: Some(RGB),
+            samples: 2,
+            ..tags()
+        };
+        assert!(refused(two_sample_rgb).contains("RGB in 2 samples"));
+    }
+}
