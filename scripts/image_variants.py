@@ -356,6 +356,34 @@ def make_tiff(out):
     tiff(out, "palette4", tiff_page(idx, 3, 4, extra={320: (3, list(np.r_[
         np.pad(cmap[:, 0], (0, 0)), np.pad(cmap[:, 1], (0, 0)), np.pad(cmap[:, 2], (0, 0))]))}),
          "palette (photometric 3) 4-bit, own writer")
+    for bits, colours in ((2, 4), (1, 2)):
+        few = pil_rgb.quantize(colours)
+        fmap = np.asarray(few.getpalette()[: colours * 3]).reshape(colours, 3).astype(np.uint16) * 257
+        tiff(out, f"palette{bits}", tiff_page(np.asarray(few), 3, bits, extra={320: (3, list(fmap.T.reshape(-1)))}),
+             f"palette (photometric 3) {bits}-bit, own writer")
+
+    # Odd widths, white-is-zero beyond 8 bits, extra samples, byte orders, BigTIFF
+    odd = gray[:, :31]
+    tiff(out, "gray12-odd-strips", tiff_page((odd.astype(np.uint16) << 4) | 0x9, 1, 12, rows_per_strip=7),
+         "gray 12-bit, width 31 (rows end mid-byte), 7-row strips")
+    tiff(out, "gray12-mm", tiff_page((odd.astype(np.uint16) << 4) | 0x3, 1, 12, bo=">"),
+         "gray 12-bit, width 31, big-endian", bo=">")
+    tiff(out, "gray16-whiteiszero", tiff_page(65535 - gray.astype(np.uint16) * 257, 0, 16),
+         "gray 16-bit, photometric 0 (WhiteIsZero)")
+    tiff(out, "gray-alpha8-whiteiszero",
+         tiff_page(np.dstack([255 - gray, np.full(gray.shape, 90, np.uint8)]), 0, 8, extra={338: (3, [2])}),
+         "gray+alpha 8-bit, photometric 0 (WhiteIsZero)")
+    tiff(out, "rgbx8", tiff_page(np.dstack([rgb, np.full(gray.shape, 7, np.uint8)]), 2, 8, extra={338: (3, [0])}),
+         "RGB plus an unspecified extra sample (ExtraSamples 0)")
+    tiff(out, "gray4-odd", tiff_page(odd >> 4, 1, 4), "gray 4-bit, width 31 (rows end mid-byte)")
+    reverse = np.array([int(f"{b:08b}"[::-1], 2) for b in range(256)], np.uint8)
+    page = tiff_page(gray, 1, 8, extra={266: (3, [2])})
+    page.chunks = [reverse[gray].tobytes()]
+    tiff(out, "gray8-fillorder2", page, "gray 8-bit, FillOrder 2 (bits of each byte reversed)")
+    save(out, "tiff/rgb8-bigtiff.tif", pil_bytes(pil_rgb, "TIFF", big_tiff=True), "RGB 8-bit BigTIFF (Pillow)")
+    save(out, "tiff/gray16-bigtiff-lzw.tif",
+         pil_bytes(Image.fromarray(gray.astype(np.uint16) * 257), "TIFF", big_tiff=True, compression="tiff_lzw"),
+         "gray 16-bit BigTIFF, LZW (Pillow)")
     save(out, "tiff/cmyk8.tif", pil_bytes(pil_rgb.convert("CMYK"), "TIFF"), "CMYK 8-bit (photometric 5), Pillow")
     save(out, "tiff/cmyk8-lzw.tif", pil_bytes(pil_rgb.convert("CMYK"), "TIFF", compression="tiff_lzw"),
          "CMYK 8-bit LZW, Pillow")

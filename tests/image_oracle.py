@@ -46,7 +46,16 @@ def _tiff_sample(im):
 def to_gray(im):
     """Gray levels of an opened image, by the rules above. Integer samples of n
     bits over 8 by their top 8 bits (v >> (n - 8)), signed ones offset to
-    unsigned first (v + 2^(n-1)); floating point as 0.0..1.0, rounded."""
+    unsigned first (v + 2^(n-1)); floating point as 0.0..1.0, rounded. A TIFF
+    whose white is zero (photometric 0) is inverted: Pillow inverts it itself
+    for 1-, 4- and 8-bit gray ("1", "L"), not in its other modes."""
+    gray = _levels(im)
+    if im.format == "TIFF" and im.tag_v2.get(262) == 0 and im.mode not in ("1", "L", "P"):
+        return Image.fromarray(255 - np.asarray(gray), "L")
+    return gray
+
+
+def _levels(im):
     bits, sample_format = _tiff_sample(im)
     if im.mode == "F":
         a = np.asarray(im, dtype=np.float64)

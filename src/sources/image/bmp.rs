@@ -10,18 +10,10 @@
 //!   and RLE24, which stay refused): its first 40 bytes are a Windows
 //!   `BITMAPINFOHEADER`, so it becomes one, the 24 OS/2-only bytes cut and the
 //!   offsets that follow moved back. Its palette entries are 4 bytes, as Windows'.
-//! - A top-down (negative height) RLE bitmap, which the format does not define
-//!   but writers make and Pillow reads rows first-to-top: decoded bottom-up, then
-//!   turned over ([`Normalized::flip`]).
+//!
+//! RLE data is then expanded as Pillow expands it (`rle.rs`).
 
 use std::borrow::Cow;
-
-/// A BMP ready for the `image` crate.
-pub struct Normalized<'a> {
-    pub bytes: Cow<'a, [u8]>,
-    /// The decoded rows are to be turned over (a top-down RLE bitmap).
-    pub flip: bool,
-}
 
 const FILE_HEADER: usize = 14;
 const OS2_V2: u32 = 64;
@@ -33,11 +25,8 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
 
 /// `bytes` with the rewrites above; unchanged (borrowed) when none applies or
 /// the header is too short to tell (the decoder then says what is wrong).
-pub fn normalize(bytes: &[u8]) -> Normalized<'_> {
-    let unchanged = Normalized {
-        bytes: Cow::Borrowed(bytes),
-        flip: false,
-    };
+pub fn normalize(bytes: &[u8]) -> Cow<'_, [u8]> {
+    let unchanged = Cow::Borrowed(bytes);
     let Some(size) = u32_at(bytes, FILE_HEADER) else {
         return unchanged;
     };
@@ -53,10 +42,6 @@ pub fn normalize(bytes: &[u8]) -> Normalized<'_> {
         None
     };
     let os2_v2 = size == OS2_V2 && matches!(compression, Some(0..=2));
-    let height = (size >= WINDOWS_V3)
-        .then(|| u32_at(bytes, 22).map(|h| h as i32))
-        .flatten();
-    let top_down_rle = matches!(compression, Some(1 | 2)) && height.is_some_and(|h| h < 0);
     let cut = (OS2_V2 - WINDOWS_V3) as usize;
     let from = FILE_HEADER + WINDOWS_V3 as usize;
     // Offsets into the bytes that would be cut: not a file to rewrite (the
@@ -64,14 +49,11 @@ pub fn normalize(bytes: &[u8]) -> Normalized<'_> {
     let into_cut = [2, 10]
         .iter()
         .any(|&at| u32_at(bytes, at).is_some_and(|v| (from..from + cut).contains(&(v as usize))));
-    if (planes == [1, 0] && !os2_v2 && !top_down_rle) || (os2_v2 && into_cut) {
+    if (planes == [1, 0] && !os2_v2) || (os2_v2 && into_cut) {
         return unchanged;
     }
     let mut out = bytes.to_vec();
     out[planes_at..planes_at + 2].copy_from_slice(&[1, 0]);
-    if top_down_rle && let Some(h) = height {
-        out[22..26].copy_from_slice(&h.unsigned_abs().to_le_bytes());
-    }
     if os2_v2 && out.len() >= FILE_HEADER + OS2_V2 as usize {
         out.drain(from..from + cut);
         out[FILE_HEADER..FILE_HEADER + 4].copy_from_slice(&WINDOWS_V3.to_le_bytes());
@@ -82,10 +64,7 @@ pub fn normalize(bytes: &[u8]) -> Normalized<'_> {
             }
         }
     }
-    Normalized {
-        bytes: Cow::Owned(out),
-        flip: top_down_rle,
-    }
+    Cow::Owned(out)
 }
 
 /// The bits of red, green and blue in a 16-bit BMP (5-5-5 by default, else as
@@ -165,15 +144,13 @@ mod tests {
     #[test]
     fn a_plain_bmp_is_left_as_it_is() {
         let f = bmp(40, 1, 2, 0);
-        assert!(matches!(normalize(&f).bytes, Cow::Borrowed(_)));
+        assert!(matches!(normalize(&f), Cow::Borrowed(_)));
     }
 
     #[test]
     fn planes_become_one_and_an_os2_v2_header_a_windows_one() {
         let f = bmp(64, 2, 2, 0);
-        let n = normalize(&f);
-        assert!(!n.flip);
-        let b = n.bytes;
+        let b = normalize(&f);
         assert_eq!(b.len(), f.len() - 24);
         assert_eq!(u32_at(&b, 14), Some(40));
         assert_eq!(&b[26..28], &[1, 0]);
@@ -182,17 +159,6 @@ mod tests {
         assert_eq!(&b[54..], &[7u8; 16]);
         // OS/2's own compression codes (Huffman, RLE24) stay as they are.
         let huffman = bmp(64, 1, 2, 3);
-        assert!(matches!(normalize(&huffman).bytes, Cow::Borrowed(_)));
-    }
-
-    #[test]
-    fn a_top_down_rle_bitmap_is_decoded_bottom_up_and_turned_over() {
-        let f = bmp(40, 1, -2, 1);
-        let n = normalize(&f);
-        assert!(n.flip);
-        assert_eq!(u32_at(&n.bytes, 22), Some(2));
-        // Top-down without RLE is the format's own: left alone.
-        let f = bmp(40, 1, -2, 0);
-        assert!(!normalize(&f).flip);
+        assert!(matches!(normalize(&huffman), Cow::Borrowed(_)));
     }
 }

@@ -25,6 +25,7 @@ pub mod jpeg;
 pub mod metrics;
 pub mod options;
 pub mod raster;
+pub mod rle;
 pub mod rows;
 pub mod tiff;
 

@@ -1,12 +1,15 @@
 //! PNG, BMP and WebP through `image`, with its allocation limit set to
 //! `max_decode_bytes`, and their pixels to gray levels by the rules of `gray.rs`.
 
+use std::borrow::Cow;
 use std::io::Cursor;
 
 use super::decode::{Bounds, Decoded, Header, Refused, Stage, refused};
 use super::format::Format;
 use super::gray::{Gray, luma};
 
+/// `image`'s name for a format (JPEG and TIFF are decoded by `jpeg.rs` and
+/// `tiff/`, never here; `image` is built without TIFF).
 fn image_format(f: Format) -> image::ImageFormat {
     match f {
         Format::Jpeg => image::ImageFormat::Jpeg,
@@ -64,28 +67,33 @@ fn image_error(stage: Stage, e: image::ImageError) -> Refused {
 
 pub fn decode(format: Format, bytes: &[u8], bounds: &Bounds) -> Result<Decoded, Refused> {
     use image::ImageDecoder;
-    // BMP headers `image` refuses and Pillow reads, rewritten (bmp.rs).
+    let original = bytes;
+    // BMP headers `image` refuses and Pillow reads, rewritten (bmp.rs); RLE
+    // data expanded as Pillow expands it (rle.rs).
     let normalized = match format {
-        Format::Bmp => super::bmp::normalize(bytes),
-        _ => super::bmp::Normalized {
-            bytes: std::borrow::Cow::Borrowed(bytes),
-            flip: false,
-        },
+        Format::Bmp => {
+            let header = super::bmp::normalize(bytes);
+            match super::rle::uncompress(&header, bounds.max_pixels) {
+                Ok(Some(expanded)) => Cow::Owned(expanded),
+                Ok(None) => header,
+                Err(why) => return Err(refused(Stage::Decode, format!("BMP {why}"))),
+            }
+        }
+        _ => Cow::Borrowed(bytes),
     };
-    // A rewritten header is a copy of the file, held while it decodes.
-    let copied = match &normalized.bytes {
-        std::borrow::Cow::Owned(b) => b.len() as u64,
-        std::borrow::Cow::Borrowed(_) => 0,
+    // A rewritten header or expanded data is a copy, held while it decodes.
+    let copied = match &normalized {
+        Cow::Owned(b) => b.len() as u64,
+        Cow::Borrowed(_) => 0,
     };
-    let bytes: &[u8] = &normalized.bytes;
+    let bytes: &[u8] = &normalized;
     let mut reader = image::ImageReader::with_format(Cursor::new(bytes), image_format(format));
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(bounds.max_decode_bytes);
     reader.limits(limits);
-    let refuse = image_error;
     let decoder = reader
         .into_decoder()
-        .map_err(|e| refuse(Stage::Header, e))?;
+        .map_err(|e| image_error(Stage::Header, e))?;
     let (w, h) = decoder.dimensions();
     bounds.check_pixels(u64::from(w), u64::from(h))?;
     // The decoded image, then the gray levels made of it.
@@ -97,7 +105,7 @@ pub fn decode(format: Format, bytes: &[u8], bounds: &Bounds) -> Result<Decoded, 
             .saturating_add(pixels)
             .saturating_add(copied),
     )?;
-    let (color_type, bit_depth) = stored_color(format, bytes, decoder.original_color_type());
+    let (color_type, bit_depth) = stored_color(format, original, decoder.original_color_type());
     let header = Header {
         format,
         width: w,
@@ -107,10 +115,7 @@ pub fn decode(format: Format, bytes: &[u8], bounds: &Bounds) -> Result<Decoded, 
         progressive: None,
     };
     let mut img =
-        image::DynamicImage::from_decoder(decoder).map_err(|e| refuse(Stage::Decode, e))?;
-    if normalized.flip {
-        img.apply_orientation(image::metadata::Orientation::FlipVertical);
-    }
+        image::DynamicImage::from_decoder(decoder).map_err(|e| image_error(Stage::Decode, e))?;
     // A 16-bit BMP's 5- and 6-bit channels: `image` spreads them over 0..=255
     // rounded to nearest, Pillow rounded down (4 of 31 is 33 against 32); the
     // metrics follow Pillow's levels, as the oracle's do.

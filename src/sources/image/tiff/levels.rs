@@ -24,7 +24,8 @@ use crate::sources::image::gray::{Gray, cmyk_luma, luma};
 pub struct Layout {
     pub width: usize,
     pub height: usize,
-    /// Samples per pixel as stored.
+    /// Samples per pixel the decoder gives (an unspecified extra sample of
+    /// RGB or CMYK it leaves out).
     pub samples: usize,
     /// One plane per sample (PlanarConfiguration 2), else interleaved.
     pub planar: bool,
@@ -120,19 +121,24 @@ fn sample_levels(
 }
 
 /// Samples of `bits` bits packed most significant bit first, each row starting
-/// on a byte, to one level each, interleaved.
+/// on a byte, to one level each, interleaved. Bytes are taken into an
+/// accumulator one at a time and each sample cut from its top.
 fn unpack(bytes: &[u8], layout: &Layout, bits: u16, kind: SampleKind, index: bool) -> Vec<u8> {
     let per_row = layout.width * layout.samples;
-    let row_bytes = (per_row * usize::from(bits)).div_ceil(8);
+    let row_bytes = (per_row as u64 * u64::from(bits)).div_ceil(8) as usize;
+    let width = u32::from(bits);
     let mut out = Vec::with_capacity(per_row * layout.height);
     for row in bytes.chunks(row_bytes.max(1)).take(layout.height) {
-        for i in 0..per_row {
-            let start = i * usize::from(bits);
-            let mut raw = 0u64;
-            for bit in start..start + usize::from(bits) {
-                let byte = row.get(bit / 8).copied().unwrap_or(0);
-                raw = (raw << 1) | u64::from((byte >> (7 - bit % 8)) & 1);
+        let mut next = row.iter();
+        let (mut acc, mut held) = (0u128, 0u32);
+        for _ in 0..per_row {
+            while held < width {
+                acc = (acc << 8) | u128::from(next.next().copied().unwrap_or(0));
+                held += 8;
             }
+            held -= width;
+            let raw = ((acc >> held) as u64) & mask(bits);
+            acc &= (1u128 << held) - 1;
             out.push(level(raw, bits, kind, index));
         }
     }
@@ -159,8 +165,8 @@ pub fn to_gray(
             pixels * n
         ));
     }
-    // Packed rows are unpacked interleaved whatever the planar configuration
-    // (plan.rs only packs one sample per pixel).
+    // Packed rows are unpacked interleaved (plan.rs refuses separate planes of
+    // packed samples).
     let planar = layout.planar && layout.packed_bits.is_none() && n > 1;
     let at = |p: usize, s: usize| -> u8 {
         let i = if planar { s * pixels + p } else { p * n + s };

@@ -4,17 +4,21 @@
 //! and, through a rewritten header, palettes and 12-bit rows (`plan.rs`).
 //!
 //! ```text
-//! tags (plan.rs) ─► pixels and memory checked against the bounds
-//!   ─► the file, or a copy with some entries rewritten (rewrite.rs)
-//!   ─► the decoder: all planes ─► gray levels (levels.rs)
+//! tags (plan.rs) ─► pixels, tiles, JPEG frames (jpeg_chunks.rs) and memory
+//!   checked against the bounds ─► the file, or a copy with some entries
+//!   rewritten (ifd.rs) ─► the decoder: all planes ─► gray levels (levels.rs)
 //! ```
 //!
 //! The first directory is the image, as Pillow opens it. Width and height are
-//! the stored ones whatever the orientation tag says.
+//! the stored ones whatever the orientation tag says. Everything the decoder
+//! allocates is checked first: the decoded samples, their levels and the gray
+//! image from the tags, a JPEG strip's frame against its strip, a tile's size;
+//! the tag values themselves are within the decoder's 1 MiB per tag.
 
+mod ifd;
+mod jpeg_chunks;
 mod levels;
 mod plan;
-mod rewrite;
 
 use std::borrow::Cow;
 use std::io::Cursor;
@@ -24,32 +28,59 @@ use tiff::decoder::{Decoder, DecodingResult, Limits};
 
 use super::decode::{Bounds, Decoded, Header, Refused, Stage, refused};
 use super::format::Format;
-use plan::{Read, Tags};
+use plan::{Read, SampleKind, Tags};
 
 pub fn decode(bytes: &[u8], bounds: &Bounds) -> Result<Decoded, Refused> {
-    let tags = Tags::read(bytes).map_err(|e| tiff_error(Stage::Header, None, e))?;
+    let tags = Tags::read(bytes).map_err(|e| unreadable(bytes, e))?;
     let (w, h) = (u64::from(tags.width), u64::from(tags.height));
     bounds.check_pixels(w, h)?;
-    let plan = plan::plan(&tags).map_err(|what| {
+    let not_read = |what: String| {
         refused(
             Stage::Header,
             format!("TIFF with {what}: not read by naslake's TIFF decoding"),
         )
-    })?;
+    };
+    let plan = plan::plan(&tags, bounds.max_decode_bytes).map_err(not_read)?;
+    if tags.compression == 7 {
+        jpeg_chunks::check(bytes, &tags).map_err(not_read)?;
+    }
+    // The decoded samples (packed rows for fewer than 8 bits), their levels
+    // (one byte each, made before wider samples are dropped; 8-bit unsigned
+    // samples are their own), the gray image, and any copy of the file.
+    let samples = (w * h).saturating_mul(u64::from(tags.samples));
+    let decoded = match tags.bits {
+        b if b < 8 => (w * u64::from(tags.samples) * u64::from(b)).div_ceil(8) * h,
+        b => samples.saturating_mul(u64::from(b).div_ceil(8)),
+    };
+    let levels = match (tags.bits, plan.kind) {
+        (8, SampleKind::Unsigned) => 0,
+        _ => samples,
+    };
+    let copy = match plan.read {
+        Read::AsStored => 0,
+        Read::Rewritten(_) => bytes.len() as u64,
+    };
+    bounds.check_memory(
+        "this tiff",
+        decoded
+            .saturating_add(levels)
+            .saturating_add(w * h)
+            .saturating_add(copy),
+    )?;
     let stored: Cow<[u8]> = match &plan.read {
         Read::AsStored => Cow::Borrowed(bytes),
         Read::Rewritten(patches) => {
-            Cow::Owned(rewrite::rewrite(bytes, patches).ok_or_else(|| {
+            let mut copy = ifd::rewrite(bytes, patches).ok_or_else(|| {
                 refused(
                     Stage::Header,
                     "TIFF: its first directory could not be rewritten",
                 )
-            })?)
+            })?;
+            if plan.reverse_chunk_bits {
+                reverse_chunk_bits(&mut copy, &tags);
+            }
+            Cow::Owned(copy)
         }
-    };
-    let copied = match &stored {
-        Cow::Owned(b) => b.len() as u64,
-        Cow::Borrowed(_) => 0,
     };
     let mut limits = Limits::default();
     let max = usize::try_from(bounds.max_decode_bytes).unwrap_or(usize::MAX);
@@ -58,23 +89,12 @@ pub fn decode(bytes: &[u8], bounds: &Bounds) -> Result<Decoded, Refused> {
     let mut decoder = Decoder::new(Cursor::new(&*stored))
         .map_err(|e| tiff_error(Stage::Header, Some(&tags), e))?
         .with_limits(limits);
-    let layout = decoder
-        .image_buffer_layout()
-        .map_err(|e| tiff_error(Stage::Header, Some(&tags), e))?;
-    // The decoded samples, their levels (one byte each, made before the wider
-    // samples are dropped; 8-bit unsigned samples are their own levels) and
-    // the gray image are alive at once, with any copy of the file.
-    let levels = match (tags.bits, plan.kind) {
-        (8, plan::SampleKind::Unsigned) => 0,
-        _ => (w * h).saturating_mul(u64::from(tags.samples)),
-    };
-    bounds.check_memory(
-        "this tiff",
-        (layout.complete_len as u64)
-            .saturating_add(levels)
-            .saturating_add(w * h)
-            .saturating_add(copied),
-    )?;
+    // The samples the decoder gives per pixel: the colour ones, without an
+    // unspecified extra sample (RGBX, CMYKX), or all of gray's.
+    let given = decoder
+        .colortype()
+        .map_err(|e| tiff_error(Stage::Header, Some(&tags), e))?
+        .num_samples();
     let mut decoded = DecodingResult::U8(Vec::new());
     let read = decoder
         .read_image_to_buffer(&mut decoded)
@@ -92,7 +112,7 @@ pub fn decode(bytes: &[u8], bounds: &Bounds) -> Result<Decoded, Refused> {
     let layout = levels::Layout {
         width: tags.width as usize,
         height: tags.height as usize,
-        samples: usize::from(tags.samples),
+        samples: usize::from(given),
         planar: read.planes > 1,
         packed_bits: packed.then_some(tags.bits),
     };
@@ -109,12 +129,47 @@ pub fn decode(bytes: &[u8], bounds: &Bounds) -> Result<Decoded, Refused> {
     Ok(Decoded { header, gray })
 }
 
+/// Every byte of every strip or tile with its bits in the other order.
+fn reverse_chunk_bits(file: &mut [u8], tags: &Tags) {
+    for (&offset, &count) in tags.chunk_offsets.iter().zip(&tags.chunk_counts) {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let end = start.saturating_add(usize::try_from(count).unwrap_or(usize::MAX));
+        // A range past the end is the decoder's to report.
+        if let Some(chunk) = file.get_mut(start..end.min(file.len())) {
+            chunk.iter_mut().for_each(|b| *b = b.reverse_bits());
+        }
+    }
+}
+
+/// A first directory the decoder cannot open: named from its raw entries
+/// where they tell (a photometric interpretation it has no name for).
+fn unreadable(bytes: &[u8], e: TiffError) -> Refused {
+    // 0 to 10 but 7 are the decoder's own.
+    let photometric = ifd::short(bytes, 262).filter(|&p| p > 10 || p == 7);
+    match (photometric, &e) {
+        (Some(p), TiffError::UnsupportedError(_)) => {
+            let name = match p {
+                32803 => " (CFA: raw sensor data)",
+                34892 => " (LinearRaw)",
+                32844 | 32845 => " (LogLuv)",
+                _ => "",
+            };
+            refused(
+                Stage::Header,
+                format!("TIFF with photometric interpretation {p}{name}: not read ({e})"),
+            )
+        }
+        _ => tiff_error(Stage::Header, None, e),
+    }
+}
+
 /// The decoder's error as a reject: a refusal names what the tags hold.
 fn tiff_error(stage: Stage, tags: Option<&Tags>, e: TiffError) -> Refused {
     match e {
         TiffError::LimitsExceeded => refused(
             Stage::Limits,
-            "decoding this tiff would take more than max_decode_bytes",
+            "decoding this tiff would go over the decoder's limits \
+             (max_decode_bytes, or 1 MiB for one tag's values)",
         ),
         TiffError::UnsupportedError(_) => {
             let named = tags.map(plan::unusual).unwrap_or_default();

@@ -1,7 +1,7 @@
 //! How a TIFF's pixels are read, decided from its first directory's tags alone
 //! (a pure function, [`plan`]): the colour model that makes them gray, what
 //! each stored sample is, and whether the `tiff` decoder reads the file as it
-//! is or a copy whose header says something it can read (`rewrite.rs`):
+//! is or a copy whose header says something it can read (`ifd.rs`):
 //!
 //! - a **palette** image as the gray image of its indices (photometric 3 → 1),
 //!   the ColorMap then applied here;
@@ -11,15 +11,25 @@
 //!   compressed strips without a predictor: the rewrite keeps the bytes, not
 //!   what a predictor or a tile grid means.
 //!
+//! White-is-zero gray is inverted here, except where the decoder inverts it
+//! itself (unsigned gray of 8 bits or fewer, one sample: what Pillow inverts
+//! too); elsewhere its photometric interpretation is rewritten to black-is-zero
+//! first, as the decoder inverts no signed, half-float or multi-sample gray.
+//!
+//! Strips stored least significant bit first (FillOrder 2) are read from a
+//! copy whose chunk bytes are reversed.
+//!
 //! What no plan reads is refused, and the reason names the feature the tags
-//! hold ("YCbCr with 2 × 2 subsampling, uncompressed", "64-bit complex samples").
+//! hold ("YCbCr with 2 × 2 subsampling, uncompressed", "64-bit complex samples"),
+//! as is a tile whose decoding would alone take more than `max_decode_bytes`
+//! (the decoder sizes its row buffers by the tile's declared width).
 
 use std::io::Cursor;
 
 use tiff::decoder::Decoder;
 use tiff::tags::Tag;
 
-use super::rewrite::Patch;
+use super::ifd::Patch;
 
 /// What the tags say, as far as reading the pixels goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +45,14 @@ pub struct Tags {
     pub compression: u16,
     pub predictor: u16,
     pub planar: u16,
-    pub tiled: bool,
+    /// FillOrder: 2 stores each byte's bits least significant first.
+    pub fill_order: u16,
+    /// TileWidth and TileLength, for a tiled image.
+    pub tile: Option<(u32, u32)>,
+    pub rows_per_strip: u32,
+    /// Where each strip or tile starts, and its byte count.
+    pub chunk_offsets: Vec<u64>,
+    pub chunk_counts: Vec<u64>,
     pub subsampling: (u16, u16),
     pub colormap: Option<Vec<u16>>,
 }
@@ -60,12 +77,22 @@ impl Tags {
         let compression = first(vec(Tag::Compression), 1);
         let predictor = first(vec(Tag::Predictor), 1);
         let planar = first(vec(Tag::PlanarConfiguration), 1);
-        let tiled = vec(Tag::TileWidth).is_some();
+        let fill_order = first(vec(Tag::FillOrder), 1);
+        let one = |v: Option<Vec<u32>>| v.and_then(|v| v.first().copied());
+        let tile = one(vec(Tag::TileWidth)).zip(one(vec(Tag::TileLength)));
+        let rows_per_strip = one(vec(Tag::RowsPerStrip)).unwrap_or(u32::MAX);
         let subsampling = match vec(Tag::ChromaSubsampling).as_deref() {
             Some([h, v]) => (*h as u16, *v as u16),
             _ => (2, 2),
         };
         let colormap = d.find_tag_unsigned_vec::<u16>(Tag::ColorMap).ok().flatten();
+        let mut u64s = |t: Tag| d.find_tag_unsigned_vec::<u64>(t).ok().flatten();
+        let (offsets, counts) = match tile {
+            Some(_) => (Tag::TileOffsets, Tag::TileByteCounts),
+            None => (Tag::StripOffsets, Tag::StripByteCounts),
+        };
+        let chunk_offsets = u64s(offsets).unwrap_or_default();
+        let chunk_counts = u64s(counts).unwrap_or_default();
         Ok(Tags {
             width,
             height,
@@ -76,7 +103,11 @@ impl Tags {
             compression,
             predictor,
             planar,
-            tiled,
+            fill_order,
+            tile,
+            rows_per_strip,
+            chunk_offsets,
+            chunk_counts,
             subsampling,
             colormap,
         })
@@ -113,7 +144,7 @@ pub enum SampleKind {
 pub enum Read {
     /// As it is.
     AsStored,
-    /// A copy with these entries changed (`rewrite.rs`).
+    /// A copy with these entries changed (`ifd.rs`).
     Rewritten(Vec<Patch>),
 }
 
@@ -124,9 +155,10 @@ pub struct Plan {
     pub kind: SampleKind,
     /// Bits per stored sample.
     pub bits: u16,
-    /// Samples per pixel as stored.
-    pub samples: u16,
     pub read: Read,
+    /// The bytes of every strip or tile are stored least significant bit first
+    /// (FillOrder 2): the copy has them reversed, as libtiff reads them.
+    pub reverse_chunk_bits: bool,
     /// The colour model's name in `image_inspections.color_type`.
     pub color_type: &'static str,
 }
@@ -138,11 +170,15 @@ const PALETTE: u16 = 3;
 const CMYK: u16 = 5;
 const YCBCR: u16 = 6;
 const JPEG: u16 = 7;
-const OLD_JPEG: u16 = 6;
 
 /// The plan for a TIFF with these tags, or, in words, what it holds that none
-/// reads.
-pub fn plan(tags: &Tags) -> Result<Plan, String> {
+/// reads (or a tile too large to decode within `max_decode_bytes`).
+pub fn plan(tags: &Tags, max_decode_bytes: u64) -> Result<Plan, String> {
+    let reverse_chunk_bits = match tags.fill_order {
+        1 => false,
+        2 => true,
+        other => return Err(format!("FillOrder {other}")),
+    };
     let kind = match tags.sample_format {
         1 | 4 => SampleKind::Unsigned,
         2 => SampleKind::Signed,
@@ -185,8 +221,7 @@ pub fn plan(tags: &Tags) -> Result<Plan, String> {
             if bits != 8 {
                 return Err(format!("YCbCr with {bits}-bit samples"));
             }
-            let jpeg = matches!(tags.compression, JPEG | OLD_JPEG);
-            if tags.subsampling != (1, 1) && !jpeg {
+            if tags.subsampling != (1, 1) && tags.compression != JPEG {
                 let (h, v) = tags.subsampling;
                 return Err(format!(
                     "YCbCr with {h} × {v} chroma subsampling outside JPEG (compression {})",
@@ -224,30 +259,52 @@ pub fn plan(tags: &Tags) -> Result<Plan, String> {
         }
         other => return Err(format!("photometric interpretation {other}")),
     };
+    if let Some((tw, tl)) = tags.tile {
+        let bytes = u64::from(tw)
+            .saturating_mul(u64::from(tl))
+            .saturating_mul(u64::from(tags.samples))
+            .saturating_mul(u64::from(bits).div_ceil(8));
+        if bytes > max_decode_bytes {
+            return Err(format!(
+                "tiles of {tw} × {tl} ({bytes} bytes each, over max_decode_bytes)"
+            ));
+        }
+    }
     // The decoder reads gray in any depth up to 8 bits, and whole bytes of
     // every model; a palette it does not read at all.
     let mut patches = Vec::new();
     let mut model = model;
+    let decoder_inverts = kind == SampleKind::Unsigned && bits <= 8 && tags.samples == 1;
+    let black_is_zero = Patch {
+        tag: 262,
+        value: u32::from(BLACK_IS_ZERO),
+    };
     if let Model::Palette(_) = model {
-        patches.push(Patch {
-            tag: 262,
-            value: u32::from(BLACK_IS_ZERO),
-        });
+        patches.push(black_is_zero);
+    } else if photometric == WHITE_IS_ZERO && !decoder_inverts {
+        patches.push(black_is_zero);
+        model = Model::Gray { invert: true };
     }
     let gray_like = matches!(model, Model::Gray { .. } | Model::Palette(_));
     let decoder_reads_depth = native_depth || (gray_like && bits < 8);
+    if bits < 8 && tags.samples > 1 && tags.planar == 2 {
+        return Err(format!(
+            "{bits}-bit samples in {} separate planes",
+            tags.samples
+        ));
+    }
     if !decoder_reads_depth {
         let refuse = |why: &str| Err(format!("{bits}-bit samples {why}"));
         if tags.samples != 1 {
             return refuse(&format!("in {} samples per pixel", tags.samples));
         }
-        if tags.tiled {
+        if tags.tile.is_some() {
             return refuse("in tiles");
         }
         if tags.predictor != 1 {
             return refuse(&format!("with predictor {}", tags.predictor));
         }
-        if matches!(tags.compression, JPEG | OLD_JPEG | 2 | 3 | 4) {
+        if matches!(tags.compression, 2..=4 | 6 | JPEG) {
             return refuse(&format!("with compression {}", tags.compression));
         }
         let row_bytes = (u64::from(tags.width) * u64::from(bits)).div_ceil(8);
@@ -258,14 +315,13 @@ pub fn plan(tags: &Tags) -> Result<Plan, String> {
                 value: row_bytes,
             },
             Patch { tag: 258, value: 8 },
-            Patch {
-                tag: 262,
-                value: u32::from(BLACK_IS_ZERO),
-            },
         ]);
-        if photometric == WHITE_IS_ZERO {
-            model = Model::Gray { invert: true };
+        if !patches.contains(&black_is_zero) {
+            patches.push(black_is_zero);
         }
+    }
+    if reverse_chunk_bits {
+        patches.push(Patch { tag: 266, value: 1 });
     }
     let read = if patches.is_empty() {
         Read::AsStored
@@ -276,8 +332,8 @@ pub fn plan(tags: &Tags) -> Result<Plan, String> {
         model,
         kind,
         bits,
-        samples: tags.samples,
         read,
+        reverse_chunk_bits,
         color_type,
     })
 }
@@ -318,7 +374,11 @@ mod tests {
             compression: 1,
             predictor: 1,
             planar: 1,
-            tiled: false,
+            fill_order: 1,
+            tile: None,
+            rows_per_strip: 2,
+            chunk_offsets: vec![8],
+            chunk_counts: vec![60],
             subsampling: (2, 2),
             colormap: None,
         }
@@ -328,7 +388,7 @@ mod tests {
     fn whole_bytes_are_read_as_stored() {
         for (photometric, samples, color_type) in [
             (BLACK_IS_ZERO, 1, "gray"),
-            (WHITE_IS_ZERO, 2, "gray_alpha"),
+            (BLACK_IS_ZERO, 2, "gray_alpha"),
             (RGB, 3, "rgb"),
             (RGB, 4, "rgba"),
             (CMYK, 4, "cmyk"),
@@ -341,7 +401,7 @@ mod tests {
                     bits,
                     ..tags()
                 };
-                let p = plan(&t).unwrap();
+                let p = plan(&t, u64::MAX).unwrap();
                 assert_eq!(p.read, Read::AsStored, "{t:?}");
                 assert_eq!(p.color_type, color_type);
             }
@@ -360,7 +420,7 @@ mod tests {
             colormap: Some(map),
             ..tags()
         };
-        let p = plan(&t).unwrap();
+        let p = plan(&t, u64::MAX).unwrap();
         assert_eq!(p.read, Read::Rewritten(vec![Patch { tag: 262, value: 1 }]));
         let Model::Palette(colours) = p.model else {
             panic!("{:?}", p.model)
@@ -372,12 +432,20 @@ mod tests {
             colormap: Some(vec![0; 3 * 15]),
             ..t.clone()
         };
-        assert!(plan(&short).unwrap_err().contains("ColorMap of 45 values"));
+        assert!(
+            plan(&short, u64::MAX)
+                .unwrap_err()
+                .contains("ColorMap of 45 values")
+        );
         let none = Tags {
             colormap: None,
             ..t
         };
-        assert!(plan(&none).unwrap_err().contains("without a ColorMap"));
+        assert!(
+            plan(&none, u64::MAX)
+                .unwrap_err()
+                .contains("without a ColorMap")
+        );
     }
 
     #[test]
@@ -388,16 +456,16 @@ mod tests {
             width: 31,
             ..tags()
         };
-        let p = plan(&t).unwrap();
+        let p = plan(&t, u64::MAX).unwrap();
         assert_eq!(
             p.read,
             Read::Rewritten(vec![
+                Patch { tag: 262, value: 1 },
                 Patch {
                     tag: 256,
                     value: 47 // ⌈31 × 12 / 8⌉
                 },
                 Patch { tag: 258, value: 8 },
-                Patch { tag: 262, value: 1 },
             ])
         );
         assert_eq!(p.model, Model::Gray { invert: true });
@@ -405,7 +473,7 @@ mod tests {
         for (t, why) in [
             (
                 Tags {
-                    tiled: true,
+                    tile: Some((16, 16)),
                     ..t.clone()
                 },
                 "in tiles",
@@ -433,17 +501,79 @@ mod tests {
                 "compression 7",
             ),
         ] {
-            let e = plan(&t).unwrap_err();
+            let e = plan(&t, u64::MAX).unwrap_err();
             assert!(e.contains("12-bit samples") && e.contains(why), "{e}");
         }
         // Under 8 bits the decoder reads gray itself.
         let four = Tags { bits: 4, ..tags() };
-        assert_eq!(plan(&four).unwrap().read, Read::AsStored);
+        assert_eq!(plan(&four, u64::MAX).unwrap().read, Read::AsStored);
+    }
+
+    #[test]
+    fn white_is_zero_is_inverted_here_where_the_decoder_does_not() {
+        let white = |bits, sample_format, samples| {
+            let t = Tags {
+                photometric: Some(WHITE_IS_ZERO),
+                bits,
+                sample_format,
+                samples,
+                ..tags()
+            };
+            plan(&t, u64::MAX).unwrap()
+        };
+        for (bits, samples) in [(8, 1), (4, 1), (1, 1)] {
+            let p = white(bits, 1, samples);
+            assert_eq!(p.read, Read::AsStored);
+            assert_eq!(p.model, Model::Gray { invert: false });
+        }
+        for (bits, format, samples) in [(16, 1, 1), (8, 2, 1), (8, 1, 2), (32, 3, 1), (16, 3, 1)] {
+            let p = white(bits, format, samples);
+            assert_eq!(p.read, Read::Rewritten(vec![Patch { tag: 262, value: 1 }]));
+            assert_eq!(p.model, Model::Gray { invert: true });
+        }
+    }
+
+    #[test]
+    fn large_tiles_and_planes_of_packed_samples_are_refused_reversed_bits_rewritten() {
+        let tiled = Tags {
+            tile: Some((u32::MAX - 15, 16)),
+            ..tags()
+        };
+        let e = plan(&tiled, 1 << 29).unwrap_err();
+        assert!(e.contains("over max_decode_bytes"), "{e}");
+        let small = Tags {
+            tile: Some((256, 256)),
+            ..tags()
+        };
+        assert!(plan(&small, 1 << 29).is_ok());
+        let reversed = Tags {
+            fill_order: 2,
+            ..tags()
+        };
+        let p = plan(&reversed, u64::MAX).unwrap();
+        assert!(p.reverse_chunk_bits);
+        assert_eq!(p.read, Read::Rewritten(vec![Patch { tag: 266, value: 1 }]));
+        let unknown = Tags {
+            fill_order: 3,
+            ..tags()
+        };
+        assert_eq!(plan(&unknown, u64::MAX).unwrap_err(), "FillOrder 3");
+        let planes = Tags {
+            bits: 4,
+            samples: 2,
+            planar: 2,
+            ..tags()
+        };
+        assert!(
+            plan(&planes, u64::MAX)
+                .unwrap_err()
+                .contains("separate planes")
+        );
     }
 
     #[test]
     fn what_no_plan_reads_is_named() {
-        let refused = |t: Tags| plan(&t).unwrap_err();
+        let refused = |t: Tags| plan(&t, u64::MAX).unwrap_err();
         let ycbcr = |subsampling, compression| Tags {
             photometric: Some(YCBCR),
             samples: 3,
@@ -452,8 +582,14 @@ mod tests {
             ..tags()
         };
         assert!(refused(ycbcr((2, 2), 1)).contains("2 × 2 chroma subsampling"));
-        assert_eq!(plan(&ycbcr((2, 2), 7)).unwrap().model, Model::YCbCr);
-        assert_eq!(plan(&ycbcr((1, 1), 5)).unwrap().model, Model::YCbCr);
+        assert_eq!(
+            plan(&ycbcr((2, 2), 7), u64::MAX).unwrap().model,
+            Model::YCbCr
+        );
+        assert_eq!(
+            plan(&ycbcr((1, 1), 5), u64::MAX).unwrap().model,
+            Model::YCbCr
+        );
         let complex = Tags {
             sample_format: 6,
             bits: 64,
