@@ -29,7 +29,11 @@ oracle.Image.open = _open_stored
 
 root = sys.argv[1]
 lake = sys.argv[2]
-what = dict(line.rstrip("\n").split("\t") for line in open(os.path.join(root, "manifest.tsv")))
+manifest = os.path.join(root, "manifest.tsv")
+if os.path.exists(manifest):
+    what = dict(line.rstrip("\n").split("\t") for line in open(manifest))
+else:  # any collection: every file under root
+    what = {os.path.relpath(os.path.join(d, f), root): "" for d, _, fs in os.walk(root) for f in fs}
 
 con = duckdb.connect()
 ins = {r[0]: r[1:] for r in con.execute(

@@ -70,13 +70,13 @@ def _levels(im):
         return Image.fromarray((a >> (bits - 8)).astype(np.uint8), "L")
     if im.mode == "L" and sample_format == 2:
         return Image.fromarray(np.asarray(im) ^ np.uint8(0x80), "L")
-    if im.mode == "LA":
+    if im.mode in ("LA", "LAB"):  # gray of gray with alpha; L* of L*a*b*
         return im.getchannel(0)
     if im.mode in ("L",):
         return im
     if im.mode == "CMYK":
         return im.convert("RGB").convert("L")
-    if im.mode in ("RGBA", "RGBX", "P", "PA", "1"):
+    if im.mode in ("RGBA", "RGBX", "P", "PA", "1"):  # Pillow divides premultiplied alpha out
         return im.convert("RGB").convert("L")
     return im.convert("L")
 

@@ -10,6 +10,12 @@
 //!   and RLE24, which stay refused): its first 40 bytes are a Windows
 //!   `BITMAPINFOHEADER`, so it becomes one, the 24 OS/2-only bytes cut and the
 //!   offsets that follow moved back. Its palette entries are 4 bytes, as Windows'.
+//! - A pixel-data offset (`bfOffBits`) right after the header of a bitmap of
+//!   8 bits or fewer, whose palette is there: moved past the palette, as Pillow
+//!   reads it (a writer that forgot the palette in the offset).
+//! - Uncompressed pixels that end within the last row's padding (its pixels
+//!   all there, the bytes that round it to 4 not): the padding is added, as
+//!   Pillow does not need it.
 //!
 //! RLE data is then expanded as Pillow expands it (`rle.rs`).
 
@@ -42,6 +48,23 @@ pub fn normalize(bytes: &[u8]) -> Cow<'_, [u8]> {
         None
     };
     let os2_v2 = size == OS2_V2 && matches!(compression, Some(0..=2));
+    // Pillow's rule: an offset of exactly 14 + the header's size, at 8 bits or
+    // fewer, is moved past the palette (colours × 4 bytes, 3 in OS/2 1.x's).
+    let bits_at = if size == 12 { 24 } else { 28 };
+    let bits = bytes
+        .get(bits_at..bits_at + 2)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let colours = match (size >= WINDOWS_V3).then(|| u32_at(bytes, 46)).flatten() {
+        Some(n) if n > 0 => Some(n),
+        _ => bits.filter(|b| *b <= 8).map(|b| 1u32 << b),
+    };
+    let entry = if size == 12 { 3 } else { 4 };
+    let past_palette = match (u32_at(bytes, 10), bits, colours) {
+        (Some(offset), Some(1..=8), Some(n)) if offset == FILE_HEADER as u32 + size => n
+            .checked_mul(entry)
+            .and_then(|palette| offset.checked_add(palette)),
+        _ => None,
+    };
     let cut = (OS2_V2 - WINDOWS_V3) as usize;
     let from = FILE_HEADER + WINDOWS_V3 as usize;
     // Offsets into the bytes that would be cut: not a file to rewrite (the
@@ -49,11 +72,32 @@ pub fn normalize(bytes: &[u8]) -> Cow<'_, [u8]> {
     let into_cut = [2, 10]
         .iter()
         .any(|&at| u32_at(bytes, at).is_some_and(|v| (from..from + cut).contains(&(v as usize))));
-    if (planes == [1, 0] && !os2_v2) || (os2_v2 && into_cut) {
+    // Rows are padded to 4 bytes; a file may end within the last one's padding.
+    let short_padding = match (compression, u32_at(bytes, 18), u32_at(bytes, 22), bits) {
+        (Some(0 | 3), Some(w), Some(h), Some(b @ 1..=32)) if size >= WINDOWS_V3 => {
+            let data = u64::from(past_palette.or(u32_at(bytes, 10)).unwrap_or(0));
+            let row = (u64::from(w) * u64::from(b)).div_ceil(8);
+            let stride = row.div_ceil(4) * 4;
+            let rows = u64::from((h as i32).unsigned_abs());
+            let end = data + stride * rows;
+            let last_pixel = end - (stride - row);
+            let len = bytes.len() as u64;
+            (rows > 0 && len >= last_pixel && len < end).then(|| (end - len) as usize)
+        }
+        _ => None,
+    };
+    let changes = past_palette.is_some() || short_padding.is_some();
+    if (planes == [1, 0] && !os2_v2 && !changes) || (os2_v2 && into_cut) {
         return unchanged;
     }
     let mut out = bytes.to_vec();
     out[planes_at..planes_at + 2].copy_from_slice(&[1, 0]);
+    if let Some(offset) = past_palette {
+        out[10..14].copy_from_slice(&offset.to_le_bytes());
+    }
+    if let Some(missing) = short_padding {
+        out.resize(out.len() + missing, 0);
+    }
     if os2_v2 && out.len() >= FILE_HEADER + OS2_V2 as usize {
         out.drain(from..from + cut);
         out[FILE_HEADER..FILE_HEADER + 4].copy_from_slice(&WINDOWS_V3.to_le_bytes());
@@ -145,6 +189,32 @@ mod tests {
     fn a_plain_bmp_is_left_as_it_is() {
         let f = bmp(40, 1, 2, 0);
         assert!(matches!(normalize(&f), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn an_offset_that_forgets_the_palette_is_moved_past_it() {
+        let mut f = bmp(40, 1, 2, 0);
+        f[28] = 8; // 8 bits per pixel, biClrUsed 0: 256 colours
+        f[10..14].copy_from_slice(&54u32.to_le_bytes());
+        let b = normalize(&f);
+        assert_eq!(u32_at(&b, 10), Some(54 + 256 * 4));
+        f[46..50].copy_from_slice(&3u32.to_le_bytes()); // 3 colours
+        assert_eq!(u32_at(&normalize(&f), 10), Some(54 + 3 * 4));
+        f[10..14].copy_from_slice(&66u32.to_le_bytes()); // right already
+        assert!(matches!(normalize(&f), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn a_last_row_short_of_its_padding_only_is_padded() {
+        // 2 × 2 at 24 bits: rows of 6 bytes padded to 8, 16 bytes of pixels.
+        let f = bmp(40, 1, 2, 0);
+        assert!(matches!(normalize(&f), Cow::Borrowed(_)));
+        let short = &f[..f.len() - 2];
+        let b = normalize(short);
+        assert_eq!(b.len(), f.len());
+        assert_eq!(&b[..short.len()], short);
+        // Short by a pixel: truncated, the decoder's to say.
+        assert!(matches!(normalize(&f[..f.len() - 3]), Cow::Borrowed(_)));
     }
 
     #[test]

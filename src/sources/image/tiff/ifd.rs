@@ -108,6 +108,17 @@ pub fn short(bytes: &[u8], tag: u16) -> Option<u16> {
     e.u16_at(at + 4 + e.count_len)
 }
 
+/// The file's bytes with the first directory the last one (its link to the
+/// next zeroed), for a chain the decoder refuses as a cycle: only the first
+/// image is read anyway.
+pub fn first_only(bytes: &[u8]) -> Option<Vec<u8>> {
+    let e = Entries::read(bytes)?;
+    let next = e.first.checked_add(e.count.checked_mul(e.entry_len)?)?;
+    let mut out = bytes.to_vec();
+    out.get_mut(next..next + e.count_len)?.fill(0);
+    Some(out)
+}
+
 /// The file's bytes with every patch applied (to every entry of its tag), or
 /// `None` when the header or the first directory does not read, or a patched
 /// tag is not in it.
@@ -239,6 +250,16 @@ mod tests {
         // ImageWidth became a LONG.
         assert_eq!(&patched[10..22], &[1, 0, 0, 4, 0, 0, 0, 1, 0, 1, 0, 2]);
         assert_eq!(short(&patched, 256), None, "no longer a SHORT");
+    }
+
+    #[test]
+    fn the_first_directory_can_be_made_the_last() {
+        let mut b = motorola();
+        let next = b.len() - 4;
+        b[next..].copy_from_slice(&8u32.to_be_bytes()); // links to itself
+        let cut = first_only(&b).unwrap();
+        assert_eq!(&cut[next..], &[0, 0, 0, 0]);
+        assert_eq!(&cut[..next], &b[..next]);
     }
 
     #[test]

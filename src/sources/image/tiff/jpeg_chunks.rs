@@ -116,6 +116,7 @@ mod tests {
             chunk_counts: counts,
             subsampling: (2, 2),
             colormap: None,
+            extra_sample: None,
         };
         (file, tags)
     }

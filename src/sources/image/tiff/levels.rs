@@ -10,9 +10,11 @@
 //! - **floating point**: 0.0 is black and 1.0 white, clamped, rounded
 //!   (`round(clamp(v, 0, 1) · 255)`), as `image` reads float RGB.
 //!
-//! Then per pixel by the plan's model: the first sample (gray; alpha and other
-//! extra samples ignored), Pillow's luma of R, G, B, Pillow's CMYK through RGB,
-//! Y of YCbCr, or the palette colour's luma.
+//! Then per pixel by the plan's model: the first sample (gray, and L* of
+//! L*a*b*; alpha and other extra samples ignored), Pillow's luma of R, G, B
+//! (premultiplied alpha divided out first, as Pillow does: `c · 255 / a` of the
+//! levels, clipped; 0 where alpha is 0), Pillow's CMYK through RGB, Y of YCbCr,
+//! or the palette colour's luma.
 
 use tiff::decoder::DecodingResult;
 
@@ -176,7 +178,20 @@ pub fn to_gray(
         .map(|p| match model {
             Model::Gray { invert: false } | Model::YCbCr => at(p, 0),
             Model::Gray { invert: true } => 255 - at(p, 0),
-            Model::Rgb => luma(at(p, 0), at(p, 1), at(p, 2)),
+            Model::Rgb {
+                premultiplied: false,
+            } => luma(at(p, 0), at(p, 1), at(p, 2)),
+            Model::Rgb {
+                premultiplied: true,
+            } => {
+                let a = u32::from(at(p, 3));
+                let straight = |c: u8| match a {
+                    0 => 0,
+                    255 => c,
+                    a => (u32::from(c) * 255 / a).min(255) as u8,
+                };
+                luma(straight(at(p, 0)), straight(at(p, 1)), straight(at(p, 2)))
+            }
             Model::Cmyk => cmyk_luma(at(p, 0), at(p, 1), at(p, 2), at(p, 3)),
             Model::Palette(colours) => {
                 let [r, g, b] = colours
@@ -266,7 +281,15 @@ mod tests {
         };
         // R plane, G plane, B plane.
         let planes = DecodingResult::U16(vec![0xFF00, 0, 0, 0xFF00, 0, 0]);
-        let g = to_gray(planes, &layout, &Model::Rgb, SampleKind::Unsigned).unwrap();
+        let g = to_gray(
+            planes,
+            &layout,
+            &Model::Rgb {
+                premultiplied: false,
+            },
+            SampleKind::Unsigned,
+        )
+        .unwrap();
         assert_eq!(g.pixels, vec![luma(255, 0, 0), luma(0, 255, 0)]);
         let palette = Model::Palette(vec![[0, 0, 0], [255, 255, 255], [10, 20, 30], [0; 3]]);
         let packed = Layout {
@@ -281,6 +304,16 @@ mod tests {
         let g = to_gray(one_byte, &packed, &palette, SampleKind::Unsigned).unwrap();
         assert_eq!(g.pixels, vec![255, luma(10, 20, 30), 0, 255]);
         let short = DecodingResult::U16(vec![0; 5]);
-        assert!(to_gray(short, &layout, &Model::Rgb, SampleKind::Unsigned).is_err());
+        assert!(
+            to_gray(
+                short,
+                &layout,
+                &Model::Rgb {
+                    premultiplied: false
+                },
+                SampleKind::Unsigned
+            )
+            .is_err()
+        );
     }
 }

@@ -23,15 +23,26 @@ mod plan;
 use std::borrow::Cow;
 use std::io::Cursor;
 
-use tiff::TiffError;
 use tiff::decoder::{Decoder, DecodingResult, Limits};
+use tiff::{TiffError, TiffFormatError};
 
 use super::decode::{Bounds, Decoded, Header, Refused, Stage, refused};
 use super::format::Format;
 use plan::{Read, SampleKind, Tags};
 
-pub fn decode(bytes: &[u8], bounds: &Bounds) -> Result<Decoded, Refused> {
-    let tags = Tags::read(bytes).map_err(|e| unreadable(bytes, e))?;
+pub fn decode(file: &[u8], bounds: &Bounds) -> Result<Decoded, Refused> {
+    // A chain of directories that loops is read as its first (Pillow does).
+    let (bytes, tags): (Cow<[u8]>, Tags) = match Tags::read(file) {
+        Ok(tags) => (Cow::Borrowed(file), tags),
+        Err(TiffError::FormatError(TiffFormatError::CycleInOffsets)) => {
+            let first = ifd::first_only(file)
+                .ok_or_else(|| refused(Stage::Header, "TIFF: its directories loop"))?;
+            let tags = Tags::read(&first).map_err(|e| unreadable(file, e))?;
+            (Cow::Owned(first), tags)
+        }
+        Err(e) => return Err(unreadable(file, e)),
+    };
+    let bytes: &[u8] = &bytes;
     let (w, h) = (u64::from(tags.width), u64::from(tags.height));
     bounds.check_pixels(w, h)?;
     let not_read = |what: String| {

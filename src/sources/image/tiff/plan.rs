@@ -55,6 +55,8 @@ pub struct Tags {
     pub chunk_counts: Vec<u64>,
     pub subsampling: (u16, u16),
     pub colormap: Option<Vec<u16>>,
+    /// ExtraSamples' first value: 1 is alpha premultiplied into the colour.
+    pub extra_sample: Option<u16>,
 }
 
 impl Tags {
@@ -85,6 +87,7 @@ impl Tags {
             Some([h, v]) => (*h as u16, *v as u16),
             _ => (2, 2),
         };
+        let extra_sample = one(vec(Tag::ExtraSamples)).map(|v| v.min(u32::from(u16::MAX)) as u16);
         let colormap = d.find_tag_unsigned_vec::<u16>(Tag::ColorMap).ok().flatten();
         let mut u64s = |t: Tag| d.find_tag_unsigned_vec::<u64>(t).ok().flatten();
         let (offsets, counts) = match tile {
@@ -110,6 +113,7 @@ impl Tags {
             chunk_counts,
             subsampling,
             colormap,
+            extra_sample,
         })
     }
 }
@@ -122,7 +126,11 @@ pub enum Model {
     Gray {
         invert: bool,
     },
-    Rgb,
+    /// Pillow's luma of R, G, B; `premultiplied` when the alpha that follows
+    /// was multiplied into them (divided out first, as Pillow's `RGBa`).
+    Rgb {
+        premultiplied: bool,
+    },
     Cmyk,
     /// The Y sample: the luma itself.
     YCbCr,
@@ -169,6 +177,9 @@ const RGB: u16 = 2;
 const PALETTE: u16 = 3;
 const CMYK: u16 = 5;
 const YCBCR: u16 = 6;
+const CIELAB: u16 = 8;
+const ICCLAB: u16 = 9;
+const OLD_JPEG: u16 = 6;
 const JPEG: u16 = 7;
 
 /// The plan for a TIFF with these tags, or, in words, what it holds that none
@@ -210,11 +221,25 @@ pub fn plan(tags: &Tags, max_decode_bytes: u64) -> Result<Plan, String> {
         ),
         RGB => {
             need(3, "RGB")?;
-            (Model::Rgb, if tags.samples > 3 { "rgba" } else { "rgb" })
+            let premultiplied = tags.samples > 3 && tags.extra_sample == Some(1);
+            (
+                Model::Rgb { premultiplied },
+                if tags.samples > 3 { "rgba" } else { "rgb" },
+            )
         }
         CMYK => {
             need(4, "CMYK")?;
             (Model::Cmyk, "cmyk")
+        }
+        CIELAB | ICCLAB => {
+            need(3, "L*a*b*")?;
+            if bits != 8 {
+                return Err(format!("L*a*b* with {bits}-bit samples"));
+            }
+            (Model::Gray { invert: false }, "lab")
+        }
+        YCBCR if tags.compression == OLD_JPEG => {
+            return Err("old-style JPEG compression (6)".into());
         }
         YCBCR => {
             need(3, "YCbCr")?;
@@ -252,11 +277,7 @@ pub fn plan(tags: &Tags, max_decode_bytes: u64) -> Result<Plan, String> {
             (Model::Palette((0..n).map(colour).collect()), "palette")
         }
         4 => return Err("a transparency mask (photometric interpretation 4)".into()),
-        8..=10 => {
-            return Err(format!(
-                "CIE L*a*b* colour (photometric interpretation {photometric})"
-            ));
-        }
+        10 => return Err("ITU L*a*b* colour (photometric interpretation 10)".into()),
         other => return Err(format!("photometric interpretation {other}")),
     };
     if let Some((tw, tl)) = tags.tile {
@@ -279,7 +300,9 @@ pub fn plan(tags: &Tags, max_decode_bytes: u64) -> Result<Plan, String> {
         tag: 262,
         value: u32::from(BLACK_IS_ZERO),
     };
-    if let Model::Palette(_) = model {
+    // The decoder reads no palette and no CIE L*a*b*; as gray they are the
+    // index and L* (the first sample, its a* and b* then ignored).
+    if matches!(model, Model::Palette(_)) || photometric == CIELAB {
         patches.push(black_is_zero);
     } else if photometric == WHITE_IS_ZERO && !decoder_inverts {
         patches.push(black_is_zero);
@@ -343,11 +366,21 @@ pub fn plan(tags: &Tags, max_decode_bytes: u64) -> Result<Plan, String> {
 /// Empty when they hold nothing unusual.
 pub fn unusual(tags: &Tags) -> Vec<String> {
     let mut found = Vec::new();
-    match tags.compression {
-        2 => found.push("CCITT modified Huffman compression (2)".to_string()),
-        3 => found.push("CCITT Group 3 fax compression (3)".to_string()),
-        6 => found.push("old-style JPEG compression (6)".to_string()),
-        _ => {}
+    let compression = match tags.compression {
+        2 => Some("CCITT modified Huffman"),
+        3 => Some("CCITT Group 3 fax"),
+        6 => Some("old-style JPEG"),
+        34661 => Some("JBIG"),
+        34712 => Some("JPEG 2000"),
+        34887 => Some("LERC"),
+        34925 => Some("LZMA"),
+        50000 => Some("Zstandard"),
+        50001 => Some("WebP"),
+        52546 => Some("JPEG XL"),
+        _ => None,
+    };
+    if let Some(name) = compression {
+        found.push(format!("{name} compression ({})", tags.compression));
     }
     if tags.predictor != 1 {
         found.push(format!("predictor {}", tags.predictor));
@@ -381,6 +414,7 @@ mod tests {
             chunk_counts: vec![60],
             subsampling: (2, 2),
             colormap: None,
+            extra_sample: None,
         }
     }
 
@@ -607,7 +641,20 @@ mod tests {
             samples: 3,
             ..tags()
         };
-        assert!(refused(lab).contains("L*a*b*"));
+        assert_eq!(plan(&lab, u64::MAX).unwrap().color_type, "lab");
+        let itu = Tags {
+            photometric: Some(10),
+            samples: 3,
+            ..tags()
+        };
+        assert!(refused(itu).contains("ITU L*a*b*"));
+        let old_jpeg = Tags {
+            photometric: Some(YCBCR),
+            samples: 3,
+            compression: 6,
+            ..tags()
+        };
+        assert_eq!(refused(old_jpeg), "old-style JPEG compression (6)");
         let two_sample_rgb = Tags {
             photometric: Some(RGB),
             samples: 2,
