@@ -346,6 +346,12 @@ def make_tiff(out):
     tiff(out, "gray-tiled-deflate", tiff_page(gray, 1, 8, tile=(16, 16), compression=8), "gray tiled Deflate")
     tiff(out, "rgb-planar", tiff_page(rgb, 2, 8, planar=True), "RGB planar configuration 2 (separate planes)")
     tiff(out, "rgb16-planar", tiff_page(rgb.astype(np.uint16) * 257, 2, 16, planar=True), "RGB 16-bit planar")
+    tiff(out, "rgb-tiled-planar", tiff_page(rgb, 2, 8, planar=True, tile=(16, 16)),
+         "RGB planar, tiled 16×16 with partial edge tiles")
+    tiff(out, "rgba16-tiled-planar-deflate",
+         tiff_page(np.dstack([rgb, np.full(gray.shape, 255, np.uint8)]).astype(np.uint16) * 257, 2, 16, planar=True,
+                   tile=(16, 16), compression=8, extra={338: (3, [2])}),
+         "RGBA 16-bit planar, tiled, Deflate")
     tiff(out, "rgb-strips", tiff_page(rgb, 2, 8, rows_per_strip=7), "RGB 7-row strips")
 
     # Palette and CMYK
@@ -373,6 +379,10 @@ def make_tiff(out):
     tiff(out, "gray-alpha8-whiteiszero",
          tiff_page(np.dstack([255 - gray, np.full(gray.shape, 90, np.uint8)]), 0, 8, extra={338: (3, [2])}),
          "gray+alpha 8-bit, photometric 0 (WhiteIsZero)")
+    tiff(out, "gray-alpha8-premultiplied",
+         tiff_page(np.dstack([(gray.astype(np.uint16) * 90 // 255).astype(np.uint8), np.full(gray.shape, 90, np.uint8)]),
+                   1, 8, extra={338: (3, [1])}),
+         "gray+alpha 8-bit, alpha premultiplied (ExtraSamples 1)")
     tiff(out, "rgbx8", tiff_page(np.dstack([rgb, np.full(gray.shape, 7, np.uint8)]), 2, 8, extra={338: (3, [0])}),
          "RGB plus an unspecified extra sample (ExtraSamples 0)")
     tiff(out, "gray4-odd", tiff_page(odd >> 4, 1, 4), "gray 4-bit, width 31 (rows end mid-byte)")
@@ -525,6 +535,11 @@ def make_bmp(out):
       "2-bit palette (Windows CE)")
     b("pal4", bmp_bytes(W, H, 4, [pack_bits(r[None], 4, "<") for r in idx16], palette=pal16), "4-bit palette")
     b("pal8", bmp_bytes(W, H, 8, [bytes(r) for r in idx256], palette=pal256), "8-bit palette")
+    forgot = bytearray(bmp_bytes(W, H, 8, [bytes(r) for r in idx256], palette=pal256))
+    forgot[10:14] = struct.pack("<I", 14 + 40)
+    b("pal8-offset-forgets-palette", bytes(forgot), "8-bit palette, bfOffBits right after the header (Pillow skips the palette)")
+    odd = bmp_bytes(W - 1, H, 24, bgr_rows(RGB[:, : W - 1]))
+    b("rgb24-last-row-short-of-padding", odd[:-3], "24-bit, width 31, the file ends 3 bytes short (the last row's padding)")
     b("pal8-topdown", bmp_bytes(W, H, 8, [bytes(r) for r in idx256], palette=pal256, topdown=True),
       "8-bit palette, top-down (negative height)")
     b("pal8-clrused0", bmp_bytes(W, H, 8, [bytes(r) for r in idx256],

@@ -72,6 +72,8 @@ def _levels(im):
         return Image.fromarray(np.asarray(im) ^ np.uint8(0x80), "L")
     if im.mode in ("LA", "LAB"):  # gray of gray with alpha; L* of L*a*b*
         return im.getchannel(0)
+    if im.mode == "La":  # premultiplied: divided out by Pillow's La -> LA
+        return im.convert("LA").getchannel(0)
     if im.mode in ("L",):
         return im
     if im.mode == "CMYK":

@@ -583,16 +583,18 @@ def test_bmp_headers_pillow_reads_are_indexed_as_pillow_reads_them(tmp_path):
     assert got["stereo.mpo"]["format"] == "jpeg"
 
 
-def tiff_variants(out):
-    """The TIFF variants of scripts/image_variants.py (every sample kind, YCbCr,
-    palettes, planes, tiles, fax, sub-IFDs…), written under `out`."""
+def tiff_and_bmp_variants(out):
+    """The TIFF and BMP variants of scripts/image_variants.py (every sample kind,
+    YCbCr, palettes, planes, tiles, fax, sub-IFDs…; headers, RLE with deltas and
+    short rows, offsets and padding writers get wrong), written under `out`."""
     sys.path.insert(0, str(ROOT / "scripts"))
     try:
         import image_variants
     finally:
         sys.path.pop(0)
     image_variants.make_tiff(str(out))
-    return sorted(p.relative_to(out).as_posix() for p in out.rglob("*.tif"))
+    image_variants.make_bmp(str(out))
+    return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.suffix in (".tif", ".bmp"))
 
 
 def pillow_reads(path):
@@ -609,15 +611,17 @@ def pillow_reads(path):
 TIFF_REFUSED = {"tiff/fax-c2.tif": "CCITT modified Huffman", "tiff/fax-c3.tif": "CCITT Group 3"}
 
 
-def test_tiff_variants_pillow_reads_are_indexed_with_its_dimensions_and_levels(tmp_path):
-    """Every TIFF variant Pillow decodes whole (signed, 12-, 32-bit and float
-    samples, YCbCr raw, LZW and JPEG, palettes of 4 and 8 bits, gray with alpha,
-    planes, tiles, both byte orders) is indexed with Pillow's dimensions and the
-    oracle's measures (tests/image_oracle.py states the level of each sample
-    kind); the rest are rejects that name the feature. Each file is in exactly
-    one table."""
+def test_tiff_and_bmp_variants_pillow_reads_are_indexed_with_its_dimensions_and_levels(tmp_path):
+    """Every TIFF and BMP variant Pillow decodes whole (signed, 12-, 32-bit and
+    float samples, YCbCr raw, LZW and JPEG, palettes of 1 to 8 bits, gray with
+    alpha, premultiplied alpha, separate planes in strips and tiles, both byte orders,
+    BigTIFF, FillOrder 2; BMP RLE deltas and short rows, a forgotten palette
+    offset, a last row short of its padding) is indexed with Pillow's dimensions
+    and the oracle's measures (tests/image_oracle.py states the level of each
+    sample kind); the rest are rejects that name the feature. Each file is in
+    exactly one table."""
     src = tmp_path / "in"
-    names = [n for n in tiff_variants(src) if not n.startswith("tiff/orientation-")]
+    names = [n for n in tiff_and_bmp_variants(src) if not n.startswith("tiff/orientation-")]
     lake = tmp_path / "lake"
     run_images(src, lake)
     got = {r["source_key"]: r for r in rows(lake, "image_inspections")}
@@ -639,7 +643,7 @@ def test_tiff_variants_pillow_reads_are_indexed_with_its_dimensions_and_levels(t
         else:
             want = oracle.inspect(src / name)
         with Image.open(src / name) as im:
-            jpeg_data = im.tag_v2.get(259) in (6, 7)
+            jpeg_data = im.format == "TIFF" and im.tag_v2.get(259) in (6, 7)
         if jpeg_data:  # another JPEG decoder: within the JPEG tolerance
             for col in ("width", "height", "thumbnail_width", "thumbnail_height"):
                 assert row[col] == want[col], (name, col)

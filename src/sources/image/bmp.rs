@@ -79,10 +79,12 @@ pub fn normalize(bytes: &[u8]) -> Cow<'_, [u8]> {
             let row = (u64::from(w) * u64::from(b)).div_ceil(8);
             let stride = row.div_ceil(4) * 4;
             let rows = u64::from((h as i32).unsigned_abs());
-            let end = data + stride * rows;
-            let last_pixel = end - (stride - row);
+            // At most 3 bytes of padding are ever added: a file short of more
+            // is truncated (the decoder's to say), and no sum may overflow.
+            let end = stride.checked_mul(rows).and_then(|d| d.checked_add(data));
             let len = bytes.len() as u64;
-            (rows > 0 && len >= last_pixel && len < end).then(|| (end - len) as usize)
+            end.filter(|&end| rows > 0 && len < end && end - len <= stride - row)
+                .map(|end| (end - len) as usize)
         }
         _ => None,
     };
@@ -215,6 +217,11 @@ mod tests {
         assert_eq!(&b[..short.len()], short);
         // Short by a pixel: truncated, the decoder's to say.
         assert!(matches!(normalize(&f[..f.len() - 3]), Cow::Borrowed(_)));
+        // Dimensions whose rows would overflow: left alone, not a panic.
+        let mut huge = bmp(40, 1, 0x7FFF_FFFF, 0);
+        huge[18..22].copy_from_slice(&u32::MAX.to_le_bytes());
+        huge[28] = 32;
+        assert!(matches!(normalize(&huge), Cow::Borrowed(_)));
     }
 
     #[test]

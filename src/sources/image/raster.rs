@@ -73,10 +73,9 @@ pub fn decode(format: Format, bytes: &[u8], bounds: &Bounds) -> Result<Decoded, 
     let normalized = match format {
         Format::Bmp => {
             let header = super::bmp::normalize(bytes);
-            match super::rle::uncompress(&header, bounds.max_pixels) {
-                Ok(Some(expanded)) => Cow::Owned(expanded),
-                Ok(None) => header,
-                Err(why) => return Err(refused(Stage::Decode, format!("BMP {why}"))),
+            match super::rle::uncompress(&header, bounds)? {
+                Some(expanded) => Cow::Owned(expanded),
+                None => header,
             }
         }
         _ => Cow::Borrowed(bytes),

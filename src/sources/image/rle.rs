@@ -8,11 +8,19 @@
 //!   absolute run may go on into the next row (as Pillow's flat buffer does);
 //! - a top-down bitmap (negative height, which the format does not define for
 //!   RLE but writers make) has its first row at the top;
-//! - an end-of-bitmap before the last row leaves the rest index 0 (Pillow
-//!   refuses such a file; the format says the rest is background).
+//! - the compression says RLE8 or RLE4 whatever the bit count says (Pillow
+//!   decides by the compression alone).
 //!
-//! Data that ends before its end-of-bitmap, short of the last pixel, is
-//! truncated: an error, as Pillow's "not enough image data".
+//! Where naslake reads more than Pillow: an end-of-bitmap before the last row
+//! leaves the rest index 0, as the format says the rest is background (Pillow
+//! refuses such a file). Data that ends before its end-of-bitmap, short of the
+//! last pixel, is truncated: a reject, as Pillow's "not enough image data".
+//!
+//! The expansion is bounded before it starts: the pixels by `max_pixels` (over
+//! it, the bitmap is left to the decoder, which refuses it), the indices and
+//! the bitmap made of them together by `max_decode_bytes`.
+
+use super::decode::{Bounds, Refused, Stage, refused};
 
 const FILE_HEADER: usize = 14;
 
@@ -27,8 +35,9 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
 /// `bytes` as an uncompressed 8-bit bitmap when they are an RLE8 or RLE4 one
 /// (Windows header, 40 bytes or more) of at most `max_pixels`; `Ok(None)` when
 /// they are not, or the header does not read (the decoder then says what is
-/// wrong, or the pixel bound refuses it); an error when the data is truncated.
-pub fn uncompress(bytes: &[u8], max_pixels: u64) -> Result<Option<Vec<u8>>, String> {
+/// wrong, or the pixel bound refuses it); a reject when the data is truncated
+/// or the expansion would take more than `max_decode_bytes`.
+pub fn uncompress(bytes: &[u8], bounds: &Bounds) -> Result<Option<Vec<u8>>, Refused> {
     let Some(header) = u32_at(bytes, FILE_HEADER).filter(|&h| h >= 40) else {
         return Ok(None);
     };
@@ -40,16 +49,16 @@ pub fn uncompress(bytes: &[u8], max_pixels: u64) -> Result<Option<Vec<u8>>, Stri
     ) else {
         return Ok(None);
     };
-    let rle4 = match (compression, bpp) {
-        (1, 8) => false,
-        (2, 4) => true,
+    let rle4 = match compression {
+        1 => false,
+        2 => true,
         _ => return Ok(None),
     };
     let (w, h) = (
         u64::from(width.unsigned_abs()),
         u64::from(height.unsigned_abs()),
     );
-    if width <= 0 || h == 0 || w * h > max_pixels {
+    if width <= 0 || h == 0 || w * h > bounds.max_pixels {
         return Ok(None);
     }
     let Some(data_at) = u32_at(bytes, 10).map(|o| o as usize) else {
@@ -57,14 +66,24 @@ pub fn uncompress(bytes: &[u8], max_pixels: u64) -> Result<Option<Vec<u8>>, Stri
     };
     let colours = match u32_at(bytes, 46) {
         Some(n @ 1..=256) => n as usize,
-        _ => 1usize << bpp,
+        _ if bpp <= 8 => 1usize << bpp,
+        _ => 256,
     };
     let palette_at = FILE_HEADER + header as usize;
     let Some(palette) = bytes.get(palette_at..palette_at + 4 * colours) else {
         return Ok(None);
     };
+    // The indices, then the bitmap: rows padded to 4 bytes after the headers.
+    let size = (FILE_HEADER + 40 + palette.len()) as u64 + w.div_ceil(4) * 4 * h;
+    bounds.check_memory("this RLE bitmap's expansion", w * h + size)?;
+    if u32::try_from(size).is_err() {
+        return Err(refused(
+            Stage::Limits,
+            format!("this RLE bitmap expands to {size} bytes, more than a bitmap holds"),
+        ));
+    }
     let (w, h) = (w as usize, h as usize);
-    let indices = expand(bytes, data_at, w, h, rle4)?;
+    let indices = expand(bytes, data_at, w, h, rle4).map_err(|e| refused(Stage::Decode, e))?;
     Ok(Some(uncompressed(
         &indices,
         w,
@@ -181,6 +200,11 @@ fn uncompressed(
 mod tests {
     use super::*;
 
+    const ROOMY: Bounds = Bounds {
+        max_pixels: 1000,
+        max_decode_bytes: 1 << 20,
+    };
+
     /// An RLE bitmap, 40-byte header, `colours` palette entries, this data.
     fn rle_bmp(w: i32, h: i32, rle4: bool, colours: u32, data: &[u8]) -> Vec<u8> {
         let palette: Vec<u8> = (0..colours).flat_map(|i| [i as u8, 0, 0, 0]).collect();
@@ -218,7 +242,7 @@ mod tests {
         // 5 × 3: a run of 9 (cut to 5), end of line; a run of 2, end of line;
         // a delta right 1, 3 absolute indices (and a pad byte); end of bitmap.
         let data = [9, 7, 0, 0, 2, 3, 0, 0, 0, 2, 1, 0, 0, 3, 4, 5, 6, 0, 0, 1];
-        let out = uncompress(&rle_bmp(5, 3, false, 8, &data), 1000)
+        let out = uncompress(&rle_bmp(5, 3, false, 8, &data), &ROOMY)
             .unwrap()
             .unwrap();
         assert_eq!(
@@ -237,7 +261,7 @@ mod tests {
         // 4 × 2 top-down: a run of 3 of (1, 2), a run of 1 of 3, end of line;
         // 3 absolute indices in 2 bytes, end of line; end of bitmap.
         let data = [3, 0x12, 1, 0x30, 0, 0, 0, 3, 0x45, 0x60, 0, 0, 0, 1];
-        let out = uncompress(&rle_bmp(4, -2, true, 16, &data), 1000)
+        let out = uncompress(&rle_bmp(4, -2, true, 16, &data), &ROOMY)
             .unwrap()
             .unwrap();
         assert_eq!(rows_of(&out), vec![vec![1, 2, 1, 3], vec![4, 5, 6, 0]]);
@@ -248,7 +272,7 @@ mod tests {
     fn a_full_row_takes_no_more_runs_until_its_end_of_line() {
         // Pillow's rule: x comes back to 0 only at an end of line.
         let data = [4, 1, 4, 2, 0, 0, 4, 3, 0, 1];
-        let out = uncompress(&rle_bmp(4, 2, false, 4, &data), 1000)
+        let out = uncompress(&rle_bmp(4, 2, false, 4, &data), &ROOMY)
             .unwrap()
             .unwrap();
         assert_eq!(rows_of(&out), vec![vec![1; 4], vec![3; 4]]);
@@ -256,12 +280,23 @@ mod tests {
 
     #[test]
     fn truncated_data_is_an_error_and_other_bitmaps_are_not_touched() {
-        let e = uncompress(&rle_bmp(5, 3, false, 8, &[5, 1, 0]), 1000).unwrap_err();
-        assert!(e.contains("after 5 of 15 pixels"), "{e}");
+        let e = uncompress(&rle_bmp(5, 3, false, 8, &[5, 1, 0]), &ROOMY).unwrap_err();
+        assert_eq!(e.stage, Stage::Decode);
+        assert!(e.reason.contains("after 5 of 15 pixels"), "{e:?}");
+        let tight = Bounds {
+            max_pixels: 1000,
+            max_decode_bytes: 100,
+        };
+        let e = uncompress(&rle_bmp(5, 3, false, 8, &[0, 1]), &tight).unwrap_err();
+        assert_eq!(e.stage, Stage::Limits);
         let mut plain = rle_bmp(5, 3, false, 8, &[]);
         plain[30] = 0; // no compression
-        assert_eq!(uncompress(&plain, 1000), Ok(None));
-        assert_eq!(uncompress(&rle_bmp(5, 3, false, 8, &[]), 14), Ok(None));
-        assert_eq!(uncompress(b"BM", 1000), Ok(None));
+        assert_eq!(uncompress(&plain, &ROOMY), Ok(None));
+        let few = Bounds {
+            max_pixels: 14,
+            ..ROOMY
+        };
+        assert_eq!(uncompress(&rle_bmp(5, 3, false, 8, &[]), &few), Ok(None));
+        assert_eq!(uncompress(b"BM", &ROOMY), Ok(None));
     }
 }

@@ -115,7 +115,7 @@ pub fn first_only(bytes: &[u8]) -> Option<Vec<u8>> {
     let e = Entries::read(bytes)?;
     let next = e.first.checked_add(e.count.checked_mul(e.entry_len)?)?;
     let mut out = bytes.to_vec();
-    out.get_mut(next..next + e.count_len)?.fill(0);
+    out.get_mut(next..next.checked_add(e.count_len)?)?.fill(0);
     Some(out)
 }
 
@@ -150,6 +150,69 @@ pub fn rewrite(bytes: &[u8], patches: &[Patch]) -> Option<Vec<u8>> {
             out.get_mut(at + 2..at + e.entry_len)?
                 .copy_from_slice(&fields);
         }
+    }
+    Some(out)
+}
+
+/// The copy of a tiled image with separate planes that holds plane `k` of
+/// `planes` alone: `patches` applied (one sample, gray), and the TileOffsets
+/// and TileByteCounts arrays narrowed to that plane's part (the `tiff` crate
+/// 0.11 miscomputes the edge tiles of every plane but the first). A part that
+/// fits in an entry's value field is written there, as the format wants.
+pub fn plane(bytes: &[u8], k: usize, planes: usize, patches: &[Patch]) -> Option<Vec<u8>> {
+    let mut out = rewrite(bytes, patches)?;
+    for tag in [324u16, 325] {
+        let e = Entries::read(&out)?;
+        let at = e.of(tag).last()?;
+        let kind = e.u16_at(at + 2)?;
+        let elem = match kind {
+            3 => 2,
+            4 | 13 => 4,
+            16 | 18 => 8,
+            _ => return None,
+        };
+        let count = match e.count_len {
+            4 => u64::from(e.u32_at(at + 4)?),
+            _ => e.u64_at(at + 4)?,
+        };
+        let count = usize::try_from(count).ok()?;
+        let per_plane = count.checked_div(planes)?;
+        let value_at = at + 4 + e.count_len;
+        let value_len = e.entry_len - 4 - e.count_len;
+        let total = count.checked_mul(elem)?;
+        let array = if total <= value_len {
+            value_at
+        } else {
+            match value_len {
+                4 => usize::try_from(e.u32_at(value_at)?).ok()?,
+                _ => usize::try_from(e.u64_at(value_at)?).ok()?,
+            }
+        };
+        let part_at = array.checked_add(k.checked_mul(per_plane)?.checked_mul(elem)?)?;
+        let part_len = per_plane.checked_mul(elem)?;
+        let part = out.get(part_at..part_at.checked_add(part_len)?)?.to_vec();
+        let big_endian = e.big_endian;
+        let ordered = |v: u64, n: usize| -> Vec<u8> {
+            let b = v.to_be_bytes()[8 - n..].to_vec();
+            if big_endian {
+                b
+            } else {
+                b.into_iter().rev().collect()
+            }
+        };
+        let count_len = e.count_len;
+        let new_count = ordered(per_plane as u64, count_len);
+        let value = if part_len <= value_len {
+            let mut v = part;
+            v.resize(value_len, 0);
+            v
+        } else {
+            ordered(part_at as u64, value_len)
+        };
+        out.get_mut(at + 4..at + 4 + count_len)?
+            .copy_from_slice(&new_count);
+        out.get_mut(value_at..value_at + value_len)?
+            .copy_from_slice(&value);
     }
     Some(out)
 }
@@ -260,6 +323,59 @@ mod tests {
         let cut = first_only(&b).unwrap();
         assert_eq!(&cut[next..], &[0, 0, 0, 0]);
         assert_eq!(&cut[..next], &b[..next]);
+    }
+
+    /// A little-endian directory with SamplesPerPixel 3 and TileOffsets and
+    /// TileByteCounts of `n` LONGs each (out of line), the arrays after it.
+    fn tiled_planes(offsets: &[u32], counts: &[u32]) -> Vec<u8> {
+        let n = offsets.len() as u32;
+        let arrays = 8 + 2 + 3 * 12 + 4;
+        let mut b = b"II*\0".to_vec();
+        b.extend(8u32.to_le_bytes());
+        b.extend(3u16.to_le_bytes());
+        b.extend(277u16.to_le_bytes());
+        b.extend(SHORT.to_le_bytes());
+        b.extend(1u32.to_le_bytes());
+        b.extend([3, 0, 0, 0]);
+        for (tag, at) in [(324u16, arrays), (325, arrays + 4 * n)] {
+            b.extend(tag.to_le_bytes());
+            b.extend(LONG.to_le_bytes());
+            b.extend(n.to_le_bytes());
+            b.extend(at.to_le_bytes());
+        }
+        b.extend(0u32.to_le_bytes());
+        for v in offsets.iter().chain(counts) {
+            b.extend(v.to_le_bytes());
+        }
+        b
+    }
+
+    fn long_entry(b: &[u8], i: usize) -> (u32, u32) {
+        let at = 10 + 12 * i;
+        let u = |o: usize| u32::from_le_bytes(b[at + o..at + o + 4].try_into().unwrap());
+        (u(4), u(8))
+    }
+
+    #[test]
+    fn one_plane_of_tiles_is_narrowed_in_place_or_by_its_pointer() {
+        let one = Patch { tag: 277, value: 1 };
+        // One tile per plane: plane 1's offset and count fit in the entry.
+        let b = tiled_planes(&[100, 200, 300], &[10, 20, 30]);
+        let p = plane(&b, 1, 3, &[one]).unwrap();
+        assert_eq!(short(&p, 277), Some(1));
+        assert_eq!(long_entry(&p, 1), (1, 200));
+        assert_eq!(long_entry(&p, 2), (1, 20));
+        // Two tiles per plane: 8 bytes, so the pointer moves to plane 2's part.
+        let b = tiled_planes(&[1, 2, 3, 4, 5, 6], &[7, 8, 9, 10, 11, 12]);
+        let p = plane(&b, 2, 3, &[one]).unwrap();
+        let (count, at) = long_entry(&p, 1);
+        assert_eq!(count, 2);
+        let at = at as usize;
+        assert_eq!(&p[at..at + 8], &[5, 0, 0, 0, 6, 0, 0, 0]);
+        let (count, at) = long_entry(&p, 2);
+        assert_eq!((count, p[at as usize]), (2, 11));
+        // A plane past the arrays does not read.
+        assert_eq!(plane(&b, 3, 3, &[one]), None);
     }
 
     #[test]

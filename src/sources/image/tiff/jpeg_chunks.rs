@@ -1,9 +1,11 @@
 //! The JPEG streams of a JPEG-compressed TIFF (compression 7), checked before
-//! the decoder sees them: each strip or tile is a JPEG of its own, and the
-//! decoder allocates what that JPEG's frame header declares, not what the TIFF
-//! does. A 1 × 1 TIFF could carry a 16 384 × 16 384 JPEG; here a frame larger
-//! than its strip or tile (rounded up to a 16-pixel MCU) is refused, so the
-//! decode stays within the image the TIFF declares and the bounds checked it by.
+//! the decoder sees them: each strip or tile is a JPEG of its own, read after
+//! the JPEGTables, and the decoder allocates what that JPEG's frame header
+//! declares, not what the TIFF does. A 1 × 1 TIFF could carry a 16 384 × 16 384
+//! JPEG; here a frame larger than its strip or tile (rounded up to a 16-pixel
+//! MCU), in the tables or in a chunk, is refused, so the decode stays within
+//! the image the TIFF declares and the bounds checked it by. A chunk is read as
+//! the decoder reads it: up to its byte count or the end of the file.
 
 use super::plan::Tags;
 
@@ -12,18 +14,19 @@ fn is_frame(marker: u8) -> bool {
     matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC)
 }
 
-/// The frame's (width, height, components) of the JPEG stream `jpeg`, when it
-/// declares one before its scan.
+/// The frame's (width, height, components) of the JPEG stream `jpeg` (with or
+/// without its start-of-image marker), when it declares one before its scan.
 fn frame(jpeg: &[u8]) -> Option<(u32, u32, u8)> {
     let be = |at: usize| -> Option<u32> {
         Some(u32::from(u16::from_be_bytes(
             jpeg.get(at..at + 2)?.try_into().ok()?,
         )))
     };
-    if jpeg.get(..2)? != [0xFF, 0xD8] {
-        return None;
-    }
-    let mut at = 2;
+    let mut at = if jpeg.starts_with(&[0xFF, 0xD8]) {
+        2
+    } else {
+        0
+    };
     loop {
         // Fill bytes (0xFF) may precede a marker.
         while *jpeg.get(at)? == 0xFF && *jpeg.get(at + 1)? == 0xFF {
@@ -54,21 +57,38 @@ pub fn check(bytes: &[u8], tags: &Tags) -> Result<(), String> {
         None => (tags.width, tags.rows_per_strip.min(tags.height), "strip"),
     };
     let round = |v: u32| v.saturating_add(15) / 16 * 16;
-    for (&offset, &count) in tags.chunk_offsets.iter().zip(&tags.chunk_counts) {
-        let (Ok(offset), Ok(count)) = (usize::try_from(offset), usize::try_from(count)) else {
-            continue;
-        };
-        let Some(jpeg) = bytes.get(offset..offset.saturating_add(count)) else {
-            continue; // the decoder says the file is short
-        };
-        let Some((w, h, components)) = frame(jpeg) else {
-            continue; // the decoder says what is wrong with it
-        };
+    let fits = |(w, h, components): (u32, u32, u8)| {
         if w > round(chunk_w) || h > round(chunk_h) || components > 4 {
-            return Err(format!(
+            Err(format!(
                 "a JPEG {what} of {w} × {h} × {components} where the TIFF declares \
                  {what}s of {chunk_w} × {chunk_h}"
-            ));
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    if let Some(found) = tags.jpeg_tables.as_deref().and_then(frame) {
+        fits(found)?;
+    }
+    // Each distinct chunk once: strips may share their bytes.
+    let chunks: std::collections::BTreeSet<(u64, u64)> = tags
+        .chunk_offsets
+        .iter()
+        .copied()
+        .zip(tags.chunk_counts.iter().copied())
+        .collect();
+    for (offset, count) in chunks {
+        let Ok(start) = usize::try_from(offset) else {
+            continue;
+        };
+        let end = start
+            .saturating_add(usize::try_from(count).unwrap_or(usize::MAX))
+            .min(bytes.len());
+        let Some(jpeg) = bytes.get(start..end) else {
+            continue; // past the end: the decoder says the file is short
+        };
+        if let Some(found) = frame(jpeg) {
+            fits(found)?;
         }
     }
     Ok(())
@@ -117,6 +137,8 @@ mod tests {
             subsampling: (2, 2),
             colormap: None,
             extra_sample: None,
+            has_sample_format: false,
+            jpeg_tables: None,
         };
         (file, tags)
     }
@@ -141,9 +163,22 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_in_the_tables_or_past_the_byte_count_is_checked_too() {
+        // The strip holds no frame; the tables do.
+        let (f, mut t) = tags_with(&[&[0xFF, 0xD8, 0xFF, 0xDA]], None);
+        t.jpeg_tables = Some(jpeg(16384, 16384, 3));
+        assert!(check(&f, &t).unwrap_err().contains("16384 × 16384"));
+        // A byte count past the end of the file: read to the end, as the decoder.
+        let (f, mut t) = tags_with(&[&jpeg(16384, 64, 1)], None);
+        t.chunk_counts = vec![u64::MAX];
+        assert!(check(&f, &t).is_err());
+    }
+
+    #[test]
     fn streams_that_do_not_read_are_left_to_the_decoder() {
         assert_eq!(frame(b"not a jpeg"), None);
         assert_eq!(frame(&[0xFF, 0xD8, 0xFF, 0xDA]), None);
+        assert_eq!(frame(&[0xFF, 0xDA]), None, "a scan without a frame");
         assert_eq!(frame(&jpeg(40, 16, 3)[..12]), None);
         let (f, mut t) = tags_with(&[&jpeg(40, 16, 3)], None);
         t.chunk_offsets = vec![u64::MAX];

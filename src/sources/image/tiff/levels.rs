@@ -11,7 +11,9 @@
 //!   (`round(clamp(v, 0, 1) · 255)`), as `image` reads float RGB.
 //!
 //! Then per pixel by the plan's model: the first sample (gray, and L* of
-//! L*a*b*; alpha and other extra samples ignored), Pillow's luma of R, G, B
+//! L*a*b*; alpha and other extra samples ignored, but premultiplied alpha
+//! divided out as Pillow's `La` → `LA` does: `l · 255 / a` clipped, `l` where
+//! alpha is 0 or 255), Pillow's luma of R, G, B
 //! (premultiplied alpha divided out first, as Pillow does: `c · 255 / a` of the
 //! levels, clipped; 0 where alpha is 0), Pillow's CMYK through RGB, Y of YCbCr,
 //! or the palette colour's luma.
@@ -147,17 +149,21 @@ fn unpack(bytes: &[u8], layout: &Layout, bits: u16, kind: SampleKind, index: boo
     out
 }
 
-/// The gray image of the decoded samples; an error when the decoder gave fewer
-/// samples than the layout holds, or wide ones where packed bytes were asked for.
-pub fn to_gray(
+/// The level of every decoded sample (a palette's: its index), in the order
+/// decoded: one plane's, or all interleaved.
+pub fn levels_of(
     decoded: DecodingResult,
     layout: &Layout,
     model: &Model,
     kind: SampleKind,
-) -> Result<Gray, String> {
+) -> Result<Vec<u8>, String> {
     let palette = matches!(model, Model::Palette(_));
-    let levels = sample_levels(decoded, layout, kind, palette)
-        .ok_or("the decoder gave wide samples where packed rows were expected")?;
+    sample_levels(decoded, layout, kind, palette)
+        .ok_or_else(|| "the decoder gave wide samples where packed rows were expected".into())
+}
+
+/// The gray image of the levels of every sample (`layout` says how they lie).
+pub fn gray_of_levels(levels: &[u8], layout: &Layout, model: &Model) -> Result<Gray, String> {
     let pixels = layout.width * layout.height;
     let n = layout.samples.max(1);
     if levels.len() < pixels * n {
@@ -178,6 +184,14 @@ pub fn to_gray(
         .map(|p| match model {
             Model::Gray { invert: false } | Model::YCbCr => at(p, 0),
             Model::Gray { invert: true } => 255 - at(p, 0),
+            Model::GrayPremultiplied { invert } => {
+                let (l, a) = (u32::from(at(p, 0)), u32::from(at(p, 1)));
+                let straight = match a {
+                    0 | 255 => l as u8,
+                    a => (l * 255 / a).min(255) as u8,
+                };
+                if *invert { 255 - straight } else { straight }
+            }
             Model::Rgb {
                 premultiplied: false,
             } => luma(at(p, 0), at(p, 1), at(p, 2)),
@@ -212,6 +226,18 @@ pub fn to_gray(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The gray image of the decoded samples; an error when the decoder gave fewer
+    /// samples than the layout holds, or wide ones where packed bytes were asked for.
+    pub fn to_gray(
+        decoded: DecodingResult,
+        layout: &Layout,
+        model: &Model,
+        kind: SampleKind,
+    ) -> Result<Gray, String> {
+        let levels = levels_of(decoded, layout, model, kind)?;
+        gray_of_levels(&levels, layout, model)
+    }
 
     #[test]
     fn each_kind_of_sample_has_its_level() {

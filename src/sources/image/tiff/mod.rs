@@ -28,11 +28,12 @@ use tiff::{TiffError, TiffFormatError};
 
 use super::decode::{Bounds, Decoded, Header, Refused, Stage, refused};
 use super::format::Format;
+use ifd::Patch;
 use plan::{Read, SampleKind, Tags};
 
 pub fn decode(file: &[u8], bounds: &Bounds) -> Result<Decoded, Refused> {
     // A chain of directories that loops is read as its first (Pillow does).
-    let (bytes, tags): (Cow<[u8]>, Tags) = match Tags::read(file) {
+    let (whole, tags): (Cow<[u8]>, Tags) = match Tags::read(file) {
         Ok(tags) => (Cow::Borrowed(file), tags),
         Err(TiffError::FormatError(TiffFormatError::CycleInOffsets)) => {
             let first = ifd::first_only(file)
@@ -42,7 +43,7 @@ pub fn decode(file: &[u8], bounds: &Bounds) -> Result<Decoded, Refused> {
         }
         Err(e) => return Err(unreadable(file, e)),
     };
-    let bytes: &[u8] = &bytes;
+    let bytes: &[u8] = &whole;
     let (w, h) = (u64::from(tags.width), u64::from(tags.height));
     bounds.check_pixels(w, h)?;
     let not_read = |what: String| {
@@ -51,9 +52,23 @@ pub fn decode(file: &[u8], bounds: &Bounds) -> Result<Decoded, Refused> {
             format!("TIFF with {what}: not read by naslake's TIFF decoding"),
         )
     };
-    let plan = plan::plan(&tags, bounds.max_decode_bytes).map_err(not_read)?;
+    let plan = plan::plan(&tags).map_err(not_read)?;
+    // The decoder sizes buffers by a tile's declared size, and by a JPEG
+    // strip's or tile's own frame.
+    if let Some((tw, tl)) = tags.tile {
+        let tile = u64::from(tw)
+            .saturating_mul(u64::from(tl))
+            .saturating_mul(u64::from(tags.samples))
+            .saturating_mul(u64::from(tags.bits).div_ceil(8));
+        bounds.check_memory(&format!("one {tw} × {tl} tile of this tiff"), tile)?;
+    }
     if tags.compression == 7 {
-        jpeg_chunks::check(bytes, &tags).map_err(not_read)?;
+        jpeg_chunks::check(bytes, &tags).map_err(|e| {
+            refused(
+                Stage::Limits,
+                format!("TIFF with {e}: its decoding would go past the image's bounds"),
+            )
+        })?;
     }
     // The decoded samples (packed rows for fewer than 8 bits), their levels
     // (one byte each, made before wider samples are dropped; 8-bit unsigned
@@ -63,14 +78,17 @@ pub fn decode(file: &[u8], bounds: &Bounds) -> Result<Decoded, Refused> {
         b if b < 8 => (w * u64::from(tags.samples) * u64::from(b)).div_ceil(8) * h,
         b => samples.saturating_mul(u64::from(b).div_ceil(8)),
     };
-    let levels = match (tags.bits, plan.kind) {
-        (8, SampleKind::Unsigned) => 0,
+    let levels = match (tags.bits, plan.kind, &plan.read) {
+        (8, SampleKind::Unsigned, Read::AsStored | Read::Rewritten(_)) => 0,
         _ => samples,
     };
-    let copy = match plan.read {
-        Read::AsStored => 0,
-        Read::Rewritten(_) => bytes.len() as u64,
+    // A copy with a rewritten directory, besides the one of a looping chain.
+    let copies = match (&plan.read, &whole) {
+        (Read::AsStored, Cow::Borrowed(_)) => 0,
+        (Read::AsStored, Cow::Owned(_)) | (_, Cow::Borrowed(_)) => 1,
+        (_, Cow::Owned(_)) => 2,
     };
+    let copy = (bytes.len() as u64).saturating_mul(copies);
     bounds.check_memory(
         "this tiff",
         decoded
@@ -78,38 +96,81 @@ pub fn decode(file: &[u8], bounds: &Bounds) -> Result<Decoded, Refused> {
             .saturating_add(w * h)
             .saturating_add(copy),
     )?;
-    let stored: Cow<[u8]> = match &plan.read {
-        Read::AsStored => Cow::Borrowed(bytes),
-        Read::Rewritten(patches) => {
-            let mut copy = ifd::rewrite(bytes, patches).ok_or_else(|| {
-                refused(
-                    Stage::Header,
-                    "TIFF: its first directory could not be rewritten",
-                )
-            })?;
-            if plan.reverse_chunk_bits {
-                reverse_chunk_bits(&mut copy, &tags);
+    let copy_of = |patches: &[Patch], plane: Option<usize>| -> Result<Vec<u8>, Refused> {
+        let mut copy = match plane {
+            None => ifd::rewrite(bytes, patches),
+            Some(k) => ifd::plane(bytes, k, usize::from(tags.samples), patches),
+        }
+        .ok_or_else(|| {
+            refused(
+                Stage::Header,
+                "TIFF: its first directory could not be rewritten",
+            )
+        })?;
+        if plan.reverse_chunk_bits {
+            reverse_chunk_bits(&mut copy, &tags);
+        }
+        Ok(copy)
+    };
+    let (levels, layout) = match &plan.read {
+        Read::AsStored => read(bytes, &tags, &plan, bounds)?,
+        Read::Rewritten(patches) => read(&copy_of(patches, None)?, &tags, &plan, bounds)?,
+        Read::PlaneByPlane(patches) => {
+            let mut all = Vec::new();
+            let mut layout = None;
+            for k in 0..usize::from(tags.samples) {
+                let (plane, one) = read(&copy_of(patches, Some(k))?, &tags, &plan, bounds)?;
+                all.extend(plane);
+                layout = Some(levels::Layout {
+                    samples: usize::from(tags.samples),
+                    planar: true,
+                    ..one
+                });
             }
-            Cow::Owned(copy)
+            (
+                all,
+                layout.ok_or_else(|| refused(Stage::Header, "TIFF: no planes"))?,
+            )
         }
     };
+    let gray = levels::gray_of_levels(&levels, &layout, &plan.model)
+        .map_err(|e| refused(Stage::Decode, format!("TIFF data: {e}")))?;
+    let header = Header {
+        format: Format::Tiff,
+        width: tags.width,
+        height: tags.height,
+        color_type: plan.color_type,
+        bit_depth: u8::try_from(plan.bits).unwrap_or(u8::MAX),
+        progressive: None,
+    };
+    Ok(Decoded { header, gray })
+}
+
+/// The levels of every sample of the image (or plane) in `stored`, as the
+/// decoder lays them out.
+fn read(
+    stored: &[u8],
+    tags: &Tags,
+    plan: &plan::Plan,
+    bounds: &Bounds,
+) -> Result<(Vec<u8>, levels::Layout), Refused> {
     let mut limits = Limits::default();
     let max = usize::try_from(bounds.max_decode_bytes).unwrap_or(usize::MAX);
     limits.decoding_buffer_size = max;
     limits.intermediate_buffer_size = max;
-    let mut decoder = Decoder::new(Cursor::new(&*stored))
-        .map_err(|e| tiff_error(Stage::Header, Some(&tags), e))?
+    let mut decoder = Decoder::new(Cursor::new(stored))
+        .map_err(|e| tiff_error(Stage::Header, Some(tags), e))?
         .with_limits(limits);
     // The samples the decoder gives per pixel: the colour ones, without an
     // unspecified extra sample (RGBX, CMYKX), or all of gray's.
     let given = decoder
         .colortype()
-        .map_err(|e| tiff_error(Stage::Header, Some(&tags), e))?
+        .map_err(|e| tiff_error(Stage::Header, Some(tags), e))?
         .num_samples();
     let mut decoded = DecodingResult::U8(Vec::new());
     let read = decoder
         .read_image_to_buffer(&mut decoded)
-        .map_err(|e| tiff_error(Stage::Decode, Some(&tags), e))?;
+        .map_err(|e| tiff_error(Stage::Decode, Some(tags), e))?;
     if decoded.as_buffer(0).as_bytes().len() < read.complete_len {
         return Err(refused(
             Stage::Limits,
@@ -127,27 +188,35 @@ pub fn decode(file: &[u8], bounds: &Bounds) -> Result<Decoded, Refused> {
         planar: read.planes > 1,
         packed_bits: packed.then_some(tags.bits),
     };
-    let gray = levels::to_gray(decoded, &layout, &plan.model, plan.kind)
+    let levels = levels::levels_of(decoded, &layout, &plan.model, plan.kind)
         .map_err(|e| refused(Stage::Decode, format!("TIFF data: {e}")))?;
-    let header = Header {
-        format: Format::Tiff,
-        width: tags.width,
-        height: tags.height,
-        color_type: plan.color_type,
-        bit_depth: u8::try_from(plan.bits).unwrap_or(u8::MAX),
-        progressive: None,
-    };
-    Ok(Decoded { header, gray })
+    Ok((levels, layout))
 }
 
-/// Every byte of every strip or tile with its bits in the other order.
+/// Every byte of every strip or tile with its bits in the other order, once
+/// (strips may share bytes; the ranges are merged first).
 fn reverse_chunk_bits(file: &mut [u8], tags: &Tags) {
-    for (&offset, &count) in tags.chunk_offsets.iter().zip(&tags.chunk_counts) {
-        let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        let end = start.saturating_add(usize::try_from(count).unwrap_or(usize::MAX));
-        // A range past the end is the decoder's to report.
-        if let Some(chunk) = file.get_mut(start..end.min(file.len())) {
-            chunk.iter_mut().for_each(|b| *b = b.reverse_bits());
+    let len = file.len();
+    let mut ranges: Vec<(usize, usize)> = tags
+        .chunk_offsets
+        .iter()
+        .zip(&tags.chunk_counts)
+        .filter_map(|(&offset, &count)| {
+            let start = usize::try_from(offset).ok()?;
+            let end = start.saturating_add(usize::try_from(count).unwrap_or(usize::MAX));
+            // A range past the end is the decoder's to report.
+            (start < len).then_some((start, end.min(len)))
+        })
+        .collect();
+    ranges.sort_unstable();
+    let mut done = 0;
+    for (start, end) in ranges {
+        let from = start.max(done);
+        if from < end {
+            file[from..end]
+                .iter_mut()
+                .for_each(|b| *b = b.reverse_bits());
+            done = end;
         }
     }
 }

@@ -11,18 +11,18 @@
 //!   compressed strips without a predictor: the rewrite keeps the bytes, not
 //!   what a predictor or a tile grid means.
 //!
-//! White-is-zero gray is inverted here, except where the decoder inverts it
-//! itself (unsigned gray of 8 bits or fewer, one sample: what Pillow inverts
-//! too); elsewhere its photometric interpretation is rewritten to black-is-zero
-//! first, as the decoder inverts no signed, half-float or multi-sample gray.
+//! White-is-zero gray is inverted here where the decoder does not invert it
+//! (signed, half-float, several samples, a rewritten depth): its photometric
+//! interpretation is rewritten to black-is-zero first. One-sample unsigned and
+//! 32- and 64-bit float gray the decoder inverts itself.
 //!
 //! Strips stored least significant bit first (FillOrder 2) are read from a
 //! copy whose chunk bytes are reversed.
 //!
 //! What no plan reads is refused, and the reason names the feature the tags
 //! hold ("YCbCr with 2 × 2 subsampling, uncompressed", "64-bit complex samples"),
-//! as is a tile whose decoding would alone take more than `max_decode_bytes`
-//! (the decoder sizes its row buffers by the tile's declared width).
+//! (A tile whose decoding alone would take more than `max_decode_bytes` is
+//! refused by `mod.rs`, with the other bounds.)
 
 use std::io::Cursor;
 
@@ -57,6 +57,10 @@ pub struct Tags {
     pub colormap: Option<Vec<u16>>,
     /// ExtraSamples' first value: 1 is alpha premultiplied into the colour.
     pub extra_sample: Option<u16>,
+    /// Whether the SampleFormat tag is there (a rewrite can only change it then).
+    pub has_sample_format: bool,
+    /// JPEGTables: the tables every JPEG strip or tile is read after.
+    pub jpeg_tables: Option<Vec<u8>>,
 }
 
 impl Tags {
@@ -74,7 +78,9 @@ impl Tags {
             .and_then(|v| v.first().copied())
             .map(|p| p.min(u32::from(u16::MAX)) as u16);
         let bits = first(vec(Tag::BitsPerSample), 1);
-        let sample_format = first(vec(Tag::SampleFormat), 1);
+        let formats = vec(Tag::SampleFormat);
+        let has_sample_format = formats.is_some();
+        let sample_format = first(formats, 1);
         let samples = first(vec(Tag::SamplesPerPixel), 1);
         let compression = first(vec(Tag::Compression), 1);
         let predictor = first(vec(Tag::Predictor), 1);
@@ -89,6 +95,10 @@ impl Tags {
         };
         let extra_sample = one(vec(Tag::ExtraSamples)).map(|v| v.min(u32::from(u16::MAX)) as u16);
         let colormap = d.find_tag_unsigned_vec::<u16>(Tag::ColorMap).ok().flatten();
+        let jpeg_tables = d
+            .find_tag_unsigned_vec::<u8>(Tag::JPEGTables)
+            .ok()
+            .flatten();
         let mut u64s = |t: Tag| d.find_tag_unsigned_vec::<u64>(t).ok().flatten();
         let (offsets, counts) = match tile {
             Some(_) => (Tag::TileOffsets, Tag::TileByteCounts),
@@ -114,6 +124,8 @@ impl Tags {
             subsampling,
             colormap,
             extra_sample,
+            has_sample_format,
+            jpeg_tables,
         })
     }
 }
@@ -124,6 +136,12 @@ pub enum Model {
     /// The first sample; `invert` when white is zero and the decoder has not
     /// inverted it already (it has, for the gray it reads as it is).
     Gray {
+        invert: bool,
+    },
+    /// Gray whose alpha was multiplied into it: divided out first as Pillow's
+    /// `La` to `LA` does (`l · 255 / a`, clipped; as it is where alpha is 0 or
+    /// 255), then as `Gray`.
+    GrayPremultiplied {
         invert: bool,
     },
     /// Pillow's luma of R, G, B; `premultiplied` when the alpha that follows
@@ -154,6 +172,11 @@ pub enum Read {
     AsStored,
     /// A copy with these entries changed (`ifd.rs`).
     Rewritten(Vec<Patch>),
+    /// Tiles in separate planes: one copy per plane, each with these entries
+    /// changed (one sample, gray) and its tiles alone (`ifd::plane`), read as
+    /// a gray image; the `tiff` crate 0.11 miscomputes the edge tiles of every
+    /// plane but the first when it reads them together.
+    PlaneByPlane(Vec<Patch>),
 }
 
 /// The decision for one TIFF.
@@ -183,11 +206,13 @@ const OLD_JPEG: u16 = 6;
 const JPEG: u16 = 7;
 
 /// The plan for a TIFF with these tags, or, in words, what it holds that none
-/// reads (or a tile too large to decode within `max_decode_bytes`).
-pub fn plan(tags: &Tags, max_decode_bytes: u64) -> Result<Plan, String> {
+/// reads.
+pub fn plan(tags: &Tags) -> Result<Plan, String> {
+    // libtiff reverses the bytes of every compression but JPEG's, whose
+    // stream has its own order (TIFF_NOBITREV); so does Pillow.
     let reverse_chunk_bits = match tags.fill_order {
         1 => false,
-        2 => true,
+        2 => !matches!(tags.compression, OLD_JPEG | JPEG),
         other => return Err(format!("FillOrder {other}")),
     };
     let kind = match tags.sample_format {
@@ -205,7 +230,8 @@ pub fn plan(tags: &Tags, max_decode_bytes: u64) -> Result<Plan, String> {
         (_, 1..=64) => {}
         (_, b) => return Err(format!("{b}-bit samples")),
     }
-    let photometric = tags.photometric.unwrap_or(BLACK_IS_ZERO);
+    // The decoder opens no directory without one (ifd.rs names it then).
+    let photometric = tags.photometric.ok_or("no photometric interpretation")?;
     let need = |n: u16, what: &str| {
         if tags.samples >= n {
             Ok(())
@@ -215,6 +241,9 @@ pub fn plan(tags: &Tags, max_decode_bytes: u64) -> Result<Plan, String> {
     };
     let alpha = tags.samples > 1;
     let (model, color_type) = match photometric {
+        WHITE_IS_ZERO | BLACK_IS_ZERO if alpha && tags.extra_sample == Some(1) => {
+            (Model::GrayPremultiplied { invert: false }, "gray_alpha")
+        }
         WHITE_IS_ZERO | BLACK_IS_ZERO => (
             Model::Gray { invert: false },
             if alpha { "gray_alpha" } else { "gray" },
@@ -280,22 +309,18 @@ pub fn plan(tags: &Tags, max_decode_bytes: u64) -> Result<Plan, String> {
         10 => return Err("ITU L*a*b* colour (photometric interpretation 10)".into()),
         other => return Err(format!("photometric interpretation {other}")),
     };
-    if let Some((tw, tl)) = tags.tile {
-        let bytes = u64::from(tw)
-            .saturating_mul(u64::from(tl))
-            .saturating_mul(u64::from(tags.samples))
-            .saturating_mul(u64::from(bits).div_ceil(8));
-        if bytes > max_decode_bytes {
-            return Err(format!(
-                "tiles of {tw} × {tl} ({bytes} bytes each, over max_decode_bytes)"
-            ));
-        }
-    }
     // The decoder reads gray in any depth up to 8 bits, and whole bytes of
     // every model; a palette it does not read at all.
     let mut patches = Vec::new();
     let mut model = model;
-    let decoder_inverts = kind == SampleKind::Unsigned && bits <= 8 && tags.samples == 1;
+    // The decoder inverts one-sample unsigned and 32- and 64-bit float gray
+    // itself; not signed, half-float or several samples.
+    let decoder_inverts = tags.samples == 1
+        && match kind {
+            SampleKind::Unsigned => native_depth || bits < 8,
+            SampleKind::Float => bits >= 32,
+            SampleKind::Signed => false,
+        };
     let black_is_zero = Patch {
         tag: 262,
         value: u32::from(BLACK_IS_ZERO),
@@ -306,9 +331,15 @@ pub fn plan(tags: &Tags, max_decode_bytes: u64) -> Result<Plan, String> {
         patches.push(black_is_zero);
     } else if photometric == WHITE_IS_ZERO && !decoder_inverts {
         patches.push(black_is_zero);
-        model = Model::Gray { invert: true };
+        model = match model {
+            Model::GrayPremultiplied { .. } => Model::GrayPremultiplied { invert: true },
+            _ => Model::Gray { invert: true },
+        };
     }
-    let gray_like = matches!(model, Model::Gray { .. } | Model::Palette(_));
+    let gray_like = matches!(
+        model,
+        Model::Gray { .. } | Model::GrayPremultiplied { .. } | Model::Palette(_)
+    );
     let decoder_reads_depth = native_depth || (gray_like && bits < 8);
     if bits < 8 && tags.samples > 1 && tags.planar == 2 {
         return Err(format!(
@@ -346,7 +377,29 @@ pub fn plan(tags: &Tags, max_decode_bytes: u64) -> Result<Plan, String> {
     if reverse_chunk_bits {
         patches.push(Patch { tag: 266, value: 1 });
     }
-    let read = if patches.is_empty() {
+    let read = if tags.tile.is_some() && tags.planar == 2 && tags.samples > 1 {
+        // bits ≥ 8 here: packed samples in planes are refused above.
+        let mut per_plane = vec![
+            Patch { tag: 277, value: 1 },
+            Patch { tag: 284, value: 1 },
+            Patch {
+                tag: 258,
+                value: u32::from(bits),
+            },
+            black_is_zero,
+        ];
+        if tags.has_sample_format {
+            per_plane.push(Patch {
+                tag: 339,
+                value: u32::from(tags.sample_format),
+            });
+        }
+        if tags.extra_sample.is_some() {
+            per_plane.push(Patch { tag: 338, value: 0 });
+        }
+        per_plane.extend(patches.into_iter().filter(|p| p.tag != 262));
+        Read::PlaneByPlane(per_plane)
+    } else if patches.is_empty() {
         Read::AsStored
     } else {
         Read::Rewritten(patches)
@@ -415,6 +468,8 @@ mod tests {
             subsampling: (2, 2),
             colormap: None,
             extra_sample: None,
+            has_sample_format: false,
+            jpeg_tables: None,
         }
     }
 
@@ -435,7 +490,7 @@ mod tests {
                     bits,
                     ..tags()
                 };
-                let p = plan(&t, u64::MAX).unwrap();
+                let p = plan(&t).unwrap();
                 assert_eq!(p.read, Read::AsStored, "{t:?}");
                 assert_eq!(p.color_type, color_type);
             }
@@ -454,7 +509,7 @@ mod tests {
             colormap: Some(map),
             ..tags()
         };
-        let p = plan(&t, u64::MAX).unwrap();
+        let p = plan(&t).unwrap();
         assert_eq!(p.read, Read::Rewritten(vec![Patch { tag: 262, value: 1 }]));
         let Model::Palette(colours) = p.model else {
             panic!("{:?}", p.model)
@@ -466,20 +521,12 @@ mod tests {
             colormap: Some(vec![0; 3 * 15]),
             ..t.clone()
         };
-        assert!(
-            plan(&short, u64::MAX)
-                .unwrap_err()
-                .contains("ColorMap of 45 values")
-        );
+        assert!(plan(&short).unwrap_err().contains("ColorMap of 45 values"));
         let none = Tags {
             colormap: None,
             ..t
         };
-        assert!(
-            plan(&none, u64::MAX)
-                .unwrap_err()
-                .contains("without a ColorMap")
-        );
+        assert!(plan(&none).unwrap_err().contains("without a ColorMap"));
     }
 
     #[test]
@@ -490,7 +537,7 @@ mod tests {
             width: 31,
             ..tags()
         };
-        let p = plan(&t, u64::MAX).unwrap();
+        let p = plan(&t).unwrap();
         assert_eq!(
             p.read,
             Read::Rewritten(vec![
@@ -535,12 +582,12 @@ mod tests {
                 "compression 7",
             ),
         ] {
-            let e = plan(&t, u64::MAX).unwrap_err();
+            let e = plan(&t).unwrap_err();
             assert!(e.contains("12-bit samples") && e.contains(why), "{e}");
         }
         // Under 8 bits the decoder reads gray itself.
         let four = Tags { bits: 4, ..tags() };
-        assert_eq!(plan(&four, u64::MAX).unwrap().read, Read::AsStored);
+        assert_eq!(plan(&four).unwrap().read, Read::AsStored);
     }
 
     #[test]
@@ -553,14 +600,21 @@ mod tests {
                 samples,
                 ..tags()
             };
-            plan(&t, u64::MAX).unwrap()
+            plan(&t).unwrap()
         };
         for (bits, samples) in [(8, 1), (4, 1), (1, 1)] {
             let p = white(bits, 1, samples);
             assert_eq!(p.read, Read::AsStored);
             assert_eq!(p.model, Model::Gray { invert: false });
         }
-        for (bits, format, samples) in [(16, 1, 1), (8, 2, 1), (8, 1, 2), (32, 3, 1), (16, 3, 1)] {
+        for (bits, format) in [(16, 1), (32, 1), (32, 3), (64, 3)] {
+            assert_eq!(
+                white(bits, format, 1).read,
+                Read::AsStored,
+                "{bits} {format}"
+            );
+        }
+        for (bits, format, samples) in [(8, 2, 1), (16, 2, 1), (8, 1, 2), (16, 3, 1)] {
             let p = white(bits, format, samples);
             assert_eq!(p.read, Read::Rewritten(vec![Patch { tag: 262, value: 1 }]));
             assert_eq!(p.model, Model::Gray { invert: true });
@@ -568,46 +622,43 @@ mod tests {
     }
 
     #[test]
-    fn large_tiles_and_planes_of_packed_samples_are_refused_reversed_bits_rewritten() {
-        let tiled = Tags {
-            tile: Some((u32::MAX - 15, 16)),
+    fn planes_of_packed_samples_are_refused_reversed_bits_rewritten() {
+        let jpeg_reversed = Tags {
+            fill_order: 2,
+            compression: JPEG,
+            photometric: Some(RGB),
+            samples: 3,
             ..tags()
         };
-        let e = plan(&tiled, 1 << 29).unwrap_err();
-        assert!(e.contains("over max_decode_bytes"), "{e}");
-        let small = Tags {
-            tile: Some((256, 256)),
-            ..tags()
-        };
-        assert!(plan(&small, 1 << 29).is_ok());
+        let p = plan(&jpeg_reversed).unwrap();
+        assert!(
+            !p.reverse_chunk_bits,
+            "a JPEG stream keeps its own bit order"
+        );
         let reversed = Tags {
             fill_order: 2,
             ..tags()
         };
-        let p = plan(&reversed, u64::MAX).unwrap();
+        let p = plan(&reversed).unwrap();
         assert!(p.reverse_chunk_bits);
         assert_eq!(p.read, Read::Rewritten(vec![Patch { tag: 266, value: 1 }]));
         let unknown = Tags {
             fill_order: 3,
             ..tags()
         };
-        assert_eq!(plan(&unknown, u64::MAX).unwrap_err(), "FillOrder 3");
+        assert_eq!(plan(&unknown).unwrap_err(), "FillOrder 3");
         let planes = Tags {
             bits: 4,
             samples: 2,
             planar: 2,
             ..tags()
         };
-        assert!(
-            plan(&planes, u64::MAX)
-                .unwrap_err()
-                .contains("separate planes")
-        );
+        assert!(plan(&planes).unwrap_err().contains("separate planes"));
     }
 
     #[test]
     fn what_no_plan_reads_is_named() {
-        let refused = |t: Tags| plan(&t, u64::MAX).unwrap_err();
+        let refused = |t: Tags| plan(&t).unwrap_err();
         let ycbcr = |subsampling, compression| Tags {
             photometric: Some(YCBCR),
             samples: 3,
@@ -616,14 +667,8 @@ mod tests {
             ..tags()
         };
         assert!(refused(ycbcr((2, 2), 1)).contains("2 × 2 chroma subsampling"));
-        assert_eq!(
-            plan(&ycbcr((2, 2), 7), u64::MAX).unwrap().model,
-            Model::YCbCr
-        );
-        assert_eq!(
-            plan(&ycbcr((1, 1), 5), u64::MAX).unwrap().model,
-            Model::YCbCr
-        );
+        assert_eq!(plan(&ycbcr((2, 2), 7)).unwrap().model, Model::YCbCr);
+        assert_eq!(plan(&ycbcr((1, 1), 5)).unwrap().model, Model::YCbCr);
         let complex = Tags {
             sample_format: 6,
             bits: 64,
@@ -641,7 +686,7 @@ mod tests {
             samples: 3,
             ..tags()
         };
-        assert_eq!(plan(&lab, u64::MAX).unwrap().color_type, "lab");
+        assert_eq!(plan(&lab).unwrap().color_type, "lab");
         let itu = Tags {
             photometric: Some(10),
             samples: 3,
