@@ -154,18 +154,18 @@ pub fn rewrite(bytes: &[u8], patches: &[Patch]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The copy of a tiled image with separate planes that holds plane `k` of
-/// `planes` alone: `patches` applied (one sample, gray), and the TileOffsets
-/// and TileByteCounts arrays narrowed to that plane's part (the `tiff` crate
-/// 0.11 miscomputes the edge tiles of every plane but the first). A part that
-/// fits in an entry's value field is written there, as the format wants.
-pub fn plane(bytes: &[u8], k: usize, planes: usize, patches: &[Patch]) -> Option<Vec<u8>> {
-    let mut out = rewrite(bytes, patches)?;
+/// Narrows `copy` (the file with its directory already rewritten to one gray
+/// sample, entries where they were) to plane `k` of `planes`: its TileOffsets
+/// and TileByteCounts entries say the tiles of that plane alone, read from the
+/// arrays of `original`, so the same copy serves every plane (the `tiff` crate
+/// 0.11 miscomputes the edge tiles of every plane but the first when it reads
+/// them together). A part that fits in an entry's value field is written
+/// there, as the format wants; `None` when the entries do not read.
+pub fn narrow_to_plane(copy: &mut [u8], original: &[u8], k: usize, planes: usize) -> Option<()> {
+    let e = Entries::read(original)?;
     for tag in [324u16, 325] {
-        let e = Entries::read(&out)?;
         let at = e.of(tag).last()?;
-        let kind = e.u16_at(at + 2)?;
-        let elem = match kind {
+        let elem = match e.u16_at(at + 2)? {
             3 => 2,
             4 | 13 => 4,
             16 | 18 => 8,
@@ -175,12 +175,10 @@ pub fn plane(bytes: &[u8], k: usize, planes: usize, patches: &[Patch]) -> Option
             4 => u64::from(e.u32_at(at + 4)?),
             _ => e.u64_at(at + 4)?,
         };
-        let count = usize::try_from(count).ok()?;
-        let per_plane = count.checked_div(planes)?;
+        let per_plane = usize::try_from(count).ok()?.checked_div(planes)?;
         let value_at = at + 4 + e.count_len;
         let value_len = e.entry_len - 4 - e.count_len;
-        let total = count.checked_mul(elem)?;
-        let array = if total <= value_len {
+        let array = if per_plane.checked_mul(planes)?.checked_mul(elem)? <= value_len {
             value_at
         } else {
             match value_len {
@@ -188,33 +186,32 @@ pub fn plane(bytes: &[u8], k: usize, planes: usize, patches: &[Patch]) -> Option
                 _ => usize::try_from(e.u64_at(value_at)?).ok()?,
             }
         };
-        let part_at = array.checked_add(k.checked_mul(per_plane)?.checked_mul(elem)?)?;
         let part_len = per_plane.checked_mul(elem)?;
-        let part = out.get(part_at..part_at.checked_add(part_len)?)?.to_vec();
-        let big_endian = e.big_endian;
+        let part_at = array.checked_add(k.checked_mul(part_len)?)?;
+        let part = original.get(part_at..part_at.checked_add(part_len)?)?;
         let ordered = |v: u64, n: usize| -> Vec<u8> {
             let b = v.to_be_bytes()[8 - n..].to_vec();
-            if big_endian {
+            if e.big_endian {
                 b
             } else {
                 b.into_iter().rev().collect()
             }
         };
-        let count_len = e.count_len;
-        let new_count = ordered(per_plane as u64, count_len);
         let value = if part_len <= value_len {
-            let mut v = part;
+            let mut v = part.to_vec();
             v.resize(value_len, 0);
             v
+        } else if value_len == 4 {
+            ordered(u64::from(u32::try_from(part_at).ok()?), 4)
         } else {
             ordered(part_at as u64, value_len)
         };
-        out.get_mut(at + 4..at + 4 + count_len)?
-            .copy_from_slice(&new_count);
-        out.get_mut(value_at..value_at + value_len)?
+        copy.get_mut(at + 4..value_at)?
+            .copy_from_slice(&ordered(per_plane as u64, e.count_len));
+        copy.get_mut(value_at..value_at + value_len)?
             .copy_from_slice(&value);
     }
-    Some(out)
+    Some(())
 }
 
 #[cfg(test)]
@@ -359,15 +356,24 @@ mod tests {
     #[test]
     fn one_plane_of_tiles_is_narrowed_in_place_or_by_its_pointer() {
         let one = Patch { tag: 277, value: 1 };
+        let plane = |b: &[u8], k: usize| {
+            let mut copy = rewrite(b, &[one])?;
+            narrow_to_plane(&mut copy, b, k, 3)?;
+            Some(copy)
+        };
         // One tile per plane: plane 1's offset and count fit in the entry.
         let b = tiled_planes(&[100, 200, 300], &[10, 20, 30]);
-        let p = plane(&b, 1, 3, &[one]).unwrap();
+        let p = plane(&b, 1).unwrap();
         assert_eq!(short(&p, 277), Some(1));
         assert_eq!(long_entry(&p, 1), (1, 200));
         assert_eq!(long_entry(&p, 2), (1, 20));
+        // The same copy, narrowed again, to another plane.
+        let mut again = p.clone();
+        narrow_to_plane(&mut again, &b, 2, 3).unwrap();
+        assert_eq!(long_entry(&again, 1), (1, 300));
         // Two tiles per plane: 8 bytes, so the pointer moves to plane 2's part.
         let b = tiled_planes(&[1, 2, 3, 4, 5, 6], &[7, 8, 9, 10, 11, 12]);
-        let p = plane(&b, 2, 3, &[one]).unwrap();
+        let p = plane(&b, 2).unwrap();
         let (count, at) = long_entry(&p, 1);
         assert_eq!(count, 2);
         let at = at as usize;
@@ -375,7 +381,7 @@ mod tests {
         let (count, at) = long_entry(&p, 2);
         assert_eq!((count, p[at as usize]), (2, 11));
         // A plane past the arrays does not read.
-        assert_eq!(plane(&b, 3, 3, &[one]), None);
+        assert_eq!(plane(&b, 3), None);
     }
 
     #[test]

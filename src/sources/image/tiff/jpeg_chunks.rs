@@ -1,7 +1,8 @@
 //! The JPEG streams of a JPEG-compressed TIFF (compression 7), checked before
 //! the decoder sees them: each strip or tile is a JPEG of its own, read after
 //! the JPEGTables, and the decoder allocates what that JPEG's frame header
-//! declares, not what the TIFF does. A 1 × 1 TIFF could carry a 16 384 × 16 384
+//! declares, not what the TIFF does. The headers are read here by the decoder
+//! the `tiff` crate uses, on the stream it builds, so both see one frame. A 1 × 1 TIFF could carry a 16 384 × 16 384
 //! JPEG; here a frame larger than its strip or tile (rounded up to a 16-pixel
 //! MCU), in the tables or in a chunk, is refused, so the decode stays within
 //! the image the TIFF declares and the bounds checked it by. A chunk is read as
@@ -9,45 +10,19 @@
 
 use super::plan::Tags;
 
-/// SOF markers: C0–CF but DHT (C4), JPG (C8) and DAC (CC).
-fn is_frame(marker: u8) -> bool {
-    matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC)
-}
-
-/// The frame's (width, height, components) of the JPEG stream `jpeg` (with or
-/// without its start-of-image marker), when it declares one before its scan.
+/// The frame's (width, height, components) of the JPEG stream `jpeg`, as the
+/// decoder reads its headers (the same decoder, zune-jpeg, with its default
+/// options: a frame it would not find is none here either).
 fn frame(jpeg: &[u8]) -> Option<(u32, u32, u8)> {
-    let be = |at: usize| -> Option<u32> {
-        Some(u32::from(u16::from_be_bytes(
-            jpeg.get(at..at + 2)?.try_into().ok()?,
-        )))
-    };
-    let mut at = if jpeg.starts_with(&[0xFF, 0xD8]) {
-        2
-    } else {
-        0
-    };
-    loop {
-        // Fill bytes (0xFF) may precede a marker.
-        while *jpeg.get(at)? == 0xFF && *jpeg.get(at + 1)? == 0xFF {
-            at += 1;
-        }
-        if *jpeg.get(at)? != 0xFF {
-            return None;
-        }
-        let marker = *jpeg.get(at + 1)?;
-        match marker {
-            m if is_frame(m) => {
-                let height = be(at + 5)?;
-                let width = be(at + 7)?;
-                let components = *jpeg.get(at + 9)?;
-                return Some((width, height, components));
-            }
-            0xDA | 0xD9 => return None,
-            0x01 | 0xD0..=0xD7 => at += 2,
-            _ => at += 2 + usize::try_from(be(at + 2)?).ok()?,
-        }
-    }
+    use zune_core::bytestream::ZCursor;
+    let mut d = zune_jpeg::JpegDecoder::new(ZCursor::new(jpeg));
+    d.decode_headers().ok()?;
+    let info = d.info()?;
+    Some((
+        u32::from(info.width),
+        u32::from(info.height),
+        info.components,
+    ))
 }
 
 /// Refuses a strip or tile whose JPEG frame is larger than the chunk.
@@ -67,9 +42,6 @@ pub fn check(bytes: &[u8], tags: &Tags) -> Result<(), String> {
             Ok(())
         }
     };
-    if let Some(found) = tags.jpeg_tables.as_deref().and_then(frame) {
-        fits(found)?;
-    }
     // Each distinct chunk once: strips may share their bytes.
     let chunks: std::collections::BTreeSet<(u64, u64)> = tags
         .chunk_offsets
@@ -84,10 +56,20 @@ pub fn check(bytes: &[u8], tags: &Tags) -> Result<(), String> {
         let end = start
             .saturating_add(usize::try_from(count).unwrap_or(usize::MAX))
             .min(bytes.len());
-        let Some(jpeg) = bytes.get(start..end) else {
+        let Some(chunk) = bytes.get(start..end) else {
             continue; // past the end: the decoder says the file is short
         };
-        if let Some(found) = frame(jpeg) {
+        // The stream the decoder reads: the tables but their end-of-image,
+        // then the chunk but its start-of-image.
+        let found = match tags.jpeg_tables.as_deref() {
+            Some(tables) if tables.len() >= 2 && chunk.len() >= 2 => {
+                let mut stream = tables[..tables.len() - 2].to_vec();
+                stream.extend_from_slice(&chunk[2..]);
+                frame(&stream)
+            }
+            _ => frame(chunk),
+        };
+        if let Some(found) = found {
             fits(found)?;
         }
     }
@@ -98,15 +80,16 @@ pub fn check(bytes: &[u8], tags: &Tags) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    /// SOI, an APP0 of 4 bytes, then a baseline SOF of `w × h × c`.
-    fn jpeg(w: u16, h: u16, c: u8) -> Vec<u8> {
-        let mut j = vec![
-            0xFF, 0xD8, 0xFF, 0xE0, 0, 4, 0, 0, 0xFF, 0xFF, 0xC0, 0, 11, 8,
-        ];
-        j.extend(h.to_be_bytes());
-        j.extend(w.to_be_bytes());
-        j.push(c);
-        j.extend([1, 0x11, 0]);
+    const SAMPLE: &[u8] = include_bytes!("../../../../samples/images/line-1/part-0001-small.jpg");
+
+    /// The sample JPEG with its frame saying `w × h`.
+    fn jpeg(w: u16, h: u16) -> Vec<u8> {
+        let mut j = SAMPLE.to_vec();
+        let sof = (2..j.len() - 9)
+            .find(|&i| j[i] == 0xFF && matches!(j[i + 1], 0xC0..=0xC2))
+            .unwrap();
+        j[sof + 5..sof + 7].copy_from_slice(&h.to_be_bytes());
+        j[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
         j
     }
 
@@ -145,31 +128,36 @@ mod tests {
 
     #[test]
     fn frames_within_their_strip_or_tile_pass() {
-        let (f, t) = tags_with(&[&jpeg(40, 16, 3), &jpeg(40, 14, 3)], None);
+        let (f, t) = tags_with(&[&jpeg(40, 16), &jpeg(40, 14)], None);
         assert_eq!(check(&f, &t), Ok(()));
-        let (f, t) = tags_with(&[&jpeg(48, 32, 3)], Some((48, 32)));
+        let (f, t) = tags_with(&[&jpeg(48, 32)], Some((48, 32)));
         assert_eq!(check(&f, &t), Ok(()));
-        assert_eq!(frame(&jpeg(7, 9, 1)), Some((7, 9, 1)));
+        assert_eq!(frame(&jpeg(7, 9)).map(|(w, h, _)| (w, h)), Some((7, 9)));
     }
 
     #[test]
     fn a_frame_larger_than_its_chunk_is_refused() {
-        let (f, t) = tags_with(&[&jpeg(40, 16, 3), &jpeg(16384, 16384, 3)], None);
+        let (f, t) = tags_with(&[&jpeg(40, 16), &jpeg(8000, 8000)], None);
         let e = check(&f, &t).unwrap_err();
-        assert!(e.contains("JPEG strip of 16384 × 16384"), "{e}");
+        assert!(e.contains("JPEG strip of 8000 × 8000"), "{e}");
         assert!(e.contains("strips of 40 × 16"), "{e}");
-        let (f, t) = tags_with(&[&jpeg(48, 32, 5)], Some((48, 32)));
-        assert!(check(&f, &t).is_err());
     }
 
     #[test]
-    fn a_frame_in_the_tables_or_past_the_byte_count_is_checked_too() {
-        // The strip holds no frame; the tables do.
-        let (f, mut t) = tags_with(&[&[0xFF, 0xD8, 0xFF, 0xDA]], None);
-        t.jpeg_tables = Some(jpeg(16384, 16384, 3));
-        assert!(check(&f, &t).unwrap_err().contains("16384 × 16384"));
+    fn a_frame_in_the_tables_past_junk_or_past_the_byte_count_is_checked_too() {
+        // The strip holds no frame; the tables (the whole JPEG) do.
+        let (f, mut t) = tags_with(&[&[0xFF, 0xD8, 0xFF, 0xD9]], None);
+        t.jpeg_tables = Some(jpeg(8000, 8000));
+        assert!(check(&f, &t).unwrap_err().contains("8000 × 8000"));
+        // Stray bytes before the frame, which the decoder skips.
+        let big = jpeg(8000, 64);
+        let mut junk = big[..2].to_vec();
+        junk.extend([0, 0, 0]);
+        junk.extend(&big[2..]);
+        let (f, t) = tags_with(&[&junk], None);
+        assert!(check(&f, &t).is_err());
         // A byte count past the end of the file: read to the end, as the decoder.
-        let (f, mut t) = tags_with(&[&jpeg(16384, 64, 1)], None);
+        let (f, mut t) = tags_with(&[&big], None);
         t.chunk_counts = vec![u64::MAX];
         assert!(check(&f, &t).is_err());
     }
@@ -177,10 +165,7 @@ mod tests {
     #[test]
     fn streams_that_do_not_read_are_left_to_the_decoder() {
         assert_eq!(frame(b"not a jpeg"), None);
-        assert_eq!(frame(&[0xFF, 0xD8, 0xFF, 0xDA]), None);
-        assert_eq!(frame(&[0xFF, 0xDA]), None, "a scan without a frame");
-        assert_eq!(frame(&jpeg(40, 16, 3)[..12]), None);
-        let (f, mut t) = tags_with(&[&jpeg(40, 16, 3)], None);
+        let (f, mut t) = tags_with(&[&jpeg(40, 16)], None);
         t.chunk_offsets = vec![u64::MAX];
         assert_eq!(check(&f, &t), Ok(()));
     }

@@ -56,11 +56,29 @@ pub fn decode(file: &[u8], bounds: &Bounds) -> Result<Decoded, Refused> {
     // The decoder sizes buffers by a tile's declared size, and by a JPEG
     // strip's or tile's own frame.
     if let Some((tw, tl)) = tags.tile {
+        // A tile of separate planes holds one sample.
+        let samples = if tags.planar == 2 { 1 } else { tags.samples };
         let tile = u64::from(tw)
             .saturating_mul(u64::from(tl))
-            .saturating_mul(u64::from(tags.samples))
+            .saturating_mul(u64::from(samples))
             .saturating_mul(u64::from(tags.bits).div_ceil(8));
         bounds.check_memory(&format!("one {tw} × {tl} tile of this tiff"), tile)?;
+    }
+    // Strips or tiles that overlap are each decoded: a file whose chunks
+    // cover it many times over costs that many decodes.
+    let covered = chunk_bytes(&tags, bytes.len());
+    let budget = (bytes.len() as u64)
+        .saturating_mul(64)
+        .saturating_add(1 << 20);
+    if covered > budget {
+        return Err(refused(
+            Stage::Limits,
+            format!(
+                "TIFF whose strips or tiles come to {covered} bytes in a file of {}: \
+                 read over and over",
+                bytes.len()
+            ),
+        ));
     }
     if tags.compression == 7 {
         jpeg_chunks::check(bytes, &tags).map_err(|e| {
@@ -96,12 +114,8 @@ pub fn decode(file: &[u8], bounds: &Bounds) -> Result<Decoded, Refused> {
             .saturating_add(w * h)
             .saturating_add(copy),
     )?;
-    let copy_of = |patches: &[Patch], plane: Option<usize>| -> Result<Vec<u8>, Refused> {
-        let mut copy = match plane {
-            None => ifd::rewrite(bytes, patches),
-            Some(k) => ifd::plane(bytes, k, usize::from(tags.samples), patches),
-        }
-        .ok_or_else(|| {
+    let copy_of = |patches: &[Patch]| -> Result<Vec<u8>, Refused> {
+        let mut copy = ifd::rewrite(bytes, patches).ok_or_else(|| {
             refused(
                 Stage::Header,
                 "TIFF: its first directory could not be rewritten",
@@ -114,15 +128,20 @@ pub fn decode(file: &[u8], bounds: &Bounds) -> Result<Decoded, Refused> {
     };
     let (levels, layout) = match &plan.read {
         Read::AsStored => read(bytes, &tags, &plan, bounds)?,
-        Read::Rewritten(patches) => read(&copy_of(patches, None)?, &tags, &plan, bounds)?,
+        Read::Rewritten(patches) => read(&copy_of(patches)?, &tags, &plan, bounds)?,
         Read::PlaneByPlane(patches) => {
-            let mut all = Vec::new();
+            // One copy, narrowed to each plane the model uses in turn.
+            let mut copy = copy_of(patches)?;
+            let used = plan.model.samples_used();
+            let mut all = Vec::with_capacity((w * h) as usize * used);
             let mut layout = None;
-            for k in 0..usize::from(tags.samples) {
-                let (plane, one) = read(&copy_of(patches, Some(k))?, &tags, &plan, bounds)?;
+            for k in 0..used {
+                ifd::narrow_to_plane(&mut copy, bytes, k, usize::from(tags.samples))
+                    .ok_or_else(|| refused(Stage::Header, "TIFF: its tile arrays do not read"))?;
+                let (plane, one) = read(&copy, &tags, &plan, bounds)?;
                 all.extend(plane);
                 layout = Some(levels::Layout {
-                    samples: usize::from(tags.samples),
+                    samples: used,
                     planar: true,
                     ..one
                 });
@@ -144,6 +163,17 @@ pub fn decode(file: &[u8], bounds: &Bounds) -> Result<Decoded, Refused> {
         progressive: None,
     };
     Ok(Decoded { header, gray })
+}
+
+/// The bytes of every strip or tile, as the decoder reads them (to its byte
+/// count or the end of the file), summed.
+fn chunk_bytes(tags: &Tags, len: usize) -> u64 {
+    let len = len as u64;
+    tags.chunk_offsets
+        .iter()
+        .zip(&tags.chunk_counts)
+        .map(|(&offset, &count)| count.min(len.saturating_sub(offset)))
+        .fold(0u64, u64::saturating_add)
 }
 
 /// The levels of every sample of the image (or plane) in `stored`, as the

@@ -157,6 +157,23 @@ pub enum Model {
     Palette(Vec<[u8; 3]>),
 }
 
+impl Model {
+    /// How many samples of a pixel make its gray level (the first ones).
+    pub fn samples_used(&self) -> usize {
+        match self {
+            Model::Gray { .. } | Model::YCbCr | Model::Palette(_) => 1,
+            Model::GrayPremultiplied { .. } => 2,
+            Model::Rgb {
+                premultiplied: false,
+            } => 3,
+            Model::Rgb {
+                premultiplied: true,
+            }
+            | Model::Cmyk => 4,
+        }
+    }
+}
+
 /// What one stored sample is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SampleKind {
@@ -317,7 +334,7 @@ pub fn plan(tags: &Tags) -> Result<Plan, String> {
     // itself; not signed, half-float or several samples.
     let decoder_inverts = tags.samples == 1
         && match kind {
-            SampleKind::Unsigned => native_depth || bits < 8,
+            SampleKind::Unsigned => matches!(bits, 1 | 2 | 4 | 8 | 16 | 32 | 64),
             SampleKind::Float => bits >= 32,
             SampleKind::Signed => false,
         };
@@ -614,7 +631,7 @@ mod tests {
                 "{bits} {format}"
             );
         }
-        for (bits, format, samples) in [(8, 2, 1), (16, 2, 1), (8, 1, 2), (16, 3, 1)] {
+        for (bits, format, samples) in [(8, 2, 1), (16, 2, 1), (8, 1, 2), (16, 3, 1), (3, 1, 1)] {
             let p = white(bits, format, samples);
             assert_eq!(p.read, Read::Rewritten(vec![Patch { tag: 262, value: 1 }]));
             assert_eq!(p.model, Model::Gray { invert: true });
@@ -654,6 +671,43 @@ mod tests {
             ..tags()
         };
         assert!(plan(&planes).unwrap_err().contains("separate planes"));
+    }
+
+    #[test]
+    fn tiled_planes_are_read_one_at_a_time_as_gray() {
+        let t = Tags {
+            photometric: Some(RGB),
+            samples: 4,
+            planar: 2,
+            tile: Some((16, 16)),
+            bits: 16,
+            has_sample_format: true,
+            extra_sample: Some(1),
+            ..tags()
+        };
+        let p = plan(&t).unwrap();
+        let patch = |tag, value| Patch { tag, value };
+        assert_eq!(
+            p.read,
+            Read::PlaneByPlane(vec![
+                patch(277, 1),
+                patch(284, 1),
+                patch(258, 16),
+                patch(262, 1),
+                patch(339, 1),
+                patch(338, 0),
+            ])
+        );
+        assert_eq!(
+            p.model,
+            Model::Rgb {
+                premultiplied: true
+            }
+        );
+        assert_eq!(p.model.samples_used(), 4);
+        // Strips of separate planes the decoder reads whole.
+        let strips = Tags { tile: None, ..t };
+        assert_eq!(plan(&strips).unwrap().read, Read::AsStored);
     }
 
     #[test]
