@@ -606,14 +606,10 @@ def pillow_reads(path):
         return False
 
 
-# Pillow reads these whole, naslake does not: CCITT modified Huffman and Group 3
-# fax are not in the `tiff` crate (Group 4 is).
-TIFF_REFUSED = {"tiff/fax-c2.tif": "CCITT modified Huffman", "tiff/fax-c3.tif": "CCITT Group 3"}
-
-
 def test_tiff_and_bmp_variants_pillow_reads_are_indexed_with_its_dimensions_and_levels(tmp_path):
     """Every TIFF and BMP variant Pillow decodes whole (signed, 12-, 32-bit and
-    float samples, YCbCr raw, LZW and JPEG, palettes of 1 to 8 bits, gray with
+    float samples, YCbCr raw, LZW and JPEG, CCITT modified Huffman and Group 3
+    and 4 fax, palettes of 1 to 8 bits, gray with
     alpha, premultiplied alpha, separate planes in strips and tiles, both byte orders,
     BigTIFF, FillOrder 2; BMP RLE deltas and short rows, a forgotten palette
     offset, a last row short of its padding) is indexed with Pillow's dimensions
@@ -630,9 +626,6 @@ def test_tiff_and_bmp_variants_pillow_reads_are_indexed_with_its_dimensions_and_
     readable = [n for n in names if pillow_reads(src / n)]
     assert len(readable) >= 40, readable  # the writer still makes the variants
     for name in readable:
-        if name in TIFF_REFUSED:
-            assert TIFF_REFUSED[name] in rejected.get(name, ""), (name, rejected.get(name))
-            continue
         assert name in got, (name, rejected.get(name))
         row = got[name]
         if name == "tiff/rgb16-planar.tif":

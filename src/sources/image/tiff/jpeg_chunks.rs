@@ -122,6 +122,7 @@ mod tests {
             extra_sample: None,
             has_sample_format: false,
             jpeg_tables: None,
+            t4_options: 0,
         };
         (file, tags)
     }

@@ -15,6 +15,7 @@
 //! image from the tags, a JPEG strip's frame against its strip, a tile's size;
 //! the tag values themselves are within the decoder's 1 MiB per tag.
 
+mod fax;
 mod ifd;
 mod jpeg_chunks;
 mod levels;
@@ -98,12 +99,13 @@ pub fn decode(file: &[u8], bounds: &Bounds) -> Result<Decoded, Refused> {
     };
     let levels = match (tags.bits, plan.kind, &plan.read) {
         (8, SampleKind::Unsigned, Read::AsStored | Read::Rewritten(_)) => 0,
+        // Fax levels are the pixels' (one sample each).
         _ => samples,
     };
     // A copy with a rewritten directory, besides the one of a looping chain.
     let copies = match (&plan.read, &whole) {
-        (Read::AsStored, Cow::Borrowed(_)) => 0,
-        (Read::AsStored, Cow::Owned(_)) | (_, Cow::Borrowed(_)) => 1,
+        (Read::AsStored | Read::Fax { .. }, Cow::Borrowed(_)) => 0,
+        (Read::AsStored | Read::Fax { .. }, Cow::Owned(_)) | (_, Cow::Borrowed(_)) => 1,
         (_, Cow::Owned(_)) => 2,
     };
     let copy = (bytes.len() as u64).saturating_mul(copies);
@@ -128,6 +130,18 @@ pub fn decode(file: &[u8], bounds: &Bounds) -> Result<Decoded, Refused> {
     };
     let (levels, layout) = match &plan.read {
         Read::AsStored => read(bytes, &tags, &plan, bounds)?,
+        Read::Fax { group3 } => {
+            let levels = fax::levels(bytes, &tags, *group3)
+                .map_err(|e| refused(Stage::Decode, format!("TIFF: {e}")))?;
+            let layout = levels::Layout {
+                width: tags.width as usize,
+                height: tags.height as usize,
+                samples: 1,
+                planar: false,
+                packed_bits: None,
+            };
+            (levels, layout)
+        }
         Read::Rewritten(patches) => read(&copy_of(patches)?, &tags, &plan, bounds)?,
         Read::PlaneByPlane(patches) => {
             // One copy, narrowed to each plane the model uses in turn.

@@ -61,6 +61,8 @@ pub struct Tags {
     pub has_sample_format: bool,
     /// JPEGTables: the tables every JPEG strip or tile is read after.
     pub jpeg_tables: Option<Vec<u8>>,
+    /// T4Options: bit 0 set is two-dimensional Group 3 coding.
+    pub t4_options: u32,
 }
 
 impl Tags {
@@ -99,6 +101,11 @@ impl Tags {
             .find_tag_unsigned_vec::<u8>(Tag::JPEGTables)
             .ok()
             .flatten();
+        let t4_options = d
+            .find_tag_unsigned::<u32>(Tag::Unknown(292))
+            .ok()
+            .flatten()
+            .unwrap_or(0);
         let mut u64s = |t: Tag| d.find_tag_unsigned_vec::<u64>(t).ok().flatten();
         let (offsets, counts) = match tile {
             Some(_) => (Tag::TileOffsets, Tag::TileByteCounts),
@@ -126,6 +133,7 @@ impl Tags {
             extra_sample,
             has_sample_format,
             jpeg_tables,
+            t4_options,
         })
     }
 }
@@ -189,6 +197,9 @@ pub enum Read {
     AsStored,
     /// A copy with these entries changed (`ifd.rs`).
     Rewritten(Vec<Patch>),
+    /// CCITT modified Huffman (compression 2) or Group 3 one-dimensional (3)
+    /// strips, decoded by `fax.rs`; `group3` for the latter.
+    Fax { group3: bool },
     /// Tiles in separate planes: one copy per plane, each with these entries
     /// changed (one sample, gray) and its tiles alone (`ifd::plane`), read as
     /// a gray image; the `tiff` crate 0.11 miscomputes the edge tiles of every
@@ -232,6 +243,9 @@ pub fn plan(tags: &Tags) -> Result<Plan, String> {
         2 => !matches!(tags.compression, OLD_JPEG | JPEG),
         other => return Err(format!("FillOrder {other}")),
     };
+    if matches!(tags.compression, 2 | 3) {
+        return fax_plan(tags);
+    }
     let kind = match tags.sample_format {
         1 | 4 => SampleKind::Unsigned,
         2 => SampleKind::Signed,
@@ -431,6 +445,43 @@ pub fn plan(tags: &Tags) -> Result<Plan, String> {
     })
 }
 
+/// Fax strips: one-bit gray, white runs sample 0 (so white where white is zero).
+fn fax_plan(tags: &Tags) -> Result<Plan, String> {
+    let name = if tags.compression == 2 {
+        "CCITT modified Huffman"
+    } else {
+        "CCITT Group 3 fax"
+    };
+    let photometric = tags.photometric.ok_or("no photometric interpretation")?;
+    if tags.bits != 1 || tags.samples != 1 || !matches!(photometric, 0 | 1) {
+        return Err(format!(
+            "{name} data of {} samples of {} bits, photometric interpretation {photometric}",
+            tags.samples, tags.bits
+        ));
+    }
+    if tags.tile.is_some() {
+        return Err(format!("{name} data in tiles"));
+    }
+    if tags.compression == 3 && tags.t4_options & 1 == 1 {
+        return Err("CCITT Group 3 two-dimensional coding (T4Options bit 0)".into());
+    }
+    if tags.fill_order == 2 {
+        return Err(format!("{name} data with FillOrder 2"));
+    }
+    Ok(Plan {
+        model: Model::Gray {
+            invert: photometric == WHITE_IS_ZERO,
+        },
+        kind: SampleKind::Unsigned,
+        bits: 1,
+        read: Read::Fax {
+            group3: tags.compression == 3,
+        },
+        reverse_chunk_bits: false,
+        color_type: "gray",
+    })
+}
+
 /// The features named in a refusal: what the tags hold, in words, that makes
 /// the decoder's refusal plausible ("YCbCr", "CCITT Group 3 fax compression").
 /// Empty when they hold nothing unusual.
@@ -487,6 +538,7 @@ mod tests {
             extra_sample: None,
             has_sample_format: false,
             jpeg_tables: None,
+            t4_options: 0,
         }
     }
 
