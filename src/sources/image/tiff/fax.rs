@@ -7,6 +7,10 @@
 //!
 //! As the `tiff` crate reads Group 4: a white run is sample 0, a black run
 //! sample 1, and the photometric interpretation then says which is white.
+//! A row whose runs do not come to the width ends the strip: the rows before it
+//! are kept, and the image is a reject for the rows it lacks. A run past the
+//! width is cut at it. FillOrder 2 strips are read with each byte's bits
+//! reversed.
 
 use fax::{BitReader, Color};
 
@@ -20,8 +24,7 @@ const ONE: u8 = 255;
 /// where the data ends or does not decode.
 pub fn levels(bytes: &[u8], tags: &Tags, group3: bool) -> Result<Vec<u8>, String> {
     let width = usize::try_from(tags.width).map_err(|_| "a row too wide")?;
-    let fax_width = u16::try_from(tags.width)
-        .map_err(|_| format!("a fax row of {} pixels (at most 65 535)", tags.width))?;
+    let reversed = tags.fill_order == 2;
     let height = tags.height as usize;
     let per_strip = (tags.rows_per_strip as usize).clamp(1, height.max(1));
     let mut out = Vec::with_capacity(width * height);
@@ -43,11 +46,15 @@ pub fn levels(bytes: &[u8], tags: &Tags, group3: bool) -> Result<Vec<u8>, String
             .min(bytes.len());
         // Two zero bytes after the data: the code tables look ahead up to 13
         // bits, and a last code in the strip's final bits is whole without them.
-        let mut data = bytes[start..end].to_vec();
-        data.extend([0, 0]);
-        let data = &data[..];
+        let data = bytes[start..end]
+            .iter()
+            .map(move |&b| if reversed { b.reverse_bits() } else { b })
+            .chain([0, 0])
+            .map(Ok::<u8, std::convert::Infallible>);
         let before = out.len();
         if group3 {
+            // plan.rs refuses Group 3 rows wider than the fax crate counts.
+            let fax_width = u16::try_from(tags.width).map_err(|_| "a row too wide")?;
             group3_rows(data, fax_width, rows, &mut out);
         } else {
             huffman_rows(data, width, rows, &mut out);
@@ -70,8 +77,13 @@ pub fn levels(bytes: &[u8], tags: &Tags, group3: bool) -> Result<Vec<u8>, String
 
 /// Modified Huffman: up to `rows` rows, each from a byte boundary, until the
 /// data ends or a code does not decode.
-fn huffman_rows(data: &[u8], width: usize, rows: usize, out: &mut Vec<u8>) {
-    let mut reader = fax::slice_reader(data);
+fn huffman_rows(
+    data: impl Iterator<Item = Result<u8, std::convert::Infallible>>,
+    width: usize,
+    rows: usize,
+    out: &mut Vec<u8>,
+) {
+    let Ok(mut reader) = fax::ByteReader::new(data);
     for _ in 0..rows {
         let mut row = Vec::with_capacity(width);
         let mut color = Color::White;
@@ -108,25 +120,30 @@ fn run(reader: &mut impl BitReader, color: Color) -> Option<u16> {
 }
 
 /// Group 3 one-dimensional: the rows the `fax` crate's reader gives, up to
-/// `rows`, until the data ends or a code does not decode. A row is kept when
-/// its runs reach the width: TIFF writers end a strip without the fax
-/// return-to-control, so the last row has no EOL after it, which the reader
-/// counts as an error after it has read the row.
-fn group3_rows(data: &[u8], width: u16, rows: usize, out: &mut Vec<u8>) {
-    let reader = data.iter().copied().map(Ok::<u8, std::convert::Infallible>);
-    let Ok(mut decoder) = fax::decoder::Group3Decoder::new(reader) else {
+/// `rows`, while each comes to the width. The reader ends a row at a code that
+/// does not decode and still calls it read, so the width is what tells a whole
+/// row. TIFF writers end a strip without the fax return-to-control, so the
+/// last row has no EOL after it, which the reader reports as an error after it
+/// has read the row.
+fn group3_rows(
+    data: impl Iterator<Item = Result<u8, std::convert::Infallible>>,
+    width: u16,
+    rows: usize,
+    out: &mut Vec<u8>,
+) {
+    let Ok(mut decoder) = fax::decoder::Group3Decoder::new(data) else {
         return;
     };
     for _ in 0..rows {
         let status = decoder.advance();
         let row = decoder.transitions();
-        let whole = status.is_ok() || row.last() == Some(&width);
-        if whole {
-            out.extend(fax::decoder::pels(row, width).map(|c| match c {
-                Color::White => ZERO,
-                Color::Black => ONE,
-            }));
+        if row.last() != Some(&width) {
+            return;
         }
+        out.extend(fax::decoder::pels(row, width).map(|c| match c {
+            Color::White => ZERO,
+            Color::Black => ONE,
+        }));
         if !matches!(status, Ok(fax::decoder::DecodeStatus::Incomplete)) {
             return;
         }
@@ -159,7 +176,7 @@ mod tests {
             extra_sample: None,
             has_sample_format: false,
             jpeg_tables: None,
-            t4_options: 0,
+            t4_options: Some(0),
         }
     }
 
@@ -207,6 +224,10 @@ mod tests {
         // Cut short: an error naming the rows.
         let e = levels(&data[..data.len() / 2], &t, false).unwrap_err();
         assert!(e.contains("ends after"), "{e}");
+        // FillOrder 2: the same rows from bytes stored least significant bit first.
+        let reversed: Vec<u8> = data.iter().map(|b| b.reverse_bits()).collect();
+        let t2 = Tags { fill_order: 2, ..t };
+        assert_eq!(levels(&reversed, &t2, false).unwrap(), want);
     }
 
     #[test]
@@ -232,5 +253,9 @@ mod tests {
         let got = levels(&data, &t, true).unwrap();
         assert_eq!(got[..8], [ZERO, ZERO, ZERO, ZERO, ZERO, ONE, ONE, ONE]);
         assert_eq!(got[8..], [ZERO, ONE, ONE, ONE, ONE, ONE, ONE, ONE]);
+        // A row short of the width ends the strip: a reject, not made-up pixels.
+        let short = tags(9, 2, vec![0], vec![data.len() as u64]);
+        let e = levels(&data, &short, true).unwrap_err();
+        assert!(e.contains("ends after 0 of its 2 rows"), "{e}");
     }
 }

@@ -122,7 +122,7 @@ mod tests {
             extra_sample: None,
             has_sample_format: false,
             jpeg_tables: None,
-            t4_options: 0,
+            t4_options: Some(0),
         };
         (file, tags)
     }

@@ -61,8 +61,9 @@ pub struct Tags {
     pub has_sample_format: bool,
     /// JPEGTables: the tables every JPEG strip or tile is read after.
     pub jpeg_tables: Option<Vec<u8>>,
-    /// T4Options: bit 0 set is two-dimensional Group 3 coding.
-    pub t4_options: u32,
+    /// T4Options (0 when absent; `None` when it does not read): bit 0 set is
+    /// two-dimensional Group 3 coding, bit 1 uncompressed mode.
+    pub t4_options: Option<u32>,
 }
 
 impl Tags {
@@ -101,11 +102,10 @@ impl Tags {
             .find_tag_unsigned_vec::<u8>(Tag::JPEGTables)
             .ok()
             .flatten();
-        let t4_options = d
-            .find_tag_unsigned::<u32>(Tag::Unknown(292))
-            .ok()
-            .flatten()
-            .unwrap_or(0);
+        let t4_options = match d.find_tag_unsigned::<u32>(Tag::Unknown(292)) {
+            Ok(found) => Some(found.unwrap_or(0)),
+            Err(_) => None,
+        };
         let mut u64s = |t: Tag| d.find_tag_unsigned_vec::<u64>(t).ok().flatten();
         let (offsets, counts) = match tile {
             Some(_) => (Tag::TileOffsets, Tag::TileByteCounts),
@@ -462,11 +462,19 @@ fn fax_plan(tags: &Tags) -> Result<Plan, String> {
     if tags.tile.is_some() {
         return Err(format!("{name} data in tiles"));
     }
-    if tags.compression == 3 && tags.t4_options & 1 == 1 {
-        return Err("CCITT Group 3 two-dimensional coding (T4Options bit 0)".into());
+    if tags.compression == 3 {
+        // Bit 0: two-dimensional coding; bit 1: uncompressed mode.
+        match tags.t4_options {
+            Some(o) if o & 0b11 == 0 => {}
+            Some(o) => return Err(format!("CCITT Group 3 fax with T4Options {o}")),
+            None => return Err("CCITT Group 3 fax whose T4Options do not read".into()),
+        }
+        if tags.width > u32::from(u16::MAX) {
+            return Err(format!("CCITT Group 3 fax rows of {} pixels", tags.width));
+        }
     }
-    if tags.fill_order == 2 {
-        return Err(format!("{name} data with FillOrder 2"));
+    if !matches!(tags.fill_order, 1 | 2) {
+        return Err(format!("{name} data with FillOrder {}", tags.fill_order));
     }
     Ok(Plan {
         model: Model::Gray {
@@ -483,13 +491,11 @@ fn fax_plan(tags: &Tags) -> Result<Plan, String> {
 }
 
 /// The features named in a refusal: what the tags hold, in words, that makes
-/// the decoder's refusal plausible ("YCbCr", "CCITT Group 3 fax compression").
+/// the decoder's refusal plausible ("YCbCr", "LZMA compression").
 /// Empty when they hold nothing unusual.
 pub fn unusual(tags: &Tags) -> Vec<String> {
     let mut found = Vec::new();
     let compression = match tags.compression {
-        2 => Some("CCITT modified Huffman"),
-        3 => Some("CCITT Group 3 fax"),
         6 => Some("old-style JPEG"),
         34661 => Some("JBIG"),
         34712 => Some("JPEG 2000"),
@@ -538,7 +544,7 @@ mod tests {
             extra_sample: None,
             has_sample_format: false,
             jpeg_tables: None,
-            t4_options: 0,
+            t4_options: Some(0),
         }
     }
 
@@ -760,6 +766,41 @@ mod tests {
         // Strips of separate planes the decoder reads whole.
         let strips = Tags { tile: None, ..t };
         assert_eq!(plan(&strips).unwrap().read, Read::AsStored);
+    }
+
+    #[test]
+    fn fax_is_one_bit_gray_white_where_the_photometric_says_and_2d_is_refused() {
+        let fax = |compression, photometric, t4_options| Tags {
+            compression,
+            photometric: Some(photometric),
+            bits: 1,
+            t4_options,
+            ..tags()
+        };
+        let p = plan(&fax(2, WHITE_IS_ZERO, Some(0))).unwrap();
+        assert_eq!(p.read, Read::Fax { group3: false });
+        assert_eq!(p.model, Model::Gray { invert: true });
+        let p = plan(&fax(3, BLACK_IS_ZERO, Some(4))).unwrap();
+        assert_eq!(p.read, Read::Fax { group3: true });
+        assert_eq!(p.model, Model::Gray { invert: false });
+        for (t4, why) in [
+            (Some(1), "T4Options 1"),
+            (Some(2), "T4Options 2"),
+            (None, "do not read"),
+        ] {
+            let e = plan(&fax(3, WHITE_IS_ZERO, t4)).unwrap_err();
+            assert!(e.contains(why), "{e}");
+        }
+        let wide = Tags {
+            width: 70_000,
+            ..fax(3, 0, Some(0))
+        };
+        assert!(plan(&wide).unwrap_err().contains("70000 pixels"));
+        let gray = Tags {
+            bits: 8,
+            ..fax(2, 0, Some(0))
+        };
+        assert!(plan(&gray).unwrap_err().contains("of 1 samples of 8 bits"));
     }
 
     #[test]
