@@ -161,22 +161,11 @@ mod tests {
             height,
             photometric: Some(0),
             bits: 1,
-            sample_format: 1,
-            samples: 1,
             compression: 2,
-            predictor: 1,
-            planar: 1,
-            fill_order: 1,
-            tile: None,
             rows_per_strip: height,
             chunk_offsets: offsets,
             chunk_counts: counts,
-            subsampling: (2, 2),
-            colormap: None,
-            extra_sample: None,
-            has_sample_format: false,
-            jpeg_tables: None,
-            t4_options: Some(0),
+            ..Tags::example()
         }
     }
 

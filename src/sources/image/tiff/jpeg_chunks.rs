@@ -106,23 +106,13 @@ mod tests {
             width: 40,
             height: 30,
             photometric: Some(6),
-            bits: 8,
-            sample_format: 1,
             samples: 3,
             compression: 7,
-            predictor: 1,
-            planar: 1,
-            fill_order: 1,
             tile,
             rows_per_strip: 16,
             chunk_offsets: offsets,
             chunk_counts: counts,
-            subsampling: (2, 2),
-            colormap: None,
-            extra_sample: None,
-            has_sample_format: false,
-            jpeg_tables: None,
-            t4_options: Some(0),
+            ..Tags::example()
         };
         (file, tags)
     }

@@ -138,6 +138,36 @@ impl Tags {
     }
 }
 
+#[cfg(test)]
+impl Tags {
+    /// An 8-bit gray 30 × 2 strip image, unsurprising in every tag: tests
+    /// change what they are about.
+    pub fn example() -> Tags {
+        Tags {
+            width: 30,
+            height: 2,
+            photometric: Some(BLACK_IS_ZERO),
+            bits: 8,
+            sample_format: 1,
+            samples: 1,
+            compression: 1,
+            predictor: 1,
+            planar: 1,
+            fill_order: 1,
+            tile: None,
+            rows_per_strip: 2,
+            chunk_offsets: vec![8],
+            chunk_counts: vec![60],
+            subsampling: (2, 2),
+            colormap: None,
+            extra_sample: None,
+            has_sample_format: false,
+            jpeg_tables: None,
+            t4_options: Some(0),
+        }
+    }
+}
+
 /// How the samples of a pixel become one gray level (gray.rs's rules).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Model {
@@ -524,28 +554,7 @@ mod tests {
     use super::*;
 
     fn tags() -> Tags {
-        Tags {
-            width: 30,
-            height: 2,
-            photometric: Some(BLACK_IS_ZERO),
-            bits: 8,
-            sample_format: 1,
-            samples: 1,
-            compression: 1,
-            predictor: 1,
-            planar: 1,
-            fill_order: 1,
-            tile: None,
-            rows_per_strip: 2,
-            chunk_offsets: vec![8],
-            chunk_counts: vec![60],
-            subsampling: (2, 2),
-            colormap: None,
-            extra_sample: None,
-            has_sample_format: false,
-            jpeg_tables: None,
-            t4_options: Some(0),
-        }
+        Tags::example()
     }
 
     #[test]
