@@ -29,6 +29,14 @@ def thumbnail_size(width, height, long):
     return (long, scaled(height)) if width >= height else (scaled(width), long)
 
 
+def jpeg_data(path):
+    """Whether the pixels of the file at `path` are JPEG data (a JPEG, an MPO,
+    or a TIFF's JPEG compression): decoded by another JPEG decoder than
+    Pillow's, they are compared within a gray level, not exactly."""
+    with Image.open(path) as im:
+        return im.format in ("JPEG", "MPO") or (im.format == "TIFF" and im.tag_v2.get(259) in (6, 7))
+
+
 def _tiff_sample(im):
     """(bits, sample format) of a TIFF's first sample by its tags; (None, 1)
     for other formats."""

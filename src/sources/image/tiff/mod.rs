@@ -103,11 +103,7 @@ pub fn decode(file: &[u8], bounds: &Bounds) -> Result<Decoded, Refused> {
         _ => samples,
     };
     // A copy with a rewritten directory, besides the one of a looping chain.
-    let copies = match (&plan.read, &whole) {
-        (Read::AsStored | Read::Fax { .. }, Cow::Borrowed(_)) => 0,
-        (Read::AsStored | Read::Fax { .. }, Cow::Owned(_)) | (_, Cow::Borrowed(_)) => 1,
-        (_, Cow::Owned(_)) => 2,
-    };
+    let copies = u64::from(plan.read.copies_the_file()) + u64::from(matches!(whole, Cow::Owned(_)));
     let copy = (bytes.len() as u64).saturating_mul(copies);
     bounds.check_memory(
         "this tiff",

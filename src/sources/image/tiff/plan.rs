@@ -230,11 +230,19 @@ pub enum Read {
     /// CCITT modified Huffman (compression 2) or Group 3 one-dimensional (3)
     /// strips, decoded by `fax.rs`; `group3` for the latter.
     Fax { group3: bool },
-    /// Tiles in separate planes: one copy per plane, each with these entries
-    /// changed (one sample, gray) and its tiles alone (`ifd::plane`), read as
-    /// a gray image; the `tiff` crate 0.11 miscomputes the edge tiles of every
-    /// plane but the first when it reads them together.
+    /// Tiles in separate planes: one copy with these entries changed (one
+    /// sample, gray), narrowed to each plane the model uses in turn
+    /// (`ifd::narrow_to_plane`) and read as a gray image; the `tiff` crate 0.11
+    /// miscomputes the edge tiles of every plane but the first when it reads
+    /// them together.
     PlaneByPlane(Vec<Patch>),
+}
+
+impl Read {
+    /// Whether reading makes a copy of the file (held while it decodes).
+    pub fn copies_the_file(&self) -> bool {
+        matches!(self, Read::Rewritten(_) | Read::PlaneByPlane(_))
+    }
 }
 
 /// The decision for one TIFF.
