@@ -441,7 +441,7 @@ def test_a_filers_own_self_signed_certificate_in_ca_bundle_is_pinned(standin, tm
     run_job(job(tmp_path), tmp_path / "b", env=s.env(NASLAKE_ONTAP_CA_BUNDLE=str(both)))
     # Another certificate: refused, and told what to do.
     wrong = run_job(job(tmp_path), tmp_path / "c", env=s.env(NASLAKE_ONTAP_CA_BUNDLE=other), check_codes=(1,))
-    assert "put the filer's CA in it, or the filer's own certificate" in wrong.stdout + wrong.stderr
+    assert "put the server's CA in it, or the server's own certificate" in wrong.stdout + wrong.stderr
     # Pinned, but for another name, or expired: refused.
     for name, cert in (("name", self_signed(tmp_path / "named", names=("filer.example",))),
                        ("expired", self_signed(tmp_path / "expired", valid_days=(-10, -1)))):

@@ -102,7 +102,7 @@ def test_a_refused_bind_fails_the_run_and_leaves_the_lake_as_it_was(stand, slapd
     before = digest(lake)
     asked = len(stand.stats()["paths"])
     run, _ = run_ldap(tmp_path / "second", stand, slapd, slapd.url, password="wrong-password", codes=(1,), lake=lake)
-    # The directory is read before the walk: no path was asked about.
+    # The bind is tried before the walk: no path was asked about.
     assert len(stand.stats()["paths"]) == asked
     out = run.stdout + run.stderr
     assert "the bind as `cn=reader,dc=corp,dc=example,dc=com` was refused" in out, out[-2000:]

@@ -5,6 +5,13 @@
 use super::principals::{Kind, Principal};
 use super::rights::Rights;
 
+/// Whether `path` is the folder `dir` or inside it (`dir` with or without a
+/// trailing `/`; an empty `dir` is the root, which holds every path).
+pub fn is_within(path: &str, dir: &str) -> bool {
+    let dir = dir.trim_end_matches('/');
+    dir.is_empty() || path == dir || path.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
+}
+
 /// Where the permissions came from (`acl_entries.source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {

@@ -342,7 +342,9 @@ pub struct Ontap {
     pub lookup_names: bool,
 }
 
-fn env(var: &str) -> Option<String> {
+/// An environment variable's value, unless it is unset or blank (a blank
+/// value is taken as not given, here and where the value is used).
+pub(crate) fn env(var: &str) -> Option<String> {
     std::env::var(var).ok().filter(|v| !v.trim().is_empty())
 }
 
@@ -389,10 +391,9 @@ impl AclOptions {
 
     /// Whether `path` is under one of the `sensitive` paths.
     pub fn is_sensitive(&self, path: &str) -> bool {
-        self.sensitive.iter().any(|p| {
-            let p = p.trim_end_matches('/');
-            p.is_empty() || path == p || path.strip_prefix(p).is_some_and(|r| r.starts_with('/'))
-        })
+        self.sensitive
+            .iter()
+            .any(|dir| super::entry::is_within(path, dir))
     }
 }
 

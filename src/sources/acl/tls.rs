@@ -81,7 +81,7 @@ impl ServerCertVerifier for Pinned {
             let parsed = ParsedCertificate::try_from(end_entity)?;
             rustls::client::verify_server_name(&parsed, server_name).map_err(|e| {
                 rustls::Error::General(format!(
-                    "{e}: the filer's own certificate in ca_bundle ({}) does not name this host in its subjectAltName (webpki reads no common name); make it with -addext subjectAltName=DNS:HOST,IP:ADDRESS, or connect by a name it has",
+                    "{e}: the server's own certificate in ca_bundle ({}) does not name this host in its subjectAltName (webpki reads no common name); make it with -addext subjectAltName=DNS:HOST,IP:ADDRESS, or connect by a name it has",
                     self.shown
                 ))
             })?;
@@ -96,7 +96,7 @@ impl ServerCertVerifier for Pinned {
                 rustls::Error::InvalidCertificate(
                     rustls::CertificateError::UnknownIssuer | rustls::CertificateError::Other(_),
                 ) => rustls::Error::General(format!(
-                    "{e}: the filer's certificate is neither signed by a certificate in ca_bundle ({}) nor one of them; put the filer's CA in it, or the filer's own certificate (openssl s_client -connect HOST:443 -showcerts prints it)",
+                    "{e}: the server's certificate (the filer's, or the directory server's) is neither signed by a certificate in ca_bundle ({}) nor one of them; put the server's CA in it, or the server's own certificate (openssl s_client -connect HOST:PORT -showcerts prints it)",
                     self.shown
                 )),
                 _ => e,

@@ -55,10 +55,7 @@ pub struct Session {
 
 /// The bind password: the environment, or the secret.
 pub async fn password(spec: &LdapSpec) -> Result<Secret, String> {
-    if let Some(p) = std::env::var(LDAP_PASSWORD_VAR)
-        .ok()
-        .filter(|p| !p.is_empty())
-    {
+    if let Some(p) = crate::sources::acl::options::env(LDAP_PASSWORD_VAR) {
         return Ok(Secret::new(p));
     }
     let id = spec.secret_id.as_deref().ok_or_else(|| {

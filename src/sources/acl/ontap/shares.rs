@@ -90,8 +90,7 @@ pub fn in_volume(share_path: &str, junction: &str) -> Option<String> {
     }
     // A share at or above the junction (ONTAP's `c$` at `/`, a share on a
     // parent volume) reaches the whole volume.
-    if p == junction || p.is_empty() || junction.strip_prefix(p).is_some_and(|r| r.starts_with('/'))
-    {
+    if crate::sources::acl::entry::is_within(junction, p) {
         return Some("/".into());
     }
     p.strip_prefix(junction)

@@ -35,11 +35,12 @@ use super::rows::BATCH_ROWS;
 use super::{Access, Loader, one_stream};
 use crate::sources::acl::access::{Ace, Dacl, Who, check};
 use crate::sources::acl::directory::Directory;
+use crate::sources::acl::entry::is_within;
 use crate::sources::acl::ontap::shares::Permission;
 use crate::sources::acl::options::{AclOptions, EffectiveScope};
 use crate::sources::acl::principals::NtfsNames;
 use crate::sources::acl::rights::{FULL_CONTROL, Rights};
-use crate::sources::acl::rows::{bigints, bools, strings};
+use crate::sources::acl::rows::{bigints, bools, ints, strings};
 use crate::sources::columns::{batch, string_lists};
 
 /// OWNER RIGHTS.
@@ -117,7 +118,12 @@ impl TableProvider for EffectiveAccess {
                 DataFusionError::Internal("effective access is read in a naslake session".into())
             })?;
         let ctx = SessionContext::new_with_state(state.clone());
-        let strangers = named_users(&ctx, table).await?;
+        // Planned here, read when the table is (EXPLAIN reads neither).
+        let named = ctx
+            .sql(&named_users_sql(table))
+            .await?
+            .create_physical_plan()
+            .await?;
         let input = ctx
             .sql(&self.entries_sql(table))
             .await?
@@ -127,7 +133,7 @@ impl TableProvider for EffectiveAccess {
             schema: self.schema.clone(),
             loader: self.loader.clone(),
             input,
-            strangers,
+            named,
             limit: self.limit,
         };
         one_stream(self.schema.clone(), Arc::new(part), projection, limit)
@@ -147,16 +153,20 @@ struct Cursor {
     row: usize,
 }
 
-/// Every user an NTFS entry of kind `user` names.
-async fn named_users(ctx: &SessionContext, table: &str) -> DfResult<Vec<Named>> {
-    let sql = format!(
+/// The query of every user an NTFS entry of kind `user` names.
+fn named_users_sql(table: &str) -> String {
+    format!(
         "SELECT DISTINCT principal, principal_sid FROM \"{}\" \
          WHERE effective_style = 'ntfs' AND principal_kind = 'user' AND principal IS NOT NULL \
          ORDER BY principal, principal_sid",
         table.replace('"', "\"\"")
-    );
+    )
+}
+
+/// The users [`named_users_sql`]'s plan gives.
+async fn named_users(plan: Arc<dyn ExecutionPlan>, ctx: Arc<TaskContext>) -> DfResult<Vec<Named>> {
     let mut out = Vec::new();
-    for b in ctx.sql(&sql).await?.collect().await? {
+    for b in datafusion::physical_plan::collect(plan, ctx).await? {
         let (names, sids) = (
             b.column(0).as_string::<i32>(),
             b.column(1).as_string::<i32>(),
@@ -176,7 +186,8 @@ struct Part {
     schema: SchemaRef,
     loader: Arc<Loader>,
     input: Arc<dyn ExecutionPlan>,
-    strangers: Vec<Named>,
+    /// The plan of the users entries name (`named_users_sql`).
+    named: Arc<dyn ExecutionPlan>,
     limit: u64,
 }
 
@@ -188,8 +199,9 @@ impl PartitionStream for Part {
     fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let schema = self.schema.clone();
         let (loader, input, limit) = (self.loader.clone(), self.input.clone(), self.limit);
-        let named = self.strangers.clone();
+        let named = self.named.clone();
         let start = async move {
+            let named = named_users(named, ctx.clone()).await?;
             let access = loader.access().await.map_err(DataFusionError::Execution)?;
             let entries = datafusion::physical_plan::execute_stream(input, ctx)?;
             Ok::<_, DataFusionError>(Walker::new(schema, access, entries, named, limit))
@@ -500,7 +512,7 @@ impl Walker {
             volume: p.volume.as_str().into(),
             sensitive: p.sensitive,
             covering: (0..self.shares.len())
-                .filter(|i| covers(&self.shares[*i].path, &p.path))
+                .filter(|i| is_within(&p.path, &self.shares[*i].path))
                 .collect(),
             aces,
             owner,
@@ -701,12 +713,6 @@ impl Subject {
     }
 }
 
-/// Whether a share over `share_path` covers `path` (both inside the volume).
-fn covers(share_path: &str, path: &str) -> bool {
-    let s = share_path.trim_end_matches('/');
-    s.is_empty() || path == s || path.strip_prefix(s).is_some_and(|r| r.starts_with('/'))
-}
-
 fn rows_batch(schema: &SchemaRef, rows: &[Row]) -> RecordBatch {
     batch(schema, "schemas/acl_effective_access.toml", |f| {
         let it = || rows.iter();
@@ -723,10 +729,7 @@ fn rows_batch(schema: &SchemaRef, rows: &[Row]) -> RecordBatch {
                 strings(names.iter().map(|s| Some(s.as_str())))
             }
             "via" => string_lists(f.data_type(), it().map(|r| Some(&r.via))),
-            "via_depth" => Arc::new(
-                it().map(|r| Some(r.via.len() as i32))
-                    .collect::<datafusion::arrow::array::Int32Array>(),
-            ),
+            "via_depth" => ints(it().map(|r| Some(r.via.len() as i32))),
             "account_disabled" => bools(it().map(|r| r.disabled)),
             "sensitive" => bools(it().map(|r| Some(r.sensitive))),
             "snapshot_date" => strings(it().map(|r| Some(&*r.snapshot_date))),
@@ -742,9 +745,9 @@ mod tests {
 
     #[test]
     fn shares_cover_their_folder_and_below() {
-        assert!(covers("/hr", "/hr"));
-        assert!(covers("/hr", "/hr/pay.xlsx"));
-        assert!(!covers("/hr", "/hrx"));
-        assert!(covers("/", "/anything"));
+        assert!(is_within("/hr", "/hr"));
+        assert!(is_within("/hr/pay.xlsx", "/hr"));
+        assert!(!is_within("/hrx", "/hr"));
+        assert!(is_within("/anything", "/"));
     }
 }

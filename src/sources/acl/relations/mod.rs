@@ -126,6 +126,13 @@ impl Loader {
             }
         };
         let directory = builder.finish();
+        let configured = self.identities.is_some() || self.ldap.is_some();
+        if configured && directory.users().next().is_none() {
+            tracing::warn!(
+                source = %self.source,
+                "the directory (`identities` or `[ldap]`) holds no users: effective access knows only the users the entries name; check the export or `ldap.base_dn`"
+            );
+        }
         let p = &directory.problems;
         tracing::info!(
             source = %self.source,
