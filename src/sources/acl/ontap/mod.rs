@@ -5,6 +5,7 @@
 //! (`permissions.rs`), through one client (`client.rs`).
 
 pub mod client;
+pub mod fields;
 pub mod pages;
 pub mod permissions;
 pub mod shares;

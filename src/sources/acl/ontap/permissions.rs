@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::super::entry::{Ace, ApplyTo, EntryType, ObjectAcl, mode_entries};
 use super::super::principals::{Kind, NtfsNames, Principal};
 use super::super::rights::{ADVANCED, FULL_CONTROL, Rights};
+use super::fields::text;
 
 /// Entries of one object read at most (NTFS allows about 1,820 in 64 KiB).
 const MAX_ENTRIES: usize = 4096;
@@ -134,17 +135,6 @@ fn ace(a: &Value, names: &NtfsNames) -> Result<Ace, String> {
         apply_to,
         inherited: flag(a.get("inherited"))?,
     })
-}
-
-fn text<'a>(v: &'a Value, key: &str) -> Result<Option<&'a str>, String> {
-    match v.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.chars().any(char::is_control) => {
-            Err(format!("{key} holds a control character"))
-        }
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(format!("{key} is not a string")),
-    }
 }
 
 fn flag(v: Option<&Value>) -> Result<bool, String> {

@@ -6,6 +6,7 @@
 use serde_json::Value;
 
 use super::client::{Client, ClientError};
+use super::fields::text;
 use super::pages::each_page;
 use crate::sources::acl::directory::{LocalGroup, UnixGroup};
 use crate::sources::acl::rights::{FULL_CONTROL, MODIFY, READ_AND_EXECUTE};
@@ -105,13 +106,6 @@ fn records(page: &Value) -> Result<&Vec<Value>, String> {
     }
 }
 
-/// A string field without control characters (they would reach the tables).
-fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key)
-        .and_then(Value::as_str)
-        .filter(|s| !s.chars().any(char::is_control))
-}
-
 /// The names in a list of `{"name": …}` objects.
 fn names(v: Option<&Value>) -> Result<Vec<String>, String> {
     match v {
@@ -119,7 +113,7 @@ fn names(v: Option<&Value>) -> Result<Vec<String>, String> {
         Some(Value::Array(items)) => items
             .iter()
             .map(|i| {
-                text(i, "name")
+                text(i, "name")?
                     .map(str::to_string)
                     .ok_or_else(|| "a member without a name".to_string())
             })
@@ -161,18 +155,16 @@ pub async fn shares(
         "name,path,acls",
         page_size,
         |r| {
-            let raw = |key: &str| r.get(key).and_then(Value::as_str);
-            if [raw("name"), raw("path")]
-                .iter()
-                .flatten()
-                .any(|v| v.chars().any(char::is_control))
-            {
-                // Not a name a table should hold; one odd share does not stop the run.
-                tracing::warn!("a share whose name or path holds a control character is left out");
-                return Ok(());
-            }
-            let name = text(r, "name").ok_or("a share without a name")?;
-            let share_path = text(r, "path").ok_or_else(|| format!("share {name} has no path"))?;
+            let (name, share_path) = match (text(r, "name"), text(r, "path")) {
+                (Ok(name), Ok(path)) => (name, path),
+                (Err(e), _) | (_, Err(e)) => {
+                    // Not a name a table should hold; one odd share does not stop the run.
+                    tracing::warn!("a share is left out: its {e}");
+                    return Ok(());
+                }
+            };
+            let name = name.ok_or("a share without a name")?;
+            let share_path = share_path.ok_or_else(|| format!("share {name} has no path"))?;
             let Some(path) = in_volume(share_path, junction) else {
                 return Ok(());
             };
@@ -199,16 +191,24 @@ pub async fn shares(
 
 fn share_entry(share: &str, e: &Value) -> Result<ShareEntry, String> {
     let principal = text(e, "user_or_group")
+        .map_err(|e| format!("share {share}: {e}"))?
         .ok_or_else(|| format!("share {share}: an entry without user_or_group"))?;
-    let given = text(e, "permission").unwrap_or_default();
+    let given = text(e, "permission")
+        .map_err(|e| format!("share {share}: {e}"))?
+        .unwrap_or_default();
     let permission = Permission::parse(given).ok_or_else(|| {
         format!("share {share}: permission `{given}` (full_control, change, read or no_access)")
     })?;
     Ok(ShareEntry {
         principal: principal.to_string(),
-        sid: text(e, "sid").map(str::to_string),
+        sid: text(e, "sid")
+            .map_err(|e| format!("share {share}: {e}"))?
+            .map(str::to_string),
         permission,
-        kind: text(e, "type").unwrap_or("windows").to_string(),
+        kind: text(e, "type")
+            .map_err(|e| format!("share {share}: {e}"))?
+            .unwrap_or("windows")
+            .to_string(),
     })
 }
 
@@ -226,10 +226,12 @@ pub async fn local_groups(
         "name,sid,members",
         page_size,
         |r| {
-            let name = text(r, "name").ok_or("a local group without a name")?;
+            let name = text(r, "name")?.ok_or("a local group without a name")?;
             out.push(LocalGroup {
                 name: name.to_string(),
-                sid: text(r, "sid").map(str::to_string),
+                sid: text(r, "sid")
+                    .map_err(|e| format!("local group {name}: {e}"))?
+                    .map(str::to_string),
                 members: names(r.get("members")).map_err(|e| format!("local group {name}: {e}"))?,
             });
             Ok(())
@@ -253,7 +255,7 @@ pub async fn unix_groups(
         "name,id,users",
         page_size,
         |r| {
-            let name = text(r, "name").ok_or("a UNIX group without a name")?;
+            let name = text(r, "name")?.ok_or("a UNIX group without a name")?;
             out.push(UnixGroup {
                 name: name.to_string(),
                 users: names(r.get("users")).map_err(|e| format!("UNIX group {name}: {e}"))?,
@@ -297,5 +299,11 @@ mod tests {
             ["a"]
         );
         assert!(names(Some(&serde_json::json!([{}]))).is_err());
+        // A control character is an error naming the field, not a missing value.
+        let bell = serde_json::json!({"user_or_group": "x\u{7}", "permission": "read"});
+        let e = share_entry("s", &bell).unwrap_err();
+        assert!(e.contains("user_or_group holds a control character"), "{e}");
+        let e = names(Some(&serde_json::json!([{"name": "a\u{1b}"}]))).unwrap_err();
+        assert!(e.contains("name holds a control character"), "{e}");
     }
 }
