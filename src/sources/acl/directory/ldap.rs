@@ -119,19 +119,18 @@ impl Session {
 
     /// The domain's NetBIOS name, when the server keeps Active Directory's
     /// partitions (`None` otherwise, or when it cannot be read).
-    pub async fn netbios_name(&mut self) -> Option<String> {
-        let root = self
-            .one(
-                Some(""),
-                "(objectClass=*)",
-                &["configurationNamingContext", "defaultNamingContext"],
-            )
-            .await?;
-        let config = root
+    pub async fn netbios_name(&mut self) -> Result<Option<String>, String> {
+        let attrs = ["configurationNamingContext", "defaultNamingContext"];
+        let Some(root) = self.one("", Scope::Base, "(objectClass=*)", &attrs).await? else {
+            return Ok(None);
+        };
+        let Some(config) = root
             .attrs
-            .get("configurationNamingContext")?
-            .first()?
-            .clone();
+            .get("configurationNamingContext")
+            .and_then(|c| c.first().cloned())
+        else {
+            return Ok(None);
+        };
         // The domain's own partition: the base DN may be an OU inside it.
         let domain = root
             .attrs
@@ -142,38 +141,37 @@ impl Session {
             "(&(objectClass=crossRef)(nETBIOSName=*)(nCName={}))",
             ldap3::ldap_escape(&domain)
         );
-        let (entries, _) = self
-            .ldap
-            .with_timeout(self.timeout)
-            .search(
-                &format!("CN=Partitions,{config}"),
-                Scope::OneLevel,
-                &filter,
-                vec!["nETBIOSName"],
-            )
-            .await
-            .ok()?
-            .success()
-            .ok()?;
-        let entry = SearchEntry::construct(entries.into_iter().next()?);
-        entry
-            .attrs
-            .get("nETBIOSName")?
-            .first()
-            .map(|n| n.to_uppercase())
+        let partitions = format!("CN=Partitions,{config}");
+        let found = self
+            .one(&partitions, Scope::OneLevel, &filter, &["nETBIOSName"])
+            .await?;
+        Ok(found.and_then(|entry| {
+            entry
+                .attrs
+                .get("nETBIOSName")?
+                .first()
+                .map(|n| n.to_uppercase())
+        }))
     }
 
-    /// One entry by a base search (`dn` `None`: the root DSE).
-    async fn one(&mut self, dn: Option<&str>, filter: &str, attrs: &[&str]) -> Option<SearchEntry> {
+    /// The first entry a search of `dn` finds (`""`: the root DSE), or none;
+    /// the server's refusal or a lost connection as an error that says so.
+    async fn one(
+        &mut self,
+        dn: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+    ) -> Result<Option<SearchEntry>, String> {
+        let what = format!("the search of `{dn}` for {filter}");
         let (entries, _) = self
             .ldap
             .with_timeout(self.timeout)
-            .search(dn.unwrap_or(""), Scope::Base, filter, attrs.to_vec())
+            .search(dn, scope, filter, attrs.to_vec())
             .await
-            .ok()?
-            .success()
-            .ok()?;
-        entries.into_iter().next().map(SearchEntry::construct)
+            .and_then(|r| r.success())
+            .map_err(|e| failed(&self.spec, &what, e))?;
+        Ok(entries.into_iter().next().map(SearchEntry::construct))
     }
 
     /// Every principal under the base DN, as records, in the order the server
@@ -249,8 +247,8 @@ impl Session {
         for _ in 0..MAX_RANGES {
             let want = format!("{name};range={from}-*");
             let more = self
-                .one(Some(&record.dn), "(objectClass=*)", &[want.as_str()])
-                .await
+                .one(&record.dn, Scope::Base, "(objectClass=*)", &[want.as_str()])
+                .await?
                 .ok_or_else(|| {
                     format!(
                         "LDAP server {}: the values of `{name}` of an entry from {from} on could not be read",

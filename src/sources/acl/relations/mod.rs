@@ -161,7 +161,11 @@ impl Loader {
         let password = ldap::password(spec).await?;
         let mut session = ldap::Session::bind(spec, &password).await?;
         if self.identity_domain.is_none() {
-            let netbios = session.netbios_name().await;
+            let netbios = session.netbios_name().await.unwrap_or_else(|e| {
+                // Names can still be made from the base DN: the run goes on.
+                tracing::warn!(source = %self.source, error = %e, "the NetBIOS domain lookup failed");
+                None
+            });
             if netbios.is_none() {
                 tracing::warn!(
                     source = %self.source,
