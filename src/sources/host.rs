@@ -69,8 +69,9 @@ impl Drain {
     }
 }
 
-/// A unit on its way to a parser, with the stats of the item it belongs to.
-pub(crate) type Sent<U> = (U, Arc<ItemStats>);
+/// Units on their way to a parser (up to [`Source::UNITS_PER_SEND`] in one
+/// send), each with the stats of the item it belongs to.
+pub(crate) type Sent<U> = Vec<(U, Arc<ItemStats>)>;
 
 /// Shared by the table's partitions.
 struct TableSide<S: Source> {
@@ -132,7 +133,9 @@ pub fn table<S: Source>(
 ) -> datafusion::error::Result<StreamingTable> {
     // A kind's panic is reported by where it happened, never by its message.
     crate::base::panics::install();
-    let (units_tx, units_rx) = async_channel::bounded(S::UNITS_IN_FLIGHT.max(1));
+    // The bound is in units: sends of several units take fewer places.
+    let sends = (S::UNITS_IN_FLIGHT / S::UNITS_PER_SEND.max(1)).max(1);
+    let (units_tx, units_rx) = async_channel::bounded(sends);
     let error = Arc::new(Mutex::new(None));
     let abort = Arc::new(AtomicBool::new(false));
     let schema = source.kind.schema();
@@ -183,6 +186,8 @@ impl<S: Source> std::fmt::Debug for Partition<S> {
 /// A partition's stream: its parser and the state of the unit channel.
 struct PartitionState<S: Source> {
     side: Arc<TableSide<S>>,
+    /// The rest of the last send taken from the channel.
+    queued: std::vec::IntoIter<(S::Unit, Arc<ItemStats>)>,
     /// Away (`None`) only while it parses a unit on the rayon pool.
     parser: Option<S::Parser>,
     /// The stream has given its last item.
@@ -249,6 +254,7 @@ impl<S: Source> PartitionStream for Partition<S> {
             start_readers(readers);
         }
         let state = PartitionState {
+            queued: Vec::new().into_iter(),
             parser: Some(side.source.kind.parser()),
             side,
             ended: false,
@@ -259,7 +265,17 @@ impl<S: Source> PartitionStream for Partition<S> {
                 return None;
             }
             loop {
-                match st.side.units.recv().await {
+                let next = match st.queued.next() {
+                    Some(unit) => Ok(unit),
+                    None => match st.side.units.recv().await {
+                        Ok(sent) => {
+                            st.queued = sent.into_iter();
+                            continue;
+                        }
+                        Err(closed) => Err(closed),
+                    },
+                };
+                match next {
                     Ok((unit, stats)) => {
                         let Some(mut parser) = st.parser.take() else {
                             let e =
@@ -306,13 +322,16 @@ impl<S: Source> PartitionStream for Partition<S> {
                             }
                         };
                         stats.pending_units.fetch_sub(1, Ordering::AcqRel);
-                        // Parsing a unit is milliseconds of CPU with no await in it, and the
-                        // channel rarely makes this task wait: without a yield it can keep
-                        // its worker for a second while another partition, woken onto the
-                        // same worker (tokio's LIFO slot, which idle workers cannot steal
-                        // from), waits. Measured: the second writer started 1 s late on
-                        // the 1 GB benchmark; with this, both start within milliseconds.
-                        tokio::task::yield_now().await;
+                        // Parsing a send's units is milliseconds of CPU with no await in
+                        // it, and the channel rarely makes this task wait: without a yield
+                        // it can keep its worker for a second while another partition,
+                        // woken onto the same worker (tokio's LIFO slot, which idle workers
+                        // cannot steal from), waits. Measured: the second writer started
+                        // 1 s late on the 1 GB benchmark; with this, both start within
+                        // milliseconds.
+                        if st.queued.len() == 0 {
+                            tokio::task::yield_now().await;
+                        }
                         if let Err(e) = send_rejects(&st.side, rejects).await {
                             return st.fail(e);
                         }
@@ -383,13 +402,7 @@ fn start_readers<S: Source>(readers: ReaderSide<S>) {
 /// anywhere in reading an item (a bug of its kind) fails the run, saying so.
 fn read_items<S: Source>(side: ReaderSide<S>) {
     let kind = &side.source.kind;
-    let mut out = Emitter {
-        source: kind,
-        units: &side.units,
-        rejects: &side.rejects,
-        abort: &side.abort,
-        item: None,
-    };
+    let mut out = Emitter::new(kind, &side.units, &side.rejects, &side.abort);
     let names = match side.runtime.block_on(side.source.key_names()) {
         Ok(names) => names,
         Err(e) => {
@@ -399,9 +412,25 @@ fn read_items<S: Source>(side: ReaderSide<S>) {
             return;
         }
     };
-    while let Ok(found) = side.items.recv_blocking() {
+    let stopped = || side.abort.load(Ordering::Acquire) || lock(&side.error).is_some();
+    loop {
+        let found = match side.items.try_recv() {
+            Ok(found) => found,
+            Err(async_channel::TryRecvError::Empty) => {
+                // Nothing to read right now: what is gathered goes to the parsers
+                // before this reader waits.
+                if out.flush().is_err() {
+                    break;
+                }
+                match side.items.recv_blocking() {
+                    Ok(found) => found,
+                    Err(_closed) => break,
+                }
+            }
+            Err(async_channel::TryRecvError::Closed) => break,
+        };
         // Items still buffered after a stop are not read (the run is failing).
-        if side.abort.load(Ordering::Acquire) || lock(&side.error).is_some() {
+        if stopped() {
             break;
         }
         let outcome = catch_unwind(AssertUnwindSafe(|| {
@@ -427,6 +456,11 @@ fn read_items<S: Source>(side: ReaderSide<S>) {
                 break;
             }
         }
+    }
+    // The last units, unless the run is stopping (they would not be wanted; the
+    // items they belong to stay unfinished, as the run fails).
+    if !stopped() && out.flush().is_err() {
+        side.abort.store(true, Ordering::Release);
     }
     // Stop discovery early if this reader stopped early.
     side.items.close();

@@ -78,6 +78,13 @@ pub trait Source: Debug + Send + Sync + Sized + 'static {
     const SUFFIXES: Option<&'static [&'static str]>;
     /// Units waiting for a parser; with the unit size this bounds buffered input.
     const UNITS_IN_FLIGHT: usize = 4;
+    /// Units a reader gathers before it hands them to the parsers in one send
+    /// (sooner when it has no item left to read right now). Each send wakes a
+    /// parser, and a full channel wakes a reader when it drains: for kinds whose
+    /// units take microseconds to parse (one DICOM header), one send per unit
+    /// spends more on those wake-ups than on the units. At most
+    /// `UNITS_IN_FLIGHT` units wait in the channel whatever this is.
+    const UNITS_PER_SEND: usize = 1;
     /// Parse each unit on rayon's pool (one thread per core) rather than in the
     /// partition's stream. For kinds whose units take long to parse (a whole
     /// image): an operator that polls every partition from one task (the
@@ -217,18 +224,38 @@ pub struct Parsed<R> {
 
 /// Where a source's reader sends its work: units to the parsers, rejects to the
 /// rejects writer. Both block while the consumer is behind (bounded channels).
+/// Units go [`Source::UNITS_PER_SEND`] at a time; the host sends what is
+/// gathered ([`Emitter::flush`]) before its reader waits for an item.
 pub struct Emitter<'a, S: Source> {
-    pub(crate) source: &'a S,
-    pub(crate) units: &'a async_channel::Sender<host::Sent<S::Unit>>,
-    pub(crate) rejects: &'a async_channel::Sender<RecordBatch>,
-    pub(crate) abort: &'a std::sync::atomic::AtomicBool,
+    source: &'a S,
+    units: &'a async_channel::Sender<host::Sent<S::Unit>>,
+    rejects: &'a async_channel::Sender<RecordBatch>,
+    abort: &'a std::sync::atomic::AtomicBool,
     /// The stats of the item being read, which count its units in flight.
     pub(crate) item: Option<Arc<crate::discover::ItemStats>>,
+    /// Units not sent yet, each counted in its item's pending units.
+    gathered: host::Sent<S::Unit>,
 }
 
-impl<S: Source> Emitter<'_, S> {
-    /// Hands a unit to the parsers; `Cancelled` when nobody reads any more (the
-    /// job's SQL stopped early, or the run is failing).
+impl<'a, S: Source> Emitter<'a, S> {
+    pub(crate) fn new(
+        source: &'a S,
+        units: &'a async_channel::Sender<host::Sent<S::Unit>>,
+        rejects: &'a async_channel::Sender<RecordBatch>,
+        abort: &'a std::sync::atomic::AtomicBool,
+    ) -> Self {
+        Emitter {
+            source,
+            units,
+            rejects,
+            abort,
+            item: None,
+            gathered: Vec::new(),
+        }
+    }
+
+    /// Hands a unit to the parsers (with the next send); `Cancelled` when nobody
+    /// reads any more (the job's SQL stopped early, or the run is failing).
     pub fn unit(&mut self, unit: S::Unit) -> Result<(), ReadError> {
         use std::sync::atomic::Ordering;
         if self.abort.load(Ordering::Acquire) {
@@ -239,11 +266,28 @@ impl<S: Source> Emitter<'_, S> {
             .clone()
             .ok_or_else(|| ReadError::Storage("a unit sent outside an item".into()))?;
         stats.pending_units.fetch_add(1, Ordering::AcqRel);
-        self.units.send_blocking((unit, stats)).map_err(|e| {
-            e.into_inner()
-                .1
-                .pending_units
-                .fetch_sub(1, Ordering::AcqRel);
+        self.gathered.push((unit, stats));
+        if self.gathered.len() >= S::UNITS_PER_SEND {
+            self.flush()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Sends the units gathered so far; `Cancelled` when nobody reads any more.
+    pub(crate) fn flush(&mut self) -> Result<(), ReadError> {
+        use std::sync::atomic::Ordering;
+        if self.gathered.is_empty() {
+            return Ok(());
+        }
+        let sent = std::mem::replace(
+            &mut self.gathered,
+            Vec::with_capacity(S::UNITS_PER_SEND.max(1)),
+        );
+        self.units.send_blocking(sent).map_err(|e| {
+            for (_, stats) in e.into_inner() {
+                stats.pending_units.fetch_sub(1, Ordering::AcqRel);
+            }
             ReadError::Cancelled
         })
     }

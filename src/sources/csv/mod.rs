@@ -724,15 +724,13 @@ mod tests {
             progress: &progress,
         };
         let abort = std::sync::atomic::AtomicBool::new(false);
-        let mut out = Emitter {
-            source: &source,
-            units: &units_tx,
-            rejects: &rejects_tx,
-            abort: &abort,
-            item: Some(stats.clone()),
-        };
+        let mut out = Emitter::new(&source, &units_tx, &rejects_tx, &abort);
+        out.item = Some(stats.clone());
         let mut rejects = Vec::new();
-        if let Err(e) = source.read(&item_input, &mut out) {
+        if let Err(e) = source
+            .read(&item_input, &mut out)
+            .and_then(|()| out.flush())
+        {
             // What the host does with an item that changed.
             let ReadError::Changed(_) = &e else {
                 panic!("{e}")
@@ -742,8 +740,10 @@ mod tests {
         }
         drop((units_tx, rejects_tx));
         let mut parser = source.parser();
-        while let Ok((chunk, _)) = units_rx.try_recv() {
-            rejects.extend(parser.parse(&chunk).rejects);
+        while let Ok(sent) = units_rx.try_recv() {
+            for (chunk, _) in sent {
+                rejects.extend(parser.parse(&chunk).rejects);
+            }
         }
         while let Ok(batch) = rejects_rx.try_recv() {
             let reasons = batch.column(5).as_string::<i32>().clone();
