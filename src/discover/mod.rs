@@ -180,7 +180,7 @@ pub async fn list_objects(
     filter: &ObjectFilter,
     sink: &mut ItemSink,
 ) -> Result<()> {
-    let mut stream = input.store.list(Some(&input.child(&filter.prefix)));
+    let mut stream = input.list(&input.child(&filter.prefix));
     while let Some(meta) = stream.try_next().await.map_err(|e| match &sink.names {
         Some(_) => withheld(&filter.prefix, &e),
         None => e.into(),
@@ -260,7 +260,7 @@ pub async fn explain_empty(
         msg.push_str(" no objects under the prefix");
     }
     if !filter.prefix.is_empty() {
-        let mut all = input.store.list(Some(&input.prefix));
+        let mut all = input.list(&input.prefix);
         let under_prefix = input.child(&filter.prefix);
         let anywhere = ObjectFilter {
             prefix: String::new(),

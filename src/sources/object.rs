@@ -271,7 +271,7 @@ impl ItemInput<'_> {
                 .map(chrono::DateTime::<chrono::Utc>::from)
                 .unwrap_or_default(),
             size: meta.len(),
-            e_tag: Some(local_etag(&meta)),
+            e_tag: Some(crate::storage::local::etag(&meta)),
             version: None,
         };
         let listed = &self.item.fingerprint;
@@ -337,19 +337,6 @@ impl ItemInput<'_> {
             Err(_) => ReadError::Storage(crate::base::error::explain_storage(&e)),
         }
     }
-}
-
-/// The ETag `object_store` gives a local file (`INODE-MTIME-SIZE` in hex, the
-/// modification time in microseconds); a unit test holds it to object_store's.
-fn local_etag(meta: &std::fs::Metadata) -> String {
-    use std::os::unix::fs::MetadataExt;
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|m| m.duration_since(std::time::SystemTime::UNIX_EPOCH).ok())
-        .unwrap_or_default()
-        .as_micros();
-    format!("{:x}-{mtime:x}-{:x}", meta.ino(), meta.len())
 }
 
 /// Counts bytes read from storage for the item's stats and the progress bar, and
@@ -543,7 +530,7 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("a dir")).unwrap();
         std::fs::write(dir.path().join(name), b"0123456789").unwrap();
         let meta = loc.store.head(&loc.key_path(name)).await.unwrap();
-        let ours = local_etag(&std::fs::metadata(dir.path().join(name)).unwrap());
+        let ours = crate::storage::local::etag(&std::fs::metadata(dir.path().join(name)).unwrap());
         assert_eq!(meta.e_tag.as_deref(), Some(ours.as_str()));
         let path = object_store::local::LocalFileSystem::new()
             .path_to_filesystem(&loc.key_path(name))

@@ -10,6 +10,7 @@
 //! address or endpoint this module quotes goes through [`redact_url`] first.
 
 pub mod address;
+pub mod local;
 pub mod profile;
 pub mod s3;
 pub mod sdk;
@@ -141,6 +142,19 @@ impl Location {
     /// as they are.
     pub fn key_path(&self, relative: &str) -> ObjPath {
         self.literal_child(&self.prefix, relative)
+    }
+
+    /// The objects under `prefix`, as the store lists them (a local folder with
+    /// one `stat` per file: [`local::list`]).
+    pub fn list(
+        &self,
+        prefix: &ObjPath,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        if self.is_local() {
+            local::list(prefix)
+        } else {
+            self.store.list(Some(prefix))
+        }
     }
 
     /// True for a local file system (where files are appended to in place, and

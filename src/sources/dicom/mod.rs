@@ -198,7 +198,7 @@ impl Source for DicomSource {
                 .max_header_bytes
                 .as_u64()
                 .min(SAMPLE_HEADER_AT_MOST);
-            let mut listing = input.store.list(Some(&input.child(&filter.prefix)));
+            let mut listing = input.list(&input.child(&filter.prefix));
             let mut selected = 0;
             while let Some(meta) = listing
                 .try_next()

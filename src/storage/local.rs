@@ -1,0 +1,211 @@
+//! A local folder as `object_store` sees it, with fewer system calls.
+//!
+//! `LocalFileSystem::list` stats every file three times by its path (a check for
+//! broken links, `is_file`, then the metadata it reports): on a folder of small
+//! files (DICOM headers) that was a tenth of a run's CPU. [`list`] gives the same
+//! objects — the same keys, sizes, times and ETags, and the same files left out
+//! (directories, broken links, whatever cannot be stat'ed, `object_store`'s own
+//! `NAME#DIGITS` upload parts) — with one `stat` per file. A test holds the two
+//! listings equal.
+
+use std::collections::VecDeque;
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use object_store::path::Path as ObjPath;
+use object_store::{ObjectMeta, Result};
+
+/// Entries stat'ed per hand-off to tokio's blocking pool (`object_store`'s own).
+const CHUNK: usize = 1024;
+
+/// Every file under `prefix` (a key of the local store, whose root is `/`), in
+/// the order the directories give them.
+pub fn list(prefix: &ObjPath) -> BoxStream<'static, Result<ObjectMeta>> {
+    let root = match folder_of(prefix) {
+        Ok(root) => root,
+        Err(e) => return futures::stream::once(async { Err(e) }).boxed(),
+    };
+    // `object_store`'s walk: the root itself left out, links followed.
+    let walk = walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .follow_links(true)
+        .into_iter()
+        .filter_map(object);
+    futures::stream::try_unfold(
+        (walk, VecDeque::with_capacity(CHUNK)),
+        |(mut walk, mut buffer)| async move {
+            if buffer.is_empty() {
+                (walk, buffer) = tokio::task::spawn_blocking(move || {
+                    buffer.extend(walk.by_ref().take(CHUNK));
+                    (walk, buffer)
+                })
+                .await
+                .map_err(|e| object_store::Error::Generic {
+                    store: "LocalFileSystem",
+                    source: Box::new(e),
+                })?;
+            }
+            match buffer.pop_front() {
+                Some(meta) => Ok(Some((meta?, (walk, buffer)))),
+                None => Ok(None),
+            }
+        },
+    )
+    .boxed()
+}
+
+/// The folder a key names (its parts percent-decoded, as `object_store` does).
+fn folder_of(prefix: &ObjPath) -> Result<std::path::PathBuf> {
+    let mut url = url::Url::parse("file:///").map_err(|e| generic(e.to_string()))?;
+    url.path_segments_mut()
+        .map_err(|()| generic("file:/// has no path".into()))?
+        .pop_if_empty()
+        .extend(prefix.parts());
+    url.to_file_path()
+        .map_err(|()| generic(format!("{url} is not a local path")))
+}
+
+/// One walked entry as an object, or `None` for what the listing leaves out.
+fn object(entry: walkdir::Result<walkdir::DirEntry>) -> Option<Result<ObjectMeta>> {
+    let entry = match entry {
+        Ok(entry) => entry,
+        // Gone since its directory was read, or a link to nothing.
+        Err(e) if e.io_error().map(|io| io.kind()) == Some(std::io::ErrorKind::NotFound) => {
+            return None;
+        }
+        Err(e) => {
+            return Some(Err(object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(e),
+            }));
+        }
+    };
+    if entry.file_type().is_dir() {
+        return None;
+    }
+    // The one stat, through links. `object_store` skips a file whose `is_file`
+    // fails for any reason, so an error leaves it out here too.
+    let meta = std::fs::metadata(entry.path()).ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let location = match ObjPath::from_absolute_path(entry.path()) {
+        Ok(location) => location,
+        Err(e) => return Some(Err(e.into())),
+    };
+    if is_upload_part(&location) {
+        return None;
+    }
+    Some(Ok(ObjectMeta {
+        location,
+        last_modified: meta
+            .modified()
+            .map(chrono::DateTime::<chrono::Utc>::from)
+            .unwrap_or_default(),
+        size: meta.len(),
+        e_tag: Some(etag(&meta)),
+        version: None,
+    }))
+}
+
+/// `object_store` writes a file in parts named `NAME#DIGITS` and leaves them out
+/// of its listings.
+fn is_upload_part(location: &ObjPath) -> bool {
+    match location.filename().and_then(|name| name.split_once('#')) {
+        Some((_, suffix)) => !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()),
+        None => false,
+    }
+}
+
+/// The ETag `object_store` gives a local file (`INODE-MTIME-SIZE` in hex, the
+/// modification time in microseconds); a unit test holds it to object_store's.
+pub fn etag(meta: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|m| m.duration_since(std::time::SystemTime::UNIX_EPOCH).ok())
+        .unwrap_or_default()
+        .as_micros();
+    format!("{:x}-{mtime:x}-{:x}", meta.ino(), meta.len())
+}
+
+fn generic(message: String) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "LocalFileSystem",
+        source: message.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::TryStreamExt;
+    use object_store::ObjectStore;
+
+    /// A folder with what a share holds and what listings leave out.
+    fn share() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("a/b/empty")).unwrap();
+        std::fs::create_dir_all(root.join("odd name %")).unwrap();
+        std::fs::write(root.join("top.csv"), "1\n").unwrap();
+        std::fs::write(root.join("a/one.dcm"), "x".repeat(300)).unwrap();
+        std::fs::write(root.join("a/b/two.dcm"), "").unwrap();
+        std::fs::write(root.join("odd name %/é ü#1.csv"), "odd").unwrap();
+        std::fs::write(root.join("a/part#12"), "upload part").unwrap();
+        std::fs::write(root.join("a/tag#v2"), "not a part").unwrap();
+        std::os::unix::fs::symlink(root.join("a/one.dcm"), root.join("link.dcm")).unwrap();
+        std::os::unix::fs::symlink(root.join("missing"), root.join("broken.dcm")).unwrap();
+        std::os::unix::fs::symlink(root.join("a/b"), root.join("linked dir")).unwrap();
+        dir
+    }
+
+    fn sorted(mut metas: Vec<ObjectMeta>) -> Vec<ObjectMeta> {
+        metas.sort_by(|a, b| a.location.cmp(&b.location));
+        metas
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn lists_what_object_store_lists_with_the_same_metadata() {
+        let dir = share();
+        let prefix = ObjPath::from_absolute_path(dir.path()).unwrap();
+        let ours = sorted(list(&prefix).try_collect().await.unwrap());
+        let store = object_store::local::LocalFileSystem::new();
+        let theirs = sorted(store.list(Some(&prefix)).try_collect().await.unwrap());
+        assert_eq!(ours, theirs);
+        let names: Vec<_> = ours
+            .iter()
+            .map(|m| m.location.as_ref().rsplit('/').next().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            names.len(),
+            7,
+            "files, links to files, a linked folder's file, not the part or the broken link: {names:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_prefix_narrows_it_and_a_missing_folder_lists_nothing() {
+        let dir = share();
+        let base = ObjPath::from_absolute_path(dir.path()).unwrap();
+        let store = object_store::local::LocalFileSystem::new();
+        for sub in ["a", "odd name %", "nothing here"] {
+            let prefix = base.clone().join(sub);
+            let ours = sorted(list(&prefix).try_collect().await.unwrap());
+            let theirs = sorted(store.list(Some(&prefix)).try_collect().await.unwrap());
+            assert_eq!(ours, theirs, "under {sub}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn more_files_than_one_chunk_are_all_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..CHUNK + 5 {
+            std::fs::write(dir.path().join(format!("{i}.dcm")), "x").unwrap();
+        }
+        let prefix = ObjPath::from_absolute_path(dir.path()).unwrap();
+        let ours: Vec<ObjectMeta> = list(&prefix).try_collect().await.unwrap();
+        assert_eq!(ours.len(), CHUNK + 5);
+    }
+}
