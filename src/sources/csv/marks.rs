@@ -183,7 +183,7 @@ fn any_set(masks: &[u64], from: usize, to: usize) -> bool {
 /// Bit `i` set where `block[i] == byte`.
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn eq_mask(block: &[u8; 64], byte: u8) -> u64 {
+pub(super) fn eq_mask(block: &[u8; 64], byte: u8) -> u64 {
     use std::arch::x86_64::{
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
     };
@@ -204,7 +204,7 @@ fn eq_mask(block: &[u8; 64], byte: u8) -> u64 {
 /// Bit `i` set where `block[i] == byte` (portable; compilers vectorize it).
 #[cfg(not(target_arch = "x86_64"))]
 #[inline]
-fn eq_mask(block: &[u8; 64], byte: u8) -> u64 {
+pub(super) fn eq_mask(block: &[u8; 64], byte: u8) -> u64 {
     block
         .iter()
         .enumerate()
