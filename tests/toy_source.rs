@@ -280,17 +280,24 @@ async fn a_kind_from_outside_the_crate_runs_through_the_trait_alone() {
 #[derive(Debug)]
 struct Numbers {
     count: u64,
+    reject: Vec<u64>,
 }
 
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NumbersOptions {
     count: u64,
+    /// Numbers whose items are rejected whole.
+    #[serde(default)]
+    reject: Vec<u64>,
 }
 
 impl Source for Numbers {
     const FORMAT: &'static str = "numbers";
     const SUFFIXES: Option<&'static [&'static str]> = None;
+    // Units go three at a time from two readers, through a channel of four.
+    const UNITS_IN_FLIGHT: usize = 4;
+    const UNITS_PER_SEND: usize = 3;
     type Options = NumbersOptions;
     type Unit = (String, Arc<naslake::discover::ItemStats>);
     type Reject = Rejected;
@@ -302,7 +309,12 @@ impl Source for Numbers {
         }
         Ok(Numbers {
             count: options.count,
+            reject: options.reject,
         })
+    }
+
+    fn readers(&self) -> usize {
+        2
     }
 
     fn schema(&self) -> SchemaRef {
@@ -352,7 +364,11 @@ impl Source for Numbers {
     }
 
     fn read(&self, input: &ItemInput<'_>, out: &mut Emitter<'_, Self>) -> Result<(), ReadError> {
-        out.unit((input.item.key.clone(), input.stats.clone()))
+        let key = &input.item.key;
+        if self.reject.iter().any(|n| *key == format!("n/{n}")) {
+            return Err(ReadError::Rejected("a number to reject".into()));
+        }
+        out.unit((key.clone(), input.stats.clone()))
     }
 
     fn parser(&self) -> NumberParser {
@@ -453,6 +469,70 @@ comment = "Item."
         .await
         .unwrap();
     assert_eq!(rows[0].column(0).as_primitive::<Int64Type>().value(0), 25);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn units_sent_several_at_a_time_are_all_parsed_once() {
+    // Numbers sends its units three at a time from two readers; 1,000 items (not
+    // a multiple of three) with rejected ones among them: every item is loaded
+    // or rejected, none twice, and the counts add up.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("numbers.toml"),
+        "name = \"numbers\"\ndescription = \"Numbered items.\"\n[[columns]]\nname = \"source_key\"\ntype = \"string\"\nnullable = false\ncomment = \"Item.\"\n",
+    )
+    .unwrap();
+    let job = dir.path().join("numbers_job.toml");
+    std::fs::write(
+        &job,
+        "name = \"numbers_job\"\n[sources.n]\nformat = \"numbers\"\ncount = 1000\nreject = [0, 7, 500, 999]\n[tables.numbers]\nschema = \"numbers.toml\"\n[tables.object_size_rejects]\nschema = \"rejects.toml\"\nfrom = \"rejects\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("rejects.toml"), REJECTS).unwrap();
+    let lake = dir.path().join("lake");
+    let opts = naslake::drive::RunOptions {
+        output: Some(lake.display().to_string()),
+        ..Default::default()
+    };
+    let registry = Registry::builtin().with::<Numbers>();
+    let outcome = naslake::drive::run::run_job_with(&job, &opts, &registry)
+        .await
+        .unwrap();
+    assert_eq!(outcome.exit_code, 3, "{:?}", outcome.report.error);
+    let totals = &outcome.report.totals;
+    assert_eq!(totals.files_seen, 1000);
+    assert_eq!(totals.records_loaded, 996);
+    assert_eq!(totals.files_rejected, 4);
+    let catalog =
+        naslake::catalog::Catalog::Local(naslake::catalog::local::LocalCatalog::new(lake.clone()));
+    let ctx = naslake::query::session_over(&catalog, None).await.unwrap();
+    let rows = naslake::query::run_sql(
+        &ctx,
+        "SELECT count(*) AS n, count(DISTINCT source_key) AS d FROM numbers",
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows[0].column(0).as_primitive::<Int64Type>().value(0), 996);
+    assert_eq!(rows[0].column(1).as_primitive::<Int64Type>().value(0), 996);
+    let rows = naslake::query::run_sql(&ctx, "SELECT count(*) AS n FROM object_size_rejects")
+        .await
+        .unwrap();
+    assert_eq!(rows[0].column(0).as_primitive::<Int64Type>().value(0), 4);
+
+    // Hardly more items than one send per reader takes: each reader sends what
+    // it gathered before it waits for more (or, if discovery is over by then,
+    // after its last item).
+    std::fs::write(
+        &job,
+        "name = \"numbers_job\"\n[sources.n]\nformat = \"numbers\"\ncount = 10\nreject = [4]\n[tables.numbers]\nschema = \"numbers.toml\"\n[tables.object_size_rejects]\nschema = \"rejects.toml\"\nfrom = \"rejects\"\n",
+    )
+    .unwrap();
+    let outcome = naslake::drive::run::run_job_with(&job, &opts, &registry)
+        .await
+        .unwrap();
+    assert_eq!(outcome.exit_code, 3, "{:?}", outcome.report.error);
+    assert_eq!(outcome.report.totals.records_loaded, 9);
+    assert_eq!(outcome.report.totals.files_rejected, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,9 @@
 //! the query runs, in bounded memory.
 //!
 //! Reader threads (as many as the kind asks for) take items from discovery and
-//! read them ([`Source::read`]) into a bounded channel of units; each DataFusion
+//! read them ([`Source::read`]) into a bounded channel of units, sent
+//! [`Source::UNITS_PER_SEND`] at a time (and whatever a reader has gathered
+//! before it waits for its next item); each DataFusion
 //! partition of the table pulls units from it and parses them, so parsing runs on
 //! every core: in the partition's stream, or (a kind with
 //! [`Source::PARSE_ON_RAYON`]) on rayon's pool, one unit at a time per partition
@@ -134,7 +136,7 @@ pub fn table<S: Source>(
     // A kind's panic is reported by where it happened, never by its message.
     crate::base::panics::install();
     // The bound is in units: sends of several units take fewer places.
-    let sends = (S::UNITS_IN_FLIGHT / S::UNITS_PER_SEND.max(1)).max(1);
+    let sends = (S::UNITS_IN_FLIGHT / super::per_send::<S>()).max(1);
     let (units_tx, units_rx) = async_channel::bounded(sends);
     let error = Arc::new(Mutex::new(None));
     let abort = Arc::new(AtomicBool::new(false));
@@ -418,8 +420,9 @@ fn read_items<S: Source>(side: ReaderSide<S>) {
             Ok(found) => found,
             Err(async_channel::TryRecvError::Empty) => {
                 // Nothing to read right now: what is gathered goes to the parsers
-                // before this reader waits.
-                if out.flush().is_err() {
+                // before this reader waits (the run stops when that fails).
+                if stopped() || out.flush().is_err() {
+                    side.abort.store(true, Ordering::Release);
                     break;
                 }
                 match side.items.recv_blocking() {
@@ -457,8 +460,8 @@ fn read_items<S: Source>(side: ReaderSide<S>) {
             }
         }
     }
-    // The last units, unless the run is stopping (they would not be wanted; the
-    // items they belong to stay unfinished, as the run fails).
+    // The last units. When the run is stopping they are dropped unsent, still
+    // counted as pending: their items never count as done (the run fails).
     if !stopped() && out.flush().is_err() {
         side.abort.store(true, Ordering::Release);
     }

@@ -76,14 +76,17 @@ pub trait Source: Debug + Send + Sync + Sized + 'static {
     /// Key endings read when the spec names no `suffixes`. `None` for a kind that
     /// finds its items itself ([`Source::discover`]), not in a listing of the input.
     const SUFFIXES: Option<&'static [&'static str]>;
-    /// Units waiting for a parser; with the unit size this bounds buffered input.
+    /// Units waiting in the channel to the parsers. With the unit size this
+    /// bounds buffered input: at most this many wait, plus up to
+    /// [`Source::UNITS_PER_SEND`] gathered by each reader and as many taken by
+    /// each partition.
     const UNITS_IN_FLIGHT: usize = 4;
     /// Units a reader gathers before it hands them to the parsers in one send
-    /// (sooner when it has no item left to read right now). Each send wakes a
-    /// parser, and a full channel wakes a reader when it drains: for kinds whose
-    /// units take microseconds to parse (one DICOM header), one send per unit
-    /// spends more on those wake-ups than on the units. At most
-    /// `UNITS_IN_FLIGHT` units wait in the channel whatever this is.
+    /// (sooner when it has no item left to read right now; never more than
+    /// `UNITS_IN_FLIGHT`). Each send wakes a parser, and a full channel wakes a
+    /// reader when it drains: for kinds whose units take microseconds to parse
+    /// (one DICOM header), one send per unit spends more on those wake-ups than
+    /// on the units.
     const UNITS_PER_SEND: usize = 1;
     /// Parse each unit on rayon's pool (one thread per core) rather than in the
     /// partition's stream. For kinds whose units take long to parse (a whole
@@ -225,7 +228,7 @@ pub struct Parsed<R> {
 /// Where a source's reader sends its work: units to the parsers, rejects to the
 /// rejects writer. Both block while the consumer is behind (bounded channels).
 /// Units go [`Source::UNITS_PER_SEND`] at a time; the host sends what is
-/// gathered ([`Emitter::flush`]) before its reader waits for an item.
+/// gathered before its reader waits for an item, and after its last.
 pub struct Emitter<'a, S: Source> {
     source: &'a S,
     units: &'a async_channel::Sender<host::Sent<S::Unit>>,
@@ -267,7 +270,7 @@ impl<'a, S: Source> Emitter<'a, S> {
             .ok_or_else(|| ReadError::Storage("a unit sent outside an item".into()))?;
         stats.pending_units.fetch_add(1, Ordering::AcqRel);
         self.gathered.push((unit, stats));
-        if self.gathered.len() >= S::UNITS_PER_SEND {
+        if self.gathered.len() >= per_send::<S>() {
             self.flush()
         } else {
             Ok(())
@@ -275,21 +278,20 @@ impl<'a, S: Source> Emitter<'a, S> {
     }
 
     /// Sends the units gathered so far; `Cancelled` when nobody reads any more.
+    /// Units that could not be sent are dropped still counted as pending, so
+    /// their items never count as done (the run fails).
     pub(crate) fn flush(&mut self) -> Result<(), ReadError> {
         use std::sync::atomic::Ordering;
         if self.gathered.is_empty() {
             return Ok(());
         }
-        let sent = std::mem::replace(
-            &mut self.gathered,
-            Vec::with_capacity(S::UNITS_PER_SEND.max(1)),
-        );
-        self.units.send_blocking(sent).map_err(|e| {
-            for (_, stats) in e.into_inner() {
-                stats.pending_units.fetch_sub(1, Ordering::AcqRel);
-            }
-            ReadError::Cancelled
-        })
+        let sent = std::mem::replace(&mut self.gathered, Vec::with_capacity(per_send::<S>()));
+        if self.abort.load(Ordering::Acquire) {
+            return Err(ReadError::Cancelled);
+        }
+        self.units
+            .send_blocking(sent)
+            .map_err(|_closed| ReadError::Cancelled)
     }
 
     /// Sends rejects to the rejects table; an error when the rejects writer stopped
@@ -299,6 +301,12 @@ impl<'a, S: Source> Emitter<'a, S> {
             .send_blocking(self.source.rejects_batch(vec![reject]))
             .map_err(|_| ReadError::RejectsClosed)
     }
+}
+
+/// Units per send: [`Source::UNITS_PER_SEND`], at least 1 and at most
+/// [`Source::UNITS_IN_FLIGHT`].
+pub(crate) fn per_send<S: Source>() -> usize {
+    S::UNITS_PER_SEND.clamp(1, S::UNITS_IN_FLIGHT.max(1))
 }
 
 /// A source of a job, configured: the kind behind a type-erased face, so the runner

@@ -31,6 +31,10 @@ pub fn list(prefix: &ObjPath) -> BoxStream<'static, Result<ObjectMeta>> {
         .follow_links(true)
         .into_iter()
         .filter_map(object);
+    if tokio::runtime::Handle::try_current().is_err() {
+        // No runtime to hand the walk to (as `object_store` does then).
+        return futures::stream::iter(walk).boxed();
+    }
     futures::stream::try_unfold(
         (walk, VecDeque::with_capacity(CHUNK)),
         |(mut walk, mut buffer)| async move {
@@ -196,6 +200,29 @@ mod tests {
             let theirs = sorted(store.list(Some(&prefix)).try_collect().await.unwrap());
             assert_eq!(ours, theirs, "under {sub}");
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_name_that_is_not_utf8_fails_both_listings() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("fine.csv"), "1").unwrap();
+        let odd = std::ffi::OsStr::from_bytes(b"bad\xff.csv");
+        std::fs::write(dir.path().join(odd), "2").unwrap();
+        let prefix = ObjPath::from_absolute_path(dir.path()).unwrap();
+        let ours: Result<Vec<ObjectMeta>> = list(&prefix).try_collect().await;
+        let store = object_store::local::LocalFileSystem::new();
+        let theirs: Result<Vec<ObjectMeta>> = store.list(Some(&prefix)).try_collect().await;
+        assert!(ours.is_err() && theirs.is_err(), "{ours:?} / {theirs:?}");
+    }
+
+    #[test]
+    fn without_a_runtime_the_walk_runs_in_place() {
+        let dir = share();
+        let prefix = ObjPath::from_absolute_path(dir.path()).unwrap();
+        let listed: Vec<ObjectMeta> =
+            futures::executor::block_on(list(&prefix).try_collect()).unwrap();
+        assert_eq!(listed.len(), 7);
     }
 
     #[tokio::test(flavor = "multi_thread")]

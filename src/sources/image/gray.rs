@@ -102,13 +102,16 @@ fn box_spans(input: usize, output: usize) -> Spans {
     Spans { spans }
 }
 
-/// Pillow's `clip8` of a run's sum times its weight, plus the rounding half. In
-/// `u32` without overflow: the product is at most 255 · 2²² plus 255 · (run
-/// length)/2 (a run's weight is 2²² over its length, rounded), and neither is
-/// negative, so only the top needs clamping.
+/// Pillow's `clip8` of a run's sum times its weight, plus the rounding half. The
+/// product is at most 255 · 2²² plus 255 · (run length)/2 (a run's weight is 2²²
+/// over its length, rounded), far from 2⁶⁴, and neither is negative, so only the
+/// top needs clamping.
 #[inline]
-fn clip8(sum: u32, k: u32) -> u8 {
-    (sum.wrapping_mul(k).wrapping_add(1 << (PRECISION_BITS - 1)) >> PRECISION_BITS).min(255) as u8
+fn clip8(sum: u64, k: u32) -> u8 {
+    (sum.wrapping_mul(u64::from(k))
+        .wrapping_add(1 << (PRECISION_BITS - 1))
+        >> PRECISION_BITS)
+        .min(255) as u8
 }
 
 /// Pillow's weight of a run, for [`clip8`] (at most 2²² + 1: it fits).
@@ -165,16 +168,15 @@ fn resize_rows(src: &Gray, width: usize) -> Gray {
                 // the pixel after it is weighed by `extra`, 0 or 1.
                 let next = u32::from(row[(first + c).min(last)]);
                 let sum = u32::from(windows[first]).wrapping_add(extra.wrapping_mul(next));
-                *d = clip8(sum, k);
+                *d = clip8(u64::from(sum), k);
             }
         }
     } else {
         for (row, dst) in rows {
             for (d, &(first, count, k)) in dst.iter_mut().zip(&spans) {
-                // A run is at most one row long: its sum fits.
                 let sum = row[first..first + count]
                     .iter()
-                    .fold(0u32, |a, p| a.wrapping_add(u32::from(*p)));
+                    .fold(0u64, |a, p| a.wrapping_add(u64::from(*p)));
                 *d = clip8(sum, weight(k));
             }
         }
@@ -215,31 +217,71 @@ fn windows_of<const C: usize>(row: &[u8], windows: &mut [u16]) {
     }
 }
 
-/// The vertical pass: whole rows added into `u32` sums (vectorised; a run of
-/// rows is at most the image's height, so the wrapping add never wraps), then
-/// weighed.
+/// The vertical pass: whole rows added into one sum per column (vectorised),
+/// then weighed. The sums are `u32` unless a run of rows could reach 2³² / 255
+/// rows (an image that tall and that squeezed is allowed by `max_pixels`).
 fn resize_columns(src: &Gray, height: usize) -> Gray {
-    let width = src.width;
     let spans = box_spans(src.height, height).spans;
-    let mut out = vec![0u8; width * height];
-    let mut sums = vec![0u32; width];
-    for (dst, &(first, count, k)) in out.chunks_exact_mut(width).zip(&spans) {
-        sums.fill(0);
+    let longest = spans.iter().map(|s| s.1).max().unwrap_or(0);
+    let pixels = if longest <= (u32::MAX / 255) as usize {
+        weigh_columns::<u32>(src, &spans)
+    } else {
+        weigh_columns::<u64>(src, &spans)
+    };
+    Gray {
+        width: src.width,
+        height,
+        pixels,
+    }
+}
+
+/// A column sum of [`resize_columns`].
+trait ColumnSum: Copy + Default {
+    fn plus(self, p: u8) -> Self;
+    fn wide(self) -> u64;
+}
+
+impl ColumnSum for u32 {
+    #[inline]
+    fn plus(self, p: u8) -> Self {
+        // Never wraps (the caller's bound); spares the dev build's overflow
+        // checks, which would keep the loop from being vectorised.
+        self.wrapping_add(u32::from(p))
+    }
+    #[inline]
+    fn wide(self) -> u64 {
+        u64::from(self)
+    }
+}
+
+impl ColumnSum for u64 {
+    #[inline]
+    fn plus(self, p: u8) -> Self {
+        self.wrapping_add(u64::from(p))
+    }
+    #[inline]
+    fn wide(self) -> u64 {
+        self
+    }
+}
+
+fn weigh_columns<T: ColumnSum>(src: &Gray, spans: &[(usize, usize, i64)]) -> Vec<u8> {
+    let width = src.width;
+    let mut out = vec![0u8; width * spans.len()];
+    let mut sums = vec![T::default(); width];
+    for (dst, &(first, count, k)) in out.chunks_exact_mut(width).zip(spans) {
+        sums.fill(T::default());
         for row in src.pixels[first * width..(first + count) * width].chunks_exact(width) {
             for (s, p) in sums.iter_mut().zip(row) {
-                *s = s.wrapping_add(u32::from(*p));
+                *s = s.plus(*p);
             }
         }
         let k = weight(k);
         for (d, s) in dst.iter_mut().zip(&sums) {
-            *d = clip8(*s, k);
+            *d = clip8(s.wide(), k);
         }
     }
-    Gray {
-        width,
-        height,
-        pixels: out,
-    }
+    out
 }
 
 #[cfg(test)]
@@ -332,8 +374,9 @@ mod tests {
     }
 
     #[test]
-    fn camera_sizes_take_the_windowed_pass_and_match() {
-        // 2448 → 512 is 4.78 pixels a run: windows of 4, some runs of 5.
+    fn camera_sizes_match_the_run_by_run_pixels() {
+        // 2448 → 512 is 4.78 pixels a run: windows of 4, some runs of 5; 2448 →
+        // 9 takes runs of 272, summed one by one.
         let (w, h) = (2448, 64);
         let src = Gray {
             width: w,
