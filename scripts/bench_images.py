@@ -48,6 +48,25 @@ for p in paths[part::parts]:
 print(n, read)
 """
 
+# Pillow's decode alone, one core, files in memory: to RGB, and to gray at full
+# size (draft("L") with the image's own size asks libjpeg-turbo for luma only).
+PILLOW_DECODE = r"""
+import io, os, sys, time
+from PIL import Image
+paths = sorted(os.path.join(r, f) for r, _, fs in os.walk(sys.argv[1]) for f in fs if f.endswith(".jpg"))
+data = [open(p, "rb").read() for p in paths]
+ms = []
+for gray in (False, True):
+    start = time.perf_counter()
+    for b in data:
+        im = Image.open(io.BytesIO(b))
+        if gray:
+            im.draft("L", im.size)
+        im.load()
+    ms.append((time.perf_counter() - start) * 1e3 / len(data))
+print(*ms)
+"""
+
 GENERATE = r"""
 import os, sys
 import numpy as np
@@ -138,6 +157,19 @@ def main():
         print(f"equal cores: naslake {rates['naslake'] / rates[naive]:.2f}x Pillow + numpy (full decode) in {cores} "
               f"processes on {cores} cores"
               + (f" ({rates['naslake'] / rates['naive x1']:.2f}x one process)" if cores > 1 else ""))
+        # The floor under naslake's time: the decode alone on one core (files in
+        # memory), zune-jpeg as naslake asks for it, beside libjpeg-turbo (in
+        # Pillow) decoding to RGB and, with draft("L") at full size, to gray.
+        floor = subprocess.run([str(pathlib.Path(BIN).parent / "examples" / "jpeg_decode_floor"), str(tmp / "in")],
+                               capture_output=True, text=True, check=True, env=env)
+        zune_ms = float(floor.stdout.split()[1])
+        pillow = subprocess.run([sys.executable, "-c", PILLOW_DECODE, str(tmp / "in")],
+                                capture_output=True, text=True, check=True)
+        rgb_ms, gray_ms = map(float, pillow.stdout.split())
+        print(f"decode alone, one core, ms/image: zune-jpeg to luma {zune_ms:.1f}; Pillow (libjpeg-turbo) to RGB "
+              f"{rgb_ms:.1f}, to gray {gray_ms:.1f}")
+        print(f"ceiling at equal cores with zune-jpeg, were all but its decode free: "
+              f"{cores * 1e3 / zune_ms / rates[naive]:.2f}x Pillow + numpy (full decode) in {cores} processes")
 
 
 if __name__ == "__main__":
