@@ -14,7 +14,11 @@ to the last exit (interpreter start-up and imports included, as a user pays them
 The headline is naslake against naive at equal cores. Repetitions alternate:
 naslake, then each mode with N processes and with one.
 Peak RSS comes from the kernel (wait4(), each process's own): naslake's process,
-and for N Python processes the sum of their peaks (they run at once)."""
+and for N Python processes the sum of their peaks (they run at once).
+Last, the JPEG decode alone on one core (examples/jpeg_decode_floor.rs, naslake's
+own decode; Pillow to RGB and to gray; the first 200 files in memory, medians of
+three passes, measured once after the repeats) and the ceiling it sets on naslake
+at equal cores: the cores' decode rate over naive's rate."""
 import json
 import os
 import pathlib
@@ -48,23 +52,29 @@ for p in paths[part::parts]:
 print(n, read)
 """
 
-# Pillow's decode alone, one core, files in memory: to RGB, and to gray at full
-# size (draft("L") with the image's own size asks libjpeg-turbo for luma only).
+# Pillow's decode alone, one core, the first FLOOR_FILES files in memory: to RGB,
+# and to gray at full size (draft("L") with the image's own size asks
+# libjpeg-turbo for luma only); the median of three passes each, as
+# examples/jpeg_decode_floor.rs times zune-jpeg.
+FLOOR_FILES = 200
 PILLOW_DECODE = r"""
-import io, os, sys, time
+import io, os, statistics, sys, time
 from PIL import Image
 paths = sorted(os.path.join(r, f) for r, _, fs in os.walk(sys.argv[1]) for f in fs if f.endswith(".jpg"))
-data = [open(p, "rb").read() for p in paths]
+data = [open(p, "rb").read() for p in paths[:int(sys.argv[2])]]
 ms = []
 for gray in (False, True):
-    start = time.perf_counter()
-    for b in data:
-        im = Image.open(io.BytesIO(b))
-        if gray:
-            im.draft("L", im.size)
-        im.load()
-    ms.append((time.perf_counter() - start) * 1e3 / len(data))
-print(*ms)
+    passes = []
+    for _ in range(3):
+        start = time.perf_counter()
+        for b in data:
+            im = Image.open(io.BytesIO(b))
+            if gray:
+                im.draft("L", im.size)
+            im.load()
+        passes.append((time.perf_counter() - start) * 1e3 / len(data))
+    ms.append(statistics.median(passes))
+print(len(data), *ms)
 """
 
 GENERATE = r"""
@@ -160,14 +170,17 @@ def main():
         # The floor under naslake's time: the decode alone on one core (files in
         # memory), zune-jpeg as naslake asks for it, beside libjpeg-turbo (in
         # Pillow) decoding to RGB and, with draft("L") at full size, to gray.
-        floor = subprocess.run([str(pathlib.Path(BIN).parent / "examples" / "jpeg_decode_floor"), str(tmp / "in")],
-                               capture_output=True, text=True, check=True, env=env)
-        zune_ms = float(floor.stdout.split()[1])
-        pillow = subprocess.run([sys.executable, "-c", PILLOW_DECODE, str(tmp / "in")],
+        floor = subprocess.run([str(pathlib.Path(BIN).parent / "examples" / "jpeg_decode_floor"), str(tmp / "in"),
+                                str(FLOOR_FILES)], capture_output=True, text=True, check=True, env=env)
+        files, zune_ms, pixels = floor.stdout.split()
+        if int(pixels) != int(files) * width * height:
+            raise SystemExit(f"jpeg_decode_floor decoded {pixels} pixels of {files} images of {width}x{height}")
+        zune_ms = float(zune_ms)
+        pillow = subprocess.run([sys.executable, "-c", PILLOW_DECODE, str(tmp / "in"), str(FLOOR_FILES)],
                                 capture_output=True, text=True, check=True)
-        rgb_ms, gray_ms = map(float, pillow.stdout.split())
-        print(f"decode alone, one core, ms/image: zune-jpeg to luma {zune_ms:.1f}; Pillow (libjpeg-turbo) to RGB "
-              f"{rgb_ms:.1f}, to gray {gray_ms:.1f}")
+        _, rgb_ms, gray_ms = map(float, pillow.stdout.split())
+        print(f"decode alone, one core, median of 3 passes over {files} images, ms/image: zune-jpeg to luma as "
+              f"naslake runs it {zune_ms:.1f}; Pillow (libjpeg-turbo) to RGB {rgb_ms:.1f}, to gray {gray_ms:.1f}")
         print(f"ceiling at equal cores with zune-jpeg, were all but its decode free: "
               f"{cores * 1e3 / zune_ms / rates[naive]:.2f}x Pillow + numpy (full decode) in {cores} processes")
 

@@ -77,9 +77,9 @@ pub trait Source: Debug + Send + Sync + Sized + 'static {
     /// finds its items itself ([`Source::discover`]), not in a listing of the input.
     const SUFFIXES: Option<&'static [&'static str]>;
     /// Units waiting in the channel to the parsers. With the unit size this
-    /// bounds buffered input: at most this many wait, plus up to
-    /// [`Source::UNITS_PER_SEND`] gathered by each reader and as many taken by
-    /// each partition.
+    /// bounds buffered input: at most this many wait, plus up to a send's units
+    /// ([`Source::UNITS_PER_SEND`], clamped to this) gathered by each reader and
+    /// as many taken by each partition.
     const UNITS_IN_FLIGHT: usize = 4;
     /// Units a reader gathers before it hands them to the parsers in one send
     /// (sooner when it has no item left to read right now; never more than
@@ -306,7 +306,22 @@ impl<'a, S: Source> Emitter<'a, S> {
 /// Units per send: [`Source::UNITS_PER_SEND`], at least 1 and at most
 /// [`Source::UNITS_IN_FLIGHT`].
 pub(crate) fn per_send<S: Source>() -> usize {
-    S::UNITS_PER_SEND.clamp(1, S::UNITS_IN_FLIGHT.max(1))
+    per_send_of(S::UNITS_PER_SEND, S::UNITS_IN_FLIGHT)
+}
+
+fn per_send_of(per_send: usize, in_flight: usize) -> usize {
+    per_send.clamp(1, in_flight.max(1))
+}
+
+#[cfg(test)]
+mod per_send_tests {
+    #[test]
+    fn a_send_is_at_least_one_unit_and_never_more_than_may_wait() {
+        assert_eq!(super::per_send_of(16, 64), 16);
+        assert_eq!(super::per_send_of(0, 64), 1);
+        assert_eq!(super::per_send_of(100, 4), 4);
+        assert_eq!(super::per_send_of(3, 0), 1);
+    }
 }
 
 /// A source of a job, configured: the kind behind a type-erased face, so the runner

@@ -727,7 +727,8 @@ mod tests {
         let mut out = Emitter::new(&source, &units_tx, &rejects_tx, &abort);
         out.item = Some(stats.clone());
         let mut rejects = Vec::new();
-        // What the host does: the units gathered are sent whatever the item's fate.
+        // What the host does with an item that is read or rejected: the units
+        // gathered are sent.
         let read = source.read(&item_input, &mut out);
         out.flush().expect("the test's channel is open");
         if let Err(e) = read {

@@ -176,6 +176,11 @@ impl Splitter {
             may_open = matches!(end, b'\n' | b'\r') || end == self.delimiter || last_quote;
             pos += BLOCK;
             moved = true;
+            if quotes == 0 && inside == 0 {
+                // Quotes are sparse here: the search for the next one skips
+                // faster than blocks do.
+                break;
+            }
         }
         if moved {
             self.state = match (inside != 0, last_quote) {

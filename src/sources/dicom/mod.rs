@@ -114,7 +114,8 @@ impl Source for DicomSource {
     const FORMAT: &'static str = "dicom";
     const SUFFIXES: Option<&'static [&'static str]> = Some(&[".dcm", ".dicom"]);
     const UNITS_IN_FLIGHT: usize = 64;
-    // A header parses in tens of microseconds: a send per header costs more.
+    // A header decodes in tens of microseconds; a send per header cost about as
+    // much again in wake-ups (docs/benchmarks.md, DICOM headers).
     const UNITS_PER_SEND: usize = 16;
 
     type Options = DicomOptions;

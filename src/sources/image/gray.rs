@@ -393,6 +393,25 @@ mod tests {
     }
 
     #[test]
+    fn wide_column_sums_give_the_same_pixels() {
+        // The u64 sums (for runs of rows too long for u32) on a small image.
+        let src = Gray {
+            width: 7,
+            height: 40,
+            pixels: (0..280).map(|i| ((i * 37) % 256) as u8).collect(),
+        };
+        let spans = box_spans(40, 6).spans;
+        assert_eq!(
+            weigh_columns::<u64>(&src, &spans),
+            weigh_columns::<u32>(&src, &spans)
+        );
+        assert_eq!(
+            weigh_columns::<u64>(&src, &spans),
+            resize_run_by_run(&src, 7, 6).pixels
+        );
+    }
+
+    #[test]
     fn box_resize_averages_whole_blocks() {
         // A 4×2 image to 2×1: each output is the mean of a 2×2 block, rounded.
         let src = Gray {
