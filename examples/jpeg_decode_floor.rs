@@ -20,15 +20,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = args.next().ok_or("usage: jpeg_decode_floor DIR [LIMIT]")?;
     let limit: usize = args.next().map_or(Ok(200), |l| l.parse())?;
     let mut paths = Vec::new();
-    let mut pending = vec![std::path::PathBuf::from(dir)];
-    while let Some(d) = pending.pop() {
-        for entry in std::fs::read_dir(d)? {
-            let path = entry?.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path.extension().is_some_and(|e| e == "jpg") {
-                paths.push(path);
-            }
+    for entry in walkdir::WalkDir::new(dir) {
+        let entry = entry?;
+        if entry.file_type().is_file() && entry.path().extension().is_some_and(|e| e == "jpg") {
+            paths.push(entry.into_path());
         }
     }
     paths.sort();

@@ -216,6 +216,19 @@ mod tests {
         assert!(ours.is_err() && theirs.is_err(), "{ours:?} / {theirs:?}");
     }
 
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_link_back_up_the_tree_fails_both_listings() {
+        // A share whose folder links to its parent: following it never ends, so
+        // both walks stop with an error rather than listing forever.
+        let dir = share();
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("a/b/up")).unwrap();
+        let prefix = ObjPath::from_absolute_path(dir.path()).unwrap();
+        let ours: Result<Vec<ObjectMeta>> = list(&prefix).try_collect().await;
+        let store = object_store::local::LocalFileSystem::new();
+        let theirs: Result<Vec<ObjectMeta>> = store.list(Some(&prefix)).try_collect().await;
+        assert!(ours.is_err() && theirs.is_err(), "{ours:?} / {theirs:?}");
+    }
+
     #[test]
     fn without_a_runtime_the_walk_runs_in_place() {
         let dir = share();

@@ -68,7 +68,7 @@ const PRECISION_BITS: u32 = 32 - 8 - 2;
 /// their weight in fixed point. Box weights within a run are equal, so this is
 /// all of Pillow's coefficient table, in memory proportional to the output.
 struct Spans {
-    spans: Vec<(usize, usize, i64)>,
+    spans: Vec<(usize, usize, u32)>,
 }
 
 /// Pillow's `precompute_coeffs` for the box filter, with its fixed-point rounding.
@@ -94,7 +94,8 @@ fn box_spans(input: usize, output: usize) -> Spans {
             let k = if count == 0 {
                 0
             } else {
-                (0.5 + one / count as f64) as i64
+                // At most 2²² + 1.
+                (0.5 + one / count as f64) as u32
             };
             (first, count, k)
         })
@@ -112,11 +113,6 @@ fn clip8(sum: u64, k: u32) -> u8 {
         .wrapping_add(1 << (PRECISION_BITS - 1))
         >> PRECISION_BITS)
         .min(255) as u8
-}
-
-/// Pillow's weight of a run, for [`clip8`] (at most 2²² + 1: it fits).
-fn weight(k: i64) -> u32 {
-    u32::try_from(k).unwrap_or(u32::MAX)
 }
 
 /// `src` resized to `width × height` by Pillow's box filter: rows first, each
@@ -156,7 +152,7 @@ fn resize_rows(src: &Gray, width: usize) -> Gray {
         // Per run: where its window starts, whether it has one more pixel, its weight.
         let runs: Vec<(usize, u32, u32)> = spans
             .iter()
-            .map(|&(first, count, k)| (first, (count - c) as u32, weight(k)))
+            .map(|&(first, count, k)| (first, (count - c) as u32, k))
             .collect();
         let positions = src.width + 1 - c;
         let mut windows = vec![0u16; positions];
@@ -177,7 +173,7 @@ fn resize_rows(src: &Gray, width: usize) -> Gray {
                 let sum = row[first..first + count]
                     .iter()
                     .fold(0u64, |a, p| a.wrapping_add(u64::from(*p)));
-                *d = clip8(sum, weight(k));
+                *d = clip8(sum, k);
             }
         }
     }
@@ -265,7 +261,7 @@ impl ColumnSum for u64 {
     }
 }
 
-fn weigh_columns<T: ColumnSum>(src: &Gray, spans: &[(usize, usize, i64)]) -> Vec<u8> {
+fn weigh_columns<T: ColumnSum>(src: &Gray, spans: &[(usize, usize, u32)]) -> Vec<u8> {
     let width = src.width;
     let mut out = vec![0u8; width * spans.len()];
     let mut sums = vec![T::default(); width];
@@ -276,7 +272,6 @@ fn weigh_columns<T: ColumnSum>(src: &Gray, spans: &[(usize, usize, i64)]) -> Vec
                 *s = s.plus(*p);
             }
         }
-        let k = weight(k);
         for (d, s) in dst.iter_mut().zip(&sums) {
             *d = clip8(s.wide(), k);
         }
@@ -310,8 +305,8 @@ mod tests {
     /// Pillow's box resize as written before the fast passes: each run summed on
     /// its own, in 64-bit, weighed in 64-bit, rows then columns.
     fn resize_run_by_run(src: &Gray, width: usize, height: usize) -> Gray {
-        let clip = |sum: u64, k: i64| -> u8 {
-            let acc = (sum as i64) * k + (1 << (PRECISION_BITS - 1));
+        let clip = |sum: u64, k: u32| -> u8 {
+            let acc = (sum as i64) * i64::from(k) + (1 << (PRECISION_BITS - 1));
             (acc >> PRECISION_BITS).clamp(0, 255) as u8
         };
         let w = box_spans(src.width, width);
