@@ -3,6 +3,9 @@
 //! this run read come with their new tallies; unchanged ones keep theirs, their
 //! partition indexes renumbered against the tables' new partition lists.
 
+use std::collections::btree_map::Entry;
+
+use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::state::{JobState, PartitionState, STATE_FORMAT, TableState};
@@ -22,8 +25,8 @@ pub struct NextState<'a> {
     pub removed: &'a HashSet<String>,
     /// Objects gone from the share whose rows are kept (`deletes = "keep"`).
     pub kept_deleted: &'a BTreeMap<String, BTreeSet<String>>,
-    /// The items this run read.
-    pub items: &'a [WorkItem],
+    /// The items this run read, sorted by source and key.
+    pub items: &'a [&'a WorkItem],
 }
 
 /// One of the run's tables as the commit leaves it.
@@ -107,66 +110,95 @@ pub fn build<'t>(
             (name.as_str(), by_values)
         })
         .collect();
-    let mut sources: BTreeMap<String, BTreeMap<String, ObjectState>> = BTreeMap::new();
-
-    if let Some(previous) = n.previous {
-        for (source, objects) in &previous.sources {
-            let kept_deleted = n.kept_deleted.get(source);
-            for (key, object) in objects {
-                if n.removed.contains(key) {
-                    continue;
-                }
-                let mut object = object.clone();
-                object.rows = renumber(&object.rows, previous, &index, key)?;
-                object.deleted = kept_deleted.is_some_and(|d| d.contains(key));
-                sources
-                    .entry(source.clone())
-                    .or_default()
-                    .insert(key.clone(), object);
-            }
-        }
-    }
     let read: HashSet<&str> = n.items.iter().map(|i| i.key.as_str()).collect();
     for (table, tally) in &tallies {
-        if let Some(stray) = tally.keys().find(|k| !read.contains(k.as_str())) {
+        if let Some(stray) = tally
+            .par_iter()
+            .map(|(k, _)| k)
+            .find_any(|k| !read.contains(k.as_str()))
+        {
             return Err(Error::Accounting(format!(
                 "table {table} has rows whose source_key is `{stray}`, which is not an object this run read: its SQL must pass the source's source_key through unchanged for an incremental run to keep its rows per object"
             )));
         }
     }
-    for item in n.items {
-        let mut rows = BTreeMap::new();
-        for (table, tally) in &tallies {
-            let Some(by_partition) = tally.get(&item.key) else {
-                continue;
-            };
-            let positions = &index[table];
-            let mut list = Vec::new();
-            for (values, count) in by_partition {
-                let i = positions.get(values).ok_or_else(|| {
-                    Error::Accounting(format!(
-                        "table {table}: rows of {} went to partition {values:?}, which the commit does not register",
-                        item.key
-                    ))
-                })?;
-                list.push(PartitionRows {
-                    partition: *i,
-                    rows: *count,
-                });
+    // The objects read, one source at a time. This is the serial end of a run
+    // and it grows with the files (its lookups miss the cache), so every core
+    // builds them; the items come sorted by source and key, so each source's
+    // map is then built in one sorted pass rather than one insert each.
+    let mut sources: BTreeMap<String, BTreeMap<String, ObjectState>> = BTreeMap::new();
+    for group in n.items.chunk_by(|a, b| a.source == b.source) {
+        let objects: BTreeMap<_, _> = group
+            .par_iter()
+            .map(|item| Ok((item.key.clone(), object_read(item, &tallies, &index)?)))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .collect();
+        // Items out of order (no caller passes them) would still land right.
+        match sources.entry(group[0].source.clone()) {
+            Entry::Vacant(slot) => {
+                slot.insert(objects);
             }
-            rows.insert(table.to_string(), list);
+            Entry::Occupied(mut slot) => slot.get_mut().extend(objects),
         }
-        sources.entry(item.source.clone()).or_default().insert(
-            item.key.clone(),
-            ObjectState {
-                fingerprint: item.fingerprint.clone(),
-                deleted: false,
-                rows,
-            },
-        );
+    }
+    // Then the objects the run did not read keep their rows, renumbered.
+    if let Some(previous) = n.previous {
+        for (source, objects) in &previous.sources {
+            let kept_deleted = n.kept_deleted.get(source);
+            let now = sources.entry(source.clone()).or_default();
+            for (key, object) in objects {
+                if n.removed.contains(key) {
+                    continue;
+                }
+                let rows = renumber(&object.rows, previous, &index, key)?;
+                if let Entry::Vacant(slot) = now.entry(key.clone()) {
+                    slot.insert(ObjectState {
+                        fingerprint: object.fingerprint.clone(),
+                        deleted: kept_deleted.is_some_and(|d| d.contains(key)),
+                        rows,
+                    });
+                }
+            }
+        }
+        sources.retain(|_, objects| !objects.is_empty());
     }
     state.sources = sources;
     Ok(state)
+}
+
+/// An object this run read, with its rows in each table kept per object.
+fn object_read(
+    item: &WorkItem,
+    tallies: &[(&str, &KeyRows)],
+    index: &HashMap<&str, HashMap<&Vec<String>, u32>>,
+) -> Result<ObjectState> {
+    let mut rows = BTreeMap::new();
+    for (table, tally) in tallies {
+        let Some(by_partition) = tally.get(&item.key) else {
+            continue;
+        };
+        let positions = &index[table];
+        let mut list = Vec::with_capacity(by_partition.len());
+        for (values, count) in by_partition {
+            let i = positions.get(values).ok_or_else(|| {
+                Error::Accounting(format!(
+                    "table {table}: rows of {} went to partition {values:?}, which the commit does not register",
+                    item.key
+                ))
+            })?;
+            list.push(PartitionRows {
+                partition: *i,
+                rows: *count,
+            });
+        }
+        rows.insert(table.to_string(), list);
+    }
+    Ok(ObjectState {
+        fingerprint: item.fingerprint.clone(),
+        deleted: false,
+        rows,
+    })
 }
 
 /// An unchanged object's rows, with partition indexes of the new partition lists.
@@ -306,7 +338,7 @@ mod tests {
         previous: Option<&'a JobState>,
         removed: &'a HashSet<String>,
         kept: &'a BTreeMap<String, BTreeSet<String>>,
-        items: &'a [WorkItem],
+        items: &'a [&'a WorkItem],
     ) -> NextState<'a> {
         NextState {
             job: "j",
@@ -329,7 +361,7 @@ mod tests {
 
     #[test]
     fn a_full_run_records_every_object_read_with_its_rows_by_partition() {
-        let items = [item("a", 10), item("b", 20)];
+        let items = [&item("a", 10), &item("b", 20)];
         let rows = tally(&[
             ("a", "2024-01-01", 3),
             ("a", "2024-01-02", 1),
@@ -354,7 +386,7 @@ mod tests {
 
     /// The state after run r1: `a` and `b` read, table `t` in two partitions.
     fn previous() -> JobState {
-        let items = [item("a", 10), item("b", 20)];
+        let items = [&item("a", 10), &item("b", 20)];
         let rows = tally(&[("a", "2024-01-01", 3), ("b", "2024-01-02", 2)]);
         let (removed, kept) = (HashSet::new(), BTreeMap::new());
         let after = TableAfter {
@@ -371,7 +403,7 @@ mod tests {
     fn unchanged_objects_keep_their_rows_renumbered_and_removed_ones_go() {
         let before = previous();
         // b changed: read again, its rows now in a new first partition; a unchanged.
-        let items = [item("b", 21)];
+        let items = [&item("b", 21)];
         let rows = tally(&[("b", "2023-12-31", 4)]);
         let removed = HashSet::from(["b".to_string()]);
         let kept = BTreeMap::new();
@@ -392,6 +424,52 @@ mod tests {
         );
         assert_eq!(rows_of(&s, "b"), vec![(values("2023-12-31"), 4)]);
         assert_eq!(s.sources["csv"]["b"].fingerprint.size, 21);
+    }
+
+    #[test]
+    fn objects_of_several_sources_land_whatever_their_order_and_the_read_ones_win() {
+        let before = previous();
+        let mut img = item("p.jpg", 7);
+        img.source = "img".into();
+        let mut other = item("q.jpg", 8);
+        other.source = "img".into();
+        // Out of source order; `a` read again without being removed first, and
+        // `b` removed (changed) with nothing of it read.
+        let items = [&img, &item("a", 11), &other];
+        let rows = tally(&[("a", "2024-01-02", 5), ("p.jpg", "2024-01-01", 1)]);
+        let removed = HashSet::from(["b".to_string()]);
+        let kept = BTreeMap::new();
+        let after = TableAfter {
+            name: "t",
+            state: Some(table("r2", &["2024-01-01", "2024-01-02"])),
+            tally: Some(&rows),
+        };
+        let s = build(
+            &next(Some(&before), &removed, &kept, &items),
+            [after].into_iter(),
+        )
+        .unwrap();
+        let keys = |source: &str| s.sources[source].keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys("csv"), ["a"]);
+        assert_eq!(keys("img"), ["p.jpg", "q.jpg"]);
+        assert_eq!(s.sources["csv"]["a"].fingerprint.size, 11);
+        assert_eq!(rows_of(&s, "a"), vec![(values("2024-01-02"), 5)]);
+        assert!(s.sources["img"]["q.jpg"].rows.is_empty());
+
+        // A source all of whose objects went is not left in the state empty.
+        let everything = HashSet::from(["a".to_string(), "b".to_string()]);
+        let rows = tally(&[("p.jpg", "2024-01-01", 1)]);
+        let after = TableAfter {
+            name: "t",
+            state: Some(table("r2", &["2024-01-01"])),
+            tally: Some(&rows),
+        };
+        let s = build(
+            &next(Some(&before), &everything, &kept, &[&img]),
+            [after].into_iter(),
+        )
+        .unwrap();
+        assert_eq!(s.sources.keys().collect::<Vec<_>>(), ["img"]);
     }
 
     #[test]
@@ -441,7 +519,7 @@ mod tests {
             state: Some(table("r2", &["2024-01-01"])),
             tally: Some(&rows),
         };
-        let items = [item("a", 1)];
+        let items = [&item("a", 1)];
         let e = build(&next(None, &removed, &kept, &items), [after].into_iter()).unwrap_err();
         assert!(e.to_string().contains("`elsewhere`"), "{e}");
     }

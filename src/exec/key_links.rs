@@ -80,7 +80,7 @@ pub async fn prepare<'a>(
     run_id: &str,
     base_run: Option<&str>,
     state: &JobState,
-    items: &[WorkItem],
+    items: &[&WorkItem],
     warnings: &Warnings,
 ) -> Result<Vec<Prepared<'a>>> {
     let mut out = Vec::new();
@@ -323,7 +323,7 @@ async fn links_of(
     job: &Job,
     table: &KeyLinksTable,
     state: &JobState,
-    items: &[WorkItem],
+    items: &[&WorkItem],
     previous: &HashMap<(String, String), Link>,
     warnings: &Warnings,
 ) -> Result<Vec<RecordBatch>> {
@@ -339,7 +339,7 @@ async fn links_of(
         let read: HashMap<&str, &WorkItem> = items
             .iter()
             .filter(|i| &i.source == source_name)
-            .map(|i| (i.key.as_str(), i))
+            .map(|&i| (i.key.as_str(), i))
             .collect();
         let Some(objects) = state.sources.get(source_name) else {
             continue;
