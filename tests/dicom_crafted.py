@@ -72,6 +72,7 @@ PYDICOM_CLEAN = {
     "encapsulated_no_sequence_delimiter": False,  # warns: end of file before the delimiter
     "invalid_vr_zz": False,                   # NotImplementedError: unknown VR 'ZZ' when the value is touched
     "invalid_vr_nul": True,                   # but misread: see PYDICOM_MISREADS
+    "us_odd_length": False,                   # BytesLengthException when BitsStored is touched
 }
 
 # Cases pydicom reads without a word but wrongly: its values are no reference.
@@ -85,8 +86,10 @@ PYDICOM_MISREADS = {
 PIXEL_PROBLEM = ["pixel_length_claims_4gb", "pixel_geometry_claims_gb", "pixel_data_truncated",
                  "encapsulated_no_sequence_delimiter"]
 
-# Cases with one element whose VR bytes are not a VR: case -> its keyword.
-INVALID_VR = {"invalid_vr_zz": "SliceThickness", "invalid_vr_nul": "BodyPartExamined"}
+# Cases with one element that does not read as its VR (its VR bytes are no VR, or
+# its length no whole number of values): case -> its keyword.
+INVALID_VR = {"invalid_vr_zz": "SliceThickness", "invalid_vr_nul": "BodyPartExamined",
+              "us_odd_length": "BitsStored"}
 
 # Cases that are not DICOM at all.
 NOT_DICOM = ["not_dicom_dicm_at_0"]
@@ -523,12 +526,24 @@ def invalid_vr_nul(case, path):
     invalid_vr(case, path, 0x00180015, "\0\0", b"CHEST ")
 
 
+def us_odd_length(case, path):
+    """Explicit VR LE CT whose BitsStored (0028,0101) is a US of three bytes. Read a
+    word at a time (as dicom-rs does), every element after it would be read one byte
+    early. pydicom: not clean (BytesLengthException when the value is touched)."""
+    ds = image(case, CT, "CT", 32, 32)
+    ds.BurnedInAnnotation = "NO"
+    ds[0x00280101] = RawDataElement(Tag(0x00280101), "US", 3, b"\x0c\x00\x00", 0, False, True)
+    part10(ds, EXPLICIT_LE, path)
+    assert b"\x28\x00\x01\x01US\x03\x00\x0c\x00\x00" in pathlib.Path(path).read_bytes()
+
+
 CASES = {f.__name__: f for f in (
     acr_nema_implicit_le, explicit_be_undefined_lengths, seq_explicit_length_with_delimiter,
     jpeg_baseline_encapsulated_icon, dicomdir, deflated_nested_sequence, private_un_undefined_length_sequence,
     charset_iso2022_ir87, charset_gb18030, empty_sequences_and_items, dicm_in_preamble_and_value,
     acr_nema_dicm_at_128, not_dicom_dicm_at_0, pixel_length_claims_4gb, pixel_geometry_claims_gb,
     pixel_data_truncated, encapsulated_no_sequence_delimiter, invalid_vr_zz, invalid_vr_nul,
+    us_odd_length,
 )}
 assert set(CASES) == set(PYDICOM_CLEAN)
 

@@ -227,15 +227,20 @@ def test_an_invalid_vr_is_indexed_and_named_in_invalid_attributes(outcome, case)
     row = outcome.row(case)
     keyword = crafted.INVALID_VR[case]
     assert keyword in row["invalid_attributes"], row["invalid_attributes"]
-    column = {"SliceThickness": "slice_thickness", "BodyPartExamined": "body_part_examined"}[keyword]
+    column = {"SliceThickness": "slice_thickness", "BodyPartExamined": "body_part_examined",
+              "BitsStored": "bits_stored"}[keyword]
     assert row[column] is None, row[column]
+    # The elements after it read as written (not a byte early).
+    if case == "us_odd_length":
+        assert row["burned_in_annotation"] is False and row["rows"] == 32, row
 
 
 # --- memory ---------------------------------------------------------------------
 
 HOSTILE = ["pixel_length_claims_4gb", "pixel_geometry_claims_gb", "pixel_data_truncated",
            "encapsulated_no_sequence_delimiter", "private_un_undefined_length_sequence",
-           "deflated_nested_sequence", "seq_explicit_length_with_delimiter", "invalid_vr_nul"]
+           "deflated_nested_sequence", "seq_explicit_length_with_delimiter", "invalid_vr_nul",
+           "us_odd_length"]
 
 
 def test_crafted_hostile_files_stay_small_in_memory(crafted_files, tmp_path):

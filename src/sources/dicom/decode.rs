@@ -5,15 +5,22 @@
 //! dicom-rs gets a data set naslake wrote: the kept elements, re-encoded in
 //! explicit VR little endian with the VR the dictionary gives (a file may encode a
 //! known attribute as UN, and implicit VR has none), text it could not decode
-//! left out. Its errors are never quoted (they could hold a value).
+//! left out. Its decoder reads them element by element, as its data set reader
+//! would, without building an object of them. Its errors are never quoted (they
+//! could hold a value).
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::sync::Arc;
 
 use chrono::{Days, NaiveDate};
+use dicom_core::PrimitiveValue;
 use dicom_core::header::HasLength;
 use dicom_encoding::TransferSyntaxIndex;
-use dicom_object::InMemDicomObject;
+use dicom_encoding::decode::basic::LittleEndianBasicDecoder;
+use dicom_encoding::decode::explicit_le::ExplicitVRLittleEndianDecoder;
+use dicom_encoding::text::SpecificCharacterSet;
+use dicom_parser::{StatefulDecode, StatefulDecoder};
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 
 use super::attributes::{self as a, Attribute};
@@ -130,11 +137,21 @@ fn charset(walked: &Walked) -> Charset {
     }
 }
 
+/// The data set dicom-rs reads, and the kept values left out of it.
+struct Rewritten {
+    data_set: Vec<u8>,
+    /// Text in a character set that is not decoded (keywords).
+    undecoded: Vec<String>,
+    /// Values that cannot be what their VR says (keywords).
+    invalid: Vec<String>,
+}
+
 /// The kept elements as an explicit VR little endian data set for dicom-rs; the
-/// text values that cannot be decoded are left out and named.
-fn rewrite(walked: &Walked, charset: &Charset) -> (Vec<u8>, Vec<String>) {
+/// values that cannot be decoded are left out and named.
+fn rewrite(walked: &Walked, charset: &Charset) -> Rewritten {
     let mut out = Vec::with_capacity(walked.kept.len() + 8 * walked.elements.len());
     let mut undecoded = Vec::new();
+    let mut invalid = Vec::new();
     for kept in &walked.elements {
         let attribute = kept.attribute;
         let value = &walked.kept[kept.value.clone()];
@@ -147,6 +164,13 @@ fn rewrite(walked: &Walked, charset: &Charset) -> (Vec<u8>, Vec<String>) {
                 undecoded.push(attribute.keyword.to_string());
                 continue;
             }
+        }
+        // US values are 16-bit words. Of an odd length, dicom-rs's decoder reads
+        // one byte short and takes the next bytes for a header, whose length it
+        // allocates (up to 4 GiB) before it finds them missing.
+        if &attribute.vr == b"US" && value.len() % 2 != 0 {
+            invalid.push(attribute.keyword.to_string());
+            continue;
         }
         let mut value: Cow<[u8]> = Cow::Borrowed(value);
         if walked.encoding == Encoding::ExplicitBig && &attribute.vr == b"US" {
@@ -166,19 +190,86 @@ fn rewrite(walked: &Walked, charset: &Charset) -> (Vec<u8>, Vec<String>) {
         out.extend_from_slice(&len.to_le_bytes());
         out.extend_from_slice(&value);
     }
-    (out, undecoded)
+    Rewritten {
+        data_set: out,
+        undecoded,
+        invalid,
+    }
+}
+
+/// The kept elements as dicom-rs decodes them: text in the declared character
+/// set (the SpecificCharacterSet element switches it, as in a file), values
+/// split by multiplicity, binary VRs typed.
+struct Decoded {
+    /// In the order written; of a tag written twice the last is the one read,
+    /// as a dicom-rs object keeps it.
+    elements: Vec<(dicom_core::Tag, PrimitiveValue)>,
+}
+
+impl Decoded {
+    /// Reads what [`rewrite`] wrote with dicom-rs's decoder, one element after
+    /// another as its data set reader does, and ending where it ends: when no
+    /// byte is left, or too few for a tag. Building its object of them (a tree,
+    /// and a reader that tracks sequences this data set never has) cost as much
+    /// again as decoding the values.
+    fn read(data_set: &[u8]) -> Result<Self, DecodeFailed> {
+        let left = Cell::new(data_set);
+        let mut decoder = StatefulDecoder::new(
+            Unread(&left),
+            ExplicitVRLittleEndianDecoder::default(),
+            LittleEndianBasicDecoder,
+            SpecificCharacterSet::default(),
+        );
+        let mut elements = Vec::new();
+        while !left.get().is_empty() {
+            let header = match decoder.decode_header() {
+                Ok(header) => header,
+                Err(dicom_parser::stateful::decode::Error::DecodeElementHeader {
+                    source: dicom_encoding::decode::Error::ReadHeaderTag { source, .. },
+                    ..
+                }) if source.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                Err(_) => return Err(DecodeFailed),
+            };
+            let value = decoder
+                .read_value_preserved(&header)
+                .map_err(|_| DecodeFailed)?;
+            elements.push((header.tag, value));
+        }
+        Ok(Decoded { elements })
+    }
+
+    fn get(&self, tag: Tag) -> Option<&PrimitiveValue> {
+        let tag = dicom_core::Tag(tag.0, tag.1);
+        self.elements
+            .iter()
+            .rev()
+            .find(|(t, _)| *t == tag)
+            .map(|(_, v)| v)
+    }
+}
+
+/// A data set the decoder reads while [`Decoded::read`] still sees how much of
+/// it is left (the decoder owns its reader and does not give it back).
+struct Unread<'a>(&'a Cell<&'a [u8]>);
+
+impl std::io::Read for Unread<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut left = self.0.get();
+        let n = left.read(buf)?;
+        self.0.set(left);
+        Ok(n)
+    }
 }
 
 /// Reads typed values of a decoded data set, noting the ones that do not read.
 struct Values<'a> {
-    obj: &'a InMemDicomObject,
+    decoded: &'a Decoded,
     invalid: Vec<String>,
 }
 
 impl Values<'_> {
-    fn element(&self, attribute: &Attribute) -> Option<&dicom_object::mem::InMemElement> {
-        self.obj
-            .get(dicom_core::Tag(attribute.tag.0, attribute.tag.1))
+    fn element(&self, attribute: &Attribute) -> Option<&PrimitiveValue> {
+        self.decoded.get(attribute.tag)
     }
 
     fn invalid(&mut self, attribute: &Attribute) {
@@ -186,43 +277,28 @@ impl Values<'_> {
     }
 
     /// The value as text, trimmed; `None` when absent or empty.
-    fn text(&mut self, attribute: &Attribute) -> Option<String> {
-        let e = self.element(attribute)?;
-        match e.to_str() {
-            Ok(s) => {
-                let s = s.trim_matches(|c: char| c == ' ' || c == '\0');
-                (!s.is_empty()).then(|| s.to_string())
-            }
-            Err(_) => {
-                self.invalid(attribute);
-                None
-            }
-        }
+    fn text(&self, attribute: &Attribute) -> Option<String> {
+        let s = self.element(attribute)?.to_str();
+        let s = s.trim_matches(|c: char| c == ' ' || c == '\0');
+        (!s.is_empty()).then(|| s.to_string())
     }
 
     /// Every value, trimmed; `None` when absent or all empty.
-    fn texts(&mut self, attribute: &Attribute) -> Option<Vec<String>> {
-        let e = self.element(attribute)?;
-        match e.to_multi_str() {
-            Ok(values) => {
-                let values: Vec<String> = values
-                    .iter()
-                    .map(|v| v.trim_matches(|c: char| c == ' ' || c == '\0').to_string())
-                    .collect();
-                values.iter().any(|v| !v.is_empty()).then_some(values)
-            }
-            Err(_) => {
-                self.invalid(attribute);
-                None
-            }
-        }
+    fn texts(&self, attribute: &Attribute) -> Option<Vec<String>> {
+        let values: Vec<String> = self
+            .element(attribute)?
+            .to_multi_str()
+            .iter()
+            .map(|v| v.trim_matches(|c: char| c == ' ' || c == '\0').to_string())
+            .collect();
+        values.iter().any(|v| !v.is_empty()).then_some(values)
     }
 
     /// An IS or US value (the first of several).
     fn int(&mut self, attribute: &Attribute) -> Option<i32> {
         if &attribute.vr == b"US" {
             let e = self.element(attribute)?;
-            if e.value().primitive().is_some_and(|p| p.is_empty()) {
+            if e.is_empty() {
                 return None;
             }
             return match e.to_int::<i32>() {
@@ -387,25 +463,30 @@ pub struct DecodeFailed;
 
 pub fn decode(walked: &Walked, cx: &Context<'_>) -> Result<Instance, DecodeFailed> {
     let charset = charset(walked);
-    let (data_set, undecoded) = rewrite(walked, &charset);
-    let ts = TransferSyntaxRegistry
-        .get(Encoding::ExplicitLittle.uid())
-        .ok_or(DecodeFailed)?;
-    let obj = InMemDicomObject::read_dataset_with_ts(data_set.as_slice(), ts)
-        .map_err(|_| DecodeFailed)?;
+    let Rewritten {
+        data_set,
+        undecoded,
+        invalid,
+    } = rewrite(walked, &charset);
+    let decoded = Decoded::read(&data_set)?;
     // The identifying values are read apart: whether they read is not reported, as
     // they are not output.
-    let mut ids = Values {
-        obj: &obj,
+    let ids = Values {
+        decoded: &decoded,
         invalid: Vec::new(),
     };
     let mut v = Values {
-        obj: &obj,
+        decoded: &decoded,
         invalid: walked
             .oversized
             .iter()
             .filter(|o| !IDENTIFYING.iter().any(|a| a.tag == o.tag))
             .map(|a| a.keyword.to_string())
+            .chain(
+                invalid
+                    .into_iter()
+                    .filter(|k| !IDENTIFYING.iter().any(|a| a.keyword == k)),
+            )
             .collect(),
     };
     let profile = cx.profile;
@@ -639,6 +720,11 @@ fn keyword_of(tag: Tag) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
+    use dicom_core::header::Header;
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -657,6 +743,161 @@ mod tests {
         for bad in ["2500", "1", "10.5", "101213.1234567", "12a0"] {
             assert_eq!(parse_time(bad), None, "{bad}");
         }
+    }
+
+    /// A data set as [`rewrite`] writes one: tag, the attribute's VR, a 16-bit
+    /// length, the value.
+    fn data_set(elements: &[(&Attribute, Vec<u8>)], trailing: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (attribute, value) in elements {
+            out.extend_from_slice(&attribute.tag.0.to_le_bytes());
+            out.extend_from_slice(&attribute.tag.1.to_le_bytes());
+            out.extend_from_slice(&attribute.vr);
+            out.extend_from_slice(&(value.len() as u16).to_le_bytes());
+            out.extend_from_slice(value);
+        }
+        out.extend_from_slice(trailing);
+        out
+    }
+
+    /// dicom-rs's own reading of a data set into its object: what
+    /// [`Decoded::read`] replaces.
+    fn by_object(data_set: &[u8]) -> Option<Vec<(dicom_core::Tag, PrimitiveValue)>> {
+        let ts = TransferSyntaxRegistry.get(Encoding::ExplicitLittle.uid())?;
+        let obj = dicom_object::InMemDicomObject::read_dataset_with_ts(data_set, ts).ok()?;
+        Some(
+            obj.iter()
+                .map(|e| (e.tag(), e.value().primitive().cloned().expect("flat")))
+                .collect(),
+        )
+    }
+
+    fn element() -> impl Strategy<Value = (&'static Attribute, Vec<u8>)> {
+        let value = prop_oneof![
+            // Text as files write it: several values, padding, NULs.
+            4 => proptest::collection::vec(
+                prop_oneof![
+                    Just(b'\\'),
+                    Just(b' '),
+                    Just(0u8),
+                    Just(b'.'),
+                    b'0'..=b'9',
+                    b'A'..=b'Z'
+                ],
+                0..24
+            ),
+            // Anything: other character sets' bytes, escapes, odd lengths.
+            2 => proptest::collection::vec(any::<u8>(), 0..24),
+        ];
+        // US values are whole words: `rewrite` leaves out any other (see
+        // `an_odd_length_us_value_is_left_out_and_named`).
+        (proptest::sample::select(a::ALL), value).prop_map(|(attribute, mut value)| {
+            if &attribute.vr == b"US" && value.len() % 2 != 0 {
+                value.pop();
+            }
+            (attribute, value)
+        })
+    }
+
+    fn charset_term() -> impl Strategy<Value = Vec<u8>> {
+        proptest::sample::select(vec![
+            &b""[..],
+            b"ISO_IR 100",
+            b"ISO_IR 192",
+            b"GB18030",
+            b"ISO_IR 144",
+            b"ISO_IR 13",
+            b"ISO_IR 6 ",
+            b"\\ISO 2022 IR 87",
+            b"ISO_IR 100\\ISO_IR 192",
+            b"NOT A CHARSET",
+        ])
+        .prop_map(|t| t.to_vec())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Every data set reads to the same values as dicom-rs's object holds
+        /// (the last of a repeated tag), or fails in both.
+        #[test]
+        fn values_read_as_dicom_rs_object_reads_them(
+            charset in proptest::option::of(charset_term()),
+            elements in proptest::collection::vec(element(), 0..12),
+            // Too short for a header: where dicom-rs ends, or fails.
+            trailing in proptest::collection::vec(any::<u8>(), 0..8),
+        ) {
+            let mut all: Vec<(&Attribute, Vec<u8>)> = Vec::new();
+            if let Some(term) = charset {
+                all.push((&a::SPECIFIC_CHARACTER_SET, term));
+            }
+            all.extend(elements);
+            let bytes = data_set(&all, &trailing);
+            let ours = Decoded::read(&bytes).ok();
+            match (by_object(&bytes), ours) {
+                (None, None) => {}
+                (Some(reference), Some(ours)) => {
+                    let tags: BTreeSet<_> = ours.elements.iter().map(|(t, _)| *t).collect();
+                    prop_assert_eq!(tags.len(), reference.len());
+                    for (tag, value) in &reference {
+                        prop_assert_eq!(ours.get(Tag(tag.0, tag.1)), Some(value));
+                    }
+                }
+                (reference, ours) => prop_assert!(
+                    false,
+                    "dicom-rs read {:?}, naslake {:?}",
+                    reference.is_some(),
+                    ours.is_some()
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn an_odd_length_us_value_is_left_out_and_named() {
+        // Rows with three bytes: dicom-rs would read two of them, and every
+        // element after it from one byte early.
+        let mut kept = Vec::new();
+        let mut elements = Vec::new();
+        let mut push = |attribute: &'static Attribute, value: &[u8]| {
+            elements.push(super::super::walk::Kept {
+                attribute,
+                value: kept.len()..kept.len() + value.len(),
+            });
+            kept.extend_from_slice(value);
+        };
+        push(&a::MODALITY, b"CT");
+        push(&a::ROWS, &[0, 2, 0]);
+        push(&a::COLUMNS, &[0, 2]);
+        push(&a::STUDY_DESCRIPTION, b"HEAD OB ~~~~");
+        let walked = Walked {
+            meta: None,
+            encoding: Encoding::ExplicitLittle,
+            guessed: false,
+            deflated: false,
+            kept,
+            elements,
+            oversized: Vec::new(),
+            pixel_data: None,
+            pixel_data_problem: None,
+            invalid_vrs: Vec::new(),
+            invalid_vrs_overflow: false,
+        };
+        let rewritten = rewrite(&walked, &charset(&walked));
+        assert_eq!(rewritten.invalid, ["Rows"]);
+        let decoded = Decoded::read(&rewritten.data_set).unwrap();
+        let mut v = Values {
+            decoded: &decoded,
+            invalid: Vec::new(),
+        };
+        assert_eq!(v.int(&a::ROWS), None);
+        assert_eq!(v.int(&a::COLUMNS), Some(512));
+        assert_eq!(v.text(&a::MODALITY).as_deref(), Some("CT"));
+        assert_eq!(
+            v.text(&a::STUDY_DESCRIPTION).as_deref(),
+            Some("HEAD OB ~~~~")
+        );
+        assert!(v.invalid.is_empty());
     }
 
     #[test]
