@@ -168,7 +168,7 @@ fn rewrite(walked: &Walked, charset: &Charset) -> Rewritten {
         // US values are 16-bit words. Of an odd length, dicom-rs's decoder reads
         // one byte short and takes the next bytes for a header, whose length it
         // allocates (up to 4 GiB) before it finds them missing.
-        if &attribute.vr == b"US" && value.len() % 2 != 0 {
+        if &attribute.vr == b"US" && !value.len().is_multiple_of(2) {
             invalid.push(attribute.keyword.to_string());
             continue;
         }
@@ -792,7 +792,7 @@ mod tests {
         // US values are whole words: `rewrite` leaves out any other (see
         // `an_odd_length_us_value_is_left_out_and_named`).
         (proptest::sample::select(a::ALL), value).prop_map(|(attribute, mut value)| {
-            if &attribute.vr == b"US" && value.len() % 2 != 0 {
+            if &attribute.vr == b"US" && !value.len().is_multiple_of(2) {
                 value.pop();
             }
             (attribute, value)
