@@ -4,9 +4,9 @@
 //! partition indexes renumbered against the tables' new partition lists.
 
 use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use rayon::prelude::*;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::state::{JobState, PartitionState, STATE_FORMAT, TableState};
 use super::{KeyRows, TableFiles};
@@ -110,13 +110,31 @@ pub fn build<'t>(
             (name.as_str(), by_values)
         })
         .collect();
+    // The objects the run did not read keep their rows, renumbered (first: a
+    // state that cannot be carried over is the error to report).
+    let mut unread: Vec<(&str, &str, ObjectState)> = Vec::new();
+    if let Some(previous) = n.previous {
+        for (source, objects) in &previous.sources {
+            let kept_deleted = n.kept_deleted.get(source);
+            for (key, object) in objects {
+                if n.removed.contains(key) {
+                    continue;
+                }
+                unread.push((
+                    source,
+                    key,
+                    ObjectState {
+                        fingerprint: object.fingerprint.clone(),
+                        deleted: kept_deleted.is_some_and(|d| d.contains(key)),
+                        rows: renumber(&object.rows, previous, &index, key)?,
+                    },
+                ));
+            }
+        }
+    }
     let read: HashSet<&str> = n.items.iter().map(|i| i.key.as_str()).collect();
     for (table, tally) in &tallies {
-        if let Some(stray) = tally
-            .par_iter()
-            .map(|(k, _)| k)
-            .find_any(|k| !read.contains(k.as_str()))
-        {
+        if let Some(stray) = tally.keys().find(|k| !read.contains(k.as_str())) {
             return Err(Error::Accounting(format!(
                 "table {table} has rows whose source_key is `{stray}`, which is not an object this run read: its SQL must pass the source's source_key through unchanged for an incremental run to keep its rows per object"
             )));
@@ -124,16 +142,17 @@ pub fn build<'t>(
     }
     // The objects read, one source at a time. This is the serial end of a run
     // and it grows with the files (its lookups miss the cache), so every core
-    // builds them; the items come sorted by source and key, so each source's
-    // map is then built in one sorted pass rather than one insert each.
+    // builds them; the first error in item order is the one reported. The items
+    // come sorted by source and key, so each source's map is then built in one
+    // sorted pass rather than one insert each.
     let mut sources: BTreeMap<String, BTreeMap<String, ObjectState>> = BTreeMap::new();
     for group in n.items.chunk_by(|a, b| a.source == b.source) {
         let objects: BTreeMap<_, _> = group
             .par_iter()
             .map(|item| Ok((item.key.clone(), object_read(item, &tallies, &index)?)))
-            .collect::<Result<Vec<_>>>()?
+            .collect::<Vec<Result<_>>>()
             .into_iter()
-            .collect();
+            .collect::<Result<_>>()?;
         // Items out of order (no caller passes them) would still land right.
         match sources.entry(group[0].source.clone()) {
             Entry::Vacant(slot) => {
@@ -142,26 +161,13 @@ pub fn build<'t>(
             Entry::Occupied(mut slot) => slot.get_mut().extend(objects),
         }
     }
-    // Then the objects the run did not read keep their rows, renumbered.
-    if let Some(previous) = n.previous {
-        for (source, objects) in &previous.sources {
-            let kept_deleted = n.kept_deleted.get(source);
-            let now = sources.entry(source.clone()).or_default();
-            for (key, object) in objects {
-                if n.removed.contains(key) {
-                    continue;
-                }
-                let rows = renumber(&object.rows, previous, &index, key)?;
-                if let Entry::Vacant(slot) = now.entry(key.clone()) {
-                    slot.insert(ObjectState {
-                        fingerprint: object.fingerprint.clone(),
-                        deleted: kept_deleted.is_some_and(|d| d.contains(key)),
-                        rows,
-                    });
-                }
-            }
-        }
-        sources.retain(|_, objects| !objects.is_empty());
+    // An object read again keeps what this run read of it.
+    for (source, key, object) in unread {
+        sources
+            .entry(source.to_string())
+            .or_default()
+            .entry(key.to_string())
+            .or_insert(object);
     }
     state.sources = sources;
     Ok(state)
@@ -470,6 +476,38 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.sources.keys().collect::<Vec<_>>(), ["img"]);
+    }
+
+    #[test]
+    fn errors_are_reported_in_one_order_whatever_the_threads_do() {
+        let before = previous();
+        let (removed, kept) = (HashSet::from(["b".to_string()]), BTreeMap::new());
+        // Every read item's partition is missing, and so is a's (unchanged).
+        let owned: Vec<WorkItem> = (0..200).map(|i| item(&format!("k{i:03}"), 1)).collect();
+        let items: Vec<&WorkItem> = owned.iter().collect();
+        let rows = tally(
+            &owned
+                .iter()
+                .map(|i| (i.key.as_str(), "2030-01-01", 1))
+                .collect::<Vec<_>>(),
+        );
+        let after = || TableAfter {
+            name: "t",
+            state: Some(table("r2", &["2024-01-02"])),
+            tally: Some(&rows),
+        };
+        // The state that cannot be carried over first.
+        let e = build(
+            &next(Some(&before), &removed, &kept, &items),
+            [after()].into_iter(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("still holds rows of a"), "{e}");
+        // Then the first read item, by key, every time.
+        for _ in 0..20 {
+            let e = build(&next(None, &removed, &kept, &items), [after()].into_iter()).unwrap_err();
+            assert!(e.to_string().contains("rows of k000 went to"), "{e}");
+        }
     }
 
     #[test]

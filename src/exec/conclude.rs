@@ -393,10 +393,7 @@ pub async fn finish_report(report: &mut RunReport, started: Instant, output: &Lo
     report.finished_at = chrono::Utc::now().to_rfc3339();
     report.duration_seconds = started.elapsed().as_secs_f64();
     let path = output.child(&format!("_naslake/runs/{}.json", report.run_id));
-    // One line, as the state record: a run of 100 000 files has a report of
-    // tens of megabytes, and indenting made it take 1.7 times as long to write
-    // at the run's serial end (`jq .` indents it).
-    let body = match serde_json::to_vec(report) {
+    let body = match serde_json::to_vec_pretty(report) {
         Ok(b) => b,
         Err(e) => {
             warn!(error = %e, "could not serialise the run report");
