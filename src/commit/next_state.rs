@@ -482,13 +482,24 @@ mod tests {
     fn errors_are_reported_in_one_order_whatever_the_threads_do() {
         let before = previous();
         let (removed, kept) = (HashSet::from(["b".to_string()]), BTreeMap::new());
-        // Every read item's partition is missing, and so is a's (unchanged).
-        let owned: Vec<WorkItem> = (0..200).map(|i| item(&format!("k{i:03}"), 1)).collect();
+        // The items from k03001 on went to a partition the commit does not
+        // register (and so did unchanged `a`'s rows), the ones before to one it
+        // does: a thread that steals the second half fails at once, long before
+        // the one that starts at the first item gets to k03001.
+        let owned: Vec<WorkItem> = (0..10_000).map(|i| item(&format!("k{i:05}"), 1)).collect();
         let items: Vec<&WorkItem> = owned.iter().collect();
         let rows = tally(
             &owned
                 .iter()
-                .map(|i| (i.key.as_str(), "2030-01-01", 1))
+                .enumerate()
+                .map(|(i, it)| {
+                    let part = if i < 3_001 {
+                        "2024-01-02"
+                    } else {
+                        "2030-01-01"
+                    };
+                    (it.key.as_str(), part, 1)
+                })
                 .collect::<Vec<_>>(),
         );
         let after = || TableAfter {
@@ -496,18 +507,25 @@ mod tests {
             state: Some(table("r2", &["2024-01-02"])),
             tally: Some(&rows),
         };
-        // The state that cannot be carried over first.
-        let e = build(
-            &next(Some(&before), &removed, &kept, &items),
-            [after()].into_iter(),
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("still holds rows of a"), "{e}");
-        // Then the first read item, by key, every time.
-        for _ in 0..20 {
-            let e = build(&next(None, &removed, &kept, &items), [after()].into_iter()).unwrap_err();
-            assert!(e.to_string().contains("rows of k000 went to"), "{e}");
-        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            // The state that cannot be carried over first.
+            let e = build(
+                &next(Some(&before), &removed, &kept, &items),
+                [after()].into_iter(),
+            )
+            .unwrap_err();
+            assert!(e.to_string().contains("still holds rows of a"), "{e}");
+            // Then the first failing item by key, every time.
+            for _ in 0..20 {
+                let e =
+                    build(&next(None, &removed, &kept, &items), [after()].into_iter()).unwrap_err();
+                assert!(e.to_string().contains("rows of k03001 went to"), "{e}");
+            }
+        });
     }
 
     #[test]

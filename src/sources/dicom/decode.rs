@@ -5,9 +5,9 @@
 //! dicom-rs gets a data set naslake wrote: the kept elements, re-encoded in
 //! explicit VR little endian with the VR the dictionary gives (a file may encode a
 //! known attribute as UN, and implicit VR has none), text it could not decode
-//! and US values of an odd length left out. Its decoder reads them element by element, as its data set reader
-//! would, without building an object of them. Its errors are never quoted (they
-//! could hold a value).
+//! and US values of an odd length left out. Its decoder reads them element by
+//! element, as its data set reader would, without building an object of them.
+//! Its errors are never quoted (they could hold a value).
 
 use std::borrow::Cow;
 use std::cell::Cell;
