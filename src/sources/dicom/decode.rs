@@ -180,15 +180,7 @@ fn rewrite(walked: &Walked, charset: &Charset) -> Rewritten {
             }
             value = Cow::Owned(swapped);
         }
-        // Every kept VR has a 16-bit length, and a kept value fits one.
-        let Ok(len) = u16::try_from(value.len()) else {
-            continue;
-        };
-        out.extend_from_slice(&attribute.tag.0.to_le_bytes());
-        out.extend_from_slice(&attribute.tag.1.to_le_bytes());
-        out.extend_from_slice(&attribute.vr);
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&value);
+        encode_element(&mut out, attribute, &value);
     }
     Rewritten {
         data_set: out,
@@ -259,6 +251,19 @@ impl std::io::Read for Unread<'_> {
         self.0.set(left);
         Ok(n)
     }
+}
+
+/// One element in explicit VR little endian, with the attribute's VR. Every kept
+/// VR has a 16-bit length, and a kept value fits one (a longer one is left out).
+fn encode_element(out: &mut Vec<u8>, attribute: &Attribute, value: &[u8]) {
+    let Ok(len) = u16::try_from(value.len()) else {
+        return;
+    };
+    out.extend_from_slice(&attribute.tag.0.to_le_bytes());
+    out.extend_from_slice(&attribute.tag.1.to_le_bytes());
+    out.extend_from_slice(&attribute.vr);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(value);
 }
 
 /// Reads typed values of a decoded data set, noting the ones that do not read.
@@ -751,11 +756,7 @@ mod tests {
     fn data_set(elements: &[(&Attribute, Vec<u8>)], trailing: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         for (attribute, value) in elements {
-            out.extend_from_slice(&attribute.tag.0.to_le_bytes());
-            out.extend_from_slice(&attribute.tag.1.to_le_bytes());
-            out.extend_from_slice(&attribute.vr);
-            out.extend_from_slice(&(value.len() as u16).to_le_bytes());
-            out.extend_from_slice(value);
+            encode_element(&mut out, attribute, value);
         }
         out.extend_from_slice(trailing);
         out
@@ -866,7 +867,7 @@ mod tests {
         let mut kept = Vec::new();
         let mut elements = Vec::new();
         let mut push = |attribute: &'static Attribute, value: &[u8]| {
-            elements.push(super::super::walk::Kept {
+            elements.push(crate::sources::dicom::walk::Kept {
                 attribute,
                 value: kept.len()..kept.len() + value.len(),
             });
