@@ -19,6 +19,19 @@ ensure_venv() {
   fi
 }
 
+# The build the benchmarks time: the release profile, as a deployment builds it
+# (`cargo build --release`, which the Dockerfiles name), not the tests' dev
+# profile, whose naslake code keeps debug assertions and overflow checks. Its
+# first build compiles DataFusion a second time (about 30 minutes on two cores).
+# NASLAKE_BENCH_PROFILE=dev times the tests' build instead. Arguments are cargo's
+# (which binaries and examples); NASLAKE_BIN is set to the built binary.
+bench_build() {
+  local profile="${NASLAKE_BENCH_PROFILE:-release}" dir
+  case "$profile" in dev) dir=debug ;; *) dir="$profile" ;; esac
+  cargo build --workspace --profile "$profile" --quiet "$@"
+  export NASLAKE_BIN="$CARGO_TARGET_DIR/$dir/naslake"
+}
+
 # Debian packages the tests use: acl (setfacl/getfacl, for the POSIX ACL tests),
 # a Java 17 runtime (pyspark's local mode), binutils (objdump, for the glibc
 # symbol versions of the binary) and slapd (OpenLDAP's server, for the ACL job's
