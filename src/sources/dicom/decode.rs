@@ -222,9 +222,16 @@ impl Decoded {
                 }) if source.kind() == std::io::ErrorKind::UnexpectedEof => break,
                 Err(_) => return Err(DecodeFailed),
             };
-            let value = decoder
-                .read_value_preserved(&header)
-                .map_err(|_| DecodeFailed)?;
+            let value = match ascii_text(&header, left.get()) {
+                // Read here; the decoder steps over the same bytes.
+                Some(value) => decoder
+                    .skip_bytes(header.len.0)
+                    .map(|()| value)
+                    .map_err(|_| DecodeFailed)?,
+                None => decoder
+                    .read_value_preserved(&header)
+                    .map_err(|_| DecodeFailed)?,
+            };
             elements.push((header.tag, value));
         }
         Ok(Decoded { elements })
@@ -237,6 +244,50 @@ impl Decoded {
             .rev()
             .find(|(t, _)| *t == tag)
             .map(|(_, v)| v)
+    }
+}
+
+/// A text value of ASCII bytes as dicom-rs's decoder reads it, without it; `None`
+/// for any other value, which the decoder reads. Every character set dicom-rs
+/// decodes maps ASCII to itself, except ISO 2022's shifts and escapes (SO, SI,
+/// ESC), so the value reads the same whatever set is declared; the decoder's
+/// own route (the `encoding` crate, one character at a time into a growing
+/// string) was most of its time. The SpecificCharacterSet element is left to
+/// the decoder, which switches to it. A property test holds the two equal.
+fn ascii_text(header: &dicom_core::DataElementHeader, left: &[u8]) -> Option<PrimitiveValue> {
+    use dicom_core::VR;
+    let len = usize::try_from(header.len.get()?).ok()?;
+    if len == 0 || header.tag == dicom_core::Tag(0x0008, 0x0005) {
+        return None;
+    }
+    let bytes = left.get(..len)?;
+    if !bytes
+        .iter()
+        .all(|&b| b.is_ascii() && !matches!(b, 0x0E | 0x0F | 0x1B))
+    {
+        return None;
+    }
+    let text = std::str::from_utf8(bytes).ok()?;
+    match header.vr {
+        // What dicom-rs reads as several values, split at backslashes.
+        VR::AE
+        | VR::AS
+        | VR::CS
+        | VR::DA
+        | VR::DS
+        | VR::DT
+        | VR::IS
+        | VR::LO
+        | VR::PN
+        | VR::SH
+        | VR::TM
+        | VR::UC
+        | VR::UI => Some(PrimitiveValue::Strs(
+            text.split('\\').map(str::to_owned).collect(),
+        )),
+        // One value, backslashes and all.
+        VR::LT | VR::ST | VR::UR | VR::UT => Some(PrimitiveValue::Str(text.to_owned())),
+        _ => None,
     }
 }
 
@@ -783,8 +834,11 @@ mod tests {
                     Just(b' '),
                     Just(0u8),
                     Just(b'.'),
+                    Just(b'^'),
                     b'0'..=b'9',
-                    b'A'..=b'Z'
+                    b'A'..=b'Z',
+                    // ISO 2022's shifts and escape, controls, DEL.
+                    proptest::sample::select(vec![0x0E, 0x0F, 0x1B, b'\t', b'\n', 0x7F]),
                 ],
                 0..24
             ),
@@ -809,6 +863,10 @@ mod tests {
             b"GB18030",
             b"ISO_IR 144",
             b"ISO_IR 13",
+            b"ISO 2022 IR 87",
+            b"ISO_IR 149",
+            b"GBK",
+            b"ISO_IR 166",
             b"ISO_IR 6 ",
             b"\\ISO 2022 IR 87",
             b"ISO_IR 100\\ISO_IR 192",
@@ -856,6 +914,74 @@ mod tests {
                     reference.is_some(),
                     ours.is_some()
                 ),
+            }
+        }
+    }
+
+    /// Every character set dicom-rs knows, by a term that names it.
+    const KNOWN_CHARSETS: &[&str] = &[
+        "ISO_IR 6",
+        "ISO_IR 13",
+        "ISO 2022 IR 87",
+        "ISO_IR 100",
+        "ISO_IR 101",
+        "ISO_IR 109",
+        "ISO_IR 110",
+        "ISO_IR 126",
+        "ISO_IR 127",
+        "ISO_IR 138",
+        "ISO_IR 144",
+        "ISO_IR 149",
+        "ISO_IR 166",
+        "ISO_IR 192",
+        "GB18030",
+        "GBK",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Whatever character set is in force, a value `ascii_text` reads is the
+        /// one dicom-rs's decoder reads, and it reads every ASCII text value
+        /// without shifts or escapes.
+        #[test]
+        fn ascii_text_reads_what_dicom_rs_decodes(
+            charset in proptest::sample::select(KNOWN_CHARSETS),
+            attribute in proptest::sample::select(a::ALL),
+            value in proptest::collection::vec(
+                prop_oneof![
+                    8 => 0u8..0x80,
+                    1 => proptest::sample::select(vec![0x0E, 0x0F, 0x1B, b'\\']),
+                    1 => 0x80u8..=0xFF,
+                ],
+                0..40,
+            ),
+        ) {
+            let set = SpecificCharacterSet::from_code(charset).expect("known");
+            let bytes = data_set(&[(attribute, value.clone())], &[]);
+            let left = Cell::new(&bytes[..]);
+            let mut decoder = StatefulDecoder::new(
+                Unread(&left),
+                ExplicitVRLittleEndianDecoder::default(),
+                LittleEndianBasicDecoder,
+                set,
+            );
+            let header = decoder.decode_header().expect("a header");
+            let ours = ascii_text(&header, left.get());
+            let plain = !value.is_empty()
+                && value.iter().all(|&b| b < 0x80 && ![0x0E, 0x0F, 0x1B].contains(&b));
+            let texts: &[&[u8; 2]] = &[
+                b"AE", b"AS", b"CS", b"DA", b"DS", b"DT", b"IS", b"LO", b"PN", b"SH", b"TM",
+                b"UC", b"UI", b"LT", b"ST", b"UR", b"UT",
+            ];
+            let text_vr = texts.contains(&&attribute.vr);
+            prop_assert_eq!(
+                ours.is_some(),
+                plain && text_vr && attribute.tag != a::SPECIFIC_CHARACTER_SET.tag
+            );
+            if let Some(ours) = ours {
+                let theirs = decoder.read_value_preserved(&header).expect("decodes");
+                prop_assert_eq!(ours, theirs);
             }
         }
     }
