@@ -507,10 +507,8 @@ fn read_one<S: Source>(
         }
     };
     let kind = &side.source.kind;
-    let object = side.store.as_ref().map(|(store, input)| ObjectRef {
-        store: store.clone(),
-        path: input.key_path(&key),
-        local: input.is_local(),
+    let object = side.store.as_ref().map(|(store, input)| {
+        ObjectRef::new(store.clone(), input.key_path(&key), input.is_local())
     });
     let input = ItemInput {
         item: &found.item,

@@ -16,8 +16,8 @@
 //!   "changed while reading", and the run goes on.
 
 use std::io::{Read, Seek, SeekFrom};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use futures::StreamExt;
 use object_store::path::Path as ObjPath;
@@ -71,6 +71,20 @@ pub(crate) struct ObjectRef {
     pub path: ObjPath,
     /// A local file system, where files are appended to in place.
     pub local: bool,
+    /// A local file as its first ranged read opened it: a header read in two
+    /// ranges (a third of DICOM files) opens it once.
+    opened: OnceLock<(std::fs::File, std::path::PathBuf)>,
+}
+
+impl ObjectRef {
+    pub fn new(store: Arc<dyn ObjectStore>, path: ObjPath, local: bool) -> Self {
+        ObjectRef {
+            store,
+            path,
+            local,
+            opened: OnceLock::new(),
+        }
+    }
 }
 
 /// An object opened for sequential reading.
@@ -240,27 +254,22 @@ impl ItemInput<'_> {
     /// [`Self::read_range`] of a local file, in the reader's own thread: through
     /// `object_store` every read is a task on tokio's blocking pool and two thread
     /// hand-offs, which cost more than reading a DICOM header. The same checks:
-    /// the file as opened is compared with the listing (its `object_store` ETag).
+    /// at every read the file is compared with the listing (its `object_store`
+    /// ETag); an item's reads share one open file.
     fn read_local_range(
         &self,
         obj: &ObjectRef,
         range: std::ops::Range<u64>,
     ) -> Result<bytes::Bytes, ReadError> {
         use std::os::unix::fs::FileExt;
-        static LOCAL: std::sync::LazyLock<object_store::local::LocalFileSystem> =
-            std::sync::LazyLock::new(object_store::local::LocalFileSystem::new);
-        let path = LOCAL
-            .path_to_filesystem(&obj.path)
-            .map_err(|e| ReadError::Storage(e.to_string()))?;
-        let file = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ReadError::Changed(
-                    "deleted after it was listed; the next run no longer sees it".into(),
-                ));
+        let (file, path) = match obj.opened.get() {
+            Some(opened) => opened,
+            None => {
+                let opened = open_local(&obj.path)?;
+                obj.opened.get_or_init(|| opened)
             }
-            Err(e) => return Err(ReadError::Storage(format!("{}: {e}", path.display()))),
         };
+        // Stat'ed at every read: the file as it is now against the listing.
         let meta = file
             .metadata()
             .map_err(|e| ReadError::Storage(format!("{}: {e}", path.display())))?;
@@ -369,6 +378,22 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// A local object's file, opened for ranged reads.
+fn open_local(path: &ObjPath) -> Result<(std::fs::File, std::path::PathBuf), ReadError> {
+    static LOCAL: LazyLock<object_store::local::LocalFileSystem> =
+        LazyLock::new(object_store::local::LocalFileSystem::new);
+    let path = LOCAL
+        .path_to_filesystem(path)
+        .map_err(|e| ReadError::Storage(e.to_string()))?;
+    match std::fs::File::open(&path) {
+        Ok(file) => Ok((file, path)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ReadError::Changed(
+            "deleted after it was listed; the next run no longer sees it".into(),
+        )),
+        Err(e) => Err(ReadError::Storage(format!("{}: {e}", path.display()))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,11 +476,11 @@ mod tests {
         ItemInput {
             item,
             stats,
-            object: Some(ObjectRef {
-                store: loc.store.clone(),
-                path: loc.key_path(&item.key),
-                local: true,
-            }),
+            object: Some(ObjectRef::new(
+                loc.store.clone(),
+                loc.key_path(&item.key),
+                true,
+            )),
             runtime: rt.handle(),
             progress,
         }

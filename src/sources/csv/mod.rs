@@ -715,11 +715,11 @@ mod tests {
         let item_input = ItemInput {
             item: &item,
             stats: &stats,
-            object: Some(ObjectRef {
-                store: input.store.clone(),
-                path: input.key_path(name),
-                local: input.is_local(),
-            }),
+            object: Some(ObjectRef::new(
+                input.store.clone(),
+                input.key_path(name),
+                input.is_local(),
+            )),
             runtime: rt.handle(),
             progress: &progress,
         };
