@@ -90,6 +90,30 @@ pub fn by_tag(tag: Tag) -> Option<&'static Attribute> {
         .map(|i| ALL[i])
 }
 
+/// [`by_tag`] for the tags of one data set, met in the ascending order a header
+/// lists them: each lookup moves on from where the last stopped (a merge of two
+/// sorted lists, where a search per element was a tenth of the walk's time). A
+/// tag out of order is searched for.
+#[derive(Debug, Default)]
+pub struct Cursor {
+    /// `ALL[..at]` are below every tag seen since the last out-of-order one.
+    at: usize,
+}
+
+impl Cursor {
+    pub fn find(&mut self, tag: Tag) -> Option<&'static Attribute> {
+        if self.at > 0 && ALL[self.at - 1].tag >= tag {
+            return by_tag(tag);
+        }
+        while ALL.get(self.at).is_some_and(|a| a.tag < tag) {
+            self.at += 1;
+        }
+        let found = ALL.get(self.at).filter(|a| a.tag == tag).copied()?;
+        self.at += 1;
+        Some(found)
+    }
+}
+
 /// Values in the text VRs a Specific Character Set applies to (PS3.5 6.1.2.3).
 pub fn is_text(vr: [u8; 2]) -> bool {
     matches!(&vr, b"SH" | b"LO" | b"ST" | b"LT" | b"UT" | b"UC" | b"PN")
@@ -98,6 +122,34 @@ pub fn is_text(vr: [u8; 2]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        /// Whatever order tags come in (mostly ascending, as headers list them,
+        /// with repeats and steps back), the cursor finds what a search finds.
+        #[test]
+        fn a_cursor_finds_what_a_search_finds(
+            tags in proptest::collection::vec(
+                proptest::prop_oneof![
+                    3 => proptest::sample::select(ALL).prop_map(|a| a.tag),
+                    2 => (0u16..0x30, proptest::num::u16::ANY).prop_map(|(g, e)| Tag(g, e)),
+                    1 => proptest::num::u16::ANY.prop_map(|g| Tag(g, 0x0010)),
+                ],
+                0..60,
+            ),
+            sort in proptest::bool::ANY,
+        ) {
+            let mut tags = tags;
+            if sort {
+                tags.sort();
+            }
+            let mut cursor = Cursor::default();
+            for tag in tags {
+                proptest::prop_assert_eq!(cursor.find(tag), by_tag(tag), "{:?}", tag);
+            }
+        }
+    }
 
     #[test]
     fn attributes_are_ascending_and_match_the_standard_dictionary() {

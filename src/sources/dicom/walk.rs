@@ -595,6 +595,9 @@ enum Frame {
 
 /// Walks a data set from `start` in `encoding`. `strict` (a guessed encoding)
 /// also wants ascending top-level tags that start in a plausible group.
+/// The bytes a header's kept elements usually take (their values and headers).
+const KEPT_BYTES_HINT: usize = 2048;
+
 fn walk_data_set(
     w: &mut (impl Window + ?Sized),
     start: u64,
@@ -606,8 +609,10 @@ fn walk_data_set(
         encoding,
         guessed: false,
         deflated: false,
-        kept: Vec::new(),
-        elements: Vec::new(),
+        // Sized for a typical header's kept elements, which grown from empty
+        // were reallocated about a dozen times per file.
+        kept: Vec::with_capacity(KEPT_BYTES_HINT),
+        elements: Vec::with_capacity(attributes::ALL.len()),
         oversized: Vec::new(),
         pixel_data: None,
         pixel_data_problem: None,
@@ -617,6 +622,7 @@ fn walk_data_set(
     let mut top_level = 0usize;
     let mut last_top: Option<Tag> = None;
     let mut stack: Vec<Frame> = Vec::new();
+    let mut kept_tags = attributes::Cursor::default();
     let mut pos = start;
     loop {
         let fail =
@@ -770,7 +776,7 @@ fn walk_data_set(
         // A value read under an invalid VR is not kept: dicom-rs would read its
         // header as the file wrote it.
         let kept = (frame.is_none() && !h.invalid_vr)
-            .then(|| attributes::by_tag(tag))
+            .then(|| kept_tags.find(tag))
             .flatten();
         match kept {
             Some(attribute) if h.len > MAX_KEPT_VALUE => walked.oversized.push(attribute),
