@@ -130,13 +130,23 @@ async fn read_report(output: &Location, run_id: &str) -> Result<Option<bytes::By
 /// A run's report as stored, with anything that looks like a secret scrubbed.
 pub async fn report(output: &Location, run_id: &str) -> Result<String> {
     match read_report(output, run_id).await? {
-        Some(bytes) => {
-            Ok(crate::base::redact::scrub(&String::from_utf8_lossy(&bytes)).into_owned())
-        }
+        Some(bytes) => Ok(crate::base::redact::scrub(&indented(&bytes)).into_owned()),
         None => Err(Error::config(format!(
             "no report of run {run_id} in {}",
             output.display
         ))),
+    }
+}
+
+/// A stored report indented for reading, its fields in the order written (a
+/// report is stored on one line); one that is not JSON is shown as it is.
+fn indented(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    let mut from = serde_json::Deserializer::from_slice(bytes);
+    let mut to = serde_json::Serializer::pretty(&mut out);
+    match serde_transcode::transcode(&mut from, &mut to).and_then(|()| from.end()) {
+        Ok(()) => String::from_utf8_lossy(&out).into_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
     }
 }
 

@@ -54,6 +54,11 @@ def test_runs_lists_every_run_newest_first_as_its_report_says(tmp_path):
 
     shown = naslake("runs", "show", second.report["run_id"], "--output", lake.url)
     assert json.loads(shown.stdout) == second.report
+    # Stored on one line, shown indented with the fields in the order stored.
+    stored = (lake.root / "_naslake" / "runs" / f"{second.report['run_id']}.json").read_text()
+    assert stored.count("\n") <= 1
+    assert shown.stdout.startswith('{\n  "run_id": ') and shown.stdout.count("\n") > 20
+    assert list(json.loads(shown.stdout)) == list(json.loads(stored))
     missing = naslake("runs", "show", "01aaaaaaaaaaaaaaaaaaaaaaaa", "--output", lake.url, check_codes=None)
     assert missing.code == 2 and "no report" in missing.stderr
 

@@ -138,10 +138,12 @@ impl Discovered {
         self.sources_done.fetch_add(1, Ordering::Release);
     }
 
-    /// The items found so far, sorted by source and key.
+    /// The items found so far, sorted by source and key (on every core: this is
+    /// the start of a run's serial end, a few milliseconds per 10 000 items).
     pub fn items(&self) -> Vec<DiscoveredItem> {
+        use rayon::slice::ParallelSliceMut;
         let mut v = lock(&self.items).clone();
-        v.sort_by(|a, b| (&a.item.source, &a.item.key).cmp(&(&b.item.source, &b.item.key)));
+        v.par_sort_by(|a, b| (&a.item.source, &a.item.key).cmp(&(&b.item.source, &b.item.key)));
         v
     }
 

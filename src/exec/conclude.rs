@@ -388,12 +388,14 @@ fn fill_totals<C: Borrow<ItemCounts>>(
     }
 }
 
-/// Stamps the report's end and writes it next to the output.
+/// Stamps the report's end and writes it next to the output, on one line: one
+/// entry per file makes it megabytes, written at the run's serial end (`naslake
+/// runs show` indents it).
 pub async fn finish_report(report: &mut RunReport, started: Instant, output: &Location) {
     report.finished_at = chrono::Utc::now().to_rfc3339();
     report.duration_seconds = started.elapsed().as_secs_f64();
     let path = output.child(&format!("_naslake/runs/{}.json", report.run_id));
-    let body = match serde_json::to_vec_pretty(report) {
+    let body = match serde_json::to_vec(report) {
         Ok(b) => b,
         Err(e) => {
             warn!(error = %e, "could not serialise the run report");
