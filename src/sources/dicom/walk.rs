@@ -1005,7 +1005,7 @@ fn header(
     })
 }
 
-/// The VRs of PS3.5 table 6.2-1.
+/// The VRs of PS3.5 table 6.2-1, sorted.
 const VRS: [&[u8; 2]; 34] = [
     b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"OB",
     b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM",
@@ -1013,7 +1013,11 @@ const VRS: [&[u8; 2]; 34] = [
 ];
 
 fn is_vr(b: &[u8]) -> bool {
-    VRS.iter().any(|v| v.as_slice() == b)
+    // Asked of every element of a header: a search, not a scan of all 34.
+    match b {
+        &[first, second] => VRS.binary_search(&&[first, second]).is_ok(),
+        _ => false,
+    }
 }
 
 /// VRs with a reserved field and a 32-bit length (PS3.5 7.1.2).
