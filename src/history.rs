@@ -138,15 +138,109 @@ pub async fn report(output: &Location, run_id: &str) -> Result<String> {
     }
 }
 
-/// A stored report indented for reading, its fields in the order written (a
-/// report is stored on one line); one that is not JSON is shown as it is.
+/// A stored report indented for reading, as serde_json's pretty printer lays it
+/// out (a test holds the two equal), every token as stored: its numbers are not
+/// parsed again, which without serde_json's `float_roundtrip` could print a
+/// duration one digit off. One that is not JSON is shown as it is.
 fn indented(bytes: &[u8]) -> String {
-    let mut out = Vec::with_capacity(bytes.len() * 2);
-    let mut from = serde_json::Deserializer::from_slice(bytes);
-    let mut to = serde_json::Serializer::pretty(&mut out);
-    match serde_transcode::transcode(&mut from, &mut to).and_then(|()| from.end()) {
-        Ok(()) => String::from_utf8_lossy(&out).into_owned(),
-        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() {
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
+    let compact = without_whitespace(bytes);
+    let mut out = Vec::with_capacity(compact.len() * 2);
+    let newline = |out: &mut Vec<u8>, depth: usize| {
+        out.push(b'\n');
+        out.resize(out.len() + 2 * depth, b' ');
+    };
+    let mut depth = 0usize;
+    let mut tokens = Tokens::new(&compact);
+    while let Some((b, in_string)) = tokens.next() {
+        if in_string {
+            out.push(b);
+            continue;
+        }
+        match b {
+            b'{' | b'[' => {
+                out.push(b);
+                let close = if b == b'{' { b'}' } else { b']' };
+                if compact.get(tokens.at) == Some(&close) {
+                    // Empty: `{}` and `[]` on one line.
+                    tokens.at += 1;
+                    out.push(close);
+                } else {
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(b);
+            }
+            b',' => {
+                out.push(b);
+                newline(&mut out, depth);
+            }
+            b':' => out.extend_from_slice(b": "),
+            _ => out.push(b),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// JSON without the whitespace between its tokens (an older report was stored
+/// indented).
+fn without_whitespace(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    for (b, in_string) in Tokens::new(bytes) {
+        if in_string || !b.is_ascii_whitespace() {
+            out.push(b);
+        }
+    }
+    out
+}
+
+/// The bytes of JSON text, each told as inside a string (its quotes included)
+/// or not.
+struct Tokens<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    in_string: bool,
+    escaped: bool,
+}
+
+impl<'a> Tokens<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Tokens {
+            bytes,
+            at: 0,
+            in_string: false,
+            escaped: false,
+        }
+    }
+}
+
+impl Iterator for Tokens<'_> {
+    type Item = (u8, bool);
+
+    fn next(&mut self) -> Option<(u8, bool)> {
+        let b = *self.bytes.get(self.at)?;
+        self.at += 1;
+        if self.in_string {
+            if self.escaped {
+                self.escaped = false;
+            } else if b == b'\\' {
+                self.escaped = true;
+            } else if b == b'"' {
+                self.in_string = false;
+            }
+            return Some((b, true));
+        }
+        if b == b'"' {
+            self.in_string = true;
+            return Some((b, true));
+        }
+        Some((b, false))
     }
 }
 
@@ -340,6 +434,51 @@ pub fn to_batch(rows: &[RunRow]) -> Result<RecordBatch> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            // Quotes, backslashes, braces, colons, commas, controls, any text.
+            "[\"\\\\{}\\[\\]:, \\n\\t\\x00-\\x1fa-zé€😀]{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-z\"\\\\:,{]{0,6}", inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Stored on one line or indented (an older report), a report is shown
+        /// as serde_json's pretty printer writes it.
+        #[test]
+        fn reports_are_indented_as_serde_json_indents_them(value in json()) {
+            let pretty = serde_json::to_string_pretty(&value).unwrap();
+            prop_assert_eq!(super::indented(&serde_json::to_vec(&value).unwrap()), pretty.clone());
+            prop_assert_eq!(super::indented(pretty.as_bytes()), pretty);
+        }
+    }
+
+    #[test]
+    fn numbers_are_shown_as_stored_and_what_is_not_json_as_it_is() {
+        let stored = br#"{"duration_seconds":2.3876825090000002,"n":[1e-7,-0.0]}"#;
+        assert_eq!(
+            super::indented(stored),
+            "{\n  \"duration_seconds\": 2.3876825090000002,\n  \"n\": [\n    1e-7,\n    -0.0\n  ]\n}"
+        );
+        assert_eq!(super::indented(b"{not json"), "{not json");
+        assert_eq!(super::indented(b"{\"a\":1} trailing"), "{\"a\":1} trailing");
+    }
+
     use super::*;
     use serde_json::json;
 

@@ -22,13 +22,18 @@ ensure_venv() {
 # The build the benchmarks time: the release profile, as a deployment builds it
 # (`cargo build --release`, which the Dockerfiles name), not the tests' dev
 # profile, whose naslake code keeps debug assertions and overflow checks. Its
-# first build compiles DataFusion a second time (about 30 minutes on two cores).
+# first build compiles DataFusion a second time (17 minutes on two cores here).
 # NASLAKE_BENCH_PROFILE=dev times the tests' build instead. Arguments are cargo's
 # (which binaries and examples); NASLAKE_BIN is set to the built binary.
 bench_build() {
+  cargo build --workspace --profile "${NASLAKE_BENCH_PROFILE:-release}" --quiet "$@"
+  bench_bin
+}
+
+# NASLAKE_BIN: the benchmarks' binary, as `bench_build` builds it.
+bench_bin() {
   local profile="${NASLAKE_BENCH_PROFILE:-release}" dir
   case "$profile" in dev) dir=debug ;; *) dir="$profile" ;; esac
-  cargo build --workspace --profile "$profile" --quiet "$@"
   export NASLAKE_BIN="$CARGO_TARGET_DIR/$dir/naslake"
 }
 

@@ -138,8 +138,9 @@ impl Discovered {
         self.sources_done.fetch_add(1, Ordering::Release);
     }
 
-    /// The items found so far, sorted by source and key (on every core: this is
-    /// the start of a run's serial end, a few milliseconds per 10 000 items).
+    /// The items found so far, sorted by source and key (on every core: a run
+    /// calls this at its end, where one core would take a few milliseconds per
+    /// 10 000 items).
     pub fn items(&self) -> Vec<DiscoveredItem> {
         use rayon::slice::ParallelSliceMut;
         let mut v = lock(&self.items).clone();

@@ -14,6 +14,11 @@
 //! - anything else (an S3 object has no appends: another ETag is another object; a
 //!   local file replaced or truncated; an object deleted): the item is rejected with
 //!   "changed while reading", and the run goes on.
+//!
+//! An item's ranged reads of a local file share the file its first read opened:
+//! each is compared with the listing again (written to since, truncated), and a
+//! file replaced after the first read is still read as it was opened, the listed
+//! version.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::atomic::Ordering;
@@ -254,8 +259,8 @@ impl ItemInput<'_> {
     /// [`Self::read_range`] of a local file, in the reader's own thread: through
     /// `object_store` every read is a task on tokio's blocking pool and two thread
     /// hand-offs, which cost more than reading a DICOM header. The same checks:
-    /// at every read the file is compared with the listing (its `object_store`
-    /// ETag); an item's reads share one open file.
+    /// at every read the open file is compared with the listing (its
+    /// `object_store` ETag); an item's reads share the file the first one opened.
     fn read_local_range(
         &self,
         obj: &ObjectRef,
@@ -515,6 +520,48 @@ mod tests {
             err.to_string().contains("truncated while it was read"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn ranged_reads_of_an_item_share_the_file_they_opened_and_check_it_each_time() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(dir.path().join("f"), &data).unwrap();
+        let (rt, item, loc) = listed_item(dir.path(), "f");
+        let (stats, progress) = (
+            Arc::new(ItemStats::default()),
+            indicatif::ProgressBar::hidden(),
+        );
+        // Replaced after the first read: the rest is read from the file opened,
+        // the listed version.
+        let replaced = input(&rt, &item, &loc, &stats, &progress);
+        assert_eq!(replaced.read_range(0..100).unwrap(), &data[..100]);
+        std::fs::write(dir.path().join("g"), vec![b'y'; 20_000]).unwrap();
+        std::fs::rename(dir.path().join("g"), dir.path().join("f")).unwrap();
+        assert_eq!(replaced.read_range(100..9000).unwrap(), &data[100..9000]);
+        // A new item input opens the file anew: the replacement is not the listed
+        // version.
+        let fresh = input(&rt, &item, &loc, &stats, &progress);
+        assert!(matches!(
+            fresh.read_range(0..100),
+            Err(ReadError::Changed(_))
+        ));
+        // Written to in place after the first read: the second read sees it.
+        std::fs::write(dir.path().join("h"), &data).unwrap();
+        let (rt, item, loc) = listed_item(dir.path(), "h");
+        let appended = input(&rt, &item, &loc, &stats, &progress);
+        assert_eq!(appended.read_range(0..100).unwrap(), &data[..100]);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("h"))
+            .unwrap()
+            .write_all(b"more")
+            .unwrap();
+        assert!(matches!(
+            appended.read_range(100..200),
+            Err(ReadError::Changed(_))
+        ));
     }
 
     #[test]

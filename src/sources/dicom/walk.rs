@@ -593,11 +593,11 @@ enum Frame {
     Item(Encoding),
 }
 
-/// Walks a data set from `start` in `encoding`. `strict` (a guessed encoding)
-/// also wants ascending top-level tags that start in a plausible group.
 /// The bytes a header's kept elements usually take (their values and headers).
 const KEPT_BYTES_HINT: usize = 2048;
 
+/// Walks a data set from `start` in `encoding`. `strict` (a guessed encoding)
+/// also wants ascending top-level tags that start in a plausible group.
 fn walk_data_set(
     w: &mut (impl Window + ?Sized),
     start: u64,
