@@ -143,9 +143,14 @@ impl Discovered {
     /// 10 000 items).
     pub fn items(&self) -> Vec<DiscoveredItem> {
         use rayon::slice::ParallelSliceMut;
-        let mut v = lock(&self.items).clone();
+        let mut v = self.items_as_found();
         v.par_sort_by(|a, b| (&a.item.source, &a.item.key).cmp(&(&b.item.source, &b.item.key)));
         v
+    }
+
+    /// The items found so far, in the order discovery found them.
+    pub fn items_as_found(&self) -> Vec<DiscoveredItem> {
+        lock(&self.items).clone()
     }
 
     pub fn items_found(&self) -> u64 {

@@ -249,7 +249,8 @@ pub fn check_counts(
         .iter()
         .find(|t| &t.table.name == rejects_name)
         .map_or(0, |t| t.rows);
-    accounting::check(&manifest.items(), rejects_rows)
+    // In the order found: the run's end sorts them once, in `conclude`.
+    accounting::check(&manifest.items_as_found(), rejects_rows)
 }
 
 /// Writes what the sources reject, in batches of about [`REJECTS_BATCH`] rows.
