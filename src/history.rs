@@ -153,8 +153,8 @@ fn indented(bytes: &[u8]) -> String {
         out.resize(out.len() + 2 * depth, b' ');
     };
     let mut depth = 0usize;
-    let mut tokens = Tokens::new(&compact);
-    while let Some((b, in_string)) = tokens.next() {
+    let mut json = JsonBytes::new(&compact);
+    while let Some((b, in_string)) = json.next() {
         if in_string {
             out.push(b);
             continue;
@@ -163,9 +163,9 @@ fn indented(bytes: &[u8]) -> String {
             b'{' | b'[' => {
                 out.push(b);
                 let close = if b == b'{' { b'}' } else { b']' };
-                if compact.get(tokens.at) == Some(&close) {
+                if compact.get(json.at) == Some(&close) {
                     // Empty: `{}` and `[]` on one line.
-                    tokens.at += 1;
+                    json.at += 1;
                     out.push(close);
                 } else {
                     depth += 1;
@@ -192,7 +192,7 @@ fn indented(bytes: &[u8]) -> String {
 /// indented).
 fn without_whitespace(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
-    for (b, in_string) in Tokens::new(bytes) {
+    for (b, in_string) in JsonBytes::new(bytes) {
         if in_string || !b.is_ascii_whitespace() {
             out.push(b);
         }
@@ -202,16 +202,16 @@ fn without_whitespace(bytes: &[u8]) -> Vec<u8> {
 
 /// The bytes of JSON text, each told as inside a string (its quotes included)
 /// or not.
-struct Tokens<'a> {
+struct JsonBytes<'a> {
     bytes: &'a [u8],
     at: usize,
     in_string: bool,
     escaped: bool,
 }
 
-impl<'a> Tokens<'a> {
+impl<'a> JsonBytes<'a> {
     fn new(bytes: &'a [u8]) -> Self {
-        Tokens {
+        JsonBytes {
             bytes,
             at: 0,
             in_string: false,
@@ -220,7 +220,7 @@ impl<'a> Tokens<'a> {
     }
 }
 
-impl Iterator for Tokens<'_> {
+impl Iterator for JsonBytes<'_> {
     type Item = (u8, bool);
 
     fn next(&mut self) -> Option<(u8, bool)> {
