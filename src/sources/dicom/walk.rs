@@ -1005,17 +1005,37 @@ fn header(
     })
 }
 
-/// The VRs of PS3.5 table 6.2-1, sorted.
+/// The VRs of PS3.5 table 6.2-1.
 const VRS: [&[u8; 2]; 34] = [
     b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"OB",
     b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM",
     b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT", b"UV",
 ];
 
+/// [`VRS`] as a bit table: bit `s - b'A'` of row `f - b'A'` is set when `[f, s]`
+/// is a VR (every VR is two capital letters).
+const VR_BITS: [u32; 26] = {
+    let mut rows = [0u32; 26];
+    let mut i = 0;
+    while i < VRS.len() {
+        let [f, s] = *VRS[i];
+        rows[(f - b'A') as usize] |= 1 << (s - b'A');
+        i += 1;
+    }
+    rows
+};
+
 fn is_vr(b: &[u8]) -> bool {
-    // Asked of every element of a header: a search, not a scan of all 34.
+    // Asked of every element of a header, so a table lookup: a binary search of
+    // the 34 was a twentieth of a DICOM run's CPU, each step a dependent load.
     match b {
-        &[first, second] => VRS.binary_search(&&[first, second]).is_ok(),
+        &[f, s] => {
+            let s = s.wrapping_sub(b'A');
+            s < 26
+                && VR_BITS
+                    .get(usize::from(f.wrapping_sub(b'A')))
+                    .is_some_and(|row| row >> s & 1 == 1)
+        }
         _ => false,
     }
 }

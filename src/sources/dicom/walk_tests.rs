@@ -601,7 +601,7 @@ fn a_reason_never_shows_a_tag_that_could_be_value_bytes() {
 
 #[test]
 fn every_two_bytes_are_a_vr_exactly_when_the_standard_lists_them() {
-    // All 65 536 pairs against a scan of the list: the search needs it sorted.
+    // All 65 536 pairs against a scan of the list: the bit table is built from it.
     for pair in 0..=u16::MAX {
         let b = pair.to_be_bytes();
         assert_eq!(is_vr(&b), VRS.iter().any(|v| **v == b), "{b:?}");
