@@ -278,17 +278,15 @@ impl ItemInput<'_> {
         let meta = file
             .metadata()
             .map_err(|e| ReadError::Storage(format!("{}: {e}", path.display())))?;
-        let etag = crate::storage::local::etag(&meta);
+        let stamp = crate::storage::local::Stamp::of(&meta);
+        let etag = stamp.etag();
         let listed = &self.item.fingerprint;
         // The same ETag is the listed version (what `compare` answers first).
         if listed.etag.as_deref() != Some(etag.as_str()) {
             let now = ObjectMeta {
                 location: obj.path.clone(),
-                last_modified: meta
-                    .modified()
-                    .map(chrono::DateTime::<chrono::Utc>::from)
-                    .unwrap_or_default(),
-                size: meta.len(),
+                last_modified: stamp.last_modified(),
+                size: stamp.len,
                 e_tag: Some(etag),
                 version: None,
             };
@@ -606,7 +604,9 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("a dir")).unwrap();
         std::fs::write(dir.path().join(name), b"0123456789").unwrap();
         let meta = loc.store.head(&loc.key_path(name)).await.unwrap();
-        let ours = crate::storage::local::etag(&std::fs::metadata(dir.path().join(name)).unwrap());
+        let ours =
+            crate::storage::local::Stamp::of(&std::fs::metadata(dir.path().join(name)).unwrap())
+                .etag();
         assert_eq!(meta.e_tag.as_deref(), Some(ours.as_str()));
         let path = object_store::local::LocalFileSystem::new()
             .path_to_filesystem(&loc.key_path(name))
