@@ -12,7 +12,7 @@ use super::state::{JobState, PartitionState, STATE_FORMAT, TableState};
 use super::{KeyRows, TableFiles};
 use crate::base::error::{Error, Result};
 use crate::catalog::TableEntry;
-use crate::model::{ObjectState, PartitionRows, TableKind, WorkItem};
+use crate::model::{ObjectState, PartitionRows, TableKind, TableRows, WorkItem};
 
 /// What the new state is made of, besides the tables.
 pub struct NextState<'a> {
@@ -179,7 +179,7 @@ fn object_read(
     tallies: &[(&str, &KeyRows)],
     index: &HashMap<&str, HashMap<&Vec<String>, u32>>,
 ) -> Result<ObjectState> {
-    let mut rows = BTreeMap::new();
+    let mut rows = Vec::with_capacity(tallies.len());
     for (table, tally) in tallies {
         let Some(by_partition) = tally.get(&item.key) else {
             continue;
@@ -198,24 +198,24 @@ fn object_read(
                 rows: *count,
             });
         }
-        rows.insert(table.to_string(), list);
+        rows.push((table.to_string(), list));
     }
     Ok(ObjectState {
         fingerprint: item.fingerprint.clone(),
         deleted: false,
-        rows,
+        rows: rows.into_iter().collect(),
     })
 }
 
 /// An unchanged object's rows, with partition indexes of the new partition lists.
 fn renumber(
-    rows: &BTreeMap<String, Vec<PartitionRows>>,
+    rows: &TableRows,
     previous: &JobState,
     index: &HashMap<&str, HashMap<&Vec<String>, u32>>,
     key: &str,
-) -> Result<BTreeMap<String, Vec<PartitionRows>>> {
-    let mut out = BTreeMap::new();
-    for (table, list) in rows {
+) -> Result<TableRows> {
+    let mut out = Vec::new();
+    for (table, list) in rows.iter() {
         let (Some(old), Some(new)) = (previous.tables.get(table), index.get(table.as_str())) else {
             continue;
         };
@@ -241,9 +241,9 @@ fn renumber(
                 rows: r.rows,
             });
         }
-        out.insert(table.clone(), renumbered);
+        out.push((table.clone(), renumbered));
     }
-    Ok(out)
+    Ok(out.into_iter().collect())
 }
 
 /// A catalog entry's partitions as the state keeps them (one with no values for
@@ -359,7 +359,10 @@ mod tests {
 
     fn rows_of(state: &JobState, key: &str) -> Vec<(Vec<String>, u64)> {
         let t = &state.tables["t"];
-        state.sources["csv"][key].rows["t"]
+        state.sources["csv"][key]
+            .rows
+            .get("t")
+            .unwrap()
             .iter()
             .map(|r| (t.partitions[r.partition as usize].values.clone(), r.rows))
             .collect()
@@ -425,7 +428,8 @@ mod tests {
         .unwrap();
         assert_eq!(rows_of(&s, "a"), vec![(values("2024-01-01"), 3)]);
         assert_eq!(
-            s.sources["csv"]["a"].rows["t"][0].partition, 1,
+            s.sources["csv"]["a"].rows.get("t").unwrap()[0].partition,
+            1,
             "renumbered"
         );
         assert_eq!(rows_of(&s, "b"), vec![(values("2023-12-31"), 4)]);

@@ -362,7 +362,7 @@ mod tests {
                 last_modified: Some("2024-05-01T00:00:00+00:00".into()),
             },
             deleted: false,
-            rows: BTreeMap::from([(
+            rows: crate::model::TableRows::from_iter([(
                 "t".to_string(),
                 vec![
                     PartitionRows {

@@ -157,7 +157,7 @@ mod tests {
                 let o = ObjectState {
                     fingerprint: f.clone(),
                     deleted: false,
-                    rows: BTreeMap::new(),
+                    rows: Default::default(),
                 };
                 (k.to_string(), o)
             })

@@ -8,5 +8,7 @@ pub mod item;
 pub mod schema;
 pub mod table;
 
-pub use item::{Fingerprint, ItemCounts, ObjectState, PartitionRows, SourceListing, WorkItem};
+pub use item::{
+    Fingerprint, ItemCounts, ObjectState, PartitionRows, SourceListing, TableRows, WorkItem,
+};
 pub use table::{Compression, KEY_COLUMN, RUNS_TABLE, TableKind, WriteMode, runs_schema};
