@@ -93,7 +93,7 @@ pub struct ObjectState {
 /// list sorted by table, with the JSON of a map. An object has rows in one or two
 /// tables; a `BTreeMap` gave each object a node of eleven slots (half a kilobyte
 /// of fresh memory), and at tens of thousands of objects the page faults were
-/// most of the state's build at a run's end.
+/// half of the state's build at a run's end.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TableRows(Vec<(String, Vec<PartitionRows>)>);
 
@@ -122,14 +122,15 @@ impl FromIterator<(String, Vec<PartitionRows>)> for TableRows {
         let mut v: Vec<_> = iter.into_iter().collect();
         // Stable, so the entries of one table stay in the order given.
         v.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut out: Vec<(String, Vec<PartitionRows>)> = Vec::with_capacity(v.len());
-        for (table, rows) in v {
-            match out.last_mut() {
-                Some(last) if last.0 == table => last.1 = rows,
-                _ => out.push((table, rows)),
+        // `dedup_by` keeps the first of a run: it takes each later entry's rows.
+        v.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                std::mem::swap(&mut later.1, &mut kept.1);
             }
-        }
-        TableRows(out)
+            same
+        });
+        TableRows(v)
     }
 }
 

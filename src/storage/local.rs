@@ -5,9 +5,10 @@
 //! files (DICOM headers) that was a tenth of a run's CPU. [`list`] gives the same
 //! objects — the same keys, sizes, times and ETags, and the same files left out
 //! (directories, broken links, whatever cannot be stat'ed, `object_store`'s own
-//! `NAME#DIGITS` upload parts) — with one `stat` per file, and that one relative
-//! to the file's folder (`fstatat`), so the kernel resolves one name rather than
-//! the whole path again. A test holds the two listings equal.
+//! `NAME#DIGITS` upload parts) — with one `stat` per file, and that one by the
+//! file's name in its folder, held open (`fstatat`; an `open` per folder), so the
+//! kernel resolves one name rather than the whole path again. A test holds the two
+//! listings equal. Linux only (`O_PATH`), as the rest of the binary.
 
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -28,12 +29,12 @@ pub fn list(prefix: &ObjPath) -> BoxStream<'static, Result<ObjectMeta>> {
         Err(e) => return futures::stream::once(async { Err(e) }).boxed(),
     };
     // `object_store`'s walk: the root itself left out, links followed.
-    let mut folder = Folder::default();
+    let mut folders = Folders::default();
     let walk = walkdir::WalkDir::new(root)
         .min_depth(1)
         .follow_links(true)
         .into_iter()
-        .filter_map(move |entry| object(entry, &mut folder));
+        .filter_map(move |entry| object(entry, &mut folders));
     if tokio::runtime::Handle::try_current().is_err() {
         // No runtime to hand the walk to (as `object_store` does then).
         return futures::stream::iter(walk).boxed();
@@ -75,7 +76,7 @@ fn folder_of(prefix: &ObjPath) -> Result<std::path::PathBuf> {
 /// One walked entry as an object, or `None` for what the listing leaves out.
 fn object(
     entry: walkdir::Result<walkdir::DirEntry>,
-    folder: &mut Folder,
+    folders: &mut Folders,
 ) -> Option<Result<ObjectMeta>> {
     let entry = match entry {
         Ok(entry) => entry,
@@ -95,7 +96,7 @@ fn object(
     }
     // The one stat, through links. `object_store` skips a file whose `is_file`
     // fails for any reason, so an error leaves it out here too.
-    let stamp = folder.stat(entry.path())?;
+    let stamp = folders.stat(entry.path(), entry.depth())?;
     let location = match ObjPath::from_absolute_path(entry.path()) {
         Ok(location) => location,
         Err(e) => return Some(Err(e.into())),
@@ -112,45 +113,64 @@ fn object(
     }))
 }
 
-/// The folder of the files being listed, held open: the walk gives a folder's
-/// files one after another, and each is stat'ed by its name in it.
+/// The folders above the entry being listed, held open by depth: the walk goes
+/// depth first (into a subfolder where it meets it, then back), so a folder's
+/// files are stat'ed by name in it, and a folder is opened once per visit.
 #[derive(Default)]
-struct Folder {
-    open: Option<(std::path::PathBuf, rustix::fd::OwnedFd)>,
+struct Folders {
+    /// Index `d`: the open folder at depth `d` below the root, if one was needed.
+    open: Vec<Option<(std::path::PathBuf, rustix::fd::OwnedFd)>>,
 }
 
-impl Folder {
+/// Linux's `PATH_MAX`: a longer path cannot be stat'ed (or read) by its path, so
+/// it is left out here too, as `object_store` leaves it out.
+const PATH_MAX: usize = 4096;
+
+impl Folders {
     /// `path`'s metadata, through links, if it is a file (`None` for anything
-    /// else, and for whatever cannot be stat'ed).
-    fn stat(&mut self, path: &std::path::Path) -> Option<Stamp> {
+    /// else, and for whatever cannot be stat'ed). `depth` is the walk's (1: in
+    /// the root).
+    fn stat(&mut self, path: &std::path::Path, depth: usize) -> Option<Stamp> {
         use rustix::fs::{AtFlags, FileType, Mode, OFlags};
         let (parent, name) = (path.parent()?, path.file_name()?);
-        if self.open.as_ref().is_none_or(|(open, _)| open != parent) {
-            let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-            self.open = None;
-            let fd = rustix::fs::open(parent, flags, Mode::empty()).ok()?;
-            self.open = Some((parent.to_path_buf(), fd));
+        if path.as_os_str().len() >= PATH_MAX {
+            return None;
         }
-        let (_, fd) = self.open.as_ref()?;
+        // Deeper folders are behind the walk now; the parent's depth is one up.
+        let at = depth.checked_sub(1)?;
+        self.open.truncate(at + 1);
+        self.open.resize_with(at + 1, || None);
+        let slot = &mut self.open[at];
+        if slot.as_ref().is_none_or(|(open, _)| open != parent) {
+            *slot = None;
+            let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            let fd = rustix::fs::open(parent, flags, Mode::empty()).ok()?;
+            *slot = Some((parent.to_path_buf(), fd));
+        }
+        let (_, fd) = slot.as_ref()?;
         let st = rustix::fs::statat(fd, name, AtFlags::empty()).ok()?;
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
             return None;
         }
-        let since_epoch = |secs: i64, nanos: i64| {
-            let nanos = u32::try_from(nanos).ok()?;
-            match u64::try_from(secs) {
-                Ok(secs) => UNIX_EPOCH.checked_add(Duration::new(secs, nanos)),
-                // Before 1970: whole seconds back, then the nanoseconds forward.
-                Err(_) => UNIX_EPOCH
-                    .checked_sub(Duration::from_secs(secs.unsigned_abs()))?
-                    .checked_add(Duration::from_nanos(u64::from(nanos))),
-            }
-        };
         Some(Stamp {
             ino: st.st_ino,
             len: u64::try_from(st.st_size).ok()?,
-            modified: since_epoch(st.st_mtime, st.st_mtime_nsec as i64),
+            modified: since_epoch(st.st_mtime, st.st_mtime_nsec),
         })
+    }
+}
+
+/// A stat's time as std makes it (`Metadata::modified`): seconds from 1970, then
+/// the nanoseconds forward, even before 1970; `None` for nanoseconds out of range.
+/// (The fields' C types differ by platform, hence the conversions.)
+fn since_epoch(secs: impl TryInto<i64>, nanos: impl TryInto<u32>) -> Option<SystemTime> {
+    let secs: i64 = secs.try_into().ok()?;
+    let nanos = nanos.try_into().ok().filter(|n| *n < 1_000_000_000)?;
+    match u64::try_from(secs) {
+        Ok(secs) => UNIX_EPOCH.checked_add(Duration::new(secs, nanos)),
+        Err(_) => UNIX_EPOCH
+            .checked_sub(Duration::from_secs(secs.unsigned_abs()))?
+            .checked_add(Duration::from_nanos(u64::from(nanos))),
     }
 }
 
@@ -158,7 +178,7 @@ impl Folder {
 pub struct Stamp {
     pub ino: u64,
     pub len: u64,
-    /// `None` where the platform has no modification time.
+    /// `None` where the time cannot be had (as std's `modified` gives it).
     pub modified: Option<SystemTime>,
 }
 
@@ -305,6 +325,19 @@ mod tests {
         let store = object_store::local::LocalFileSystem::new();
         let theirs: Result<Vec<ObjectMeta>> = store.list(Some(&prefix)).try_collect().await;
         assert!(ours.is_err() && theirs.is_err(), "{ours:?} / {theirs:?}");
+    }
+
+    #[test]
+    fn stat_times_are_the_times_std_makes() {
+        let half = Duration::from_millis(500);
+        assert_eq!(since_epoch(-1i64, 500_000_000u64), Some(UNIX_EPOCH - half));
+        assert_eq!(
+            since_epoch(1i64, 500_000_000u64),
+            Some(UNIX_EPOCH + Duration::from_secs(1) + half)
+        );
+        // std rejects nanoseconds of a second or more rather than carrying them.
+        assert_eq!(since_epoch(0i64, 1_000_000_000u64), None);
+        assert_eq!(since_epoch(0i64, -1i64), None);
     }
 
     #[test]

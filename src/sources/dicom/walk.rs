@@ -1027,14 +1027,14 @@ const VR_BITS: [u32; 26] = {
 
 fn is_vr(b: &[u8]) -> bool {
     // Asked of every element of a header, so a table lookup: a binary search of
-    // the 34 was a twentieth of a DICOM run's CPU, each step a dependent load.
+    // the 34 was 6.6% of a DICOM run's samples, each step a dependent load.
     match b {
         &[f, s] => {
             let s = s.wrapping_sub(b'A');
             s < 26
                 && VR_BITS
                     .get(usize::from(f.wrapping_sub(b'A')))
-                    .is_some_and(|row| row >> s & 1 == 1)
+                    .is_some_and(|row| (row >> s) & 1 == 1)
         }
         _ => false,
     }
