@@ -93,7 +93,7 @@ pub struct ObjectState {
 /// list sorted by table, with the JSON of a map. An object has rows in one or two
 /// tables; a `BTreeMap` gave each object a node of eleven slots (half a kilobyte
 /// of fresh memory), and at tens of thousands of objects the page faults were
-/// half of the state's build at a run's end.
+/// a large part of the state's build at a run's end (about half its samples).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TableRows(Vec<(String, Vec<PartitionRows>)>);
 

@@ -115,40 +115,41 @@ fn object(
 
 /// The folders above the entry being listed, held open by depth: the walk goes
 /// depth first (into a subfolder where it meets it, then back), so a folder's
-/// files are stat'ed by name in it, and a folder is opened once per visit.
+/// files are stat'ed by name in it, and a folder is opened once per visit. A
+/// folder renamed or replaced while it is held is still the one its files are
+/// looked up in (a listing of a tree that changes under it is never exact).
 #[derive(Default)]
 struct Folders {
     /// Index `d`: the open folder at depth `d` below the root, if one was needed.
     open: Vec<Option<(std::path::PathBuf, rustix::fd::OwnedFd)>>,
+    /// Folders opened so far (a test counts them).
+    opened: usize,
 }
 
 /// Linux's `PATH_MAX`: a longer path cannot be stat'ed (or read) by its path, so
 /// it is left out here too, as `object_store` leaves it out.
 const PATH_MAX: usize = 4096;
 
+/// Folders held open at most (walkdir holds 10 of its own): deeper files are
+/// stat'ed by their path, so a deep tree cannot run the process out of files.
+const MAX_OPEN_FOLDERS: usize = 16;
+
 impl Folders {
     /// `path`'s metadata, through links, if it is a file (`None` for anything
     /// else, and for whatever cannot be stat'ed). `depth` is the walk's (1: in
     /// the root).
     fn stat(&mut self, path: &std::path::Path, depth: usize) -> Option<Stamp> {
-        use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+        use rustix::fs::{AtFlags, FileType};
         let (parent, name) = (path.parent()?, path.file_name()?);
         if path.as_os_str().len() >= PATH_MAX {
             return None;
         }
-        // Deeper folders are behind the walk now; the parent's depth is one up.
-        let at = depth.checked_sub(1)?;
-        self.open.truncate(at + 1);
-        self.open.resize_with(at + 1, || None);
-        let slot = &mut self.open[at];
-        if slot.as_ref().is_none_or(|(open, _)| open != parent) {
-            *slot = None;
-            let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-            let fd = rustix::fs::open(parent, flags, Mode::empty()).ok()?;
-            *slot = Some((parent.to_path_buf(), fd));
+        let st = match self.folder(parent, depth) {
+            Some(fd) => rustix::fs::statat(fd, name, AtFlags::empty()),
+            // Too deep, or the folder would not open: by its path, as before.
+            None => rustix::fs::stat(path),
         }
-        let (_, fd) = slot.as_ref()?;
-        let st = rustix::fs::statat(fd, name, AtFlags::empty()).ok()?;
+        .ok()?;
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
             return None;
         }
@@ -157,6 +158,24 @@ impl Folders {
             len: u64::try_from(st.st_size).ok()?,
             modified: since_epoch(st.st_mtime, st.st_mtime_nsec),
         })
+    }
+
+    /// The open folder `parent` of an entry at `depth`, opened if it is not.
+    fn folder(&mut self, parent: &std::path::Path, depth: usize) -> Option<&rustix::fd::OwnedFd> {
+        use rustix::fs::{Mode, OFlags};
+        // Deeper folders are behind the walk now; the parent's depth is one up.
+        let at = depth.checked_sub(1).filter(|at| *at < MAX_OPEN_FOLDERS)?;
+        self.open.truncate(at + 1);
+        self.open.resize_with(at + 1, || None);
+        let slot = &mut self.open[at];
+        if slot.as_ref().is_none_or(|(open, _)| open != parent) {
+            *slot = None;
+            let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            let fd = rustix::fs::open(parent, flags, Mode::empty()).ok()?;
+            self.opened += 1;
+            *slot = Some((parent.to_path_buf(), fd));
+        }
+        slot.as_ref().map(|(_, fd)| fd)
     }
 }
 
@@ -325,6 +344,50 @@ mod tests {
         let store = object_store::local::LocalFileSystem::new();
         let theirs: Result<Vec<ObjectMeta>> = store.list(Some(&prefix)).try_collect().await;
         assert!(ours.is_err() && theirs.is_err(), "{ours:?} / {theirs:?}");
+    }
+
+    #[test]
+    fn a_folder_stays_open_while_the_walk_is_below_it() {
+        let dir = share();
+        let root = dir.path();
+        let mut folders = Folders::default();
+        let held = |f: &Folders| -> Vec<Option<std::path::PathBuf>> {
+            f.open
+                .iter()
+                .map(|s| s.as_ref().map(|(p, _)| p.clone()))
+                .collect()
+        };
+        assert!(folders.stat(&root.join("a/one.dcm"), 2).is_some());
+        assert!(folders.stat(&root.join("a/b/two.dcm"), 3).is_some());
+        assert_eq!(
+            held(&folders),
+            [None, Some(root.join("a")), Some(root.join("a/b"))]
+        );
+        // Back up: `a` is the same open folder, `a/b` is let go.
+        assert!(folders.stat(&root.join("a/old.csv"), 2).is_some());
+        assert_eq!(held(&folders), [None, Some(root.join("a"))]);
+        assert_eq!(folders.opened, 2, "a and a/b, each once");
+        // A sibling folder at the same depth replaces it; a folder is not a file.
+        assert!(
+            folders
+                .stat(&root.join("odd name %/é ü#1.csv"), 2)
+                .is_some()
+        );
+        assert_eq!(held(&folders), [None, Some(root.join("odd name %"))]);
+        assert!(folders.stat(&root.join("a/b"), 2).is_none());
+        // Through a linked folder, and by path below the folders held open.
+        assert!(folders.stat(&root.join("linked dir/two.dcm"), 2).is_some());
+        let deep = (0..MAX_OPEN_FOLDERS + 2).fold(root.to_path_buf(), |p, i| p.join(i.to_string()));
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::write(deep.join("deep.csv"), "x").unwrap();
+        let stamp = folders
+            .stat(&deep.join("deep.csv"), MAX_OPEN_FOLDERS + 3)
+            .unwrap();
+        assert_eq!(stamp.len, 1);
+        assert!(folders.open.len() <= MAX_OPEN_FOLDERS);
+        // At PATH_MAX a path is left out, as a stat by path leaves it out.
+        let long = root.join("x".repeat(PATH_MAX));
+        assert!(folders.stat(&long, 1).is_none());
     }
 
     #[test]
