@@ -4,7 +4,8 @@
 //! Rules, in the order a request meets them:
 //! - a request waits for one of `max_in_flight` permits (walk and permissions
 //!   share them; a retry gives its permit back while it sleeps);
-//! - 401 stops the run at once: retrying a wrong password only locks the account;
+//! - 401 stops the run at once, and no request still waiting for a permit is
+//!   sent after it: retrying a wrong password only locks the account;
 //! - 429 and 5xx are retried with exponential backoff and jitter (Retry-After,
 //!   when the filer sends one, sets the wait, up to `MAX_WAIT`), as are lost
 //!   connections and timeouts; after `max_retries` the path is a reject with the
@@ -88,6 +89,9 @@ pub struct Client {
     max_retries: usize,
     /// Requests sent (attempts, retries included), for the report's log line.
     sent: std::sync::atomic::AtomicU64,
+    /// Where the first 401 came from. It closes `gate`: requests waiting for a
+    /// permit then fail with it rather than send (no storm while the run stops).
+    refused: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for Client {
@@ -192,6 +196,7 @@ impl Client {
         Client {
             transport,
             gate: Arc::new(Semaphore::new(ontap.max_in_flight)),
+            refused: std::sync::OnceLock::new(),
             max_retries: ontap.max_retries,
             sent: Default::default(),
         }
@@ -226,7 +231,12 @@ impl Client {
             .await;
         match outcome {
             Ok(answer) => Ok(answer),
-            Err(Attempt::Unauthorized) => Err(ClientError::Unauthorized(self.at(target))),
+            Err(Attempt::Unauthorized) => Err(ClientError::Unauthorized(
+                self.refused
+                    .get()
+                    .cloned()
+                    .unwrap_or_else(|| self.at(target)),
+            )),
             Err(Attempt::Unreadable(why)) => Ok(Answer::Refused {
                 status: None,
                 message: why,
@@ -267,12 +277,20 @@ impl Client {
         }
     }
 
+    /// A 401 from `target`: no request waiting for a permit is sent after it.
+    fn refuse(&self, target: &str) -> Attempt {
+        self.refused.get_or_init(|| self.at(target));
+        self.gate.close();
+        Attempt::Unauthorized
+    }
+
     async fn attempt(&self, target: &str) -> Result<Answer, Attempt> {
+        // The gate closes at the first 401 (`refuse`), and only then.
         let _permit = self
             .gate
             .acquire()
             .await
-            .map_err(|_| Attempt::Fatal("the client was closed".into()))?;
+            .map_err(|_| Attempt::Unauthorized)?;
         self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (status, body, retry_after) = match &self.transport {
             Transport::Replay(answers) => match answers.get(target) {
@@ -313,7 +331,7 @@ impl Client {
                 let status = resp.status().as_u16();
                 if status == 401 {
                     // Stop before anything else: not a byte more is read or sent.
-                    return Err(Attempt::Unauthorized);
+                    return Err(self.refuse(target));
                 }
                 let retry_after = resp
                     .headers()
@@ -327,7 +345,7 @@ impl Client {
         };
         match status {
             200..=299 => Ok(Answer::Ok(body)),
-            401 => Err(Attempt::Unauthorized),
+            401 => Err(self.refuse(target)),
             429 | 500..=599 => Err(Attempt::Retryable {
                 status: Some(status),
                 timed_out: false,
