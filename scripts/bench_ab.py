@@ -13,6 +13,7 @@ import duckdb
 
 os.environ.setdefault("NASLAKE_BIN", sys.argv[1] if len(sys.argv) > 1 else "")
 from bench_csv import GENERATE  # noqa: E402
+from bench_dicom import JOB as DICOM_JOB, KEY as DICOM_KEY, corpus as dicom_corpus  # noqa: E402
 from bench_incremental import change_local_share, csv_body, key, measure  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -53,11 +54,23 @@ def run_incremental(binary, share, base_lake, out):
     return wall, rss, loaded(out)
 
 
+def run_dicom(binary, job, out):
+    shutil.rmtree(out, ignore_errors=True)
+    wall, rss, _ = measure([binary, "run", str(job), "--output", str(out)], {"NASLAKE_PSEUDONYM_KEY": DICOM_KEY})
+    return wall, rss, loaded(out)
+
+
 def main():
     before, after = sys.argv[1], sys.argv[2]
     csv_mb = int(sys.argv[3]) if len(sys.argv) > 3 else 512
     files = int(sys.argv[4]) if len(sys.argv) > 4 else 20000
     repeats = int(sys.argv[5]) if len(sys.argv) > 5 else 5
+    dicom_copies = int(sys.argv[6]) if len(sys.argv) > 6 else 20
+    only = os.environ.get("BENCH_AB_CASES", "")
+    # As bench-dicom: with RUST_BACKTRACE set, dicom-rs captures a backtrace for
+    # every error it raises and drops, which a production task does not pay for.
+    for var in ("RUST_BACKTRACE", "RUST_LIB_BACKTRACE"):
+        os.environ.pop(var, None)
     work = pathlib.Path(tempfile.mkdtemp(prefix="naslake-bench-ab-"))
     try:
         src = work / "csv" / "long"
@@ -80,16 +93,22 @@ def main():
             measure([binary, "run", str(SENSOR_JOB), "--input", str(share), "--output", str(bases[name]),
                      "--incremental"])
         appended, replaced, deleted, added = change_local_share(share, files, rng)
+        dicom_files, _ = dicom_corpus(work / "dicom" / "in", dicom_copies)
+        dicom_job = work / "dicom" / "job.toml"
+        dicom_job.write_text(DICOM_JOB.format(input=work / "dicom" / "in", root=ROOT))
         size = sum(p.stat().st_size for p in src.iterdir())
         print(f"csv: {size / 2**20:.0f} MiB in 8 files, {rows:,} rows; incremental: {files:,} files, "
-              f"{len(appended) + len(replaced) + len(deleted) + len(added):,} changed; {repeats} repetitions "
+              f"{len(appended) + len(replaced) + len(deleted) + len(added):,} changed; dicom: {dicom_files:,} files; {repeats} repetitions "
               f"alternating before/after; {os.cpu_count()} cores\n")
         cases = {
             "run (bench-csv)": lambda b, n: run_csv(b, work / "csv", work / f"out-csv-{n}"),
             "plan+work+commit (bench-sharded)": lambda b, n: run_sharded(b, work / "csv", work / f"out-sh-{n}"),
             "run --incremental, 1% (bench-incremental)":
                 lambda b, n: run_incremental(b, share, bases[n], work / f"out-inc-{n}"),
+            "run (bench-dicom)": lambda b, n: run_dicom(b, dicom_job, work / f"out-dicom-{n}"),
         }
+        # BENCH_AB_CASES=dicom,incremental: only the cases whose names hold one of these.
+        cases = {c: go for c, go in cases.items() if not only or any(w in c for w in only.split(","))}
         print(f"{'case':44} {'before s':>9} {'after s':>9} {'after/before':>13} {'RSS before':>11} {'RSS after':>10}")
         for case, go in cases.items():
             times = {"before": [], "after": []}
