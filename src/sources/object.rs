@@ -279,17 +279,10 @@ impl ItemInput<'_> {
             .metadata()
             .map_err(|e| ReadError::Storage(format!("{}: {e}", path.display())))?;
         let stamp = crate::storage::local::Stamp::of(&meta);
-        let etag = stamp.etag();
         let listed = &self.item.fingerprint;
         // The same ETag is the listed version (what `compare` answers first).
-        if listed.etag.as_deref() != Some(etag.as_str()) {
-            let now = ObjectMeta {
-                location: obj.path.clone(),
-                last_modified: stamp.last_modified(),
-                size: stamp.len,
-                e_tag: Some(etag),
-                version: None,
-            };
+        if listed.etag.as_deref() != Some(stamp.etag().as_str()) {
+            let now = stamp.meta(obj.path.clone());
             if let Version::Other(why) = compare(listed, &now, true).into_strict(listed.size) {
                 return Err(ReadError::Changed(why));
             }

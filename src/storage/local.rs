@@ -104,13 +104,7 @@ fn object(
     if is_upload_part(&location) {
         return None;
     }
-    Some(Ok(ObjectMeta {
-        location,
-        last_modified: stamp.last_modified(),
-        size: stamp.len,
-        e_tag: Some(stamp.etag()),
-        version: None,
-    }))
+    Some(Ok(stamp.meta(location)))
 }
 
 /// The folders above the entry being listed, held open by depth: the walk goes
@@ -211,7 +205,18 @@ impl Stamp {
         }
     }
 
-    pub fn last_modified(&self) -> chrono::DateTime<chrono::Utc> {
+    /// The file at `location` as `object_store` lists it.
+    pub fn meta(&self, location: ObjPath) -> ObjectMeta {
+        ObjectMeta {
+            location,
+            last_modified: self.last_modified(),
+            size: self.len,
+            e_tag: Some(self.etag()),
+            version: None,
+        }
+    }
+
+    fn last_modified(&self) -> chrono::DateTime<chrono::Utc> {
         self.modified
             .map(chrono::DateTime::from)
             .unwrap_or_default()
