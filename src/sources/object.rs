@@ -22,7 +22,7 @@
 
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, LazyLock, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use futures::StreamExt;
 use object_store::path::Path as ObjPath;
@@ -281,7 +281,7 @@ impl ItemInput<'_> {
         let stamp = crate::storage::local::Stamp::of(&meta);
         let listed = &self.item.fingerprint;
         // The same ETag is the listed version (what `compare` answers first).
-        if listed.etag.as_deref() != Some(stamp.etag().as_str()) {
+        if !listed.etag.as_deref().is_some_and(|e| stamp.has_etag(e)) {
             let now = stamp.meta(obj.path.clone());
             if let Version::Other(why) = compare(listed, &now, true).into_strict(listed.size) {
                 return Err(ReadError::Changed(why));
@@ -380,11 +380,7 @@ impl<R: Read> Read for Counting<R> {
 
 /// A local object's file, opened for ranged reads.
 fn open_local(path: &ObjPath) -> Result<(std::fs::File, std::path::PathBuf), ReadError> {
-    static LOCAL: LazyLock<object_store::local::LocalFileSystem> =
-        LazyLock::new(object_store::local::LocalFileSystem::new);
-    let path = LOCAL
-        .path_to_filesystem(path)
-        .map_err(|e| ReadError::Storage(e.to_string()))?;
+    let path = crate::storage::local::file_of(path);
     match std::fs::File::open(&path) {
         Ok(file) => Ok((file, path)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ReadError::Changed(
