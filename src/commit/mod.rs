@@ -66,8 +66,7 @@ pub struct TableFiles {
     pub merge: Option<Merge>,
 }
 
-/// Rows by object key, then partition values.
-pub type KeyRows = HashMap<String, BTreeMap<Vec<String>, u64>>;
+pub use crate::write::keys::KeyRows;
 
 impl TableFiles {
     /// An incremental run left the table as it was.

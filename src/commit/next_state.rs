@@ -186,7 +186,7 @@ fn object_read(
         };
         let positions = &index[table];
         let mut list = Vec::with_capacity(by_partition.len());
-        for (values, count) in by_partition {
+        for (values, count) in by_partition.iter() {
             let i = positions.get(values).ok_or_else(|| {
                 Error::Accounting(format!(
                     "table {table}: rows of {} went to partition {values:?}, which the commit does not register",
@@ -195,7 +195,7 @@ fn object_read(
             })?;
             list.push(PartitionRows {
                 partition: *i,
-                rows: *count,
+                rows: count,
             });
         }
         rows.push((table.to_string(), list));
@@ -335,7 +335,7 @@ mod tests {
         for (key, part, n) in rows {
             out.entry(key.to_string())
                 .or_default()
-                .insert(values(part), *n);
+                .add(&values(part), *n);
         }
         out
     }
