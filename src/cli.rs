@@ -301,7 +301,11 @@ pub fn main() -> i32 {
         progress: format == LogFormat::Text && std::io::stderr().is_terminal(),
         metrics: format == LogFormat::Json,
     };
-    match runtime.block_on(dispatch(cli.command, output)) {
+    let result = runtime.block_on(dispatch(cli.command, output));
+    // Every task the command started has been awaited, and the process exits
+    // next: waiting for the idle pool threads to stop took 4-5 ms of a 0.4 s run.
+    runtime.shutdown_background();
+    match result {
         Ok(code) => code,
         Err(e) => {
             let message = crate::base::redact::scrub(&e.to_string()).into_owned();
