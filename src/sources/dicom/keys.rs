@@ -29,7 +29,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 
-use super::deidentify::{Key, hex};
+use super::deidentify::{Key, push_hex};
 use crate::discover::KeyNames;
 
 /// File-name endings that say only that a file is DICOM (or compressed).
@@ -69,39 +69,56 @@ impl KeyPseudonyms {
 
     /// The pseudonym of one folder (or of a file name without its kept suffix).
     pub fn segment(&self, segment: &str) -> String {
-        if segment.is_empty() {
-            return String::new();
-        }
-        let mac = self.key.mac("SourceKey", segment.as_bytes());
-        hex(&mac[..SEGMENT_BYTES])
+        let mut out = String::new();
+        self.push_segment(&mut out, segment);
+        out
     }
 
     /// The pseudonym of a file name: its stem's, and the suffix it keeps.
     pub fn file(&self, name: &str) -> String {
+        let mut out = String::new();
+        self.push_file(&mut out, name);
+        out
+    }
+
+    /// [`Self::segment`], added to `out` (a name is built in place: one per
+    /// listed object).
+    fn push_segment(&self, out: &mut String, segment: &str) {
+        if !segment.is_empty() {
+            let mac = self.key.mac("SourceKey", segment.as_bytes());
+            push_hex(out, &mac[..SEGMENT_BYTES]);
+        }
+    }
+
+    /// [`Self::file`], added to `out`.
+    fn push_file(&self, out: &mut String, name: &str) {
         let (stem, suffix) = split_suffix(name);
-        format!("{}{suffix}", self.segment(stem))
+        self.push_segment(out, stem);
+        out.push_str(suffix);
     }
 }
 
 impl KeyNames for KeyPseudonyms {
     fn name(&self, key: &str) -> String {
-        let segments: Vec<&str> = key.split('/').collect();
-        let clear = segments
-            .iter()
+        let clear = key
+            .split('/')
             .zip(&self.prefix)
-            .take_while(|(s, p)| *s == p)
+            .take_while(|(s, p)| s == p)
             .count();
-        let last = segments.len() - 1;
-        let named: Vec<String> = segments
-            .iter()
-            .enumerate()
-            .map(|(i, s)| match i {
-                i if i < clear => s.to_string(),
-                i if i == last => self.file(s),
-                _ => self.segment(s),
-            })
-            .collect();
-        named.join("/")
+        let last = key.split('/').count() - 1;
+        // Built in place: a name per listed object.
+        let mut named = String::with_capacity(key.len() + 2 * SEGMENT_BYTES);
+        for (i, s) in key.split('/').enumerate() {
+            if i > 0 {
+                named.push('/');
+            }
+            match i {
+                i if i < clear => named.push_str(s),
+                i if i == last => self.push_file(&mut named, s),
+                _ => self.push_segment(&mut named, s),
+            }
+        }
+        named
     }
 
     fn seal(&self, key: &str) -> String {
@@ -146,11 +163,12 @@ impl KeyNames for KeyPseudonyms {
 fn split_suffix(name: &str) -> (&str, &str) {
     let mut stem = name;
     loop {
-        let lower = stem.to_ascii_lowercase();
-        match KEPT_SUFFIXES
-            .iter()
-            .find(|s| lower.ends_with(*s) && lower.len() > s.len())
-        {
+        // An ASCII suffix matched: what is before it ends on a character boundary.
+        let ends_with = |s: &str| {
+            stem.len() > s.len()
+                && stem.as_bytes()[stem.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
+        };
+        match KEPT_SUFFIXES.iter().find(|s| ends_with(s)) {
             Some(s) => stem = &stem[..stem.len() - s.len()],
             None => return (stem, &name[stem.len()..]),
         }
@@ -218,5 +236,54 @@ mod tests {
         altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };
         assert!(n.unseal(&String::from_utf8(altered).unwrap()).is_err());
         assert!(n.unseal("not base64!").is_err());
+    }
+
+    /// The names as first written (segments collected, then joined; suffixes
+    /// found on a lower-cased copy): the reference the in-place build is held to.
+    fn name_by_parts(n: &KeyPseudonyms, key: &str) -> String {
+        let split = |name: &str| -> (String, String) {
+            let mut stem = name.to_string();
+            loop {
+                let lower = stem.to_ascii_lowercase();
+                match KEPT_SUFFIXES
+                    .iter()
+                    .find(|s| lower.ends_with(*s) && lower.len() > s.len())
+                {
+                    Some(s) => stem.truncate(stem.len() - s.len()),
+                    None => return (stem.clone(), name[stem.len()..].to_string()),
+                }
+            }
+        };
+        let segments: Vec<&str> = key.split('/').collect();
+        let clear = segments
+            .iter()
+            .zip(&n.prefix)
+            .take_while(|(s, p)| *s == p)
+            .count();
+        let last = segments.len() - 1;
+        let named: Vec<String> = segments
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match i {
+                i if i < clear => s.to_string(),
+                i if i == last => {
+                    let (stem, suffix) = split(s);
+                    format!("{}{suffix}", n.segment(&stem))
+                }
+                _ => n.segment(s),
+            })
+            .collect();
+        named.join("/")
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn names_are_the_names_built_by_parts(
+            prefix in "(a/|b/|a/b/|a/b|)",
+            key in "[ab/]{0,4}(\\.(dcm|DcM|GZ|ima|dicom|pdf)|é|\\.){0,3}",
+        ) {
+            let n = names(&prefix);
+            proptest::prop_assert_eq!(n.name(&key), name_by_parts(&n, &key));
+        }
     }
 }
