@@ -266,7 +266,6 @@ impl ItemInput<'_> {
         obj: &ObjectRef,
         range: std::ops::Range<u64>,
     ) -> Result<bytes::Bytes, ReadError> {
-        use std::os::unix::fs::FileExt;
         let (file, path) = match obj.opened.get() {
             Some(opened) => opened,
             None => {
@@ -287,14 +286,24 @@ impl ItemInput<'_> {
                 return Err(ReadError::Changed(why));
             }
         }
-        let mut buf = vec![0; (range.end - range.start) as usize];
-        file.read_exact_at(&mut buf, range.start).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                ReadError::Changed("truncated while it was read".into())
-            } else {
-                ReadError::Storage(format!("{}: {e}", path.display()))
+        // Read into fresh capacity: zeroing it first (`read_exact_at` needs
+        // initialised bytes) cost as much as a header's copy from the page cache.
+        let want = (range.end - range.start) as usize;
+        let mut buf = Vec::with_capacity(want);
+        while buf.len() < want {
+            let at = range.start + buf.len() as u64;
+            match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at) {
+                Ok(0) => return Err(ReadError::Changed("truncated while it was read".into())),
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => {
+                    let e = std::io::Error::from(e);
+                    return Err(ReadError::Storage(format!("{}: {e}", path.display())));
+                }
             }
-        })?;
+        }
+        // The capacity may exceed the range, and a read may have filled it.
+        buf.truncate(want);
         self.stats
             .bytes_read
             .fetch_add(buf.len() as u64, Ordering::Relaxed);
