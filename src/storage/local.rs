@@ -73,11 +73,12 @@ fn folder_of(prefix: &ObjPath) -> Result<std::path::PathBuf> {
         .map_err(|()| generic(format!("{url} is not a local path")))
 }
 
-/// The key of a file under the local store's root (`/`): its path without the
-/// leading `/`, as `ObjPath::from_absolute_path` makes it. That one goes through
-/// a `file:` URL and back (percent-encoding every part, then decoding it), which
-/// gives the same key at a per-file cost a listing of small files notices; its
-/// errors (a name that is not UTF-8, a control character) stay its own.
+/// The key of a file the walk found under the local store's root (`/`): its
+/// path without the leading `/`. For such a path (absolute, with no `.`, `..` or
+/// empty parts) that is the key `ObjPath::from_absolute_path` makes, which goes
+/// through a `file:` URL and back (percent-encoding every part, then decoding
+/// it) at a per-file cost a listing of small files notices. A path that is not
+/// UTF-8 gets that function's error.
 fn location_of(path: &std::path::Path) -> std::result::Result<ObjPath, object_store::path::Error> {
     match path.to_str().and_then(|p| p.strip_prefix('/')) {
         Some(relative) => ObjPath::parse(relative),
@@ -85,8 +86,12 @@ fn location_of(path: &std::path::Path) -> std::result::Result<ObjPath, object_st
     }
 }
 
-/// The file a key of the local store names: `/` and the key, the inverse of
-/// [`location_of`], so a listed key opens the file that was listed.
+/// The file a key of the local store names: `/` and the key (the store's root
+/// is `/`, as `Location::open` makes every local store), the inverse of
+/// [`location_of`], so a listed key opens the file that was listed. The reads of
+/// `ItemInput` open local files by it; what still reads a local file through
+/// `object_store` (a DICOM source's sample check, `sniff`) cannot open such a
+/// name.
 /// (`LocalFileSystem::path_to_filesystem` goes through a `file:` URL and back,
 /// where a path ending in a letter and `:` or `|` (a file named `E:`) is taken
 /// for a Windows drive and gets a `/` after it: such a file does not open by its
@@ -247,12 +252,7 @@ impl Stamp {
     /// The ETag `object_store` gives a local file (`INODE-MTIME-SIZE` in hex, the
     /// modification time in microseconds); a unit test holds it to object_store's.
     pub fn etag(&self) -> String {
-        let mtime = self
-            .modified
-            .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
-            .unwrap_or_default()
-            .as_micros();
-        format!("{:x}-{mtime:x}-{:x}", self.ino, self.len)
+        ETag(self).to_string()
     }
 
     /// `self.etag() == etag`, without building the string: a header reader
@@ -262,18 +262,28 @@ impl Stamp {
         // At most 16 + 1 + 32 + 1 + 16 hex digits and dashes.
         let mut buf = [0u8; 72];
         let mut at = std::io::Cursor::new(&mut buf[..]);
-        let mtime = self
-            .modified
-            .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
-            .unwrap_or_default()
-            .as_micros();
-        match write!(at, "{:x}-{mtime:x}-{:x}", self.ino, self.len) {
+        match write!(at, "{}", ETag(self)) {
             Ok(()) => {
                 let len = at.position() as usize;
                 buf[..len] == *etag.as_bytes()
             }
             Err(_) => self.etag() == etag,
         }
+    }
+}
+
+/// A stamp's ETag as text (one writer for [`Stamp::etag`] and [`Stamp::has_etag`]).
+struct ETag<'a>(&'a Stamp);
+
+impl std::fmt::Display for ETag<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mtime = self
+            .0
+            .modified
+            .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
+            .unwrap_or_default()
+            .as_micros();
+        write!(f, "{:x}-{mtime:x}-{:x}", self.0.ino, self.0.len)
     }
 }
 
