@@ -19,7 +19,9 @@ pub type KeyRows = HashMap<String, PartitionCounts>;
 /// One object's rows in one table by partition values, in the values' order (as
 /// a `BTreeMap` keeps them). A short sorted list: an object's rows nearly always
 /// go to one partition, and a tree node per object was half a kilobyte of fresh
-/// memory, whose page faults were most of the tally's cost on small files.
+/// memory, whose page faults were most of the tally's cost on small files. (An
+/// insert shifts the partitions after it: an object whose rows spread over many
+/// partitions costs their square, which a tree would not.)
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PartitionCounts(Vec<(Vec<String>, u64)>);
 

@@ -207,6 +207,16 @@ mod tests {
     }
 
     #[test]
+    fn a_name_is_the_documented_hmac() {
+        // Python's `hmac` of the rules in the module's doc, not this code:
+        // hmac.new(key, b"SourceKey\x00" + segment, sha256).hexdigest()[:20].
+        assert_eq!(
+            names("studies/").name("studies/YAMADA_TARO_0012345/12345678.DCM"),
+            "studies/fd841dc6b2146a6e1a71/49bfb24a3abea46051bc.DCM"
+        );
+    }
+
+    #[test]
     fn suffixes_stay_only_when_they_say_dicom_or_compressed() {
         let n = names("");
         assert!(n.name("a.dcm.gz").ends_with(".dcm.gz"));
