@@ -217,10 +217,7 @@ impl ItemInput<'_> {
         obj: &ObjectRef,
     ) -> Result<(Box<dyn Read + Send>, Option<u64>), ReadError> {
         let (file, path) = open_local(&obj.path)?;
-        let meta = file
-            .metadata()
-            .map_err(|e| ReadError::Storage(format!("{}: {e}", path.display())))?;
-        let now = crate::storage::local::Stamp::of(&meta).meta(obj.path.clone());
+        let now = local_stamp(&file, &path)?.meta(obj.path.clone());
         let grew_to = growth(compare(&self.item.fingerprint, &now, true))?;
         Ok((Box::new(file), grew_to))
     }
@@ -299,10 +296,7 @@ impl ItemInput<'_> {
             }
         };
         // Stat'ed at every read: the file as it is now against the listing.
-        let meta = file
-            .metadata()
-            .map_err(|e| ReadError::Storage(format!("{}: {e}", path.display())))?;
-        let stamp = crate::storage::local::Stamp::of(&meta);
+        let stamp = local_stamp(file, path)?;
         let listed = &self.item.fingerprint;
         // The same ETag is the listed version (what `compare` answers first).
         if !listed.etag.as_deref().is_some_and(|e| stamp.has_etag(e)) {
@@ -420,6 +414,23 @@ fn growth(version: Version) -> Result<Option<u64>, ReadError> {
         Version::Grew(n) => Ok(Some(n)),
         Version::Other(why) => Err(ReadError::Changed(why)),
     }
+}
+
+/// An open local file's stamp; what is not a file any more (a folder made where
+/// it was) was deleted, as `object_store` reports it.
+fn local_stamp(
+    file: &std::fs::File,
+    path: &std::path::Path,
+) -> Result<crate::storage::local::Stamp, ReadError> {
+    let meta = file
+        .metadata()
+        .map_err(|e| ReadError::Storage(format!("{}: {e}", path.display())))?;
+    if !meta.is_file() {
+        return Err(ReadError::Changed(
+            "deleted after it was listed; the next run no longer sees it".into(),
+        ));
+    }
+    Ok(crate::storage::local::Stamp::of(&meta))
 }
 
 /// A local object's file, opened for reading.
@@ -688,6 +699,8 @@ mod tests {
         let loc = crate::storage::Location::open(dir.path().to_str().unwrap()).unwrap();
         let stamp =
             crate::storage::local::Stamp::of(&std::fs::metadata(dir.path().join(":/E:")).unwrap());
+        // The premise: object_store cannot read it by its key.
+        assert!(rt.block_on(loc.store.get(&loc.key_path(":/E:"))).is_err());
         let item = WorkItem {
             source: "s".into(),
             key: ":/E:".into(),
@@ -704,5 +717,25 @@ mod tests {
         read.reader.read_to_end(&mut bytes).unwrap();
         assert_eq!(bytes, b"a\nb\n");
         assert_eq!(&input.read_range(2..4).unwrap()[..], b"b\n");
+    }
+
+    #[test]
+    fn a_folder_made_where_a_listed_file_was_is_a_deleted_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), b"0123456789").unwrap();
+        let (rt, item, loc) = listed_item(dir.path(), "f");
+        std::fs::remove_file(dir.path().join("f")).unwrap();
+        std::fs::create_dir(dir.path().join("f")).unwrap();
+        let (stats, progress) = (
+            Arc::new(ItemStats::default()),
+            indicatif::ProgressBar::hidden(),
+        );
+        let input = input(&rt, &item, &loc, &stats, &progress);
+        for err in [input.open().err(), input.read_range(0..4).err()] {
+            assert!(
+                matches!(&err, Some(ReadError::Changed(why)) if why.starts_with("deleted")),
+                "{err:?}"
+            );
+        }
     }
 }
