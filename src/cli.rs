@@ -305,9 +305,9 @@ pub fn main() -> i32 {
     // The process exits next. After a command that succeeded, what the pool
     // still holds is idle threads, whose stopping took 4-5 ms of a 0.4 s run, so
     // they are not waited for; an aborted lease renewal's write may be cut off
-    // (a stray file beside the lease, which nothing reads). After a failure, the
-    // detached clean-ups of cut-off writes (object_store's removal of a partial
-    // upload) are waited for.
+    // (a stray file beside the lease, which nothing reads). After a failure, a
+    // detached clean-up of a cut-off write that is already running (object_store
+    // removing a partial upload) is waited for.
     if matches!(result, Ok(EXIT_OK | EXIT_REJECTS)) {
         runtime.shutdown_background();
     } else {

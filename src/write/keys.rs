@@ -21,7 +21,7 @@ pub type KeyRows = HashMap<String, PartitionCounts>;
 /// go to one partition, and a tree node per object was half a kilobyte of fresh
 /// memory, whose page faults were most of the tally's cost on small files. (An
 /// insert shifts the partitions after it: an object whose rows spread over many
-/// partitions costs their square, which a tree would not.)
+/// partitions, out of order, can cost their square, which a tree would not.)
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PartitionCounts(Vec<(Vec<String>, u64)>);
 
