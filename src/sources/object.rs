@@ -15,6 +15,10 @@
 //!   local file replaced or truncated; an object deleted): the item is rejected with
 //!   "changed while reading", and the run goes on.
 //!
+//! A local file is opened by the path its key names (`storage::local::file_of`),
+//! not through `object_store`, whose `file:` URL round trip costs more than a
+//! header's read and cannot open some names (`E:`).
+//!
 //! An item's ranged reads of a local file share the file its first read opened:
 //! each is compared with the listing again (written to since, truncated), and a
 //! file replaced after the first read is still read as it was opened, the listed
