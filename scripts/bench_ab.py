@@ -71,44 +71,52 @@ def main():
     # every error it raises and drops, which a production task does not pay for.
     for var in ("RUST_BACKTRACE", "RUST_LIB_BACKTRACE"):
         os.environ.pop(var, None)
+    names = ["run (bench-csv)", "plan+work+commit (bench-sharded)", "run --incremental, 1% (bench-incremental)",
+             "run (bench-dicom)"]
+    # BENCH_AB_CASES=dicom,incremental: only the cases whose names hold one of these,
+    # and only their data is made.
+    names = [c for c in names if not only or any(w in c for w in only.split(","))]
     work = pathlib.Path(tempfile.mkdtemp(prefix="naslake-bench-ab-"))
     try:
-        src = work / "csv" / "long"
-        src.mkdir(parents=True)
-        rows = int(csv_mb * 1e6 / 67)
-        con = duckdb.connect()
-        for f in range(8):
-            lo, hi = rows * f // 8, rows * (f + 1) // 8
-            con.execute(GENERATE.format(rows=f"{lo}, {hi}", path=src / f"part-{f}.csv"))
-        rng = random.Random(7)
-        share = work / "share"
-        for i in range(files):
-            p = share / key(i)
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text(csv_body(rng, i))
-        # Each binary's state to start from (their state formats may differ).
-        bases = {}
-        for name, binary in (("before", before), ("after", after)):
-            bases[name] = work / f"base-{name}"
-            measure([binary, "run", str(SENSOR_JOB), "--input", str(share), "--output", str(bases[name]),
-                     "--incremental"])
-        appended, replaced, deleted, added = change_local_share(share, files, rng)
-        dicom_files, _ = dicom_corpus(work / "dicom" / "in", dicom_copies)
-        dicom_job = work / "dicom" / "job.toml"
-        dicom_job.write_text(DICOM_JOB.format(input=work / "dicom" / "in", root=ROOT))
-        size = sum(p.stat().st_size for p in src.iterdir())
-        print(f"csv: {size / 2**20:.0f} MiB in 8 files, {rows:,} rows; incremental: {files:,} files, "
-              f"{len(appended) + len(replaced) + len(deleted) + len(added):,} changed; dicom: {dicom_files:,} files; {repeats} repetitions "
-              f"alternating before/after; {os.cpu_count()} cores\n")
-        cases = {
-            "run (bench-csv)": lambda b, n: run_csv(b, work / "csv", work / f"out-csv-{n}"),
-            "plan+work+commit (bench-sharded)": lambda b, n: run_sharded(b, work / "csv", work / f"out-sh-{n}"),
-            "run --incremental, 1% (bench-incremental)":
-                lambda b, n: run_incremental(b, share, bases[n], work / f"out-inc-{n}"),
-            "run (bench-dicom)": lambda b, n: run_dicom(b, dicom_job, work / f"out-dicom-{n}"),
-        }
-        # BENCH_AB_CASES=dicom,incremental: only the cases whose names hold one of these.
-        cases = {c: go for c, go in cases.items() if not only or any(w in c for w in only.split(","))}
+        cases, made = {}, []
+        if any("csv" in c or "sharded" in c for c in names):
+            src = work / "csv" / "long"
+            src.mkdir(parents=True)
+            rows = int(csv_mb * 1e6 / 67)
+            con = duckdb.connect()
+            for f in range(8):
+                lo, hi = rows * f // 8, rows * (f + 1) // 8
+                con.execute(GENERATE.format(rows=f"{lo}, {hi}", path=src / f"part-{f}.csv"))
+            size = sum(p.stat().st_size for p in src.iterdir())
+            made.append(f"csv: {size / 2**20:.0f} MiB in 8 files, {rows:,} rows")
+            cases["run (bench-csv)"] = lambda b, n: run_csv(b, work / "csv", work / f"out-csv-{n}")
+            cases["plan+work+commit (bench-sharded)"] = \
+                lambda b, n: run_sharded(b, work / "csv", work / f"out-sh-{n}")
+        if any("incremental" in c for c in names):
+            rng = random.Random(7)
+            share = work / "share"
+            for i in range(files):
+                p = share / key(i)
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.write_text(csv_body(rng, i))
+            # Each binary's state to start from (their state formats may differ).
+            bases = {}
+            for name, binary in (("before", before), ("after", after)):
+                bases[name] = work / f"base-{name}"
+                measure([binary, "run", str(SENSOR_JOB), "--input", str(share), "--output", str(bases[name]),
+                         "--incremental"])
+            changed = sum(map(len, change_local_share(share, files, rng)))
+            made.append(f"incremental: {files:,} files, {changed:,} changed")
+            cases["run --incremental, 1% (bench-incremental)"] = \
+                lambda b, n: run_incremental(b, share, bases[n], work / f"out-inc-{n}")
+        if any("dicom" in c for c in names):
+            dicom_files, _ = dicom_corpus(work / "dicom" / "in", dicom_copies)
+            dicom_job = work / "dicom" / "job.toml"
+            dicom_job.write_text(DICOM_JOB.format(input=work / "dicom" / "in", root=ROOT))
+            made.append(f"dicom: {dicom_files:,} files")
+            cases["run (bench-dicom)"] = lambda b, n: run_dicom(b, dicom_job, work / f"out-dicom-{n}")
+        cases = {c: cases[c] for c in names}
+        print(f"{'; '.join(made)}; {repeats} repetitions alternating before/after; {os.cpu_count()} cores\n")
         print(f"{'case':44} {'before s':>9} {'after s':>9} {'after/before':>13} {'RSS before':>11} {'RSS after':>10}")
         for case, go in cases.items():
             times = {"before": [], "after": []}
