@@ -132,20 +132,14 @@ pub fn build<'t>(
             }
         }
     }
-    let read: HashSet<&str> = n.items.iter().map(|i| i.key.as_str()).collect();
-    for (table, tally) in &tallies {
-        if let Some(stray) = tally.keys().find(|k| !read.contains(k.as_str())) {
-            return Err(Error::Accounting(format!(
-                "table {table} has rows whose source_key is `{stray}`, which is not an object this run read: its SQL must pass the source's source_key through unchanged for an incremental run to keep its rows per object"
-            )));
-        }
-    }
     // The objects read, one source at a time. This is the serial end of a run
     // and it grows with the files (its lookups miss the cache), so every core
     // builds them; the first error in item order is the one reported. The items
     // come sorted by source and key, so each source's map is then built in one
     // sorted pass rather than one insert each.
     let mut sources: BTreeMap<String, BTreeMap<String, ObjectState>> = BTreeMap::new();
+    // Tally entries an item found, and whether every key was read once.
+    let (mut found, mut groups) = (0, 0);
     for group in n.items.chunk_by(|a, b| a.source == b.source) {
         let objects: BTreeMap<_, _> = group
             .par_iter()
@@ -153,12 +147,29 @@ pub fn build<'t>(
             .collect::<Vec<Result<_>>>()
             .into_iter()
             .collect::<Result<_>>()?;
+        found += objects.values().map(|o| o.rows.len()).sum::<usize>();
+        groups += 1;
         // Items out of order (no caller passes them) would still land right.
         match sources.entry(group[0].source.clone()) {
             Entry::Vacant(slot) => {
                 slot.insert(objects);
             }
             Entry::Occupied(mut slot) => slot.get_mut().extend(objects),
+        }
+    }
+    // Every tallied key must be an object this run read. The items of one
+    // source have distinct keys, so there that holds when each tally entry was
+    // found by an item; otherwise (a key in two sources may be found twice) the
+    // keys are looked up one by one.
+    let tallied: usize = tallies.iter().map(|(_, t)| t.len()).sum();
+    if found != tallied || groups > 1 {
+        let read: HashSet<&str> = n.items.iter().map(|i| i.key.as_str()).collect();
+        for (table, tally) in &tallies {
+            if let Some(stray) = tally.keys().find(|k| !read.contains(k.as_str())) {
+                return Err(Error::Accounting(format!(
+                    "table {table} has rows whose source_key is `{stray}`, which is not an object this run read: its SQL must pass the source's source_key through unchanged for an incremental run to keep its rows per object"
+                )));
+            }
         }
     }
     // An object read again keeps what this run read of it.
@@ -580,6 +591,24 @@ mod tests {
             tally: Some(&rows),
         };
         let items = [&item("a", 1)];
+        let e = build(&next(None, &removed, &kept, &items), [after].into_iter()).unwrap_err();
+        assert!(e.to_string().contains("`elsewhere`"), "{e}");
+    }
+
+    #[test]
+    fn a_key_read_in_two_sources_does_not_hide_a_stray_one() {
+        // `a` read by two sources finds its tally entry twice: as many finds as
+        // entries, and still `elsewhere` was not read.
+        let rows = tally(&[("a", "2024-01-01", 1), ("elsewhere", "2024-01-01", 1)]);
+        let (removed, kept) = (HashSet::new(), BTreeMap::new());
+        let after = TableAfter {
+            name: "t",
+            state: Some(table("r2", &["2024-01-01"])),
+            tally: Some(&rows),
+        };
+        let mut again = item("a", 1);
+        again.source = "img".into();
+        let items = [&item("a", 1), &again];
         let e = build(&next(None, &removed, &kept, &items), [after].into_iter()).unwrap_err();
         assert!(e.to_string().contains("`elsewhere`"), "{e}");
     }

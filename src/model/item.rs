@@ -110,6 +110,11 @@ impl TableRows {
         self.0.is_empty()
     }
 
+    /// How many tables hold rows of the object.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// The tables in order, each with its rows.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Vec<PartitionRows>)> {
         self.0.iter().map(|(t, rows)| (t, rows))
