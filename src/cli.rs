@@ -390,7 +390,7 @@ async fn dispatch(command: Command, output: Output) -> Result<i32, Error> {
                 let outcome = sharded::plan::dry_run_plan(&opts, &Registry::builtin()).await?;
                 out(&format!(
                     "{}\n",
-                    serde_json::to_string_pretty(&outcome.report)?
+                    history::indented(&outcome.report.to_json()?)
                 ))?;
                 return Ok(outcome.exit_code);
             }
@@ -580,7 +580,7 @@ async fn run(args: RunArgs, output: Output) -> Result<i32, Error> {
         if opts.dry_run {
             out(&format!(
                 "{}\n",
-                serde_json::to_string_pretty(&outcome.report)?
+                history::indented(&outcome.report.to_json()?)
             ))?;
         } else {
             output.outcome(&outcome.report, outcome.exit_code)?;

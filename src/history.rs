@@ -142,7 +142,7 @@ pub async fn report(output: &Location, run_id: &str) -> Result<String> {
 /// out (a test holds the two equal), every token as stored: its numbers are not
 /// parsed again, which without serde_json's `float_roundtrip` could print a
 /// duration one digit off. One that is not JSON is shown as it is.
-fn indented(bytes: &[u8]) -> String {
+pub fn indented(bytes: &[u8]) -> String {
     if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() {
         return String::from_utf8_lossy(bytes).into_owned();
     }

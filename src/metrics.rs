@@ -130,7 +130,7 @@ mod tests {
                 ..Default::default()
             },
             sources: Vec::new(),
-            files: Vec::new(),
+            files: Default::default(),
             tables: Vec::new(),
             incremental: None,
         }

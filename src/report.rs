@@ -61,7 +61,9 @@ pub struct RunReport {
     pub catalog: String,
     pub totals: Totals,
     pub sources: Vec<SourceReport>,
-    pub files: Vec<FileReport>,
+    /// One entry per file, already JSON: [`RunReport::to_json`] writes it last.
+    #[serde(skip)]
+    pub files: FileList,
     pub tables: Vec<TableReport>,
     /// How the run related to the job's last committed one (absent for a dry run).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -140,6 +142,32 @@ impl From<&SourceListing> for SourceReport {
     }
 }
 
+/// A report's entries for its files, serialised (a JSON array). At tens of
+/// thousands of files they are most of the report's megabytes; they do not
+/// depend on the commit, so a run serialises them while it commits (on another
+/// core) rather than at its serial end.
+#[derive(Debug, Clone)]
+pub struct FileList(Vec<u8>);
+
+impl Default for FileList {
+    fn default() -> Self {
+        FileList(b"[]".to_vec())
+    }
+}
+
+impl FileList {
+    pub fn of(files: &[FileReport]) -> FileList {
+        // serde_json fails on a writer's I/O error (a Vec has none) or a map key
+        // that is not a string (a file report has no map): never here.
+        FileList(serde_json::to_vec(files).expect("file reports serialise to a Vec"))
+    }
+
+    /// The entries as JSON.
+    pub fn json(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// One item: its identity and fingerprint, and what happened to it.
 #[derive(Debug, Clone, Serialize)]
 pub struct FileReport {
@@ -150,6 +178,24 @@ pub struct FileReport {
 }
 
 impl RunReport {
+    /// The report as it is written: every member, the file list last.
+    pub fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        use serde::ser::Error as _;
+        let mut out = serde_json::to_vec(self)?;
+        // Without its file list the report is a JSON object: the list goes in
+        // before the closing brace.
+        if out.pop() != Some(b'}') {
+            return Err(serde_json::Error::custom(
+                "a run report is not a JSON object",
+            ));
+        }
+        out.reserve(self.files.json().len() + 10);
+        out.extend_from_slice(b",\"files\":");
+        out.extend_from_slice(self.files.json());
+        out.push(b'}');
+        Ok(out)
+    }
+
     /// The short summary printed at the end of a run.
     pub fn summary(&self) -> String {
         let t = &self.totals;
@@ -225,5 +271,70 @@ impl RunReport {
             self.run_id
         ));
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Fingerprint;
+
+    fn report(files: FileList) -> RunReport {
+        RunReport {
+            run_id: "r1".into(),
+            job: "j".into(),
+            driver: Driver::Run,
+            status: RunStatus::Succeeded,
+            error: Some("a \"quoted\" }".into()),
+            warnings: vec!["w".into()],
+            started_at: String::new(),
+            finished_at: String::new(),
+            duration_seconds: 0.5,
+            input: String::new(),
+            output: String::new(),
+            catalog: String::new(),
+            totals: Totals::default(),
+            sources: Vec::new(),
+            files,
+            tables: Vec::new(),
+            incremental: None,
+        }
+    }
+
+    fn file(key: &str, error: Option<&str>) -> FileReport {
+        FileReport {
+            item: WorkItem {
+                source: "s".into(),
+                key: key.into(),
+                sealed: None,
+                fingerprint: Fingerprint {
+                    size: 3,
+                    etag: Some("e".into()),
+                    last_modified: None,
+                },
+            },
+            counts: ItemCounts {
+                records: 1,
+                item_error: error.map(str::to_string),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn the_json_is_every_member_with_the_files_as_serde_gives_them() {
+        let files = [file("a/b.csv", None), file("c \"}\".csv", Some("bad {"))];
+        let r = report(FileList::of(&files));
+        let got: serde_json::Value = serde_json::from_slice(&r.to_json().unwrap()).unwrap();
+        let mut want = serde_json::to_value(&r).unwrap();
+        want["files"] = serde_json::to_value(files).unwrap();
+        assert_eq!(got, want);
+        assert_eq!(got["error"], "a \"quoted\" }");
+        assert_eq!(got["files"][1]["item_error"], "bad {");
+
+        // No files: an empty list, not a missing member.
+        let empty: serde_json::Value =
+            serde_json::from_slice(&report(FileList::default()).to_json().unwrap()).unwrap();
+        assert_eq!(empty["files"], serde_json::json!([]));
     }
 }

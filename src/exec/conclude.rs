@@ -25,8 +25,11 @@ use crate::commit::{self, TableFiles, TablePlan, cleanup};
 use crate::discover::{Discovered, DiscoveredItem};
 use crate::history::RunRow;
 use crate::model::RUNS_TABLE;
+use crate::model::SourceListing;
 use crate::model::{ItemCounts, WorkItem};
-use crate::report::{FileReport, IncrementalReport, RunReport, RunStatus, SourceReport, Totals};
+use crate::report::{
+    FileList, FileReport, IncrementalReport, RunReport, RunStatus, SourceReport, Totals,
+};
 use crate::storage::Location;
 use crate::write::Staged;
 
@@ -86,8 +89,25 @@ impl Decided<'_> {
         let mut report = self.setup.report.clone();
         // Sorted once: the state, the history row and the report all walk them.
         let items = manifest.items();
-        let result = match written {
-            Ok(Some(tables)) => self.commit(tables, &items, staged, started).await.map(Some),
+        let ready = match written {
+            Ok(Some(tables)) => self
+                .prepare(tables, &items, staged, started)
+                .await
+                .map(Some),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
+        // What the report says of the inputs (an entry per file: most of its
+        // megabytes) does not depend on the commit. It is made on another core
+        // while the record is written and the catalog switched, which take one.
+        // (Made alongside the state's build, which takes every core, it only
+        // slowed that down.)
+        let inputs = {
+            let (listings, items) = (manifest.listings(), items.clone());
+            tokio::task::spawn_blocking(move || Inputs::of(&listings, &items))
+        };
+        let result = match ready {
+            Ok(Some(ready)) => self.apply(ready).await.map(Some),
             Ok(None) => self.catch_up_links().await.map(|()| None),
             Err(e) => Err(e),
         };
@@ -101,7 +121,11 @@ impl Decided<'_> {
                 cleanup::discard(output, staged, &self.warnings).await;
             }
         }
-        describe(&mut report, manifest, &items);
+        match inputs.await {
+            Ok(inputs) => inputs.fill(&mut report),
+            // A panic there is a bug, and goes on as the panic it was.
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
         report.incremental = Some(incremental_report(
             &self.basis,
             self.listed.as_ref(),
@@ -161,14 +185,16 @@ impl Decided<'_> {
         .await
     }
 
-    /// Prepares the switch, builds the state it commits, and applies both.
-    async fn commit(
+    /// Prepares the switch and builds the state it commits (the run history's
+    /// table is written here, last): nothing the catalog or the state shows
+    /// has changed yet.
+    async fn prepare(
         &self,
         mut tables: Vec<TableFiles>,
         discovered: &[DiscoveredItem],
         staged: &Staged,
         started: Instant,
-    ) -> Result<Vec<TableReport>> {
+    ) -> Result<Ready<'_>> {
         let s = self.setup;
         if let Some(table) = s.job.runs_table() {
             let own = self.history_row(&tables, discovered, started)?;
@@ -176,14 +202,7 @@ impl Decided<'_> {
             writing.staged = staged.clone();
             tables.push(history_table::write(&writing, table, own).await?);
         }
-        let target = commit::Target {
-            job: &s.job,
-            catalog: &s.catalog,
-            database: &s.database,
-            output: &s.output,
-            run_id: &s.run_id,
-        };
-        let prepared = commit::prepare(&target, &self.plans, tables, staged).await?;
+        let prepared = commit::prepare(&self.target(), &self.plans, tables, staged).await?;
         let empty = Listed::default();
         let listed = self.listed.as_ref().unwrap_or(&empty);
         let items: Vec<&WorkItem> = discovered.iter().map(|d| &*d.item).collect();
@@ -224,14 +243,38 @@ impl Decided<'_> {
             replaced: prepared.replaced(),
             state,
         };
+        Ok(Ready {
+            prepared,
+            record,
+            links,
+        })
+    }
+
+    /// Applies a prepared commit: its record first, then the catalog switch,
+    /// the state and the cleanup ([`commit::apply`]), then the key links.
+    async fn apply(&self, ready: Ready<'_>) -> Result<Vec<TableReport>> {
         let committing = commit::Committing {
             dir: self.state_dir,
             lease: self.lease,
-            record,
+            record: ready.record,
         };
-        let reports = commit::apply(&target, prepared, committing, &self.warnings).await?;
-        key_links::register(links, &s.catalog, &s.run_id, &self.warnings).await;
+        let reports =
+            commit::apply(&self.target(), ready.prepared, committing, &self.warnings).await?;
+        let s = self.setup;
+        key_links::register(ready.links, &s.catalog, &s.run_id, &self.warnings).await;
         Ok(reports)
+    }
+
+    /// Where the commit goes.
+    fn target(&self) -> commit::Target<'_> {
+        let s = self.setup;
+        commit::Target {
+            job: &s.job,
+            catalog: &s.catalog,
+            database: &s.database,
+            output: &s.output,
+            run_id: &s.run_id,
+        }
     }
 
     /// The committing run's row of the run history, as its report will give it
@@ -264,7 +307,7 @@ impl Decided<'_> {
             &self.recovered,
             None,
         ));
-        let mut row = RunRow::of(&serde_json::to_vec(&report)?)?;
+        let mut row = RunRow::of(&report.to_json()?)?;
         row.rows_out = tables.iter().map(|t| t.rows).sum();
         let changed = tables.iter().filter(|t| {
             let before = self
@@ -278,20 +321,47 @@ impl Decided<'_> {
     }
 }
 
-/// The report's sources, files and totals, from what discovery found.
-pub fn describe_inputs(report: &mut RunReport, manifest: &Discovered) {
-    describe(report, manifest, &manifest.items());
+/// A commit prepared ([`Decided::prepare`]) and not yet applied.
+struct Ready<'a> {
+    prepared: commit::Prepared,
+    record: CommitRecord,
+    links: Vec<key_links::Prepared<'a>>,
 }
 
-/// [`describe_inputs`] with the manifest's items already sorted.
-fn describe(report: &mut RunReport, manifest: &Discovered, items: &[DiscoveredItem]) {
-    report.sources = manifest.listings().iter().map(SourceReport::from).collect();
-    report.files = file_reports(items);
-    fill_totals(
-        &mut report.totals,
-        report.files.iter().map(|f| &f.counts),
-        &report.sources,
-    );
+/// The report's sources, files and totals, from what discovery found.
+pub fn describe_inputs(report: &mut RunReport, manifest: &Discovered) {
+    Inputs::of(&manifest.listings(), &manifest.items()).fill(report);
+}
+
+/// What a report says of a run's inputs: its sources, its files, and their
+/// totals, all from one look at each item's counts.
+struct Inputs {
+    sources: Vec<SourceReport>,
+    files: FileList,
+    totals: Totals,
+}
+
+impl Inputs {
+    /// `items` sorted by source and key.
+    fn of(listings: &[SourceListing], items: &[DiscoveredItem]) -> Inputs {
+        let sources: Vec<SourceReport> = listings.iter().map(SourceReport::from).collect();
+        let files = file_reports(items);
+        let mut totals = Totals::default();
+        fill_totals(&mut totals, files.iter().map(|f| &f.counts), &sources);
+        Inputs {
+            sources,
+            files: FileList::of(&files),
+            totals,
+        }
+    }
+
+    /// Sets the report's sources, files and totals (what the run wrote is
+    /// added to those later).
+    fn fill(self, report: &mut RunReport) {
+        report.sources = self.sources;
+        report.files = self.files;
+        report.totals = self.totals;
+    }
 }
 
 /// The report's account of how the run related to the last committed one.
@@ -388,14 +458,13 @@ fn fill_totals<C: Borrow<ItemCounts>>(
     }
 }
 
-/// Stamps the report's end and writes it next to the output, on one line: one
-/// entry per file makes it megabytes, written at the run's serial end (`naslake
-/// runs show` indents it).
+/// Stamps the report's end and writes it next to the output, on one line (`naslake
+/// runs show` indents it); its file list is serialised already ([`FileList`]).
 pub async fn finish_report(report: &mut RunReport, started: Instant, output: &Location) {
     report.finished_at = chrono::Utc::now().to_rfc3339();
     report.duration_seconds = started.elapsed().as_secs_f64();
     let path = output.child(&format!("_naslake/runs/{}.json", report.run_id));
-    let body = match serde_json::to_vec(report) {
+    let body = match report.to_json() {
         Ok(b) => b,
         Err(e) => {
             warn!(error = %e, "could not serialise the run report");
