@@ -458,9 +458,14 @@ pub async fn apply(
         ))
     })?;
     crate::base::faults::point("commit.state");
+    // Written and moved to: what is left is freeing it, one object at a time.
+    crate::base::drop_apart::drop_apart(record);
 
     let mut reports = Vec::new();
-    for (t, change, gone) in prepared.changed {
+    for (mut t, change, gone) in prepared.changed {
+        if let Some(tally) = t.tally.take() {
+            crate::base::drop_apart::drop_apart(tally);
+        }
         let locations: BTreeSet<String> = gone.into_values().collect();
         let removed = cleanup::remove_replaced(output, &t.prefix, &locations, warnings).await;
         crate::base::faults::point("commit.cleanup");

@@ -131,9 +131,13 @@ async fn run_leased(
         None => write_all(setup, &work, feeds, streaming).await.map(Some),
     };
     progress.finish_and_clear();
-    Ok(run
+    let outcome = run
         .conclude(written, &manifest, &writing.staged, started)
-        .await)
+        .await;
+    // An entry per item, each of a few allocations.
+    drop(work);
+    crate::base::drop_apart::drop_apart(manifest);
+    Ok(outcome)
 }
 
 /// Waits for an incremental run's listing, and sums up what changed.
