@@ -138,8 +138,9 @@ pub fn build<'t>(
     // come sorted by source and key, so each source's map is then built in one
     // sorted pass rather than one insert each.
     let mut sources: BTreeMap<String, BTreeMap<String, ObjectState>> = BTreeMap::new();
-    // Tally entries an item found, and whether every key was read once.
-    let (mut found, mut groups) = (0, 0);
+    // How many tally entries the items found, and over how many runs of one
+    // source's items.
+    let (mut found, mut source_runs) = (0, 0);
     for group in n.items.chunk_by(|a, b| a.source == b.source) {
         let objects: BTreeMap<_, _> = group
             .par_iter()
@@ -148,7 +149,7 @@ pub fn build<'t>(
             .into_iter()
             .collect::<Result<_>>()?;
         found += objects.values().map(|o| o.rows.len()).sum::<usize>();
-        groups += 1;
+        source_runs += 1;
         // Items out of order (no caller passes them) would still land right.
         match sources.entry(group[0].source.clone()) {
             Entry::Vacant(slot) => {
@@ -157,15 +158,17 @@ pub fn build<'t>(
             Entry::Occupied(mut slot) => slot.get_mut().extend(objects),
         }
     }
-    // Every tallied key must be an object this run read. The items of one
-    // source have distinct keys, so there that holds when each tally entry was
-    // found by an item; otherwise (a key in two sources may be found twice) the
-    // keys are looked up one by one.
+    // Every tallied key must be an object this run read (checked after the
+    // objects, whose errors come first). Each source run's objects are a map by
+    // key, where a key counts once, so with one run that holds when the items
+    // found as many entries as the tallies have; with several (a key in two
+    // sources is found twice) the keys are looked up one by one. The stray
+    // named is the least, whatever the tally's hash order.
     let tallied: usize = tallies.iter().map(|(_, t)| t.len()).sum();
-    if found != tallied || groups > 1 {
+    if tallied > 0 && (found != tallied || source_runs > 1) {
         let read: HashSet<&str> = n.items.iter().map(|i| i.key.as_str()).collect();
         for (table, tally) in &tallies {
-            if let Some(stray) = tally.keys().find(|k| !read.contains(k.as_str())) {
+            if let Some(stray) = tally.keys().filter(|k| !read.contains(k.as_str())).min() {
                 return Err(Error::Accounting(format!(
                     "table {table} has rows whose source_key is `{stray}`, which is not an object this run read: its SQL must pass the source's source_key through unchanged for an incremental run to keep its rows per object"
                 )));
