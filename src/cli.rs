@@ -388,10 +388,7 @@ async fn dispatch(command: Command, output: Output) -> Result<i32, Error> {
             };
             if opts.run.dry_run {
                 let outcome = sharded::plan::dry_run_plan(&opts, &Registry::builtin()).await?;
-                out(&format!(
-                    "{}\n",
-                    history::indented(&outcome.report.to_json()?)
-                ))?;
+                out(&format!("{}\n", history::indented(&outcome.json()?)))?;
                 return Ok(outcome.exit_code);
             }
             let url = sharded::plan::plan_run(&opts, &Registry::builtin()).await?;
@@ -578,10 +575,7 @@ async fn run(args: RunArgs, output: Output) -> Result<i32, Error> {
             }
         };
         if opts.dry_run {
-            out(&format!(
-                "{}\n",
-                history::indented(&outcome.report.to_json()?)
-            ))?;
+            out(&format!("{}\n", history::indented(&outcome.json()?)))?;
         } else {
             output.outcome(&outcome.report, outcome.exit_code)?;
         }

@@ -138,10 +138,11 @@ pub async fn report(output: &Location, run_id: &str) -> Result<String> {
     }
 }
 
-/// A stored report indented for reading, as serde_json's pretty printer lays it
-/// out (a test holds the two equal), every token as stored: its numbers are not
-/// parsed again, which without serde_json's `float_roundtrip` could print a
-/// duration one digit off. One that is not JSON is shown as it is.
+/// A report (a stored one, or a dry run's) indented for reading, as
+/// serde_json's pretty printer lays it out (a test holds the two equal), every
+/// token as given: its numbers are not parsed again, which without serde_json's
+/// `float_roundtrip` could print a duration one digit off. One that is not JSON
+/// is shown as it is.
 pub fn indented(bytes: &[u8]) -> String {
     if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() {
         return String::from_utf8_lossy(bytes).into_owned();

@@ -130,7 +130,6 @@ mod tests {
                 ..Default::default()
             },
             sources: Vec::new(),
-            files: Default::default(),
             tables: Vec::new(),
             incremental: None,
         }

@@ -2,6 +2,8 @@
 //! `OUTPUT/_naslake/runs/RUNID.json` and summarised on one screen. Its counts add
 //! up: per item, `records = loaded + rejected`.
 
+use bytes::Bytes;
+use object_store::PutPayload;
 use serde::Serialize;
 
 use crate::commit::TableReport;
@@ -42,6 +44,9 @@ impl std::fmt::Display for RunStatus {
     }
 }
 
+/// A run's report, but for its entry per file: that list, the report's bulk,
+/// is a [`FileList`] kept beside it, and [`RunReport::to_json`] writes the two
+/// as one JSON object.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
     pub run_id: String,
@@ -61,9 +66,6 @@ pub struct RunReport {
     pub catalog: String,
     pub totals: Totals,
     pub sources: Vec<SourceReport>,
-    /// One entry per file, already JSON: [`RunReport::to_json`] writes it last.
-    #[serde(skip)]
-    pub files: FileList,
     pub tables: Vec<TableReport>,
     /// How the run related to the job's last committed one (absent for a dry run).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -143,28 +145,32 @@ impl From<&SourceListing> for SourceReport {
 }
 
 /// A report's entries for its files, serialised (a JSON array). At tens of
-/// thousands of files they are most of the report's megabytes; they do not
-/// depend on the commit, so a run serialises them while it commits (on another
-/// core) rather than at its serial end.
-#[derive(Debug, Clone)]
-pub struct FileList(Vec<u8>);
+/// thousands of files they are most of the report's megabytes. They do not
+/// depend on the commit, so a run serialises them while it commits rather than
+/// at its serial end.
+#[derive(Clone)]
+pub struct FileList(Bytes);
 
 impl Default for FileList {
     fn default() -> Self {
-        FileList(b"[]".to_vec())
+        FileList(Bytes::from_static(b"[]"))
+    }
+}
+
+impl std::fmt::Debug for FileList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FileList({} bytes of JSON)", self.0.len())
     }
 }
 
 impl FileList {
+    /// The entries, as `files` of the report's JSON.
     pub fn of(files: &[FileReport]) -> FileList {
         // serde_json fails on a writer's I/O error (a Vec has none) or a map key
-        // that is not a string (a file report has no map): never here.
-        FileList(serde_json::to_vec(files).expect("file reports serialise to a Vec"))
-    }
-
-    /// The entries as JSON.
-    pub fn json(&self) -> &[u8] {
-        &self.0
+        // that is not a string (a file report's one map, its notes, has string
+        // keys): never here.
+        let json = serde_json::to_vec(files).expect("file reports serialise to a Vec");
+        FileList(json.into())
     }
 }
 
@@ -178,21 +184,36 @@ pub struct FileReport {
 }
 
 impl RunReport {
-    /// The report as it is written: every member, the file list last.
-    pub fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+    /// The report as it is written, `files` its last member: the head, the
+    /// list and the closing brace, which the list is not copied into.
+    pub fn to_payload(&self, files: &FileList) -> serde_json::Result<PutPayload> {
         use serde::ser::Error as _;
-        let mut out = serde_json::to_vec(self)?;
-        // Without its file list the report is a JSON object: the list goes in
-        // before the closing brace.
-        if out.pop() != Some(b'}') {
+        let mut head = serde_json::to_vec(self)?;
+        // The report without its file list is a JSON object: the list goes in
+        // before its closing brace.
+        if head.pop() != Some(b'}') {
             return Err(serde_json::Error::custom(
                 "a run report is not a JSON object",
             ));
         }
-        out.reserve(self.files.json().len() + 10);
-        out.extend_from_slice(b",\"files\":");
-        out.extend_from_slice(self.files.json());
-        out.push(b'}');
+        if head.last() != Some(&b'{') {
+            head.push(b',');
+        }
+        head.extend_from_slice(b"\"files\":");
+        Ok(PutPayload::from_iter([
+            Bytes::from(head),
+            files.0.clone(),
+            Bytes::from_static(b"}"),
+        ]))
+    }
+
+    /// [`RunReport::to_payload`] in one piece.
+    pub fn to_json(&self, files: &FileList) -> serde_json::Result<Vec<u8>> {
+        let payload = self.to_payload(files)?;
+        let mut out = Vec::with_capacity(payload.content_length());
+        for part in &payload {
+            out.extend_from_slice(part);
+        }
         Ok(out)
     }
 
@@ -279,7 +300,7 @@ mod tests {
     use super::*;
     use crate::model::Fingerprint;
 
-    fn report(files: FileList) -> RunReport {
+    fn report() -> RunReport {
         RunReport {
             run_id: "r1".into(),
             job: "j".into(),
@@ -295,7 +316,6 @@ mod tests {
             catalog: String::new(),
             totals: Totals::default(),
             sources: Vec::new(),
-            files,
             tables: Vec::new(),
             incremental: None,
         }
@@ -324,8 +344,9 @@ mod tests {
     #[test]
     fn the_json_is_every_member_with_the_files_as_serde_gives_them() {
         let files = [file("a/b.csv", None), file("c \"}\".csv", Some("bad {"))];
-        let r = report(FileList::of(&files));
-        let got: serde_json::Value = serde_json::from_slice(&r.to_json().unwrap()).unwrap();
+        let r = report();
+        let json = r.to_json(&FileList::of(&files)).unwrap();
+        let got: serde_json::Value = serde_json::from_slice(&json).unwrap();
         let mut want = serde_json::to_value(&r).unwrap();
         want["files"] = serde_json::to_value(files).unwrap();
         assert_eq!(got, want);
@@ -334,7 +355,7 @@ mod tests {
 
         // No files: an empty list, not a missing member.
         let empty: serde_json::Value =
-            serde_json::from_slice(&report(FileList::default()).to_json().unwrap()).unwrap();
+            serde_json::from_slice(&r.to_json(&FileList::default()).unwrap()).unwrap();
         assert_eq!(empty["files"], serde_json::json!([]));
     }
 }

@@ -167,10 +167,11 @@ pub async fn dry_run(setup: &Setup, requested: Requested) -> Result<RunOutcome> 
         &Default::default(),
         None,
     ));
-    conclude::describe_inputs(&mut report, &manifest);
+    let files = conclude::describe_inputs(&mut report, &manifest);
     report.warnings = warnings.all();
     Ok(RunOutcome {
         report,
+        files,
         exit_code: EXIT_OK,
     })
 }

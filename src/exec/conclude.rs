@@ -6,7 +6,7 @@ use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::ObjectStoreExt;
 use rayon::prelude::*;
 use tracing::{info, warn};
 
@@ -25,8 +25,7 @@ use crate::commit::{self, TableFiles, TablePlan, cleanup};
 use crate::discover::{Discovered, DiscoveredItem};
 use crate::history::RunRow;
 use crate::model::RUNS_TABLE;
-use crate::model::SourceListing;
-use crate::model::{ItemCounts, WorkItem};
+use crate::model::{ItemCounts, SourceListing, WorkItem};
 use crate::report::{
     FileList, FileReport, IncrementalReport, RunReport, RunStatus, SourceReport, Totals,
 };
@@ -37,7 +36,16 @@ use crate::write::Staged;
 /// point still has a report (status `failed`) and exit code 1.
 pub struct RunOutcome {
     pub report: RunReport,
+    /// The report's entry per file.
+    pub files: FileList,
     pub exit_code: i32,
+}
+
+impl RunOutcome {
+    /// The report as it is written, files and all.
+    pub fn json(&self) -> serde_json::Result<Vec<u8>> {
+        self.report.to_json(&self.files)
+    }
 }
 
 /// A run that holds the job's lease, its recovery done and its decisions
@@ -98,12 +106,12 @@ impl Decided<'_> {
             Err(e) => Err(e),
         };
         // What the report says of the inputs (an entry per file: most of its
-        // megabytes) does not depend on the commit. It is made on another core
-        // while the record is written and the catalog switched, which take one.
+        // megabytes) does not depend on the commit, so it is made while the
+        // record is written and the catalog switched, which leave cores idle.
         // (Made alongside the state's build, which takes every core, it only
         // slowed that down.)
         let inputs = {
-            let (listings, items) = (manifest.listings(), items.clone());
+            let listings = manifest.listings();
             tokio::task::spawn_blocking(move || Inputs::of(&listings, &items))
         };
         let result = match ready {
@@ -121,11 +129,16 @@ impl Decided<'_> {
                 cleanup::discard(output, staged, &self.warnings).await;
             }
         }
-        match inputs.await {
-            Ok(inputs) => inputs.fill(&mut report),
-            // A panic there is a bug, and goes on as the panic it was.
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        }
+        let inputs = match inputs.await {
+            Ok(inputs) => inputs,
+            Err(e) => match e.try_into_panic() {
+                // A panic there is a bug, and goes on as the panic it was.
+                Ok(panic) => std::panic::resume_unwind(panic),
+                // Cancelled (the runtime is shutting down): made here instead.
+                Err(_) => Inputs::of(&manifest.listings(), &manifest.items()),
+            },
+        };
+        let files = inputs.fill(&mut report);
         report.incremental = Some(incremental_report(
             &self.basis,
             self.listed.as_ref(),
@@ -163,9 +176,13 @@ impl Decided<'_> {
             }
         };
         report.warnings = self.warnings.all();
-        finish_report(&mut report, started, output).await;
+        finish_report(&mut report, &files, started, output).await;
         info!(run_id = %run_id, status = %report.status, rows_out = report.totals.rows_out, "run finished");
-        RunOutcome { report, exit_code }
+        RunOutcome {
+            report,
+            files,
+            exit_code,
+        }
     }
 
     /// A run that commits nothing: the key links catch up with the last commit.
@@ -185,9 +202,9 @@ impl Decided<'_> {
         .await
     }
 
-    /// Prepares the switch and builds the state it commits (the run history's
-    /// table is written here, last): nothing the catalog or the state shows
-    /// has changed yet.
+    /// Writes the run history's table (the last of the run's tables), prepares
+    /// the switch and builds the state it commits: nothing the catalog or the
+    /// state shows has changed yet.
     async fn prepare(
         &self,
         mut tables: Vec<TableFiles>,
@@ -307,7 +324,7 @@ impl Decided<'_> {
             &self.recovered,
             None,
         ));
-        let mut row = RunRow::of(&report.to_json()?)?;
+        let mut row = RunRow::of(&report.to_json(&FileList::default())?)?;
         row.rows_out = tables.iter().map(|t| t.rows).sum();
         let changed = tables.iter().filter(|t| {
             let before = self
@@ -328,9 +345,10 @@ struct Ready<'a> {
     links: Vec<key_links::Prepared<'a>>,
 }
 
-/// The report's sources, files and totals, from what discovery found.
-pub fn describe_inputs(report: &mut RunReport, manifest: &Discovered) {
-    Inputs::of(&manifest.listings(), &manifest.items()).fill(report);
+/// The report's sources and totals (which it sets, not adds to), and its
+/// files, from what discovery found.
+pub fn describe_inputs(report: &mut RunReport, manifest: &Discovered) -> FileList {
+    Inputs::of(&manifest.listings(), &manifest.items()).fill(report)
 }
 
 /// What a report says of a run's inputs: its sources, its files, and their
@@ -355,12 +373,12 @@ impl Inputs {
         }
     }
 
-    /// Sets the report's sources, files and totals (what the run wrote is
-    /// added to those later).
-    fn fill(self, report: &mut RunReport) {
+    /// Sets the report's sources and totals (what the run wrote is added to
+    /// those later); returns its files.
+    fn fill(self, report: &mut RunReport) -> FileList {
         report.sources = self.sources;
-        report.files = self.files;
         report.totals = self.totals;
+        self.files
     }
 }
 
@@ -460,18 +478,23 @@ fn fill_totals<C: Borrow<ItemCounts>>(
 
 /// Stamps the report's end and writes it next to the output, on one line (`naslake
 /// runs show` indents it); its file list is serialised already ([`FileList`]).
-pub async fn finish_report(report: &mut RunReport, started: Instant, output: &Location) {
+pub async fn finish_report(
+    report: &mut RunReport,
+    files: &FileList,
+    started: Instant,
+    output: &Location,
+) {
     report.finished_at = chrono::Utc::now().to_rfc3339();
     report.duration_seconds = started.elapsed().as_secs_f64();
     let path = output.child(&format!("_naslake/runs/{}.json", report.run_id));
-    let body = match report.to_json() {
+    let body = match report.to_payload(files) {
         Ok(b) => b,
         Err(e) => {
             warn!(error = %e, "could not serialise the run report");
             return;
         }
     };
-    if let Err(e) = output.store.put(&path, PutPayload::from(body)).await {
+    if let Err(e) = output.store.put(&path, body).await {
         warn!(error = %e, "could not write the run report");
     }
 }

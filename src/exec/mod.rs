@@ -38,7 +38,7 @@ use crate::commit::lease::Lease;
 use crate::commit::recover::{self, Recovered};
 use crate::commit::state::StateDir;
 use crate::job::Job;
-use crate::report::{Driver, FileList, RunReport, RunStatus, Totals};
+use crate::report::{Driver, RunReport, RunStatus, Totals};
 use crate::storage::Location;
 use crate::transform::{self, lineage::Lineage};
 use basis::Basis;
@@ -120,7 +120,6 @@ impl Setup {
             catalog: format!("{} database {database}", catalog.describe()),
             totals: Totals::default(),
             sources: Vec::new(),
-            files: FileList::default(),
             tables: Vec::new(),
             incremental: None,
         };
