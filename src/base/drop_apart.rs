@@ -1,17 +1,21 @@
 //! Freeing off the critical path. A run's end lets go of what it built per item
 //! (the manifest, the tallies, the state): tens of thousands of small
-//! allocations, whose freeing took milliseconds at a run's serial end, on one
+//! allocations, whose freeing took milliseconds at the run's serial end, on one
 //! core while the others had nothing to do.
 
-/// Drops `value` on a thread of its own. Nothing waits for it, and the process
-/// may exit before it is done: the memory goes back with the process.
+/// Drops `value` on a thread of its own. Only for values whose drop frees
+/// memory and nothing else: nothing waits for that thread, the process may
+/// exit before it is done (the memory goes back with the process), and a panic
+/// there is not the run's.
 pub fn drop_apart<T: Send + 'static>(value: T) {
     let spawned = std::thread::Builder::new()
         .name("drop-apart".into())
         .spawn(move || drop(value));
     // Not joined. A spawn that failed has dropped its closure, and `value`
-    // with it, here already.
-    drop(spawned);
+    // with it, here already: the run has lost nothing but the time.
+    if let Err(e) = spawned {
+        tracing::debug!(error = %e, "no thread to free on; freed in place");
+    }
 }
 
 #[cfg(test)]

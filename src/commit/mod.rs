@@ -458,23 +458,24 @@ pub async fn apply(
         ))
     })?;
     crate::base::faults::point("commit.state");
-    // Written and moved to: what is left is freeing it, one object at a time.
-    crate::base::drop_apart::drop_apart(record);
 
     let mut reports = Vec::new();
+    let mut tallies = Vec::new();
     for (mut t, change, gone) in prepared.changed {
-        if let Some(tally) = t.tally.take() {
-            crate::base::drop_apart::drop_apart(tally);
-        }
+        tallies.extend(t.tally.take());
         let locations: BTreeSet<String> = gone.into_values().collect();
         let removed = cleanup::remove_replaced(output, &t.prefix, &locations, warnings).await;
         crate::base::faults::point("commit.cleanup");
         let location = change.after.table_input.storage_descriptor.location.clone();
         reports.push(table_report(t, location, removed));
     }
-    for t in prepared.unchanged {
+    for mut t in prepared.unchanged {
+        tallies.extend(t.tally.take());
         reports.push(table_report(t, String::new(), 0));
     }
+    // The record is written and the state moved to it, and the tallies are in
+    // it: what is left of them is freeing, an allocation per object.
+    crate::base::drop_apart::drop_apart((record, tallies));
     for problem in dir.prune().await {
         warnings.push(problem);
     }

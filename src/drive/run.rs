@@ -134,7 +134,9 @@ async fn run_leased(
     let outcome = run
         .conclude(written, &manifest, &writing.staged, started)
         .await;
-    // An entry per item, each of a few allocations.
+    // The manifest holds an entry per item, each of a few allocations: freed
+    // apart. `work` holds the other reference, so it goes first, or the
+    // manifest would be freed here when `work` is.
     drop(work);
     crate::base::drop_apart::drop_apart(manifest);
     Ok(outcome)

@@ -164,9 +164,12 @@ async fn commit_leased(
         Ok(Some(tables))
     }
     .await;
-    Ok(run
+    let outcome = run
         .conclude(written, &manifest, &writing.staged, started)
-        .await)
+        .await;
+    // An entry per item, each of a few allocations.
+    crate::base::drop_apart::drop_apart(manifest);
+    Ok(outcome)
 }
 
 /// The basis the plan decided, with the state it was decided against (the
