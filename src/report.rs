@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::commit::TableReport;
 use crate::discover::changes::ChangeCounts;
-use crate::model::{ItemCounts, SourceListing, WorkItem};
+use crate::model::{Fingerprint, ItemCounts, SourceListing};
 
 /// Which driver ran a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -165,7 +165,7 @@ impl std::fmt::Debug for FileList {
 
 impl FileList {
     /// The entries, as `files` of the report's JSON.
-    pub fn of(files: &[FileReport]) -> FileList {
+    pub fn of(files: &[FileReport<'_>]) -> FileList {
         // serde_json fails on a writer's I/O error (a Vec has none) or a map key
         // that is not a string (a file report's one map, its notes, has string
         // keys): never here.
@@ -174,13 +174,17 @@ impl FileList {
     }
 }
 
-/// One item: its identity and fingerprint, and what happened to it.
-#[derive(Debug, Clone, Serialize)]
-pub struct FileReport {
+/// One item: its identity and fingerprint, and what happened to it. Not the
+/// seal of a disguised key, which stays with the plan that needs it. Borrowed:
+/// a run's report has one per item, made at its end.
+#[derive(Debug, Serialize)]
+pub struct FileReport<'a> {
+    pub source: &'a str,
+    pub key: &'a str,
     #[serde(flatten)]
-    pub item: WorkItem,
+    pub fingerprint: &'a Fingerprint,
     #[serde(flatten)]
-    pub counts: ItemCounts,
+    pub counts: &'a ItemCounts,
 }
 
 impl RunReport {
@@ -298,7 +302,6 @@ impl RunReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Fingerprint;
 
     fn report() -> RunReport {
         RunReport {
@@ -321,29 +324,40 @@ mod tests {
         }
     }
 
-    fn file(key: &str, error: Option<&str>) -> FileReport {
+    fn counts(error: Option<&str>) -> ItemCounts {
+        ItemCounts {
+            records: 1,
+            item_error: error.map(str::to_string),
+            notes: [("skipped".to_string(), 2)].into(),
+            ..Default::default()
+        }
+    }
+
+    fn file<'a>(
+        key: &'a str,
+        fingerprint: &'a Fingerprint,
+        counts: &'a ItemCounts,
+    ) -> FileReport<'a> {
         FileReport {
-            item: WorkItem {
-                source: "s".into(),
-                key: key.into(),
-                sealed: None,
-                fingerprint: Fingerprint {
-                    size: 3,
-                    etag: Some("e".into()),
-                    last_modified: None,
-                },
-            },
-            counts: ItemCounts {
-                records: 1,
-                item_error: error.map(str::to_string),
-                ..Default::default()
-            },
+            source: "s",
+            key,
+            fingerprint,
+            counts,
         }
     }
 
     #[test]
     fn the_json_is_every_member_with_the_files_as_serde_gives_them() {
-        let files = [file("a/b.csv", None), file("c \"}\".csv", Some("bad {"))];
+        let fingerprint = Fingerprint {
+            size: 3,
+            etag: Some("e".into()),
+            last_modified: None,
+        };
+        let (fine, bad) = (counts(None), counts(Some("bad {")));
+        let files = [
+            file("a/b.csv", &fingerprint, &fine),
+            file("c \"}\".csv", &fingerprint, &bad),
+        ];
         let r = report();
         let json = r.to_json(&FileList::of(&files)).unwrap();
         let got: serde_json::Value = serde_json::from_slice(&json).unwrap();
@@ -352,6 +366,8 @@ mod tests {
         assert_eq!(got, want);
         assert_eq!(got["error"], "a \"quoted\" }");
         assert_eq!(got["files"][1]["item_error"], "bad {");
+        assert_eq!(got["files"][1]["skipped"], 2);
+        assert_eq!(got["files"][0]["size"], 3);
 
         // No files: an empty list, not a missing member.
         let empty: serde_json::Value =

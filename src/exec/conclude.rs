@@ -363,9 +363,21 @@ impl Inputs {
     /// `items` sorted by source and key.
     fn of(listings: &[SourceListing], items: &[DiscoveredItem]) -> Inputs {
         let sources: Vec<SourceReport> = listings.iter().map(SourceReport::from).collect();
-        let files = file_reports(items);
+        // Read once: the totals and the entries say the same.
+        let counts: Vec<ItemCounts> = items.par_iter().map(|d| d.stats.counts()).collect();
         let mut totals = Totals::default();
-        fill_totals(&mut totals, files.iter().map(|f| &f.counts), &sources);
+        fill_totals(&mut totals, &counts, &sources);
+        // The report names each item as the rest of the run does.
+        let files: Vec<FileReport> = items
+            .iter()
+            .zip(&counts)
+            .map(|(d, counts)| FileReport {
+                source: &d.item.source,
+                key: &d.item.key,
+                fingerprint: &d.item.fingerprint,
+                counts,
+            })
+            .collect();
         Inputs {
             sources,
             files: FileList::of(&files),
@@ -429,25 +441,6 @@ pub fn incremental_report(
         }
     }
     out
-}
-
-/// The report names each item as the rest of the run does; the seal of a
-/// disguised key stays with the plan, which needs it.
-fn file_reports(items: &[DiscoveredItem]) -> Vec<FileReport> {
-    // On every core: the report is the serial end of a run, one entry per file.
-    items
-        .par_iter()
-        .map(|d| FileReport {
-            // Field by field: the seal, left out, is the longest of them.
-            item: WorkItem {
-                source: d.item.source.clone(),
-                key: d.item.key.clone(),
-                sealed: None,
-                fingerprint: d.item.fingerprint.clone(),
-            },
-            counts: d.stats.counts(),
-        })
-        .collect()
 }
 
 /// Adds up the items' counts (and the sources' listings) into the totals.
