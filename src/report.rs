@@ -148,18 +148,11 @@ impl From<&SourceListing> for SourceReport {
 /// thousands of files they are most of the report's megabytes. They do not
 /// depend on the commit, so a run serialises them while it commits rather than
 /// at its serial end.
-#[derive(Clone)]
 pub struct FileList(Bytes);
 
 impl Default for FileList {
     fn default() -> Self {
         FileList(Bytes::from_static(b"[]"))
-    }
-}
-
-impl std::fmt::Debug for FileList {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "FileList({} bytes of JSON)", self.0.len())
     }
 }
 
@@ -188,8 +181,8 @@ pub struct FileReport<'a> {
 }
 
 impl RunReport {
-    /// The report as it is written, `files` its last member: the head, the
-    /// list and the closing brace, which the list is not copied into.
+    /// The report as it is written, `files` its last member: in three parts
+    /// (the other members, the list, `}`), so the list is not copied.
     pub fn to_payload(&self, files: &FileList) -> serde_json::Result<PutPayload> {
         use serde::ser::Error as _;
         let mut head = serde_json::to_vec(self)?;
@@ -302,6 +295,7 @@ impl RunReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::WorkItem;
 
     fn report() -> RunReport {
         RunReport {
@@ -368,6 +362,21 @@ mod tests {
         assert_eq!(got["files"][1]["item_error"], "bad {");
         assert_eq!(got["files"][1]["skipped"], 2);
         assert_eq!(got["files"][0]["size"], 3);
+
+        // An entry has the members of the item (without its seal) and of its
+        // counts, as the owned item and counts write them.
+        let item = WorkItem {
+            source: "s".into(),
+            key: "a/b.csv".into(),
+            sealed: None,
+            fingerprint: fingerprint.clone(),
+        };
+        let mut owned = serde_json::to_value(&item).unwrap();
+        let serde_json::Value::Object(c) = serde_json::to_value(&fine).unwrap() else {
+            panic!("counts are an object");
+        };
+        owned.as_object_mut().unwrap().extend(c);
+        assert_eq!(got["files"][0], owned);
 
         // No files: an empty list, not a missing member.
         let empty: serde_json::Value =

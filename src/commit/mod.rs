@@ -409,7 +409,7 @@ pub struct Committing<'a> {
 /// ([`recover`]); one killed before it changed nothing a reader sees.
 pub async fn apply(
     target: &Target<'_>,
-    prepared: Prepared,
+    mut prepared: Prepared,
     committing: Committing<'_>,
     warnings: &Warnings,
 ) -> Result<Vec<TableReport>> {
@@ -459,23 +459,24 @@ pub async fn apply(
     })?;
     crate::base::faults::point("commit.state");
 
+    // The record is written and the state moved to it, and the tallies are in
+    // it: what is left of them is freeing, an allocation per object.
+    let tallies: Vec<KeyRows> = (prepared.changed.iter_mut().map(|(t, _, _)| t))
+        .chain(prepared.unchanged.iter_mut())
+        .filter_map(|t| t.tally.take())
+        .collect();
+    crate::base::drop_apart::drop_apart((record, tallies));
     let mut reports = Vec::new();
-    let mut tallies = Vec::new();
-    for (mut t, change, gone) in prepared.changed {
-        tallies.extend(t.tally.take());
+    for (t, change, gone) in prepared.changed {
         let locations: BTreeSet<String> = gone.into_values().collect();
         let removed = cleanup::remove_replaced(output, &t.prefix, &locations, warnings).await;
         crate::base::faults::point("commit.cleanup");
         let location = change.after.table_input.storage_descriptor.location.clone();
         reports.push(table_report(t, location, removed));
     }
-    for mut t in prepared.unchanged {
-        tallies.extend(t.tally.take());
+    for t in prepared.unchanged {
         reports.push(table_report(t, String::new(), 0));
     }
-    // The record is written and the state moved to it, and the tallies are in
-    // it: what is left of them is freeing, an allocation per object.
-    crate::base::drop_apart::drop_apart((record, tallies));
     for problem in dir.prune().await {
         warnings.push(problem);
     }

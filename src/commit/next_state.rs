@@ -596,6 +596,22 @@ mod tests {
         let items = [&item("a", 1)];
         let e = build(&next(None, &removed, &kept, &items), [after].into_iter()).unwrap_err();
         assert!(e.to_string().contains("`elsewhere`"), "{e}");
+
+        // Several strays: the least is named, whatever the tally's hash order.
+        let strays: Vec<String> = (0..50).map(|i| format!("z{i:02}")).collect();
+        let rows = tally(
+            &strays
+                .iter()
+                .map(|k| (k.as_str(), "2024-01-01", 1))
+                .collect::<Vec<_>>(),
+        );
+        let after = TableAfter {
+            name: "t",
+            state: Some(table("r2", &["2024-01-01"])),
+            tally: Some(&rows),
+        };
+        let e = build(&next(None, &removed, &kept, &items), [after].into_iter()).unwrap_err();
+        assert!(e.to_string().contains("`z00`"), "{e}");
     }
 
     #[test]

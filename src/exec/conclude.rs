@@ -36,7 +36,7 @@ use crate::write::Staged;
 /// point still has a report (status `failed`) and exit code 1.
 pub struct RunOutcome {
     pub report: RunReport,
-    /// The report's entry per file.
+    /// The report's `files`, serialised ([`RunOutcome::json`] writes both).
     pub files: FileList,
     pub exit_code: i32,
 }
@@ -324,7 +324,7 @@ impl Decided<'_> {
             &self.recovered,
             None,
         ));
-        let mut row = RunRow::of(&report.to_json(&FileList::default())?)?;
+        let mut row = RunRow::of(&serde_json::to_vec(&report)?)?;
         row.rows_out = tables.iter().map(|t| t.rows).sum();
         let changed = tables.iter().filter(|t| {
             let before = self

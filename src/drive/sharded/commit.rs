@@ -167,7 +167,8 @@ async fn commit_leased(
     let outcome = run
         .conclude(written, &manifest, &writing.staged, started)
         .await;
-    // An entry per item, each of a few allocations.
+    // The manifest holds an entry per item, each of a few allocations: freed
+    // apart.
     crate::base::drop_apart::drop_apart(manifest);
     Ok(outcome)
 }
