@@ -557,6 +557,32 @@ mod tests {
         assert_eq!(counts, (3, 2, 1));
     }
 
+    #[test]
+    fn chunks_are_sent_in_the_buffers_they_were_made_with() {
+        // Records of 9 to 12 bytes, shorter than a read, so a chunk's last read
+        // never needs more room than the buffer was made with. Reading past that
+        // room grew (and copied) the buffer of nearly every chunk.
+        let mut data = String::from("a,n,t\n");
+        for i in 0..3000 {
+            data.push_str(&format!("s{i},{i},x\n"));
+        }
+        let (chunk, read) = (64, 16);
+        let (sink, _) = collect(&layout(), data.as_bytes(), (chunk, read), None);
+        assert!(sink.chunks.len() > 100, "{} chunks", sink.chunks.len());
+        // The first chunk is the file's start, read at once to check it is text.
+        for c in &sink.chunks[1..] {
+            assert_eq!(
+                c.data.capacity(),
+                chunk + read,
+                "a chunk of {} bytes",
+                c.data.len()
+            );
+        }
+        // Nothing was lost or doubled on the way.
+        let joined: Vec<u8> = sink.chunks.iter().flat_map(|c| c.data.clone()).collect();
+        assert_eq!(joined, data.as_bytes()["a,n,t\n".len()..]);
+    }
+
     /// Rows and rejects of one chunk, parsed with or without the fast path.
     #[allow(clippy::type_complexity)]
     fn parse_once(
