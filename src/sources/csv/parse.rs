@@ -319,9 +319,7 @@ impl ChunkParser {
                 }
             })
             .collect();
-        columns.push(Arc::new(StringArray::from_iter_values(
-            std::iter::repeat_n(&*file.source_key, loaded),
-        )));
+        columns.push(repeated(&file.source_key, loaded));
         columns.push(Arc::new(Int64Array::from(line_numbers)));
         let batch = RecordBatch::try_new(layout.schema.clone(), columns)
             .expect("parser builds exactly the layout's columns");
@@ -669,6 +667,15 @@ impl StrColumn {
     }
 }
 
+/// `n` rows of one value (the chunk's source key), its bytes repeated in one
+/// buffer of the exact size: collecting them from an iterator grows the buffer by
+/// doubling, copying it each time.
+fn repeated(value: &str, n: usize) -> ArrayRef {
+    let offsets = OffsetBuffer::from_lengths(std::iter::repeat_n(value.len(), n));
+    let values = Buffer::from_vec(value.as_bytes().repeat(n));
+    Arc::new(StringArray::new(offsets, values, None))
+}
+
 /// Line breaks in a record. Nearly every record has one, at its end, so one search
 /// of the rest for a quoted line break settles most records.
 fn count_newlines(b: &[u8]) -> u64 {
@@ -714,6 +721,28 @@ impl crate::sources::Parser for ChunkParser {
         SourceParsed {
             batch: Some(batch),
             rejects,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{Array, AsArray};
+
+    use super::*;
+
+    #[test]
+    fn a_repeated_value_is_the_array_collected_from_it() {
+        for (value, n) in [
+            ("long/sensors.csv", 3),
+            ("", 4),
+            ("ü/日付.csv", 1),
+            ("k", 0),
+        ] {
+            let got = repeated(value, n);
+            let want = StringArray::from_iter_values(std::iter::repeat_n(value, n));
+            assert_eq!(got.as_string::<i32>(), &want, "{value:?} × {n}");
+            assert_eq!(got.null_count(), 0);
         }
     }
 }
