@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::parquet::arrow::AsyncArrowWriter;
+use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
@@ -26,6 +26,7 @@ use crate::sources::{AnySource, Drain, Feed};
 use crate::storage::Location;
 use crate::transform;
 use crate::write::TableWriter;
+use crate::write::upload::ParquetUpload;
 
 /// Rejects are buffered into batches of about this many rows before writing.
 const REJECTS_BATCH: usize = 4096;
@@ -199,17 +200,17 @@ impl Work<'_> {
         let schema = Arc::new(df.schema().as_arrow().clone());
         let mut stream = df.execute_stream().await?;
         self.writing.staged.add(path.clone());
-        let mut writer = AsyncArrowWriter::try_new(
+        let mut writer = ParquetUpload::try_new(
             BufWriter::new(output.store.clone(), path.clone()),
             schema,
-            None,
+            WriterProperties::default(),
         )?;
         let mut rows = 0;
         while let Some(batch) = stream.try_next().await? {
             rows += batch.num_rows() as u64;
             writer.write(&batch).await?;
         }
-        writer.close().await?;
+        writer.finish().await?;
         let bytes = output.store.head(&path).await?.size;
         Ok(StagedSource {
             source: source.to_string(),

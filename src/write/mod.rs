@@ -21,6 +21,7 @@ pub mod keys;
 pub mod layout;
 pub mod regroup;
 pub mod stitch;
+pub mod upload;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -34,7 +35,6 @@ use datafusion::arrow::compute::{
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::arrow::util::display::array_value_to_string;
-use datafusion::parquet::arrow::AsyncArrowWriter;
 use datafusion::parquet::basic::{Compression as PqCompression, Encoding, ZstdLevel};
 use datafusion::parquet::file::properties::{WriterProperties, WriterVersion};
 use datafusion::parquet::schema::types::ColumnPath;
@@ -89,7 +89,7 @@ pub struct WrittenFile {
 }
 
 struct OpenFile {
-    writer: AsyncArrowWriter<BufWriter>,
+    writer: upload::ParquetUpload,
     path: ObjPath,
     rows: u64,
     last_used: u64,
@@ -368,10 +368,10 @@ impl TableWriter {
             // Staged before the upload starts: an upload that completed but whose
             // answer was lost is still removed if the run fails.
             self.staged.add(path.clone());
-            let writer = AsyncArrowWriter::try_new(
+            let writer = upload::ParquetUpload::try_new(
                 BufWriter::with_capacity(self.output.store.clone(), path.clone(), UPLOAD_BUFFER),
                 self.file_schema.clone(),
-                Some(self.props.clone()),
+                self.props.clone(),
             )?;
             self.open.insert(
                 values.clone(),

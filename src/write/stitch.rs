@@ -197,9 +197,11 @@ async fn metadata(store: &Arc<dyn ObjectStore>, f: &WrittenFile) -> Result<Arc<P
 /// Moves what the file writer holds so far to the upload; returns its length.
 async fn drain(writer: &mut SerializedFileWriter<Vec<u8>>, upload: &mut BufWriter) -> Result<u64> {
     writer.flush()?;
-    let held = std::mem::take(writer.inner_mut());
-    upload.write_all(&held).await?;
-    Ok(held.len() as u64)
+    let held = Bytes::from(std::mem::take(writer.inner_mut()));
+    let len = held.len() as u64;
+    // Handed over as it is: `write_all` would copy it into the upload's buffer.
+    upload.put(held).await?;
+    Ok(len)
 }
 
 /// One column chunk's bytes, read at its offset in the file they came from.
