@@ -13,8 +13,6 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
-use object_store::ObjectStoreExt;
-use object_store::buffered::BufWriter;
 use serde::{Deserialize, Serialize};
 
 use super::discovery::IN_FLIGHT;
@@ -201,17 +199,30 @@ impl Work<'_> {
         let mut stream = df.execute_stream().await?;
         self.writing.staged.add(path.clone());
         let mut writer = ParquetUpload::try_new(
-            BufWriter::new(output.store.clone(), path.clone()),
+            output.store.clone(),
+            path.clone(),
+            crate::write::UPLOAD_BUFFER,
             schema,
             WriterProperties::default(),
         )?;
         let mut rows = 0;
-        while let Some(batch) = stream.try_next().await? {
-            rows += batch.num_rows() as u64;
-            writer.write(&batch).await?;
+        let written: Result<()> = async {
+            while let Some(batch) = stream.try_next().await? {
+                rows += batch.num_rows() as u64;
+                writer.write(&batch).await?;
+            }
+            writer.finish().await?;
+            Ok(())
         }
-        writer.finish().await?;
-        let bytes = output.store.head(&path).await?.size;
+        .await;
+        if let Err(e) = written {
+            // Parts already sent must not linger as an unfinished upload.
+            if let Err(abort) = writer.abort().await {
+                tracing::warn!(error = %abort, "the upload of a staged source that failed could not be aborted");
+            }
+            return Err(e);
+        }
+        let bytes = writer.bytes_written() as u64;
         Ok(StagedSource {
             source: source.to_string(),
             url: output.url_of(&path),

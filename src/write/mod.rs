@@ -39,7 +39,6 @@ use datafusion::parquet::basic::{Compression as PqCompression, Encoding, ZstdLev
 use datafusion::parquet::file::properties::{WriterProperties, WriterVersion};
 use datafusion::parquet::schema::types::ColumnPath;
 use object_store::ObjectStoreExt;
-use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjPath;
 use serde::{Deserialize, Serialize};
 
@@ -58,7 +57,7 @@ use layout::{HIVE_NULL_PARTITION, Placement};
 const MEMORY_BUDGET: usize = 64 << 20;
 /// Upload buffer per open file; a multipart part is uploaded each time it fills
 /// (S3's minimum part size is 5 MiB).
-const UPLOAD_BUFFER: usize = 5 << 20;
+pub(crate) const UPLOAD_BUFFER: usize = 5 << 20;
 
 /// The data files a run has written so far, complete and not yet committed.
 #[derive(Debug, Clone, Default)]
@@ -369,7 +368,9 @@ impl TableWriter {
             // answer was lost is still removed if the run fails.
             self.staged.add(path.clone());
             let writer = upload::ParquetUpload::try_new(
-                BufWriter::with_capacity(self.output.store.clone(), path.clone(), UPLOAD_BUFFER),
+                self.output.store.clone(),
+                path.clone(),
+                UPLOAD_BUFFER,
                 self.file_schema.clone(),
                 self.props.clone(),
             )?;
@@ -402,7 +403,16 @@ impl TableWriter {
 
     async fn close(&mut self, values: &[String]) -> Result<()> {
         if let Some(mut f) = self.open.remove(values) {
-            let meta = f.writer.finish().await?;
+            let meta = match f.writer.finish().await {
+                Ok(meta) => meta,
+                Err(e) => {
+                    // Parts already sent must not linger as an unfinished upload.
+                    if let Err(abort) = f.writer.abort().await {
+                        tracing::warn!(table = %self.table, error = %abort, "the upload of a file that failed could not be aborted");
+                    }
+                    return Err(e);
+                }
+            };
             // The writer counted every byte it wrote, footer included: no HEAD
             // request (which could fail after the upload succeeded) is needed.
             let bytes = f.writer.bytes_written() as u64;
@@ -604,14 +614,13 @@ impl TableWriter {
         Ok(out)
     }
 
-    /// Ends the files still open (the run failed): each lands in the run's staged
-    /// list, which the failed run deletes. A file whose upload fails here never
-    /// became an object, so there is nothing of it to delete.
+    /// Gives up the files still open (the run failed): none of them becomes an
+    /// object, and an upload under way is aborted. (Each is in the run's staged
+    /// list, which the failed run deletes, in case an aborted upload completed.)
     pub async fn abort(mut self) {
-        let keys: Vec<Vec<String>> = self.open.keys().cloned().collect();
-        for k in keys {
-            if let Err(e) = self.close(&k).await {
-                tracing::warn!(table = %self.table, error = %e, "an open file of a failed run did not complete (it is removed with the run's other files if it became an object)");
+        for (_, mut f) in self.open.drain() {
+            if let Err(e) = f.writer.abort().await {
+                tracing::warn!(table = %self.table, error = %e, "the upload of an open file of a failed run could not be aborted");
             }
         }
     }

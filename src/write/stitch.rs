@@ -25,11 +25,10 @@ use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::parquet::file::reader::{ChunkReader, Length};
 use datafusion::parquet::file::writer::SerializedFileWriter;
 use object_store::ObjectStore;
-use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjPath;
-use tokio::io::AsyncWriteExt;
 
 use super::WrittenFile;
+use super::upload::Upload;
 use crate::base::error::{Error, Result};
 
 /// Which files to join: for each partition, its files smallest first, packed
@@ -107,7 +106,7 @@ pub async fn join(
     {
         writer.append_key_value_metadata(kv.clone());
     }
-    let mut upload = BufWriter::with_capacity(store.clone(), out.clone(), upload_buffer);
+    let mut upload = Upload::new(store.clone(), out.clone(), upload_buffer);
     let mut rows = 0u64;
     let mut bytes = 0u64;
     let copied: Result<()> = async {
@@ -126,6 +125,13 @@ pub async fn join(
                     })
                     .collect();
                 let chunks = store.get_ranges(&f.path, &ranges).await?;
+                // Room for the row group as it is (and for the few bytes parquet's
+                // own buffer may still hold), so that appending it does not grow
+                // the buffer step by step.
+                let group_bytes: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+                writer
+                    .inner_mut()
+                    .reserve_exact(group_bytes as usize + (8 << 10));
                 let mut row_group = writer.next_row_group()?;
                 for (c, (column, bytes)) in group.columns().iter().zip(chunks).enumerate() {
                     let chunk = At {
@@ -157,12 +163,12 @@ pub async fn join(
         }
         writer.finish()?;
         bytes += drain(&mut writer, &mut upload).await?;
-        upload.shutdown().await?;
-        Ok(())
+        upload.complete().await
     }
     .await;
     if let Err(e) = copied {
-        // Nothing of an aborted multipart upload becomes an object.
+        // Nothing of an aborted multipart upload becomes an object (one whose
+        // completion failed is not aborted: it is the staged list's to remove).
         if let Err(abort) = upload.abort().await {
             tracing::warn!(file = %out, error = %abort, "an unfinished joined file's upload could not be aborted");
         }
@@ -195,11 +201,10 @@ async fn metadata(store: &Arc<dyn ObjectStore>, f: &WrittenFile) -> Result<Arc<P
 }
 
 /// Moves what the file writer holds so far to the upload; returns its length.
-async fn drain(writer: &mut SerializedFileWriter<Vec<u8>>, upload: &mut BufWriter) -> Result<u64> {
+async fn drain(writer: &mut SerializedFileWriter<Vec<u8>>, upload: &mut Upload) -> Result<u64> {
     writer.flush()?;
-    let held = Bytes::from(std::mem::take(writer.inner_mut()));
+    let held = std::mem::take(writer.inner_mut());
     let len = held.len() as u64;
-    // Handed over as it is: `write_all` would copy it into the upload's buffer.
     upload.put(held).await?;
     Ok(len)
 }

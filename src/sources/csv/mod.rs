@@ -559,7 +559,7 @@ mod tests {
 
     #[test]
     fn chunks_are_sent_in_the_buffers_they_were_made_with() {
-        // Records of 9 to 12 bytes, shorter than a read, so a chunk's last read
+        // Records of 7 to 13 bytes, shorter than a read, so a chunk's last read
         // never needs more room than the buffer was made with. Reading past that
         // room grew (and copied) the buffer of nearly every chunk.
         let mut data = String::from("a,n,t\n");

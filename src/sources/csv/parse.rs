@@ -669,11 +669,16 @@ impl StrColumn {
 
 /// `n` rows of one value (the chunk's source key), its bytes repeated in one
 /// buffer of the exact size: collecting them from an iterator grows the buffer by
-/// doubling, copying it each time.
+/// doubling, copying it each time. (Offsets past `i32` panic, as they did there:
+/// a chunk of 2 MiB holds at most a million records, so keys up to 2 KiB fit; S3
+/// keys are at most 1 KiB.)
 fn repeated(value: &str, n: usize) -> ArrayRef {
-    let offsets = OffsetBuffer::from_lengths(std::iter::repeat_n(value.len(), n));
+    let offsets = OffsetBuffer::from_repeated_length(value.len(), n);
     let values = Buffer::from_vec(value.as_bytes().repeat(n));
-    Arc::new(StringArray::new(offsets, values, None))
+    // SAFETY: the values are `n` copies of one `str`, and each offset falls
+    // between two of them: every slice the offsets cut is that `str`, valid UTF-8.
+    // (The checked constructor would validate the whole buffer again per chunk.)
+    Arc::new(unsafe { StringArray::new_unchecked(offsets, values, None) })
 }
 
 /// Line breaks in a record. Nearly every record has one, at its end, so one search
