@@ -29,6 +29,11 @@ use crate::write::upload::ParquetUpload;
 /// Rejects are buffered into batches of about this many rows before writing.
 const REJECTS_BATCH: usize = 4096;
 
+/// Part size of a staged source's upload: object_store's default (10 MiB), so
+/// a staged object may reach 10 000 parts × 10 MiB, as before it was written
+/// through [`ParquetUpload`].
+const STAGED_PART_BYTES: usize = 10 << 20;
+
 /// A copy of a source's rows as one part of the run read them, for the tables
 /// computed over every part (a sharded run's finish).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -201,7 +206,7 @@ impl Work<'_> {
         let mut writer = ParquetUpload::try_new(
             output.store.clone(),
             path.clone(),
-            crate::write::UPLOAD_BUFFER,
+            STAGED_PART_BYTES,
             schema,
             WriterProperties::default(),
         )?;

@@ -57,7 +57,7 @@ use layout::{HIVE_NULL_PARTITION, Placement};
 const MEMORY_BUDGET: usize = 64 << 20;
 /// Upload buffer per open file; a multipart part is uploaded each time it fills
 /// (S3's minimum part size is 5 MiB).
-pub(crate) const UPLOAD_BUFFER: usize = 5 << 20;
+const UPLOAD_BUFFER: usize = 5 << 20;
 
 /// The data files a run has written so far, complete and not yet committed.
 #[derive(Debug, Clone, Default)]
@@ -520,17 +520,15 @@ impl TableWriter {
     pub async fn finish(mut self) -> Result<Vec<WrittenFile>> {
         let keys: Vec<Vec<String>> = self.open.keys().cloned().collect();
         for k in keys {
-            self.close(&k).await?;
+            if let Err(e) = self.close(&k).await {
+                self.abort_open().await;
+                return Err(e);
+            }
         }
         if let Err(e) = self.write_regrouped().await {
-            // End what the rewrite had open: it lands in the staged list, which
-            // the failed run deletes (an upload left incomplete would linger).
-            let open: Vec<Vec<String>> = self.open.keys().cloned().collect();
-            for k in open {
-                if let Err(ce) = self.close(&k).await {
-                    tracing::warn!(table = %self.table, error = %ce, "a file of a failed rewrite did not complete");
-                }
-            }
+            // What the rewrite had open is given up (an upload left unfinished
+            // would linger where no delete reaches).
+            self.abort_open().await;
             return Err(e);
         }
         if self.regroup.is_some() {
@@ -618,6 +616,11 @@ impl TableWriter {
     /// object, and an upload under way is aborted. (Each is in the run's staged
     /// list, which the failed run deletes, in case an aborted upload completed.)
     pub async fn abort(mut self) {
+        self.abort_open().await;
+    }
+
+    /// Aborts the uploads of the files open, which the writer then forgets.
+    async fn abort_open(&mut self) {
         for (_, mut f) in self.open.drain() {
             if let Err(e) = f.writer.abort().await {
                 tracing::warn!(table = %self.table, error = %e, "the upload of an open file of a failed run could not be aborted");
@@ -695,7 +698,7 @@ pub async fn write_streams(
 }
 
 /// Drains one stream into one writer; on error (or when another writer of the
-/// table failed) the writer's open files are ended.
+/// table failed) the uploads of the writer's open files are aborted.
 async fn write_stream(
     mut writer: TableWriter,
     mut stream: SendableRecordBatchStream,

@@ -167,8 +167,9 @@ pub async fn join(
     }
     .await;
     if let Err(e) = copied {
-        // Nothing of an aborted multipart upload becomes an object (one whose
-        // completion failed is not aborted: it is the staged list's to remove).
+        // Nothing of an aborted multipart upload becomes an object. (One whose
+        // completion failed cannot be aborted from here: object_store aborts it
+        // when its last request fails, not when a part before it did.)
         if let Err(abort) = upload.abort().await {
             tracing::warn!(file = %out, error = %abort, "an unfinished joined file's upload could not be aborted");
         }

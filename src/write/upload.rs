@@ -55,9 +55,11 @@ impl Upload {
     /// An upload of `path` in `store`, in parts of `part_bytes` (one request when
     /// the object is smaller).
     pub fn new(store: Arc<dyn ObjectStore>, path: ObjPath, part_bytes: usize) -> Self {
+        // object_store's writer would never send a part of no bytes: a bug here.
+        assert!(part_bytes > 0, "an upload's part size must be more than 0");
         Upload {
             writer: BufWriter::with_capacity(store, path, part_bytes),
-            part_bytes: part_bytes.max(1),
+            part_bytes,
             put: 0,
             state: State::Open,
         }
@@ -74,11 +76,10 @@ impl Upload {
         buffer.shrink_to_fit();
         let bytes = Bytes::from(buffer);
         let len = bytes.len();
-        // Bytes up to the last part boundary in this buffer go as they are; the
-        // rest begins a part that later bytes complete, so it is copied, not to
-        // keep the whole buffer for it meanwhile.
-        let parts_end = (self.put + len) / self.part_bytes * self.part_bytes;
-        let whole = parts_end.saturating_sub(self.put).min(len);
+        let whole = whole_parts(self.put, len, self.part_bytes);
+        // Until it is done, a put left halfway (an error, or its future dropped)
+        // leaves the writer in a state only an abort may follow.
+        self.state = State::Failed;
         let sent = async {
             if whole == 0 {
                 // Within one part: kept as it is, no bigger than its copy.
@@ -93,10 +94,8 @@ impl Upload {
                 Ok(())
             }
         };
-        if let Err(e) = sent.await {
-            self.state = State::Failed;
-            return Err(e.into());
-        }
+        sent.await?;
+        self.state = State::Open;
         self.put += len;
         Ok(())
     }
@@ -109,7 +108,8 @@ impl Upload {
     }
 
     /// Gives up the object: an upload under way is aborted, and nothing of it
-    /// becomes an object. (One whose completion was attempted is left as it is.)
+    /// becomes an object. (Not one whose completion was attempted: object_store
+    /// aborts that itself when the last request fails, and cannot be asked to.)
     pub async fn abort(&mut self) -> Result<()> {
         if self.state == State::Ended {
             return Ok(());
@@ -130,6 +130,15 @@ impl Upload {
             )),
         }
     }
+}
+
+/// How many of `len` bytes put after `put` go as they are: those up to the last
+/// part boundary among them (parts are cut every `part` bytes of the object).
+/// The rest begins a part that later bytes complete, and is copied, so that the
+/// buffer they came from is not kept whole for them until then.
+fn whole_parts(put: usize, len: usize, part: usize) -> usize {
+    let parts_end = (put + len) / part * part;
+    parts_end.saturating_sub(put).min(len)
 }
 
 /// One Parquet file being uploaded.
@@ -244,6 +253,28 @@ mod tests {
 
     use super::*;
 
+    proptest::proptest! {
+        /// The bytes put as they are end on a part boundary (or there are none),
+        /// and the copied rest holds no boundary: it is less than a part.
+        #[test]
+        fn whole_parts_end_on_the_last_boundary(
+            put in 0usize..100_000, len in 0usize..100_000, part in 1usize..10_000,
+        ) {
+            let whole = whole_parts(put, len, part);
+            proptest::prop_assert!(whole <= len);
+            proptest::prop_assert!(whole == 0 || (put + whole).is_multiple_of(part));
+            proptest::prop_assert!((put + whole) / part == (put + len) / part);
+        }
+    }
+
+    #[test]
+    fn whole_parts_at_the_edges() {
+        assert_eq!(whole_parts(0, 4096, 4096), 4096); // ends on a boundary: no copy
+        assert_eq!(whole_parts(10, 4086, 4096), 4086);
+        assert_eq!(whole_parts(10, 4085, 4096), 0); // within the first part
+        assert_eq!(whole_parts(4000, 10_000, 4096), 8288); // to 12 288, 1 712 copied
+    }
+
     fn local_store() -> (tempfile::TempDir, Arc<dyn ObjectStore>) {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
@@ -280,6 +311,21 @@ mod tests {
         upload.abort().await.unwrap();
     }
 
+    /// A file of (id, name) rows with row groups of 1 000 rows, uploaded in
+    /// parts of 4 KiB (so that even a small file takes several).
+    fn small_file(store: &Arc<dyn ObjectStore>, path: &ObjPath) -> (SchemaRef, ParquetUpload) {
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, false),
+        ]));
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(1000))
+            .build();
+        let file = ParquetUpload::try_new(store.clone(), path.clone(), 4096, schema.clone(), props)
+            .unwrap();
+        (schema, file)
+    }
+
     fn batch(schema: &SchemaRef, from: i64, n: i64) -> RecordBatch {
         let ids: Vec<i64> = (from..from + n).collect();
         let names: Vec<String> = ids.iter().map(|i| format!("sensor-{}", i % 7)).collect();
@@ -301,25 +347,15 @@ mod tests {
     async fn every_row_group_goes_to_the_upload_when_it_ends() {
         let (_dir, store) = local_store();
         let path = ObjPath::from("t/part-0.parquet");
-        let schema: SchemaRef = Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int64, false),
-            Field::new("name", DataType::Utf8, false),
-        ]));
-        let props = WriterProperties::builder()
-            .set_max_row_group_row_count(Some(1000))
-            .build();
-        // A small part size, so that the upload goes in several parts too.
-        let mut file =
-            ParquetUpload::try_new(store.clone(), path.clone(), 4096, schema.clone(), props)
-                .unwrap();
+        let (schema, mut file) = small_file(&store, &path);
         let handed = |f: &ParquetUpload| f.upload.put;
         file.write(&batch(&schema, 0, 700)).await.unwrap();
         assert_eq!(handed(&file), 0, "nothing ended yet");
         file.write(&batch(&schema, 700, 700)).await.unwrap(); // ends a row group at 1000
         let first = handed(&file);
-        assert!(first > 0 && file.encoder.inner_mut().is_empty());
+        assert!(first > 0, "the row group that ended was kept");
         file.flush().await.unwrap(); // ends one at 1400
-        assert!(handed(&file) > first && file.encoder.inner_mut().is_empty());
+        assert!(handed(&file) > first, "the flushed row group was kept");
         file.write(&batch(&schema, 1400, 250)).await.unwrap();
         assert!(
             store.head(&path).await.is_err(),
@@ -352,21 +388,25 @@ mod tests {
     /// A file given up leaves no object, even when parts were sent.
     #[tokio::test]
     async fn an_aborted_file_leaves_no_object() {
-        let (_dir, store) = local_store();
+        let (dir, store) = local_store();
         let path = ObjPath::from("t/aborted.parquet");
-        let schema: SchemaRef = Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int64, false),
-            Field::new("name", DataType::Utf8, false),
-        ]));
-        let props = WriterProperties::builder()
-            .set_max_row_group_row_count(Some(1000))
-            .build();
-        let mut file =
-            ParquetUpload::try_new(store.clone(), path.clone(), 4096, schema.clone(), props)
-                .unwrap();
+        let (schema, mut file) = small_file(&store, &path);
         file.write(&batch(&schema, 0, 3000)).await.unwrap();
         assert!(file.upload.put > 4096, "parts were sent");
+        // The local store writes the parts of an upload under way to a file of
+        // its own beside the object (`NAME#N`), renamed to NAME when it completes.
+        let pending = || {
+            std::fs::read_dir(dir.path().join("t"))
+                .unwrap()
+                .filter(|e| {
+                    let name = e.as_ref().unwrap().file_name();
+                    name.to_string_lossy().starts_with("aborted.parquet#")
+                })
+                .count()
+        };
+        assert_eq!(pending(), 1, "an upload is under way");
         file.abort().await.unwrap();
+        assert_eq!(pending(), 0, "the upload was aborted");
         assert!(store.head(&path).await.is_err());
         assert!(
             file.finish().await.is_err(),
