@@ -1,7 +1,7 @@
 //! A Parquet file written to an object as its row groups complete.
 //!
-//! This is parquet's `AsyncArrowWriter` less two copies that showed in the CSV
-//! benchmark's page faults (a fifth of them, together):
+//! This is parquet's `AsyncArrowWriter` less two copies that showed in a profile
+//! of the CSV benchmark's page faults:
 //!
 //! - The synchronous writer encodes each row group into a `Vec` that starts
 //!   empty, so it grew by doubling, copying what it held at each step. Here it is
@@ -14,6 +14,8 @@
 //! that only begin a part are copied into a buffer of their own, and the rest of
 //! the buffer goes once its whole parts are sent ([`Upload::put`]).
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -23,7 +25,6 @@ use datafusion::parquet::file::properties::WriterProperties;
 use object_store::ObjectStore;
 use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjPath;
-use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 
 use crate::base::error::{Error, Result};
