@@ -30,8 +30,7 @@ use crate::write::upload::ParquetUpload;
 const REJECTS_BATCH: usize = 4096;
 
 /// Part size of a staged source's upload: object_store's default (10 MiB), so
-/// a staged object may reach 10 000 parts × 10 MiB, as before it was written
-/// through [`ParquetUpload`].
+/// that a staged copy of a large source may reach S3's 10 000 parts × 10 MiB.
 const STAGED_PART_BYTES: usize = 10 << 20;
 
 /// A copy of a source's rows as one part of the run read them, for the tables
