@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  reader thread (one per source)                        parsers (DataFusion partitions)
-//!  object → gunzip → decode → preamble, header check → split ──► chunk ──► csv-core + typed builders ──► RecordBatch
+//!  object → gunzip → decode → preamble, header check → split ──► chunk ──► csv-core + typed columns ──► RecordBatch
 //!                 │ (whole-file rejects)                 │ (row rejects)
 //!                 └──────────────────────────────────────┴──► rejects channel
 //! ```
@@ -11,6 +11,7 @@
 //! expensive part, parsing and typing, runs on every core even for one big file.
 //! Channels between the stages are bounded: memory does not grow with input size.
 
+mod columns;
 pub mod decode;
 pub mod instants;
 pub mod marks;

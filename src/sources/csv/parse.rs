@@ -1,19 +1,17 @@
 //! The parser stage: a chunk of whole records → one typed Arrow batch plus the
 //! records that did not fit the declared columns, each with a reason.
 //!
-//! A record is staged field by field and appended to the column builders only
-//! when every field is valid, so a bad record never leaves half a row behind.
+//! A record's fields are validated, converted and appended to the chunk's
+//! columns one by one; a record with a bad field is taken back ([`Columns`]), so
+//! it never leaves half a row behind.
 
 use std::sync::Arc;
 
 use csv_core::ReadRecordResult;
-use datafusion::arrow::array::builder::NullBufferBuilder;
-use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Array, Int64Builder, RecordBatch,
-    StringArray, TimestampMicrosecondBuilder,
-};
-use datafusion::arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::buffer::{Buffer, OffsetBuffer};
 
+use super::columns::{Column, Columns};
 use super::instants::Recent;
 use super::marks::Marks;
 use super::options::InputType;
@@ -26,7 +24,6 @@ pub struct ChunkParser {
     layout: Arc<CsvLayout>,
     out: Vec<u8>,
     ends: Vec<usize>,
-    staged: Vec<Staged>,
     /// Split simple lines without csv-core (off only to test the two agree).
     fast_path: bool,
     marks: Marks,
@@ -34,28 +31,6 @@ pub struct ChunkParser {
     recent: Vec<Recent>,
     /// Scratch space for a value joined from several fields (`from`).
     joined: Vec<u8>,
-}
-
-/// A field value that passed validation, waiting for the rest of its record.
-#[derive(Debug, Clone, Copy)]
-enum Staged {
-    Null,
-    /// Byte range in the parser's output buffer.
-    Str(usize, usize),
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    Ts(i64),
-    Date(i32),
-}
-
-enum Builder {
-    Str(StrColumn),
-    Int(Int64Builder),
-    Float(Float64Builder),
-    Bool(BooleanBuilder),
-    Ts(TimestampMicrosecondBuilder),
-    Date(Date32Builder),
 }
 
 pub struct Parsed {
@@ -70,7 +45,6 @@ impl ChunkParser {
             layout,
             out: Vec::new(),
             ends: vec![0; n * 2 + 16],
-            staged: vec![Staged::Null; n],
             fast_path: true,
             marks: Marks::default(),
             recent: vec![Recent::default(); n],
@@ -99,22 +73,15 @@ impl ChunkParser {
         }
         // Rows are ~70 bytes in typical sensor logs; a guess only sizes buffers.
         let cap = data.len() / 48 + 16;
-        let builders: Vec<Builder> = layout
-            .columns
-            .iter()
-            .map(|c| match c.kind {
-                InputType::String => Builder::Str(StrColumn::with_capacity(cap, data.len() / 2)),
-                InputType::Bigint => Builder::Int(Int64Builder::with_capacity(cap)),
-                InputType::Double => Builder::Float(Float64Builder::with_capacity(cap)),
-                InputType::Boolean => Builder::Bool(BooleanBuilder::with_capacity(cap)),
-                InputType::Timestamp => Builder::Ts(
-                    TimestampMicrosecondBuilder::with_capacity(cap).with_timezone("UTC"),
-                ),
-                InputType::Date => Builder::Date(Date32Builder::with_capacity(cap)),
-            })
-            .collect();
+        let columns = Columns::new(
+            layout
+                .columns
+                .iter()
+                .map(|c| Column::new(c.kind, cap, data.len() / 2))
+                .collect(),
+        );
         let mut rows = Rows {
-            builders,
+            columns,
             line_numbers: Vec::with_capacity(cap),
             rejects: Vec::new(),
         };
@@ -196,8 +163,8 @@ impl ChunkParser {
                             if gap == 1 {
                                 self.ends[nfields - 1] = content.len();
                             }
-                            stage(
-                                &mut self.staged,
+                            append_record(
+                                &mut rows.columns,
                                 &mut self.recent,
                                 &mut self.joined,
                                 &layout,
@@ -207,15 +174,7 @@ impl ChunkParser {
                                 gap,
                             )
                         });
-                    rows.keep_or_reject(
-                        verdict,
-                        &self.staged,
-                        src,
-                        content,
-                        record_line,
-                        &layout,
-                        file,
-                    );
+                    rows.keep_or_reject(verdict, content, record_line, &layout, file);
                     continue;
                 }
             }
@@ -270,8 +229,8 @@ impl ChunkParser {
 
             let verdict =
                 check_record(total_fields, nfields, chunk_is_utf8, raw, file).and_then(|()| {
-                    stage(
-                        &mut self.staged,
+                    append_record(
+                        &mut rows.columns,
                         &mut self.recent,
                         &mut self.joined,
                         &layout,
@@ -281,18 +240,10 @@ impl ChunkParser {
                         0,
                     )
                 });
-            rows.keep_or_reject(
-                verdict,
-                &self.staged,
-                &self.out,
-                raw,
-                record_line,
-                &layout,
-                file,
-            );
+            rows.keep_or_reject(verdict, raw, record_line, &layout, file);
         }
         let Rows {
-            builders,
+            columns,
             line_numbers,
             rejects,
         } = rows;
@@ -306,19 +257,7 @@ impl ChunkParser {
             file.stats.note(LINES_SKIPPED, comment_lines);
         }
 
-        let mut columns: Vec<ArrayRef> = builders
-            .into_iter()
-            .map(|b| -> ArrayRef {
-                match b {
-                    Builder::Str(b) => b.finish(),
-                    Builder::Int(mut b) => Arc::new(b.finish()),
-                    Builder::Float(mut b) => Arc::new(b.finish()),
-                    Builder::Bool(mut b) => Arc::new(b.finish()),
-                    Builder::Ts(mut b) => Arc::new(b.finish()),
-                    Builder::Date(mut b) => Arc::new(b.finish()),
-                }
-            })
-            .collect();
+        let mut columns = columns.finish();
         columns.push(repeated(&file.source_key, loaded));
         columns.push(Arc::new(Int64Array::from(line_numbers)));
         let batch = RecordBatch::try_new(layout.schema.clone(), columns)
@@ -330,19 +269,17 @@ impl ChunkParser {
 /// What a chunk yields so far: typed columns and line numbers of the records kept,
 /// and the records rejected.
 struct Rows {
-    builders: Vec<Builder>,
+    columns: Columns,
     line_numbers: Vec<i64>,
     rejects: Vec<Reject>,
 }
 
 impl Rows {
-    /// Appends a staged record (fields in `src`) or rejects it with its raw line.
-    #[allow(clippy::too_many_arguments)]
+    /// Keeps the record just appended, or takes it back and rejects it with its
+    /// raw line.
     fn keep_or_reject(
         &mut self,
         verdict: Result<(), String>,
-        staged: &[Staged],
-        src: &[u8],
         raw: &[u8],
         line: u64,
         layout: &CsvLayout,
@@ -350,13 +287,16 @@ impl Rows {
     ) {
         match verdict {
             Ok(()) => {
-                append(&mut self.builders, staged, src);
+                self.columns.keep();
                 self.line_numbers.push(line as i64);
             }
-            Err(reason) => self.rejects.push(
-                Reject::new(&layout.source, &file.source_key, Some(line), raw, reason)
-                    .decoded(file.decoded_from.is_some()),
-            ),
+            Err(reason) => {
+                self.columns.take_back();
+                self.rejects.push(
+                    Reject::new(&layout.source, &file.source_key, Some(line), raw, reason)
+                        .decoded(file.decoded_from.is_some()),
+                )
+            }
         }
     }
 }
@@ -435,14 +375,15 @@ fn unquote_fields(
     true
 }
 
-/// Validates and converts the fields of one record into `staged`. Field `i` ends at
-/// `ends[i]` in `src` and starts `gap` bytes after the previous one ends (csv-core's
-/// unescaped output has no gap; a plain line has one delimiter byte). Columns built
-/// from several fields (`from`) are converted last, from their fields joined by a
-/// space.
+/// Validates, converts and appends the fields of one record to `columns`. Field
+/// `i` ends at `ends[i]` in `src` and starts `gap` bytes after the previous one
+/// ends (csv-core's unescaped output has no gap; a plain line has one delimiter
+/// byte). Columns built from several fields (`from`) come last, from their fields
+/// joined by a space. On an error the fields appended so far stay appended: the
+/// caller takes the record back.
 #[allow(clippy::too_many_arguments)]
-fn stage(
-    staged: &mut [Staged],
+fn append_record(
+    columns: &mut Columns,
     recent: &mut [Recent],
     joined: &mut Vec<u8>,
     layout: &CsvLayout,
@@ -455,7 +396,8 @@ fn stage(
     for (i, &col) in file.field_to_column.iter().enumerate() {
         let end = ends[i];
         if col != NOT_A_COLUMN {
-            staged[col] = stage_field(layout, col, src, start, end, &mut recent[col])?;
+            let field = &src[start..end];
+            append_field(layout, col, field, &mut recent[col], columns.get_mut(col))?;
         }
         start = end + gap;
     }
@@ -469,21 +411,20 @@ fn stage(
             joined.extend_from_slice(&src[from..ends[field]]);
         }
         let col = join.column;
-        staged[col] = stage_field(layout, col, joined, 0, joined.len(), &mut recent[col])?;
+        append_field(layout, col, joined, &mut recent[col], columns.get_mut(col))?;
     }
     Ok(())
 }
 
-/// One field (`src[start..end]`) of column `col`, validated and converted.
-fn stage_field(
+/// One field of column `col`, validated, converted and appended to `column`
+/// (nothing is appended when it is rejected).
+fn append_field(
     layout: &CsvLayout,
     col: usize,
-    src: &[u8],
-    start: usize,
-    end: usize,
+    bytes: &[u8],
     recent: &mut Recent,
-) -> Result<Staged, String> {
-    let bytes = &src[start..end];
+    column: &mut Column,
+) -> Result<(), String> {
     let spec = &layout.columns[col];
     let nulls = &layout.nulls;
     // Null texts are compared trimmed, in every column; a string that is not NULL
@@ -494,14 +435,10 @@ fn stage_field(
     } else {
         nulls.has_texts() && nulls.is_text(trimmed)
     };
-    let text = if spec.kind == InputType::String {
-        bytes
-    } else {
-        trimmed
-    };
     if null {
         return if spec.nullable {
-            Ok(Staged::Null)
+            column.append_null();
+            Ok(())
         } else if trimmed.is_empty() {
             Err(format!("column `{}` is empty but required", spec.name))
         } else {
@@ -512,31 +449,32 @@ fn stage_field(
             ))
         };
     }
-    match spec.kind {
-        InputType::String => Ok(Staged::Str(start, end)),
-        other => convert(other, text, layout, col, recent)
-            .map_err(|why| format!("column `{}`: {} {why}", spec.name, shown(text))),
-    }
+    let text = if spec.kind == InputType::String {
+        bytes
+    } else {
+        trimmed
+    };
+    convert(column, text, layout, col, recent)
+        .map_err(|why| format!("column `{}`: {} {why}", spec.name, shown(text)))
 }
 
+/// Appends `text` to `column` as its type; a string goes in as it is.
 fn convert(
-    kind: InputType,
+    column: &mut Column,
     text: &[u8],
     layout: &CsvLayout,
     col: usize,
     recent: &mut Recent,
-) -> Result<Staged, String> {
-    // Non-ASCII bytes can never form a valid number, boolean or timestamp (chrono's
-    // patterns included: their month and day names are English); checking for
-    // ASCII is cheaper than UTF-8 validation and makes the conversion below sound.
-    if !text.is_ascii() {
-        return Err("contains non-ASCII characters".into());
-    }
-    // SAFETY: every byte is ASCII (checked above), and ASCII is valid UTF-8.
-    let s = unsafe { std::str::from_utf8_unchecked(text) };
-    Ok(match kind {
-        InputType::Bigint => Staged::Int(s.parse().map_err(|_| "is not an integer".to_string())?),
-        InputType::Double => {
+) -> Result<(), String> {
+    match column {
+        Column::Str(c) => c.append(text),
+        Column::Int(c) => c.append(
+            ascii(text)?
+                .parse()
+                .map_err(|_| "is not an integer".to_string())?,
+        ),
+        Column::Float(c) => {
+            let s = ascii(text)?;
             let v = if layout.decimal_comma {
                 parse_decimal_comma(text)?
             } else {
@@ -545,33 +483,45 @@ fn convert(
             if !v.is_finite() {
                 return Err("is not a finite number".into());
             }
-            Staged::Float(v)
+            c.append(v)
         }
-        InputType::Boolean => Staged::Bool(match s.to_ascii_lowercase().as_str() {
+        Column::Bool(c) => c.append(match ascii(text)?.to_ascii_lowercase().as_str() {
             "true" | "t" | "yes" | "y" | "1" => true,
             "false" | "f" | "no" | "n" | "0" => false,
             _ => return Err("is not a boolean (true/false, yes/no, 1/0)".into()),
         }),
-        InputType::Timestamp => {
+        Column::Ts(c) => {
             let rule = layout.timestamps[col]
                 .as_ref()
                 .expect("every timestamp column has a rule (CsvLayout::new)");
-            Staged::Ts(
-                rule.parse(s, recent)
+            c.append(
+                rule.parse(ascii(text)?, recent)
                     .map_err(|e| format!("is not a valid timestamp: {e}"))?,
             )
         }
-        InputType::Date => {
+        Column::Date(c) => {
             let rule = layout.dates[col]
                 .as_ref()
                 .expect("every date column has a rule (CsvLayout::new)");
-            Staged::Date(
-                rule.parse(s)
+            c.append(
+                rule.parse(ascii(text)?)
                     .map_err(|e| format!("is not a valid date: {e}"))?,
             )
         }
-        InputType::String => unreachable!("strings are staged without conversion"),
-    })
+    }
+    Ok(())
+}
+
+/// `text` as a `str`, when it is ASCII. Non-ASCII bytes can never form a valid
+/// number, boolean or timestamp (chrono's patterns included: their month and day
+/// names are English); checking for ASCII is cheaper than UTF-8 validation and
+/// makes the conversion sound.
+fn ascii(text: &[u8]) -> Result<&str, String> {
+    if !text.is_ascii() {
+        return Err("contains non-ASCII characters".into());
+    }
+    // SAFETY: every byte is ASCII (checked above), and ASCII is valid UTF-8.
+    Ok(unsafe { std::str::from_utf8_unchecked(text) })
 }
 
 /// A number written with a decimal comma (`-12,5`, `1e3`). A `.` is refused rather
@@ -592,79 +542,6 @@ fn parse_decimal_comma(text: &[u8]) -> Result<f64, String> {
         .ok()
         .and_then(|t| t.parse().ok())
         .ok_or_else(|| "is not a number".to_string())
-}
-
-fn append(builders: &mut [Builder], staged: &[Staged], out: &[u8]) {
-    for (b, v) in builders.iter_mut().zip(staged) {
-        match (b, *v) {
-            (Builder::Str(b), Staged::Str(s, e)) => b.append(&out[s..e]),
-            (Builder::Str(b), _) => b.append_null(),
-            (Builder::Int(b), Staged::Int(v)) => b.append_value(v),
-            (Builder::Int(b), _) => b.append_null(),
-            (Builder::Float(b), Staged::Float(v)) => b.append_value(v),
-            (Builder::Float(b), _) => b.append_null(),
-            (Builder::Bool(b), Staged::Bool(v)) => b.append_value(v),
-            (Builder::Bool(b), _) => b.append_null(),
-            (Builder::Ts(b), Staged::Ts(v)) => b.append_value(v),
-            (Builder::Ts(b), _) => b.append_null(),
-            (Builder::Date(b), Staged::Date(v)) => b.append_value(v),
-            (Builder::Date(b), _) => b.append_null(),
-        }
-    }
-}
-
-/// A string column built from raw bytes. Every record that reaches it was checked to
-/// be UTF-8 (the whole chunk, or the line), and unquoting only removes ASCII quotes,
-/// so the column is validated once, as a whole, when it is finished.
-struct StrColumn {
-    offsets: Vec<i32>,
-    values: Vec<u8>,
-    nulls: NullBufferBuilder,
-}
-
-impl StrColumn {
-    fn with_capacity(rows: usize, bytes: usize) -> Self {
-        let mut offsets = Vec::with_capacity(rows + 1);
-        offsets.push(0);
-        StrColumn {
-            offsets,
-            values: Vec::with_capacity(bytes),
-            nulls: NullBufferBuilder::new(rows),
-        }
-    }
-
-    fn append(&mut self, v: &[u8]) {
-        self.values.extend_from_slice(v);
-        self.offsets.push(self.values.len() as i32);
-        self.nulls.append_non_null();
-    }
-
-    fn append_null(&mut self) {
-        self.offsets.push(self.values.len() as i32);
-        self.nulls.append_null();
-    }
-
-    fn finish(mut self) -> ArrayRef {
-        let nulls = self.nulls.finish();
-        let offsets = OffsetBuffer::new(ScalarBuffer::from(self.offsets));
-        let values = Buffer::from_vec(self.values);
-        // Buffers are reference-counted: the clones below copy no data.
-        match StringArray::try_new(offsets.clone(), values.clone(), nulls.clone()) {
-            Ok(array) => Arc::new(array),
-            // Unreachable by the invariant above; never panic on input data anyway.
-            Err(_) => Arc::new(
-                offsets
-                    .windows(2)
-                    .enumerate()
-                    .map(|(i, w)| {
-                        let valid = nulls.as_ref().is_none_or(|n| n.is_valid(i));
-                        let bytes = &values.as_slice()[w[0] as usize..w[1] as usize];
-                        valid.then(|| String::from_utf8_lossy(bytes).into_owned())
-                    })
-                    .collect::<StringArray>(),
-            ),
-        }
-    }
 }
 
 /// `n` rows of one value (the chunk's source key), its bytes repeated in one
