@@ -3,9 +3,8 @@
 //! A record's fields are appended as they are validated. When one fails, the
 //! record is taken back: every column is cut to the rows kept before it
 //! ([`Columns::take_back`]), so a rejected record never leaves half a row.
-//! Appending straight away, rather than staging a record's values and copying
-//! them once all passed, saves a store, a load and a dispatch per field; records
-//! are rejected rarely, and taking one back costs a cut per column.
+//! A field is written once, where it ends up; records are rejected rarely, and
+//! taking one back costs a cut per column.
 
 use std::sync::Arc;
 
@@ -13,7 +12,7 @@ use datafusion::arrow::array::builder::{BooleanBufferBuilder, NullBufferBuilder}
 use datafusion::arrow::array::{
     ArrayRef, BooleanArray, PrimitiveArray, StringArray, types::ArrowPrimitiveType,
 };
-use datafusion::arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+use datafusion::arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::{Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
 
 use super::options::InputType;
@@ -21,11 +20,11 @@ use super::options::InputType;
 /// One declared column of a chunk, by its type.
 pub(super) enum Column {
     Str(StrColumn),
-    Int(Values<Int64Type>),
-    Float(Values<Float64Type>),
+    Int(PrimitiveColumn<Int64Type>),
+    Float(PrimitiveColumn<Float64Type>),
     Bool(BoolColumn),
-    Ts(Values<TimestampMicrosecondType>),
-    Date(Values<Date32Type>),
+    Ts(PrimitiveColumn<TimestampMicrosecondType>),
+    Date(PrimitiveColumn<Date32Type>),
 }
 
 impl Column {
@@ -33,11 +32,11 @@ impl Column {
     pub(super) fn new(kind: InputType, rows: usize, bytes: usize) -> Self {
         match kind {
             InputType::String => Column::Str(StrColumn::with_capacity(rows, bytes)),
-            InputType::Bigint => Column::Int(Values::with_capacity(rows)),
-            InputType::Double => Column::Float(Values::with_capacity(rows)),
+            InputType::Bigint => Column::Int(PrimitiveColumn::with_capacity(rows)),
+            InputType::Double => Column::Float(PrimitiveColumn::with_capacity(rows)),
             InputType::Boolean => Column::Bool(BoolColumn::with_capacity(rows)),
-            InputType::Timestamp => Column::Ts(Values::with_capacity(rows)),
-            InputType::Date => Column::Date(Values::with_capacity(rows)),
+            InputType::Timestamp => Column::Ts(PrimitiveColumn::with_capacity(rows)),
+            InputType::Date => Column::Date(PrimitiveColumn::with_capacity(rows)),
         }
     }
 
@@ -49,6 +48,17 @@ impl Column {
             Column::Bool(c) => c.append_null(),
             Column::Ts(c) => c.append_null(),
             Column::Date(c) => c.append_null(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Column::Str(c) => c.offsets.len() - 1,
+            Column::Int(c) => c.values.len(),
+            Column::Float(c) => c.values.len(),
+            Column::Bool(c) => c.values.len(),
+            Column::Ts(c) => c.values.len(),
+            Column::Date(c) => c.values.len(),
         }
     }
 
@@ -95,6 +105,10 @@ impl Columns {
     /// The record under way is complete: every column holds one more row.
     pub(super) fn keep(&mut self) {
         self.rows += 1;
+        debug_assert!(
+            self.columns.iter().all(|c| c.len() == self.rows),
+            "a kept record filled every column once"
+        );
     }
 
     /// The record under way is rejected: the fields it appended are taken back.
@@ -110,15 +124,23 @@ impl Columns {
     }
 }
 
+/// The column's validity; none when every row is valid. (A NULL appended by a
+/// record that was then taken back leaves the builder's bitmap in place, though
+/// no row is NULL any more; readers and kernels take a column with a validity
+/// buffer for one that may hold NULLs.)
+fn nulls_of(builder: &mut NullBufferBuilder) -> Option<NullBuffer> {
+    builder.finish().filter(|n| n.null_count() > 0)
+}
+
 /// Fixed-width values and their validity.
-pub(super) struct Values<T: ArrowPrimitiveType> {
+pub(super) struct PrimitiveColumn<T: ArrowPrimitiveType> {
     values: Vec<T::Native>,
     nulls: NullBufferBuilder,
 }
 
-impl<T: ArrowPrimitiveType> Values<T> {
+impl<T: ArrowPrimitiveType> PrimitiveColumn<T> {
     fn with_capacity(rows: usize) -> Self {
-        Values {
+        PrimitiveColumn {
             values: Vec::with_capacity(rows),
             nulls: NullBufferBuilder::new(rows),
         }
@@ -140,7 +162,7 @@ impl<T: ArrowPrimitiveType> Values<T> {
     }
 
     fn finish(mut self) -> PrimitiveArray<T> {
-        PrimitiveArray::new(ScalarBuffer::from(self.values), self.nulls.finish())
+        PrimitiveArray::new(ScalarBuffer::from(self.values), nulls_of(&mut self.nulls))
     }
 }
 
@@ -174,7 +196,7 @@ impl BoolColumn {
     }
 
     fn finish(mut self) -> BooleanArray {
-        BooleanArray::new(self.values.finish(), self.nulls.finish())
+        BooleanArray::new(self.values.finish(), nulls_of(&mut self.nulls))
     }
 }
 
@@ -217,8 +239,9 @@ impl StrColumn {
     }
 
     fn finish(mut self) -> ArrayRef {
-        let nulls = self.nulls.finish();
+        let nulls = nulls_of(&mut self.nulls);
         let offsets = OffsetBuffer::new(ScalarBuffer::from(self.offsets));
+        debug_assert!(nulls.as_ref().is_none_or(|n| n.len() == offsets.len() - 1));
         let values = Buffer::from_vec(self.values);
         // Buffers are reference-counted: the clones below copy no data.
         match StringArray::try_new(offsets.clone(), values.clone(), nulls.clone()) {
@@ -245,68 +268,106 @@ mod tests {
 
     use super::*;
 
-    /// Each kind of column: a record taken back halfway leaves the rows kept
-    /// before it as they were, and the next record lands right after them.
+    const KINDS: [InputType; 6] = [
+        InputType::String,
+        InputType::Bigint,
+        InputType::Double,
+        InputType::Boolean,
+        InputType::Timestamp,
+        InputType::Date,
+    ];
+
+    fn columns() -> Columns {
+        Columns::new(KINDS.iter().map(|&k| Column::new(k, 2, 8)).collect())
+    }
+
+    /// A record whose fields reach the first `reach` columns: `n` in each, or NULL.
+    fn record(columns: &mut Columns, reach: usize, n: Option<i64>) {
+        for i in 0..reach {
+            let c = columns.get_mut(i);
+            match (c, n) {
+                (c, None) => c.append_null(),
+                (Column::Str(c), Some(n)) => c.append(format!("v{n}").as_bytes()),
+                (Column::Int(c), Some(n)) => c.append(n),
+                (Column::Float(c), Some(n)) => c.append(n as f64),
+                (Column::Bool(c), Some(n)) => c.append(n % 2 == 1),
+                (Column::Ts(c), Some(n)) => c.append(n),
+                (Column::Date(c), Some(n)) => c.append(n as i32),
+            }
+        }
+    }
+
+    /// The rows of every column as text ("∅" for NULL), and whether it has a
+    /// validity buffer.
+    fn rows(arrays: &[ArrayRef]) -> Vec<(Vec<String>, bool)> {
+        use datafusion::arrow::util::display::array_value_to_string;
+        arrays
+            .iter()
+            .map(|a| {
+                if let Some(n) = a.nulls() {
+                    assert_eq!(n.len(), a.len(), "{:?}", a.data_type());
+                }
+                let values = (0..a.len())
+                    .map(|i| {
+                        if a.is_null(i) {
+                            "∅".to_string()
+                        } else {
+                            array_value_to_string(a, i).unwrap()
+                        }
+                    })
+                    .collect();
+                (values, a.nulls().is_some())
+            })
+            .collect()
+    }
+
+    /// Every kind of column, a record taken back at each point: before any NULL
+    /// (no validity bitmap yet), after a NULL row (the bitmap in use), and a
+    /// record that itself appended NULLs. The rows kept are what they would be
+    /// had the record never been appended, and a column with no NULL left has
+    /// no validity buffer.
     #[test]
     fn a_record_taken_back_leaves_the_rows_kept_before_it() {
-        let kinds = [
-            InputType::String,
-            InputType::Bigint,
-            InputType::Double,
-            InputType::Boolean,
-            InputType::Timestamp,
-            InputType::Date,
+        // (the records: how many columns each reaches, its value, kept or not)
+        type Script = &'static [(usize, Option<i64>, bool)];
+        let scripts: [Script; 4] = [
+            // Values only; the taken-back record (odd: `true`) reaches every column.
+            &[(6, Some(2), true), (6, Some(3), false), (6, Some(4), true)],
+            // Taken back halfway, before any NULL.
+            &[(6, Some(2), true), (3, Some(5), false), (6, Some(4), true)],
+            // A record of NULLs taken back: no NULL is left.
+            &[(6, Some(2), true), (4, None, false), (6, Some(4), true)],
+            // A NULL row kept, then a record of values taken back.
+            &[(6, None, true), (6, Some(7), false), (6, Some(4), true)],
         ];
-        let mut columns = Columns::new(kinds.iter().map(|&k| Column::new(k, 2, 8)).collect());
-        let append = |c: &mut Column, n: i64| match c {
-            Column::Str(c) => c.append(format!("v{n}").as_bytes()),
-            Column::Int(c) => c.append(n),
-            Column::Float(c) => c.append(n as f64),
-            Column::Bool(c) => c.append(n % 2 == 1),
-            Column::Ts(c) => c.append(n),
-            Column::Date(c) => c.append(n as i32),
-        };
-        // Row 0: values; row 1: NULLs; then a record whose first three fields
-        // went in before the fourth failed; then row 2: values again.
-        for i in 0..kinds.len() {
-            append(columns.get_mut(i), 1);
+        for script in scripts {
+            let mut taken = columns();
+            let mut never = columns();
+            for &(reach, n, keep) in script {
+                record(&mut taken, reach, n);
+                if keep {
+                    taken.keep();
+                    record(&mut never, reach, n);
+                    never.keep();
+                } else {
+                    taken.take_back();
+                }
+            }
+            let (got, want) = (taken.finish(), never.finish());
+            for (g, w) in got.iter().zip(&want) {
+                assert_eq!(g.data_type(), w.data_type());
+            }
+            assert_eq!(rows(&got), rows(&want), "{script:?}");
+            let nulls_kept = script.iter().any(|&(_, n, keep)| keep && n.is_none());
+            for (values, has_nulls) in rows(&got) {
+                assert_eq!(values.len(), 2, "{script:?}");
+                assert_eq!(has_nulls, nulls_kept, "{script:?}");
+            }
         }
-        columns.keep();
-        for i in 0..kinds.len() {
-            columns.get_mut(i).append_null();
-        }
-        columns.keep();
-        for i in 0..3 {
-            append(columns.get_mut(i), 100);
-        }
-        columns.take_back();
-        for i in 0..kinds.len() {
-            append(columns.get_mut(i), 3);
-        }
-        columns.keep();
-        let arrays = columns.finish();
-        for a in &arrays {
-            assert_eq!(a.len(), 3, "{:?}", a.data_type());
-            assert_eq!(
-                (a.is_valid(0), a.is_null(1), a.is_valid(2)),
-                (true, true, true),
-                "{:?}",
-                a.data_type()
-            );
-        }
-        let s = arrays[0].as_string::<i32>();
-        assert_eq!((s.value(0), s.value(2)), ("v1", "v3"));
-        assert_eq!(s.value_offsets(), &[0, 2, 2, 4]);
-        let i = arrays[1].as_primitive::<Int64Type>();
-        assert_eq!((i.value(0), i.value(2)), (1, 3));
-        let f = arrays[2].as_primitive::<Float64Type>();
-        assert_eq!((f.value(0), f.value(2)), (1.0, 3.0));
-        let b = arrays[3].as_boolean();
-        assert_eq!((b.value(0), b.value(2)), (true, true));
-        let t = arrays[4].as_primitive::<TimestampMicrosecondType>();
-        assert_eq!((t.value(0), t.value(2)), (1, 3));
-        assert_eq!(t.timezone(), Some("UTC"));
-        let d = arrays[5].as_primitive::<Date32Type>();
-        assert_eq!((d.value(0), d.value(2)), (1, 3));
+        let t = columns().finish();
+        assert_eq!(
+            t[4].as_primitive::<TimestampMicrosecondType>().timezone(),
+            Some("UTC")
+        );
     }
 }

@@ -1198,4 +1198,150 @@ mod tests {
         assert!(layout("iso-2022-jp").unwrap_err().contains("line by line"));
         assert!(layout("klingon").unwrap_err().contains("not a label"));
     }
+
+    /// Every column type, each field a text whose outcome is known without the
+    /// parser (a value, NULL, or refused): a record is kept exactly when all its
+    /// fields are good, with each value in its own column, and a refused one is
+    /// rejected for its first bad field, leaving nothing behind in the columns the
+    /// record had reached. Chunks of any size.
+    mod every_type {
+        use datafusion::arrow::datatypes::{
+            Date32Type, Float64Type, Int64Type, TimestampMicrosecondType,
+        };
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// A cell as the file has it, and as the column should hold it: `Ok(None)`
+        /// is NULL, `Err(())` refuses the record.
+        type Cell = (&'static str, Result<Option<Value>, ()>);
+
+        #[derive(Debug, Clone, PartialEq)]
+        enum Value {
+            S(String),
+            I(i64),
+            F(f64),
+            B(bool),
+            T(i64),
+            D(i32),
+        }
+
+        const NAMES: [&str; 6] = ["s", "b", "d", "f", "ts", "dt"];
+
+        fn cells(column: usize) -> Vec<Cell> {
+            use Value::*;
+            match column {
+                0 => vec![
+                    ("s1", Ok(Some(S("s1".into())))),
+                    ("", Ok(None)),
+                    ("é x", Ok(Some(S("é x".into())))),
+                ],
+                1 => vec![("12", Ok(Some(I(12)))), ("", Ok(None)), ("1x", Err(()))],
+                2 => vec![("1.5", Ok(Some(F(1.5)))), ("", Ok(None)), ("inf", Err(()))],
+                3 => vec![
+                    ("yes", Ok(Some(B(true)))),
+                    ("0", Ok(Some(B(false)))),
+                    ("", Ok(None)),
+                    ("maybe", Err(())),
+                ],
+                // 2024-01-02T03:04:05Z: 1 704 164 645 s after the epoch.
+                4 => vec![
+                    ("2024-01-02T03:04:05Z", Ok(Some(T(1_704_164_645_000_000)))),
+                    ("", Ok(None)),
+                    ("2024-01-02T25:00:00Z", Err(())),
+                ],
+                // 2024-01-02: day 19 724 after the epoch.
+                _ => vec![
+                    ("2024-01-02", Ok(Some(D(19_724)))),
+                    ("", Ok(None)),
+                    ("2024-02-30", Err(())),
+                ],
+            }
+        }
+
+        fn layout() -> Arc<CsvLayout> {
+            let options: CsvOptions = toml::from_str(
+                r#"
+                columns = [
+                  { name = "s", type = "string" },
+                  { name = "b", type = "bigint" },
+                  { name = "d", type = "double" },
+                  { name = "f", type = "boolean" },
+                  { name = "ts", type = "timestamp" },
+                  { name = "dt", type = "date" },
+                ]
+                "#,
+            )
+            .unwrap();
+            Arc::new(CsvLayout::new("s", &options).unwrap())
+        }
+
+        /// Row `i` of `batch` as values, by column.
+        fn row(batch: &RecordBatch, i: usize) -> Vec<Option<Value>> {
+            let c = |k: usize| batch.column(k);
+            let valid = |k: usize| c(k).is_valid(i);
+            vec![
+                valid(0).then(|| Value::S(c(0).as_string::<i32>().value(i).to_string())),
+                valid(1).then(|| Value::I(c(1).as_primitive::<Int64Type>().value(i))),
+                valid(2).then(|| Value::F(c(2).as_primitive::<Float64Type>().value(i))),
+                valid(3).then(|| Value::B(c(3).as_boolean().value(i))),
+                valid(4)
+                    .then(|| Value::T(c(4).as_primitive::<TimestampMicrosecondType>().value(i))),
+                valid(5).then(|| Value::D(c(5).as_primitive::<Date32Type>().value(i))),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn records_are_kept_whole_or_rejected_whole(
+                picks in proptest::collection::vec(proptest::array::uniform6(0usize..4), 1..40),
+                chunk in 16usize..300,
+            ) {
+                let mut data = NAMES.join(",") + "\n";
+                let mut want_rows = Vec::new();
+                let mut want_rejects = Vec::new();
+                for (r, pick) in picks.iter().enumerate() {
+                    let line = r as i64 + 2;
+                    let row: Vec<Cell> = pick
+                        .iter()
+                        .enumerate()
+                        .map(|(k, &p)| {
+                            let options = cells(k);
+                            options[p % options.len()].clone()
+                        })
+                        .collect();
+                    data += &row.iter().map(|(text, _)| *text).collect::<Vec<_>>().join(",");
+                    data += "\n";
+                    match row.iter().position(|(_, v)| v.is_err()) {
+                        Some(bad) => want_rejects.push((Some(line), NAMES[bad])),
+                        None => want_rows.push((
+                            line,
+                            row.into_iter().map(|(_, v)| v.unwrap()).collect::<Vec<_>>(),
+                        )),
+                    }
+                }
+                let layout = layout();
+                let (sink, _) = collect(&layout, data.as_bytes(), (chunk, 16), None);
+                prop_assert!(sink.rejects.is_empty());
+                let mut parser = ChunkParser::new(layout);
+                let (mut rows, mut rejects) = (Vec::new(), Vec::new());
+                for c in &sink.chunks {
+                    let parsed = parser.parse(c);
+                    let b = &parsed.batch;
+                    let lines = b.column(7).as_primitive::<Int64Type>();
+                    for i in 0..b.num_rows() {
+                        rows.push((lines.value(i), row(b, i)));
+                    }
+                    rejects.extend(parsed.rejects.iter().map(|r| (r.line_number, r.reason.clone())));
+                }
+                prop_assert_eq!(rows, want_rows);
+                prop_assert_eq!(rejects.len(), want_rejects.len());
+                for ((line, reason), (want_line, column)) in rejects.iter().zip(&want_rejects) {
+                    prop_assert_eq!(line, want_line);
+                    let named = format!("column `{column}`");
+                    prop_assert!(reason.starts_with(&named), "{} for {}", reason, named);
+                }
+            }
+        }
+    }
 }

@@ -14,7 +14,6 @@ use datafusion::arrow::buffer::{Buffer, OffsetBuffer};
 use super::columns::{Column, Columns};
 use super::instants::Recent;
 use super::marks::Marks;
-use super::options::InputType;
 use super::reader::trim_eol;
 use super::{BLANK_LINES, Chunk, CsvLayout, FileCtx, LINES_SKIPPED, NOT_A_COLUMN, Reject};
 use crate::sources::Parsed as SourceParsed;
@@ -295,7 +294,7 @@ impl Rows {
                 self.rejects.push(
                     Reject::new(&layout.source, &file.source_key, Some(line), raw, reason)
                         .decoded(file.decoded_from.is_some()),
-                )
+                );
             }
         }
     }
@@ -449,7 +448,7 @@ fn append_field(
             ))
         };
     }
-    let text = if spec.kind == InputType::String {
+    let text = if matches!(column, Column::Str(_)) {
         bytes
     } else {
         trimmed
