@@ -15,10 +15,14 @@ The headline is naslake against naive at equal cores. Repetitions alternate:
 naslake, then each mode with N processes and with one.
 Peak RSS comes from the kernel (wait4(), each process's own): naslake's process,
 and for N Python processes the sum of their peaks (they run at once).
-Last, the JPEG decode alone on one core (examples/jpeg_decode_floor.rs, naslake's
-own decode; Pillow to RGB and to gray; the first 200 files in memory, medians of
-three passes, measured once after the repeats) and the ceiling it sets on naslake
-at equal cores: the cores' decode rate over naive's rate."""
+Last, for JPEGs, the decode alone on one core (examples/jpeg_decode_floor.rs,
+naslake's own decode; Pillow to RGB and to gray; the first 200 files in memory,
+medians of three passes, measured once after the repeats) and the ceiling it sets
+on naslake at equal cores: the cores' decode rate over naive's rate.
+
+FORMAT png writes the same scenes as PNG (Pillow's default compression level), the
+lossless files inspection cameras also save; `draft` changes nothing for a PNG (it
+only scales JPEG decodes), so its lines time the same work as naive's."""
 import json
 import os
 import pathlib
@@ -82,6 +86,8 @@ import os, sys
 import numpy as np
 from PIL import Image, ImageDraw
 out, count, width, height, first = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+fmt = sys.argv[6]
+save = {"jpg": {"quality": 90}, "png": {}}[fmt]
 rng = np.random.default_rng(20261201 + first)
 y, x = np.mgrid[0:height, 0:width].astype(np.float32)
 noise = rng.normal(0, 5, (height, width, 3)).astype(np.float32)
@@ -99,19 +105,20 @@ for i in range(first, first + count):
     arr = np.asarray(im, dtype=np.float32) + np.roll(noise, int(rng.integers(0, width)), axis=1)
     station = f"line-{i % 8}"
     os.makedirs(os.path.join(out, station), exist_ok=True)
-    Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB").save(os.path.join(out, station, f"{i:06d}.jpg"), quality=90)
+    Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB").save(os.path.join(out, station, f"{i:06d}.{fmt}"), **save)
 """
 
 
-def generate(dst, count, width, height):
+def generate(dst, count, width, height, fmt="jpg"):
     # Two processes: generation is not what is measured, but it is slow.
     per = (count + 1) // 2
     procs = [subprocess.Popen([sys.executable, "-c", GENERATE, str(dst), str(min(per, count - i * per)),
-                               str(width), str(height), str(i * per)]) for i in range(2) if count - i * per > 0]
+                               str(width), str(height), str(i * per), fmt])
+             for i in range(2) if count - i * per > 0]
     for p in procs:
         if p.wait() != 0:
             raise SystemExit("corpus generation failed")
-    files = list(dst.rglob("*.jpg"))
+    files = list(dst.rglob(f"*.{fmt}"))
     return len(files), sum(f.stat().st_size for f in files)
 
 
@@ -119,6 +126,9 @@ def main():
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     width, height = map(int, (sys.argv[3] if len(sys.argv) > 3 else "2448x2048").split("x"))
+    fmt = sys.argv[4] if len(sys.argv) > 4 else "jpg"
+    if fmt not in ("jpg", "png"):
+        raise SystemExit(f"FORMAT is jpg or png, not {fmt}")
     cores = len(os.sched_getaffinity(0))
     procs = sorted({cores, 1}, reverse=True)
     # Each mode in one process per core (first: the equal-core baseline), then in one.
@@ -126,7 +136,7 @@ def main():
     naive, draft = f"naive x{cores}", f"draft x{cores}"
     with tempfile.TemporaryDirectory(prefix="naslake-bench-images-") as tmp:
         tmp = pathlib.Path(tmp)
-        n, size = generate(tmp / "in", count, width, height)
+        n, size = generate(tmp / "in", count, width, height, fmt)
         env = {k: v for k, v in os.environ.items() if k not in ("RUST_BACKTRACE", "RUST_LIB_BACKTRACE")}
         results = {"naslake": [], **{v: [] for v in variants}}
         for r in range(repeats):
@@ -148,7 +158,7 @@ def main():
                 if (ok, read) != (n, size):
                     raise SystemExit(f"python {name}: {ok} images ({read} bytes) inspected of {n} ({size} bytes)")
                 results[name].append((wall, rss, read, ok, walls))
-        print(f"corpus: {n} JPEGs of {width}x{height} ({size / 1e6:.0f} MB, {size / n / 1e6:.2f} MB each), "
+        print(f"corpus: {n} {fmt.upper()}s of {width}x{height} ({size / 1e6:.0f} MB, {size / n / 1e6:.2f} MB each), "
               f"{repeats} repeats, median wall time, {cores} cores")
         rates = {t: n / statistics.median(r[0] for r in results[t]) for t in results}
         for tool in (*(f"python-{v}" for v in variants), "naslake"):
@@ -167,6 +177,8 @@ def main():
         print(f"equal cores: naslake {rates['naslake'] / rates[naive]:.2f}x Pillow + numpy (full decode) in {cores} "
               f"processes on {cores} cores"
               + (f" ({rates['naslake'] / rates['naive x1']:.2f}x one process)" if cores > 1 else ""))
+        if fmt != "jpg":
+            return
         # The floor under naslake's time: the decode alone on one core (files in
         # memory), zune-jpeg as naslake asks for it, beside libjpeg-turbo (in
         # Pillow) decoding to RGB and, with draft("L") at full size, to gray.
