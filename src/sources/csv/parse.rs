@@ -351,6 +351,12 @@ fn unquote_fields(
     ends: &mut [usize],
 ) -> bool {
     let nfields = ends.len();
+    // A line with two quotes per field (an export that quotes every field) is
+    // checked at each field's two ends only: if every field starts and ends with a
+    // quote, none holds another. Counting each field's quotes cost a mask and a
+    // popcount per field.
+    let every_field_quoted =
+        marks.quotes(line_start, line_start + content.len()) as usize == 2 * nfields;
     let (mut start, mut written) = (0, 0);
     for (i, field_end) in ends.iter_mut().enumerate() {
         let end = if i + 1 == nfields {
@@ -359,12 +365,18 @@ fn unquote_fields(
             *field_end
         };
         let field = &content[start..end];
-        let inner = match marks.quotes(line_start + start, line_start + end) {
-            0 => field,
-            2 if field.len() >= 2 && field[0] == quote && field[field.len() - 1] == quote => {
-                &field[1..field.len() - 1]
+        let enclosed = field.len() >= 2 && field[0] == quote && field[field.len() - 1] == quote;
+        let inner = if every_field_quoted {
+            if !enclosed {
+                return false;
             }
-            _ => return false,
+            &field[1..field.len() - 1]
+        } else {
+            match marks.quotes(line_start + start, line_start + end) {
+                0 => field,
+                2 if enclosed => &field[1..field.len() - 1],
+                _ => return false,
+            }
         };
         out[written..written + inner.len()].copy_from_slice(inner);
         written += inner.len();
