@@ -4,7 +4,8 @@
 //!
 //! The parser's fast path takes a line with no stray carriage return apart at its
 //! delimiters; when the line has quotes, the parser checks that they only enclose
-//! whole fields, with `quotes` counting them per field. Sensor lines are short
+//! whole fields, with `quotes` counting them over the line, and per field when
+//! the line does not hold two per field. Sensor lines are short
 //! (about 65 bytes, five fields), so searching for each newline and each delimiter
 //! with a call of its own spends more on starting the searches than on the bytes.
 //! Here each byte is compared once, with SIMD compares read back as masks, and a

@@ -351,11 +351,12 @@ fn unquote_fields(
     ends: &mut [usize],
 ) -> bool {
     let nfields = ends.len();
-    // A line with two quotes per field (an export that quotes every field) is
-    // checked at each field's two ends only: if every field starts and ends with a
-    // quote, none holds another. Counting each field's quotes cost a mask and a
-    // popcount per field.
-    let every_field_quoted =
+    // A line's quotes are its fields' (the delimiter is never the quote byte). When
+    // it holds two per field, as an export that quotes every field writes, each
+    // field is checked at its two ends only: if every field starts and ends with a
+    // quote, none holds another, and if one does not, some field holds quotes that
+    // do not enclose it. That spares a mask and a popcount per field.
+    let two_quotes_per_field =
         marks.quotes(line_start, line_start + content.len()) as usize == 2 * nfields;
     let (mut start, mut written) = (0, 0);
     for (i, field_end) in ends.iter_mut().enumerate() {
@@ -366,7 +367,7 @@ fn unquote_fields(
         };
         let field = &content[start..end];
         let enclosed = field.len() >= 2 && field[0] == quote && field[field.len() - 1] == quote;
-        let inner = if every_field_quoted {
+        let inner = if two_quotes_per_field {
             if !enclosed {
                 return false;
             }
