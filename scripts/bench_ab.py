@@ -12,7 +12,7 @@ import time
 import duckdb
 
 os.environ.setdefault("NASLAKE_BIN", sys.argv[1] if len(sys.argv) > 1 else "")
-from bench_csv import GENERATE  # noqa: E402
+from bench_csv import QUOTINGS, generator  # noqa: E402
 from bench_dicom import JOB as DICOM_JOB, KEY as DICOM_KEY, corpus as dicom_corpus  # noqa: E402
 from bench_incremental import change_local_share, csv_body, key, measure  # noqa: E402
 
@@ -67,6 +67,10 @@ def main():
     repeats = int(sys.argv[5]) if len(sys.argv) > 5 else 5
     dicom_copies = int(sys.argv[6]) if len(sys.argv) > 6 else 20
     only = os.environ.get("BENCH_AB_CASES", "")
+    # The CSV cases' files, quoted as bench-csv's QUOTING says.
+    quoting = os.environ.get("BENCH_AB_QUOTING", "plain")
+    if quoting not in QUOTINGS:
+        raise SystemExit(f"BENCH_AB_QUOTING is one of {', '.join(QUOTINGS)}, not {quoting!r}")
     # As bench-dicom: with RUST_BACKTRACE set, dicom-rs captures a backtrace for
     # every error it raises and drops, which a production task does not pay for.
     for var in ("RUST_BACKTRACE", "RUST_LIB_BACKTRACE"):
@@ -86,9 +90,9 @@ def main():
             con = duckdb.connect()
             for f in range(8):
                 lo, hi = rows * f // 8, rows * (f + 1) // 8
-                con.execute(GENERATE.format(rows=f"{lo}, {hi}", path=src / f"part-{f}.csv"))
+                con.execute(generator(f"{lo}, {hi}", src / f"part-{f}.csv", quoting))
             size = sum(p.stat().st_size for p in src.iterdir())
-            made.append(f"csv: {size / 2**20:.0f} MiB in 8 files, {rows:,} rows")
+            made.append(f"csv: {size / 2**20:.0f} MiB in 8 files, {rows:,} rows, {quoting}")
             cases["run (bench-csv)"] = lambda b, n: run_csv(b, work / "csv", work / f"out-csv-{n}")
             cases["plan+work+commit (bench-sharded)"] = \
                 lambda b, n: run_sharded(b, work / "csv", work / f"out-sh-{n}")

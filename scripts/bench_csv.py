@@ -63,6 +63,22 @@ def measure_usage(cmd, cwd=None):
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out
 
 
+# How the generated file quotes its fields: not at all; every field (DuckDB's
+# FORCE_QUOTE *, as many exporters write them); or the text fields only.
+QUOTINGS = {"plain": None, "quoted": "*", "text-quoted": "(sensor_id, metric_name, unit)"}
+
+
+def generator(rows, path, quoting="plain"):
+    """The DuckDB statement that writes the benchmark's CSV, quoted as `quoting` says."""
+    generate = GENERATE.format(rows=rows, path=path)
+    force = QUOTINGS[quoting]
+    if force is None:
+        return generate
+    options = "(HEADER, DELIMITER ',')"
+    assert options in generate, "the generator's COPY options changed: update the quoted variants"
+    return generate.replace(options, f"(HEADER, DELIMITER ',', FORCE_QUOTE {force})")
+
+
 def measure(cmd, cwd=None):
     """Runs cmd; returns (wall seconds, peak RSS in MiB, stdout)."""
     wall, _, rss, out = measure_usage(cmd, cwd)
@@ -73,8 +89,8 @@ def main():
     size_mb = int(sys.argv[1]) if len(sys.argv) > 1 else 1024
     repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     quoting = sys.argv[3] if len(sys.argv) > 3 else "plain"
-    if quoting not in ("plain", "quoted"):
-        raise SystemExit(f"QUOTING is plain or quoted, not {quoting!r}")
+    if quoting not in QUOTINGS:
+        raise SystemExit(f"QUOTING is one of {', '.join(QUOTINGS)}, not {quoting!r}")
     work = pathlib.Path(tempfile.mkdtemp(prefix="naslake-bench-"))
     try:
         src_dir = work / "in"
@@ -83,13 +99,7 @@ def main():
         rows = int(size_mb * 1e6 / 67)  # 67 bytes per line on average
         import duckdb
         t0 = time.perf_counter()
-        generate = GENERATE.format(rows=rows, path=src)
-        if quoting == "quoted":
-            # Every field in quotes, as many exporters write them.
-            options = "(HEADER, DELIMITER ',')"
-            assert options in generate, "the generator's COPY options changed: update the quoted variant"
-            generate = generate.replace(options, "(HEADER, DELIMITER ',', FORCE_QUOTE *)")
-        duckdb.connect().execute(generate)
+        duckdb.connect().execute(generator(rows, src, quoting))
         os.sync()  # the first tool timed should not also pay for writing the file out
         size = src.stat().st_size
         print(f"input: {size / 2**20:.0f} MiB, {rows:,} rows of long-layout sensor CSV, {quoting} ({SEED_NOTE}); generated in {time.perf_counter() - t0:.1f}s")
