@@ -14,7 +14,7 @@ import json
 
 import duckdb
 
-from bench_csv import BIN, GENERATE, ROOT, measure_usage
+from bench_csv import BIN, ROOT, generator, measure_usage
 
 
 def main():
@@ -27,7 +27,7 @@ def main():
         for mb in (small_mb, large_mb):
             src = work / f"in-{mb}" / "long" / "sensors.csv"
             src.parent.mkdir(parents=True)
-            duckdb.connect().execute(GENERATE.format(rows=int(mb * 1e6 / 67), path=src))
+            duckdb.connect().execute(generator(int(mb * 1e6 / 67), src))
             inputs[mb] = (src, int(mb * 1e6 / 67))
         os.sync()
         total = sum(p.stat().st_size for p, _ in inputs.values())

@@ -13,7 +13,7 @@ import time
 
 import duckdb
 
-from bench_csv import DUCKDB_COPY, GENERATE, SEED_NOTE
+from bench_csv import DUCKDB_COPY, SEED_NOTE, generator
 from bench_incremental import measure  # (wall s, peak RSS MiB, stdout) of one process
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -39,7 +39,7 @@ def main():
         con = duckdb.connect()
         for f in range(files):
             lo, hi = rows * f // files, rows * (f + 1) // files
-            con.execute(GENERATE.format(rows=f"{lo}, {hi}", path=src / f"part-{f:03d}.csv"))
+            con.execute(generator(f"{lo}, {hi}", src / f"part-{f:03d}.csv"))
         size = sum(p.stat().st_size for p in src.iterdir())
         print(f"input: {size / 2**20:.0f} MiB in {files} files, {rows:,} rows of long-layout sensor CSV "
               f"({SEED_NOTE}); generated in {time.perf_counter() - t0:.1f}s")
