@@ -889,9 +889,10 @@ mod tests {
 
     /// Lines with two quotes per field take `unquote_fields`' check of each
     /// field's ends: every field enclosed (one line crossing the masks' 64-byte
-    /// words, one with two empty fields), and lines whose count matches while a field is
-    /// not enclosed (one field holds four quotes and another none; text after a
-    /// closing quote; a quote after a space). Each parses as csv-core parses it.
+    /// words, one with two empty fields), and lines whose count matches while a
+    /// field is not enclosed (one field holds four quotes and another none; text
+    /// after a closing quote; a quote after a space). Each parses as csv-core
+    /// parses it.
     #[test]
     fn lines_with_two_quotes_per_field_parse_as_csv_core_does() {
         let long = format!("\"{}\"", "v".repeat(70));
