@@ -53,18 +53,24 @@ def main():
         for r in range(repeats):
             for mb in (list(inputs) if r % 2 == 0 else list(inputs)[::-1]):
                 results[mb].append(run(mb))
-        print(f"{'input':>10} {'wall s':>8} {'MB/s':>7} {'CPU s/GB':>9} {'peak RSS':>9}   runs (s)")
+        # Peak RSS as the issue's goal reads it: the median of the repetitions, as for
+        # time. Same-size runs spread by about 5% (how much freed memory the allocator
+        # still holds when a peak is reached), so a single run, or the largest of a
+        # few, cannot tell a 5% growth from that spread; the largest is shown too.
+        print(f"{'input':>10} {'wall s':>8} {'MB/s':>7} {'CPU s/GB':>9} {'peak RSS':>9} {'largest':>8}   runs (s; MiB)")
         rows = {}
         for mb, runs in results.items():
             size = inputs[mb][0].stat().st_size
             wall = statistics.median(r[0] for r in runs)
             cpu_per_gb = statistics.median(r[1] for r in runs) / (size / 1e9)
-            rss = max(r[2] for r in runs)
-            rows[mb] = (size / 1e6 / wall, cpu_per_gb, rss)
-            print(f"{size / 2**20:8.0f}Mi {wall:8.2f} {rows[mb][0]:7.0f} {cpu_per_gb:9.2f} {rss:6.0f}MiB   "
-                  + ", ".join(f"{r[0]:.2f}" for r in runs))
-        (s_mbs, s_cpu, s_rss), (l_mbs, l_cpu, l_rss) = rows[small_mb], rows[large_mb]
-        print(f"\nlarge/small: throughput {l_mbs / s_mbs:.3f}x, CPU per GB {l_cpu / s_cpu:.3f}x, peak RSS {l_rss / s_rss:.3f}x")
+            rss = statistics.median(r[2] for r in runs)
+            largest = max(r[2] for r in runs)
+            rows[mb] = (size / 1e6 / wall, cpu_per_gb, rss, largest)
+            print(f"{size / 2**20:8.0f}Mi {wall:8.2f} {rows[mb][0]:7.0f} {cpu_per_gb:9.2f} {rss:6.0f}MiB {largest:5.0f}MiB   "
+                  + ", ".join(f"{r[0]:.2f}" for r in runs) + "; " + ", ".join(f"{r[2]:.0f}" for r in runs))
+        (s_mbs, s_cpu, s_rss, s_top), (l_mbs, l_cpu, l_rss, l_top) = rows[small_mb], rows[large_mb]
+        print(f"\nlarge/small: throughput {l_mbs / s_mbs:.3f}x, CPU per GB {l_cpu / s_cpu:.3f}x, "
+              f"peak RSS {l_rss / s_rss:.3f}x (medians; the largest runs' {l_top / s_top:.3f}x)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
