@@ -887,7 +887,7 @@ mod tests {
         }
     }
 
-    /// Lines with two quotes per field take `unquote_fields`' check of each
+    /// Lines with two quotes per field take `enclosed_fields`' check of each
     /// field's ends: every field enclosed (one line crossing the masks' 64-byte
     /// words, one with two empty fields), and lines whose count matches while a
     /// field is not enclosed (one field holds four quotes and another none; text
@@ -1173,6 +1173,59 @@ mod tests {
         assert_eq!(r.rows[0].1[0], "2024-03-10T01:59:59Z");
     }
 
+    /// Lines with every field quoted are read in place, where each field starts
+    /// three bytes after the previous one ends: a column joined from several
+    /// fields, NULL texts, a bad value and a wrong field count come out as they do
+    /// from the same lines unquoted.
+    #[test]
+    fn every_field_quoted_reads_as_the_same_fields_bare() {
+        let spec = concat!(
+            r#"columns = [{ name = "at", type = "timestamp", timestamp_format = "%Y-%m-%d %H:%M", from = ["d", "t"] }, "#,
+            r#"{ name = "n", type = "bigint" }, { name = "s", type = "string" }]"#,
+            "\ncsv = { null_values = [\"\", \"---\"] }"
+        );
+        let lines = [
+            vec!["2024-03-10", "01:59", "7", " x "],
+            vec!["2024-03-11", "02:00", "", "---"],
+            vec!["2024-03-12", "03:00", "8x", "y"],
+            vec!["2024-03-13", "04:00", "9"],
+            vec![
+                "2024-03-14",
+                "05:00",
+                "-1",
+                "a long value that is longer than one 64-byte word of the masks",
+            ],
+        ];
+        let file = |quote: &str| {
+            let mut data = String::from("d,t,n,s\n");
+            for fields in &lines {
+                let fields: Vec<String> = fields
+                    .iter()
+                    .map(|f| format!("{quote}{f}{quote}"))
+                    .collect();
+                data += &fields.join(",");
+                data += "\n";
+            }
+            data
+        };
+        let bare = read_source(spec, file("").as_bytes(), 1 << 20);
+        let quoted = read_source(spec, file("\"").as_bytes(), 1 << 20);
+        assert_eq!(quoted.rows.len(), 3);
+        assert_eq!(
+            quoted.rows[0].1,
+            vec!["2024-03-10T01:59:00Z".to_string(), "7".into(), " x ".into()]
+        );
+        assert_eq!(quoted.rows, bare.rows);
+        let reasons = |r: &Read| {
+            r.rejects
+                .iter()
+                .map(|j| (j.0, j.1.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(reasons(&quoted), reasons(&bare));
+        assert_eq!(reasons(&quoted).len(), 2);
+    }
+
     #[test]
     fn a_line_that_does_not_decode_is_rejected_for_its_bytes() {
         let spec = format!("{ID_V}\ncsv = {{ encoding = \"shift_jis\" }}");
@@ -1223,7 +1276,8 @@ mod tests {
     /// fields are good, with each value in its own column, and a refused one is
     /// rejected for its first bad field, leaving nothing behind in the columns the
     /// record had reached. Chunks of any size; quoted fields send a line through
-    /// the fast path's unquoting, a doubled quote through csv-core.
+    /// the fast path's unquoting, every field quoted through its reading in place,
+    /// a doubled quote through csv-core.
     mod every_type {
         use datafusion::arrow::datatypes::{
             Date32Type, Float64Type, Int64Type, TimestampMicrosecondType,
@@ -1321,13 +1375,16 @@ mod tests {
         proptest! {
             #[test]
             fn records_are_kept_whole_or_rejected_whole(
-                picks in proptest::collection::vec(proptest::array::uniform6(0usize..60), 1..40),
+                picks in proptest::collection::vec(
+                    (proptest::array::uniform6(0usize..60), any::<bool>()),
+                    1..40,
+                ),
                 chunk in 16usize..300,
             ) {
                 let mut data = NAMES.join(",") + "\n";
                 let mut want_rows = Vec::new();
                 let mut want_rejects = Vec::new();
-                for (r, pick) in picks.iter().enumerate() {
+                for (r, (pick, quote_all)) in picks.iter().enumerate() {
                     let line = r as i64 + 2;
                     let row: Vec<Cell> = pick
                         .iter()
@@ -1337,7 +1394,17 @@ mod tests {
                             options[p % options.len()].clone()
                         })
                         .collect();
-                    data += &row.iter().map(|(text, _)| *text).collect::<Vec<_>>().join(",");
+                    // Quotes around a field change nothing in what it holds.
+                    let quoted = |text: &str| if text.starts_with('"') {
+                        text.to_string()
+                    } else {
+                        format!("\"{text}\"")
+                    };
+                    let texts: Vec<String> = row
+                        .iter()
+                        .map(|(text, _)| if *quote_all { quoted(text) } else { text.to_string() })
+                        .collect();
+                    data += &texts.join(",");
                     data += "\n";
                     match row.iter().position(|(_, v)| v.is_err()) {
                         Some(bad) => want_rejects.push((Some(line), NAMES[bad])),

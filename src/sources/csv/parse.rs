@@ -112,9 +112,10 @@ impl ChunkParser {
             }
             // Fast path: a line with no stray carriage return is split at the
             // delimiters the chunk's masks mark ([`Marks`]), straight from the chunk
-            // when it has no quote, through `unquote_fields` when its quotes only
-            // enclose whole fields; that is what csv-core would do with it, at a
-            // fraction of the cost. Any other line is left to csv-core below.
+            // when it has no quote or quotes around every field (`enclosed_fields`),
+            // through `unquote_fields` when its quotes enclose only some whole
+            // fields; that is what csv-core would do with it, at a fraction of the
+            // cost. Any other line is left to csv-core below.
             if fast_path && let Some(simple) = self.marks.simple_line(data, pos) {
                 let line_start = pos;
                 let content = &data[pos..simple.content_end];
@@ -136,19 +137,23 @@ impl ChunkParser {
                     ndelims += 1;
                 });
                 // Where the fields' bytes are, and the bytes between two fields.
+                let line_end = line_start + content.len();
                 let fields = if !simple.has_quote {
                     Some((content, 1))
-                } else if ndelims + 1 == nfields
-                    && nfields <= self.ends.len()
-                    && unquote_fields(
-                        &self.marks,
-                        content,
-                        line_start,
-                        layout.quote,
-                        &mut self.out,
-                        &mut self.ends[..nfields],
-                    )
-                {
+                } else if ndelims + 1 != nfields {
+                    None
+                } else if self.marks.quotes(line_start, line_end) as usize == 2 * nfields {
+                    // As an export that quotes every field writes: read in place.
+                    enclosed_fields(content, layout.quote, &mut self.ends[..nfields])
+                        .then(|| (&content[1..], 3))
+                } else if unquote_fields(
+                    &self.marks,
+                    content,
+                    line_start,
+                    layout.quote,
+                    &mut self.out,
+                    &mut self.ends[..nfields],
+                ) {
                     Some((&self.out[..], 0))
                 } else {
                     None
@@ -333,8 +338,38 @@ fn comment_line_end(data: &[u8], pos: usize, prefix: &[u8]) -> Option<usize> {
     Some(memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i + 1))
 }
 
+/// Checks a line that holds two quotes per field (`"a","b","7"`): when every
+/// field starts and ends with a quote, none holds another, so each is its bytes
+/// between them, which csv-core would give too. Their ends go to `ends` (which
+/// holds the offsets of the line's delimiters on entry, one per field but the
+/// last) as offsets into `content[1..]`, where each field starts three bytes
+/// after the previous one ends (closing quote, delimiter, opening quote): the
+/// fields are read where they are, with no copy. Returns `false` when some field
+/// is not enclosed (then some other field holds quotes that do not enclose it),
+/// which csv-core then reads; `ends` may have been overwritten by then.
+fn enclosed_fields(content: &[u8], quote: u8, ends: &mut [usize]) -> bool {
+    let nfields = ends.len();
+    let mut start = 0;
+    for (i, field_end) in ends.iter_mut().enumerate() {
+        let end = if i + 1 == nfields {
+            content.len()
+        } else {
+            *field_end
+        };
+        let field = &content[start..end];
+        if field.len() < 2 || field[0] != quote || field[field.len() - 1] != quote {
+            return false;
+        }
+        // The closing quote's offset in `content`, less the opening quote of
+        // the line that `content[1..]` leaves out.
+        *field_end = end - 2;
+        start = end + 1;
+    }
+    true
+}
+
 /// Unquotes a line whose quotes all enclose whole fields, with none inside them
-/// (`"a","b",7`): each field's bytes, less its quotes, go to `out` one after the
+/// (`"a",7,""`): each field's bytes, less its quotes, go to `out` one after the
 /// other and their ends to `ends` (which holds the offsets of the line's
 /// delimiters on entry, one per field but the last). That is what csv-core gives:
 /// a quote at a field's start opens it, the next quote, followed by a delimiter or
@@ -351,13 +386,6 @@ fn unquote_fields(
     ends: &mut [usize],
 ) -> bool {
     let nfields = ends.len();
-    // A line's quotes are its fields' (the delimiter is never the quote byte). When
-    // it holds two per field, as an export that quotes every field writes, each
-    // field is checked at its two ends only: if every field starts and ends with a
-    // quote, none holds another, and if one does not, some field holds quotes that
-    // do not enclose it. That spares a mask and a popcount per field.
-    let two_quotes_per_field =
-        marks.quotes(line_start, line_start + content.len()) as usize == 2 * nfields;
     let (mut start, mut written) = (0, 0);
     for (i, field_end) in ends.iter_mut().enumerate() {
         let end = if i + 1 == nfields {
@@ -367,17 +395,10 @@ fn unquote_fields(
         };
         let field = &content[start..end];
         let enclosed = field.len() >= 2 && field[0] == quote && field[field.len() - 1] == quote;
-        let inner = if two_quotes_per_field {
-            if !enclosed {
-                return false;
-            }
-            &field[1..field.len() - 1]
-        } else {
-            match marks.quotes(line_start + start, line_start + end) {
-                0 => field,
-                2 if enclosed => &field[1..field.len() - 1],
-                _ => return false,
-            }
+        let inner = match marks.quotes(line_start + start, line_start + end) {
+            0 => field,
+            2 if enclosed => &field[1..field.len() - 1],
+            _ => return false,
         };
         out[written..written + inner.len()].copy_from_slice(inner);
         written += inner.len();
@@ -390,7 +411,7 @@ fn unquote_fields(
 /// Validates, converts and appends the fields of one record to `columns`. Field
 /// `i` ends at `ends[i]` in `src` and starts `gap` bytes after the previous one
 /// ends (csv-core's unescaped output has no gap; a plain line has one delimiter
-/// byte). Columns built from several fields (`from`) come last, from their fields
+/// byte; a line with every field quoted, three: quote, delimiter, quote). Columns built from several fields (`from`) come last, from their fields
 /// joined by a space. On an error the fields appended so far stay appended: the
 /// caller takes the record back.
 #[allow(clippy::too_many_arguments)]
