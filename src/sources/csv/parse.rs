@@ -507,11 +507,11 @@ fn convert(
                 .map_err(|_| "is not an integer".to_string())?,
         ),
         Column::Float(c) => {
-            let s = ascii(text)?;
+            ascii(text)?;
             let v = if layout.decimal_comma {
                 parse_decimal_comma(text)?
             } else {
-                s.parse().map_err(|_| "is not a number".to_string())?
+                parse_f64(text).ok_or_else(|| "is not a number".to_string())?
             };
             if !v.is_finite() {
                 return Err("is not a finite number".into());
@@ -557,6 +557,19 @@ fn ascii(text: &[u8]) -> Result<&str, String> {
     Ok(unsafe { std::str::from_utf8_unchecked(text) })
 }
 
+/// A number as `str::parse::<f64>` reads it (the rules naslake documents and its
+/// rejects follow), by lexical-core where it reads one: a third faster on the
+/// short decimals loggers write, and correctly rounded, so the same bits.
+/// lexical-core refuses some texts `str::parse` takes (spellings of infinity and
+/// NaN, which are refused as not finite after this, with their own reason);
+/// those go to `str::parse`. It takes none that `str::parse` refuses
+/// (`lexical_agrees_with_str_parse`).
+fn parse_f64(text: &[u8]) -> Option<f64> {
+    lexical_core::parse(text)
+        .ok()
+        .or_else(|| std::str::from_utf8(text).ok().and_then(|t| t.parse().ok()))
+}
+
 /// A number written with a decimal comma (`-12,5`, `1e3`). A `.` is refused rather
 /// than read: in such files it groups thousands (`1.234,5`), and a value read as
 /// 1.234 would be wrong without a trace.
@@ -571,10 +584,7 @@ fn parse_decimal_comma(text: &[u8]) -> Result<f64, String> {
     for (d, &b) in dst.iter_mut().zip(text) {
         *d = if b == b',' { b'.' } else { b };
     }
-    std::str::from_utf8(dst)
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .ok_or_else(|| "is not a number".to_string())
+    parse_f64(dst).ok_or_else(|| "is not a number".to_string())
 }
 
 /// `n` rows of one value (the chunk's source key), its bytes repeated in one
@@ -644,8 +654,98 @@ impl crate::sources::Parser for ChunkParser {
 #[cfg(test)]
 mod tests {
     use datafusion::arrow::array::AsArray;
+    use proptest::prelude::*;
 
     use super::*;
+
+    /// `parse_f64` against the reference it stands for: the same number, to the
+    /// bit, or the same refusal.
+    fn same_as_str_parse(text: &str) -> Result<(), TestCaseError> {
+        let got = parse_f64(text.as_bytes());
+        let want = text.parse::<f64>().ok();
+        match (got, want) {
+            (Some(g), Some(w)) => prop_assert!(
+                g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+                "{:?}: {} against {}",
+                text,
+                g,
+                w
+            ),
+            (g, w) => prop_assert_eq!(g, w, "{:?}", text),
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn lexical_agrees_with_str_parse_on_the_edges() {
+        for text in [
+            "",
+            "+",
+            "-",
+            ".",
+            "-.",
+            "e5",
+            ".e5",
+            "1.e5",
+            ".5e-3",
+            "5.",
+            "+.5",
+            "-0",
+            "-0.0",
+            "0",
+            "1e400",
+            "-1e400",
+            "1e-400",
+            "4.9e-324",
+            "2.4703282292062327e-324",
+            "1.7976931348623157e308",
+            "1.7976931348623158e308",
+            "9007199254740993",
+            "0.1000000000000000055511151231257827",
+            "123456789012345678901234567890",
+            "inf",
+            "-inf",
+            "+INF",
+            "Infinity",
+            "-infinity",
+            "NaN",
+            "nan",
+            "-NaN",
+            "infin",
+            "0x1p3",
+            "1_000",
+            "1,5",
+            "1 ",
+            " 1",
+            "1e",
+            "1e+",
+            "1E+05",
+            "1d5",
+            "1f",
+            "١",
+            "00012.5000",
+            "1e0000000000000000000000001",
+            "0e99999999999",
+        ] {
+            same_as_str_parse(text).unwrap();
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// Texts shaped like numbers (signs, digits of any length, a point, an
+        /// exponent) and texts of the bytes numbers and their spellings are made
+        /// of: `parse_f64` reads each as `str::parse` does.
+        #[test]
+        fn lexical_agrees_with_str_parse(
+            number in "[+-]?[0-9]{0,40}(\\.[0-9]{0,40})?([eE][+-]?[0-9]{0,5})?",
+            bytes in "[0-9.+eE infatyNIF_x-]{0,24}",
+        ) {
+            same_as_str_parse(&number)?;
+            same_as_str_parse(&bytes)?;
+        }
+    }
 
     #[test]
     fn a_repeated_value_is_the_array_collected_from_it() {
