@@ -1175,8 +1175,9 @@ mod tests {
 
     /// Lines with every field quoted are read in place, where each field starts
     /// three bytes after the previous one ends: a column joined from several
-    /// fields, NULL texts, a bad value and a wrong field count come out as they do
-    /// from the same lines unquoted.
+    /// fields (which are not columns themselves), NULL texts, a bad value and a
+    /// wrong field count come out as they do from the same lines unquoted, with
+    /// `"` or a file's own quote byte.
     #[test]
     fn every_field_quoted_reads_as_the_same_fields_bare() {
         let spec = concat!(
@@ -1209,21 +1210,25 @@ mod tests {
             data
         };
         let bare = read_source(spec, file("").as_bytes(), 1 << 20);
-        let quoted = read_source(spec, file("\"").as_bytes(), 1 << 20);
-        assert_eq!(quoted.rows.len(), 3);
-        assert_eq!(
-            quoted.rows[0].1,
-            vec!["2024-03-10T01:59:00Z".to_string(), "7".into(), " x ".into()]
-        );
-        assert_eq!(quoted.rows, bare.rows);
         let reasons = |r: &Read| {
             r.rejects
                 .iter()
                 .map(|j| (j.0, j.1.clone()))
                 .collect::<Vec<_>>()
         };
-        assert_eq!(reasons(&quoted), reasons(&bare));
-        assert_eq!(reasons(&quoted).len(), 2);
+        // With a file's own quote byte, too.
+        let own_quote = spec.replace("csv = {", "csv = { quote = \"'\",");
+        for (spec, quote) in [(spec, "\""), (own_quote.as_str(), "'")] {
+            let quoted = read_source(spec, file(quote).as_bytes(), 1 << 20);
+            assert_eq!(quoted.rows.len(), 3, "{quote}");
+            assert_eq!(
+                quoted.rows[0].1,
+                vec!["2024-03-10T01:59:00Z".to_string(), "7".into(), " x ".into()]
+            );
+            assert_eq!(quoted.rows, bare.rows);
+            assert_eq!(reasons(&quoted), reasons(&bare));
+            assert_eq!(reasons(&quoted).len(), 2);
+        }
     }
 
     #[test]

@@ -137,12 +137,12 @@ impl ChunkParser {
                     ndelims += 1;
                 });
                 // Where the fields' bytes are, and the bytes between two fields.
-                let line_end = line_start + content.len();
                 let fields = if !simple.has_quote {
                     Some((content, 1))
                 } else if ndelims + 1 != nfields {
                     None
-                } else if self.marks.quotes(line_start, line_end) as usize == 2 * nfields {
+                } else if self.marks.quotes(line_start, simple.content_end) as usize == 2 * nfields
+                {
                     // As an export that quotes every field writes: read in place.
                     enclosed_fields(content, layout.quote, &mut self.ends[..nfields])
                         .then(|| (&content[1..], 3))
@@ -345,8 +345,8 @@ fn comment_line_end(data: &[u8], pos: usize, prefix: &[u8]) -> Option<usize> {
 /// last) as offsets into `content[1..]`, where each field starts three bytes
 /// after the previous one ends (closing quote, delimiter, opening quote): the
 /// fields are read where they are, with no copy. Returns `false` when some field
-/// is not enclosed (then some other field holds quotes that do not enclose it),
-/// which csv-core then reads; `ends` may have been overwritten by then.
+/// is not enclosed (then some field holds quotes that do not enclose it), which
+/// csv-core then reads; `ends` may have been overwritten by then.
 fn enclosed_fields(content: &[u8], quote: u8, ends: &mut [usize]) -> bool {
     let nfields = ends.len();
     let mut start = 0;
@@ -411,7 +411,8 @@ fn unquote_fields(
 /// Validates, converts and appends the fields of one record to `columns`. Field
 /// `i` ends at `ends[i]` in `src` and starts `gap` bytes after the previous one
 /// ends (csv-core's unescaped output has no gap; a plain line has one delimiter
-/// byte; a line with every field quoted, three: quote, delimiter, quote). Columns built from several fields (`from`) come last, from their fields
+/// byte; a line with every field quoted, three: quote, delimiter, quote).
+/// Columns built from several fields (`from`) come last, from their fields
 /// joined by a space. On an error the fields appended so far stay appended: the
 /// caller takes the record back.
 #[allow(clippy::too_many_arguments)]
@@ -558,17 +559,27 @@ fn ascii(text: &[u8]) -> Result<&str, String> {
 }
 
 /// A number as `str::parse::<f64>` reads it (the rules naslake documents and its
-/// rejects follow), by lexical-core where it reads one: a third faster on the
-/// short decimals loggers write, and correctly rounded, so the same bits.
-/// lexical-core refuses some texts `str::parse` takes (spellings of infinity and
-/// NaN, which are refused as not finite after this, with their own reason);
-/// those go to `str::parse`. It takes none that `str::parse` refuses
-/// (`lexical_agrees_with_str_parse`).
+/// rejects follow), by lexical-core where it can: a third faster on the short
+/// decimals loggers write, and correctly rounded, so the same bits. The two
+/// accept the same texts up to [`LEXICAL_MAX_BYTES`] (`lexical_agrees_with_str_parse`,
+/// spellings of infinity and NaN included); a text lexical-core refuses still
+/// goes to `str::parse`, so that a difference the tests did not find could only
+/// cost time, never refuse a number.
 fn parse_f64(text: &[u8]) -> Option<f64> {
-    lexical_core::parse(text)
-        .ok()
-        .or_else(|| std::str::from_utf8(text).ok().and_then(|t| t.parse().ok()))
+    if text.len() <= LEXICAL_MAX_BYTES
+        && let Ok(v) = lexical_core::parse(text)
+    {
+        return Some(v);
+    }
+    std::str::from_utf8(text).ok()?.parse().ok()
 }
+
+/// The longest text lexical-core reads in place of `str::parse`. Past it the two
+/// can differ: each stops following an exponent's digits at its own cap (65 536
+/// for `str::parse`), which a text of hundreds of thousands of digits can reach
+/// with a value in range (`1` and 700 000 zeros, `e-700000`). Up to 64 bytes an
+/// exponent that large gives 0 or infinity in both.
+const LEXICAL_MAX_BYTES: usize = 64;
 
 /// A number written with a decimal comma (`-12,5`, `1e3`). A `.` is refused rather
 /// than read: in such files it groups thousands (`1.234,5`), and a value read as
@@ -729,21 +740,76 @@ mod tests {
         ] {
             same_as_str_parse(text).unwrap();
         }
+        // Past the bound, where lexical-core and `str::parse` cap an exponent's
+        // digits at different lengths.
+        let zeros = "0".repeat(700_000);
+        for text in [format!("1{zeros}e-700000"), format!("0.{zeros}1e700001")] {
+            same_as_str_parse(&text).unwrap();
+        }
     }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4096))]
 
-        /// Texts shaped like numbers (signs, digits of any length, a point, an
-        /// exponent) and texts of the bytes numbers and their spellings are made
-        /// of: `parse_f64` reads each as `str::parse` does.
+        /// Texts shaped like numbers (signs, up to 40 digits on each side of a
+        /// point, exponents of up to 6 digits, past the 64-byte bound too) and
+        /// texts of the bytes numbers and their spellings are made of:
+        /// `parse_f64` reads each as `str::parse` does.
         #[test]
         fn lexical_agrees_with_str_parse(
-            number in "[+-]?[0-9]{0,40}(\\.[0-9]{0,40})?([eE][+-]?[0-9]{0,5})?",
-            bytes in "[0-9.+eE infatyNIF_x-]{0,24}",
+            number in "[+-]?0{0,30}[0-9]{0,40}(\\.[0-9]{0,40})?([eE][+-]?[0-9]{0,6})?",
+            bytes in "[0-9.+eE infatyNIFATY_x-]{0,24}",
         ) {
             same_as_str_parse(&number)?;
             same_as_str_parse(&bytes)?;
+        }
+    }
+
+    /// Each field of `src` as `append_record` cuts it from `ends` and `gap`.
+    fn cut<'a>(src: &'a [u8], ends: &[usize], gap: usize) -> Vec<&'a [u8]> {
+        let mut start = 0;
+        ends.iter()
+            .map(|&end| {
+                let field = &src[start..end];
+                start = end + gap;
+                field
+            })
+            .collect()
+    }
+
+    #[test]
+    fn enclosed_fields_are_cut_in_place_three_bytes_apart() {
+        for (line, quote, fields) in [
+            (&br#""ab","","c""#[..], b'"', vec![&b"ab"[..], b"", b"c"]),
+            (b"'x;y'", b'\'', vec![b"x;y"]),
+            (b"''", b'\'', vec![b""]),
+        ] {
+            // The delimiters' offsets, as the masks give them, then room for the last.
+            let delimiter = if quote == b'"' { b',' } else { b';' };
+            let mut ends: Vec<usize> = line
+                .iter()
+                .enumerate()
+                .filter(|&(i, &b)| {
+                    b == delimiter && line[..i].iter().filter(|&&q| q == quote).count() % 2 == 0
+                })
+                .map(|(i, _)| i)
+                .collect();
+            ends.push(0);
+            assert!(enclosed_fields(line, quote, &mut ends), "{line:?}");
+            assert_eq!(cut(&line[1..], &ends, 3), fields, "{line:?}");
+        }
+        assert_eq!(
+            {
+                let mut ends = [4, 7, 0];
+                enclosed_fields(br#""ab","","c""#, b'"', &mut ends);
+                ends
+            },
+            [2, 5, 9]
+        );
+        // A field that does not start and end with the quote: csv-core's line.
+        for line in [&br#""x"y,"b""#[..], br#"x"",""#, br#""a",b"#] {
+            let comma = line.iter().position(|&b| b == b',').unwrap();
+            assert!(!enclosed_fields(line, b'"', &mut [comma, 0]), "{line:?}");
         }
     }
 
