@@ -558,13 +558,14 @@ fn ascii(text: &[u8]) -> Result<&str, String> {
     Ok(unsafe { std::str::from_utf8_unchecked(text) })
 }
 
-/// A number as `str::parse::<f64>` reads it (the rules naslake documents and its
-/// rejects follow), by lexical-core where it can: a third faster on the short
-/// decimals loggers write, and correctly rounded, so the same bits. The two
-/// accept the same texts up to [`LEXICAL_MAX_BYTES`] (`lexical_agrees_with_str_parse`,
-/// spellings of infinity and NaN included); a text lexical-core refuses still
-/// goes to `str::parse`, so that a difference the tests did not find could only
-/// cost time, never refuse a number.
+/// A number as `str::parse::<f64>` reads it (what a `double` cell has always
+/// accepted, and what its rejects are measured against), by lexical-core where
+/// it can: faster on the short decimals loggers write (docs/benchmarks.md), and
+/// correctly rounded, so the same bits. The two accept the same texts up to
+/// [`LEXICAL_MAX_BYTES`] (`lexical_agrees_with_str_parse`, spellings of infinity
+/// and NaN included); a text lexical-core refuses still goes to `str::parse`, so
+/// that a difference the tests did not find could only cost time, never refuse a
+/// number.
 fn parse_f64(text: &[u8]) -> Option<f64> {
     if text.len() <= LEXICAL_MAX_BYTES
         && let Ok(v) = lexical_core::parse(text)
