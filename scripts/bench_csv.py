@@ -143,13 +143,13 @@ def main():
         print("all runs (s): " + "; ".join(f"{k.split()[0]} {', '.join(f'{w:.2f}' for w in v[0])}" for k, v in results.items()))
         instructions = ROOT / "scripts" / "bench-instructions"
         if shutil.which("valgrind"):
-            ran = subprocess.run([str(instructions)], capture_output=True, text=True)
+            ran = subprocess.run([str(instructions), quoting], capture_output=True, text=True)
             if ran.returncode != 0:
                 raise SystemExit(f"scripts/bench-instructions failed:\n{ran.stdout}\n{ran.stderr}")
             out = ran.stdout
             total = next(l for l in out.splitlines() if "PROGRAM TOTALS" in l)
             count = int(total.split()[0].replace(",", ""))
-            print(f"instructions per row (callgrind, {INSTRUCTION_ROWS:,}-row slice): {count / INSTRUCTION_ROWS:,.0f}")
+            print(f"instructions per row (callgrind, {INSTRUCTION_ROWS:,}-row slice, {quoting}): {count / INSTRUCTION_ROWS:,.0f}")
         else:
             print("instructions per row: needs valgrind (scripts/bench-instructions)")
     finally:
