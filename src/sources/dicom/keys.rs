@@ -25,11 +25,14 @@
 //! deterministic and shows no more than the name does (whether two keys are
 //! equal); the tag makes a seal from another key or an altered one an error.
 
+use std::sync::Mutex;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 
 use super::deidentify::{Key, push_hex};
+use crate::base::sync::lock;
 use crate::discover::KeyNames;
 
 /// File-name endings that say only that a file is DICOM (or compressed).
@@ -43,6 +46,21 @@ pub struct KeyPseudonyms {
     /// The segments of the source's prefix.
     prefix: Vec<String>,
     seal: LessSafeKey,
+    /// The folder last named: a listing mostly gives a folder's files one after
+    /// another, so its segments' HMACs are computed once for them. A `Mutex`
+    /// because names are made through `&self`; discovery names one key at a
+    /// time, so it is never contended.
+    last_folder: Mutex<Option<NamedFolder>>,
+}
+
+/// A folder (a key up to its last `/`) and its name. It holds the real folder,
+/// so it has no `Debug`, and the disguise's leaves it out.
+struct NamedFolder {
+    folder: String,
+    named: String,
+    /// Where the file name's segment is (the folder's segment count), when every
+    /// segment of the folder equals the prefix's there and stays in clear.
+    clear_to: Option<usize>,
 }
 
 impl std::fmt::Debug for KeyPseudonyms {
@@ -64,6 +82,7 @@ impl KeyPseudonyms {
             key,
             prefix: prefix.split('/').map(str::to_string).collect(),
             seal,
+            last_folder: Mutex::new(None),
         }
     }
 
@@ -96,27 +115,61 @@ impl KeyPseudonyms {
         self.push_segment(out, stem);
         out.push_str(suffix);
     }
+
+    /// `folder` named: each segment in clear while it and those before it equal
+    /// the prefix's, a pseudonym from the first that does not.
+    fn name_folder(&self, folder: &str) -> NamedFolder {
+        let mut named = String::with_capacity(folder.len() + 2 * SEGMENT_BYTES);
+        let mut clear = true;
+        let mut segments = 0;
+        for (i, s) in folder.split('/').enumerate() {
+            if i > 0 {
+                named.push('/');
+            }
+            clear = clear && self.prefix.get(i).is_some_and(|p| p == s);
+            if clear {
+                named.push_str(s);
+            } else {
+                self.push_segment(&mut named, s);
+            }
+            segments = i + 1;
+        }
+        NamedFolder {
+            folder: folder.to_string(),
+            named,
+            clear_to: clear.then_some(segments),
+        }
+    }
 }
 
 impl KeyNames for KeyPseudonyms {
     fn name(&self, key: &str) -> String {
-        let clear = key
-            .split('/')
-            .zip(&self.prefix)
-            .take_while(|(s, p)| s == p)
-            .count();
-        let last = key.split('/').count() - 1;
+        let Some((folder, file)) = key.rsplit_once('/') else {
+            // A file at the top: in clear only where the prefix names it too.
+            return match self.prefix.first() {
+                Some(p) if p == key => key.to_string(),
+                _ => self.file(key),
+            };
+        };
+        let mut cached = lock(&self.last_folder);
+        let folder = match &mut *cached {
+            Some(last) if last.folder == folder => last,
+            slot => slot.insert(self.name_folder(folder)),
+        };
         // Built in place: a name per listed object.
-        let mut named = String::with_capacity(key.len() + 2 * SEGMENT_BYTES);
-        for (i, s) in key.split('/').enumerate() {
-            if i > 0 {
-                named.push('/');
-            }
-            match i {
-                i if i < clear => named.push_str(s),
-                i if i == last => self.push_file(&mut named, s),
-                _ => self.push_segment(&mut named, s),
-            }
+        let mut named =
+            String::with_capacity(folder.named.len() + 1 + file.len() + 2 * SEGMENT_BYTES);
+        named.push_str(&folder.named);
+        named.push('/');
+        // The file name stays in clear only where the whole folder did and the
+        // prefix names the file too.
+        let file_in_clear = folder
+            .clear_to
+            .is_some_and(|at| self.prefix.get(at).is_some_and(|p| p == file));
+        if file_in_clear {
+            named.push_str(file);
+        } else {
+            self.push_file(&mut named, file);
         }
         named
     }
@@ -287,13 +340,41 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Keys named one after another by one disguise (which keeps the last
+        /// folder's name) get the names built by parts, each afresh.
         #[test]
         fn names_are_the_names_built_by_parts(
             prefix in "(a/|b/|a/b/|a/b|)",
-            key in "[ab/]{0,4}(\\.(dcm|DcM|GZ|ima|dicom|pdf)|é|\\.){0,3}",
+            keys in proptest::collection::vec(
+                "[ab/]{0,4}(\\.(dcm|DcM|GZ|ima|dicom|pdf)|é|\\.){0,3}",
+                1..6,
+            ),
         ) {
             let n = names(&prefix);
-            proptest::prop_assert_eq!(n.name(&key), name_by_parts(&n, &key));
+            for key in &keys {
+                proptest::prop_assert_eq!(n.name(key), name_by_parts(&names(&prefix), key));
+            }
+        }
+
+        /// As above, with the keys' folders drawn from a few, so that a folder
+        /// named before comes back (after others, too), in clear or not.
+        #[test]
+        fn names_of_folders_named_before_are_the_names_built_by_parts(
+            prefix in "(a/|b/|a/b/|a/b|a/b/a\\.dcm|)",
+            folders in proptest::collection::vec("[ab]{0,2}(/[ab]{0,2}){0,2}", 1..4),
+            files in proptest::collection::vec(
+                (proptest::option::of(0..4usize), "[ab]{0,2}(\\.dcm|\\.GZ|é|\\.){0,2}"),
+                1..10,
+            ),
+        ) {
+            let n = names(&prefix);
+            for (folder, file) in &files {
+                let key = match folder {
+                    Some(i) => format!("{}/{file}", folders[i % folders.len()]),
+                    None => file.clone(),
+                };
+                proptest::prop_assert_eq!(n.name(&key), name_by_parts(&names(&prefix), &key));
+            }
         }
     }
 }
