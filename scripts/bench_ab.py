@@ -49,6 +49,7 @@ def run_sharded(binary, src, out):
 def run_incremental(binary, share, base_lake, out):
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(base_lake, out)
+    os.sync()  # the copy is written out before the run, not during it
     wall, rss, _ = measure([binary, "run", str(SENSOR_JOB), "--input", str(share), "--output", str(out),
                             "--incremental"])
     return wall, rss, loaded(out)
