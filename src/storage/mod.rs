@@ -118,8 +118,9 @@ impl Location {
     /// a file name) that may hold `%`: `ObjPath::join` would escape it again.
     pub fn literal_child(&self, base: &ObjPath, name: &str) -> ObjPath {
         let prefix = base.as_ref();
-        // Pushed, not `format!`ted: this runs once per item read, and there
-        // `format!` cost 1.5× the parse below (callgrind, 14 700 DICOM files).
+        // Pushed, not `format!`ted: this runs once per item read, where `format!`
+        // was 40% of its instructions (callgrind over 14 700 DICOM files: 52.2 →
+        // 31.7 M; the parse below is the rest).
         let mut raw = String::with_capacity(prefix.len() + 1 + name.len());
         if !prefix.is_empty() {
             raw.push_str(prefix);
