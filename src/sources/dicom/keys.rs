@@ -54,7 +54,7 @@ pub struct KeyPseudonyms {
 }
 
 /// A folder (a key up to its last `/`) and its name. It holds the real folder,
-/// so it has no `Debug`, and the disguise's leaves it out.
+/// so it has no `Debug`, and `KeyPseudonyms`' `Debug` leaves it out.
 struct NamedFolder {
     folder: String,
     named: String,
