@@ -192,19 +192,23 @@ fn rewrite(walked: &Walked, charset: &Charset) -> Rewritten {
 /// The kept elements as dicom-rs decodes them: text in the declared character
 /// set (the SpecificCharacterSet element switches it, as in a file), values
 /// split by multiplicity, binary VRs typed.
-struct Decoded {
+struct Decoded<'a> {
     /// In the order written; of a tag written twice the last is the one read,
     /// as a dicom-rs object keeps it.
-    elements: Vec<(dicom_core::Tag, PrimitiveValue)>,
+    elements: Vec<(dicom_core::Tag, Value<'a>)>,
+    /// The tags strictly ascend, as a data set's must (PS3.5 7.1): an element is
+    /// then found by bisection instead of a scan from the end (some sixty
+    /// lookups per file, one per attribute read).
+    ascending: bool,
 }
 
-impl Decoded {
+impl<'a> Decoded<'a> {
     /// Reads what [`rewrite`] wrote with dicom-rs's decoder, one element after
     /// another as its data set reader does, and ending where it ends: when no
     /// byte is left, or too few for a tag. Building its object of them (a tree,
     /// and a reader that tracks sequences this data set never has) cost as much
     /// again as decoding the values.
-    fn read(data_set: &[u8]) -> Result<Self, DecodeFailed> {
+    fn read(data_set: &'a [u8]) -> Result<Self, DecodeFailed> {
         let left = Cell::new(data_set);
         let mut decoder = StatefulDecoder::new(
             Unread(&left),
@@ -230,20 +234,101 @@ impl Decoded {
                     .map_err(|_| DecodeFailed)?,
                 None => decoder
                     .read_value_preserved(&header)
+                    .map(Value::Decoded)
                     .map_err(|_| DecodeFailed)?,
             };
             elements.push((header.tag, value));
         }
-        Ok(Decoded { elements })
+        let ascending = elements.windows(2).all(|w| w[0].0 < w[1].0);
+        Ok(Decoded {
+            elements,
+            ascending,
+        })
     }
 
-    fn get(&self, tag: Tag) -> Option<&PrimitiveValue> {
+    fn get(&self, tag: Tag) -> Option<&Value<'a>> {
         let tag = dicom_core::Tag(tag.0, tag.1);
+        if self.ascending {
+            let at = self.elements.binary_search_by_key(&tag, |(t, _)| *t).ok()?;
+            return Some(&self.elements[at].1);
+        }
         self.elements
             .iter()
             .rev()
             .find(|(t, _)| *t == tag)
             .map(|(_, v)| v)
+    }
+}
+
+/// A value of the data set: ASCII text borrowed from it as it stands (see
+/// [`ascii_text`]), or what dicom-rs's decoder read. Most values of a header are
+/// ASCII text; reading them in place spares a `String` per value, and
+/// dicom-rs's joins and splits in `to_str` and `to_multi_str` (a second `String`
+/// per value, and a third for numbers), with their frees.
+#[derive(Debug, PartialEq)]
+enum Value<'a> {
+    /// The value's bytes, ASCII without an escape; `multi` for the VRs that
+    /// dicom-rs splits at backslashes into several values.
+    Ascii {
+        text: &'a str,
+        multi: bool,
+    },
+    Decoded(PrimitiveValue),
+}
+
+/// Spaces and NULs pad text values (PS3.5 6.2); they are not part of them.
+fn trim_padding(s: &str) -> &str {
+    s.trim_matches(|c: char| c == ' ' || c == '\0')
+}
+
+impl Value<'_> {
+    /// The whole value as text as dicom-rs's `PrimitiveValue::to_str` gives it
+    /// (each value's trailing padding dropped, several joined by backslashes),
+    /// then trimmed at both ends.
+    fn text(&self) -> Cow<'_, str> {
+        match self {
+            Value::Ascii { text, multi } if *multi && text.contains('\\') => {
+                let values: Vec<&str> = text
+                    .split('\\')
+                    .map(|v| v.trim_end_matches([' ', '\0']))
+                    .collect();
+                Cow::Owned(trim_padding(&values.join("\\")).to_string())
+            }
+            Value::Ascii { text, .. } => Cow::Borrowed(trim_padding(text)),
+            Value::Decoded(value) => match value.to_str() {
+                Cow::Borrowed(s) => Cow::Borrowed(trim_padding(s)),
+                Cow::Owned(s) => Cow::Owned(trim_padding(&s).to_string()),
+            },
+        }
+    }
+
+    /// Every value as dicom-rs's `PrimitiveValue::to_multi_str` gives them, each
+    /// trimmed at both ends.
+    fn texts(&self) -> Vec<Cow<'_, str>> {
+        match self {
+            Value::Ascii { text, multi: true } => text
+                .split('\\')
+                .map(|v| Cow::Borrowed(trim_padding(v)))
+                .collect(),
+            Value::Ascii { text, multi: false } => vec![Cow::Borrowed(trim_padding(text))],
+            Value::Decoded(value) => value
+                .to_multi_str()
+                .iter()
+                .map(|v| Cow::Owned(trim_padding(v).to_string()))
+                .collect(),
+        }
+    }
+
+    /// dicom-rs's own value: what its decoder reads for the same bytes.
+    #[cfg(test)]
+    fn to_primitive(&self) -> PrimitiveValue {
+        match self {
+            Value::Ascii { text, multi: true } => {
+                PrimitiveValue::Strs(text.split('\\').map(str::to_owned).collect())
+            }
+            Value::Ascii { text, multi: false } => PrimitiveValue::Str(text.to_string()),
+            Value::Decoded(value) => value.clone(),
+        }
     }
 }
 
@@ -254,7 +339,7 @@ impl Decoded {
 /// own route (the `encoding` crate, one character at a time into a growing
 /// string) was most of its time. The SpecificCharacterSet element is left to
 /// the decoder, which switches to it. A property test holds the two equal.
-fn ascii_text(header: &dicom_core::DataElementHeader, left: &[u8]) -> Option<PrimitiveValue> {
+fn ascii_text<'a>(header: &dicom_core::DataElementHeader, left: &'a [u8]) -> Option<Value<'a>> {
     use dicom_core::VR;
     let len = usize::try_from(header.len.get()?).ok()?;
     if len == 0 || header.tag == dicom_core::Tag(0x0008, 0x0005) {
@@ -265,7 +350,7 @@ fn ascii_text(header: &dicom_core::DataElementHeader, left: &[u8]) -> Option<Pri
         return None;
     }
     let text = std::str::from_utf8(bytes).ok()?;
-    match header.vr {
+    let multi = match header.vr {
         // What dicom-rs reads as several values, split at backslashes.
         VR::AE
         | VR::AS
@@ -279,20 +364,19 @@ fn ascii_text(header: &dicom_core::DataElementHeader, left: &[u8]) -> Option<Pri
         | VR::SH
         | VR::TM
         | VR::UC
-        | VR::UI => Some(PrimitiveValue::Strs(
-            text.split('\\').map(str::to_owned).collect(),
-        )),
+        | VR::UI => true,
         // One value, backslashes and all.
-        VR::LT | VR::ST | VR::UR | VR::UT => Some(PrimitiveValue::Str(text.to_owned())),
-        _ => None,
-    }
+        VR::LT | VR::ST | VR::UR | VR::UT => false,
+        _ => return None,
+    };
+    Some(Value::Ascii { text, multi })
 }
 
 /// A data set the decoder reads while [`Decoded::read`] still sees how much of
 /// it is left (the decoder owns its reader and does not give it back).
-struct Unread<'a>(&'a Cell<&'a [u8]>);
+struct Unread<'c, 'a>(&'c Cell<&'a [u8]>);
 
-impl std::io::Read for Unread<'_> {
+impl std::io::Read for Unread<'_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let mut left = self.0.get();
         let n = left.read(buf)?;
@@ -316,12 +400,12 @@ fn encode_element(out: &mut Vec<u8>, attribute: &Attribute, value: &[u8]) {
 
 /// Reads typed values of a decoded data set, noting the ones that do not read.
 struct Values<'a> {
-    decoded: &'a Decoded,
+    decoded: &'a Decoded<'a>,
     invalid: Vec<String>,
 }
 
-impl Values<'_> {
-    fn element(&self, attribute: &Attribute) -> Option<&PrimitiveValue> {
+impl<'a> Values<'a> {
+    fn element(&self, attribute: &Attribute) -> Option<&'a Value<'a>> {
         self.decoded.get(attribute.tag)
     }
 
@@ -331,26 +415,27 @@ impl Values<'_> {
 
     /// The value as text, trimmed; `None` when absent or empty.
     fn text(&self, attribute: &Attribute) -> Option<String> {
-        let s = self.element(attribute)?.to_str();
-        let s = s.trim_matches(|c: char| c == ' ' || c == '\0');
-        (!s.is_empty()).then(|| s.to_string())
+        let s = self.element(attribute)?.text();
+        (!s.is_empty()).then(|| s.into_owned())
     }
 
     /// Every value, trimmed; `None` when absent or all empty.
     fn texts(&self, attribute: &Attribute) -> Option<Vec<String>> {
-        let values: Vec<String> = self
-            .element(attribute)?
-            .to_multi_str()
-            .iter()
-            .map(|v| v.trim_matches(|c: char| c == ' ' || c == '\0').to_string())
-            .collect();
+        let values = self.text_values(attribute)?;
+        Some(values.into_iter().map(Cow::into_owned).collect())
+    }
+
+    /// [`Self::texts`] without a copy of each: for values read as numbers.
+    fn text_values(&self, attribute: &Attribute) -> Option<Vec<Cow<'a, str>>> {
+        let values = self.element(attribute)?.texts();
         values.iter().any(|v| !v.is_empty()).then_some(values)
     }
 
     /// An IS or US value (the first of several).
     fn int(&mut self, attribute: &Attribute) -> Option<i32> {
-        if &attribute.vr == b"US" {
-            let e = self.element(attribute)?;
+        if &attribute.vr == b"US"
+            && let Value::Decoded(e) = self.element(attribute)?
+        {
             if e.is_empty() {
                 return None;
             }
@@ -362,7 +447,7 @@ impl Values<'_> {
                 }
             };
         }
-        let text = self.texts(attribute)?;
+        let text = self.text_values(attribute)?;
         match text[0].parse::<i32>() {
             Ok(v) => Some(v),
             Err(_) => {
@@ -374,7 +459,7 @@ impl Values<'_> {
 
     /// DS values; `None` (and invalid) when any does not read.
     fn floats(&mut self, attribute: &Attribute) -> Option<Vec<f64>> {
-        let texts = self.texts(attribute)?;
+        let texts = self.text_values(attribute)?;
         let parsed: Result<Vec<f64>, _> = texts.iter().map(|t| t.parse::<f64>()).collect();
         match parsed {
             Ok(v) if v.iter().all(|f| f.is_finite()) => Some(v),
@@ -902,7 +987,8 @@ mod tests {
                     let tags: BTreeSet<_> = ours.elements.iter().map(|(t, _)| *t).collect();
                     prop_assert_eq!(tags.len(), reference.len());
                     for (tag, value) in &reference {
-                        prop_assert_eq!(ours.get(Tag(tag.0, tag.1)), Some(value));
+                        let read = ours.get(Tag(tag.0, tag.1)).map(Value::to_primitive);
+                        prop_assert_eq!(read.as_ref(), Some(value));
                     }
                 }
                 (reference, ours) => prop_assert!(
@@ -912,6 +998,29 @@ mod tests {
                     ours.is_some()
                 ),
             }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// ASCII text read in place gives the text and the values that dicom-rs's
+        /// own value for the same bytes gives (`to_str`, `to_multi_str`), trimmed
+        /// the same: padding around and between values, empty values, one value
+        /// or several.
+        #[test]
+        fn text_read_in_place_reads_as_dicom_rs_values(
+            text in proptest::collection::vec(
+                proptest::sample::select(vec![' ', '\0', '\\', 'A', '1', '.', '^', '\t']),
+                0..24,
+            ),
+            multi in any::<bool>(),
+        ) {
+            let text: String = text.into_iter().collect();
+            let ours = Value::Ascii { text: &text, multi };
+            let theirs = Value::Decoded(ours.to_primitive());
+            prop_assert_eq!(ours.text(), theirs.text());
+            prop_assert_eq!(ours.texts(), theirs.texts());
         }
     }
 
@@ -1006,7 +1115,7 @@ mod tests {
             );
             if let Some(ours) = ours {
                 let theirs = decoder.read_value_preserved(&header).expect("decodes");
-                prop_assert_eq!(ours, theirs);
+                prop_assert_eq!(ours.to_primitive(), theirs);
             }
         }
     }
