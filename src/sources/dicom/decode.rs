@@ -429,7 +429,8 @@ fn ascii_text<'a>(header: &dicom_core::DataElementHeader, left: &'a [u8]) -> Opt
 }
 
 /// A data set the decoder reads while [`Decoded::read`] still sees how much of
-/// it is left (the decoder owns its reader and does not give it back).
+/// it is left (the decoder owns its reader and does not give it back), and moves
+/// past what it reads itself (text headers and ASCII values).
 struct Unread<'c, 'a>(&'c Cell<&'a [u8]>);
 
 impl std::io::Read for Unread<'_, '_> {
