@@ -56,24 +56,24 @@ impl Marks {
     }
 
     /// `scan` with AVX2's 32-byte compares: half the compares and mask reads of
-    /// SSE2's 16 (docs/benchmarks.md). Detected at run time, as the release
-    /// build targets every x86_64.
+    /// SSE2's 16, and Marks' share of a plain CSV run's samples from 2.7% to
+    /// 1.5% (docs/benchmarks.md). Detected at run time, as the release build
+    /// targets every x86_64.
     ///
     /// # Safety
     /// The CPU must have AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn scan_avx2(&mut self, data: &[u8], delimiter: u8, quote: u8) {
-        // SAFETY: this runs inside a function enabled for AVX2, which is only
-        // called once the CPU is known to have it.
-        self.scan_with(data, |block| unsafe { masks_avx2(block, delimiter, quote) });
+        // The closure inherits this function's AVX2, so it may call `masks_avx2`.
+        self.scan_with(data, |block| masks_avx2(block, delimiter, quote));
     }
 
-    /// Classifies `data` 64 bytes at a time, `masks` giving a block's masks (see
-    /// [`BlockMasks`]). Always inlined, so that in `scan_avx2` `masks` is
-    /// compiled for AVX2.
+    /// Classifies `data` 64 bytes at a time, `block_masks` giving a block's
+    /// masks (see [`BlockMasks`]). Always inlined, so that in `scan_avx2`
+    /// `block_masks` is compiled for AVX2.
     #[inline(always)]
-    fn scan_with(&mut self, data: &[u8], masks: impl Fn(&[u8; 64]) -> BlockMasks) {
+    fn scan_with(&mut self, data: &[u8], block_masks: impl Fn(&[u8; 64]) -> BlockMasks) {
         self.len = data.len();
         let words = data.len().div_ceil(64);
         for v in [
@@ -84,30 +84,25 @@ impl Marks {
         ] {
             // Sized here and written in place below: with a push per mask, the
             // compiler spilled the AVX2 compares around each capacity check and
-            // read them back byte by byte, three times slower than SSE2.
+            // read them back byte by byte, three times slower than SSE2 (8.2% of
+            // the samples, docs/benchmarks.md).
             v.clear();
             v.resize(words, 0);
         }
-        let mut blocks = data.chunks_exact(64);
+        let (blocks, rest) = data.as_chunks::<64>();
         let mut padded = [0u8; 64];
-        let words = (self.newline.iter_mut())
+        padded[..rest.len()].copy_from_slice(rest);
+        // Every word but the last of a chunk whose length is not a multiple of 64
+        // is a whole block; that last one is the padded rest, whose padding is
+        // not data, whatever byte the delimiter is.
+        let last = (!rest.is_empty()).then_some((&padded, (1u64 << rest.len()) - 1));
+        let sources = blocks.iter().map(|block| (block, u64::MAX)).chain(last);
+        let slots = (self.newline.iter_mut())
             .zip(self.delimiter.iter_mut())
             .zip(self.quote.iter_mut())
             .zip(self.special.iter_mut());
-        for (((newline, delimiter), quote), special) in words {
-            let (block, valid) = match blocks.next() {
-                Some(block) => (
-                    block.try_into().expect("chunks_exact gives 64 bytes"),
-                    u64::MAX,
-                ),
-                None => {
-                    let rest = blocks.remainder();
-                    padded[..rest.len()].copy_from_slice(rest);
-                    // The padding is not data, whatever byte the delimiter is.
-                    (&padded, (1u64 << rest.len()) - 1)
-                }
-            };
-            let [n, d, q, s] = masks(block);
+        for ((((newline, delimiter), quote), special), (block, valid)) in slots.zip(sources) {
+            let [n, d, q, s] = block_masks(block);
             (*newline, *delimiter, *quote, *special) = (n & valid, d & valid, q & valid, s & valid);
         }
     }
@@ -234,6 +229,16 @@ pub(super) fn eq_mask(block: &[u8; 64], byte: u8) -> u64 {
     }
 }
 
+/// Bit `i` set where `block[i] == byte` (portable; compilers vectorize it).
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+pub(super) fn eq_mask(block: &[u8; 64], byte: u8) -> u64 {
+    block
+        .iter()
+        .enumerate()
+        .fold(0u64, |m, (i, &b)| m | (u64::from(b == byte) << i))
+}
+
 /// A block's masks of line feeds, delimiters, quotes, and quotes or carriage
 /// returns (`special`), in that order.
 type BlockMasks = [u64; 4];
@@ -251,14 +256,12 @@ fn masks(block: &[u8; 64], delimiter: u8, quote: u8) -> BlockMasks {
 }
 
 /// `masks` with AVX2: the block read once, 32 bytes at a time, and the special
-/// bytes' mask read from the union of two compares.
-///
-/// # Safety
-/// The CPU must have AVX2.
+/// bytes' mask read from the union of two compares. Callable only where AVX2 is
+/// enabled (`Marks::scan_avx2`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[inline]
-unsafe fn masks_avx2(block: &[u8; 64], delimiter: u8, quote: u8) -> BlockMasks {
+fn masks_avx2(block: &[u8; 64], delimiter: u8, quote: u8) -> BlockMasks {
     use std::arch::x86_64::{
         __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_or_si256,
         _mm256_set1_epi8,
@@ -271,32 +274,22 @@ unsafe fn masks_avx2(block: &[u8; 64], delimiter: u8, quote: u8) -> BlockMasks {
             _mm256_loadu_si256(block.as_ptr().add(32).cast::<__m256i>()),
         ]
     };
-    let [newline, delimiter, quote, cr] =
+    let [newline_bytes, delimiter_bytes, quote_bytes, cr_bytes] =
         [b'\n', delimiter, quote, b'\r'].map(|b| _mm256_set1_epi8(b as i8));
     let mut out = [0u64; 4];
     for (half, v) in halves.into_iter().enumerate() {
-        let quotes = _mm256_cmpeq_epi8(v, quote);
+        let quotes = _mm256_cmpeq_epi8(v, quote_bytes);
         let found = [
-            _mm256_cmpeq_epi8(v, newline),
-            _mm256_cmpeq_epi8(v, delimiter),
+            _mm256_cmpeq_epi8(v, newline_bytes),
+            _mm256_cmpeq_epi8(v, delimiter_bytes),
             quotes,
-            _mm256_or_si256(quotes, _mm256_cmpeq_epi8(v, cr)),
+            _mm256_or_si256(quotes, _mm256_cmpeq_epi8(v, cr_bytes)),
         ];
         for (o, f) in out.iter_mut().zip(found) {
             *o |= u64::from(_mm256_movemask_epi8(f) as u32) << (32 * half);
         }
     }
     out
-}
-
-/// Bit `i` set where `block[i] == byte` (portable; compilers vectorize it).
-#[cfg(not(target_arch = "x86_64"))]
-#[inline]
-pub(super) fn eq_mask(block: &[u8; 64], byte: u8) -> u64 {
-    block
-        .iter()
-        .enumerate()
-        .fold(0u64, |m, (i, &b)| m | (u64::from(b == byte) << i))
 }
 
 #[cfg(test)]
@@ -326,8 +319,9 @@ mod tests {
     }
 
     proptest! {
-        /// AVX2's compares mark the same bytes as SSE2's, which the test above
-        /// holds to memchr on CPUs without AVX2 (on those, nothing to compare).
+        /// AVX2's compares mark the same bytes as SSE2's, which the next test
+        /// holds to memchr on CPUs without AVX2 (on those, nothing to compare;
+        /// the machines naslake is measured and tested on have AVX2).
         #[cfg(target_arch = "x86_64")]
         #[test]
         fn avx2_masks_are_the_sse2_masks(
@@ -391,5 +385,29 @@ mod tests {
         let mut found = Vec::new();
         marks.delimiters(0, 3, |d| found.push(d));
         assert_eq!(found, vec![1]);
+    }
+
+    /// At every length around a block's, each mask has one word per 64 bytes
+    /// and no bit at or past the end, even for a delimiter of 0 (the padding's
+    /// byte), whichever compares the CPU takes.
+    #[test]
+    fn no_mark_falls_past_the_end() {
+        let mut marks = Marks::default();
+        for len in [0, 1, 63, 64, 65, 127, 128, 129] {
+            let data = vec![0u8; len];
+            marks.scan(&data, 0, 0);
+            for mask in [
+                &marks.newline,
+                &marks.delimiter,
+                &marks.quote,
+                &marks.special,
+            ] {
+                assert_eq!(mask.len(), len.div_ceil(64), "{len}");
+            }
+            let ones: u32 = marks.delimiter.iter().map(|w| w.count_ones()).sum();
+            assert_eq!(ones as usize, len, "{len}");
+            let quotes: u32 = marks.special.iter().map(|w| w.count_ones()).sum();
+            assert_eq!(quotes as usize, len, "{len}");
+        }
     }
 }
