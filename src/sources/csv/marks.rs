@@ -57,7 +57,7 @@ impl Marks {
 
     /// `scan` with AVX2's 32-byte compares: half the compares and mask reads of
     /// SSE2's 16, and Marks' share of a plain CSV run's samples from 2.7% to
-    /// 1.5% (docs/benchmarks.md). Detected at run time, as the release build
+    /// 1.3% (docs/benchmarks.md). Detected at run time, as the release build
     /// targets every x86_64.
     ///
     /// # Safety
