@@ -21,6 +21,7 @@ pub mod keys;
 pub mod layout;
 pub mod regroup;
 pub mod stitch;
+pub mod string_stats;
 pub mod upload;
 
 use std::collections::HashMap;

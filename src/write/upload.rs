@@ -18,15 +18,21 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::arrow_writer::{
+    ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
+};
 use datafusion::parquet::file::metadata::ParquetMetaData;
-use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use datafusion::parquet::file::writer::SerializedFileWriter;
+use datafusion::parquet::schema::types::ColumnPath;
 use object_store::ObjectStore;
 use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjPath;
 use tokio::io::AsyncWriteExt;
 
+use super::string_stats::{StringStats, Truncation};
 use crate::base::error::{Error, Result};
 
 /// An object written by parts from whole buffers. Nothing of it is visible
@@ -139,11 +145,34 @@ fn whole_parts(put: usize, len: usize, part: usize) -> usize {
 }
 
 /// One Parquet file being uploaded.
+///
+/// The row groups are encoded here, column by column, rather than by
+/// `ArrowWriter`, for two reasons: the encoded bytes go to the upload as each
+/// row group ends (above), and the statistics of string columns are computed
+/// by [`StringStats`], which writes what parquet-rs would for less (see
+/// there). The file is what `ArrowWriter` writes with the same
+/// properties; a row group ends at `max_row_group_row_count` rows (the
+/// properties' byte limit and content-defined chunking are not used here).
 pub struct ParquetUpload {
-    encoder: ArrowWriter<Vec<u8>>,
+    file: SerializedFileWriter<Vec<u8>>,
+    columns: ArrowRowGroupWriterFactory,
+    schema: SchemaRef,
+    /// Per leaf column: how its statistics are cut, when they are computed
+    /// here rather than by parquet-rs.
+    string_stats: Vec<Option<Truncation>>,
+    /// Rows handed to a string column's writer at a time: parquet-rs's mini-batch.
+    slice_rows: usize,
+    max_row_group_rows: usize,
+    row_group: Option<RowGroup>,
     upload: Upload,
-    /// Rows after which the encoder ends a row group by itself, inside `write`.
-    max_row_group_rows: Option<usize>,
+}
+
+/// The row group being encoded.
+struct RowGroup {
+    writers: Vec<ArrowColumnWriter>,
+    /// Per leaf column, as [`ParquetUpload::string_stats`].
+    stats: Vec<Option<StringStats>>,
+    rows: usize,
 }
 
 impl ParquetUpload {
@@ -155,26 +184,56 @@ impl ParquetUpload {
         schema: SchemaRef,
         props: WriterProperties,
     ) -> Result<Self> {
-        let max_row_group_rows = props.max_row_group_row_count();
+        // The top-level string columns whose statistics are computed here;
+        // parquet-rs is asked for none on them.
+        let mut taken = Vec::with_capacity(schema.fields().len());
+        let mut encoded = props.clone().into_builder();
+        for field in schema.fields() {
+            let path = ColumnPath::from(field.name().as_str());
+            let truncation = matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8)
+                .then(|| Truncation::of_column(&props, &path))
+                .flatten();
+            if truncation.is_some() {
+                encoded = encoded.set_column_statistics_enabled(path, EnabledStatistics::None);
+            }
+            taken.push(truncation);
+        }
+        let (file, columns) =
+            ArrowWriter::try_new(Vec::new(), schema.clone(), Some(encoded.build()))?
+                .into_serialized_writer()?;
+        // Leaf columns in order; a string column is one leaf of its field.
+        let descr = file.schema_descr();
+        let string_stats = (0..descr.num_columns())
+            .map(|leaf| taken[descr.get_column_root_idx(leaf)])
+            .collect();
         Ok(ParquetUpload {
-            encoder: ArrowWriter::try_new(Vec::new(), schema, Some(props))?,
+            file,
+            columns,
+            schema,
+            string_stats,
+            // parquet-rs's mini-batch is `write_batch_size` rows, or the page's
+            // row limit for a column whose levels are all alike (no nulls).
+            slice_rows: props
+                .write_batch_size()
+                .min(props.data_page_row_count_limit())
+                .max(1),
+            max_row_group_rows: props.max_row_group_row_count().unwrap_or(usize::MAX),
+            row_group: None,
             upload: Upload::new(store, path, part_bytes),
-            max_row_group_rows,
         })
     }
 
     /// Encodes `batch`; a row group it completes goes to the upload.
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        if self
-            .max_row_group_rows
-            .is_some_and(|max| self.encoder.in_progress_rows() + batch.num_rows() >= max)
-        {
-            self.make_room();
-        }
-        let before = self.encoder.flushed_row_groups().len();
-        self.encoder.write(batch)?;
-        if self.encoder.flushed_row_groups().len() != before {
-            self.hand_over().await?;
+        let mut done = 0;
+        while done < batch.num_rows() {
+            let room = self.max_row_group_rows - self.in_progress_rows();
+            let rows = room.min(batch.num_rows() - done);
+            self.encode(&batch.slice(done, rows))?;
+            done += rows;
+            if self.in_progress_rows() >= self.max_row_group_rows {
+                self.flush().await?;
+            }
         }
         Ok(())
     }
@@ -182,14 +241,15 @@ impl ParquetUpload {
     /// Ends the row group in progress and uploads it.
     pub async fn flush(&mut self) -> Result<()> {
         self.make_room();
-        self.encoder.flush()?;
+        self.end_row_group()?;
         self.hand_over().await
     }
 
     /// Writes the last row group and the footer and completes the upload.
     pub async fn finish(&mut self) -> Result<ParquetMetaData> {
         self.make_room();
-        let metadata = self.encoder.finish()?;
+        self.end_row_group()?;
+        let metadata = self.file.finish()?;
         self.hand_over().await?;
         self.upload.complete().await?;
         Ok(metadata)
@@ -202,23 +262,94 @@ impl ParquetUpload {
 
     /// Bytes of the file encoded so far, footer included once finished.
     pub fn bytes_written(&self) -> usize {
-        self.encoder.bytes_written()
+        self.file.bytes_written()
     }
 
     /// The estimated encoded size of the row group in progress.
     pub fn in_progress_size(&self) -> usize {
-        self.encoder.in_progress_size()
+        self.writers()
+            .map(ArrowColumnWriter::get_estimated_total_bytes)
+            .sum()
     }
 
     /// The encoder's estimate of the memory it holds.
     pub fn memory_size(&self) -> usize {
-        self.encoder.memory_size()
+        self.writers().map(ArrowColumnWriter::memory_size).sum()
     }
 
-    /// Gives the encoder's buffer room for the row group in progress, so writing
+    fn in_progress_rows(&self) -> usize {
+        self.row_group.as_ref().map_or(0, |g| g.rows)
+    }
+
+    fn writers(&self) -> impl Iterator<Item = &ArrowColumnWriter> {
+        self.row_group.iter().flat_map(|g| &g.writers)
+    }
+
+    /// Encodes `batch` into the row group in progress (begun if none is).
+    fn encode(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let group = match &mut self.row_group {
+            Some(group) => group,
+            none => none.insert(RowGroup {
+                writers: self
+                    .columns
+                    .create_column_writers(self.file.flushed_row_groups().len())?,
+                stats: self
+                    .string_stats
+                    .iter()
+                    .map(|t| t.map(StringStats::new))
+                    .collect(),
+                rows: 0,
+            }),
+        };
+        let mut leaf = 0;
+        for (field, column) in self.schema.fields().iter().zip(batch.columns()) {
+            let Some(stats) = group.stats.get_mut(leaf).and_then(Option::as_mut) else {
+                for values in compute_leaves(field, column)? {
+                    column_writer(&mut group.writers, leaf)?.write(&values)?;
+                    leaf += 1;
+                }
+                continue;
+            };
+            // A string column: in slices, each one mini-batch, so that pages
+            // end between slices (see `StringStats`).
+            let writer = column_writer(&mut group.writers, leaf)?;
+            for start in (0..column.len()).step_by(self.slice_rows) {
+                let slice = column.slice(start, self.slice_rows.min(column.len() - start));
+                stats.observe(slice.as_ref())?;
+                for values in compute_leaves(field, &slice)? {
+                    writer.write(&values)?;
+                }
+            }
+            leaf += 1;
+        }
+        group.rows += batch.num_rows();
+        Ok(())
+    }
+
+    /// Closes the row group in progress, if any, into the file.
+    fn end_row_group(&mut self) -> Result<()> {
+        let Some(group) = self.row_group.take() else {
+            return Ok(());
+        };
+        let mut row_group = self.file.next_row_group()?;
+        for (writer, stats) in group.writers.into_iter().zip(group.stats) {
+            let mut chunk = writer.close()?;
+            if let Some(stats) = stats {
+                stats.apply(chunk.close_mut())?;
+            }
+            chunk.append_to_row_group(&mut row_group)?;
+        }
+        row_group.close()?;
+        Ok(())
+    }
+
+    /// Gives the file's buffer room for the row group in progress, so writing
     /// it out does not grow the buffer step by step.
     fn make_room(&mut self) {
-        let wanted = self.encoder.in_progress_size();
+        let wanted = self.in_progress_size();
         if wanted == 0 {
             return;
         }
@@ -227,24 +358,36 @@ impl ParquetUpload {
         // uncompressed, so it is more often too much; `Upload::put` gives back
         // what was not used.)
         let room = wanted + wanted / 16 + (64 << 10);
-        self.encoder.inner_mut().reserve_exact(room);
+        self.file.inner_mut().reserve_exact(room);
     }
 
-    /// Moves what the encoder has written to the upload.
+    /// Moves what the file has written to the upload.
     async fn hand_over(&mut self) -> Result<()> {
         // Each hand-over holds everything written so far: what parquet still
         // has in its own small buffer comes out too.
-        self.encoder.sync()?;
-        let buffer = std::mem::take(self.encoder.inner_mut());
+        self.file.flush()?;
+        let buffer = std::mem::take(self.file.inner_mut());
         self.upload.put(buffer).await
     }
 }
 
+/// The writer of leaf column `leaf`.
+fn column_writer(writers: &mut [ArrowColumnWriter], leaf: usize) -> Result<&mut ArrowColumnWriter> {
+    let leaves = writers.len();
+    writers.get_mut(leaf).ok_or_else(|| {
+        Error::Accounting(format!(
+            "a batch has more columns than the file's {leaves} leaves"
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::array::{Int64Array, LargeStringArray, StringArray};
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use datafusion::parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
+    use datafusion::parquet::file::page_index::column_index::ColumnIndexMetaData;
     use object_store::ObjectStoreExt;
     use object_store::local::LocalFileSystem;
 
@@ -382,6 +525,327 @@ mod tests {
             }
         }
         assert_eq!(ids, (0..1650).collect::<Vec<i64>>());
+    }
+
+    /// A seeded stream of values (splitmix64), so that a proptest case of
+    /// thousands of rows is a few numbers.
+    struct Values(u64);
+
+    impl Values {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+
+        /// A value of column `shape` for row `row`: a few names, counters that
+        /// rise or fall (pages in order), one value, or long ones (cut by the
+        /// truncation, of characters of every width, some that cannot be
+        /// incremented in place).
+        fn string(&mut self, shape: u64, row: usize) -> String {
+            let pick = self.next();
+            match shape % 5 {
+                0 => ["pressure", "temperature", "humidity", ""][(pick % 4) as usize].to_string(),
+                1 => format!("line-{:012}", row),
+                2 => format!("line-{:012}", 1_000_000 - row),
+                3 => "long/sensors.csv".to_string(),
+                _ => {
+                    let piece = ["é", "\u{7f}", "\u{10FFFF}", "sensor-", "\u{FFFF}"];
+                    let len = (pick % 40) as usize;
+                    (0..len)
+                        .map(|i| piece[(pick >> (i % 60)) as usize % 5])
+                        .collect()
+                }
+            }
+        }
+    }
+
+    fn strings_schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, true),
+            Field::new("tag", DataType::Utf8, false),
+            Field::new("n", DataType::Int64, false),
+            Field::new("note", DataType::LargeUtf8, true),
+        ]))
+    }
+
+    /// A batch of `rows` rows; nulls come in runs, so that some pages hold
+    /// nothing else.
+    fn strings_batch(
+        schema: &SchemaRef,
+        values: &mut Values,
+        shapes: [u64; 3],
+        from: usize,
+        rows: usize,
+    ) -> RecordBatch {
+        let mut column = |shape: u64, nullable: bool| -> Vec<Option<String>> {
+            (from..from + rows)
+                .map(|row| {
+                    let null = nullable
+                        && (row / 150) % 3 == (shape % 3) as usize
+                        && !values.next().is_multiple_of(8);
+                    (!null).then(|| values.string(shape, row))
+                })
+                .collect()
+        };
+        let name = column(shapes[0], true);
+        let tag: Vec<String> = column(shapes[1], false).into_iter().flatten().collect();
+        let note = column(shapes[2], true);
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(name)),
+                Arc::new(StringArray::from(tag)),
+                Arc::new(Int64Array::from_iter_values(
+                    (from..from + rows).map(|r| r as i64),
+                )),
+                Arc::new(LargeStringArray::from(note)),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// The file parquet-rs writes with its own statistics, given the same
+    /// calls `ParquetUpload` makes: its column writers, each string column it
+    /// takes in slices of the mini-batch, the other columns whole, a row group
+    /// ended where `batches` say.
+    fn parquet_writes(
+        schema: &SchemaRef,
+        props: &WriterProperties,
+        batches: &[(RecordBatch, bool)],
+    ) -> Vec<u8> {
+        let slice = props
+            .write_batch_size()
+            .min(props.data_page_row_count_limit());
+        let (mut file, columns) =
+            ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props.clone()))
+                .unwrap()
+                .into_serialized_writer()
+                .unwrap();
+        let mut writers = None;
+        for (i, (batch, end)) in batches.iter().enumerate() {
+            let group = writers.get_or_insert_with(|| columns.create_column_writers(0).unwrap());
+            let mut leaves = group.iter_mut();
+            for (field, column) in schema.fields().iter().zip(batch.columns()) {
+                let writer = leaves.next().unwrap(); // one leaf per field here
+                let taken = matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8)
+                    && Truncation::of_column(props, &ColumnPath::from(field.name().as_str()))
+                        .is_some();
+                let step = if taken { slice } else { column.len().max(1) };
+                for start in (0..column.len()).step_by(step) {
+                    let part = column.slice(start, step.min(column.len() - start));
+                    for leaf in compute_leaves(field, &part).unwrap() {
+                        writer.write(&leaf).unwrap();
+                    }
+                }
+            }
+            if *end || i + 1 == batches.len() {
+                let mut row_group = file.next_row_group().unwrap();
+                for writer in writers.take().unwrap() {
+                    writer
+                        .close()
+                        .unwrap()
+                        .append_to_row_group(&mut row_group)
+                        .unwrap();
+                }
+                row_group.close().unwrap();
+            }
+        }
+        file.finish().unwrap();
+        file.inner().clone()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// With the statistics of its string columns computed here, the file
+        /// is byte for byte the one parquet's `ArrowWriter` writes with page
+        /// statistics from the same properties and the same mini-batches:
+        /// the same chunk statistics, column indexes (bounds, null pages,
+        /// null counts, histograms, boundary order) and offset indexes.
+        #[test]
+        fn the_file_is_the_one_parquet_writes(
+            seed in proptest::prelude::any::<u64>(),
+            shapes in proptest::prelude::any::<[u64; 3]>(),
+            batches in proptest::collection::vec((0usize..2600, proptest::prelude::any::<bool>()), 1..6),
+            batch_size in proptest::sample::select(vec![7usize, 100, 1024]),
+            page_rows in proptest::sample::select(vec![50usize, 20_000]),
+            truncate in proptest::sample::select(vec![Some(3usize), Some(64), None]),
+        ) {
+            let schema = strings_schema();
+            let props = WriterProperties::builder()
+                .set_write_batch_size(batch_size)
+                .set_data_page_row_count_limit(page_rows)
+                .set_statistics_truncate_length(truncate)
+                .set_column_index_truncate_length(truncate.map(|t| t + 5))
+                .build();
+            let mut values = Values(seed);
+            let batches: Vec<(RecordBatch, bool)> = batches
+                .iter()
+                .scan(0, |from, &(rows, flush)| {
+                    let batch = strings_batch(&schema, &mut values, shapes, *from, rows);
+                    *from += rows;
+                    Some((batch, flush))
+                })
+                .collect();
+
+            let want = parquet_writes(&schema, &props, &batches);
+
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let got = runtime.block_on(async {
+                let (_dir, store) = local_store();
+                let path = ObjPath::from("t/strings.parquet");
+                let mut file = ParquetUpload::try_new(store.clone(), path.clone(), 1 << 20, schema.clone(), props).unwrap();
+                for (batch, flush) in &batches {
+                    file.write(batch).await.unwrap();
+                    if *flush {
+                        file.flush().await.unwrap();
+                    }
+                }
+                file.finish().await.unwrap();
+                store.get(&path).await.unwrap().bytes().await.unwrap()
+            });
+            if got[..] != want[..] {
+                let read = |b: Bytes| ParquetMetaDataReader::new()
+                    .with_page_index_policy(PageIndexPolicy::Required)
+                    .parse_and_finish(&b)
+                    .unwrap();
+                let (got, want) = (read(got), read(Bytes::from(want)));
+                // The first chunk that differs, alone (whole metadata is long).
+                for (g, (a, b)) in got.row_groups().iter().zip(want.row_groups()).enumerate() {
+                    for (c, (x, y)) in a.columns().iter().zip(b.columns()).enumerate() {
+                        proptest::prop_assert_eq!(x.statistics(), y.statistics(), "row group {} column {}", g, c);
+                        let index = |m: &ParquetMetaData| m.column_index().map(|i| i[g][c].clone());
+                        proptest::prop_assert_eq!(index(&got), index(&want), "row group {} column {}", g, c);
+                    }
+                }
+                proptest::prop_assert_eq!(got.row_groups(), want.row_groups());
+                proptest::prop_assert_eq!(got.offset_index(), want.offset_index());
+                proptest::prop_assert!(false, "the files differ outside their metadata");
+            }
+        }
+    }
+
+    /// Where a page ends inside a slice (parquet splits a mini-batch that
+    /// would overflow the dictionary page), the page's bounds take in the
+    /// slice's: they still hold each of the page's values, and its null
+    /// count, the chunk's statistics and the data are parquet's own.
+    #[tokio::test]
+    async fn a_page_that_ends_inside_a_slice_gets_bounds_that_hold_it() {
+        let schema: SchemaRef =
+            Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, true)]));
+        let props = WriterProperties::builder()
+            .set_dictionary_page_size_limit(600)
+            .set_data_page_size_limit(700)
+            .build();
+        let mut values = Values(7);
+        let column: Vec<Option<String>> = (0..5000)
+            .map(|row| {
+                (row % 7 != 0)
+                    .then(|| format!("{:08}-{}", values.next() % 100_000, "x".repeat(row % 30)))
+            })
+            .collect();
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(StringArray::from(column.clone()))],
+        )
+        .unwrap();
+
+        let mut reference =
+            ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props.clone())).unwrap();
+        for start in (0..5000).step_by(1024) {
+            reference
+                .write(&batch.slice(start, 1024.min(5000 - start)))
+                .unwrap();
+        }
+        let want = Bytes::from(reference.into_inner().unwrap());
+        let (_dir, store) = local_store();
+        let path = ObjPath::from("t/pages.parquet");
+        let mut file =
+            ParquetUpload::try_new(store.clone(), path.clone(), 1 << 20, schema, props).unwrap();
+        file.write(&batch).await.unwrap();
+        file.finish().await.unwrap();
+        let got = store.get(&path).await.unwrap().bytes().await.unwrap();
+
+        let read = |b: &Bytes| {
+            ParquetMetaDataReader::new()
+                .with_page_index_policy(PageIndexPolicy::Required)
+                .parse_and_finish(b)
+                .unwrap()
+        };
+        let (got_meta, want_meta) = (read(&got), read(&want));
+        let chunk = |m: &ParquetMetaData| m.row_group(0).column(0).statistics().cloned();
+        assert_eq!(chunk(&got_meta), chunk(&want_meta));
+        let pages = |m: &ParquetMetaData| {
+            m.offset_index().unwrap()[0][0]
+                .page_locations()
+                .iter()
+                .map(|p| p.first_row_index as usize)
+                .collect::<Vec<_>>()
+        };
+        let starts = pages(&got_meta);
+        assert_eq!(starts, pages(&want_meta), "the pages are parquet's");
+        let inside = starts.iter().filter(|&&s| s % 1024 != 0).count();
+        assert!(
+            inside > 0,
+            "no page ended inside a slice: the test tests nothing"
+        );
+        let (ColumnIndexMetaData::BYTE_ARRAY(index), ColumnIndexMetaData::BYTE_ARRAY(reference)) = (
+            &got_meta.column_index().unwrap()[0][0],
+            &want_meta.column_index().unwrap()[0][0],
+        ) else {
+            panic!("no string column index");
+        };
+        let mut wider = 0;
+        for (page, range) in starts
+            .iter()
+            .copied()
+            .chain([5000])
+            .collect::<Vec<_>>()
+            .windows(2)
+            .enumerate()
+        {
+            assert_eq!(index.null_count(page), reference.null_count(page));
+            assert_eq!(index.is_null_page(page), reference.is_null_page(page));
+            let (Some(min), Some(max)) = (index.min_value(page), index.max_value(page)) else {
+                continue;
+            };
+            for value in column[range[0]..range[1]].iter().flatten() {
+                assert!(
+                    min <= value.as_bytes() && value.as_bytes() <= max,
+                    "page {page}"
+                );
+            }
+            wider += usize::from(
+                Some(min) != reference.min_value(page) || Some(max) != reference.max_value(page),
+            );
+        }
+        assert!(
+            wider > 0,
+            "every page's bounds were exact: the test tests nothing"
+        );
+        let rows = ParquetRecordBatchReaderBuilder::try_new(got)
+            .unwrap()
+            .build()
+            .unwrap();
+        let read: Vec<Option<String>> = rows
+            .flat_map(|b| {
+                let b = b.unwrap();
+                let names = b
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .unwrap()
+                    .clone();
+                names
+                    .iter()
+                    .map(|v| v.map(str::to_string))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(read, column);
     }
 
     /// A file given up leaves no object, even when parts were sent.

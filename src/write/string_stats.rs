@@ -1,0 +1,593 @@
+//! The statistics of a string column, computed here rather than by parquet-rs.
+//!
+//! parquet-rs finds a string column's least and greatest values by comparing
+//! every value with the two so far (`compute_min_max`): a `memcmp` call per
+//! value whose exit depends on where the strings first differ. On the sensor
+//! benchmark's columns, a few names in random order, those calls were 14% of a
+//! run's wall time. Here the same bounds come from a key per value, its first
+//! 16 bytes as one number and its length: values that differ there are ordered
+//! by the key alone, and the comparison that decides whether a value is a new
+//! bound is one branch, almost never taken once the bounds settle. Only values
+//! longer than 16 bytes that share those 16 with a bound are compared in full.
+//!
+//! The writer ([`super::upload::ParquetUpload`]) asks parquet-rs for no
+//! statistics on such a column, hands it the column in slices of parquet-rs's
+//! mini-batch (`write_batch_size`, 1 024 rows by default), and records each
+//! slice's bounds and nulls here. When the column chunk
+//! closes, its offset index says which rows each page holds, and [`apply`]
+//! writes what parquet-rs writes with page statistics: the chunk's statistics,
+//! its column index (each page's bounds, null count and definition-level
+//! histogram, and whether the pages' bounds ascend or descend), and the
+//! chunk's level histogram and unencoded size; each bound cut as parquet-rs
+//! cuts them (`statistics_truncate_length`, `column_index_truncate_length`).
+//!
+//! Where the two can differ:
+//!
+//! - parquet-rs ends a page after a mini-batch, and a mini-batch here is a
+//!   slice, so pages end between slices and each page's bounds are exact. A
+//!   page that ends inside a slice (parquet-rs splits a mini-batch whose
+//!   values would overflow a page or the dictionary) is given the bounds of
+//!   every slice it touches: wider than its values, still bounds, which is what
+//!   the format asks of a column index. Null counts are exact either way.
+//! - A slice's bounds are kept to their first [`KEPT_BYTES`] bytes, so that a
+//!   column of huge values holds no more than that per slice. Two bounds
+//!   longer than that which agree on those bytes cannot be ordered: the pages
+//!   are then said to be in no order (always true), where parquet-rs might
+//!   find one. And where parquet-rs would write a whole bound because no
+//!   shorter one exists (a value of more than the truncation length made only
+//!   of characters such as U+007F that cannot be incremented in place), a
+//!   bound longer than [`KEPT_BYTES`] is not known: the chunk then gets no
+//!   minimum and maximum and no column index rather than a wrong one.
+//!
+//! [`apply`]: StringStats::apply
+
+use std::cmp::Ordering;
+
+use datafusion::arrow::array::{Array, AsArray, GenericStringArray, OffsetSizeTrait};
+use datafusion::arrow::buffer::NullBuffer;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::parquet::basic::{BoundaryOrder, Type as PhysicalType};
+use datafusion::parquet::column::writer::ColumnCloseResult;
+use datafusion::parquet::data_type::ByteArray;
+use datafusion::parquet::file::metadata::{ColumnIndexBuilder, LevelHistogram};
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use datafusion::parquet::file::statistics::{Statistics, ValueStatistics};
+use datafusion::parquet::schema::types::ColumnPath;
+
+use crate::base::error::{Error, Result};
+
+/// Bytes of a slice's least and greatest values kept: more than any truncation
+/// length this writer takes a column for ([`StringStats::new`]).
+pub const KEPT_BYTES: usize = 1024;
+
+/// How parquet-rs cuts long bounds: the lengths the writer's properties give.
+#[derive(Debug, Clone, Copy)]
+pub struct Truncation {
+    /// `statistics_truncate_length`: the chunk's minimum and maximum.
+    statistics: usize,
+    /// `column_index_truncate_length`: each page's bounds.
+    column_index: usize,
+}
+
+impl Truncation {
+    /// How `props` would have parquet-rs write the statistics of the string
+    /// column at `path`, when they can be computed here: page statistics, an
+    /// offset index (it says where pages end), and bounds cut to fewer than
+    /// [`KEPT_BYTES`] (cutting at a length reads the byte after it).
+    pub fn of_column(props: &WriterProperties, path: &ColumnPath) -> Option<Truncation> {
+        let fits = |limit: Option<usize>| limit.filter(|&l| l < KEPT_BYTES);
+        if props.statistics_enabled(path) != EnabledStatistics::Page
+            || props.offset_index_disabled()
+        {
+            return None;
+        }
+        Some(Truncation {
+            statistics: fits(props.statistics_truncate_length())?,
+            column_index: fits(props.column_index_truncate_length())?,
+        })
+    }
+}
+
+/// The statistics of one string column chunk in the making.
+#[derive(Debug)]
+pub struct StringStats {
+    truncation: Truncation,
+    slices: Vec<Slice>,
+    /// Bytes of the non-null values, for the chunk's unencoded size.
+    value_bytes: i64,
+}
+
+/// One slice of rows as written.
+#[derive(Debug)]
+struct Slice {
+    rows: usize,
+    null_count: usize,
+    /// Which rows are null, kept when some are, to count the nulls of a page
+    /// that ends inside the slice.
+    nulls: Option<NullBuffer>,
+    /// The least and greatest value; none when every row is null.
+    bounds: Option<(Kept, Kept)>,
+}
+
+/// A value as kept: its first [`KEPT_BYTES`] bytes, and whether it had more.
+///
+/// Ordered by those bytes, then a value with more after one without: the
+/// order of the values, except that two with more and the same kept bytes
+/// compare equal without being so ([`Kept::order`] says when).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Kept {
+    head: Box<[u8]>,
+    longer: bool,
+}
+
+impl Kept {
+    fn new(value: &[u8]) -> Self {
+        Kept {
+            head: value[..value.len().min(KEPT_BYTES)].into(),
+            longer: value.len() > KEPT_BYTES,
+        }
+    }
+
+    /// The order of the two values, when what is kept decides it.
+    fn order(&self, other: &Kept) -> Option<Ordering> {
+        match self.cmp(other) {
+            Ordering::Equal if self.longer => None,
+            known => Some(known),
+        }
+    }
+
+    /// The value's length is more than `limit` bytes.
+    fn exceeds(&self, limit: usize) -> bool {
+        self.longer || self.head.len() > limit
+    }
+}
+
+impl StringStats {
+    /// Statistics for a column chunk whose bounds are cut as `truncation` says.
+    pub fn new(truncation: Truncation) -> Self {
+        StringStats {
+            truncation,
+            slices: Vec::new(),
+            value_bytes: 0,
+        }
+    }
+
+    /// Records the next slice of the column, `values` (a string array, the
+    /// rows handed to the column writer in one call, in the order written).
+    pub fn observe(&mut self, values: &dyn Array) -> Result<()> {
+        let slice = match values.data_type() {
+            DataType::Utf8 => self.slice_of(values.as_string::<i32>()),
+            DataType::LargeUtf8 => self.slice_of(values.as_string::<i64>()),
+            other => {
+                return Err(Error::Accounting(format!(
+                    "string statistics were asked of a column of {other}"
+                )));
+            }
+        };
+        self.slices.push(slice);
+        Ok(())
+    }
+
+    fn slice_of<O: OffsetSizeTrait>(&mut self, values: &GenericStringArray<O>) -> Slice {
+        let nulls = values.logical_nulls().filter(|n| n.null_count() > 0);
+        let (bounds, bytes) = match &nulls {
+            None => (least_and_greatest(values, 0..values.len()), {
+                let offsets = values.value_offsets();
+                offsets[values.len()].as_usize() - offsets[0].as_usize()
+            }),
+            Some(n) => (
+                least_and_greatest(values, n.valid_indices()),
+                n.valid_indices()
+                    .map(|row| values.value_length(row).as_usize())
+                    .sum(),
+            ),
+        };
+        self.value_bytes += bytes as i64;
+        Slice {
+            rows: values.len(),
+            null_count: nulls.as_ref().map_or(0, NullBuffer::null_count),
+            nulls,
+            bounds: bounds.map(|(least, greatest)| {
+                (
+                    Kept::new(values.value(least).as_bytes()),
+                    Kept::new(values.value(greatest).as_bytes()),
+                )
+            }),
+        }
+    }
+
+    /// Writes into `chunk` (the column chunk these slices made, closed by a
+    /// writer asked for no statistics) what parquet-rs writes with page
+    /// statistics.
+    pub fn apply(self, chunk: &mut ColumnCloseResult) -> Result<()> {
+        let rows: usize = self.slices.iter().map(|s| s.rows).sum();
+        if rows as u64 != chunk.rows_written {
+            return Err(Error::Accounting(format!(
+                "string statistics saw {rows} rows of a column chunk of {}",
+                chunk.rows_written
+            )));
+        }
+        let Some(offset_index) = &chunk.offset_index else {
+            return Err(Error::Accounting(
+                "a column chunk to be given string statistics has no offset index".into(),
+            ));
+        };
+        let mut page_starts: Vec<usize> = offset_index
+            .page_locations()
+            .iter()
+            .map(|p| p.first_row_index as usize)
+            .collect();
+        page_starts.push(rows);
+        if page_starts.first() != Some(&0) || !page_starts.is_sorted() {
+            return Err(Error::Accounting(format!(
+                "a column chunk's pages start at rows {page_starts:?}"
+            )));
+        }
+        let descr = chunk.metadata.column_descr_ptr();
+        let def_histogram = |nulls: usize, rows: usize| {
+            LevelHistogram::try_new(descr.max_def_level()).map(|mut h| {
+                // A flat column: level 0 is a null, its maximum a value.
+                h.increment_by(0, nulls as i64);
+                h.increment_by(descr.max_def_level(), (rows - nulls) as i64);
+                h
+            })
+        };
+
+        let pages = self.pages(&page_starts);
+        let mut index = ColumnIndexBuilder::new(PhysicalType::BYTE_ARRAY);
+        let limit = self.truncation.column_index;
+        let (mut ascending, mut descending) = (true, true);
+        let mut last: Option<&(Kept, Kept)> = None;
+        for page in &pages {
+            match &page.bounds {
+                None => index.append(true, Vec::new(), Vec::new(), page.null_count as i64),
+                Some(bounds) => {
+                    match (lower_bound(&bounds.0, limit), upper_bound(&bounds.1, limit)) {
+                        (Some((min, _)), Some((max, _))) => {
+                            if let Some((last_min, last_max)) = last {
+                                // parquet-rs's rule, an order not known counting against both.
+                                let rises = |a: &Kept, b: &Kept| {
+                                    matches!(a.order(b), Some(Ordering::Less | Ordering::Equal))
+                                };
+                                ascending &=
+                                    rises(last_min, &bounds.0) && rises(last_max, &bounds.1);
+                                descending &=
+                                    rises(&bounds.0, last_min) && rises(&bounds.1, last_max);
+                            }
+                            last = Some(bounds);
+                            index.append(false, min, max, page.null_count as i64);
+                        }
+                        _ => index.to_invalid(),
+                    }
+                }
+            }
+            index.append_histograms(&None, &def_histogram(page.null_count, page.rows));
+        }
+        index.set_boundary_order(match (ascending, descending) {
+            (true, _) => BoundaryOrder::ASCENDING,
+            (false, true) => BoundaryOrder::DESCENDING,
+            (false, false) => BoundaryOrder::UNORDERED,
+        });
+        chunk.column_index = match index.valid() {
+            true => Some(index.build()?),
+            false => None,
+        };
+
+        let null_count: usize = self.slices.iter().map(|s| s.null_count).sum();
+        let limit = self.truncation.statistics;
+        let bounds = self.slices.iter().filter_map(|s| s.bounds.as_ref());
+        let least = bounds.clone().map(|b| &b.0).min();
+        let greatest = bounds.map(|b| &b.1).max();
+        let cut = least
+            .and_then(|v| lower_bound(v, limit))
+            .zip(greatest.and_then(|v| upper_bound(v, limit)));
+        let statistics = match cut {
+            Some(((min, min_exact), (max, max_exact))) => ValueStatistics::new(
+                Some(ByteArray::from(min)),
+                Some(ByteArray::from(max)),
+                None,
+                Some(null_count as u64),
+                false,
+            )
+            .with_min_is_exact(min_exact)
+            .with_max_is_exact(max_exact),
+            None => ValueStatistics::new(None, None, None, Some(null_count as u64), false),
+        };
+        chunk.metadata = chunk
+            .metadata
+            .clone()
+            .into_builder()
+            .set_statistics(Statistics::ByteArray(statistics))
+            .set_unencoded_byte_array_data_bytes(Some(self.value_bytes))
+            .set_definition_level_histogram(def_histogram(null_count, rows))
+            .build()?;
+        Ok(())
+    }
+
+    /// Each page's rows, nulls and bounds, from the slices it covers.
+    fn pages(&self, page_starts: &[usize]) -> Vec<Page> {
+        let mut pages = Vec::with_capacity(page_starts.len().saturating_sub(1));
+        let mut slices = self.slices.iter();
+        let mut slice = slices.next();
+        // The first row of `slice`.
+        let mut slice_start = 0;
+        for range in page_starts.windows(2) {
+            let (start, end) = (range[0], range[1]);
+            let mut page = Page {
+                rows: end - start,
+                null_count: 0,
+                bounds: None,
+            };
+            while let Some(s) = slice {
+                let slice_end = slice_start + s.rows;
+                if slice_start >= end {
+                    break;
+                }
+                let (from, to) = (start.max(slice_start), end.min(slice_end));
+                page.null_count += if (from, to) == (slice_start, slice_end) {
+                    s.null_count
+                } else {
+                    s.nulls
+                        .as_ref()
+                        .map_or(0, |n| n.slice(from - slice_start, to - from).null_count())
+                };
+                // Within this page, with values: the slice's bounds hold its
+                // values (all of them when the page ends inside the slice).
+                let has_values = s.nulls.as_ref().map_or(to > from, |n| {
+                    n.slice(from - slice_start, to - from).null_count() < to - from
+                });
+                if let (true, Some((least, greatest))) = (has_values, &s.bounds) {
+                    page.bounds = Some(match page.bounds.take() {
+                        None => (least.clone(), greatest.clone()),
+                        Some((l, g)) => (l.min(least.clone()), g.max(greatest.clone())),
+                    });
+                }
+                if slice_end > end {
+                    break; // the slice goes on in the next page
+                }
+                slice_start = slice_end;
+                slice = slices.next();
+            }
+            pages.push(page);
+        }
+        pages
+    }
+}
+
+/// A page of the chunk, as the column index describes it.
+struct Page {
+    rows: usize,
+    null_count: usize,
+    bounds: Option<(Kept, Kept)>,
+}
+
+/// The first 16 bytes of a value as one big-endian number (zeros after a
+/// shorter value), and its length up to [`Key::LONG`]. Keys order as their
+/// values do, except two `LONG` ones with the same prefix, which are not
+/// known to be equal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Key {
+    prefix: u128,
+    len: u8,
+}
+
+impl Key {
+    /// The length of a value longer than the prefix.
+    const LONG: u8 = 17;
+
+    fn of<O: OffsetSizeTrait>(values: &GenericStringArray<O>, row: usize) -> Key {
+        let offsets = values.value_offsets();
+        let (start, end) = (offsets[row].as_usize(), offsets[row + 1].as_usize());
+        let data = values.value_data();
+        let len = end - start;
+        // Sixteen bytes from the value's start, past its end when the buffer
+        // goes on (the mask clears them); copied otherwise.
+        let word = match data.get(start..).and_then(|rest| rest.first_chunk::<16>()) {
+            Some(word) => u128::from_be_bytes(*word),
+            None => {
+                let mut word = [0u8; 16];
+                let head = data.get(start..start + len.min(16)).unwrap_or_default();
+                word[..head.len()].copy_from_slice(head);
+                u128::from_be_bytes(word)
+            }
+        };
+        let kept_bits = (len.min(16) * 8) as u32;
+        let mask = !u128::MAX.checked_shr(kept_bits).unwrap_or(0);
+        Key {
+            prefix: word & mask,
+            len: len.min(Self::LONG as usize) as u8,
+        }
+    }
+
+    /// `self` may come before `other`: it does, or both are long with the
+    /// same prefix. (Written without short-circuits: one branch at the caller.)
+    fn may_precede(self, other: Key) -> bool {
+        let same = self.prefix == other.prefix;
+        (self.prefix < other.prefix)
+            | (same & (self.len < other.len))
+            | (same & (self.len == Self::LONG) & (other.len == Self::LONG))
+    }
+}
+
+/// The rows of the least and greatest of `values` among `rows` (in byte
+/// order, the first of equal ones), or none when `rows` is empty.
+fn least_and_greatest<O: OffsetSizeTrait>(
+    values: &GenericStringArray<O>,
+    mut rows: impl Iterator<Item = usize>,
+) -> Option<(usize, usize)> {
+    let first = rows.next()?;
+    let (mut least, mut greatest) = (first, first);
+    let (mut least_key, mut greatest_key) = (Key::of(values, first), Key::of(values, first));
+    for row in rows {
+        let key = Key::of(values, row);
+        if key.may_precede(least_key) && values.value(row) < values.value(least) {
+            (least, least_key) = (row, key);
+        }
+        if greatest_key.may_precede(key) && values.value(row) > values.value(greatest) {
+            (greatest, greatest_key) = (row, key);
+        }
+    }
+    Some((least, greatest))
+}
+
+/// parquet-rs's lower bound of at most `limit` bytes for `value`
+/// (`truncate_min_value` on a UTF-8 column), and whether it is the value.
+/// None when that is the whole value and it was not kept whole.
+fn lower_bound(value: &Kept, limit: usize) -> Option<(Vec<u8>, bool)> {
+    let whole = || (!value.longer).then(|| (value.head.to_vec(), true));
+    if !value.exceeds(limit) {
+        return whole();
+    }
+    match (1..=limit)
+        .rev()
+        .find(|&at| is_char_boundary(&value.head, at))
+    {
+        Some(at) => Some((value.head[..at].to_vec(), false)),
+        None => whole(),
+    }
+}
+
+/// parquet-rs's upper bound of at most `limit` bytes for `value`
+/// (`truncate_max_value`: cut, then the last character that can be is
+/// incremented), and whether it is the value. None as for [`lower_bound`].
+fn upper_bound(value: &Kept, limit: usize) -> Option<(Vec<u8>, bool)> {
+    let whole = || (!value.longer).then(|| (value.head.to_vec(), true));
+    if !value.exceeds(limit) {
+        return whole();
+    }
+    let cut = (limit.saturating_sub(3)..=limit)
+        .rev()
+        .find(|&at| is_char_boundary(&value.head, at))
+        .and_then(|at| std::str::from_utf8(&value.head[..at]).ok())
+        .and_then(increment_utf8);
+    match cut {
+        Some(bound) => Some((bound, false)),
+        None => whole(),
+    }
+}
+
+/// `str::is_char_boundary` on the bytes of a string (or of its beginning).
+fn is_char_boundary(bytes: &[u8], at: usize) -> bool {
+    match bytes.get(at) {
+        None => at == bytes.len(),
+        // Not a continuation byte (0b10xx_xxxx).
+        Some(&b) => (b as i8) >= -0x40,
+    }
+}
+
+/// `text` with its last character that can be incremented without changing
+/// its width so incremented, and what followed it dropped (parquet-rs's
+/// `increment_utf8`).
+fn increment_utf8(text: &str) -> Option<Vec<u8>> {
+    text.char_indices().rev().find_map(|(at, c)| {
+        let next = char::from_u32(c as u32 + 1).filter(|n| n.len_utf8() == c.len_utf8())?;
+        let mut bound = text.as_bytes()[..at + c.len_utf8()].to_vec();
+        next.encode_utf8(&mut bound[at..]);
+        Some(bound)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{LargeStringArray, StringArray};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Values that meet every branch of the keys: empty, around the 16-byte
+    /// prefix, sharing it, NULs (which the prefix pads with), and characters
+    /// of every width up to U+10FFFF.
+    fn value() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just(String::new()),
+            Just("\0".to_string()),
+            Just("sensor-0000000000".to_string()), // 17 bytes
+            Just("sensor-000000000".to_string()),  // 16 bytes
+            Just("é".to_string()),
+            Just("\u{10FFFF}".to_string()),
+            "[a-c\0]{0,3}",
+        ];
+        proptest::collection::vec(piece, 0..4).prop_map(|p| p.concat())
+    }
+
+    proptest! {
+        /// The rows found are those of the least and greatest values (the
+        /// first of equal ones), nulls passed over, on arrays sliced off a
+        /// buffer (the keys read past a value's end) and at its end.
+        #[test]
+        fn least_and_greatest_are_those_of_a_plain_search(
+            values in proptest::collection::vec(proptest::option::weighted(0.8, value()), 0..40),
+            skip in 0usize..3,
+        ) {
+            let array = StringArray::from(values.clone());
+            let skip = skip.min(values.len());
+            let array = array.slice(skip, values.len() - skip);
+            let rows: Vec<usize> = (0..array.len()).filter(|&r| array.is_valid(r)).collect();
+            let want = rows.first().map(|&first| {
+                let (mut least, mut greatest) = (first, first);
+                for &r in &rows {
+                    if array.value(r) < array.value(least) { least = r; }
+                    if array.value(r) > array.value(greatest) { greatest = r; }
+                }
+                (least, greatest)
+            });
+            prop_assert_eq!(least_and_greatest(&array, rows.iter().copied()), want);
+            let large = LargeStringArray::from(values[skip..].to_vec());
+            prop_assert_eq!(least_and_greatest(&large, rows.into_iter()), want);
+        }
+
+        /// Kept values order as the values do, unless both were cut and
+        /// agree on what was kept.
+        #[test]
+        fn kept_values_order_as_the_values(
+            a in "[ab]{0,3}", b in "[ab]{0,3}", pad in 1020usize..1030,
+        ) {
+            let a = format!("{}{a}", "x".repeat(pad));
+            let b = format!("{}{b}", "x".repeat(pad));
+            let (ka, kb) = (Kept::new(a.as_bytes()), Kept::new(b.as_bytes()));
+            match ka.order(&kb) {
+                Some(order) => prop_assert_eq!(order, a.cmp(&b)),
+                None => prop_assert!(ka.longer && kb.longer && ka.head == kb.head),
+            }
+        }
+    }
+
+    /// The bounds parquet-rs writes for long values: cut at a character's
+    /// start, the upper one incremented, and none short of the whole value
+    /// when nothing can be incremented in place.
+    #[test]
+    fn bounds_are_cut_as_parquet_cuts_them() {
+        let kept = |s: &str| Kept::new(s.as_bytes());
+        assert_eq!(
+            lower_bound(&kept("abcdef"), 4),
+            Some((b"abcd".to_vec(), false))
+        );
+        assert_eq!(
+            upper_bound(&kept("abcdef"), 4),
+            Some((b"abce".to_vec(), false))
+        );
+        assert_eq!(lower_bound(&kept("abc"), 4), Some((b"abc".to_vec(), true)));
+        // "é" is two bytes: a cut at 4 falls inside the second.
+        assert_eq!(
+            lower_bound(&kept("aééé"), 4),
+            Some(("aé".as_bytes().to_vec(), false))
+        );
+        assert_eq!(
+            upper_bound(&kept("aééé"), 4),
+            Some(("aê".as_bytes().to_vec(), false))
+        );
+        // U+007F would become two bytes: the character before it is incremented.
+        assert_eq!(
+            upper_bound(&kept("a\u{7f}\u{7f}\u{7f}\u{7f}"), 3),
+            Some(b"b".to_vec()).map(|b| (b, false))
+        );
+        // Nothing can be: the whole value, when it was kept whole.
+        let dels = "\u{7f}".repeat(100);
+        assert_eq!(
+            upper_bound(&kept(&dels), 64),
+            Some((dels.as_bytes().to_vec(), true))
+        );
+        let dels = "\u{7f}".repeat(KEPT_BYTES + 1);
+        assert_eq!(upper_bound(&kept(&dels), 64), None);
+    }
+}
