@@ -6,9 +6,10 @@
 //! benchmark's columns, a few names in random order, those calls were 14% of a
 //! run's wall time. Here the same bounds come from a key per value, its first
 //! 16 bytes as one number and its length: values that differ there are ordered
-//! by the key alone, and the comparison that decides whether a value is a new
-//! bound is one branch, almost never taken once the bounds settle. Only values
-//! longer than 16 bytes that share those 16 with a bound are compared in full.
+//! by the key alone, and the comparison that decides whether a value may be a
+//! new bound is one branch, almost never taken once the bounds settle. Only
+//! those values are compared in full: a new bound, or a value longer than 16
+//! bytes that shares them with a bound.
 //!
 //! The writer ([`super::upload::ParquetUpload`]) asks parquet-rs for no
 //! statistics on such a column, hands it the column in slices of parquet-rs's
@@ -21,7 +22,7 @@
 //! chunk's level histogram and unencoded size; each bound cut as parquet-rs
 //! cuts them (`statistics_truncate_length`, `column_index_truncate_length`).
 //!
-//! Where the two can differ:
+//! Where the two can differ, given the same mini-batches:
 //!
 //! - parquet-rs ends a page after a mini-batch, and a mini-batch here is a
 //!   slice, so pages end between slices and each page's bounds are exact. A
@@ -72,12 +73,14 @@ pub struct Truncation {
 impl Truncation {
     /// How `props` would have parquet-rs write the statistics of the string
     /// column at `path`, when they can be computed here: page statistics, an
-    /// offset index (it says where pages end), and bounds cut to fewer than
+    /// offset index (it says where pages end), none in the page headers
+    /// (written before the chunk closes), and bounds cut to fewer than
     /// [`KEPT_BYTES`] (cutting at a length reads the byte after it).
     pub fn of_column(props: &WriterProperties, path: &ColumnPath) -> Option<Truncation> {
         let fits = |limit: Option<usize>| limit.filter(|&l| l < KEPT_BYTES);
         if props.statistics_enabled(path) != EnabledStatistics::Page
             || props.offset_index_disabled()
+            || props.write_page_header_statistics(path)
         {
             return None;
         }
@@ -140,6 +143,11 @@ impl Kept {
     fn exceeds(&self, limit: usize) -> bool {
         self.longer || self.head.len() > limit
     }
+
+    /// The whole value as a bound (an exact one), when it was kept whole.
+    fn whole(&self) -> Option<(Vec<u8>, bool)> {
+        (!self.longer).then(|| (self.head.to_vec(), true))
+    }
 }
 
 impl StringStats {
@@ -166,6 +174,23 @@ impl StringStats {
         };
         self.slices.push(slice);
         Ok(())
+    }
+
+    /// The memory these statistics hold: the slices, their bounds, and their
+    /// share of the null masks they keep.
+    pub fn memory_size(&self) -> usize {
+        let held: usize = self
+            .slices
+            .iter()
+            .map(|s| {
+                let kept = s
+                    .bounds
+                    .as_ref()
+                    .map_or(0, |(l, g)| l.head.len() + g.head.len());
+                kept + s.nulls.as_ref().map_or(0, |n| n.len().div_ceil(8))
+            })
+            .sum();
+        self.slices.capacity() * std::mem::size_of::<Slice>() + held
     }
 
     fn slice_of<O: OffsetSizeTrait>(&mut self, values: &GenericStringArray<O>) -> Slice {
@@ -324,19 +349,17 @@ impl StringStats {
                     break;
                 }
                 let (from, to) = (start.max(slice_start), end.min(slice_end));
-                page.null_count += if (from, to) == (slice_start, slice_end) {
+                let nulls = if (from, to) == (slice_start, slice_end) {
                     s.null_count
                 } else {
                     s.nulls
                         .as_ref()
                         .map_or(0, |n| n.slice(from - slice_start, to - from).null_count())
                 };
-                // Within this page, with values: the slice's bounds hold its
-                // values (all of them when the page ends inside the slice).
-                let has_values = s.nulls.as_ref().map_or(to > from, |n| {
-                    n.slice(from - slice_start, to - from).null_count() < to - from
-                });
-                if let (true, Some((least, greatest))) = (has_values, &s.bounds) {
+                page.null_count += nulls;
+                // Rows of this page with values: the slice's bounds hold them
+                // (and the slice's other values, when the page ends inside it).
+                if let (true, Some((least, greatest))) = (nulls < to - from, &s.bounds) {
                     page.bounds = Some(match page.bounds.take() {
                         None => (least.clone(), greatest.clone()),
                         Some((l, g)) => (l.min(least.clone()), g.max(greatest.clone())),
@@ -434,16 +457,15 @@ fn least_and_greatest<O: OffsetSizeTrait>(
 /// (`truncate_min_value` on a UTF-8 column), and whether it is the value.
 /// None when that is the whole value and it was not kept whole.
 fn lower_bound(value: &Kept, limit: usize) -> Option<(Vec<u8>, bool)> {
-    let whole = || (!value.longer).then(|| (value.head.to_vec(), true));
     if !value.exceeds(limit) {
-        return whole();
+        return value.whole();
     }
     match (1..=limit)
         .rev()
         .find(|&at| is_char_boundary(&value.head, at))
     {
         Some(at) => Some((value.head[..at].to_vec(), false)),
-        None => whole(),
+        None => value.whole(),
     }
 }
 
@@ -451,9 +473,8 @@ fn lower_bound(value: &Kept, limit: usize) -> Option<(Vec<u8>, bool)> {
 /// (`truncate_max_value`: cut, then the last character that can be is
 /// incremented), and whether it is the value. None as for [`lower_bound`].
 fn upper_bound(value: &Kept, limit: usize) -> Option<(Vec<u8>, bool)> {
-    let whole = || (!value.longer).then(|| (value.head.to_vec(), true));
     if !value.exceeds(limit) {
-        return whole();
+        return value.whole();
     }
     let cut = (limit.saturating_sub(3)..=limit)
         .rev()
@@ -462,7 +483,7 @@ fn upper_bound(value: &Kept, limit: usize) -> Option<(Vec<u8>, bool)> {
         .and_then(increment_utf8);
     match cut {
         Some(bound) => Some((bound, false)),
-        None => whole(),
+        None => value.whole(),
     }
 }
 

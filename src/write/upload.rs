@@ -150,16 +150,19 @@ fn whole_parts(put: usize, len: usize, part: usize) -> usize {
 /// `ArrowWriter`, for two reasons: the encoded bytes go to the upload as each
 /// row group ends (above), and the statistics of string columns are computed
 /// by [`StringStats`], which writes what parquet-rs would for less (see
-/// there). The file is what `ArrowWriter` writes with the same
-/// properties; a row group ends at `max_row_group_row_count` rows (the
-/// properties' byte limit and content-defined chunking are not used here).
+/// there). Such a column is handed to its writer in slices of the mini-batch,
+/// so its pages end on a slice (with the default properties, pages of 20 480
+/// rows where `ArrowWriter`'s would depend on the batches). Otherwise the file
+/// is what `ArrowWriter` writes with the same properties; a row group ends at
+/// `max_row_group_row_count` rows. Properties that need `ArrowWriter`'s own
+/// loop (a row group's byte limit, content-defined chunking) are refused.
 pub struct ParquetUpload {
     file: SerializedFileWriter<Vec<u8>>,
     columns: ArrowRowGroupWriterFactory,
     schema: SchemaRef,
     /// Per leaf column: how its statistics are cut, when they are computed
     /// here rather than by parquet-rs.
-    string_stats: Vec<Option<Truncation>>,
+    own_statistics: Vec<Option<Truncation>>,
     /// Rows handed to a string column's writer at a time: parquet-rs's mini-batch.
     slice_rows: usize,
     max_row_group_rows: usize,
@@ -170,7 +173,7 @@ pub struct ParquetUpload {
 /// The row group being encoded.
 struct RowGroup {
     writers: Vec<ArrowColumnWriter>,
-    /// Per leaf column, as [`ParquetUpload::string_stats`].
+    /// Per leaf column, as [`ParquetUpload::own_statistics`].
     stats: Vec<Option<StringStats>>,
     rows: usize,
 }
@@ -184,10 +187,20 @@ impl ParquetUpload {
         schema: SchemaRef,
         props: WriterProperties,
     ) -> Result<Self> {
+        if props.max_row_group_bytes().is_some() || props.content_defined_chunking().is_some() {
+            return Err(Error::config(
+                "a Parquet upload ends row groups by rows only: no byte limit or content-defined chunking",
+            ));
+        }
         // The top-level string columns whose statistics are computed here;
-        // parquet-rs is asked for none on them.
+        // parquet-rs is asked for none on them. Its offset indexes stay as
+        // they were: columns with page statistics keep them on even when
+        // they are disabled, and those columns may be the ones taken.
         let mut taken = Vec::with_capacity(schema.fields().len());
-        let mut encoded = props.clone().into_builder();
+        let mut encoded = props
+            .clone()
+            .into_builder()
+            .set_offset_index_disabled(props.offset_index_disabled());
         for field in schema.fields() {
             let path = ColumnPath::from(field.name().as_str());
             let truncation = matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8)
@@ -203,14 +216,14 @@ impl ParquetUpload {
                 .into_serialized_writer()?;
         // Leaf columns in order; a string column is one leaf of its field.
         let descr = file.schema_descr();
-        let string_stats = (0..descr.num_columns())
+        let own_statistics = (0..descr.num_columns())
             .map(|leaf| taken[descr.get_column_root_idx(leaf)])
             .collect();
         Ok(ParquetUpload {
             file,
             columns,
             schema,
-            string_stats,
+            own_statistics,
             // parquet-rs's mini-batch is `write_batch_size` rows, or the page's
             // row limit for a column whose levels are all alike (no nulls).
             slice_rows: props
@@ -274,7 +287,11 @@ impl ParquetUpload {
 
     /// The encoder's estimate of the memory it holds.
     pub fn memory_size(&self) -> usize {
-        self.writers().map(ArrowColumnWriter::memory_size).sum()
+        let statistics = self.row_group.iter().flat_map(|g| g.stats.iter().flatten());
+        self.writers()
+            .map(ArrowColumnWriter::memory_size)
+            .sum::<usize>()
+            + statistics.map(StringStats::memory_size).sum::<usize>()
     }
 
     fn in_progress_rows(&self) -> usize {
@@ -297,7 +314,7 @@ impl ParquetUpload {
                     .columns
                     .create_column_writers(self.file.flushed_row_groups().len())?,
                 stats: self
-                    .string_stats
+                    .own_statistics
                     .iter()
                     .map(|t| t.map(StringStats::new))
                     .collect(),
@@ -315,6 +332,13 @@ impl ParquetUpload {
             };
             // A string column: in slices, each one mini-batch, so that pages
             // end between slices (see `StringStats`).
+            if !field.is_nullable() && column.null_count() > 0 {
+                // parquet-rs would write the nulls' slots as values.
+                return Err(Error::Accounting(format!(
+                    "column {} of a Parquet file holds nulls it is declared without",
+                    field.name()
+                )));
+            }
             let writer = column_writer(&mut group.writers, leaf)?;
             for start in (0..column.len()).step_by(self.slice_rows) {
                 let slice = column.slice(start, self.slice_rows.min(column.len() - start));
@@ -376,7 +400,7 @@ fn column_writer(writers: &mut [ArrowColumnWriter], leaf: usize) -> Result<&mut 
     let leaves = writers.len();
     writers.get_mut(leaf).ok_or_else(|| {
         Error::Accounting(format!(
-            "a batch has more columns than the file's {leaves} leaves"
+            "a batch's columns make more leaf columns than the file's {leaves}"
         ))
     })
 }
@@ -384,8 +408,10 @@ fn column_writer(writers: &mut [ArrowColumnWriter], leaf: usize) -> Result<&mut 
 #[cfg(test)]
 mod tests {
     use datafusion::arrow::array::{Int64Array, LargeStringArray, StringArray};
+    use datafusion::arrow::buffer::NullBuffer;
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use datafusion::parquet::basic::BoundaryOrder;
     use datafusion::parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
     use datafusion::parquet::file::page_index::column_index::ColumnIndexMetaData;
     use object_store::ObjectStoreExt;
@@ -571,8 +597,9 @@ mod tests {
         ]))
     }
 
-    /// A batch of `rows` rows; nulls come in runs, so that some pages hold
-    /// nothing else.
+    /// A batch of `rows` rows. Nulls come in runs of 150 rows, so that some
+    /// pages hold nothing else, and now and then outside them; their slots
+    /// hold bytes (which no statistic may count).
     fn strings_batch(
         schema: &SchemaRef,
         values: &mut Values,
@@ -580,28 +607,33 @@ mod tests {
         from: usize,
         rows: usize,
     ) -> RecordBatch {
-        let mut column = |shape: u64, nullable: bool| -> Vec<Option<String>> {
-            (from..from + rows)
+        let mut column = |shape: u64| -> (Vec<String>, NullBuffer) {
+            let valid = (from..from + rows)
                 .map(|row| {
-                    let null = nullable
-                        && (row / 150) % 3 == (shape % 3) as usize
-                        && !values.next().is_multiple_of(8);
-                    (!null).then(|| values.string(shape, row))
+                    (row / 150) % 3 != (shape % 3) as usize && !values.next().is_multiple_of(16)
                 })
-                .collect()
+                .collect::<Vec<bool>>();
+            let strings = (from..from + rows)
+                .map(|row| values.string(shape, row))
+                .collect();
+            (strings, NullBuffer::from(valid))
         };
-        let name = column(shapes[0], true);
-        let tag: Vec<String> = column(shapes[1], false).into_iter().flatten().collect();
-        let note = column(shapes[2], true);
+        let (name, name_valid) = column(shapes[0]);
+        let (tag, _) = column(shapes[1]);
+        let (note, note_valid) = column(shapes[2]);
+        let (offsets, bytes, _) = StringArray::from(name).into_parts();
+        let name = StringArray::new(offsets, bytes, Some(name_valid));
+        let (offsets, bytes, _) = LargeStringArray::from(note).into_parts();
+        let note = LargeStringArray::new(offsets, bytes, Some(note_valid));
         RecordBatch::try_new(
             schema.clone(),
             vec![
-                Arc::new(StringArray::from(name)),
+                Arc::new(name),
                 Arc::new(StringArray::from(tag)),
                 Arc::new(Int64Array::from_iter_values(
                     (from..from + rows).map(|r| r as i64),
                 )),
-                Arc::new(LargeStringArray::from(note)),
+                Arc::new(note),
             ],
         )
         .unwrap()
@@ -672,10 +704,12 @@ mod tests {
             batches in proptest::collection::vec((0usize..2600, proptest::prelude::any::<bool>()), 1..6),
             batch_size in proptest::sample::select(vec![7usize, 100, 1024]),
             page_rows in proptest::sample::select(vec![50usize, 20_000]),
-            truncate in proptest::sample::select(vec![Some(3usize), Some(64), None]),
+            truncate in proptest::sample::select(vec![Some(3usize), Some(64), Some(64), None]),
+            max_rows in proptest::sample::select(vec![1usize << 20, 1000]),
         ) {
             let schema = strings_schema();
             let props = WriterProperties::builder()
+                .set_max_row_group_row_count(Some(max_rows))
                 .set_write_batch_size(batch_size)
                 .set_data_page_row_count_limit(page_rows)
                 .set_statistics_truncate_length(truncate)
@@ -691,7 +725,24 @@ mod tests {
                 })
                 .collect();
 
-            let want = parquet_writes(&schema, &props, &batches);
+            // The row groups `ParquetUpload` makes: ended by a flush, or
+            // where they reach `max_rows` (inside a batch too).
+            let mut groups = Vec::new();
+            let mut rows = 0;
+            for (batch, flush) in &batches {
+                let mut done = 0;
+                while done < batch.num_rows() {
+                    let take = (max_rows - rows).min(batch.num_rows() - done);
+                    rows = (rows + take) % max_rows;
+                    groups.push((batch.slice(done, take), rows == 0));
+                    done += take;
+                }
+                if *flush && rows > 0 {
+                    rows = 0;
+                    groups.last_mut().unwrap().1 = true;
+                }
+            }
+            let want = parquet_writes(&schema, &props, &groups);
 
             let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
             let got = runtime.block_on(async {
@@ -846,6 +897,146 @@ mod tests {
             })
             .collect();
         assert_eq!(read, column);
+    }
+
+    /// Writes `column` as the one column `name` of a file with `props`, in
+    /// one batch, and reads back its metadata with the page index.
+    async fn one_column_file(props: WriterProperties, column: StringArray) -> ParquetMetaData {
+        let schema: SchemaRef =
+            Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, true)]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(column)]).unwrap();
+        let (_dir, store) = local_store();
+        let path = ObjPath::from("t/one.parquet");
+        let mut file =
+            ParquetUpload::try_new(store.clone(), path.clone(), 1 << 20, schema, props).unwrap();
+        file.write(&batch).await.unwrap();
+        file.finish().await.unwrap();
+        let bytes = store.get(&path).await.unwrap().bytes().await.unwrap();
+        ParquetMetaDataReader::new()
+            .with_page_index_policy(PageIndexPolicy::Optional)
+            .parse_and_finish(&bytes)
+            .unwrap()
+    }
+
+    /// Bounds longer than what a slice keeps of them: pages whose order the
+    /// kept bytes cannot tell are said to be in no order (parquet finds them
+    /// ascending), their cut bounds are parquet's; and a maximum no shorter
+    /// bound exists for, longer than what is kept, leaves the chunk without
+    /// a minimum and maximum and without a column index, not with wrong ones.
+    #[tokio::test]
+    async fn bounds_longer_than_what_is_kept() {
+        let props = || {
+            WriterProperties::builder()
+                .set_data_page_row_count_limit(10)
+                .set_write_batch_size(10)
+                .build()
+        };
+        // Rising values that agree on their first 1 030 bytes: ten pages.
+        let prefix = "p".repeat(1030);
+        let rising = StringArray::from_iter_values((0..100).map(|i| format!("{prefix}{i:03}")));
+        let got = one_column_file(props(), rising.clone()).await;
+        let schema: SchemaRef =
+            Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, true)]));
+        let mut reference =
+            ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props())).unwrap();
+        for start in (0..100).step_by(10) {
+            let slice =
+                RecordBatch::try_new(schema.clone(), vec![Arc::new(rising.slice(start, 10))])
+                    .unwrap();
+            reference.write(&slice).unwrap();
+        }
+        let want = ParquetMetaDataReader::new()
+            .with_page_index_policy(PageIndexPolicy::Required)
+            .parse_and_finish(&Bytes::from(reference.into_inner().unwrap()))
+            .unwrap();
+        let index = |m: &ParquetMetaData| m.column_index().unwrap()[0][0].clone();
+        let (ours, theirs) = (index(&got), index(&want));
+        assert_eq!(theirs.get_boundary_order(), Some(BoundaryOrder::ASCENDING));
+        assert_eq!(ours.get_boundary_order(), Some(BoundaryOrder::UNORDERED));
+        let (ColumnIndexMetaData::BYTE_ARRAY(ours), ColumnIndexMetaData::BYTE_ARRAY(theirs)) =
+            (ours, theirs)
+        else {
+            panic!("no string column index");
+        };
+        assert_eq!(ours.num_pages(), 10);
+        assert_eq!(
+            ours.min_values_iter().collect::<Vec<_>>(),
+            theirs.min_values_iter().collect::<Vec<_>>()
+        );
+        assert_eq!(
+            ours.max_values_iter().collect::<Vec<_>>(),
+            theirs.max_values_iter().collect::<Vec<_>>()
+        );
+        let stats = |m: &ParquetMetaData| m.row_group(0).column(0).statistics().cloned();
+        assert_eq!(stats(&got), stats(&want));
+
+        // The greatest value: 1 100 DEL characters, which cannot be incremented
+        // in place; parquet writes it whole.
+        let dels = "\u{7f}".repeat(1100);
+        let got = one_column_file(
+            props(),
+            StringArray::from(vec![Some("a"), None, Some(dels.as_str())]),
+        )
+        .await;
+        let chunk = got.row_group(0).column(0);
+        let stats = chunk.statistics().unwrap();
+        assert_eq!((stats.min_bytes_opt(), stats.max_bytes_opt()), (None, None));
+        assert_eq!(stats.null_count_opt(), Some(1));
+        assert!(
+            got.column_index()
+                .is_none_or(|i| matches!(i[0][0], ColumnIndexMetaData::NONE))
+        );
+    }
+
+    /// Properties under which parquet must compute a string column's
+    /// statistics itself leave the column to it, and the file is parquet's:
+    /// statistics in the page headers; offset indexes disabled but kept by a
+    /// column's page statistics. Properties `ParquetUpload` cannot honour
+    /// are refused.
+    #[tokio::test]
+    async fn properties_that_need_parquet_s_own_statistics() {
+        let column = StringArray::from(vec![Some("pressure"), None, Some("humidity"), Some("")]);
+        let schema: SchemaRef =
+            Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, true)]));
+        for props in [
+            WriterProperties::builder()
+                .set_write_page_header_statistics(true)
+                .build(),
+            WriterProperties::builder()
+                .set_offset_index_disabled(true)
+                .set_column_statistics_enabled("name".into(), EnabledStatistics::Page)
+                .build(),
+        ] {
+            let batch =
+                RecordBatch::try_new(schema.clone(), vec![Arc::new(column.clone())]).unwrap();
+            let mut reference =
+                ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props.clone())).unwrap();
+            reference.write(&batch).unwrap();
+            let want = reference.into_inner().unwrap();
+            let (_dir, store) = local_store();
+            let path = ObjPath::from("t/props.parquet");
+            let mut file =
+                ParquetUpload::try_new(store.clone(), path.clone(), 1 << 20, schema.clone(), props)
+                    .unwrap();
+            file.write(&batch).await.unwrap();
+            file.finish().await.unwrap();
+            let got = store.get(&path).await.unwrap().bytes().await.unwrap();
+            assert!(got[..] == want[..], "the file is not parquet's");
+        }
+        for props in [WriterProperties::builder()
+            .set_max_row_group_bytes(Some(1 << 20))
+            .build()]
+        {
+            let (_dir, store) = local_store();
+            let refused = ParquetUpload::try_new(
+                store,
+                ObjPath::from("t/x.parquet"),
+                1 << 20,
+                schema.clone(),
+                props,
+            );
+            assert!(refused.is_err());
+        }
     }
 
     /// A file given up leaves no object, even when parts were sent.
