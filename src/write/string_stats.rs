@@ -5,10 +5,10 @@
 //! value whose exit depends on where the strings first differ. On the sensor
 //! benchmark's columns, a few names in random order, those calls were 14% of a
 //! run's wall time. Here the same bounds come from a key per value, its first
-//! 16 bytes as one number and its length: values that differ there are ordered
+//! 15 bytes and its length as one number: values that differ there are ordered
 //! by the key alone, and the comparison that decides whether a value may be a
 //! new bound is one branch, almost never taken once the bounds settle. Only
-//! those values are compared in full: a new bound, or a value longer than 16
+//! those values are compared in full: a new bound, or a value longer than 15
 //! bytes that shares them with a bound.
 //!
 //! The writer ([`super::upload::ParquetUpload`]) asks parquet-rs for no
@@ -384,19 +384,29 @@ struct Page {
     bounds: Option<(Kept, Kept)>,
 }
 
-/// The first 16 bytes of a value as one big-endian number (zeros after a
-/// shorter value), and its length up to [`Key::LONG`]. Keys order as their
-/// values do, except two `LONG` ones with the same prefix, which are not
-/// known to be equal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Key {
-    prefix: u128,
-    len: u8,
-}
+/// A value's first 15 bytes as one big-endian number (zeros after a shorter
+/// value), followed by a byte of its length up to [`Key::LONG`]: one number
+/// to compare. Keys order as their values do, except two `LONG` ones with the
+/// same first 15 bytes, which are not known to be equal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Key(u128);
 
 impl Key {
-    /// The length of a value longer than the prefix.
-    const LONG: u8 = 17;
+    /// Bytes of the value a key holds.
+    const PREFIX: usize = 15;
+    /// The length byte of a value longer than the prefix.
+    const LONG: u8 = Self::PREFIX as u8 + 1;
+    /// `MASKS[n]` keeps a word's first `n` bytes (a table: the shifts that
+    /// make these cost more than the rest of a key).
+    const MASKS: [u128; Self::PREFIX + 1] = {
+        let mut masks = [0u128; Self::PREFIX + 1];
+        let mut n = 1;
+        while n <= Self::PREFIX {
+            masks[n] = !(u128::MAX >> (8 * n));
+            n += 1;
+        }
+        masks
+    };
 
     fn of<O: OffsetSizeTrait>(values: &GenericStringArray<O>, row: usize) -> Key {
         let offsets = values.value_offsets();
@@ -414,21 +424,14 @@ impl Key {
                 u128::from_be_bytes(word)
             }
         };
-        let kept_bits = (len.min(16) * 8) as u32;
-        let mask = !u128::MAX.checked_shr(kept_bits).unwrap_or(0);
-        Key {
-            prefix: word & mask,
-            len: len.min(Self::LONG as usize) as u8,
-        }
+        let kept = len.min(Self::PREFIX);
+        Key(word & Self::MASKS[kept] | u128::from(len.min(Self::LONG as usize) as u8))
     }
 
     /// `self` may come before `other`: it does, or both are long with the
     /// same prefix. (Written without short-circuits: one branch at the caller.)
     fn may_precede(self, other: Key) -> bool {
-        let same = self.prefix == other.prefix;
-        (self.prefix < other.prefix)
-            | (same & (self.len < other.len))
-            | (same & (self.len == Self::LONG) & (other.len == Self::LONG))
+        (self < other) | ((self == other) & (self.0 as u8 == Self::LONG))
     }
 }
 
@@ -515,7 +518,7 @@ mod tests {
 
     use super::*;
 
-    /// Values that meet every branch of the keys: empty, around the 16-byte
+    /// Values that meet every branch of the keys: empty, around the 15-byte
     /// prefix, sharing it, NULs (which the prefix pads with), and characters
     /// of every width up to U+10FFFF.
     fn value() -> impl Strategy<Value = String> {
@@ -524,6 +527,7 @@ mod tests {
             Just("\0".to_string()),
             Just("sensor-0000000000".to_string()), // 17 bytes
             Just("sensor-000000000".to_string()),  // 16 bytes
+            Just("sensor-00000000".to_string()),   // 15 bytes
             Just("é".to_string()),
             Just("\u{10FFFF}".to_string()),
             "[a-c\0]{0,3}",

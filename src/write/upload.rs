@@ -414,6 +414,7 @@ mod tests {
     use datafusion::parquet::basic::BoundaryOrder;
     use datafusion::parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
     use datafusion::parquet::file::page_index::column_index::ColumnIndexMetaData;
+    use datafusion::parquet::file::properties::CdcOptions;
     use object_store::ObjectStoreExt;
     use object_store::local::LocalFileSystem;
 
@@ -1023,10 +1024,14 @@ mod tests {
             let got = store.get(&path).await.unwrap().bytes().await.unwrap();
             assert!(got[..] == want[..], "the file is not parquet's");
         }
-        for props in [WriterProperties::builder()
-            .set_max_row_group_bytes(Some(1 << 20))
-            .build()]
-        {
+        for props in [
+            WriterProperties::builder()
+                .set_max_row_group_bytes(Some(1 << 20))
+                .build(),
+            WriterProperties::builder()
+                .set_content_defined_chunking(Some(CdcOptions::default()))
+                .build(),
+        ] {
             let (_dir, store) = local_store();
             let refused = ParquetUpload::try_new(
                 store,
