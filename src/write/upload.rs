@@ -9,6 +9,9 @@
 //! - The finished bytes went through object_store's `AsyncWrite`, which copies
 //!   them into the upload's own buffer; `BufWriter::put` keeps them as they are.
 //!
+//! It also computes the statistics of string columns itself ([`ParquetUpload`],
+//! [`super::string_stats`]).
+//!
 //! What the upload keeps stays within one part, as with the copy: a part holds
 //! slices of the buffer it came from until it is sent, so the bytes of a buffer
 //! that only begin a part are copied into a buffer of their own, and the rest of
