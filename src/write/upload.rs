@@ -592,6 +592,36 @@ mod tests {
         }
     }
 
+    /// The file `ParquetUpload` writes from `batches` with `props`, each batch
+    /// followed by a flush when its flag says.
+    async fn uploaded(
+        schema: &SchemaRef,
+        props: WriterProperties,
+        batches: &[(RecordBatch, bool)],
+    ) -> Bytes {
+        let (_dir, store) = local_store();
+        let path = ObjPath::from("t/file.parquet");
+        let mut file =
+            ParquetUpload::try_new(store.clone(), path.clone(), 1 << 20, schema.clone(), props)
+                .unwrap();
+        for (batch, flush) in batches {
+            file.write(batch).await.unwrap();
+            if *flush {
+                file.flush().await.unwrap();
+            }
+        }
+        file.finish().await.unwrap();
+        store.get(&path).await.unwrap().bytes().await.unwrap()
+    }
+
+    /// A file's metadata with its page index, when it has one.
+    fn metadata(file: &Bytes) -> ParquetMetaData {
+        ParquetMetaDataReader::new()
+            .with_page_index_policy(PageIndexPolicy::Optional)
+            .parse_and_finish(file)
+            .unwrap()
+    }
+
     fn strings_schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
             Field::new("name", DataType::Utf8, true),
@@ -749,25 +779,9 @@ mod tests {
             let want = parquet_writes(&schema, &props, &groups);
 
             let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-            let got = runtime.block_on(async {
-                let (_dir, store) = local_store();
-                let path = ObjPath::from("t/strings.parquet");
-                let mut file = ParquetUpload::try_new(store.clone(), path.clone(), 1 << 20, schema.clone(), props).unwrap();
-                for (batch, flush) in &batches {
-                    file.write(batch).await.unwrap();
-                    if *flush {
-                        file.flush().await.unwrap();
-                    }
-                }
-                file.finish().await.unwrap();
-                store.get(&path).await.unwrap().bytes().await.unwrap()
-            });
+            let got = runtime.block_on(uploaded(&schema, props, &batches));
             if got[..] != want[..] {
-                let read = |b: Bytes| ParquetMetaDataReader::new()
-                    .with_page_index_policy(PageIndexPolicy::Required)
-                    .parse_and_finish(&b)
-                    .unwrap();
-                let (got, want) = (read(got), read(Bytes::from(want)));
+                let (got, want) = (metadata(&got), metadata(&Bytes::from(want)));
                 // The first chunk that differs, alone (whole metadata is long).
                 for (g, (a, b)) in got.row_groups().iter().zip(want.row_groups()).enumerate() {
                     for (c, (x, y)) in a.columns().iter().zip(b.columns()).enumerate() {
@@ -816,21 +830,8 @@ mod tests {
                 .unwrap();
         }
         let want = Bytes::from(reference.into_inner().unwrap());
-        let (_dir, store) = local_store();
-        let path = ObjPath::from("t/pages.parquet");
-        let mut file =
-            ParquetUpload::try_new(store.clone(), path.clone(), 1 << 20, schema, props).unwrap();
-        file.write(&batch).await.unwrap();
-        file.finish().await.unwrap();
-        let got = store.get(&path).await.unwrap().bytes().await.unwrap();
-
-        let read = |b: &Bytes| {
-            ParquetMetaDataReader::new()
-                .with_page_index_policy(PageIndexPolicy::Required)
-                .parse_and_finish(b)
-                .unwrap()
-        };
-        let (got_meta, want_meta) = (read(&got), read(&want));
+        let got = uploaded(&schema, props, &[(batch, false)]).await;
+        let (got_meta, want_meta) = (metadata(&got), metadata(&want));
         let chunk = |m: &ParquetMetaData| m.row_group(0).column(0).statistics().cloned();
         assert_eq!(chunk(&got_meta), chunk(&want_meta));
         let pages = |m: &ParquetMetaData| {
@@ -909,17 +910,7 @@ mod tests {
         let schema: SchemaRef =
             Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, true)]));
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(column)]).unwrap();
-        let (_dir, store) = local_store();
-        let path = ObjPath::from("t/one.parquet");
-        let mut file =
-            ParquetUpload::try_new(store.clone(), path.clone(), 1 << 20, schema, props).unwrap();
-        file.write(&batch).await.unwrap();
-        file.finish().await.unwrap();
-        let bytes = store.get(&path).await.unwrap().bytes().await.unwrap();
-        ParquetMetaDataReader::new()
-            .with_page_index_policy(PageIndexPolicy::Optional)
-            .parse_and_finish(&bytes)
-            .unwrap()
+        metadata(&uploaded(&schema, props, &[(batch, false)]).await)
     }
 
     /// Bounds longer than what a slice keeps of them: pages whose order the
@@ -949,10 +940,7 @@ mod tests {
                     .unwrap();
             reference.write(&slice).unwrap();
         }
-        let want = ParquetMetaDataReader::new()
-            .with_page_index_policy(PageIndexPolicy::Required)
-            .parse_and_finish(&Bytes::from(reference.into_inner().unwrap()))
-            .unwrap();
+        let want = metadata(&Bytes::from(reference.into_inner().unwrap()));
         let index = |m: &ParquetMetaData| m.column_index().unwrap()[0][0].clone();
         let (ours, theirs) = (index(&got), index(&want));
         assert_eq!(theirs.get_boundary_order(), Some(BoundaryOrder::ASCENDING));
@@ -1017,14 +1005,7 @@ mod tests {
                 ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props.clone())).unwrap();
             reference.write(&batch).unwrap();
             let want = reference.into_inner().unwrap();
-            let (_dir, store) = local_store();
-            let path = ObjPath::from("t/props.parquet");
-            let mut file =
-                ParquetUpload::try_new(store.clone(), path.clone(), 1 << 20, schema.clone(), props)
-                    .unwrap();
-            file.write(&batch).await.unwrap();
-            file.finish().await.unwrap();
-            let got = store.get(&path).await.unwrap().bytes().await.unwrap();
+            let got = uploaded(&schema, props, &[(batch, false)]).await;
             assert!(got[..] == want[..], "the file is not parquet's");
         }
         for props in [
