@@ -494,7 +494,8 @@ impl TableWriter {
     }
 
     /// What the open files hold in memory, at most: encoded row groups not yet
-    /// flushed, and a full upload buffer each.
+    /// flushed (with their string columns' statistics), and a full upload
+    /// buffer each.
     fn memory_estimate(&self) -> usize {
         self.open
             .values()

@@ -13,14 +13,15 @@
 //!
 //! The writer ([`super::upload::ParquetUpload`]) asks parquet-rs for no
 //! statistics on such a column, hands it the column in slices of parquet-rs's
-//! mini-batch (`write_batch_size`, 1 024 rows by default), and records each
-//! slice's bounds and nulls here. When the column chunk
-//! closes, its offset index says which rows each page holds, and [`apply`]
-//! writes what parquet-rs writes with page statistics: the chunk's statistics,
-//! its column index (each page's bounds, null count and definition-level
-//! histogram, and whether the pages' bounds ascend or descend), and the
-//! chunk's level histogram and unencoded size; each bound cut as parquet-rs
-//! cuts them (`statistics_truncate_length`, `column_index_truncate_length`).
+//! mini-batch (`write_batch_size`, or the page's row limit when that is fewer;
+//! 1 024 rows by default), and records each slice's bounds and nulls here.
+//! When the column chunk closes, its offset index says which rows each page
+//! holds, and [`apply`] writes what parquet-rs writes with page statistics:
+//! the chunk's statistics, its column index (each page's bounds, null count
+//! and definition-level histogram, and whether the pages' bounds ascend or
+//! descend), and the chunk's level histogram and unencoded size; each bound
+//! cut as parquet-rs cuts them (`statistics_truncate_length`,
+//! `column_index_truncate_length`).
 //!
 //! Where the two can differ, given the same mini-batches:
 //!

@@ -154,8 +154,8 @@ fn whole_parts(put: usize, len: usize, part: usize) -> usize {
 /// row group ends (above), and the statistics of string columns are computed
 /// by [`StringStats`], which writes what parquet-rs would for less (see
 /// there). Such a column is handed to its writer in slices of the mini-batch,
-/// so its pages end on a slice (with the default properties, pages of 20 480
-/// rows where `ArrowWriter`'s would depend on the batches). Otherwise the file
+/// so its pages end on a slice (with the default properties, pages of up to
+/// 20 480 rows where `ArrowWriter`'s would depend on the batches). Otherwise the file
 /// is what `ArrowWriter` writes with the same properties; a row group ends at
 /// `max_row_group_row_count` rows. Properties that need `ArrowWriter`'s own
 /// loop (a row group's byte limit, content-defined chunking) are refused.
@@ -310,6 +310,19 @@ impl ParquetUpload {
         if batch.num_rows() == 0 {
             return Ok(());
         }
+        // Before any column is written, so that a refused batch leaves the
+        // row group as it was.
+        for (field, column) in self.schema.fields().iter().zip(batch.columns()) {
+            let string = matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8);
+            if string && !field.is_nullable() && column.null_count() > 0 {
+                // parquet-rs would write the nulls' slots as values, and the
+                // statistics would count them as nulls.
+                return Err(Error::Accounting(format!(
+                    "column {} of a Parquet file holds nulls it is declared without",
+                    field.name()
+                )));
+            }
+        }
         let group = match &mut self.row_group {
             Some(group) => group,
             none => none.insert(RowGroup {
@@ -335,13 +348,6 @@ impl ParquetUpload {
             };
             // A string column: in slices, each one mini-batch, so that pages
             // end between slices (see `StringStats`).
-            if !field.is_nullable() && column.null_count() > 0 {
-                // parquet-rs would write the nulls' slots as values.
-                return Err(Error::Accounting(format!(
-                    "column {} of a Parquet file holds nulls it is declared without",
-                    field.name()
-                )));
-            }
             let writer = column_writer(&mut group.writers, leaf)?;
             for start in (0..column.len()).step_by(self.slice_rows) {
                 let slice = column.slice(start, self.slice_rows.min(column.len() - start));
@@ -776,6 +782,9 @@ mod tests {
                     groups.last_mut().unwrap().1 = true;
                 }
             }
+            // Cut bounds are computed here: the test compares something.
+            let taken = Truncation::of_column(&props, &ColumnPath::from("name")).is_some();
+            proptest::prop_assert_eq!(taken, truncate.is_some());
             let want = parquet_writes(&schema, &props, &groups);
 
             let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
@@ -1026,6 +1035,36 @@ mod tests {
             );
             assert!(refused.is_err());
         }
+    }
+
+    /// Nulls in a string column the file declares without them are refused
+    /// before anything of the batch is written: parquet-rs would write their
+    /// slots as values.
+    #[tokio::test]
+    async fn nulls_in_a_string_column_declared_without_them_are_refused() {
+        let file_schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("n", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, false),
+        ]));
+        let batch_schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("n", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            batch_schema,
+            vec![
+                Arc::new(Int64Array::from(vec![1, 2])),
+                Arc::new(StringArray::from(vec![Some("a"), None])),
+            ],
+        )
+        .unwrap();
+        let (_dir, store) = local_store();
+        let path = ObjPath::from("t/nulls.parquet");
+        let props = WriterProperties::builder().build();
+        let mut file = ParquetUpload::try_new(store, path, 1 << 20, file_schema, props).unwrap();
+        let refused = file.write(&batch).await.unwrap_err();
+        assert!(refused.to_string().contains("name"), "{refused}");
+        assert_eq!(file.in_progress_rows(), 0, "part of the batch was written");
     }
 
     /// A file given up leaves no object, even when parts were sent.
