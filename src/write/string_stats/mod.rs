@@ -6,10 +6,11 @@
 //! benchmark's columns, a few names in random order, those calls were 14% of a
 //! run's wall time. Here the same bounds come from a key per value, its first
 //! 15 bytes and its length as one number: values that differ there are ordered
-//! by the key alone, and the comparison that decides whether a value may be a
-//! new bound is one branch, almost never taken once the bounds settle. Only
-//! those values are compared in full: a new bound, or a value longer than 15
-//! bytes that shares them with a bound.
+//! by the key alone, and the two comparisons (one per bound) that decide
+//! whether a value may be a new bound are branches almost never taken once the
+//! bounds settle. Only those values are compared in full: a new bound, or a
+//! value longer than 15 bytes that shares them with a bound (`key.rs`). The
+//! bounds kept per slice, and how parquet-rs cuts them, are in `bounds.rs`.
 //!
 //! The writer ([`super::upload::ParquetUpload`]) asks parquet-rs for no
 //! statistics on such a column, hands it the column in slices of parquet-rs's
@@ -31,17 +32,21 @@
 //!   values would overflow a page or the dictionary) is given the bounds of
 //!   every slice it touches: wider than its values, still bounds, which is what
 //!   the format asks of a column index. Null counts are exact either way.
-//! - A slice's bounds are kept to their first [`KEPT_BYTES`] bytes, so that a
+//! - A slice's bounds are kept to their first `KEPT_BYTES` (1 KiB), so that a
 //!   column of huge values holds no more than that per slice. Two bounds
 //!   longer than that which agree on those bytes cannot be ordered: the pages
 //!   are then said to be in no order (always true), where parquet-rs might
 //!   find one. And where parquet-rs would write a whole bound because no
 //!   shorter one exists (a value of more than the truncation length made only
 //!   of characters such as U+007F that cannot be incremented in place), a
-//!   bound longer than [`KEPT_BYTES`] is not known: the chunk then gets no
-//!   minimum and maximum and no column index rather than a wrong one.
+//!   bound longer than `KEPT_BYTES` is not known: the chunk then gets no
+//!   minimum and maximum and no column index rather than a wrong one (a
+//!   page's bound of that kind drops only the column index).
 //!
 //! [`apply`]: StringStats::apply
+
+mod bounds;
+mod key;
 
 use std::cmp::Ordering;
 
@@ -57,11 +62,8 @@ use datafusion::parquet::file::statistics::{Statistics, ValueStatistics};
 use datafusion::parquet::schema::types::ColumnPath;
 
 use crate::base::error::{Error, Result};
-
-/// Bytes of a slice's least and greatest values kept: more than any truncation
-/// length this writer takes a column for ([`StringStats::new`]).
-pub const KEPT_BYTES: usize = 1024;
-
+use bounds::{KEPT_BYTES, Kept, lower_bound, upper_bound};
+use key::least_and_greatest;
 /// How parquet-rs cuts long bounds: the lengths the writer's properties give.
 #[derive(Debug, Clone, Copy)]
 pub struct Truncation {
@@ -76,7 +78,7 @@ impl Truncation {
     /// column at `path`, when they can be computed here: page statistics, an
     /// offset index (it says where pages end), none in the page headers
     /// (written before the chunk closes), and bounds cut to fewer than
-    /// [`KEPT_BYTES`] (cutting at a length reads the byte after it).
+    /// `KEPT_BYTES` (cutting at a length reads the byte after it).
     pub fn of_column(props: &WriterProperties, path: &ColumnPath) -> Option<Truncation> {
         let fits = |limit: Option<usize>| limit.filter(|&l| l < KEPT_BYTES);
         if props.statistics_enabled(path) != EnabledStatistics::Page
@@ -111,44 +113,6 @@ struct Slice {
     nulls: Option<NullBuffer>,
     /// The least and greatest value; none when every row is null.
     bounds: Option<(Kept, Kept)>,
-}
-
-/// A value as kept: its first [`KEPT_BYTES`] bytes, and whether it had more.
-///
-/// Ordered by those bytes, then a value with more after one without: the
-/// order of the values, except that two with more and the same kept bytes
-/// compare equal without being so ([`Kept::order`] says when).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Kept {
-    head: Box<[u8]>,
-    longer: bool,
-}
-
-impl Kept {
-    fn new(value: &[u8]) -> Self {
-        Kept {
-            head: value[..value.len().min(KEPT_BYTES)].into(),
-            longer: value.len() > KEPT_BYTES,
-        }
-    }
-
-    /// The order of the two values, when what is kept decides it.
-    fn order(&self, other: &Kept) -> Option<Ordering> {
-        match self.cmp(other) {
-            Ordering::Equal if self.longer => None,
-            known => Some(known),
-        }
-    }
-
-    /// The value's length is more than `limit` bytes.
-    fn exceeds(&self, limit: usize) -> bool {
-        self.longer || self.head.len() > limit
-    }
-
-    /// The whole value as a bound (an exact one), when it was kept whole.
-    fn whole(&self) -> Option<(Vec<u8>, bool)> {
-        (!self.longer).then(|| (self.head.to_vec(), true))
-    }
 }
 
 impl StringStats {
@@ -383,237 +347,4 @@ struct Page {
     rows: usize,
     null_count: usize,
     bounds: Option<(Kept, Kept)>,
-}
-
-/// A value's first 15 bytes as one big-endian number (zeros after a shorter
-/// value), followed by a byte of its length up to [`Key::LONG`]: one number
-/// to compare. Keys order as their values do, except two `LONG` ones with the
-/// same first 15 bytes, which are not known to be equal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Key(u128);
-
-impl Key {
-    /// Bytes of the value a key holds.
-    const PREFIX: usize = 15;
-    /// The length byte of a value longer than the prefix.
-    const LONG: u8 = Self::PREFIX as u8 + 1;
-    /// `MASKS[n]` keeps a word's first `n` bytes (a table: the shifts that
-    /// make these cost more than the rest of a key).
-    const MASKS: [u128; Self::PREFIX + 1] = {
-        let mut masks = [0u128; Self::PREFIX + 1];
-        let mut n = 1;
-        while n <= Self::PREFIX {
-            masks[n] = !(u128::MAX >> (8 * n));
-            n += 1;
-        }
-        masks
-    };
-
-    fn of<O: OffsetSizeTrait>(values: &GenericStringArray<O>, row: usize) -> Key {
-        let offsets = values.value_offsets();
-        let (start, end) = (offsets[row].as_usize(), offsets[row + 1].as_usize());
-        let data = values.value_data();
-        let len = end - start;
-        // Sixteen bytes from the value's start, past its end when the buffer
-        // goes on (the mask clears them); copied otherwise.
-        let word = match data.get(start..).and_then(|rest| rest.first_chunk::<16>()) {
-            Some(word) => u128::from_be_bytes(*word),
-            None => {
-                let mut word = [0u8; 16];
-                let head = data.get(start..start + len.min(16)).unwrap_or_default();
-                word[..head.len()].copy_from_slice(head);
-                u128::from_be_bytes(word)
-            }
-        };
-        let kept = len.min(Self::PREFIX);
-        Key(word & Self::MASKS[kept] | u128::from(len.min(Self::LONG as usize) as u8))
-    }
-
-    /// `self` may come before `other`: it does, or both are long with the
-    /// same prefix. (Written without short-circuits: one branch at the caller.)
-    fn may_precede(self, other: Key) -> bool {
-        (self < other) | ((self == other) & (self.0 as u8 == Self::LONG))
-    }
-}
-
-/// The rows of the least and greatest of `values` among `rows` (in byte
-/// order, the first of equal ones), or none when `rows` is empty.
-fn least_and_greatest<O: OffsetSizeTrait>(
-    values: &GenericStringArray<O>,
-    mut rows: impl Iterator<Item = usize>,
-) -> Option<(usize, usize)> {
-    let first = rows.next()?;
-    let (mut least, mut greatest) = (first, first);
-    let (mut least_key, mut greatest_key) = (Key::of(values, first), Key::of(values, first));
-    for row in rows {
-        let key = Key::of(values, row);
-        if key.may_precede(least_key) && values.value(row) < values.value(least) {
-            (least, least_key) = (row, key);
-        }
-        if greatest_key.may_precede(key) && values.value(row) > values.value(greatest) {
-            (greatest, greatest_key) = (row, key);
-        }
-    }
-    Some((least, greatest))
-}
-
-/// parquet-rs's lower bound of at most `limit` bytes for `value`
-/// (`truncate_min_value` on a UTF-8 column), and whether it is the value.
-/// None when that is the whole value and it was not kept whole.
-fn lower_bound(value: &Kept, limit: usize) -> Option<(Vec<u8>, bool)> {
-    if !value.exceeds(limit) {
-        return value.whole();
-    }
-    match (1..=limit)
-        .rev()
-        .find(|&at| is_char_boundary(&value.head, at))
-    {
-        Some(at) => Some((value.head[..at].to_vec(), false)),
-        None => value.whole(),
-    }
-}
-
-/// parquet-rs's upper bound of at most `limit` bytes for `value`
-/// (`truncate_max_value`: cut, then the last character that can be is
-/// incremented), and whether it is the value. None as for [`lower_bound`].
-fn upper_bound(value: &Kept, limit: usize) -> Option<(Vec<u8>, bool)> {
-    if !value.exceeds(limit) {
-        return value.whole();
-    }
-    let cut = (limit.saturating_sub(3)..=limit)
-        .rev()
-        .find(|&at| is_char_boundary(&value.head, at))
-        .and_then(|at| std::str::from_utf8(&value.head[..at]).ok())
-        .and_then(increment_utf8);
-    match cut {
-        Some(bound) => Some((bound, false)),
-        None => value.whole(),
-    }
-}
-
-/// `str::is_char_boundary` on the bytes of a string (or of its beginning).
-fn is_char_boundary(bytes: &[u8], at: usize) -> bool {
-    match bytes.get(at) {
-        None => at == bytes.len(),
-        // Not a continuation byte (0b10xx_xxxx).
-        Some(&b) => (b as i8) >= -0x40,
-    }
-}
-
-/// `text` with its last character that can be incremented without changing
-/// its width so incremented, and what followed it dropped (parquet-rs's
-/// `increment_utf8`).
-fn increment_utf8(text: &str) -> Option<Vec<u8>> {
-    text.char_indices().rev().find_map(|(at, c)| {
-        let next = char::from_u32(c as u32 + 1).filter(|n| n.len_utf8() == c.len_utf8())?;
-        let mut bound = text.as_bytes()[..at + c.len_utf8()].to_vec();
-        next.encode_utf8(&mut bound[at..]);
-        Some(bound)
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use datafusion::arrow::array::{LargeStringArray, StringArray};
-    use proptest::prelude::*;
-
-    use super::*;
-
-    /// Values that meet every branch of the keys: empty, around the 15-byte
-    /// prefix, sharing it, NULs (which the prefix pads with), and characters
-    /// of every width up to U+10FFFF.
-    fn value() -> impl Strategy<Value = String> {
-        let piece = prop_oneof![
-            Just(String::new()),
-            Just("\0".to_string()),
-            Just("sensor-0000000000".to_string()), // 17 bytes
-            Just("sensor-000000000".to_string()),  // 16 bytes
-            Just("sensor-00000000".to_string()),   // 15 bytes
-            Just("é".to_string()),
-            Just("\u{10FFFF}".to_string()),
-            "[a-c\0]{0,3}",
-        ];
-        proptest::collection::vec(piece, 0..4).prop_map(|p| p.concat())
-    }
-
-    proptest! {
-        /// The rows found are those of the least and greatest values (the
-        /// first of equal ones), nulls passed over, on arrays sliced off a
-        /// buffer (the keys read past a value's end) and at its end.
-        #[test]
-        fn least_and_greatest_are_those_of_a_plain_search(
-            values in proptest::collection::vec(proptest::option::weighted(0.8, value()), 0..40),
-            skip in 0usize..3,
-        ) {
-            let array = StringArray::from(values.clone());
-            let skip = skip.min(values.len());
-            let array = array.slice(skip, values.len() - skip);
-            let rows: Vec<usize> = (0..array.len()).filter(|&r| array.is_valid(r)).collect();
-            let want = rows.first().map(|&first| {
-                let (mut least, mut greatest) = (first, first);
-                for &r in &rows {
-                    if array.value(r) < array.value(least) { least = r; }
-                    if array.value(r) > array.value(greatest) { greatest = r; }
-                }
-                (least, greatest)
-            });
-            prop_assert_eq!(least_and_greatest(&array, rows.iter().copied()), want);
-            let large = LargeStringArray::from(values[skip..].to_vec());
-            prop_assert_eq!(least_and_greatest(&large, rows.into_iter()), want);
-        }
-
-        /// Kept values order as the values do, unless both were cut and
-        /// agree on what was kept.
-        #[test]
-        fn kept_values_order_as_the_values(
-            a in "[ab]{0,3}", b in "[ab]{0,3}", pad in 1020usize..1030,
-        ) {
-            let a = format!("{}{a}", "x".repeat(pad));
-            let b = format!("{}{b}", "x".repeat(pad));
-            let (ka, kb) = (Kept::new(a.as_bytes()), Kept::new(b.as_bytes()));
-            match ka.order(&kb) {
-                Some(order) => prop_assert_eq!(order, a.cmp(&b)),
-                None => prop_assert!(ka.longer && kb.longer && ka.head == kb.head),
-            }
-        }
-    }
-
-    /// The bounds parquet-rs writes for long values: cut at a character's
-    /// start, the upper one incremented, and none short of the whole value
-    /// when nothing can be incremented in place.
-    #[test]
-    fn bounds_are_cut_as_parquet_cuts_them() {
-        let kept = |s: &str| Kept::new(s.as_bytes());
-        assert_eq!(
-            lower_bound(&kept("abcdef"), 4),
-            Some((b"abcd".to_vec(), false))
-        );
-        assert_eq!(
-            upper_bound(&kept("abcdef"), 4),
-            Some((b"abce".to_vec(), false))
-        );
-        assert_eq!(lower_bound(&kept("abc"), 4), Some((b"abc".to_vec(), true)));
-        // "é" is two bytes: a cut at 4 falls inside the second.
-        assert_eq!(
-            lower_bound(&kept("aééé"), 4),
-            Some(("aé".as_bytes().to_vec(), false))
-        );
-        assert_eq!(
-            upper_bound(&kept("aééé"), 4),
-            Some(("aê".as_bytes().to_vec(), false))
-        );
-        // U+007F would become two bytes: the character before it is incremented.
-        assert_eq!(
-            upper_bound(&kept("a\u{7f}\u{7f}\u{7f}\u{7f}"), 3),
-            Some(b"b".to_vec()).map(|b| (b, false))
-        );
-        // Nothing can be: the whole value, when it was kept whole.
-        let dels = "\u{7f}".repeat(100);
-        assert_eq!(
-            upper_bound(&kept(&dels), 64),
-            Some((dels.as_bytes().to_vec(), true))
-        );
-        let dels = "\u{7f}".repeat(KEPT_BYTES + 1);
-        assert_eq!(upper_bound(&kept(&dels), 64), None);
-    }
 }
