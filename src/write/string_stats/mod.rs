@@ -3,8 +3,9 @@
 //! parquet-rs finds a string column's least and greatest values by comparing
 //! every value with the two so far (`compute_min_max`): a `memcmp` call per
 //! value whose exit depends on where the strings first differ. On the sensor
-//! benchmark's columns, a few names in random order, those calls were 14% of a
-//! run's wall time. Here the same bounds come from a key per value, its first
+//! benchmark's columns, a few names in random order, writing the string
+//! columns without statistics took 14% less wall time (docs/benchmarks.md).
+//! Here the same bounds come from a key per value, its first
 //! 15 bytes and its length as one number: values that differ there are ordered
 //! by the key alone, and the two comparisons (one per bound) that decide
 //! whether a value may be a new bound are branches almost never taken once the
@@ -57,6 +58,7 @@ use datafusion::parquet::basic::{BoundaryOrder, Type as PhysicalType};
 use datafusion::parquet::column::writer::ColumnCloseResult;
 use datafusion::parquet::data_type::ByteArray;
 use datafusion::parquet::file::metadata::{ColumnIndexBuilder, LevelHistogram};
+use datafusion::parquet::file::page_index::column_index::ColumnIndexMetaData;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::file::statistics::{Statistics, ValueStatistics};
 use datafusion::parquet::schema::types::ColumnPath;
@@ -64,6 +66,7 @@ use datafusion::parquet::schema::types::ColumnPath;
 use crate::base::error::{Error, Result};
 use bounds::{KEPT_BYTES, Kept, lower_bound, upper_bound};
 use key::least_and_greatest;
+
 /// How parquet-rs cuts long bounds: the lengths the writer's properties give.
 #[derive(Debug, Clone, Copy)]
 pub struct Truncation {
@@ -213,38 +216,45 @@ impl StringStats {
                 "a column chunk's pages start at rows {page_starts:?}"
             )));
         }
-        let descr = chunk.metadata.column_descr_ptr();
+        let max_level = chunk.metadata.column_descr().max_def_level();
         let def_histogram = |nulls: usize, rows: usize| {
-            LevelHistogram::try_new(descr.max_def_level()).map(|mut h| {
+            LevelHistogram::try_new(max_level).map(|mut h| {
                 // A flat column: level 0 is a null, its maximum a value.
                 h.increment_by(0, nulls as i64);
-                h.increment_by(descr.max_def_level(), (rows - nulls) as i64);
+                h.increment_by(max_level, (rows - nulls) as i64);
                 h
             })
         };
+        chunk.column_index = self.column_index(&self.pages(&page_starts), def_histogram)?;
+        let null_count: usize = self.slices.iter().map(|s| s.null_count).sum();
+        chunk.metadata = chunk
+            .metadata
+            .clone()
+            .into_builder()
+            .set_statistics(Statistics::ByteArray(self.chunk_statistics(null_count)))
+            .set_unencoded_byte_array_data_bytes(Some(self.value_bytes))
+            .set_definition_level_histogram(def_histogram(null_count, rows))
+            .build()?;
+        Ok(())
+    }
 
-        let pages = self.pages(&page_starts);
-        let mut index = ColumnIndexBuilder::new(PhysicalType::BYTE_ARRAY);
+    /// The column index of `pages`, as parquet-rs builds it (none where a
+    /// page's bound is not known: see the module's doc).
+    fn column_index(
+        &self,
+        pages: &[Page],
+        def_histogram: impl Fn(usize, usize) -> Option<LevelHistogram>,
+    ) -> Result<Option<ColumnIndexMetaData>> {
         let limit = self.truncation.column_index;
-        let (mut ascending, mut descending) = (true, true);
-        let mut last: Option<&(Kept, Kept)> = None;
-        for page in &pages {
-            match &page.bounds {
+        let mut index = ColumnIndexBuilder::new(PhysicalType::BYTE_ARRAY);
+        let mut order = PageOrder::default();
+        for page in pages {
+            match page.bounds {
                 None => index.append(true, Vec::new(), Vec::new(), page.null_count as i64),
-                Some(bounds) => {
-                    match (lower_bound(&bounds.0, limit), upper_bound(&bounds.1, limit)) {
+                Some((least, greatest)) => {
+                    match (lower_bound(least, limit), upper_bound(greatest, limit)) {
                         (Some((min, _)), Some((max, _))) => {
-                            if let Some((last_min, last_max)) = last {
-                                // parquet-rs's rule, an order not known counting against both.
-                                let rises = |a: &Kept, b: &Kept| {
-                                    matches!(a.order(b), Some(Ordering::Less | Ordering::Equal))
-                                };
-                                ascending &=
-                                    rises(last_min, &bounds.0) && rises(last_max, &bounds.1);
-                                descending &=
-                                    rises(&bounds.0, last_min) && rises(&bounds.1, last_max);
-                            }
-                            last = Some(bounds);
+                            order.add(least, greatest);
                             index.append(false, min, max, page.null_count as i64);
                         }
                         _ => index.to_invalid(),
@@ -253,17 +263,16 @@ impl StringStats {
             }
             index.append_histograms(&None, &def_histogram(page.null_count, page.rows));
         }
-        index.set_boundary_order(match (ascending, descending) {
-            (true, _) => BoundaryOrder::ASCENDING,
-            (false, true) => BoundaryOrder::DESCENDING,
-            (false, false) => BoundaryOrder::UNORDERED,
-        });
-        chunk.column_index = match index.valid() {
-            true => Some(index.build()?),
-            false => None,
-        };
+        if !index.valid() {
+            return Ok(None);
+        }
+        index.set_boundary_order(order.boundary_order());
+        Ok(Some(index.build()?))
+    }
 
-        let null_count: usize = self.slices.iter().map(|s| s.null_count).sum();
+    /// The chunk's minimum, maximum and null count, as parquet-rs writes them
+    /// (no minimum and maximum where one is not known: see the module's doc).
+    fn chunk_statistics(&self, null_count: usize) -> ValueStatistics<ByteArray> {
         let limit = self.truncation.statistics;
         let bounds = self.slices.iter().filter_map(|s| s.bounds.as_ref());
         let least = bounds.clone().map(|b| &b.0).min();
@@ -271,31 +280,19 @@ impl StringStats {
         let cut = least
             .and_then(|v| lower_bound(v, limit))
             .zip(greatest.and_then(|v| upper_bound(v, limit)));
-        let statistics = match cut {
-            Some(((min, min_exact), (max, max_exact))) => ValueStatistics::new(
-                Some(ByteArray::from(min)),
-                Some(ByteArray::from(max)),
-                None,
-                Some(null_count as u64),
-                false,
-            )
-            .with_min_is_exact(min_exact)
-            .with_max_is_exact(max_exact),
-            None => ValueStatistics::new(None, None, None, Some(null_count as u64), false),
-        };
-        chunk.metadata = chunk
-            .metadata
-            .clone()
-            .into_builder()
-            .set_statistics(Statistics::ByteArray(statistics))
-            .set_unencoded_byte_array_data_bytes(Some(self.value_bytes))
-            .set_definition_level_histogram(def_histogram(null_count, rows))
-            .build()?;
-        Ok(())
+        let nulls = Some(null_count as u64);
+        match cut {
+            Some(((min, min_exact), (max, max_exact))) => {
+                ValueStatistics::new(Some(min.into()), Some(max.into()), None, nulls, false)
+                    .with_min_is_exact(min_exact)
+                    .with_max_is_exact(max_exact)
+            }
+            None => ValueStatistics::new(None, None, None, nulls, false),
+        }
     }
 
     /// Each page's rows, nulls and bounds, from the slices it covers.
-    fn pages(&self, page_starts: &[usize]) -> Vec<Page> {
+    fn pages(&self, page_starts: &[usize]) -> Vec<Page<'_>> {
         let mut pages = Vec::with_capacity(page_starts.len().saturating_sub(1));
         let mut slices = self.slices.iter();
         let mut slice = slices.next();
@@ -325,9 +322,9 @@ impl StringStats {
                 // Rows of this page with values: the slice's bounds hold them
                 // (and the slice's other values, when the page ends inside it).
                 if let (true, Some((least, greatest))) = (nulls < to - from, &s.bounds) {
-                    page.bounds = Some(match page.bounds.take() {
-                        None => (least.clone(), greatest.clone()),
-                        Some((l, g)) => (l.min(least.clone()), g.max(greatest.clone())),
+                    page.bounds = Some(match page.bounds {
+                        None => (least, greatest),
+                        Some((l, g)) => (l.min(least), g.max(greatest)),
                     });
                 }
                 if slice_end > end {
@@ -343,8 +340,50 @@ impl StringStats {
 }
 
 /// A page of the chunk, as the column index describes it.
-struct Page {
+struct Page<'a> {
     rows: usize,
     null_count: usize,
-    bounds: Option<(Kept, Kept)>,
+    /// The least and greatest of the slices the page's values are in.
+    bounds: Option<(&'a Kept, &'a Kept)>,
+}
+
+/// Whether the bounds of a chunk's pages with values rise or fall, by
+/// parquet-rs's rule (each page's minimum and maximum against the last's);
+/// an order the kept bytes cannot tell counts against both.
+struct PageOrder<'a> {
+    ascending: bool,
+    descending: bool,
+    last: Option<(&'a Kept, &'a Kept)>,
+}
+
+impl Default for PageOrder<'_> {
+    fn default() -> Self {
+        PageOrder {
+            ascending: true,
+            descending: true,
+            last: None,
+        }
+    }
+}
+
+impl<'a> PageOrder<'a> {
+    /// The next page with values, whose bounds are `least` and `greatest`.
+    fn add(&mut self, least: &'a Kept, greatest: &'a Kept) {
+        if let Some((last_least, last_greatest)) = self.last {
+            let rises =
+                |a: &Kept, b: &Kept| matches!(a.order(b), Some(Ordering::Less | Ordering::Equal));
+            self.ascending &= rises(last_least, least) && rises(last_greatest, greatest);
+            self.descending &= rises(least, last_least) && rises(greatest, last_greatest);
+        }
+        self.last = Some((least, greatest));
+    }
+
+    /// parquet-rs's choice: pages of equal bounds (or none) are ascending.
+    fn boundary_order(&self) -> BoundaryOrder {
+        match (self.ascending, self.descending) {
+            (true, _) => BoundaryOrder::ASCENDING,
+            (false, true) => BoundaryOrder::DESCENDING,
+            (false, false) => BoundaryOrder::UNORDERED,
+        }
+    }
 }
