@@ -1037,6 +1037,45 @@ mod tests {
         }
     }
 
+    /// A string column with no value in a row group (the sensor table's
+    /// `quality`), and one whose values begin in a later page: null pages, a
+    /// chunk with a null count and no bounds, and the pages' order, as
+    /// parquet-rs writes them.
+    #[tokio::test]
+    async fn null_chunks_and_null_pages_are_parquet_s() {
+        let schema: SchemaRef =
+            Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, true)]));
+        let props = WriterProperties::builder()
+            .set_write_batch_size(100)
+            .set_data_page_row_count_limit(100)
+            .build();
+        let column = |values: Vec<Option<&str>>| {
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(values))]).unwrap()
+        };
+        let batches = [
+            (column(vec![None; 1000]), true),
+            (
+                column((0..1000).map(|i| (i >= 550).then_some("b")).collect()),
+                false,
+            ),
+        ];
+        let got = uploaded(&schema, props.clone(), &batches).await;
+        assert!(
+            got[..] == parquet_writes(&schema, &props, &batches)[..],
+            "the file is not parquet's"
+        );
+        let stats = metadata(&got)
+            .row_group(0)
+            .column(0)
+            .statistics()
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            (stats.min_bytes_opt(), stats.null_count_opt()),
+            (None, Some(1000))
+        );
+    }
+
     /// Nulls in a string column the file declares without them are refused
     /// before anything of the batch is written: parquet-rs would write their
     /// slots as values.
