@@ -628,6 +628,11 @@ mod tests {
             .unwrap()
     }
 
+    /// A file of one nullable string column, `name`.
+    fn name_schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, true)]))
+    }
+
     fn strings_schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
             Field::new("name", DataType::Utf8, true),
@@ -812,8 +817,7 @@ mod tests {
     /// count, the chunk's statistics and the data are parquet's own.
     #[tokio::test]
     async fn a_page_that_ends_inside_a_slice_gets_bounds_that_hold_it() {
-        let schema: SchemaRef =
-            Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, true)]));
+        let schema = name_schema();
         let props = WriterProperties::builder()
             .set_dictionary_page_size_limit(600)
             .set_data_page_size_limit(700)
@@ -916,8 +920,7 @@ mod tests {
     /// Writes `column` as the one column `name` of a file with `props`, in
     /// one batch, and reads back its metadata with the page index.
     async fn one_column_file(props: WriterProperties, column: StringArray) -> ParquetMetaData {
-        let schema: SchemaRef =
-            Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, true)]));
+        let schema = name_schema();
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(column)]).unwrap();
         metadata(&uploaded(&schema, props, &[(batch, false)]).await)
     }
@@ -939,8 +942,7 @@ mod tests {
         let prefix = "p".repeat(1030);
         let rising = StringArray::from_iter_values((0..100).map(|i| format!("{prefix}{i:03}")));
         let got = one_column_file(props(), rising.clone()).await;
-        let schema: SchemaRef =
-            Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, true)]));
+        let schema = name_schema();
         let mut reference =
             ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props())).unwrap();
         for start in (0..100).step_by(10) {
@@ -997,8 +999,7 @@ mod tests {
     #[tokio::test]
     async fn properties_that_need_parquet_s_own_statistics() {
         let column = StringArray::from(vec![Some("pressure"), None, Some("humidity"), Some("")]);
-        let schema: SchemaRef =
-            Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, true)]));
+        let schema = name_schema();
         for props in [
             WriterProperties::builder()
                 .set_write_page_header_statistics(true)
@@ -1043,8 +1044,7 @@ mod tests {
     /// parquet-rs writes them.
     #[tokio::test]
     async fn null_chunks_and_null_pages_are_parquet_s() {
-        let schema: SchemaRef =
-            Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, true)]));
+        let schema = name_schema();
         let props = WriterProperties::builder()
             .set_write_batch_size(100)
             .set_data_page_row_count_limit(100)
