@@ -13,15 +13,19 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's options, read when it starts:
 ///
-/// - One arena per CPU, each thread allocating from the arena of the CPU it runs
-///   on (`percpu_arena:percpu`), where jemalloc's default is four per CPU with
+/// - One arena per CPU, each thread allocating from the arena of the CPU it was
+///   last seen on (`percpu_arena:percpu`; jemalloc checks again when another
+///   thread has used that arena), where jemalloc's default is four per CPU with
 ///   threads bound to one for life. Memory freed goes back to the arena it came
 ///   from, and only threads allocating from that arena reuse it: the blocking
 ///   threads that read and write files and the workers that free what they
 ///   read spread freed pages over eight arenas on two cores. The end of a 5 GB
 ///   run, which joins 122 partitions' files on fourteen threads more, rose to a
 ///   peak of 233–236 MiB that way, against 210–215 with one arena per CPU
-///   (docs/benchmarks.md, "One arena per CPU").
+///   (docs/benchmarks.md, "One arena per CPU"). `narenas:2` did as well here
+///   but fixes the number whatever the machine. Where the CPU counts the system
+///   gives disagree (a cpuset, `taskset`), jemalloc keeps its default arenas and
+///   says so once on stderr; under a CPU quota it makes one per host CPU.
 /// - Freed pages go back to the system after a second unused (`dirty_decay_ms`;
 ///   jemalloc's default is 10 s), and straight back, without the lazy middle
 ///   state whose pages still count in RSS (`muzzy_decay_ms:0`, jemalloc 5.3's
