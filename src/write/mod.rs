@@ -16,6 +16,7 @@
 //! partition and writer, more only past the target size. Objects become
 //! visible only when complete (multipart upload), and never exceed 5 GiB.
 
+mod blocks;
 pub mod carry;
 pub mod keys;
 pub mod layout;

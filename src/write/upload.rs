@@ -4,8 +4,9 @@
 //! of the CSV benchmark's page faults:
 //!
 //! - The synchronous writer encodes each row group into a `Vec` that starts
-//!   empty, so it grew by doubling, copying what it held at each step. Here it is
-//!   first given room for the row group's estimated size.
+//!   empty, so it grew by doubling, copying what it held at each step. Here the
+//!   file's bytes go into blocks of one size ([`super::blocks`]), each filled
+//!   once.
 //! - The finished bytes went through object_store's `AsyncWrite`, which copies
 //!   them into the upload's own buffer; `BufWriter::put` keeps them as they are.
 //!
@@ -35,6 +36,7 @@ use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjPath;
 use tokio::io::AsyncWriteExt;
 
+use super::blocks::{Blocks, block_size};
 use super::string_stats::{StringStats, Truncation};
 use crate::base::error::{Error, Result};
 
@@ -160,7 +162,7 @@ fn whole_parts(put: usize, len: usize, part: usize) -> usize {
 /// `max_row_group_row_count` rows. Properties that need `ArrowWriter`'s own
 /// loop (a row group's byte limit, content-defined chunking) are refused.
 pub struct ParquetUpload {
-    file: SerializedFileWriter<Vec<u8>>,
+    file: SerializedFileWriter<Blocks>,
     columns: ArrowRowGroupWriterFactory,
     schema: SchemaRef,
     /// Per leaf column: how its statistics are cut, when they are computed
@@ -214,9 +216,9 @@ impl ParquetUpload {
             }
             taken.push(truncation);
         }
-        let (file, columns) =
-            ArrowWriter::try_new(Vec::new(), schema.clone(), Some(encoded.build()))?
-                .into_serialized_writer()?;
+        let blocks = Blocks::new(block_size(part_bytes));
+        let (file, columns) = ArrowWriter::try_new(blocks, schema.clone(), Some(encoded.build()))?
+            .into_serialized_writer()?;
         // Leaf columns in order; a string column is one leaf of its field.
         let descr = file.schema_descr();
         let own_statistics = (0..descr.num_columns())
@@ -254,18 +256,19 @@ impl ParquetUpload {
         Ok(())
     }
 
-    /// Ends the row group in progress and uploads it.
+    /// Ends the row group in progress and uploads it (but for the end of its
+    /// last block, which the next row group fills).
     pub async fn flush(&mut self) -> Result<()> {
-        self.make_room();
         self.end_row_group()?;
         self.hand_over().await
     }
 
     /// Writes the last row group and the footer and completes the upload.
     pub async fn finish(&mut self) -> Result<ParquetMetaData> {
-        self.make_room();
         self.end_row_group()?;
         let metadata = self.file.finish()?;
+        self.file.flush()?;
+        self.file.inner_mut().seal();
         self.hand_over().await?;
         self.upload.complete().await?;
         Ok(metadata)
@@ -295,6 +298,9 @@ impl ParquetUpload {
             .map(ArrowColumnWriter::memory_size)
             .sum::<usize>()
             + statistics.map(StringStats::memory_size).sum::<usize>()
+        // Not the file's unfilled last block: with the upload's unsent bytes
+        // it is at most one part (blocks divide the part), which the table
+        // writer counts for every open file (`UPLOAD_BUFFER`).
     }
 
     fn in_progress_rows(&self) -> usize {
@@ -379,28 +385,14 @@ impl ParquetUpload {
         Ok(())
     }
 
-    /// Gives the file's buffer room for the row group in progress, so writing
-    /// it out does not grow the buffer step by step.
-    fn make_room(&mut self) {
-        let wanted = self.in_progress_size();
-        if wanted == 0 {
-            return;
-        }
-        // The estimate leaves out page headers, and the footer when finishing:
-        // a little more, so that they too fit. (It counts the page in progress
-        // uncompressed, so it is more often too much; `Upload::put` gives back
-        // what was not used.)
-        let room = wanted + wanted / 16 + (64 << 10);
-        self.file.inner_mut().reserve_exact(room);
-    }
-
-    /// Moves what the file has written to the upload.
+    /// Moves the blocks the file has filled to the upload.
     async fn hand_over(&mut self) -> Result<()> {
-        // Each hand-over holds everything written so far: what parquet still
-        // has in its own small buffer comes out too.
+        // What parquet still has in its own small buffer comes out too.
         self.file.flush()?;
-        let buffer = std::mem::take(self.file.inner_mut());
-        self.upload.put(buffer).await
+        for block in self.file.inner_mut().take_full() {
+            self.upload.put(block).await?;
+        }
+        Ok(())
     }
 }
 
@@ -499,10 +491,20 @@ mod tests {
         let props = WriterProperties::builder()
             .set_max_row_group_row_count(Some(1000))
             .build();
-        let file = ParquetUpload::try_new(store.clone(), path.clone(), 4096, schema.clone(), props)
-            .unwrap();
+        let file = ParquetUpload::try_new(
+            store.clone(),
+            path.clone(),
+            SMALL_PART,
+            schema.clone(),
+            props,
+        )
+        .unwrap();
         (schema, file)
     }
+
+    /// The part size of [`small_file`]'s upload, under one of its row groups
+    /// (about 10 kB for 1000 rows), so that a row group fills blocks.
+    const SMALL_PART: usize = 4096;
 
     fn batch(schema: &SchemaRef, from: i64, n: i64) -> RecordBatch {
         let ids: Vec<i64> = (from..from + n).collect();
@@ -518,22 +520,27 @@ mod tests {
     }
 
     /// Row groups ended by the row limit inside `write`, by `flush` and by
-    /// `finish` each go to the upload when they end, and all reach the object in
-    /// order; the object appears only when finished, and is as long as the
-    /// writer says.
+    /// `finish` each go to the upload when they end, but for the unfilled end
+    /// of the last block, and all reach the object in order; the object appears
+    /// only when finished, and is as long as the writer says.
     #[tokio::test]
     async fn every_row_group_goes_to_the_upload_when_it_ends() {
         let (_dir, store) = local_store();
         let path = ObjPath::from("t/part-0.parquet");
         let (schema, mut file) = small_file(&store, &path);
+        let block = block_size(SMALL_PART);
         let handed = |f: &ParquetUpload| f.upload.bytes_put;
+        let waiting = |f: &ParquetUpload| f.bytes_written() - f.upload.bytes_put;
         file.write(&batch(&schema, 0, 700)).await.unwrap();
         assert_eq!(handed(&file), 0, "nothing ended yet");
         file.write(&batch(&schema, 700, 700)).await.unwrap(); // ends a row group at 1000
         let first = handed(&file);
         assert!(first > 0, "the row group that ended was kept");
+        assert!(waiting(&file) < block, "more than a block kept back");
+        assert_eq!(first % block, 0, "a block handed over unfilled");
         file.flush().await.unwrap(); // ends one at 1400
         assert!(handed(&file) > first, "the flushed row group was kept");
+        assert!(waiting(&file) < block, "more than a block kept back");
         file.write(&batch(&schema, 1400, 250)).await.unwrap();
         assert!(
             store.head(&path).await.is_err(),
@@ -1104,6 +1111,35 @@ mod tests {
         let refused = file.write(&batch).await.unwrap_err();
         assert!(refused.to_string().contains("name"), "{refused}");
         assert_eq!(file.in_progress_rows(), 0, "part of the batch was written");
+    }
+
+    proptest::proptest! {
+        /// Blocks of `block_size` put one after another are sent as they are
+        /// (`whole_parts` gives none or all of each) whenever the part splits
+        /// evenly among them, so the table's uploads copy nothing.
+        #[test]
+        fn blocks_that_divide_the_part_are_never_cut(part in 1usize..(64 << 20), k in 0usize..1000) {
+            let block = block_size(part);
+            if part % block == 0 {
+                let whole = whole_parts(k * block, block, part);
+                proptest::prop_assert!(whole == 0 || whole == block, "{whole} of {block}");
+            }
+        }
+    }
+
+    /// A file finished before any row: the magic and a footer, readable.
+    #[tokio::test]
+    async fn a_file_with_no_rows_is_whole() {
+        let (_dir, store) = local_store();
+        let path = ObjPath::from("t/empty.parquet");
+        let (schema, mut file) = small_file(&store, &path);
+        let metadata = file.finish().await.unwrap();
+        assert_eq!(metadata.num_row_groups(), 0);
+        let bytes = store.get(&path).await.unwrap().bytes().await.unwrap();
+        assert_eq!(bytes.len(), file.bytes_written());
+        let read = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+        assert_eq!(read.schema().fields(), schema.fields());
+        assert_eq!(read.build().unwrap().count(), 0);
     }
 
     /// A file given up leaves no object, even when parts were sent.
