@@ -1,15 +1,17 @@
 //! The bytes a Parquet writer makes, cut into blocks of one size as they come.
 //!
-//! A row group used to be copied into one buffer reserved at its estimated
-//! size. That is a size of its own for every file, larger than what is written
-//! (the estimate counts the page in progress uncompressed), so the memory freed
-//! after one file's upload was seldom what the next file asked for, and the
-//! allocator kept it aside until its decay. Blocks all have the same size: the
-//! blocks of one file's upload, once freed, are what the next file's blocks are
-//! made of. A block's size divides the upload's part size whenever the part
-//! splits evenly into blocks of at most 1 MiB, as 5 and 10 MiB parts do
-//! ([`block_size`]), and then no block straddles two parts (`Upload::put`
-//! copies a straddling end).
+//! Both writers of Parquet files (`upload.rs`'s for tables, `stitch.rs`'s for
+//! joins) write into blocks. Each used to copy a row group into one buffer
+//! reserved at its size (estimated, in the table writer, and larger than what
+//! was written: the estimate counts the page in progress uncompressed), a size
+//! of its own every time. Blocks all have the same size, so the blocks of one
+//! file's upload, once freed, are what the next file's are made of. Measured
+//! against the reservation, the peaks and the CPU were the same within the
+//! runs' spread (docs/benchmarks.md, "Blocks of one size"): what blocks take
+//! away is the estimate's slack and, below, a copy. A block's size divides the
+//! upload's part size whenever the part splits evenly into blocks of at most
+//! 1 MiB, as 5 and 10 MiB parts do ([`block_size`]), and then no block
+//! straddles two parts (`Upload::put` copies a straddling end).
 
 use std::io::Write;
 
@@ -37,6 +39,11 @@ pub struct Blocks {
 }
 
 impl Blocks {
+    /// Blocks for an upload in parts of `part_bytes` ([`block_size`]).
+    pub fn for_parts(part_bytes: usize) -> Self {
+        Self::new(block_size(part_bytes))
+    }
+
     pub fn new(size: usize) -> Self {
         assert!(size > 0, "a block holds at least one byte");
         Blocks {

@@ -28,7 +28,8 @@ use object_store::ObjectStore;
 use object_store::path::Path as ObjPath;
 
 use super::WrittenFile;
-use super::upload::Upload;
+use super::blocks::Blocks;
+use super::upload::{Upload, finish_file, hand_over};
 use crate::base::error::{Error, Result};
 
 /// Which files to join: for each partition, its files smallest first, packed
@@ -95,8 +96,11 @@ pub async fn join(
     {
         return Ok(None);
     }
-    let mut writer =
-        SerializedFileWriter::new(Vec::new(), schema.root_schema_ptr(), Arc::new(props))?;
+    let mut writer = SerializedFileWriter::new(
+        Blocks::for_parts(upload_buffer),
+        schema.root_schema_ptr(),
+        Arc::new(props),
+    )?;
     // The Arrow schema the writers stored (timestamp zones, for readers that use it).
     for kv in first
         .file_metadata()
@@ -108,7 +112,6 @@ pub async fn join(
     }
     let mut upload = Upload::new(store.clone(), out.clone(), upload_buffer);
     let mut rows = 0u64;
-    let mut bytes = 0u64;
     let copied: Result<()> = async {
         for (f, meta) in inputs.iter().zip(&metas) {
             for (g, group) in meta.row_groups().iter().enumerate() {
@@ -125,13 +128,6 @@ pub async fn join(
                     })
                     .collect();
                 let chunks = store.get_ranges(&f.path, &ranges).await?;
-                // Room for the row group as it is (and for the few bytes parquet's
-                // own buffer may still hold), so that appending it does not grow
-                // the buffer step by step.
-                let group_bytes: u64 = ranges.iter().map(|r| r.end - r.start).sum();
-                writer
-                    .inner_mut()
-                    .reserve_exact(group_bytes as usize + (8 << 10));
                 let mut row_group = writer.next_row_group()?;
                 for (c, (column, bytes)) in group.columns().iter().zip(chunks).enumerate() {
                     let chunk = At {
@@ -158,12 +154,11 @@ pub async fn join(
                 }
                 row_group.close()?;
                 rows += group.num_rows() as u64;
-                bytes += drain(&mut writer, &mut upload).await?;
+                hand_over(&mut writer, &mut upload).await?;
             }
         }
-        writer.finish()?;
-        bytes += drain(&mut writer, &mut upload).await?;
-        upload.complete().await
+        finish_file(&mut writer, &mut upload).await?;
+        Ok(())
     }
     .await;
     if let Err(e) = copied {
@@ -188,7 +183,7 @@ pub async fn join(
             want
         )));
     }
-    Ok(Some((rows, bytes)))
+    Ok(Some((rows, writer.bytes_written() as u64)))
 }
 
 /// The footer of a file this run wrote, with its page index (kept in the join).
@@ -199,15 +194,6 @@ async fn metadata(store: &Arc<dyn ObjectStore>, f: &WrittenFile) -> Result<Arc<P
         .with_preload_column_index(true)
         .with_preload_offset_index(true);
     Ok(reader.get_metadata(None).await?)
-}
-
-/// Moves what the file writer holds so far to the upload; returns its length.
-async fn drain(writer: &mut SerializedFileWriter<Vec<u8>>, upload: &mut Upload) -> Result<u64> {
-    writer.flush()?;
-    let held = std::mem::take(writer.inner_mut());
-    let len = held.len() as u64;
-    upload.put(held).await?;
-    Ok(len)
 }
 
 /// One column chunk's bytes, read at its offset in the file they came from.
@@ -265,6 +251,100 @@ mod tests {
             rows: 1,
             bytes,
         }
+    }
+
+    /// Three files of several row groups each, joined into one of several
+    /// upload parts (4 KiB here, so the row groups cross parts and blocks):
+    /// every row in order, row groups as they were, and the length returned is
+    /// the object's.
+    #[tokio::test]
+    async fn a_join_holds_every_row_group_and_says_its_length() {
+        use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        use object_store::ObjectStoreExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ObjectStore> =
+            Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, false),
+        ]));
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(700))
+            .build();
+        let mut inputs = Vec::new();
+        for (n, rows) in [(0i64, 1500i64), (1, 900), (2, 2200)] {
+            let path = ObjPath::from(format!("p/in-{n}.parquet"));
+            let mut file = super::super::upload::ParquetUpload::try_new(
+                store.clone(),
+                path.clone(),
+                4096,
+                schema.clone(),
+                props.clone(),
+            )
+            .unwrap();
+            let ids: Vec<i64> = (0..rows).map(|i| n * 10_000 + i).collect();
+            let names: Vec<String> = ids.iter().map(|i| format!("sensor-{}", i % 13)).collect();
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(Int64Array::from(ids)),
+                    Arc::new(StringArray::from(names)),
+                ],
+            )
+            .unwrap();
+            file.write(&batch).await.unwrap();
+            file.finish().await.unwrap();
+            inputs.push(WrittenFile {
+                path,
+                url: String::new(),
+                partition_values: vec!["a".into()],
+                rows: rows as u64,
+                bytes: file.bytes_written() as u64,
+            });
+        }
+        let out = ObjPath::from("p/joined.parquet");
+        let (rows, bytes) = join(&store, &inputs, &out, props, 4096)
+            .await
+            .unwrap()
+            .expect("one schema");
+        assert_eq!(rows, 4600);
+        let file = store.get(&out).await.unwrap().bytes().await.unwrap();
+        assert_eq!(bytes, file.len() as u64);
+        assert!(file.len() > 3 * 4096, "not several parts: {}", file.len());
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+        let groups: Vec<i64> = reader
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
+        assert_eq!(groups, vec![700, 700, 100, 700, 200, 700, 700, 700, 100]);
+        let mut got = Vec::new();
+        for batch in reader.build().unwrap() {
+            let batch = batch.unwrap();
+            let ids = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap();
+            let names = batch
+                .column(1)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap();
+            for i in 0..batch.num_rows() {
+                assert_eq!(names.value(i), format!("sensor-{}", ids.value(i) % 13));
+                got.push(ids.value(i));
+            }
+        }
+        let want: Vec<i64> = [(0i64, 1500i64), (1, 900), (2, 2200)]
+            .iter()
+            .flat_map(|&(n, rows)| (0..rows).map(move |i| n * 10_000 + i))
+            .collect();
+        assert_eq!(got, want);
     }
 
     #[test]

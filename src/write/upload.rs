@@ -36,7 +36,7 @@ use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjPath;
 use tokio::io::AsyncWriteExt;
 
-use super::blocks::{Blocks, block_size};
+use super::blocks::Blocks;
 use super::string_stats::{StringStats, Truncation};
 use crate::base::error::{Error, Result};
 
@@ -153,7 +153,7 @@ fn whole_parts(put: usize, len: usize, part: usize) -> usize {
 ///
 /// The row groups are encoded here, column by column, rather than by
 /// `ArrowWriter`, for two reasons: the encoded bytes go to the upload as each
-/// row group ends (above), and the statistics of string columns are computed
+/// row group ends (above; all but the unfilled end of the last block), and the statistics of string columns are computed
 /// by [`StringStats`], which writes what parquet-rs would for less (see
 /// there). Such a column is handed to its writer in slices of the mini-batch,
 /// so its pages end on a slice (with the default properties, pages of up to
@@ -216,9 +216,12 @@ impl ParquetUpload {
             }
             taken.push(truncation);
         }
-        let blocks = Blocks::new(block_size(part_bytes));
-        let (file, columns) = ArrowWriter::try_new(blocks, schema.clone(), Some(encoded.build()))?
-            .into_serialized_writer()?;
+        let (file, columns) = ArrowWriter::try_new(
+            Blocks::for_parts(part_bytes),
+            schema.clone(),
+            Some(encoded.build()),
+        )?
+        .into_serialized_writer()?;
         // Leaf columns in order; a string column is one leaf of its field.
         let descr = file.schema_descr();
         let own_statistics = (0..descr.num_columns())
@@ -260,18 +263,13 @@ impl ParquetUpload {
     /// last block, which the next row group fills).
     pub async fn flush(&mut self) -> Result<()> {
         self.end_row_group()?;
-        self.hand_over().await
+        hand_over(&mut self.file, &mut self.upload).await
     }
 
     /// Writes the last row group and the footer and completes the upload.
     pub async fn finish(&mut self) -> Result<ParquetMetaData> {
         self.end_row_group()?;
-        let metadata = self.file.finish()?;
-        self.file.flush()?;
-        self.file.inner_mut().seal();
-        self.hand_over().await?;
-        self.upload.complete().await?;
-        Ok(metadata)
+        finish_file(&mut self.file, &mut self.upload).await
     }
 
     /// Gives up the file: nothing of it becomes an object.
@@ -384,16 +382,32 @@ impl ParquetUpload {
         row_group.close()?;
         Ok(())
     }
+}
 
-    /// Moves the blocks the file has filled to the upload.
-    async fn hand_over(&mut self) -> Result<()> {
-        // What parquet still has in its own small buffer comes out too.
-        self.file.flush()?;
-        for block in self.file.inner_mut().take_full() {
-            self.upload.put(block).await?;
-        }
-        Ok(())
+/// Moves the blocks `file` has filled to `upload`, with what parquet still
+/// holds in its own small buffer; the block being filled stays.
+pub async fn hand_over(file: &mut SerializedFileWriter<Blocks>, upload: &mut Upload) -> Result<()> {
+    file.flush()?;
+    for block in file.inner_mut().take_full() {
+        upload.put(block).await?;
     }
+    Ok(())
+}
+
+/// Writes `file`'s footer, hands all that is left of it to `upload` and
+/// completes the upload: the object appears, whole.
+pub async fn finish_file(
+    file: &mut SerializedFileWriter<Blocks>,
+    upload: &mut Upload,
+) -> Result<ParquetMetaData> {
+    let metadata = file.finish()?;
+    // parquet's `finish` empties its own buffer already; flushed here all the
+    // same, since the last block is sealed only once every byte is in it.
+    file.flush()?;
+    file.inner_mut().seal();
+    hand_over(file, upload).await?;
+    upload.complete().await?;
+    Ok(metadata)
 }
 
 /// The writer of leaf column `leaf`.
@@ -420,6 +434,7 @@ mod tests {
     use object_store::local::LocalFileSystem;
 
     use super::*;
+    use crate::write::blocks::block_size;
 
     proptest::proptest! {
         /// The bytes put as they are end on a part boundary (or there are none),
