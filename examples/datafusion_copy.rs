@@ -5,6 +5,10 @@
 //! columns, no partitions).
 //!
 //!   cargo run --example datafusion_copy -- SRC.csv DST.parquet
+//!
+//! With `partitioned` after them, DST is a directory and the rows go to it as
+//! naslake's do, partitioned by their UTC day (`dt=YYYY-MM-DD/`): DataFusion's
+//! own hive-partitioned write, for input whose order scatters the days.
 
 use std::sync::Arc;
 
@@ -14,9 +18,13 @@ use datafusion::prelude::{CsvReadOptions, SessionContext};
 #[tokio::main]
 async fn main() -> datafusion::error::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let [_, src, dst] = args.as_slice() else {
-        eprintln!("usage: datafusion_copy SRC.csv DST.parquet");
-        std::process::exit(2);
+    let (src, dst, partitioned) = match args.as_slice() {
+        [_, src, dst] => (src, dst, false),
+        [_, src, dst, p] if p == "partitioned" => (src, dst, true),
+        _ => {
+            eprintln!("usage: datafusion_copy SRC.csv DST.parquet [partitioned]");
+            std::process::exit(2);
+        }
     };
     let schema = Schema::new(vec![
         Field::new("sensor_id", DataType::Utf8, false),
@@ -32,11 +40,14 @@ async fn main() -> datafusion::error::Result<()> {
     let ctx = SessionContext::new();
     ctx.register_csv("sensors", src, CsvReadOptions::new().schema(&schema))
         .await?;
-    ctx.sql(&format!(
-        "COPY sensors TO '{dst}' STORED AS PARQUET OPTIONS ('format.compression' 'snappy')"
-    ))
-    .await?
-    .collect()
-    .await?;
+    let statement = if partitioned {
+        format!(
+            "COPY (SELECT *, CAST(\"timestamp\" AS DATE) AS dt FROM sensors) TO '{dst}/' \
+             STORED AS PARQUET PARTITIONED BY (dt) OPTIONS ('format.compression' 'snappy')"
+        )
+    } else {
+        format!("COPY sensors TO '{dst}' STORED AS PARQUET OPTIONS ('format.compression' 'snappy')")
+    };
+    ctx.sql(&statement).await?.collect().await?;
     Ok(())
 }

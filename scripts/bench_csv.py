@@ -38,6 +38,17 @@ con.execute('''COPY (SELECT * FROM read_csv('{src}', header=true,
   TO '{dst}' (FORMAT parquet, COMPRESSION snappy)''')
 """
 
+# The same COPY partitioned by UTC day into hive directories (dt=YYYY-MM-DD/), as
+# naslake's output is: the like-for-like reference when the order of the rows
+# scatters the days.
+DUCKDB_COPY_PARTITIONED = """
+import duckdb, sys
+con = duckdb.connect()
+con.execute('''COPY (SELECT *, CAST(timezone('UTC', "timestamp") AS DATE) AS dt FROM read_csv('{src}', header=true,
+  columns={{'sensor_id': 'VARCHAR', 'timestamp': 'TIMESTAMPTZ', 'value': 'DOUBLE', 'metric_name': 'VARCHAR', 'unit': 'VARCHAR'}}))
+  TO '{dst}' (FORMAT parquet, COMPRESSION snappy, PARTITION_BY (dt))''')
+"""
+
 PYARROW_STREAM = """
 import pyarrow as pa, pyarrow.csv as pc, pyarrow.parquet as pq
 types = {{'sensor_id': pa.string(), 'timestamp': pa.timestamp('us', tz='UTC'), 'value': pa.float64(), 'metric_name': pa.string(), 'unit': pa.string()}}
@@ -68,9 +79,22 @@ def measure_usage(cmd, cwd=None):
 QUOTINGS = {"plain": None, "quoted": "*", "text-quoted": "(sensor_id, metric_name, unit)"}
 
 
-def generator(rows, path, quoting="plain"):
-    """The DuckDB statement that writes the benchmark's CSV, quoted as `quoting` says."""
+# The order of the generated rows: in time (as a logger appends them, the
+# default); by sensor, then time (an export per sensor: every chunk of the file
+# holds every day, so every dt partition is open at once); or none (each row's
+# place from a hash of its timestamp, unique per row). The rows are the same.
+ORDERS = {"time": None, "sensor": 'sensor_id, "timestamp"', "shuffled": 'hash("timestamp")'}
+
+
+def generator(rows, path, quoting="plain", order="time"):
+    """The DuckDB statement that writes the benchmark's CSV, quoted as `quoting`
+    says and in the order `order` names."""
     generate = GENERATE.format(rows=rows, path=path)
+    if ORDERS[order] is not None:
+        body = "  FROM range({rows}) t(i)\n)".format(rows=rows)
+        assert body in generate, "the generator's SELECT changed: update the orders"
+        generate = generate.replace("COPY (\n", "COPY (SELECT * FROM (\n", 1).replace(
+            body, body[:-1] + f") ORDER BY {ORDERS[order]}\n)", 1)
     force = QUOTINGS[quoting]
     if force is None:
         return generate
@@ -91,18 +115,24 @@ def main():
     quoting = sys.argv[3] if len(sys.argv) > 3 else "plain"
     if quoting not in QUOTINGS:
         raise SystemExit(f"QUOTING is one of {', '.join(QUOTINGS)}, not {quoting!r}")
+    order = sys.argv[4] if len(sys.argv) > 4 else "time"
+    if order not in ORDERS:
+        raise SystemExit(f"ORDER is one of {', '.join(ORDERS)}, not {order!r}")
     work = pathlib.Path(tempfile.mkdtemp(prefix="naslake-bench-"))
     try:
         src_dir = work / "in"
         (src_dir / "long").mkdir(parents=True)
         src = src_dir / "long" / "sensors.csv"
         rows = int(size_mb * 1e6 / 67)  # 67 bytes per line on average
-        import duckdb
         t0 = time.perf_counter()
-        duckdb.connect().execute(generator(rows, src, quoting))
+        # In a process of its own: sorting the rows takes DuckDB gigabytes, which
+        # this process would keep, and a child forked from it would count them in
+        # its peak RSS before it runs the tool.
+        subprocess.run([sys.executable, "-c", "import duckdb, sys; con = duckdb.connect(); con.execute('SET enable_progress_bar = false'); con.execute(sys.argv[1])",
+                        generator(rows, src, quoting, order)], check=True)
         os.sync()  # the first tool timed should not also pay for writing the file out
         size = src.stat().st_size
-        print(f"input: {size / 2**20:.0f} MiB, {rows:,} rows of long-layout sensor CSV, {quoting} ({SEED_NOTE}); generated in {time.perf_counter() - t0:.1f}s")
+        print(f"input: {size / 2**20:.0f} MiB, {rows:,} rows of long-layout sensor CSV, {quoting}, in {order} order ({SEED_NOTE}); generated in {time.perf_counter() - t0:.1f}s")
         print(f"machine: {os.cpu_count()} cores; each tool runs {repeats}x, median wall time reported\n")
 
         def naslake_cmd(out):
@@ -113,6 +143,10 @@ def main():
             "naslake (typed, validated, lineage, rejects, dt partitions)": lambda out: naslake_cmd(out),
             "duckdb COPY read_csv -> parquet": lambda out: [sys.executable, "-c", DUCKDB_COPY.format(src=src, dst=out)],
             "datafusion COPY (no validation, one file)": lambda out: [DATAFUSION_COPY, str(src), str(out)],
+            "duckdb COPY ... PARTITION_BY (dt)": lambda out: [
+                sys.executable, "-c", DUCKDB_COPY_PARTITIONED.format(src=src, dst=out.with_suffix(".parts"))],
+            "datafusion COPY ... PARTITIONED BY (dt)": lambda out: [
+                DATAFUSION_COPY, str(src), str(out.with_suffix(".parts")), "partitioned"],
             "pyarrow open_csv -> ParquetWriter": lambda out: [sys.executable, "-c", PYARROW_STREAM.format(src=src, dst=out)],
         }
         results = {name: ([], []) for name in tools}
@@ -133,6 +167,7 @@ def main():
                     days = {f.parent.parent.name for f in files}
                     layout = f"{len(files)} files for {len(days)} partitions, {sum(f.stat().st_size for f in files) / 2**20:.0f} MiB"
                 shutil.rmtree(out, ignore_errors=True)
+                shutil.rmtree(out.with_suffix(".parts"), ignore_errors=True)
                 out.with_suffix(".parquet").unlink(missing_ok=True)
         duck = statistics.median(results[next(k for k in results if k.startswith("duckdb"))][0])
         print(f"{'tool':<64} {'wall s':>7} {'MB/s':>7} {'Mrows/s':>8} {'peak RSS':>9} {'vs DuckDB':>9}")
@@ -140,7 +175,8 @@ def main():
             wall = statistics.median(walls)
             print(f"{name:<64} {wall:7.2f} {size / 1e6 / wall:7.0f} {rows / 1e6 / wall:8.2f} {max(rsss):6.0f}MiB {duck / wall:8.2f}x")
         print(f"\nnaslake output: {layout}")
-        print("all runs (s): " + "; ".join(f"{k.split()[0]} {', '.join(f'{w:.2f}' for w in v[0])}" for k, v in results.items()))
+        label = lambda k: k.split()[0] + (" partitioned" if "PARTITION" in k else "")
+        print("all runs (s): " + "; ".join(f"{label(k)} {', '.join(f'{w:.2f}' for w in v[0])}" for k, v in results.items()))
         instructions = ROOT / "scripts" / "bench-instructions"
         if shutil.which("valgrind"):
             ran = subprocess.run([str(instructions), quoting], capture_output=True, text=True)
