@@ -22,7 +22,7 @@ async fn main() -> datafusion::error::Result<()> {
         [_, src, dst] => (src, dst, false),
         [_, src, dst, p] if p == "partitioned" => (src, dst, true),
         _ => {
-            eprintln!("usage: datafusion_copy SRC.csv DST.parquet [partitioned]");
+            eprintln!("usage: datafusion_copy SRC.csv DST.parquet | SRC.csv DST_DIR partitioned");
             std::process::exit(2);
         }
     };
@@ -41,6 +41,7 @@ async fn main() -> datafusion::error::Result<()> {
     ctx.register_csv("sensors", src, CsvReadOptions::new().schema(&schema))
         .await?;
     let statement = if partitioned {
+        let dst = dst.trim_end_matches('/');
         format!(
             "COPY (SELECT *, CAST(\"timestamp\" AS DATE) AS dt FROM sensors) TO '{dst}/' \
              STORED AS PARQUET PARTITIONED BY (dt) OPTIONS ('format.compression' 'snappy')"

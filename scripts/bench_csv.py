@@ -81,9 +81,10 @@ QUOTINGS = {"plain": None, "quoted": "*", "text-quoted": "(sensor_id, metric_nam
 
 # The order of the generated rows: in time (as a logger appends them, the
 # default); by sensor, then time (an export per sensor: every chunk of the file
-# holds every day, so every dt partition is open at once); or none (each row's
-# place from a hash of its timestamp, unique per row). The rows are the same.
-ORDERS = {"time": None, "sensor": 'sensor_id, "timestamp"', "shuffled": 'hash("timestamp")'}
+# holds rows of every day, so every dt partition is written to at once); or none
+# (each row's place from a hash of its timestamp, the timestamp itself breaking
+# the rare ties). The rows are the same; timestamps are unique per row.
+ORDERS = {"time": None, "sensor": 'sensor_id, "timestamp"', "shuffled": 'hash("timestamp"), "timestamp"'}
 
 
 def generator(rows, path, quoting="plain", order="time"):
@@ -92,7 +93,7 @@ def generator(rows, path, quoting="plain", order="time"):
     generate = GENERATE.format(rows=rows, path=path)
     if ORDERS[order] is not None:
         body = "  FROM range({rows}) t(i)\n)".format(rows=rows)
-        assert body in generate, "the generator's SELECT changed: update the orders"
+        assert body in generate and generate.count("COPY (\n") == 1, "the generator's SELECT changed: update the orders"
         generate = generate.replace("COPY (\n", "COPY (SELECT * FROM (\n", 1).replace(
             body, body[:-1] + f") ORDER BY {ORDERS[order]}\n)", 1)
     force = QUOTINGS[quoting]
@@ -127,9 +128,13 @@ def main():
         t0 = time.perf_counter()
         # In a process of its own: sorting the rows takes DuckDB gigabytes, which
         # this process would keep, and a child forked from it would count them in
-        # its peak RSS before it runs the tool.
-        subprocess.run([sys.executable, "-c", "import duckdb, sys; con = duckdb.connect(); con.execute('SET enable_progress_bar = false'); con.execute(sys.argv[1])",
-                        generator(rows, src, quoting, order)], check=True)
+        # its peak RSS before it runs the tool. What the sort spills goes to the
+        # work directory, not the repository.
+        generate = ("import duckdb, sys; con = duckdb.connect(); "
+                    "con.execute('SET enable_progress_bar = false'); "
+                    "con.execute(\"SET temp_directory = '\" + sys.argv[2] + \"'\"); con.execute(sys.argv[1])")
+        subprocess.run([sys.executable, "-c", generate, generator(rows, src, quoting, order), str(work / "duckdb-tmp")],
+                       check=True)
         os.sync()  # the first tool timed should not also pay for writing the file out
         size = src.stat().st_size
         print(f"input: {size / 2**20:.0f} MiB, {rows:,} rows of long-layout sensor CSV, {quoting}, in {order} order ({SEED_NOTE}); generated in {time.perf_counter() - t0:.1f}s")
@@ -153,8 +158,8 @@ def main():
         # Repetitions alternate between the tools (and their order), so a slow
         # spell of a shared machine falls on all of them alike.
         for r in range(repeats):
-            order = list(tools.items()) if r % 2 == 0 else list(tools.items())[::-1]
-            for name, make in order:
+            sequence = list(tools.items()) if r % 2 == 0 else list(tools.items())[::-1]
+            for name, make in sequence:
                 out = work / f"out-{r}"
                 shutil.rmtree(out, ignore_errors=True)
                 wall, rss, stdout = measure(make(out if "naslake" in name else out.with_suffix(".parquet")))
@@ -185,7 +190,7 @@ def main():
             out = ran.stdout
             total = next(l for l in out.splitlines() if "PROGRAM TOTALS" in l)
             count = int(total.split()[0].replace(",", ""))
-            print(f"instructions per row (callgrind, {INSTRUCTION_ROWS:,}-row slice, {quoting}): {count / INSTRUCTION_ROWS:,.0f}")
+            print(f"instructions per row (callgrind, {INSTRUCTION_ROWS:,}-row slice, {quoting}, time order): {count / INSTRUCTION_ROWS:,.0f}")
         else:
             print("instructions per row: needs valgrind (scripts/bench-instructions)")
     finally:
