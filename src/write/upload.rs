@@ -40,6 +40,14 @@ use super::blocks::Blocks;
 use super::string_stats::{StringStats, Truncation};
 use crate::base::error::{Error, Result};
 
+/// Parts of one upload sent at once, each holding its bytes until it is done.
+/// object_store's writer allows eight: up to 40 MiB of 5 MiB parts per file
+/// that the table writer's budget does not count, held whenever parts are made
+/// faster than the store takes them (a slow link to S3, or a writer rewriting
+/// spilled partitions at its end). Two keep one part going while the next is
+/// made.
+const PARTS_IN_FLIGHT: usize = 2;
+
 /// An object written by parts from whole buffers. Nothing of it is visible
 /// until [`complete`](Upload::complete) (object_store's upload makes the object
 /// whole or not at all).
@@ -70,7 +78,8 @@ impl Upload {
         // object_store's writer would never send a part of no bytes: a bug here.
         assert!(part_bytes > 0, "an upload's part size must be more than 0");
         Upload {
-            writer: BufWriter::with_capacity(store, path, part_bytes),
+            writer: BufWriter::with_capacity(store, path, part_bytes)
+                .with_max_concurrency(PARTS_IN_FLIGHT),
             part_bytes,
             bytes_put: 0,
             state: State::Open,
@@ -1184,5 +1193,142 @@ mod tests {
             file.finish().await.is_err(),
             "an aborted file cannot be finished"
         );
+    }
+
+    /// A store whose upload parts each take a while, counting how many are
+    /// under way at once (everything else goes to an in-memory store).
+    #[derive(Debug)]
+    struct SlowParts {
+        inner: object_store::memory::InMemory,
+        now: Arc<std::sync::atomic::AtomicUsize>,
+        most: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl std::fmt::Display for SlowParts {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "SlowParts({})", self.inner)
+        }
+    }
+
+    #[derive(Debug)]
+    struct SlowUpload {
+        inner: Box<dyn object_store::MultipartUpload>,
+        now: Arc<std::sync::atomic::AtomicUsize>,
+        most: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    #[async_trait::async_trait]
+    impl object_store::MultipartUpload for SlowUpload {
+        fn put_part(&mut self, data: object_store::PutPayload) -> object_store::UploadPart {
+            use std::sync::atomic::Ordering::SeqCst;
+            let part = self.inner.put_part(data);
+            let (now, most) = (self.now.clone(), self.most.clone());
+            Box::pin(async move {
+                most.fetch_max(now.fetch_add(1, SeqCst) + 1, SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                let done = part.await;
+                now.fetch_sub(1, SeqCst);
+                done
+            })
+        }
+
+        async fn complete(&mut self) -> object_store::Result<object_store::PutResult> {
+            self.inner.complete().await
+        }
+
+        async fn abort(&mut self) -> object_store::Result<()> {
+            self.inner.abort().await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for SlowParts {
+        async fn put_opts(
+            &self,
+            location: &ObjPath,
+            payload: object_store::PutPayload,
+            opts: object_store::PutOptions,
+        ) -> object_store::Result<object_store::PutResult> {
+            self.inner.put_opts(location, payload, opts).await
+        }
+
+        async fn put_multipart_opts(
+            &self,
+            location: &ObjPath,
+            opts: object_store::PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+            Ok(Box::new(SlowUpload {
+                inner: self.inner.put_multipart_opts(location, opts).await?,
+                now: self.now.clone(),
+                most: self.most.clone(),
+            }))
+        }
+
+        async fn get_opts(
+            &self,
+            location: &ObjPath,
+            options: object_store::GetOptions,
+        ) -> object_store::Result<object_store::GetResult> {
+            self.inner.get_opts(location, options).await
+        }
+
+        fn delete_stream(
+            &self,
+            locations: futures::stream::BoxStream<'static, object_store::Result<ObjPath>>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<ObjPath>> {
+            self.inner.delete_stream(locations)
+        }
+
+        fn list(
+            &self,
+            prefix: Option<&ObjPath>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>>
+        {
+            self.inner.list(prefix)
+        }
+
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&ObjPath>,
+        ) -> object_store::Result<object_store::ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+
+        async fn copy_opts(
+            &self,
+            from: &ObjPath,
+            to: &ObjPath,
+            options: object_store::CopyOptions,
+        ) -> object_store::Result<()> {
+            self.inner.copy_opts(from, to, options).await
+        }
+    }
+
+    /// However fast parts are made, no more than `PARTS_IN_FLIGHT` of one
+    /// upload are under way at once (each holds its bytes until it is done),
+    /// and the object is whole.
+    #[tokio::test]
+    async fn parts_under_way_are_bounded() {
+        let store = Arc::new(SlowParts {
+            inner: object_store::memory::InMemory::new(),
+            now: Default::default(),
+            most: Default::default(),
+        });
+        let path = ObjPath::from("o/slow.bin");
+        let mut upload = Upload::new(store.clone(), path.clone(), 4096);
+        let mut want = Vec::new();
+        for i in 0..40usize {
+            let block: Vec<u8> = (0..4096).map(|j| (i * 7 + j) as u8).collect();
+            want.extend_from_slice(&block);
+            upload.put(block).await.unwrap();
+        }
+        upload.complete().await.unwrap();
+        let most = store.most.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            (2..=PARTS_IN_FLIGHT).contains(&most),
+            "{most} parts under way at once"
+        );
+        let got = store.get(&path).await.unwrap().bytes().await.unwrap();
+        assert!(got == want, "the object differs from the blocks put");
     }
 }
