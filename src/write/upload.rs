@@ -173,9 +173,9 @@ fn whole_parts(put: usize, len: usize, part: usize) -> usize {
 ///
 /// The row groups are encoded here, column by column, rather than by
 /// `ArrowWriter`, for two reasons: the encoded bytes go to the upload as each
-/// row group ends (above; all but the unfilled end of the last block), and the statistics of string columns are computed
-/// by [`StringStats`], which writes what parquet-rs would for less (see
-/// there). Such a column is handed to its writer in slices of the mini-batch,
+/// row group ends (above; all but the unfilled end of the last block), and the
+/// statistics of string columns are computed by [`StringStats`], which writes
+/// what parquet-rs would for less (see there). Such a column is handed to its writer in slices of the mini-batch,
 /// so its pages end on a slice (with the default properties, pages of up to
 /// 20 480 rows where `ArrowWriter`'s would depend on the batches). Otherwise the file
 /// is what `ArrowWriter` writes with the same properties; a row group ends at
