@@ -112,8 +112,8 @@ impl Upload {
             // not between the parts one put starts.
             let mut at = 0;
             while at < whole {
-                let boundary = (self.bytes_put + at) / self.part_bytes * self.part_bytes;
-                let end = (boundary + self.part_bytes - self.bytes_put).min(whole);
+                let to_boundary = self.part_bytes - (self.bytes_put + at) % self.part_bytes;
+                let end = (at + to_boundary).min(whole);
                 self.writer.put(bytes.slice(at..end)).await?;
                 at = end;
             }
