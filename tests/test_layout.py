@@ -16,16 +16,24 @@ from conftest import SENSOR_JOB, run_job
 HEADER = "sensor_id,timestamp,value,metric_name,unit\n"
 
 
-def unordered_share(root, files, per_file, days, seed):
+def unordered_share(root, files, per_file, days, seed, by_sensor=False):
+    """Readings at random times; with `by_sensor`, each file sorted by sensor and
+    then time, as an export per sensor is: runs of one day, every day in each
+    file."""
     rng = random.Random(seed)
     base = datetime.date(2020, 1, 1)
     share = root / "long"
     share.mkdir(parents=True)
     for f in range(files):
-        rows = [f"s-{rng.randrange(50):02d},{base + datetime.timedelta(days=rng.randrange(days))}T"
-                f"{rng.randrange(24):02d}:{rng.randrange(60):02d}:00Z,{rng.uniform(0, 100):.3f},temperature,degC\n"
+        rows = [(f"s-{rng.randrange(50 if not by_sensor else 3):02d}",
+                 f"{base + datetime.timedelta(days=rng.randrange(days))}T"
+                 f"{rng.randrange(24):02d}:{rng.randrange(60):02d}:00Z",
+                 f"{rng.uniform(0, 100):.3f}")
                 for _ in range(per_file)]
-        (share / f"f{f:04d}.csv").write_text(HEADER + "".join(rows))
+        if by_sensor:
+            rows.sort()
+        text = "".join(f"{s},{t},{v},temperature,degC\n" for s, t, v in rows)
+        (share / f"f{f:04d}.csv").write_text(HEADER + text)
     return root
 
 
@@ -79,3 +87,29 @@ def test_a_run_killed_while_joining_leaves_the_catalog_and_the_next_run_cleans_u
         for location, _ in lake.locations(table):
             registered.update(lake.files_at(location))
     assert set(lake.all_data_files()) == registered
+
+
+@pytest.mark.parametrize("writers", ["one", "per core"])
+def test_input_sorted_by_sensor_puts_every_reading_in_its_day(tmp_path, writers):
+    # Each batch has runs of one day for every day (more than the 16 runs under
+    # which the writer slices the batch): the rows are grouped run by run.
+    share = unordered_share(tmp_path / "share", files=8, per_file=3000, days=60, seed=11,
+                            by_sensor=True)
+    lake = tmp_path / "lake"
+    env = {"NASLAKE_BYTES_PER_WRITER": "1"} if writers == "per core" else {}
+    run_job(SENSOR_JOB, lake, "--input", share, env=env)
+    files = collections.Counter(p.parent.parent.name for p in (lake / "sensor_readings").rglob("*.parquet"))
+    assert files and max(files.values()) == 1, files.most_common(3)
+    con = duckdb.connect()
+    con.execute("SET TimeZone='UTC'")
+    want = con.execute(f"""SELECT strftime(CAST(timestamp AS TIMESTAMPTZ), '%Y-%m-%d'), sensor_id,
+        strftime(CAST(timestamp AS TIMESTAMPTZ), '%H:%M'), value
+        FROM read_csv('{share}/long/*.csv', header=true, columns={{'sensor_id': 'VARCHAR',
+        'timestamp': 'VARCHAR', 'value': 'DOUBLE', 'metric_name': 'VARCHAR', 'unit': 'VARCHAR'}})
+        ORDER BY ALL""").fetchall()
+    got = con.execute(f"""SELECT dt, sensor_id, strftime(reading_ts AT TIME ZONE 'UTC', '%H:%M'), value
+        FROM read_parquet('{lake}/sensor_readings/**/*.parquet', hive_partitioning=true,
+        hive_types_autocast=false) ORDER BY ALL""").fetchall()
+    assert len(want) == 8 * 3000
+    assert got == want
+    assert len(files) == len({row[0] for row in want})

@@ -333,7 +333,8 @@ impl TableWriter {
             }
             return Ok(groups);
         }
-        // Unordered input: group row indices by the row-encoded key.
+        // Unordered input: group the runs' row indices by the row-encoded key,
+        // one lookup per run (rows sorted by sensor come in runs of one day).
         let converter = RowConverter::new(
             keys.iter()
                 .map(|k| SortField::new(k.data_type().clone()))
@@ -341,8 +342,12 @@ impl TableWriter {
         )?;
         let rows = converter.convert_columns(&keys)?;
         let mut index: HashMap<&[u8], Vec<u32>> = HashMap::new();
-        for i in 0..rows.num_rows() {
-            index.entry(rows.row(i).data()).or_default().push(i as u32);
+        for r in ranges {
+            // Batches are far below u32::MAX rows (the take below needs u32).
+            index
+                .entry(rows.row(r.start).data())
+                .or_default()
+                .extend(r.start as u32..r.end as u32);
         }
         let mut groups = Vec::with_capacity(index.len());
         for (_, idx) in index {
