@@ -346,7 +346,7 @@ impl StringStats {
 /// of the batch's buffer: kept until the chunk ends, it would keep all of that
 /// buffer alive, and a batch read back from Arrow IPC (the writer's spill) has
 /// one buffer for every column. Over 3 GB of CSV sorted by sensor, the masks of
-/// the rewritten partitions held 164 MiB of spilled batches that way.
+/// the rewritten partitions held 156 MiB of spilled batches that way.
 fn own_copy(nulls: &NullBuffer) -> NullBuffer {
     let bits = nulls.inner();
     let bytes = Buffer::from_slice_ref(bits.sliced().as_slice());
@@ -420,8 +420,7 @@ mod tests {
         let mask = values.nulls().expect("has nulls").inner();
         backing[..mask.sliced().len()].copy_from_slice(mask.sliced().as_slice());
         let wide = Buffer::from_vec(backing);
-        for start in [0, 1, 8, 13] {
-            let len = 1024;
+        for (start, len) in [(0, 1024), (1, 1024), (8, 1021), (13, 1000), (3000, 1096)] {
             let view = NullBuffer::new(BooleanBuffer::new(wide.clone(), start, len));
             let array = StringArray::new(
                 values.offsets().slice(start, len),
