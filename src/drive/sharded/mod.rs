@@ -39,10 +39,8 @@ pub mod work;
 
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
-use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjPath;
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
 
 use crate::base::error::{Error, Result};
 use crate::commit::KeyRows;
@@ -55,6 +53,7 @@ use crate::model::{ItemCounts, SourceListing, WorkItem};
 use crate::sources::Registry;
 use crate::storage::Location;
 use crate::write::WrittenFile;
+use crate::write::upload::Upload;
 
 /// The format of `plan.json` and of the shard results. 2: plans carry their
 /// basis; tallies are named entries.
@@ -219,40 +218,64 @@ fn absolute_if_local(url: &str) -> Result<String> {
     Ok(std::path::absolute(url)?.display().to_string())
 }
 
-/// One shard's item list, uploaded as it is written.
+/// One shard's item list, uploaded as it is written, through the table files'
+/// [`Upload`] (its parts under way are bounded, and a failed plan aborts it).
 struct ShardFile {
     index: usize,
-    writer: BufWriter,
+    upload: Upload,
+    /// Lines not yet handed to the upload, put in buffers of about
+    /// [`LINES_PUT_BYTES`] rather than one small buffer per line.
+    lines: Vec<u8>,
     items: u64,
     bytes: u64,
 }
+
+/// The part size of a shard file's upload: S3's minimum part size (most shard
+/// files fit in one request).
+const SHARD_PART_BYTES: usize = 5 << 20;
+/// Bytes of lines gathered before they go to the upload.
+const LINES_PUT_BYTES: usize = 64 << 10;
 
 impl ShardFile {
     fn create(output: &Location, run_id: &str, index: usize) -> Self {
         let path = output.child(&format!("{}/shards/{index:05}.jsonl", run_dir(run_id)));
         ShardFile {
             index,
-            writer: BufWriter::new(output.store.clone(), path),
+            upload: Upload::new(output.store.clone(), path, SHARD_PART_BYTES),
+            lines: Vec::new(),
             items: 0,
             bytes: 0,
         }
     }
 
     async fn push(&mut self, item: &WorkItem) -> Result<()> {
-        let mut line = serde_json::to_vec(item)?;
-        line.push(b'\n');
-        self.writer.write_all(&line).await?;
+        serde_json::to_writer(&mut self.lines, item)?;
+        self.lines.push(b'\n');
         self.items += 1;
         self.bytes += item.fingerprint.size;
+        if self.lines.len() >= LINES_PUT_BYTES {
+            self.upload.put(std::mem::take(&mut self.lines)).await?;
+        }
         Ok(())
     }
 
-    async fn close(mut self) -> Result<PlannedShard> {
-        self.writer.shutdown().await?;
+    /// Completes the shard file. On an error the caller aborts it (still
+    /// open, or failed halfway through a put).
+    async fn close(&mut self) -> Result<PlannedShard> {
+        self.upload.put(std::mem::take(&mut self.lines)).await?;
+        self.upload.complete().await?;
         Ok(PlannedShard {
             items: self.items,
             bytes: self.bytes,
         })
+    }
+
+    /// Gives up the shard file (the plan failed): an upload under way is
+    /// aborted, so no unfinished upload lingers.
+    async fn abort(mut self) {
+        if let Err(e) = self.upload.abort().await {
+            tracing::warn!(shard = self.index, error = %e, "the upload of a failed plan's shard file could not be aborted");
+        }
     }
 }
 

@@ -183,25 +183,37 @@ async fn write_plan(p: &Planning, opts: &PlanOptions, lease: &Lease) -> Result<S
     let (items, bytes) = (sharder.items, sharder.bytes);
     let mut shards = Vec::with_capacity(count);
     let mut open: Option<ShardFile> = None;
-    for next in sharder.finish(count)? {
-        let (shard, item) = next?;
-        while open.as_ref().is_none_or(|f| f.index < shard) {
-            if let Some(f) = open.take() {
-                shards.push(f.close().await?);
+    let written: Result<()> = async {
+        for next in sharder.finish(count)? {
+            let (shard, item) = next?;
+            while open.as_ref().is_none_or(|f| f.index < shard) {
+                if let Some(f) = open.as_mut() {
+                    shards.push(f.close().await?);
+                }
+                open = Some(ShardFile::create(output, &setup.run_id, shards.len()));
             }
-            open = Some(ShardFile::create(output, &setup.run_id, shards.len()));
+            if let Some(f) = open.as_mut() {
+                f.push(&item).await?;
+            }
         }
-        if let Some(f) = open.as_mut() {
-            f.push(&item).await?;
+        // Shards the items did not reach (an incremental run with little to read)
+        // get empty item lists: every shard of the plan exists.
+        while shards.len() < count {
+            let f =
+                open.get_or_insert_with(|| ShardFile::create(output, &setup.run_id, shards.len()));
+            shards.push(f.close().await?);
+            open = None;
         }
+        Ok(())
     }
-    // Shards the items did not reach (an incremental run with little to read)
-    // get empty item lists: every shard of the plan exists.
-    while shards.len() < count {
-        let f = open
-            .take()
-            .unwrap_or_else(|| ShardFile::create(output, &setup.run_id, shards.len()));
-        shards.push(f.close().await?);
+    .await;
+    if let Err(e) = written {
+        // The shard file open when it failed, whether its lines or its close
+        // failed (a completed upload is not aborted).
+        if let Some(f) = open.take() {
+            f.abort().await;
+        }
+        return Err(e);
     }
 
     let plan = RunPlan {
