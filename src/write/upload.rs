@@ -137,7 +137,11 @@ impl Upload {
 
     /// Gives up the object: an upload under way is aborted, and nothing of it
     /// becomes an object. (Not one whose completion was attempted: object_store
-    /// aborts that itself when the last request fails, and cannot be asked to.)
+    /// aborts that itself when the last request fails, and cannot be asked to.
+    /// When a part fails while completion waits for the parts, object_store
+    /// returns the error without aborting, and its writer, shut down by then,
+    /// takes no abort: that upload stays unfinished until the bucket's rule for
+    /// incomplete multipart uploads removes it; see docs/deploy.md.)
     pub async fn abort(&mut self) -> Result<()> {
         if self.state == State::Ended {
             return Ok(());

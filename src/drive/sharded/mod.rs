@@ -218,8 +218,9 @@ fn absolute_if_local(url: &str) -> Result<String> {
     Ok(std::path::absolute(url)?.display().to_string())
 }
 
-/// One shard's item list, uploaded as it is written, through the table files'
-/// [`Upload`] (its parts under way are bounded, and a failed plan aborts it).
+/// One shard's item list, uploaded in buffers of lines as it is written,
+/// through the table files' [`Upload`] (its parts under way are bounded, and a
+/// failed plan aborts it).
 struct ShardFile {
     index: usize,
     upload: Upload,
@@ -230,8 +231,8 @@ struct ShardFile {
     bytes: u64,
 }
 
-/// The part size of a shard file's upload: S3's minimum part size (most shard
-/// files fit in one request).
+/// The part size of a shard file's upload: S3's minimum part size (a shard's
+/// list under it, about 25 000 items, goes in one request).
 const SHARD_PART_BYTES: usize = 5 << 20;
 /// Bytes of lines gathered before they go to the upload.
 const LINES_PUT_BYTES: usize = 64 << 10;
@@ -254,7 +255,9 @@ impl ShardFile {
         self.items += 1;
         self.bytes += item.fingerprint.size;
         if self.lines.len() >= LINES_PUT_BYTES {
-            self.upload.put(std::mem::take(&mut self.lines)).await?;
+            // The next buffer is made at its full size, not grown line by line.
+            let full = std::mem::replace(&mut self.lines, Vec::with_capacity(LINES_PUT_BYTES));
+            self.upload.put(full).await?;
         }
         Ok(())
     }

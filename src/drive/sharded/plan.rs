@@ -190,6 +190,8 @@ async fn write_plan(p: &Planning, opts: &PlanOptions, lease: &Lease) -> Result<S
                 if let Some(f) = open.as_mut() {
                     shards.push(f.close().await?);
                 }
+                // The closed file is replaced (until then, an error aborts it: a
+                // no-op for a completed upload).
                 open = Some(ShardFile::create(output, &setup.run_id, shards.len()));
             }
             if let Some(f) = open.as_mut() {
@@ -209,7 +211,8 @@ async fn write_plan(p: &Planning, opts: &PlanOptions, lease: &Lease) -> Result<S
     .await;
     if let Err(e) = written {
         // The shard file open when it failed, whether its lines or its close
-        // failed (a completed upload is not aborted).
+        // failed (an upload whose completion was attempted is not aborted: see
+        // `Upload::abort`).
         if let Some(f) = open.take() {
             f.abort().await;
         }
