@@ -20,6 +20,7 @@ mod blocks;
 pub mod carry;
 pub mod keys;
 pub mod layout;
+mod parts;
 pub mod regroup;
 pub mod stitch;
 pub mod string_stats;

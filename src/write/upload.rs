@@ -8,7 +8,7 @@
 //!   file's bytes go into blocks of one size ([`super::blocks`]), each filled
 //!   once.
 //! - The finished bytes went through object_store's `AsyncWrite`, which copies
-//!   them into the upload's own buffer; `BufWriter::put` keeps them as they are.
+//!   them into the upload's own buffer; [`Upload::put`] keeps them as they are.
 //!
 //! It also computes the statistics of string columns itself ([`ParquetUpload`],
 //! [`super::string_stats`]).
@@ -31,18 +31,18 @@ use datafusion::parquet::file::metadata::ParquetMetaData;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::file::writer::SerializedFileWriter;
 use datafusion::parquet::schema::types::ColumnPath;
-use object_store::ObjectStore;
-use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjPath;
-use tokio::io::AsyncWriteExt;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayloadMut};
 
 use super::blocks::Blocks;
+use super::parts::Parts;
 use super::string_stats::{StringStats, Truncation};
 use crate::base::error::{Error, Result};
 
-/// Full parts of one upload under way at once, each holding its bytes until it
-/// is sent (and, at completion, the last partial part besides). object_store's
-/// writer allows eight: 40 MiB of a table's 5 MiB parts per file (80 MiB of a
+/// Parts of one upload under way at once, each holding its bytes until it is
+/// answered (the last, partial one included). object_store's buffered writer,
+/// which uploads went through before, allows eight: 40 MiB of a table's 5 MiB
+/// parts per file (80 MiB of a
 /// staged source's 10 MiB ones) that the table writer's budget does not count,
 /// held whenever parts are made faster than the store takes them (a slow link to
 /// S3). Two keep one part going while the next is made. It also caps one file's
@@ -52,25 +52,31 @@ use crate::base::error::{Error, Result};
 const PARTS_IN_FLIGHT: usize = 2;
 
 /// An object written by parts from whole buffers. Nothing of it is visible
-/// until [`complete`](Upload::complete) (object_store's upload makes the object
-/// whole or not at all).
+/// until [`complete`](Upload::complete): an object under one part goes in one
+/// request then, a bigger one by a multipart upload ([`Parts`]), which the
+/// store makes whole or not at all.
 pub struct Upload {
-    writer: BufWriter,
-    /// The part size: the bytes the writer buffers before it sends a part.
+    store: Arc<dyn ObjectStore>,
+    path: ObjPath,
+    /// The bytes put before the first part filled, kept for one request if
+    /// the object ends under a part.
+    first: PutPayloadMut,
+    /// The multipart upload, once the object reached a part.
+    parts: Option<Parts>,
+    /// The part size: the bytes kept before a part is sent.
     part_bytes: usize,
     /// Bytes put so far.
     bytes_put: usize,
     state: State,
 }
 
-/// Where an upload is. object_store's writer panics when written on or aborted
-/// after its end, and may have given up its path after a failed request.
+/// Where an upload is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Open,
     /// A request failed: it can only be aborted now.
     Failed,
-    /// Completed (or its completion failed), or aborted.
+    /// Completed (or its completion failed, which aborted it), or aborted.
     Ended,
 }
 
@@ -78,11 +84,13 @@ impl Upload {
     /// An upload of `path` in `store`, in parts of `part_bytes` (one request when
     /// the object is smaller).
     pub fn new(store: Arc<dyn ObjectStore>, path: ObjPath, part_bytes: usize) -> Self {
-        // object_store's writer would never send a part of no bytes: a bug here.
+        // A part of no bytes would never be sent: a bug here.
         assert!(part_bytes > 0, "an upload's part size must be more than 0");
         Upload {
-            writer: BufWriter::with_capacity(store, path, part_bytes)
-                .with_max_concurrency(PARTS_IN_FLIGHT),
+            store,
+            path,
+            first: PutPayloadMut::new(),
+            parts: None,
             part_bytes,
             bytes_put: 0,
             state: State::Open,
@@ -102,25 +110,23 @@ impl Upload {
         let len = bytes.len();
         let whole = whole_parts(self.bytes_put, len, self.part_bytes);
         // Until it is done, a put left halfway (an error, or its future dropped)
-        // leaves the writer in a state only an abort may follow.
+        // leaves the upload in a state only an abort may follow.
         self.state = State::Failed;
         if whole == 0 {
             // Within one part: kept as it is, no bigger than its copy.
-            self.writer.put(bytes).await?;
+            self.send(bytes).await?;
         } else {
-            // One part at a time: the writer waits for room before each put,
-            // not between the parts one put starts.
+            // One part at a time: room is waited for before each part, not
+            // between the parts of one buffer.
             let mut at = 0;
             while at < whole {
                 let to_boundary = self.part_bytes - (self.bytes_put + at) % self.part_bytes;
                 let end = (at + to_boundary).min(whole);
-                self.writer.put(bytes.slice(at..end)).await?;
+                self.send(bytes.slice(at..end)).await?;
                 at = end;
             }
             if whole < len {
-                self.writer
-                    .put(Bytes::copy_from_slice(&bytes[whole..]))
-                    .await?;
+                self.send(Bytes::copy_from_slice(&bytes[whole..])).await?;
             }
         }
         self.state = State::Open;
@@ -128,26 +134,58 @@ impl Upload {
         Ok(())
     }
 
-    /// Completes the object.
+    /// Hands `bytes` on: kept while the object is under one part, then to the
+    /// multipart upload, begun with what was kept.
+    async fn send(&mut self, bytes: Bytes) -> Result<()> {
+        let parts = match &mut self.parts {
+            Some(parts) => parts,
+            None if self.first.content_length() + bytes.len() < self.part_bytes => {
+                self.first.push(bytes);
+                return Ok(());
+            }
+            None => {
+                let upload = self.store.put_multipart(&self.path).await?;
+                let parts = self
+                    .parts
+                    .insert(Parts::new(upload, self.part_bytes, PARTS_IN_FLIGHT));
+                for kept in std::mem::take(&mut self.first).freeze() {
+                    parts.put(kept).await?;
+                }
+                parts
+            }
+        };
+        parts.put(bytes).await
+    }
+
+    /// Completes the object. A multipart upload that fails to complete is
+    /// aborted.
     pub async fn complete(&mut self) -> Result<()> {
         self.check_open()?;
         self.state = State::Ended;
-        Ok(self.writer.shutdown().await?)
+        match self.parts.take() {
+            Some(parts) => {
+                parts.complete().await?;
+            }
+            None => {
+                let body = std::mem::take(&mut self.first).freeze();
+                self.store.put(&self.path, body).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Gives up the object: an upload under way is aborted, and nothing of it
-    /// becomes an object. (Not one whose completion was attempted: object_store
-    /// aborts that itself when the last request fails, and cannot be asked to.
-    /// When a part fails while completion waits for the parts, object_store
-    /// returns the error without aborting, and its writer, shut down by then,
-    /// takes no abort: that upload stays unfinished until the bucket's rule for
-    /// incomplete multipart uploads removes it; see docs/deploy.md.)
+    /// becomes an object. (One whose completion failed was aborted then.)
     pub async fn abort(&mut self) -> Result<()> {
         if self.state == State::Ended {
             return Ok(());
         }
         self.state = State::Ended;
-        Ok(self.writer.abort().await?)
+        self.first = PutPayloadMut::new();
+        match self.parts.take() {
+            Some(parts) => parts.abort().await,
+            None => Ok(()),
+        }
     }
 
     /// Only an open upload takes more bytes.
@@ -490,8 +528,7 @@ mod tests {
 
     /// Buffers that end inside a part, on a part boundary and across several
     /// parts reach the object whole and in order; after it is complete, more
-    /// bytes are refused (object_store's writer would panic) and aborting does
-    /// nothing.
+    /// bytes are refused and aborting does nothing.
     #[tokio::test]
     async fn buffers_reach_the_object_in_order_across_parts() {
         let (_dir, store) = local_store();
@@ -1211,12 +1248,16 @@ mod tests {
     }
 
     /// A store whose upload parts each take a while, counting how many are
-    /// under way at once (everything else goes to an in-memory store).
-    #[derive(Debug)]
+    /// under way at once, failing the `fail_part`-th part (from 1) if set and
+    /// noting aborts (everything else goes to an in-memory store).
+    #[derive(Debug, Default)]
     struct SlowParts {
         inner: object_store::memory::InMemory,
         now: Arc<std::sync::atomic::AtomicUsize>,
         most: Arc<std::sync::atomic::AtomicUsize>,
+        fail_part: Option<usize>,
+        parts: Arc<std::sync::atomic::AtomicUsize>,
+        aborted: Arc<std::sync::atomic::AtomicBool>,
     }
 
     impl std::fmt::Display for SlowParts {
@@ -1230,6 +1271,9 @@ mod tests {
         inner: Box<dyn object_store::MultipartUpload>,
         now: Arc<std::sync::atomic::AtomicUsize>,
         most: Arc<std::sync::atomic::AtomicUsize>,
+        fail_part: Option<usize>,
+        parts: Arc<std::sync::atomic::AtomicUsize>,
+        aborted: Arc<std::sync::atomic::AtomicBool>,
     }
 
     #[async_trait::async_trait]
@@ -1239,9 +1283,17 @@ mod tests {
             let part = self.inner.put_part(data);
             let (now, most) = (self.now.clone(), self.most.clone());
             most.fetch_max(now.fetch_add(1, SeqCst) + 1, SeqCst);
+            let fails = Some(self.parts.fetch_add(1, SeqCst) + 1) == self.fail_part;
             Box::pin(async move {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                let done = part.await;
+                let done = if fails {
+                    Err(object_store::Error::Generic {
+                        store: "SlowParts",
+                        source: "the part failed".into(),
+                    })
+                } else {
+                    part.await
+                };
                 now.fetch_sub(1, SeqCst);
                 done
             })
@@ -1252,6 +1304,8 @@ mod tests {
         }
 
         async fn abort(&mut self) -> object_store::Result<()> {
+            self.aborted
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             self.inner.abort().await
         }
     }
@@ -1276,6 +1330,9 @@ mod tests {
                 inner: self.inner.put_multipart_opts(location, opts).await?,
                 now: self.now.clone(),
                 most: self.most.clone(),
+                fail_part: self.fail_part,
+                parts: self.parts.clone(),
+                aborted: self.aborted.clone(),
             }))
         }
 
@@ -1327,11 +1384,7 @@ mod tests {
     /// waiting, which the lower bound checks.
     #[tokio::test(flavor = "current_thread")]
     async fn parts_under_way_are_bounded() {
-        let store = Arc::new(SlowParts {
-            inner: object_store::memory::InMemory::new(),
-            now: Default::default(),
-            most: Default::default(),
-        });
+        let store = Arc::new(SlowParts::default());
         let path = ObjPath::from("o/slow.bin");
         let mut upload = Upload::new(store.clone(), path.clone(), 4096);
         let mut want = Vec::new();
@@ -1352,5 +1405,82 @@ mod tests {
         );
         let got = store.get(&path).await.unwrap().bytes().await.unwrap();
         assert!(got == want, "the object differs from the blocks put");
+    }
+
+    /// A part that fails while the upload's completion waits for its parts
+    /// (the last one here) aborts the upload: object_store's own writer
+    /// returned the error and left it unfinished.
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_upload_whose_last_part_fails_is_aborted() {
+        let store = Arc::new(SlowParts {
+            fail_part: Some(3),
+            ..Default::default()
+        });
+        let path = ObjPath::from("o/failed.bin");
+        let mut upload = Upload::new(store.clone(), path.clone(), 4096);
+        upload.put(vec![7u8; 2 * 4096 + 100]).await.unwrap();
+        assert!(upload.complete().await.is_err(), "the last part failed");
+        assert!(
+            store.aborted.load(std::sync::atomic::Ordering::SeqCst),
+            "not aborted"
+        );
+        assert!(store.head(&path).await.is_err(), "no object");
+        assert!(
+            upload.abort().await.is_ok(),
+            "an ended upload's abort is a no-op"
+        );
+    }
+
+    /// A part that fails while bytes are still put fails a later put; the
+    /// upload then takes no more bytes and its abort reaches the store.
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_upload_whose_part_fails_on_the_way_can_only_be_aborted() {
+        let store = Arc::new(SlowParts {
+            fail_part: Some(1),
+            ..Default::default()
+        });
+        let path = ObjPath::from("o/failed.bin");
+        let mut upload = Upload::new(store.clone(), path.clone(), 4096);
+        let mut failed = None;
+        for _ in 0..8 {
+            if let Err(e) = upload.put(vec![1u8; 4096]).await {
+                failed = Some(e);
+                break;
+            }
+        }
+        assert!(failed.is_some(), "the failed part was never reported");
+        assert!(upload.put(vec![1u8; 10]).await.is_err());
+        assert!(upload.complete().await.is_err());
+        assert!(!store.aborted.load(std::sync::atomic::Ordering::SeqCst));
+        upload.abort().await.unwrap();
+        assert!(
+            store.aborted.load(std::sync::atomic::Ordering::SeqCst),
+            "not aborted"
+        );
+        assert!(store.head(&path).await.is_err(), "no object");
+    }
+
+    /// An object under one part goes in one request when completed, and
+    /// nothing of it exists before.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_small_object_is_one_request() {
+        let store = Arc::new(SlowParts::default());
+        let path = ObjPath::from("o/small.bin");
+        let mut upload = Upload::new(store.clone(), path.clone(), 4096);
+        upload.put(vec![3u8; 1000]).await.unwrap();
+        upload.put(vec![4u8; 3000]).await.unwrap();
+        assert!(
+            store.head(&path).await.is_err(),
+            "visible before completion"
+        );
+        upload.complete().await.unwrap();
+        assert_eq!(
+            store.parts.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "parts were sent"
+        );
+        let got = store.get(&path).await.unwrap().bytes().await.unwrap();
+        assert_eq!(got.len(), 4000);
+        assert!(got[..1000].iter().all(|b| *b == 3) && got[1000..].iter().all(|b| *b == 4));
     }
 }

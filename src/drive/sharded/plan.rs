@@ -190,8 +190,8 @@ async fn write_plan(p: &Planning, opts: &PlanOptions, lease: &Lease) -> Result<S
                 if let Some(f) = open.as_mut() {
                     shards.push(f.close().await?);
                 }
-                // The closed file is replaced (until then, an error aborts it: a
-                // no-op for a completed upload).
+                // The closed file is replaced (until then, an error would abort
+                // it: a no-op for an ended upload).
                 open = Some(ShardFile::create(output, &setup.run_id, shards.len()));
             }
             if let Some(f) = open.as_mut() {
@@ -211,8 +211,8 @@ async fn write_plan(p: &Planning, opts: &PlanOptions, lease: &Lease) -> Result<S
     .await;
     if let Err(e) = written {
         // The shard file open when it failed, whether its lines or its close
-        // failed (an upload whose completion was attempted is not aborted: see
-        // `Upload::abort`).
+        // failed (a close that failed has aborted its upload already; aborting
+        // an ended upload does nothing).
         if let Some(f) = open.take() {
             f.abort().await;
         }

@@ -1,0 +1,110 @@
+//! A multipart upload sent in parts of one size, with a bound on the parts under
+//! way, that is aborted whenever it fails before it is complete.
+//!
+//! object_store's `WriteMultipart` does the same but for the last point: when a
+//! part fails while its `finish` waits for the parts, it returns the error and
+//! leaves the upload unfinished (it aborts only when the completing request
+//! fails), and having been consumed it can no longer be asked to abort. Those
+//! parts would stay stored, unseen, until a bucket rule removed them. Here every
+//! failure of [`Parts::complete`] aborts the upload, and a failed
+//! [`Parts::put`] leaves it for the caller's [`Parts::abort`].
+
+use bytes::Bytes;
+use object_store::{MultipartUpload, PutPayloadMut, PutResult};
+use tokio::task::JoinSet;
+
+use crate::base::error::{Error, Result};
+
+/// The parts of one object's upload.
+pub struct Parts {
+    upload: Box<dyn MultipartUpload>,
+    /// The part being filled.
+    filling: PutPayloadMut,
+    part_bytes: usize,
+    /// Parts sent and not yet answered, at most this many.
+    in_flight: usize,
+    sent: JoinSet<object_store::Result<()>>,
+}
+
+impl Parts {
+    /// Parts of `part_bytes` (the last may be shorter), at most `in_flight` of
+    /// them under way at once.
+    pub fn new(upload: Box<dyn MultipartUpload>, part_bytes: usize, in_flight: usize) -> Self {
+        Parts {
+            upload,
+            filling: PutPayloadMut::new(),
+            part_bytes: part_bytes.max(1),
+            in_flight: in_flight.max(1),
+            sent: JoinSet::new(),
+        }
+    }
+
+    /// Appends `bytes` (kept as they are, not copied); each part that fills is
+    /// sent once fewer than `in_flight` are under way.
+    pub async fn put(&mut self, mut bytes: Bytes) -> Result<()> {
+        while !bytes.is_empty() {
+            let room = self.part_bytes - self.filling.content_length();
+            if bytes.len() < room {
+                self.filling.push(bytes);
+                return Ok(());
+            }
+            self.filling.push(bytes.split_to(room));
+            self.send().await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the part filled so far, after waiting for room.
+    async fn send(&mut self) -> Result<()> {
+        self.wait_until(self.in_flight - 1).await?;
+        let part = std::mem::take(&mut self.filling);
+        self.sent.spawn(self.upload.put_part(part.into()));
+        Ok(())
+    }
+
+    /// Waits until at most `under_way` parts are, failing on the first that
+    /// failed.
+    async fn wait_until(&mut self, under_way: usize) -> Result<()> {
+        while self.sent.len() > under_way {
+            match self.sent.join_next().await {
+                Some(Ok(answer)) => answer?,
+                Some(Err(e)) => {
+                    return Err(Error::Accounting(format!(
+                        "an upload part's task ended without an answer: {e}"
+                    )));
+                }
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the last part, waits for every part and completes the upload;
+    /// any failure on the way aborts it.
+    pub async fn complete(mut self) -> Result<PutResult> {
+        let done = async {
+            if self.filling.content_length() > 0 {
+                self.send().await?;
+            }
+            self.wait_until(0).await?;
+            Ok::<_, Error>(self.upload.complete().await?)
+        }
+        .await;
+        match done {
+            Ok(result) => Ok(result),
+            Err(e) => {
+                if let Err(abort) = self.abort().await {
+                    tracing::warn!(error = %abort, "an upload that failed to complete could not be aborted");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Gives up the upload: the parts under way are cancelled and the store
+    /// removes those it has.
+    pub async fn abort(mut self) -> Result<()> {
+        self.sent.shutdown().await;
+        Ok(self.upload.abort().await?)
+    }
+}
