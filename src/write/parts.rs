@@ -68,11 +68,9 @@ impl Parts {
         while self.sent.len() > under_way {
             match self.sent.join_next().await {
                 Some(Ok(answer)) => answer?,
-                Some(Err(e)) => {
-                    return Err(Error::Accounting(format!(
-                        "an upload part's task ended without an answer: {e}"
-                    )));
-                }
+                // Only a panic in the store's request ends a task so: nothing
+                // cancels them while they are waited for.
+                Some(Err(e)) => return Err(object_store::Error::from(e).into()),
                 None => break,
             }
         }

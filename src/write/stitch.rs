@@ -163,8 +163,7 @@ pub async fn join(
     .await;
     if let Err(e) = copied {
         // Nothing of an aborted multipart upload becomes an object. (One whose
-        // completion failed cannot be aborted from here: object_store aborts it
-        // when its last request fails, not when a part before it did.)
+        // completion failed was aborted then; aborting it again does nothing.)
         if let Err(abort) = upload.abort().await {
             tracing::warn!(file = %out, error = %abort, "an unfinished joined file's upload could not be aborted");
         }

@@ -1258,6 +1258,9 @@ mod tests {
         fail_part: Option<usize>,
         parts: Arc<std::sync::atomic::AtomicUsize>,
         aborted: Arc<std::sync::atomic::AtomicBool>,
+        /// Single-request puts and multipart uploads begun.
+        puts: std::sync::atomic::AtomicUsize,
+        multiparts: std::sync::atomic::AtomicUsize,
     }
 
     impl std::fmt::Display for SlowParts {
@@ -1318,6 +1321,7 @@ mod tests {
             payload: object_store::PutPayload,
             opts: object_store::PutOptions,
         ) -> object_store::Result<object_store::PutResult> {
+            self.puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             self.inner.put_opts(location, payload, opts).await
         }
 
@@ -1326,6 +1330,8 @@ mod tests {
             location: &ObjPath,
             opts: object_store::PutMultipartOptions,
         ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+            self.multiparts
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             Ok(Box::new(SlowUpload {
                 inner: self.inner.put_multipart_opts(location, opts).await?,
                 now: self.now.clone(),
@@ -1377,8 +1383,8 @@ mod tests {
     }
 
     /// However fast parts are made, and whatever the size of the buffers put,
-    /// no more than `PARTS_IN_FLIGHT` full parts of one upload hold their bytes
-    /// at once (the last, partial one besides), and the object is whole. Counted
+    /// no more than `PARTS_IN_FLIGHT` parts of one upload hold their bytes at
+    /// once (the last, partial one included), and the object is whole. Counted
     /// from each part's request to its end, so the count does not depend on how
     /// the runtime schedules them: the first two puts each start a part without
     /// waiting, which the lower bound checks.
@@ -1400,7 +1406,7 @@ mod tests {
         upload.complete().await.unwrap();
         let most = store.most.load(std::sync::atomic::Ordering::SeqCst);
         assert!(
-            (2..=PARTS_IN_FLIGHT + 1).contains(&most),
+            (2..=PARTS_IN_FLIGHT).contains(&most),
             "{most} parts under way at once"
         );
         let got = store.get(&path).await.unwrap().bytes().await.unwrap();
@@ -1474,13 +1480,27 @@ mod tests {
             "visible before completion"
         );
         upload.complete().await.unwrap();
+        let count =
+            |n: &std::sync::atomic::AtomicUsize| n.load(std::sync::atomic::Ordering::SeqCst);
         assert_eq!(
-            store.parts.load(std::sync::atomic::Ordering::SeqCst),
-            0,
-            "parts were sent"
+            (
+                count(&store.puts),
+                count(&store.multiparts),
+                count(&store.parts)
+            ),
+            (1, 0, 0),
+            "requests (puts, multipart uploads, parts)"
         );
         let got = store.get(&path).await.unwrap().bytes().await.unwrap();
         assert_eq!(got.len(), 4000);
         assert!(got[..1000].iter().all(|b| *b == 3) && got[1000..].iter().all(|b| *b == 4));
+        // An upload given nothing is an empty object, in one request too.
+        let empty = ObjPath::from("o/empty.bin");
+        Upload::new(store.clone(), empty.clone(), 4096)
+            .complete()
+            .await
+            .unwrap();
+        assert_eq!(store.head(&empty).await.unwrap().size, 0);
+        assert_eq!((count(&store.puts), count(&store.multiparts)), (2, 0));
     }
 }
