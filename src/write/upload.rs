@@ -1413,17 +1413,23 @@ mod tests {
         assert!(got == want, "the object differs from the blocks put");
     }
 
+    /// An upload of 4 KiB parts to a store whose `fail_part`-th part fails.
+    fn failing_upload(fail_part: usize) -> (Arc<SlowParts>, ObjPath, Upload) {
+        let store = Arc::new(SlowParts {
+            fail_part: Some(fail_part),
+            ..Default::default()
+        });
+        let path = ObjPath::from("o/failed.bin");
+        let upload = Upload::new(store.clone(), path.clone(), 4096);
+        (store, path, upload)
+    }
+
     /// A part that fails while the upload's completion waits for its parts
     /// (the last one here) aborts the upload: object_store's own writer
     /// returned the error and left it unfinished.
     #[tokio::test(flavor = "current_thread")]
     async fn an_upload_whose_last_part_fails_is_aborted() {
-        let store = Arc::new(SlowParts {
-            fail_part: Some(3),
-            ..Default::default()
-        });
-        let path = ObjPath::from("o/failed.bin");
-        let mut upload = Upload::new(store.clone(), path.clone(), 4096);
+        let (store, path, mut upload) = failing_upload(3);
         upload.put(vec![7u8; 2 * 4096 + 100]).await.unwrap();
         assert!(upload.complete().await.is_err(), "the last part failed");
         assert!(
@@ -1441,12 +1447,7 @@ mod tests {
     /// upload then takes no more bytes and its abort reaches the store.
     #[tokio::test(flavor = "current_thread")]
     async fn an_upload_whose_part_fails_on_the_way_can_only_be_aborted() {
-        let store = Arc::new(SlowParts {
-            fail_part: Some(1),
-            ..Default::default()
-        });
-        let path = ObjPath::from("o/failed.bin");
-        let mut upload = Upload::new(store.clone(), path.clone(), 4096);
+        let (store, path, mut upload) = failing_upload(1);
         let mut failed = None;
         for _ in 0..8 {
             if let Err(e) = upload.put(vec![1u8; 4096]).await {
