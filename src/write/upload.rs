@@ -42,13 +42,13 @@ use crate::base::error::{Error, Result};
 /// Parts of one upload under way at once, each holding its bytes until it is
 /// answered (the last, partial one included). object_store's buffered writer,
 /// which uploads went through before, allows eight: 40 MiB of a table's 5 MiB
-/// parts per file (80 MiB of a
-/// staged source's 10 MiB ones) that the table writer's budget does not count,
-/// held whenever parts are made faster than the store takes them (a slow link to
-/// S3). Two keep one part going while the next is made. It also caps one file's
-/// upload at about two parts per request's time (for 5 MiB parts at 100 ms each,
-/// about 100 MB/s), which was not measured against S3: on local output the
-/// limit changed neither time nor peaks (docs/benchmarks.md).
+/// parts per file (80 MiB of a staged source's 10 MiB ones) that the table
+/// writer's budget does not count, held whenever parts are made faster than the
+/// store takes them (a slow link to S3). Two keep one part going while the next
+/// is made. It also caps one file's upload at about two parts per request's
+/// time (for 5 MiB parts at 100 ms each, about 100 MB/s), which was not
+/// measured against S3: on local output the limit changed neither time nor
+/// peaks (docs/benchmarks.md).
 const PARTS_IN_FLIGHT: usize = 2;
 
 /// An object written by parts from whole buffers. Nothing of it is visible
@@ -116,15 +116,9 @@ impl Upload {
             // Within one part: kept as it is, no bigger than its copy.
             self.send(bytes).await?;
         } else {
-            // One part at a time: room is waited for before each part, not
-            // between the parts of one buffer.
-            let mut at = 0;
-            while at < whole {
-                let to_boundary = self.part_bytes - (self.bytes_put + at) % self.part_bytes;
-                let end = (at + to_boundary).min(whole);
-                self.send(bytes.slice(at..end)).await?;
-                at = end;
-            }
+            // The parts it fills go as they are ([`Parts`] waits for room before
+            // each); the end that only begins a part is copied.
+            self.send(bytes.slice(..whole)).await?;
             if whole < len {
                 self.send(Bytes::copy_from_slice(&bytes[whole..])).await?;
             }
