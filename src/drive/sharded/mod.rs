@@ -493,6 +493,51 @@ mod tests {
         assert!(merged_tally(vec![None, None]).is_none());
     }
 
+    /// A shard's list longer than a put of lines and than an upload part (a
+    /// multipart upload) reads back whole, in order, as `naslake work` reads it.
+    #[tokio::test]
+    async fn a_shard_list_of_several_parts_reads_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = Location::open(dir.path().to_str().unwrap()).unwrap();
+        let run_id = "01kbsxxfpajavw6wvez8fa2efw";
+        // About 120 bytes a line: 60 000 lines are over one 5 MiB part.
+        let items: Vec<WorkItem> = (0..60_000u64)
+            .map(|i| WorkItem {
+                source: "long".into(),
+                key: format!("plant-{}/line-{i:06}/readings-with-a-long-name.csv", i % 7),
+                sealed: None,
+                fingerprint: crate::model::Fingerprint {
+                    size: i * 13,
+                    etag: Some(format!("\"{i:x}\"")),
+                    last_modified: None,
+                },
+            })
+            .collect();
+        let mut file = ShardFile::create(&output, run_id, 3);
+        for item in &items {
+            file.push(item).await.unwrap();
+        }
+        let planned = file.close().await.unwrap();
+        assert_eq!(planned.items, items.len() as u64);
+        assert_eq!(
+            planned.bytes,
+            items.iter().map(|i| i.fingerprint.size).sum::<u64>()
+        );
+        let path = output.child(&format!("{}/shards/00003.jsonl", run_dir(run_id)));
+        let size = output.store.head(&path).await.unwrap().size;
+        assert!(size > SHARD_PART_BYTES as u64, "{size} bytes: one part");
+        let back = work::read_shard_items(&output, run_id, 3).await.unwrap();
+        assert!(back == items, "the items read back differ");
+        // An empty shard's list exists, and reads as no items.
+        ShardFile::create(&output, run_id, 4).close().await.unwrap();
+        assert!(
+            work::read_shard_items(&output, run_id, 4)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
     #[test]
     fn a_planned_basis_says_which_it_is() {
         let full = PlannedBasis::Full {

@@ -200,7 +200,12 @@ async fn work_leased(
     })
 }
 
-async fn read_shard_items(output: &Location, run_id: &str, shard: usize) -> Result<Vec<WorkItem>> {
+/// The items of shard `shard`, as `naslake plan` listed them.
+pub(super) async fn read_shard_items(
+    output: &Location,
+    run_id: &str,
+    shard: usize,
+) -> Result<Vec<WorkItem>> {
     let path = output.child(&format!("{}/shards/{shard:05}.jsonl", run_dir(run_id)));
     let bytes = output.store.get(&path).await?.bytes().await?;
     let mut items = Vec::new();
