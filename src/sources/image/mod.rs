@@ -219,7 +219,7 @@ impl ImageParser {
             self.thumbnail_long_side,
         );
         let thumbnail = gray::resize(&decoded.gray, tw, th);
-        drop(decoded.gray);
+        decode::recycle(decoded.gray.pixels);
         let key = &file.object.key;
         // kamadak-exif parses untrusted bytes too: a panic there is the EXIF
         // block's failure, not the image's.
