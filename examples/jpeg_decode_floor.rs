@@ -1,6 +1,6 @@
 //! The JPEG decode alone, as naslake's image source runs it
 //! (`naslake::sources::image::jpeg::decode`: a YCbCr file decoded to its luma
-//! plane, nothing else, into the plane the last decode gave back), with
+//! plane, nothing else, into the plane of the decode before), with
 //! naslake's allocator: milliseconds per image on one
 //! core, the median of three passes over the first `LIMIT` `.jpg` files under a
 //! folder (sorted by path), read into memory first. `scripts/bench-images`
@@ -10,7 +10,7 @@
 //! Usage: jpeg_decode_floor DIR [LIMIT (default 200)]
 //! Prints: FILES MS_PER_IMAGE PIXELS_PER_PASS
 
-use naslake::sources::image::decode::{self, Bounds};
+use naslake::sources::image::decode::Bounds;
 use naslake::sources::image::jpeg;
 
 #[global_allocator]
@@ -42,15 +42,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut passes = Vec::new();
     let mut pixels = 0;
+    let mut spare = Vec::new();
     for _ in 0..3 {
         let started = std::time::Instant::now();
         pixels = 0;
         for bytes in &files {
-            let decoded = jpeg::decode(bytes, &bounds).map_err(|e| format!("{e:?}"))?;
+            let decoded = jpeg::decode(bytes, &bounds, spare).map_err(|e| format!("{e:?}"))?;
             pixels += decoded.gray.pixels.len();
             // As the source does once it has the thumbnail: the next decode
-            // reuses the plane.
-            decode::recycle(decoded.gray.pixels);
+            // goes into this plane.
+            spare = decoded.gray.pixels;
         }
         passes.push(started.elapsed().as_secs_f64() * 1e3 / files.len() as f64);
     }

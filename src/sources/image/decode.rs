@@ -7,7 +7,6 @@
 //! own limits lifted so these bounds decide. A decoder that panics on a hostile file is caught here: the file is a
 //! reject, the run goes on.
 
-use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::format::Format;
@@ -115,40 +114,44 @@ impl Bounds {
     }
 }
 
-thread_local! {
-    /// A full-size plane this thread is done with, for its next JPEG decode. A
-    /// fresh zeroed buffer of camera size comes from the allocator as pages the
-    /// kernel has to fault in as the decoder writes them (3% of the image job's
-    /// time); zeroing a kept one is a fraction of that.
-    static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-}
-
-/// A spare plane larger than this goes back to the allocator: a thread keeps at
-/// most this much between images.
-const SPARE_BYTES: usize = 32 << 20;
-
-/// `len` zero bytes, in this thread's spare plane when it has one. Zeroed, not
-/// left as the last image's pixels: what a decoder does not write stays gray.
-pub(super) fn plane(len: usize) -> Vec<u8> {
-    let mut p = SPARE.take();
-    p.clear();
-    p.resize(len, 0);
-    p
-}
-
-/// Keeps `plane` for this thread's next decode (see [`plane`]).
-pub fn recycle(plane: Vec<u8>) {
-    if plane.capacity() <= SPARE_BYTES {
-        SPARE.set(plane);
+/// `len` zero bytes, in `spare` (the plane of the image before) when that has
+/// room for exactly `len`, as a run of one camera's images do: a fresh zeroed
+/// buffer of camera size comes from the allocator as pages the kernel faults in
+/// as the decoder writes them (3% of the image job's time), and zeroing a kept
+/// one costs a fraction of that. Any other spare is freed first, so a decode
+/// holds no more than the bytes its bounds counted (a spare grown or larger
+/// would hold more). Zeroed, never the last image's levels: what a decoder
+/// leaves unwritten reads 0, as in a new buffer.
+pub(super) fn zeroed(mut spare: Vec<u8>, len: usize) -> Vec<u8> {
+    if spare.capacity() != len {
+        drop(spare);
+        return vec![0; len];
     }
+    spare.clear();
+    spare.resize(len, 0);
+    spare
 }
 
-/// Decodes `bytes`, known to be in `format` by its magic bytes.
-pub fn decode(format: Format, bytes: &[u8], bounds: &Bounds) -> Result<Decoded, Refused> {
-    let run = || match format {
-        Format::Jpeg => jpeg::decode(bytes, bounds),
-        Format::Tiff => tiff::decode(bytes, bounds),
-        other => raster::decode(other, bytes, bounds),
+/// Decodes `bytes`, known to be in `format` by its magic bytes. `spare` is the
+/// gray plane of the image before, which a JPEG is decoded into ([`zeroed`]);
+/// any other format frees it first, so that what a decode holds stays within
+/// `max_decode_bytes`.
+pub fn decode(
+    format: Format,
+    bytes: &[u8],
+    bounds: &Bounds,
+    spare: Vec<u8>,
+) -> Result<Decoded, Refused> {
+    let run = move || match format {
+        Format::Jpeg => jpeg::decode(bytes, bounds, spare),
+        Format::Tiff => {
+            drop(spare);
+            tiff::decode(bytes, bounds)
+        }
+        other => {
+            drop(spare);
+            raster::decode(other, bytes, bounds)
+        }
     };
     match catch_unwind(AssertUnwindSafe(run)) {
         Ok(r) => r,
@@ -167,19 +170,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_kept_plane_comes_back_zeroed_at_the_length_asked() {
-        recycle(vec![200u8; 4096]);
-        let p = plane(1000);
-        assert!(p.capacity() >= 4096, "the kept allocation is reused");
-        assert_eq!(p, vec![0u8; 1000], "none of the last image's levels");
-        recycle(p);
-        assert_eq!(plane(3000), vec![0u8; 3000], "longer than the last use");
+    fn a_spare_of_the_size_asked_comes_back_zeroed() {
+        let spare = vec![200u8; 4096];
+        let at = spare.as_ptr();
+        let p = zeroed(spare, 4096);
+        assert_eq!(p.as_ptr(), at, "the spare's allocation is reused");
+        assert_eq!(p, vec![0u8; 4096], "none of the last image's levels");
+        let mut dirty = p;
+        dirty.truncate(100);
+        assert_eq!(zeroed(dirty, 4096), vec![0u8; 4096], "whatever its length");
     }
 
     #[test]
-    fn a_plane_over_the_limit_is_not_kept() {
-        recycle(vec![1u8; 16]);
-        recycle(Vec::with_capacity(SPARE_BYTES + 1));
-        assert!(plane(0).capacity() < SPARE_BYTES, "the large one was freed");
+    fn a_spare_of_another_size_is_not_used() {
+        for (spare, len) in [(1000, 1001), (4096, 4095), (0, 10), (10, 0)] {
+            let p = zeroed(vec![7u8; spare], len);
+            assert_eq!(p, vec![0u8; len]);
+            // Neither the spare (capacity `spare`) nor the spare grown
+            // (capacity at least twice `spare`).
+            assert_eq!(p.capacity(), len, "a buffer of its own size");
+        }
     }
 }

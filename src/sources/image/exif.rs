@@ -256,19 +256,65 @@ mod tests {
         );
     }
 
+    #[test]
+    fn each_way_the_walk_ends() {
+        let error = |bytes: &[u8]| read(Format::Jpeg, bytes).error;
+        let broken = Some("EXIF: Broken JPEG file".to_string());
+        assert_eq!(
+            error(&[MARKER, SOI, 1, 2, MARKER]),
+            broken,
+            "the file ends after FF"
+        );
+        assert_eq!(
+            error(&[MARKER, SOI, MARKER, 0xE0, 0]),
+            broken,
+            "inside a length"
+        );
+        assert_eq!(
+            error(&[MARKER, SOI, MARKER, 0xE0, 0, 9, 1]),
+            broken,
+            "inside a segment"
+        );
+        for short in [0, 1] {
+            assert_eq!(
+                error(&[MARKER, SOI, MARKER, 0xE0, 0, short]).as_deref(),
+                Some("EXIF: Invalid segment length")
+            );
+        }
+        assert_eq!(
+            error(&[MARKER, SOI, MARKER, MARKER, SOI]).as_deref(),
+            Some("EXIF: Unexpected SOI")
+        );
+        assert_eq!(
+            read(
+                Format::Jpeg,
+                &[MARKER, SOI, MARKER, 0xE0, 0, 2, MARKER, EOI]
+            ),
+            Exif::default()
+        );
+        assert!(
+            jpeg_exif_segment(b"II*\0").is_none(),
+            "not a JPEG: left to the container reader"
+        );
+    }
+
     /// One piece of a JPEG-like byte string.
     fn piece() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
         use proptest::prelude::*;
         prop_oneof![
             proptest::collection::vec(any::<u8>(), 0..24),
             proptest::collection::vec(prop_oneof![Just(0xFFu8), any::<u8>()], 0..12),
+            // Scan-sized data, across the container reader's first 4096 bytes.
+            proptest::collection::vec(prop_oneof![Just(0xFFu8), any::<u8>()], 4000..5000),
             (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..16))
                 .prop_map(|(code, payload)| segment(code, &payload)),
             "[ -~]{0,12}"
                 .prop_map(|make| segment(APP1, &[EXIF_ID, &tiff_with_make(&make)].concat())),
             proptest::collection::vec(any::<u8>(), 0..8)
                 .prop_map(|junk| segment(APP1, &[EXIF_ID, &junk].concat())),
-            (0u8..=0xFF, any::<u8>(), any::<u8>())
+            // A length too short to count itself, or just its own two bytes.
+            (any::<u8>(), 0u8..=3).prop_map(|(code, length)| vec![MARKER, code, 0, length]),
+            (any::<u8>(), any::<u8>(), any::<u8>())
                 .prop_map(|(code, a, b)| vec![MARKER, code, a, b]),
             prop_oneof![Just(0x00u8), Just(0x01), 0xD0u8..=0xD7, Just(MARKER)]
                 .prop_map(|code| vec![MARKER, code]),
@@ -279,14 +325,18 @@ mod tests {
 
     proptest::proptest! {
         /// The walk over the bytes in place finds what kamadak-exif's container
-        /// reader finds, and fails where and how it fails.
+        /// reader finds, and fails where and how it fails, wherever the file
+        /// is cut.
         #[test]
         fn the_jpeg_walk_agrees_with_kamadak_exif(
             pieces in proptest::collection::vec(piece(), 0..10),
-            soi in proptest::prelude::any::<bool>(),
+            cut in proptest::option::of(proptest::prelude::any::<proptest::sample::Index>()),
         ) {
-            let head: &[u8] = if soi { &[MARKER, SOI] } else { b"" };
-            let bytes = [head, &pieces.concat()].concat();
+            let mut bytes = [&[MARKER, SOI][..], &pieces.concat()].concat();
+            if let Some(cut) = cut {
+                bytes.truncate(2 + cut.index(bytes.len() - 1));
+            }
+            proptest::prop_assert!(jpeg_exif_segment(&bytes).is_some());
             let reference = fields(Reader::new().read_from_container(&mut std::io::Cursor::new(&bytes)));
             proptest::prop_assert_eq!(read(Format::Jpeg, &bytes), reference);
         }

@@ -6,11 +6,12 @@
 //! files, where entropy decoding dominates, and its reduced IDCTs read about 10%
 //! sharper than an area average of the full image.
 
-use super::decode::{Bounds, Decoded, Header, Refused, Stage, plane, recycle, refused};
+use super::decode::{Bounds, Decoded, Header, Refused, Stage, refused, zeroed};
 use super::format::Format;
 use super::gray::{Gray, cmyk_luma, luma};
 
-pub fn decode(bytes: &[u8], bounds: &Bounds) -> Result<Decoded, Refused> {
+/// Decodes `bytes` to gray levels, into `spare` when it fits ([`zeroed`]).
+pub fn decode(bytes: &[u8], bounds: &Bounds, spare: Vec<u8>) -> Result<Decoded, Refused> {
     use zune_core::bytestream::ZCursor;
     use zune_core::colorspace::ColorSpace;
     use zune_core::options::DecoderOptions;
@@ -81,11 +82,11 @@ pub fn decode(bytes: &[u8], bounds: &Bounds) -> Result<Decoded, Refused> {
     let size = d
         .output_buffer_size()
         .ok_or_else(|| refused(Stage::Header, "JPEG header: no output size"))?;
-    let mut pixels = plane(size);
+    let mut pixels = zeroed(spare, size);
     d.decode_into(&mut pixels)
         .map_err(|e| refused(Stage::Decode, format!("JPEG data: {e}")))?;
     let gray: Vec<u8> = match output {
-        ColorSpace::Luma => std::mem::take(&mut pixels),
+        ColorSpace::Luma => pixels,
         ColorSpace::RGB => pixels
             .chunks_exact(3)
             .map(|p| luma(p[0], p[1], p[2]))
@@ -101,8 +102,6 @@ pub fn decode(bytes: &[u8], bounds: &Bounds) -> Result<Decoded, Refused> {
             .map(|p| cmyk_luma(p[0], p[1], p[2], p[3]))
             .collect(),
     };
-    // Converted to gray levels: the decoder's output serves the next decode.
-    recycle(pixels);
     let (ow, oh) = (w as usize, h as usize);
     if gray.len() != ow * oh {
         return Err(refused(
@@ -144,6 +143,39 @@ fn adobe_marker(bytes: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const YCBCR: &[u8] = include_bytes!("../../../samples/images/line-1/part-0001.jpg");
+    const CMYK: &[u8] = include_bytes!("../../../samples/images/line-1/part-0006-cmyk.jpg");
+    const TRUNCATED: &[u8] = include_bytes!("../../../samples/images/line-2/truncated.jpg");
+
+    fn gray_of(bytes: &[u8], spare: Vec<u8>) -> Result<Gray, String> {
+        let bounds = Bounds {
+            max_pixels: u64::MAX,
+            max_decode_bytes: u64::MAX,
+        };
+        decode(bytes, &bounds, spare)
+            .map(|d| d.gray)
+            .map_err(|r| r.reason)
+    }
+
+    #[test]
+    fn a_spare_plane_of_any_size_and_content_decodes_the_same() {
+        for file in [YCBCR, CMYK] {
+            let fresh = gray_of(file, Vec::new()).unwrap();
+            let n = fresh.pixels.len();
+            for spare in [n, n * 3, n * 4, n - 1, n + 1, 2 * n + 1, 16] {
+                let dirty = (0..spare).map(|i| (i * 31 % 251) as u8).collect();
+                assert_eq!(
+                    gray_of(file, dirty).as_ref(),
+                    Ok(&fresh),
+                    "a spare of {spare} bytes for {n} pixels"
+                );
+            }
+        }
+        let n = gray_of(YCBCR, Vec::new()).unwrap().pixels.len();
+        let refused = gray_of(TRUNCATED, Vec::new()).unwrap_err();
+        assert_eq!(gray_of(TRUNCATED, vec![9u8; n]).unwrap_err(), refused);
+    }
 
     #[test]
     fn the_adobe_marker_is_found_by_walking_segments() {

@@ -14,7 +14,8 @@
 //! Memory is bounded whatever the number of files: at most `readers` objects
 //! being read, [`Source::UNITS_IN_FLIGHT`] waiting, and one decode per core
 //! (each within `max_decode_bytes`, checked from the header before any pixel is
-//! allocated). No pixel leaves the share: the rows hold numbers and hashes only.
+//! allocated; a parser keeps its last gray plane for its next JPEG, which is
+//! decoded into it, and frees it before decoding any other format). No pixel leaves the share: the rows hold numbers and hashes only.
 
 pub mod bmp;
 pub mod decode;
@@ -178,6 +179,7 @@ impl Source for ImageSource {
             thumbnail_long_side: self.options.thumbnail_long_side as usize,
             recognise: self.options.recognise,
             rows: Vec::new(),
+            spare: Vec::new(),
         }
     }
 }
@@ -191,6 +193,8 @@ pub struct ImageParser {
     thumbnail_long_side: usize,
     recognise: Recognise,
     rows: Vec<Row>,
+    /// The last image's gray plane, for the next decode.
+    spare: Vec<u8>,
 }
 
 impl ImageParser {
@@ -204,7 +208,7 @@ impl ImageParser {
     }
 
     /// One file's row, or the stage and reason it was refused at.
-    fn index(&self, file: &File) -> Result<Row, decode::Refused> {
+    fn index(&mut self, file: &File) -> Result<Row, decode::Refused> {
         let format = Format::sniff(&file.bytes).ok_or_else(|| decode::Refused {
             stage: Stage::Recognise,
             reason: match self.recognise {
@@ -212,14 +216,16 @@ impl ImageParser {
                 Recognise::Content => "not an image: its first bytes are no JPEG, PNG, TIFF, BMP or WebP signature".into(),
             },
         })?;
-        let decoded = decode::decode(format, &file.bytes, &self.bounds)?;
+        let spare = std::mem::take(&mut self.spare);
+        let decoded = decode::decode(format, &file.bytes, &self.bounds, spare)?;
         let (tw, th) = gray::thumbnail_size(
             decoded.header.width as usize,
             decoded.header.height as usize,
             self.thumbnail_long_side,
         );
         let thumbnail = gray::resize(&decoded.gray, tw, th);
-        decode::recycle(decoded.gray.pixels);
+        // The next JPEG is decoded into this plane (decode.rs, `zeroed`).
+        self.spare = decoded.gray.pixels;
         let key = &file.object.key;
         // kamadak-exif parses untrusted bytes too: a panic there is the EXIF
         // block's failure, not the image's.
