@@ -20,7 +20,8 @@ naslake's own decode; Pillow to RGB and to gray; the first 200 files in memory,
 medians of three passes, measured once after the repeats) and the ceiling it sets
 on naslake at equal cores: the cores' decode rate over naive's rate.
 
-FORMAT png writes the same scenes as PNG (Pillow's default compression level) and
+FORMAT progressive writes the same scenes as progressive JPEGs (Pillow's
+`progressive=True`, quality 90, timed as JPEGs are). FORMAT png writes the same scenes as PNG (Pillow's default compression level) and
 runs naive only: `draft` changes nothing for a PNG (it only scales JPEG decodes)."""
 import json
 import os
@@ -86,7 +87,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 out, count, width, height, first = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 fmt = sys.argv[6]
-save = {"jpg": {"quality": 90}, "png": {}}[fmt]
+save = {"jpg": {"quality": 90}, "progressive": {"quality": 90, "progressive": True}, "png": {}}[fmt]
+suffix = "png" if fmt == "png" else "jpg"
 rng = np.random.default_rng(20261201 + first)
 y, x = np.mgrid[0:height, 0:width].astype(np.float32)
 noise = rng.normal(0, 5, (height, width, 3)).astype(np.float32)
@@ -104,7 +106,7 @@ for i in range(first, first + count):
     arr = np.asarray(im, dtype=np.float32) + np.roll(noise, int(rng.integers(0, width)), axis=1)
     station = f"line-{i % 8}"
     os.makedirs(os.path.join(out, station), exist_ok=True)
-    Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB").save(os.path.join(out, station, f"{i:06d}.{fmt}"), **save)
+    Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB").save(os.path.join(out, station, f"{i:06d}.{suffix}"), **save)
 """
 
 
@@ -117,7 +119,7 @@ def generate(dst, count, width, height, fmt="jpg"):
     for p in procs:
         if p.wait() != 0:
             raise SystemExit("corpus generation failed")
-    files = list(dst.rglob(f"*.{fmt}"))
+    files = list(dst.rglob("*.png" if fmt == "png" else "*.jpg"))
     return len(files), sum(f.stat().st_size for f in files)
 
 
@@ -130,13 +132,13 @@ def main():
     except ValueError:
         raise SystemExit(f"WIDTHxHEIGHT is two numbers, as in 2448x2048, not {size_arg!r}") from None
     fmt = sys.argv[4] if len(sys.argv) > 4 else "jpg"
-    if fmt not in ("jpg", "png"):
-        raise SystemExit(f"FORMAT is jpg or png, not {fmt!r}")
+    if fmt not in ("jpg", "progressive", "png"):
+        raise SystemExit(f"FORMAT is jpg, progressive or png, not {fmt!r}")
     cores = len(os.sched_getaffinity(0))
     procs = sorted({cores, 1}, reverse=True)
     # Each mode in one process per core (first: the equal-core baseline), then in
     # one. `draft` only scales JPEG decodes: for PNGs it would time naive again.
-    modes = ("naive", "draft") if fmt == "jpg" else ("naive",)
+    modes = ("naive",) if fmt == "png" else ("naive", "draft")
     variants = {f"{mode} x{k}": (mode, k) for mode in modes for k in procs}
     baselines = [f"{mode} x{cores}" for mode in modes]
     naive = baselines[0]
@@ -168,7 +170,7 @@ def main():
                 if (ok, read) != (n, size):
                     raise SystemExit(f"python {name}: {ok} images ({read} bytes) inspected of {n} ({size} bytes)")
                 results[name].append((wall, rss, read, ok, walls))
-        kind = {"jpg": "JPEGs", "png": "PNGs"}[fmt]
+        kind = {"jpg": "JPEGs", "progressive": "progressive JPEGs", "png": "PNGs"}[fmt]
         print(f"corpus: {n} {kind} of {width}x{height} ({size / 1e6:.0f} MB, {size / n / 1e6:.2f} MB each), "
               f"{repeats} repeats, median wall time, {cores} cores")
         rates = {t: n / statistics.median(r[0] for r in results[t]) for t in results}
@@ -188,7 +190,7 @@ def main():
         print(f"equal cores: naslake {rates['naslake'] / rates[naive]:.2f}x Pillow + numpy (full decode) in {cores} "
               f"processes on {cores} cores"
               + (f" ({rates['naslake'] / rates['naive x1']:.2f}x one process)" if cores > 1 else ""))
-        if fmt != "jpg":
+        if fmt == "png":
             return
         # The floor under naslake's time: the decode alone on one core (files in
         # memory), zune-jpeg as naslake asks for it, beside libjpeg-turbo (in
