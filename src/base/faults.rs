@@ -7,20 +7,31 @@
 //! work` sets `shardI.attemptA`, so a test can fail the first attempt of one
 //! shard and let the retry through.
 //!
+//! With `NASLAKE_FAULT_KIND=panic` the point panics instead, as a bug would,
+//! with a message that quotes [`PANIC_DATA`]: it stands for the input data a
+//! panic's message may quote, which no error, report or log may show
+//! (`tests/test_panics.py`).
+//!
 //! The points name the step they are in (`discover.item`, `extract.item`,
-//! `write.file`, `write.join` (after a partition's files from several writers
-//! are joined), `commit.record`, `catalog.table` (after each table's catalog
-//! change), `commit.catalog`, `commit.state`, `commit.cleanup`);
+//! `write.file`, `write.part` (after an upload's part is sent), `write.join`
+//! (after a partition's files from several writers are joined),
+//! `commit.record`, `catalog.table` (after each table's catalog change),
+//! `commit.catalog`, `commit.state`, `commit.cleanup`);
 //! `tests/test_incremental.py` kills runs at seeded ones.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What an armed point's panic message quotes, standing for input data.
+pub const PANIC_DATA: &str = "Doe^Jane 1970-01-01";
 
 struct Armed {
     point: String,
     at: u64,
     scope: Option<String>,
     seen: AtomicU64,
+    /// Panic there instead of killing the process.
+    panics: bool,
 }
 
 static SCOPE: OnceLock<String> = OnceLock::new();
@@ -45,6 +56,7 @@ fn armed() -> Option<&'static Armed> {
                 at: at.parse().ok().filter(|n| *n > 0)?,
                 scope,
                 seen: AtomicU64::new(0),
+                panics: std::env::var("NASLAKE_FAULT_KIND").is_ok_and(|k| k == "panic"),
             })
         })
         .as_ref()
@@ -59,6 +71,9 @@ pub fn point(name: &str) {
         return;
     }
     if a.point == name && a.seen.fetch_add(1, Ordering::Relaxed) + 1 == a.at {
+        if a.panics {
+            panic!("fault point {name}:{} reached, on {PANIC_DATA}", a.at);
+        }
         eprintln!("naslake: fault point {name}:{} reached, SIGKILL", a.at);
         // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
         unsafe {

@@ -2,16 +2,23 @@
 //! index error prints the string it sliced, a DICOM value, a CSV field — so
 //! naslake shows where it happened and never the message: the panic hook it
 //! installs prints the thread and the location, and [`describe`] gives the
-//! location to the error the run fails with. `NASLAKE_PANIC_MESSAGES=1` shows
+//! location to the error the run fails with ([`task_failure`] for a spawned
+//! task's panic, whose `JoinError` would print the message). `NASLAKE_PANIC_MESSAGES=1` shows
 //! messages too, for a developer reproducing a bug on data of their own.
 
 use std::cell::RefCell;
-use std::sync::Once;
+use std::sync::{Mutex, Once};
+
+use super::sync::lock;
 
 thread_local! {
     /// Where this thread last panicked.
     static LAST: RefCell<Option<String>> = const { RefCell::new(None) };
 }
+
+/// Where any thread last panicked: a spawned task's panic is seen through its
+/// `JoinError` on the thread that awaits it, not the one it happened on.
+static LAST_ANYWHERE: Mutex<Option<String>> = Mutex::new(None);
 
 fn messages_shown() -> bool {
     std::env::var_os("NASLAKE_PANIC_MESSAGES").is_some_and(|v| v == "1")
@@ -27,6 +34,7 @@ pub fn install() {
                 .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
                 .unwrap_or_else(|| "an unknown place".into());
             LAST.with(|last| *last.borrow_mut() = Some(at.clone()));
+            *lock(&LAST_ANYWHERE) = Some(at.clone());
             let thread = std::thread::current();
             let name = thread.name().unwrap_or("unnamed");
             if messages_shown() {
@@ -53,10 +61,56 @@ pub fn describe(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// A spawned task that did not finish, for an error message: "panicked at" the
+/// place the hook recorded last (and the message when
+/// `NASLAKE_PANIC_MESSAGES=1`), or "was cancelled". Never `JoinError`'s own
+/// text, which quotes the panic's message.
+pub fn task_failure(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(payload) => {
+            let at = lock(&LAST_ANYWHERE)
+                .clone()
+                .unwrap_or_else(|| "an unknown place".into());
+            if messages_shown() {
+                format!("panicked at {at}: {}", message(payload.as_ref()))
+            } else {
+                format!("panicked at {at}")
+            }
+        }
+        Err(_) => "was cancelled".into(),
+    }
+}
+
 fn message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "no message".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_task_s_panic_is_told_by_its_place_not_its_message() {
+        install();
+        let joined = tokio::spawn(async {
+            let id = std::hint::black_box("patient 1234-5678");
+            panic!("no record for {id}");
+        })
+        .await;
+        let told = task_failure(joined.expect_err("the task panicked"));
+        assert!(
+            told.starts_with("panicked at src/base/panics.rs:"),
+            "{told}"
+        );
+        if !messages_shown() {
+            assert!(!told.contains("1234-5678"), "{told}");
+        }
+        let cancelled = tokio::spawn(std::future::pending::<()>());
+        cancelled.abort();
+        assert_eq!(task_failure(cancelled.await.unwrap_err()), "was cancelled");
+    }
 }

@@ -133,7 +133,10 @@ impl Discovery {
                     first_error.get_or_insert(e);
                 }
                 Err(e) => {
-                    first_error.get_or_insert(Error::Accounting(format!("discovery failed: {e}")));
+                    first_error.get_or_insert(Error::Accounting(format!(
+                        "a source's discovery {}",
+                        crate::base::panics::task_failure(e)
+                    )));
                 }
             }
         }

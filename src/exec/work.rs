@@ -113,7 +113,12 @@ impl Work<'_> {
         drop(ctx);
         let rejects = rejects_task
             .await
-            .map_err(|e| Error::Accounting(format!("rejects writer panicked: {e}")))
+            .map_err(|e| {
+                Error::Accounting(format!(
+                    "the rejects writer {}",
+                    crate::base::panics::task_failure(e)
+                ))
+            })
             .and_then(|r| r);
         let mut done = written?;
         let (files, rows) = rejects?;

@@ -50,7 +50,7 @@ pub fn list(prefix: &ObjPath) -> BoxStream<'static, Result<ObjectMeta>> {
                 .await
                 .map_err(|e| object_store::Error::Generic {
                     store: "LocalFileSystem",
-                    source: Box::new(e),
+                    source: format!("the listing {}", crate::base::panics::task_failure(e)).into(),
                 })?;
             }
             match buffer.pop_front() {

@@ -27,6 +27,7 @@ pub mod string_stats;
 pub mod upload;
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -51,7 +52,7 @@ use crate::job::JobTable;
 use crate::model::Compression;
 use crate::storage::Location;
 use datafusion::execution::SendableRecordBatchStream;
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use layout::{HIVE_NULL_PARTITION, Placement};
 
 /// Memory one writer may hold in open files: their encoded-but-unflushed row groups
@@ -692,7 +693,13 @@ pub async fn write_streams(
                 failure.get_or_insert(e);
             }
             Err(e) => {
-                failure.get_or_insert(Error::Accounting(format!("writer task failed: {e}")));
+                // A panic outside the part `write_stream` catches (a file's
+                // finish): the other writers stop too.
+                cancel.store(true, Ordering::Relaxed);
+                failure.get_or_insert(Error::Accounting(format!(
+                    "a writer task {}",
+                    crate::base::panics::task_failure(e)
+                )));
             }
         }
     }
@@ -706,14 +713,15 @@ pub async fn write_streams(
     Ok((files, rows))
 }
 
-/// Drains one stream into one writer; on error (or when another writer of the
-/// table failed) the uploads of the writer's open files are aborted.
+/// Drains one stream into one writer; on error, on a panic (a bug, caught here
+/// so that it is cleaned up after as an error is), or when another writer of
+/// the table failed, the uploads of the writer's open files are aborted.
 async fn write_stream(
     mut writer: TableWriter,
     mut stream: SendableRecordBatchStream,
     cancel: Arc<AtomicBool>,
 ) -> Result<(Vec<WrittenFile>, u64)> {
-    let result: Result<()> = async {
+    let result: Result<()> = AssertUnwindSafe(async {
         while let Some(batch) = stream.try_next().await? {
             if cancel.load(Ordering::Relaxed) {
                 return Err(Error::Accounting("cancelled: another writer failed".into()));
@@ -721,8 +729,15 @@ async fn write_stream(
             writer.write(&batch).await?;
         }
         Ok(())
-    }
-    .await;
+    })
+    .catch_unwind()
+    .await
+    .unwrap_or_else(|panic| {
+        Err(Error::Accounting(format!(
+            "a table writer panicked {}",
+            crate::base::panics::describe(panic.as_ref())
+        )))
+    });
     // The stream (and with it the query's sources) is dropped here, whatever
     // happened: a source whose reader is blocked on a full channel then stops.
     drop(stream);

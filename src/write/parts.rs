@@ -59,6 +59,7 @@ impl Parts {
         self.wait_until(self.in_flight - 1).await?;
         let part = std::mem::take(&mut self.filling);
         self.sent.spawn(self.upload.put_part(part.into()));
+        crate::base::faults::point("write.part");
         Ok(())
     }
 
@@ -70,7 +71,15 @@ impl Parts {
                 Some(Ok(answer)) => answer?,
                 // Only a panic in the store's request ends a task so: nothing
                 // cancels them while they are waited for.
-                Some(Err(e)) => return Err(object_store::Error::from(e).into()),
+                // (A storage error as object_store would make of it, without the
+                // panic's message, which may quote data.)
+                Some(Err(e)) => {
+                    return Err(object_store::Error::Generic {
+                        store: "upload",
+                        source: crate::base::panics::task_failure(e).into(),
+                    }
+                    .into());
+                }
                 None => break,
             }
         }

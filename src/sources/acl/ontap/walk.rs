@@ -89,7 +89,12 @@ pub async fn walk(
         let Some(done) = running.join_next().await else {
             break;
         };
-        let done = done.map_err(|e| Error::Collect(format!("a directory listing stopped: {e}")))?;
+        let done = done.map_err(|e| {
+            Error::Collect(format!(
+                "a directory listing {}",
+                crate::base::panics::task_failure(e)
+            ))
+        })?;
         let (dir, depth, listed) = done.map_err(|e| Error::Collect(e.to_string()))?;
         let failure = match listed {
             Ok(children) => {

@@ -79,7 +79,12 @@ pub async fn walk(root: &Path, limits: Limits, sink: &mut ItemSink, notes: &Note
                     None
                 }
                 Ok(Err(e)) => Some(Failure::new(Stage::Walk, format!("cannot list: {e}"))),
-                Err(e) => return Err(Error::config(format!("the POSIX walk stopped: {e}"))),
+                Err(e) => {
+                    return Err(Error::config(format!(
+                        "the POSIX walk's listing {}",
+                        crate::base::panics::task_failure(e)
+                    )));
+                }
             }
         };
         if !sender
