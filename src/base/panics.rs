@@ -49,10 +49,13 @@ pub fn install() {
 }
 
 /// A caught panic, for an error message: where it happened (and its message when
-/// `NASLAKE_PANIC_MESSAGES=1`). Call it on the thread that caught the panic.
+/// `NASLAKE_PANIC_MESSAGES=1`). Call it on the thread that caught the panic. A
+/// panic resumed on this thread from another (a query engine's task joined)
+/// did not pass the hook here: it is told by the place any thread last panicked.
 pub fn describe(payload: &(dyn std::any::Any + Send)) -> String {
     let at = LAST
         .with(|last| last.borrow_mut().take())
+        .or_else(|| lock(&LAST_ANYWHERE).clone())
         .unwrap_or_else(|| "an unknown place".into());
     if messages_shown() {
         format!("at {at}: {}", message(payload))
