@@ -272,6 +272,8 @@ enum CatalogAction {
 
 /// Parses the command line, runs it, and returns the process exit code.
 pub fn main() -> i32 {
+    // Before anything runs: a panic's message may quote input data.
+    crate::base::panics::install();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -63,3 +63,18 @@ def test_the_message_is_shown_only_when_asked_for(tmp_path):
     env = {"NASLAKE_FAULT": "write.part:1", "NASLAKE_FAULT_KIND": "panic", "NASLAKE_PANIC_MESSAGES": "1"}
     run = naslake("run", SENSOR_JOB, "--input", share, "--output", lake, env=env, check_codes=(1,))
     assert PANIC_DATA in run.stdout + run.stderr
+
+
+def test_a_panic_while_listing_fails_the_run_without_its_message(tmp_path):
+    # Discovery runs in tasks of its own, before any source table is built.
+    share, lake = tmp_path / "share", tmp_path / "lake"
+    (share / "long").mkdir(parents=True)
+    (share / "long" / "a.csv").write_text("sensor_id,timestamp,value,metric_name,unit\n"
+                                          "press-01,2024-03-01T00:00:00Z,1.5,temperature,degC\n")
+    env = {"NASLAKE_FAULT": "discover.item:1", "NASLAKE_FAULT_KIND": "panic"}
+    run = naslake("run", SENSOR_JOB, "--input", share, "--output", lake, env=env, check_codes=(1,))
+    said = run.stdout + run.stderr
+    assert "discovery panicked at src/base/faults.rs" in said, said[-3000:]
+    assert PANIC_DATA not in said
+    for report in (lake / "_naslake" / "runs").glob("*.json"):
+        assert PANIC_DATA not in report.read_text()

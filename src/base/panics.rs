@@ -33,7 +33,8 @@ pub fn install() {
                 .location()
                 .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
                 .unwrap_or_else(|| "an unknown place".into());
-            LAST.with(|last| *last.borrow_mut() = Some(at.clone()));
+            // (Not during the thread's teardown, when its locals are gone.)
+            let _gone = LAST.try_with(|last| *last.borrow_mut() = Some(at.clone()));
             *lock(&LAST_ANYWHERE) = Some(at.clone());
             let thread = std::thread::current();
             let name = thread.name().unwrap_or("unnamed");
@@ -62,6 +63,24 @@ pub fn describe(payload: &(dyn std::any::Any + Send)) -> String {
     } else {
         format!("at {at}")
     }
+}
+
+/// `work`'s result, or, when it panics (a bug), an error that says where, so
+/// that the caller cleans up after it as after any error.
+pub async fn caught<T>(
+    what: &str,
+    work: impl std::future::Future<Output = super::error::Result<T>>,
+) -> super::error::Result<T> {
+    use futures::FutureExt;
+    std::panic::AssertUnwindSafe(work)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| {
+            Err(super::error::Error::Accounting(format!(
+                "{what} panicked {}",
+                describe(panic.as_ref())
+            )))
+        })
 }
 
 /// A spawned task that did not finish, for an error message: "panicked at" the

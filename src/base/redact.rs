@@ -89,10 +89,41 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
             }
         }
     }
-    match mask_key_ids(&out) {
+    if let Some(masked) = mask_key_ids(&out) {
+        out = Cow::Owned(masked);
+    }
+    match mask_panic_messages(&out) {
         Some(masked) => Cow::Owned(masked),
         None => out,
     }
+}
+
+/// What a task's join error says of a panic, in other crates' errors too (a
+/// query engine's repartition wraps its input task's): `panicked with message
+/// "…"`, the message as Rust quotes it. The message may quote input data.
+const PANIC_MESSAGE: &str = "panicked with message \"";
+
+/// Text with every quoted panic message cut out (see [`PANIC_MESSAGE`]).
+fn mask_panic_messages(text: &str) -> Option<String> {
+    text.contains(PANIC_MESSAGE).then(|| {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = rest.find(PANIC_MESSAGE) {
+            out.push_str(&rest[..at]);
+            out.push_str("panicked (its message is not shown: it may quote input data)");
+            // The quoted message ends at the first quote not escaped.
+            let quoted = &rest[at + PANIC_MESSAGE.len()..];
+            let mut escaped = false;
+            let end = quoted.char_indices().find_map(|(i, c)| {
+                let closes = c == '"' && !escaped;
+                escaped = c == '\\' && !escaped;
+                closes.then_some(i + 1)
+            });
+            rest = &quoted[end.unwrap_or(quoted.len())..];
+        }
+        out.push_str(rest);
+        out
+    })
 }
 
 /// Access key ids: `AKIA` (long-term) or `ASIA` (temporary) and 16 more upper-case
@@ -178,6 +209,26 @@ pub fn has_user_info(url: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quoted_panic_message_is_cut_out() {
+        let said = r#"Join Error caused by External error: task 7 panicked with message "no row for \"Doe^Jane\" at 3"; then more"#;
+        assert_eq!(
+            scrub(said),
+            "Join Error caused by External error: task 7 panicked (its message is not shown: it may quote input data); then more"
+        );
+        let twice = r#"a panicked with message "x" b panicked with message "y\\" c"#;
+        assert_eq!(
+            scrub(twice),
+            "a panicked (its message is not shown: it may quote input data) b panicked (its message is not shown: it may quote input data) c"
+        );
+        let unclosed = r#"task 1 panicked with message "Doe^Jane"#;
+        assert!(!scrub(unclosed).contains("Doe"), "cut to the end");
+        assert_eq!(
+            scrub("task 1 panicked at src/x.rs:1:2"),
+            "task 1 panicked at src/x.rs:1:2"
+        );
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -166,7 +166,7 @@ impl Decided<'_> {
             }
             Err(e) => {
                 report.status = RunStatus::Failed;
-                report.error = Some(e.to_string());
+                report.error = Some(crate::base::redact::scrub(&e.to_string()).into_owned());
                 if matches!(e, Error::CatalogInconsistent(_)) {
                     warn!(run_id = %run_id, error = %e, "run failed; check the catalog tables it names");
                 } else {

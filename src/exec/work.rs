@@ -279,23 +279,21 @@ async fn write_rejects(
     mut writer: TableWriter,
     rx: async_channel::Receiver<RecordBatch>,
 ) -> Result<(Vec<crate::write::WrittenFile>, u64)> {
-    let mut buf: Vec<RecordBatch> = Vec::new();
-    let mut buffered = 0;
-    let mut outcome = Ok(());
-    while let Ok(batch) = rx.recv().await {
-        buffered += batch.num_rows();
-        buf.push(batch);
-        if buffered >= REJECTS_BATCH {
-            if let Err(e) = write_buffered(&mut writer, &mut buf).await {
-                outcome = Err(e);
-                break;
+    // A panic (a bug) is an error here, so that the uploads are aborted.
+    let outcome = crate::base::panics::caught("the rejects writer", async {
+        let mut buf: Vec<RecordBatch> = Vec::new();
+        let mut buffered = 0;
+        while let Ok(batch) = rx.recv().await {
+            buffered += batch.num_rows();
+            buf.push(batch);
+            if buffered >= REJECTS_BATCH {
+                write_buffered(&mut writer, &mut buf).await?;
+                buffered = 0;
             }
-            buffered = 0;
         }
-    }
-    if outcome.is_ok() {
-        outcome = write_buffered(&mut writer, &mut buf).await;
-    }
+        write_buffered(&mut writer, &mut buf).await
+    })
+    .await;
     match outcome {
         Ok(()) => {
             let rows = writer.rows_written;

@@ -27,7 +27,6 @@ pub mod string_stats;
 pub mod upload;
 
 use std::collections::HashMap;
-use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -52,7 +51,7 @@ use crate::job::JobTable;
 use crate::model::Compression;
 use crate::storage::Location;
 use datafusion::execution::SendableRecordBatchStream;
-use futures::{FutureExt, StreamExt, TryStreamExt};
+use futures::{StreamExt, TryStreamExt};
 use layout::{HIVE_NULL_PARTITION, Placement};
 
 /// Memory one writer may hold in open files: their encoded-but-unflushed row groups
@@ -411,17 +410,23 @@ impl TableWriter {
     }
 
     async fn close(&mut self, values: &[String]) -> Result<()> {
-        if let Some(mut f) = self.open.remove(values) {
-            let meta = match f.writer.finish().await {
-                Ok(meta) => meta,
-                Err(e) => {
-                    // Parts already sent must not linger as an unfinished upload.
-                    if let Err(abort) = f.writer.abort().await {
-                        tracing::warn!(table = %self.table, error = %abort, "the upload of a file that failed could not be aborted");
-                    }
-                    return Err(e);
+        // The file stays among the open ones until it is finished: a panic on
+        // the way leaves it to `abort_open`.
+        let Some(f) = self.open.get_mut(values) else {
+            return Ok(());
+        };
+        let meta = match f.writer.finish().await {
+            Ok(meta) => meta,
+            Err(e) => {
+                // Parts already sent must not linger as an unfinished upload.
+                if let Err(abort) = f.writer.abort().await {
+                    tracing::warn!(table = %self.table, error = %abort, "the upload of a file that failed could not be aborted");
                 }
-            };
+                self.open.remove(values);
+                return Err(e);
+            }
+        };
+        if let Some(f) = self.open.remove(values) {
             // The writer counted every byte it wrote, footer included: no HEAD
             // request (which could fail after the upload succeeded) is needed.
             let bytes = f.writer.bytes_written() as u64;
@@ -674,11 +679,20 @@ pub async fn write_streams(
     let cancel = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for stream in streams {
-        tasks.push(tokio::spawn(write_stream(
-            writer()?,
-            stream,
-            cancel.clone(),
-        )));
+        let (writer, cancel) = (writer()?, cancel.clone());
+        tasks.push(tokio::spawn(async move {
+            // A panic after the stream (a file's finish) stops the other
+            // writers at once too.
+            let written = crate::base::panics::caught(
+                "a table writer",
+                write_stream(writer, stream, cancel.clone()),
+            )
+            .await;
+            if written.is_err() {
+                cancel.store(true, Ordering::Relaxed);
+            }
+            written
+        }));
     }
     let mut files = Vec::new();
     let mut rows = 0;
@@ -693,8 +707,6 @@ pub async fn write_streams(
                 failure.get_or_insert(e);
             }
             Err(e) => {
-                // A panic outside the part `write_stream` catches (a file's
-                // finish): the other writers stop too.
                 cancel.store(true, Ordering::Relaxed);
                 failure.get_or_insert(Error::Accounting(format!(
                     "a writer task {}",
@@ -721,7 +733,7 @@ async fn write_stream(
     mut stream: SendableRecordBatchStream,
     cancel: Arc<AtomicBool>,
 ) -> Result<(Vec<WrittenFile>, u64)> {
-    let result: Result<()> = AssertUnwindSafe(async {
+    let result: Result<()> = crate::base::panics::caught("a table writer", async {
         while let Some(batch) = stream.try_next().await? {
             if cancel.load(Ordering::Relaxed) {
                 return Err(Error::Accounting("cancelled: another writer failed".into()));
@@ -730,14 +742,7 @@ async fn write_stream(
         }
         Ok(())
     })
-    .catch_unwind()
-    .await
-    .unwrap_or_else(|panic| {
-        Err(Error::Accounting(format!(
-            "a table writer panicked {}",
-            crate::base::panics::describe(panic.as_ref())
-        )))
-    });
+    .await;
     // The stream (and with it the query's sources) is dropped here, whatever
     // happened: a source whose reader is blocked on a full channel then stops.
     drop(stream);
