@@ -102,28 +102,43 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
 /// query engine's repartition wraps its input task's): `panicked with message
 /// "…"`, the message as Rust quotes it. The message may quote input data.
 const PANIC_MESSAGE: &str = "panicked with message \"";
+/// The same inside a JSON string (a log line), where its quotes are escaped.
+const PANIC_MESSAGE_IN_JSON: &str = "panicked with message \\\"";
+const PANIC_CUT: &str = "panicked (its message is not shown: it may quote input data)";
 
-/// Text with every quoted panic message cut out (see [`PANIC_MESSAGE`]).
+/// Text with every quoted panic message cut out (see [`PANIC_MESSAGE`]): to
+/// the quote that closes it, or inside a JSON string to the end of that string.
 fn mask_panic_messages(text: &str) -> Option<String> {
-    text.contains(PANIC_MESSAGE).then(|| {
-        let mut out = String::with_capacity(text.len());
-        let mut rest = text;
-        while let Some(at) = rest.find(PANIC_MESSAGE) {
-            out.push_str(&rest[..at]);
-            out.push_str("panicked (its message is not shown: it may quote input data)");
-            // The quoted message ends at the first quote not escaped.
-            let quoted = &rest[at + PANIC_MESSAGE.len()..];
-            let mut escaped = false;
-            let end = quoted.char_indices().find_map(|(i, c)| {
-                let closes = c == '"' && !escaped;
-                escaped = c == '\\' && !escaped;
-                closes.then_some(i + 1)
-            });
-            rest = &quoted[end.unwrap_or(quoted.len())..];
-        }
-        out.push_str(rest);
-        out
-    })
+    let next = |t: &str| {
+        [PANIC_MESSAGE, PANIC_MESSAGE_IN_JSON]
+            .into_iter()
+            .filter_map(|p| t.find(p).map(|at| (at, p)))
+            .min()
+    };
+    next(text)?;
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some((at, prefix)) = next(rest) {
+        out.push_str(&rest[..at]);
+        out.push_str(PANIC_CUT);
+        let quoted = &rest[at + prefix.len()..];
+        // The first quote no backslash escapes: the message's end, or (in
+        // JSON, where the message's own quotes are escaped) the string's, which
+        // is kept.
+        let mut escaped = false;
+        let end = quoted.char_indices().find_map(|(i, c)| {
+            let closes = c == '"' && !escaped;
+            escaped = c == '\\' && !escaped;
+            closes.then_some(i)
+        });
+        rest = match (end, prefix == PANIC_MESSAGE) {
+            (Some(i), true) => &quoted[i + 1..],
+            (Some(i), false) => &quoted[i..],
+            (None, _) => "",
+        };
+    }
+    out.push_str(rest);
+    Some(out)
 }
 
 /// Access key ids: `AKIA` (long-term) or `ASIA` (temporary) and 16 more upper-case
@@ -210,6 +225,8 @@ pub fn has_user_info(url: &str) -> bool {
 mod tests {
     use super::*;
 
+    use proptest::prelude::*;
+
     #[test]
     fn a_quoted_panic_message_is_cut_out() {
         let said = r#"Join Error caused by External error: task 7 panicked with message "no row for \"Doe^Jane\" at 3"; then more"#;
@@ -228,8 +245,14 @@ mod tests {
             scrub("task 1 panicked at src/x.rs:1:2"),
             "task 1 panicked at src/x.rs:1:2"
         );
+        // A log line: the error is a JSON string, the message's quotes escaped.
+        let line =
+            r#"{"error":"task 7 panicked with message \"no row for \\\"Doe\\\"\"","run_id":"r"}"#;
+        assert_eq!(
+            scrub(line),
+            r#"{"error":"task 7 panicked (its message is not shown: it may quote input data)","run_id":"r"}"#
+        );
     }
-    use proptest::prelude::*;
 
     #[test]
     fn redact_url_masks_user_info_only() {

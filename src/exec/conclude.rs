@@ -166,12 +166,15 @@ impl Decided<'_> {
             }
             Err(e) => {
                 report.status = RunStatus::Failed;
-                report.error = Some(crate::base::redact::scrub(&e.to_string()).into_owned());
+                // Scrubbed here, before a log format escapes it past the
+                // log writer's scrub (JSON quotes a quoted panic message again).
+                let told = crate::base::redact::scrub(&e.to_string()).into_owned();
                 if matches!(e, Error::CatalogInconsistent(_)) {
-                    warn!(run_id = %run_id, error = %e, "run failed; check the catalog tables it names");
+                    warn!(run_id = %run_id, error = %told, "run failed; check the catalog tables it names");
                 } else {
-                    warn!(run_id = %run_id, error = %e, "run failed; the catalog was not changed");
+                    warn!(run_id = %run_id, error = %told, "run failed; the catalog was not changed");
                 }
+                report.error = Some(told);
                 e.exit_code()
             }
         };

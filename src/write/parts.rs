@@ -6,8 +6,9 @@
 //! leaves the upload unfinished (it aborts only when the completing request
 //! fails), and having been consumed it can no longer be asked to abort. Those
 //! parts would stay stored, unseen, until a bucket rule removed them. Here every
-//! failure of [`Parts::complete`] aborts the upload, and a failed
-//! [`Parts::put`] leaves it for the caller's [`Parts::abort`].
+//! failure of [`Parts::complete`] aborts the upload, a failed [`Parts::put`]
+//! leaves it for the caller's [`Parts::abort`], and parts dropped before either
+//! (a panic on the way, a future dropped) abort it in a task of their own.
 
 use bytes::Bytes;
 use object_store::{MultipartUpload, PutPayloadMut, PutResult};
@@ -17,7 +18,8 @@ use crate::base::error::{Error, Result};
 
 /// The parts of one object's upload.
 pub struct Parts {
-    upload: Box<dyn MultipartUpload>,
+    /// `None` once completed or aborted: see the `Drop` below.
+    upload: Option<Box<dyn MultipartUpload>>,
     /// The part being filled.
     filling: PutPayloadMut,
     part_bytes: usize,
@@ -31,7 +33,7 @@ impl Parts {
     /// them under way at once.
     pub fn new(upload: Box<dyn MultipartUpload>, part_bytes: usize, in_flight: usize) -> Self {
         Parts {
-            upload,
+            upload: Some(upload),
             filling: PutPayloadMut::new(),
             part_bytes: part_bytes.max(1),
             in_flight: in_flight.max(1),
@@ -58,7 +60,8 @@ impl Parts {
     async fn send(&mut self) -> Result<()> {
         self.wait_until(self.in_flight - 1).await?;
         let part = std::mem::take(&mut self.filling);
-        self.sent.spawn(self.upload.put_part(part.into()));
+        let upload = self.upload.as_mut().ok_or_else(ended)?;
+        self.sent.spawn(upload.put_part(part.into()));
         crate::base::faults::point("write.part");
         Ok(())
     }
@@ -94,11 +97,15 @@ impl Parts {
                 self.send().await?;
             }
             self.wait_until(0).await?;
-            Ok::<_, Error>(self.upload.complete().await?)
+            let upload = self.upload.as_mut().ok_or_else(ended)?;
+            Ok::<_, Error>(upload.complete().await?)
         }
         .await;
         match done {
-            Ok(result) => Ok(result),
+            Ok(result) => {
+                self.upload = None;
+                Ok(result)
+            }
             Err(e) => {
                 if let Err(abort) = self.abort().await {
                     tracing::warn!(error = %abort, "an upload that failed to complete could not be aborted");
@@ -112,6 +119,39 @@ impl Parts {
     /// removes those it has.
     pub async fn abort(mut self) -> Result<()> {
         self.sent.shutdown().await;
-        Ok(self.upload.abort().await?)
+        match self.upload.take() {
+            Some(mut upload) => Ok(upload.abort().await?),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Parts used after their upload was completed or aborted (which consume them).
+fn ended() -> Error {
+    Error::Accounting("an upload's parts were used after it ended".into())
+}
+
+/// Dropped neither completed nor aborted (a panic on the way, or a future
+/// dropped, which no error path sees): the upload is aborted in a task of its
+/// own, so that its parts do not stay stored. A process that ends before that
+/// request leaves them to the bucket's rule for incomplete uploads
+/// (docs/deploying.md).
+impl Drop for Parts {
+    fn drop(&mut self) {
+        let Some(mut upload) = self.upload.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Err(e) = upload.abort().await {
+                        tracing::warn!(error = %e, "an upload dropped unfinished could not be aborted");
+                    }
+                });
+            }
+            Err(_) => {
+                tracing::warn!("an upload dropped unfinished outside the runtime was not aborted")
+            }
+        }
     }
 }

@@ -1437,6 +1437,62 @@ mod tests {
         );
     }
 
+    /// Waits (at most two seconds) for the store to see an abort.
+    async fn aborted_soon(store: &SlowParts) -> bool {
+        for _ in 0..200 {
+            if store.aborted.load(std::sync::atomic::Ordering::SeqCst) {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    /// An upload dropped halfway (a panic in its writer, a future dropped) is
+    /// aborted by itself; one completed is not.
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_upload_dropped_unfinished_is_aborted_by_itself() {
+        let store = Arc::new(SlowParts::default());
+        let mut upload = Upload::new(store.clone(), ObjPath::from("o/dropped.bin"), 4096);
+        upload.put(vec![1u8; 3 * 4096]).await.unwrap();
+        assert_eq!(
+            store.multiparts.load(std::sync::atomic::Ordering::SeqCst),
+            1
+        );
+        drop(upload);
+        assert!(aborted_soon(&store).await, "not aborted");
+
+        let store = Arc::new(SlowParts::default());
+        let mut upload = Upload::new(store.clone(), ObjPath::from("o/done.bin"), 4096);
+        upload.put(vec![1u8; 3 * 4096]).await.unwrap();
+        upload.complete().await.unwrap();
+        drop(upload);
+        assert!(
+            !aborted_soon(&store).await,
+            "a completed upload was aborted"
+        );
+        assert!(store.head(&ObjPath::from("o/done.bin")).await.is_ok());
+    }
+
+    /// A panic while the last parts are sent (inside `Parts::complete`) drops
+    /// the parts unfinished: the upload is aborted all the same.
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_upload_whose_completion_panics_is_aborted() {
+        let store = Arc::new(SlowParts::default());
+        let mut upload = Upload::new(store.clone(), ObjPath::from("o/panic.bin"), 4096);
+        upload.put(vec![1u8; 3 * 4096 + 10]).await.unwrap();
+        let completing = std::panic::AssertUnwindSafe(async {
+            let done = upload.complete();
+            // Polled once, far enough to have taken the parts; then a panic
+            // unwinds through the future that holds them.
+            let mut done = Box::pin(done);
+            let _pending = futures::poll!(done.as_mut());
+            panic!("a bug while completing");
+        });
+        assert!(futures::FutureExt::catch_unwind(completing).await.is_err());
+        assert!(aborted_soon(&store).await, "not aborted");
+    }
+
     /// A part that fails while bytes are still put fails a later put; the
     /// upload then takes no more bytes and its abort reaches the store.
     #[tokio::test(flavor = "current_thread")]
