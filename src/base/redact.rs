@@ -134,7 +134,8 @@ fn mask_panic_messages(text: &str) -> Option<String> {
         rest = match (end, prefix == PANIC_MESSAGE) {
             (Some(i), true) => &quoted[i + 1..],
             (Some(i), false) => &quoted[i..],
-            (None, _) => "",
+            // Unclosed: cut to the end of the line (the next log line stays).
+            (None, _) => quoted.find('\n').map_or("", |i| &quoted[i..]),
         };
     }
     out.push_str(rest);
@@ -239,8 +240,12 @@ mod tests {
             scrub(twice),
             "a panicked (its message is not shown: it may quote input data) b panicked (its message is not shown: it may quote input data) c"
         );
-        let unclosed = r#"task 1 panicked with message "Doe^Jane"#;
-        assert!(!scrub(unclosed).contains("Doe"), "cut to the end");
+        let unclosed = "task 1 panicked with message \"Doe^Jane\nthe next line";
+        assert_eq!(
+            scrub(unclosed),
+            "task 1 panicked (its message is not shown: it may quote input data)\nthe next line",
+            "cut to the end of its line"
+        );
         assert_eq!(
             scrub("task 1 panicked at src/x.rs:1:2"),
             "task 1 panicked at src/x.rs:1:2"

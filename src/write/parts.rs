@@ -141,9 +141,13 @@ impl Drop for Parts {
         let Some(mut upload) = self.upload.take() else {
             return;
         };
+        // The parts under way are stopped first, as `abort` does: a part that
+        // lands after the abort would stay stored.
+        let mut sent = std::mem::replace(&mut self.sent, JoinSet::new());
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 runtime.spawn(async move {
+                    sent.shutdown().await;
                     if let Err(e) = upload.abort().await {
                         tracing::warn!(error = %e, "an upload dropped unfinished could not be aborted");
                     }
