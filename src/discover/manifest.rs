@@ -113,6 +113,8 @@ pub struct Discovered {
     bytes: AtomicU64,
     found: AtomicU64,
     sources_done: AtomicU64,
+    /// Sources whose feed filled while they listed: they wait for readers.
+    sources_waiting: AtomicU64,
 }
 
 impl Discovered {
@@ -165,6 +167,16 @@ impl Discovered {
     /// How many sources are discovered completely (or failed to be).
     pub fn sources_done(&self) -> u64 {
         self.sources_done.load(Ordering::Acquire)
+    }
+
+    /// A source's feed is full: its listing goes on only as readers take items.
+    pub(crate) fn source_waiting(&self) {
+        self.sources_waiting.fetch_add(1, Ordering::Release);
+    }
+
+    /// Sources that waited on a full feed at some point (each counted once).
+    pub fn sources_waiting(&self) -> u64 {
+        self.sources_waiting.load(Ordering::Acquire)
     }
 
     /// Per source, what discovery saw, sorted by source.

@@ -70,6 +70,8 @@ pub struct ItemSink {
     /// The source's disguise for keys, when it has one: items are found by their
     /// key and go on under their name.
     pub(crate) names: Option<Arc<dyn KeyNames>>,
+    /// The feed was found full once (told to the manifest).
+    pub(crate) waited: bool,
 }
 
 impl ItemSink {
@@ -90,6 +92,7 @@ impl ItemSink {
             reread: false,
             unchanged: 0,
             names: None,
+            waited: false,
         }
     }
 
@@ -146,6 +149,12 @@ impl ItemSink {
         };
         self.progress.inc_length(item.item.fingerprint.size);
         self.manifest.add(item.clone());
+        if !self.waited && self.tx.is_full() {
+            // Before readers start, nothing more is listed: a run waiting for
+            // the listing to size its writers would wait for nothing.
+            self.waited = true;
+            self.manifest.source_waiting();
+        }
         self.tx.send(item).await.is_ok()
     }
 
@@ -327,6 +336,39 @@ pub async fn explain_empty(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A source whose feed fills tells the manifest once, before it waits for
+    /// readers: the run sizing its writers need not wait for the rest.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_source_whose_feed_fills_is_known_to_wait() {
+        let manifest = Arc::new(Discovered::default());
+        let (tx, rx) = async_channel::bounded(2);
+        let mut sink = ItemSink::new(
+            "long",
+            manifest.clone(),
+            tx,
+            indicatif::ProgressBar::hidden(),
+        );
+        let item = |key: &str| WorkItem {
+            source: "long".into(),
+            key: key.into(),
+            sealed: None,
+            fingerprint: crate::model::Fingerprint {
+                size: 10,
+                etag: None,
+                last_modified: None,
+            },
+        };
+        assert!(sink.add(item("a")).await && sink.add(item("b")).await);
+        assert_eq!(manifest.sources_waiting(), 0, "room for both");
+        let third = tokio::time::timeout(std::time::Duration::from_millis(50), sink.add(item("c")));
+        assert!(third.await.is_err(), "the third waits for a reader");
+        assert_eq!(manifest.sources_waiting(), 1);
+        assert_eq!(manifest.items_found(), 3);
+        rx.recv().await.unwrap();
+        assert!(sink.add(item("d")).await);
+        assert_eq!(manifest.sources_waiting(), 1, "counted once");
+    }
 
     #[test]
     fn suffixes_are_case_insensitive_and_hidden_names_skipped() {

@@ -15,7 +15,6 @@ use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::discovery::IN_FLIGHT;
 use super::tables::Writing;
 use crate::base::error::{Error, Result};
 use crate::commit::{TableFiles, accounting};
@@ -241,21 +240,28 @@ impl Work<'_> {
     }
 
     /// The input size that sizes write parallelism: discovery runs alongside, so
-    /// this waits (briefly) until every source is listed or enough bytes are found.
+    /// this waits (briefly) until every source is listed or waits for readers
+    /// (its feed full), or enough bytes are found.
     async fn input_size_hint(&self) -> u64 {
         let sources = self.writing.job.sources.len() as u64;
         let enough = transform::bytes_per_writer() * transform::cores() as u64;
         for _ in 0..400 {
-            if self.manifest.sources_done() >= sources
-                || self.manifest.bytes() >= enough
-                || self.manifest.items_found() >= IN_FLIGHT as u64 * sources
-            {
+            if listing_settled(sources, &self.manifest, enough) {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         self.manifest.bytes()
     }
+}
+
+/// Whether the listing has told all it will before readers start: every source
+/// is listed or waits on a full feed, or `enough` bytes are found. (Counting
+/// items against every source's feed, as before, waited out the whole timeout
+/// when one source was empty and the other's feed full: 2.7 s of a 4 s run over
+/// 20 000 small files.)
+fn listing_settled(sources: u64, manifest: &Discovered, enough: u64) -> bool {
+    manifest.sources_done() + manifest.sources_waiting() >= sources || manifest.bytes() >= enough
 }
 
 /// Every item's records are loaded or rejected, and the rejects table holds a
