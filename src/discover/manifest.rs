@@ -113,8 +113,9 @@ pub struct Discovered {
     bytes: AtomicU64,
     found: AtomicU64,
     sources_done: AtomicU64,
-    /// Sources whose feed filled while they listed: they wait for readers.
-    sources_waiting: AtomicU64,
+    /// Sources listed, or whose feed filled while they listed (they wait for
+    /// readers): each counted once, whichever came first.
+    sources_settled: AtomicU64,
 }
 
 impl Discovered {
@@ -169,14 +170,16 @@ impl Discovered {
         self.sources_done.load(Ordering::Acquire)
     }
 
-    /// A source's feed is full: its listing goes on only as readers take items.
-    pub(crate) fn source_waiting(&self) {
-        self.sources_waiting.fetch_add(1, Ordering::Release);
+    /// A source has told all it will before readers start: its listing ended,
+    /// or its feed is full and the listing goes on only as readers take items.
+    /// Each source tells it once.
+    pub(crate) fn source_settled(&self) {
+        self.sources_settled.fetch_add(1, Ordering::Release);
     }
 
-    /// Sources that waited on a full feed at some point (each counted once).
-    pub fn sources_waiting(&self) -> u64 {
-        self.sources_waiting.load(Ordering::Acquire)
+    /// Sources listed or waiting on a full feed (see [`Self::source_settled`]).
+    pub fn sources_settled(&self) -> u64 {
+        self.sources_settled.load(Ordering::Acquire)
     }
 
     /// Per source, what discovery saw, sorted by source.

@@ -70,8 +70,9 @@ pub struct ItemSink {
     /// The source's disguise for keys, when it has one: items are found by their
     /// key and go on under their name.
     pub(crate) names: Option<Arc<dyn KeyNames>>,
-    /// The feed was found full once (told to the manifest).
-    pub(crate) waited: bool,
+    /// Settled for the manifest (`Discovered::source_settled`): the feed was
+    /// found full, or the listing ended.
+    pub(crate) settled: bool,
 }
 
 impl ItemSink {
@@ -92,7 +93,7 @@ impl ItemSink {
             reread: false,
             unchanged: 0,
             names: None,
-            waited: false,
+            settled: false,
         }
     }
 
@@ -149,11 +150,11 @@ impl ItemSink {
         };
         self.progress.inc_length(item.item.fingerprint.size);
         self.manifest.add(item.clone());
-        if !self.waited && self.tx.is_full() {
+        if !self.settled && self.tx.is_full() {
             // Before readers start, nothing more is listed: a run waiting for
             // the listing to size its writers would wait for nothing.
-            self.waited = true;
-            self.manifest.source_waiting();
+            self.settled = true;
+            self.manifest.source_settled();
         }
         self.tx.send(item).await.is_ok()
     }
@@ -168,6 +169,9 @@ impl ItemSink {
             unchanged: self.unchanged,
         };
         self.manifest.source_done(listing.clone());
+        if !self.settled {
+            self.manifest.source_settled();
+        }
         tracing::info!(source = %listing.source, items = listing.items, listed = listing.listed, "discovered");
         listing
     }
@@ -337,19 +341,8 @@ pub async fn explain_empty(
 mod tests {
     use super::*;
 
-    /// A source whose feed fills tells the manifest once, before it waits for
-    /// readers: the run sizing its writers need not wait for the rest.
-    #[tokio::test(flavor = "current_thread")]
-    async fn a_source_whose_feed_fills_is_known_to_wait() {
-        let manifest = Arc::new(Discovered::default());
-        let (tx, rx) = async_channel::bounded(2);
-        let mut sink = ItemSink::new(
-            "long",
-            manifest.clone(),
-            tx,
-            indicatif::ProgressBar::hidden(),
-        );
-        let item = |key: &str| WorkItem {
+    fn item(key: &str) -> WorkItem {
+        WorkItem {
             source: "long".into(),
             key: key.into(),
             sealed: None,
@@ -358,16 +351,61 @@ mod tests {
                 etag: None,
                 last_modified: None,
             },
-        };
+        }
+    }
+
+    /// Whether `sink.add(item(key))` is still waiting for room after 50 ms.
+    async fn add_waits(sink: &mut ItemSink, key: &str) -> bool {
+        let adding = sink.add(item(key));
+        tokio::time::timeout(std::time::Duration::from_millis(50), adding)
+            .await
+            .is_err()
+    }
+
+    /// A source whose feed fills tells the manifest, before it waits for
+    /// readers, that it has told all it will: the run sizing its writers need
+    /// not wait for the rest. Once, whether it fills again or ends after.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_source_whose_feed_fills_is_settled_once() {
+        let manifest = Arc::new(Discovered::default());
+        let (tx, rx) = async_channel::bounded(2);
+        let mut sink = ItemSink::new(
+            "long",
+            manifest.clone(),
+            tx,
+            indicatif::ProgressBar::hidden(),
+        );
         assert!(sink.add(item("a")).await && sink.add(item("b")).await);
-        assert_eq!(manifest.sources_waiting(), 0, "room for both");
-        let third = tokio::time::timeout(std::time::Duration::from_millis(50), sink.add(item("c")));
-        assert!(third.await.is_err(), "the third waits for a reader");
-        assert_eq!(manifest.sources_waiting(), 1);
-        assert_eq!(manifest.items_found(), 3);
+        assert_eq!(manifest.sources_settled(), 0, "room for both");
+        assert!(
+            add_waits(&mut sink, "c").await,
+            "the third waits for a reader"
+        );
+        assert_eq!(manifest.sources_settled(), 1);
         rx.recv().await.unwrap();
         assert!(sink.add(item("d")).await);
-        assert_eq!(manifest.sources_waiting(), 1, "counted once");
+        assert!(add_waits(&mut sink, "e").await, "full again");
+        assert_eq!(manifest.sources_settled(), 1, "counted once");
+        sink.finish("long/");
+        assert_eq!(manifest.sources_settled(), 1, "not again when it ends");
+        assert_eq!(manifest.sources_done(), 1);
+    }
+
+    /// A source that ends without filling its feed is settled when it ends.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_source_listed_whole_is_settled_when_it_ends() {
+        let manifest = Arc::new(Discovered::default());
+        let (tx, _rx) = async_channel::bounded(4);
+        let mut sink = ItemSink::new(
+            "long",
+            manifest.clone(),
+            tx,
+            indicatif::ProgressBar::hidden(),
+        );
+        assert!(sink.add(item("a")).await);
+        assert_eq!(manifest.sources_settled(), 0);
+        sink.finish("long/");
+        assert_eq!(manifest.sources_settled(), 1);
     }
 
     #[test]
