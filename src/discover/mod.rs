@@ -354,6 +354,25 @@ mod tests {
         }
     }
 
+    /// A sink of source `long` into a feed of `capacity` items.
+    fn sink_with_feed_of(
+        capacity: usize,
+    ) -> (
+        Arc<Discovered>,
+        ItemSink,
+        async_channel::Receiver<DiscoveredItem>,
+    ) {
+        let manifest = Arc::new(Discovered::default());
+        let (tx, rx) = async_channel::bounded(capacity);
+        let sink = ItemSink::new(
+            "long",
+            manifest.clone(),
+            tx,
+            indicatif::ProgressBar::hidden(),
+        );
+        (manifest, sink, rx)
+    }
+
     /// Whether `sink.add(item(key))` is still waiting for room after 50 ms.
     async fn add_waits(sink: &mut ItemSink, key: &str) -> bool {
         let adding = sink.add(item(key));
@@ -367,14 +386,7 @@ mod tests {
     /// not wait for the rest. Once, whether it fills again or ends after.
     #[tokio::test(flavor = "current_thread")]
     async fn a_source_whose_feed_fills_is_settled_once() {
-        let manifest = Arc::new(Discovered::default());
-        let (tx, rx) = async_channel::bounded(2);
-        let mut sink = ItemSink::new(
-            "long",
-            manifest.clone(),
-            tx,
-            indicatif::ProgressBar::hidden(),
-        );
+        let (manifest, mut sink, rx) = sink_with_feed_of(2);
         assert!(sink.add(item("a")).await && sink.add(item("b")).await);
         assert_eq!(manifest.sources_settled(), 0, "room for both");
         assert!(
@@ -394,14 +406,7 @@ mod tests {
     /// A source that ends without filling its feed is settled when it ends.
     #[tokio::test(flavor = "current_thread")]
     async fn a_source_listed_whole_is_settled_when_it_ends() {
-        let manifest = Arc::new(Discovered::default());
-        let (tx, _rx) = async_channel::bounded(4);
-        let mut sink = ItemSink::new(
-            "long",
-            manifest.clone(),
-            tx,
-            indicatif::ProgressBar::hidden(),
-        );
+        let (manifest, mut sink, _rx) = sink_with_feed_of(4);
         assert!(sink.add(item("a")).await);
         assert_eq!(manifest.sources_settled(), 0);
         sink.finish("long/");
