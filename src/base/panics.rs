@@ -56,8 +56,13 @@ pub fn install() {
 pub fn describe(payload: &(dyn std::any::Any + Send)) -> String {
     let at = LAST
         .with(|last| last.borrow_mut().take())
-        .or_else(|| lock(&LAST_ANYWHERE).clone())
-        .unwrap_or_else(|| "an unknown place".into());
+        .or_else(|| lock(&LAST_ANYWHERE).clone());
+    told(at, payload)
+}
+
+/// "at PLACE", and the message when `NASLAKE_PANIC_MESSAGES=1`.
+fn told(at: Option<String>, payload: &(dyn std::any::Any + Send)) -> String {
+    let at = at.unwrap_or_else(|| "an unknown place".into());
     if messages_shown() {
         format!("at {at}: {}", message(payload))
     } else {
@@ -89,16 +94,10 @@ pub async fn caught<T>(
 /// text, which quotes the panic's message.
 pub fn task_failure(e: tokio::task::JoinError) -> String {
     match e.try_into_panic() {
-        Ok(payload) => {
-            let at = lock(&LAST_ANYWHERE)
-                .clone()
-                .unwrap_or_else(|| "an unknown place".into());
-            if messages_shown() {
-                format!("panicked at {at}: {}", message(payload.as_ref()))
-            } else {
-                format!("panicked at {at}")
-            }
-        }
+        Ok(payload) => format!(
+            "panicked {}",
+            told(lock(&LAST_ANYWHERE).clone(), payload.as_ref())
+        ),
         Err(_) => "was cancelled".into(),
     }
 }

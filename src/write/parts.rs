@@ -118,12 +118,22 @@ impl Parts {
     /// Gives up the upload: the parts under way are cancelled and the store
     /// removes those it has.
     pub async fn abort(mut self) -> Result<()> {
-        self.sent.shutdown().await;
+        let sent = std::mem::take(&mut self.sent);
         match self.upload.take() {
-            Some(mut upload) => Ok(upload.abort().await?),
+            Some(upload) => Ok(give_up(sent, upload).await?),
             None => Ok(()),
         }
     }
+}
+
+/// Stops the parts under way, then aborts the upload: a part that landed after
+/// the abort would stay stored.
+async fn give_up(
+    mut sent: JoinSet<object_store::Result<()>>,
+    mut upload: Box<dyn MultipartUpload>,
+) -> object_store::Result<()> {
+    sent.shutdown().await;
+    upload.abort().await
 }
 
 /// Parts used after their upload was completed or aborted (which consume them).
@@ -138,17 +148,14 @@ fn ended() -> Error {
 /// (docs/deploying.md).
 impl Drop for Parts {
     fn drop(&mut self) {
-        let Some(mut upload) = self.upload.take() else {
+        let Some(upload) = self.upload.take() else {
             return;
         };
-        // The parts under way are stopped first, as `abort` does: a part that
-        // lands after the abort would stay stored.
-        let mut sent = std::mem::replace(&mut self.sent, JoinSet::new());
+        let sent = std::mem::take(&mut self.sent);
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 runtime.spawn(async move {
-                    sent.shutdown().await;
-                    if let Err(e) = upload.abort().await {
+                    if let Err(e) = give_up(sent, upload).await {
                         tracing::warn!(error = %e, "an upload dropped unfinished could not be aborted");
                     }
                 });
