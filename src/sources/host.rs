@@ -133,7 +133,8 @@ pub fn table<S: Source>(
     source: Arc<Configured<S>>,
     feed: Feed,
 ) -> datafusion::error::Result<StreamingTable> {
-    // A kind's panic is reported by where it happened, never by its message.
+    // A kind's panic is reported by where it happened, never by its message
+    // (`cli::main` installs the hook first; this covers the library without it).
     crate::base::panics::install();
     // The bound is in units: sends of several units take fewer places.
     let sends = (S::UNITS_IN_FLIGHT / super::per_send::<S>()).max(1);
