@@ -1,4 +1,6 @@
 fn main() {
+    #[cfg(all(unix, not(target_env = "musl")))]
+    freed_pages::keep_under_ceiling();
     std::process::exit(naslake::cli::main());
 }
 
@@ -31,11 +33,227 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 ///   state whose pages still count in RSS (`muzzy_decay_ms:0`, jemalloc 5.3's
 ///   default, stated so it stays).
 ///
+/// - Freed pages kept are held under a ceiling as well ([`freed_pages`]).
+///
 /// This build's jemalloc is prefixed: `_RJEM_MALLOC_CONF` overrides these, not
 /// `MALLOC_CONF` (`tests/test_allocator.py` reads them back from the binary).
 #[cfg(all(unix, not(target_env = "musl")))]
 #[unsafe(export_name = "_rjem_malloc_conf")]
 pub static MALLOC_CONF: &[u8; 57] = b"percpu_arena:percpu,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+
+/// The freed pages jemalloc keeps, held under a ceiling by a thread of their own.
+///
+/// jemalloc keeps a freed page for reuse until it has gone unused for
+/// `dirty_decay_ms`. Reuse is what makes it fast (a page given back to the system
+/// is faulted in and zeroed again when next needed), but the pages kept count in
+/// the kernel's RSS: a run's peak is what it holds plus what was freed in the
+/// second before, and a longer run meets a larger burst of frees. Over 10 GB of
+/// CSV the peaks were 8–10% above those over 1 GB with the memory naslake holds
+/// level (docs/benchmarks.md, "What the peaks hold"). Returning pages sooner
+/// (`dirty_decay_ms:20`) bounded that but cost the plain-CSV run 5%: it gives
+/// back every page soon after it is freed, bursts or not.
+///
+/// A ceiling only acts on the bursts: every 10 ms this thread reads how many
+/// freed pages jemalloc keeps, and when they exceed a quarter of the pages in use
+/// or 32 MiB, whichever is more, it has every arena give its freed pages back.
+/// A quarter of what is in use keeps the ceiling in proportion on a machine
+/// whose runs hold more (more cores, wider tables); 32 MiB keeps small runs
+/// from giving back what they are about to reuse.
+#[cfg(all(unix, not(target_env = "musl")))]
+mod freed_pages {
+    use std::ffi::c_void;
+    use std::io;
+    use std::ptr;
+    use std::time::Duration;
+    use tikv_jemalloc_sys::{mallctlbymib, mallctlnametomib};
+
+    /// How often the kept pages are counted.
+    const PERIOD: Duration = Duration::from_millis(10);
+    /// The ceiling never goes below this many bytes.
+    const FLOOR: usize = 32 << 20;
+
+    /// Whether jemalloc should give its kept pages back: more of them than a
+    /// quarter of the pages in use, or than [`FLOOR`] when that is more.
+    pub fn over_ceiling(kept_bytes: usize, active_bytes: usize) -> bool {
+        kept_bytes > FLOOR.max(active_bytes / 4)
+    }
+
+    /// One of jemalloc's controls, looked up by name once (a "MIB").
+    struct Control {
+        mib: [usize; 4],
+        len: usize,
+    }
+
+    impl Control {
+        fn look_up(name: &std::ffi::CStr) -> io::Result<Self> {
+            let mut mib = [0; 4];
+            let mut len = mib.len();
+            // SAFETY: a NUL-terminated name, and room for `len` components.
+            let code = unsafe { mallctlnametomib(name.as_ptr(), mib.as_mut_ptr(), &mut len) };
+            checked(code)?;
+            Ok(Self { mib, len })
+        }
+
+        /// Reads a `size_t` control.
+        fn read(&self) -> io::Result<usize> {
+            let mut value = 0usize;
+            let mut size = size_of::<usize>();
+            // SAFETY: every control read here is a `size_t` (jemalloc's ctl.c).
+            let code = unsafe {
+                mallctlbymib(
+                    self.mib.as_ptr(),
+                    self.len,
+                    (&raw mut value).cast::<c_void>(),
+                    &mut size,
+                    ptr::null_mut(),
+                    0,
+                )
+            };
+            checked(code)?;
+            Ok(value)
+        }
+
+        /// Writes a `u64` control (the epoch).
+        fn write(&self, mut value: u64) -> io::Result<()> {
+            // SAFETY: the value's size is passed with it.
+            let code = unsafe {
+                mallctlbymib(
+                    self.mib.as_ptr(),
+                    self.len,
+                    ptr::null_mut(),
+                    ptr::null_mut(),
+                    (&raw mut value).cast::<c_void>(),
+                    size_of::<u64>(),
+                )
+            };
+            checked(code)
+        }
+
+        /// Runs a control that takes and gives nothing (a purge).
+        fn call(&self) -> io::Result<()> {
+            // SAFETY: null old and new values, as such controls require.
+            let code = unsafe {
+                mallctlbymib(
+                    self.mib.as_ptr(),
+                    self.len,
+                    ptr::null_mut(),
+                    ptr::null_mut(),
+                    ptr::null_mut(),
+                    0,
+                )
+            };
+            checked(code)
+        }
+    }
+
+    /// jemalloc answers with an errno value, 0 for success.
+    fn checked(code: i32) -> io::Result<()> {
+        match code {
+            0 => Ok(()),
+            errno => Err(io::Error::from_raw_os_error(errno)),
+        }
+    }
+
+    /// The controls the thread uses. "4096" is jemalloc's index for all arenas
+    /// together (`MALLCTL_ARENAS_ALL`).
+    struct Arenas {
+        page: usize,
+        /// Advancing it refreshes the counters below.
+        epoch: Control,
+        /// Pages freed and kept.
+        kept: Control,
+        /// Pages in use.
+        active: Control,
+        /// Gives every arena's kept pages back to the system.
+        purge: Control,
+    }
+
+    impl Arenas {
+        fn look_up() -> io::Result<Self> {
+            Ok(Self {
+                page: Control::look_up(c"arenas.page")?.read()?,
+                epoch: Control::look_up(c"epoch")?,
+                kept: Control::look_up(c"stats.arenas.4096.pdirty")?,
+                active: Control::look_up(c"stats.arenas.4096.pactive")?,
+                purge: Control::look_up(c"arena.4096.purge")?,
+            })
+        }
+
+        /// Counts the kept pages and gives them back when over the ceiling;
+        /// whether it did.
+        fn trim(&self) -> io::Result<bool> {
+            self.epoch.write(1)?;
+            let kept = self.kept.read()? * self.page;
+            let active = self.active.read()? * self.page;
+            if !over_ceiling(kept, active) {
+                return Ok(false);
+            }
+            self.purge.call()?;
+            Ok(true)
+        }
+    }
+
+    /// Starts the thread. If jemalloc does not answer, says so on stderr (logging
+    /// is not set up yet) and leaves returning pages to the decay alone.
+    pub fn keep_under_ceiling() {
+        let started = Arenas::look_up().and_then(|arenas| {
+            std::thread::Builder::new()
+                .name("freed-pages".into())
+                .spawn(move || run(&arenas))
+        });
+        if let Err(e) = started {
+            eprintln!("naslake: freed memory goes back to the system only as it ages: {e}");
+        }
+    }
+
+    fn run(arenas: &Arenas) {
+        loop {
+            std::thread::sleep(PERIOD);
+            if let Err(e) = arenas.trim() {
+                eprintln!("naslake: freed memory goes back to the system only as it ages: {e}");
+                return;
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn the_ceiling_is_a_quarter_of_what_is_in_use_and_never_under_the_floor() {
+            assert!(!over_ceiling(FLOOR, 0));
+            assert!(over_ceiling(FLOOR + 1, 0));
+            assert!(!over_ceiling(FLOOR + 1, 4 * FLOOR + 4));
+            assert!(!over_ceiling(100 << 20, 400 << 20));
+            assert!(over_ceiling((100 << 20) + 1, 400 << 20));
+        }
+
+        /// On the test binary's own jemalloc (this file's allocator and options):
+        /// pages freed beyond the ceiling are given back, and a second look finds
+        /// nothing to do.
+        #[test]
+        fn freed_pages_over_the_ceiling_go_back() {
+            let arenas = Arenas::look_up().expect("jemalloc's controls");
+            assert_eq!(arenas.page % 4096, 0, "page size {}", arenas.page);
+            let count = |what: &Control| {
+                arenas.epoch.write(1).unwrap();
+                what.read().unwrap() * arenas.page
+            };
+            // Blocks of 2 MiB (served from page runs, not the thread's cache),
+            // written to so that their pages are resident when freed.
+            let blocks: Vec<Vec<u8>> = (0..48).map(|i| vec![i as u8 + 1; 2 << 20]).collect();
+            assert!(blocks.iter().all(|b| b[4096] != 0));
+            drop(blocks);
+            let kept = count(&arenas.kept);
+            assert!(kept > FLOOR, "only {kept} bytes kept after freeing 96 MiB");
+            assert!(arenas.trim().unwrap());
+            let after = count(&arenas.kept);
+            assert!(after < 4 << 20, "{after} bytes still kept after the purge");
+            assert!(!arenas.trim().unwrap());
+        }
+    }
+}
 
 /// `hypot`, where the binary's calls to glibc's land (`build.rs` links with
 /// `--wrap=hypot`): glibc's own is versioned 2.35, newer than the glibc of the
