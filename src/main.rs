@@ -43,8 +43,8 @@ pub static MALLOC_CONF: &[u8; 57] = b"percpu_arena:percpu,dirty_decay_ms:1000,mu
 
 /// The freed pages jemalloc keeps, held under a ceiling by a thread of their own.
 ///
-/// jemalloc keeps a freed page for reuse until it has gone unused for
-/// `dirty_decay_ms`. Reuse is what makes it fast (a page given back to the system
+/// jemalloc keeps freed pages for reuse and returns them to the system gradually
+/// over `dirty_decay_ms` unused. Reuse is what makes it fast (a page given back to the system
 /// is faulted in and zeroed again when next needed), but the pages kept count in
 /// the kernel's RSS: a run's peak is what it holds plus what was freed in the
 /// second before, and a longer run meets a larger burst of frees. Over 10 GB of
@@ -58,10 +58,16 @@ pub static MALLOC_CONF: &[u8; 57] = b"percpu_arena:percpu,dirty_decay_ms:1000,mu
 /// or 32 MiB, whichever is more, it has every arena give its freed pages back.
 /// A quarter of what is in use keeps the ceiling in proportion on a machine
 /// whose runs hold more (more cores, wider tables); 32 MiB keeps small runs
-/// from giving back what they are about to reuse.
+/// from giving back what they are about to reuse. Over 1 GB of CSV this cost
+/// about 1% of the run's time; the ratio of the peaks went to 1.024×
+/// (docs/benchmarks.md, "A ceiling on the freed pages").
+///
+/// `NASLAKE_FREED_PAGES_CEILING=off` leaves returning pages to the decay alone
+/// (to measure without the ceiling, or to try jemalloc's own options through
+/// `_RJEM_MALLOC_CONF` as they are).
 #[cfg(all(unix, not(target_env = "musl")))]
 mod freed_pages {
-    use std::ffi::c_void;
+    use std::ffi::{CStr, c_void};
     use std::io;
     use std::ptr;
     use std::time::Duration;
@@ -72,6 +78,9 @@ mod freed_pages {
     /// The ceiling never goes below this many bytes.
     const FLOOR: usize = 32 << 20;
 
+    /// The variable that turns the ceiling off.
+    const SWITCH: &str = "NASLAKE_FREED_PAGES_CEILING";
+
     /// Whether jemalloc should give its kept pages back: more of them than a
     /// quarter of the pages in use, or than [`FLOOR`] when that is more.
     pub fn over_ceiling(kept_bytes: usize, active_bytes: usize) -> bool {
@@ -80,18 +89,32 @@ mod freed_pages {
 
     /// One of jemalloc's controls, looked up by name once (a "MIB").
     struct Control {
+        name: &'static CStr,
         mib: [usize; 4],
         len: usize,
     }
 
     impl Control {
-        fn look_up(name: &std::ffi::CStr) -> io::Result<Self> {
+        fn look_up(name: &'static CStr) -> io::Result<Self> {
             let mut mib = [0; 4];
             let mut len = mib.len();
             // SAFETY: a NUL-terminated name, and room for `len` components.
             let code = unsafe { mallctlnametomib(name.as_ptr(), mib.as_mut_ptr(), &mut len) };
-            checked(code)?;
-            Ok(Self { mib, len })
+            let control = Self { name, mib, len };
+            control.checked(code)?;
+            Ok(control)
+        }
+
+        /// jemalloc answers with an errno value, 0 for success.
+        fn checked(&self, code: i32) -> io::Result<()> {
+            match code {
+                0 => Ok(()),
+                errno => Err(io::Error::other(format!(
+                    "jemalloc's {:?}: {}",
+                    self.name,
+                    io::Error::from_raw_os_error(errno)
+                ))),
+            }
         }
 
         /// Reads a `size_t` control.
@@ -109,7 +132,7 @@ mod freed_pages {
                     0,
                 )
             };
-            checked(code)?;
+            self.checked(code)?;
             Ok(value)
         }
 
@@ -126,7 +149,7 @@ mod freed_pages {
                     size_of::<u64>(),
                 )
             };
-            checked(code)
+            self.checked(code)
         }
 
         /// Runs a control that takes and gives nothing (a purge).
@@ -142,15 +165,7 @@ mod freed_pages {
                     0,
                 )
             };
-            checked(code)
-        }
-    }
-
-    /// jemalloc answers with an errno value, 0 for success.
-    fn checked(code: i32) -> io::Result<()> {
-        match code {
-            0 => Ok(()),
-            errno => Err(io::Error::from_raw_os_error(errno)),
+            self.checked(code)
         }
     }
 
@@ -160,8 +175,12 @@ mod freed_pages {
         page: usize,
         /// Advancing it refreshes the counters below.
         epoch: Control,
-        /// Pages freed and kept.
-        kept: Control,
+        /// Pages freed and kept ("dirty").
+        dirty: Control,
+        /// Pages freed, marked reusable by the kernel but still counted in RSS
+        /// until it takes them ("muzzy"; none with the options above, some if
+        /// `_RJEM_MALLOC_CONF` sets `muzzy_decay_ms`).
+        muzzy: Control,
         /// Pages in use.
         active: Control,
         /// Gives every arena's kept pages back to the system.
@@ -173,18 +192,27 @@ mod freed_pages {
             Ok(Self {
                 page: Control::look_up(c"arenas.page")?.read()?,
                 epoch: Control::look_up(c"epoch")?,
-                kept: Control::look_up(c"stats.arenas.4096.pdirty")?,
+                dirty: Control::look_up(c"stats.arenas.4096.pdirty")?,
+                muzzy: Control::look_up(c"stats.arenas.4096.pmuzzy")?,
                 active: Control::look_up(c"stats.arenas.4096.pactive")?,
                 purge: Control::look_up(c"arena.4096.purge")?,
             })
         }
 
+        /// The bytes in freed pages kept, counted now.
+        fn kept(&self) -> io::Result<usize> {
+            self.epoch.write(1)?;
+            Ok((self.dirty.read()?)
+                .saturating_add(self.muzzy.read()?)
+                .saturating_mul(self.page))
+        }
+
         /// Counts the kept pages and gives them back when over the ceiling;
         /// whether it did.
         fn trim(&self) -> io::Result<bool> {
-            self.epoch.write(1)?;
-            let kept = self.kept.read()? * self.page;
-            let active = self.active.read()? * self.page;
+            let kept = self.kept()?;
+            // Refreshed with the kept pages' count.
+            let active = self.active.read()?.saturating_mul(self.page);
             if !over_ceiling(kept, active) {
                 return Ok(false);
             }
@@ -193,9 +221,17 @@ mod freed_pages {
         }
     }
 
-    /// Starts the thread. If jemalloc does not answer, says so on stderr (logging
-    /// is not set up yet) and leaves returning pages to the decay alone.
+    /// Starts the thread, unless [`SWITCH`] is `off`. If jemalloc does not
+    /// answer, says so on stderr (logging is not set up yet) and leaves returning
+    /// pages to the decay alone.
     pub fn keep_under_ceiling() {
+        match std::env::var_os(SWITCH) {
+            Some(v) if v == "off" => return,
+            Some(v) if !v.is_empty() => {
+                eprintln!("naslake: {SWITCH} is `off` or unset, not {v:?}: the ceiling stays");
+            }
+            _ => {}
+        }
         let started = Arenas::look_up().and_then(|arenas| {
             std::thread::Builder::new()
                 .name("freed-pages".into())
@@ -236,19 +272,15 @@ mod freed_pages {
         fn freed_pages_over_the_ceiling_go_back() {
             let arenas = Arenas::look_up().expect("jemalloc's controls");
             assert_eq!(arenas.page % 4096, 0, "page size {}", arenas.page);
-            let count = |what: &Control| {
-                arenas.epoch.write(1).unwrap();
-                what.read().unwrap() * arenas.page
-            };
-            // Blocks of 2 MiB (served from page runs, not the thread's cache),
-            // written to so that their pages are resident when freed.
+            // Blocks of 2 MiB (jemalloc's extents, over what its thread caches
+            // keep), written to so that their pages are resident when freed.
             let blocks: Vec<Vec<u8>> = (0..48).map(|i| vec![i as u8 + 1; 2 << 20]).collect();
             assert!(blocks.iter().all(|b| b[4096] != 0));
             drop(blocks);
-            let kept = count(&arenas.kept);
+            let kept = arenas.kept().unwrap();
             assert!(kept > FLOOR, "only {kept} bytes kept after freeing 96 MiB");
             assert!(arenas.trim().unwrap());
-            let after = count(&arenas.kept);
+            let after = arenas.kept().unwrap();
             assert!(after < 4 << 20, "{after} bytes still kept after the purge");
             assert!(!arenas.trim().unwrap());
         }
