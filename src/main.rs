@@ -117,55 +117,52 @@ mod freed_pages {
             }
         }
 
+        /// jemalloc's `mallctlbymib` on this control.
+        ///
+        /// # Safety
+        /// `old` and `new` point to values of the control's type and sizes
+        /// (`old_len`, `new_len`), or are null as the control requires.
+        unsafe fn ctl(
+            &self,
+            old: *mut c_void,
+            old_len: *mut usize,
+            new: *mut c_void,
+            new_len: usize,
+        ) -> io::Result<()> {
+            // SAFETY: the MIB jemalloc gave for this name; the rest is the caller's.
+            let code =
+                unsafe { mallctlbymib(self.mib.as_ptr(), self.len, old, old_len, new, new_len) };
+            self.checked(code)
+        }
+
         /// Reads a `size_t` control.
         fn read(&self) -> io::Result<usize> {
             let mut value = 0usize;
             let mut size = size_of::<usize>();
             // SAFETY: every control read here is a `size_t` (jemalloc's ctl.c).
-            let code = unsafe {
-                mallctlbymib(
-                    self.mib.as_ptr(),
-                    self.len,
-                    (&raw mut value).cast::<c_void>(),
-                    &mut size,
-                    ptr::null_mut(),
-                    0,
-                )
-            };
-            self.checked(code)?;
+            unsafe {
+                self.ctl((&raw mut value).cast(), &mut size, ptr::null_mut(), 0)?;
+            }
             Ok(value)
         }
 
         /// Writes a `u64` control (the epoch).
         fn write(&self, mut value: u64) -> io::Result<()> {
             // SAFETY: the value's size is passed with it.
-            let code = unsafe {
-                mallctlbymib(
-                    self.mib.as_ptr(),
-                    self.len,
+            unsafe {
+                self.ctl(
                     ptr::null_mut(),
                     ptr::null_mut(),
-                    (&raw mut value).cast::<c_void>(),
+                    (&raw mut value).cast(),
                     size_of::<u64>(),
                 )
-            };
-            self.checked(code)
+            }
         }
 
         /// Runs a control that takes and gives nothing (a purge).
         fn call(&self) -> io::Result<()> {
             // SAFETY: null old and new values, as such controls require.
-            let code = unsafe {
-                mallctlbymib(
-                    self.mib.as_ptr(),
-                    self.len,
-                    ptr::null_mut(),
-                    ptr::null_mut(),
-                    ptr::null_mut(),
-                    0,
-                )
-            };
-            self.checked(code)
+            unsafe { self.ctl(ptr::null_mut(), ptr::null_mut(), ptr::null_mut(), 0) }
         }
     }
 
