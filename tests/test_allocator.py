@@ -3,8 +3,10 @@ takes them from an exported symbol, so a renamed symbol, a prefix that changed
 with the crate, or a misspelt option would leave its defaults in place without a
 word, and with them the peak RSS that docs/benchmarks.md measured them against."""
 import os
+import pathlib
 import re
 import subprocess
+import time
 
 from conftest import BIN
 
@@ -68,3 +70,38 @@ def test_the_ceiling_on_freed_pages_starts_quietly_and_its_switch_is_read():
     # A value it does not know is named, and the ceiling stays.
     stderr = version_stderr(NASLAKE_FREED_PAGES_CEILING="0")
     assert "NASLAKE_FREED_PAGES_CEILING is `off` or unset" in stderr, stderr
+
+
+def thread_names_while_waiting(tmp_path, **env):
+    """The names of a naslake process's threads, taken while it waits: `sniff`
+    opening a FIFO blocks until a writer comes, after the process has started
+    its threads (the runtime's workers show that it has)."""
+    fifo = tmp_path / "waits.csv"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen([BIN, "sniff", str(fifo)], env=dict(os.environ, **env),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        names = set()
+        for _ in range(100):  # at most 10 s
+            tasks = pathlib.Path(f"/proc/{proc.pid}/task")
+            names = set()
+            for task in tasks.glob("*/comm"):
+                try:
+                    names.add(task.read_text().strip())
+                except OSError:
+                    pass  # a thread that ended between the listing and the read
+            if "tokio-rt-worker" in names:
+                return names
+            time.sleep(0.1)
+        raise AssertionError(f"naslake never started its runtime: threads {names}")
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
+
+
+def test_the_ceiling_runs_in_a_thread_of_its_own_unless_switched_off(tmp_path):
+    (tmp_path / "on").mkdir()
+    (tmp_path / "off").mkdir()
+    assert "freed-pages" in thread_names_while_waiting(tmp_path / "on")
+    assert "freed-pages" not in thread_names_while_waiting(
+        tmp_path / "off", NASLAKE_FREED_PAGES_CEILING="off")
