@@ -59,8 +59,13 @@ pub static MALLOC_CONF: &[u8; 57] = b"percpu_arena:percpu,dirty_decay_ms:1000,mu
 /// A quarter of what is in use keeps the ceiling in proportion on a machine
 /// whose runs hold more (more cores, wider tables); 32 MiB keeps small runs
 /// from giving back what they are about to reuse. Over 1 GB of CSV this cost
-/// about 1.5% of the run's time; the ratio of the peaks went to 1.024× and
-/// 1.035× in two runs (docs/benchmarks.md, "A ceiling on the freed pages").
+/// 1.6% and 4.3% of the run's time in two sittings; the ratio of the peaks went
+/// to 1.024× and 1.035× in two runs (docs/benchmarks.md, "A ceiling on the freed
+/// pages"). Purging only when the pages kept and in use together passed the
+/// highest count in use so far (plus the same slack) purged once or not at all
+/// over 1 GB, and left the peaks where they were without the ceiling: the peaks
+/// hold pages kept while those in use are at their highest, which only a
+/// ceiling on the kept pages alone reaches.
 ///
 /// `NASLAKE_FREED_PAGES_CEILING=off` leaves returning pages to the decay alone
 /// (to measure without the ceiling, or to try jemalloc's own options through
