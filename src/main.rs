@@ -60,12 +60,12 @@ pub static MALLOC_CONF: &[u8; 57] = b"percpu_arena:percpu,dirty_decay_ms:1000,mu
 /// whose runs hold more (more cores, wider tables); 32 MiB keeps small runs
 /// from giving back what they are about to reuse. Over 1 GB of CSV this cost
 /// 1.6% and 4.3% of the run's time in two sittings; the ratio of the peaks went
-/// to 1.024× and 1.035× in two runs (docs/benchmarks.md, "A ceiling on the freed
+/// to 1.022–1.035× in three runs (docs/benchmarks.md, "A ceiling on the freed
 /// pages"). Purging only when the pages kept and in use together passed the
-/// highest count in use so far (plus the same slack) purged once or not at all
-/// over 1 GB, and left the peaks where they were without the ceiling: the peaks
-/// hold pages kept while those in use are at their highest, which only a
-/// ceiling on the kept pages alone reaches.
+/// highest count in use so far (plus the same slack) purged once over 1 GB,
+/// and left the peaks where they were without the ceiling: the peaks hold
+/// pages kept while those in use are at their highest, which only a ceiling on
+/// the kept pages alone reaches.
 ///
 /// `NASLAKE_FREED_PAGES_CEILING=off` leaves returning pages to the decay alone
 /// (to measure without the ceiling, or to try jemalloc's own options through
@@ -125,8 +125,9 @@ mod freed_pages {
         /// jemalloc's `mallctlbymib` on this control.
         ///
         /// # Safety
-        /// `old` is null or valid for writing `*old_len` bytes, `new` is null or
-        /// valid for reading `new_len` bytes, and what is written is a value of
+        /// `old` is null or valid for writing `*old_len` bytes, with `old_len`
+        /// then valid for reading and writing a `usize` (null when `old` is),
+        /// `new` is null or valid for reading `new_len` bytes, and what is written is a value of
         /// the control's own type (jemalloc checks the sizes, not the meaning: a
         /// number written where it takes a pointer would be followed).
         unsafe fn ctl(
