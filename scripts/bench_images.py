@@ -21,8 +21,9 @@ medians of three passes, measured once after the repeats) and the ceiling it set
 on naslake at equal cores: the cores' decode rate over naive's rate.
 
 FORMAT progressive writes the same scenes as progressive JPEGs (Pillow's
-`progressive=True`, quality 90, timed as JPEGs are). FORMAT png writes the same scenes as PNG (Pillow's default compression level) and
-runs naive only: `draft` changes nothing for a PNG (it only scales JPEG decodes)."""
+`progressive=True`, quality 90, timed as JPEGs are). FORMAT png writes the same
+scenes as PNG (Pillow's default compression level) and runs naive only: `draft`
+changes nothing for a PNG (it only scales JPEG decodes)."""
 import json
 import os
 import pathlib

@@ -426,20 +426,20 @@ impl TableWriter {
                 return Err(e);
             }
         };
-        if let Some(f) = self.open.remove(values) {
-            // The writer counted every byte it wrote, footer included: no HEAD
-            // request (which could fail after the upload succeeded) is needed.
-            let bytes = f.writer.bytes_written() as u64;
-            debug_assert_eq!(meta.file_metadata().num_rows() as u64, f.rows);
-            crate::base::faults::point("write.file");
-            self.written.push(WrittenFile {
-                url: self.output.url_of(&f.path),
-                path: f.path,
-                partition_values: values.to_vec(),
-                rows: f.rows,
-                bytes,
-            });
-        }
+        // The writer counted every byte it wrote, footer included: no HEAD
+        // request (which could fail after the upload succeeded) is needed.
+        let bytes = f.writer.bytes_written() as u64;
+        let (path, rows) = (f.path.clone(), f.rows);
+        debug_assert_eq!(meta.file_metadata().num_rows() as u64, rows);
+        self.open.remove(values);
+        crate::base::faults::point("write.file");
+        self.written.push(WrittenFile {
+            url: self.output.url_of(&path),
+            path,
+            partition_values: values.to_vec(),
+            rows,
+            bytes,
+        });
         Ok(())
     }
 

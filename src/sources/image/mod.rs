@@ -15,7 +15,8 @@
 //! being read, [`Source::UNITS_IN_FLIGHT`] waiting, and one decode per core
 //! (each within `max_decode_bytes`, checked from the header before any pixel is
 //! allocated; a parser keeps its last gray plane for its next JPEG, which is
-//! decoded into it, and frees it before decoding any other format). No pixel leaves the share: the rows hold numbers and hashes only.
+//! decoded into it, and frees it before decoding any other format). No pixel
+//! leaves the share: the rows hold numbers and hashes only.
 
 pub mod bmp;
 pub mod decode;
