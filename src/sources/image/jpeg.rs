@@ -9,10 +9,10 @@
 use super::decode::{Bounds, Decoded, Header, Refused, Stage, refused, zeroed};
 use super::format::Format;
 use super::gray::{Gray, cmyk_luma, luma};
+use super::zune_input::JpegBytes;
 
 /// Decodes `bytes` to gray levels, into `spare` when it fits ([`zeroed`]).
 pub fn decode(bytes: &[u8], bounds: &Bounds, spare: Vec<u8>) -> Result<Decoded, Refused> {
-    use zune_core::bytestream::ZCursor;
     use zune_core::colorspace::ColorSpace;
     use zune_core::options::DecoderOptions;
     use zune_jpeg::JpegDecoder;
@@ -20,7 +20,7 @@ pub fn decode(bytes: &[u8], bounds: &Bounds, spare: Vec<u8>) -> Result<Decoded, 
     let options = DecoderOptions::default()
         .set_max_width(usize::from(u16::MAX))
         .set_max_height(usize::from(u16::MAX));
-    let mut d = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    let mut d = JpegDecoder::new_with_options(JpegBytes::new(bytes), options);
     d.decode_headers()
         .map_err(|e| refused(Stage::Header, format!("JPEG header: {e}")))?;
     let info = d

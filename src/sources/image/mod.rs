@@ -6,7 +6,8 @@
 //!
 //! ```text
 //!  reader threads: whole object (≤ max_file_bytes) ─► parsers, one per core:
-//!      magic bytes (format.rs) ─► header, limits ─► bounded decode (decode.rs)
+//!      magic bytes (format.rs) ─► header, limits ─► bounded decode (decode.rs;
+//!      JPEGs by zune-jpeg, reading through zune_input.rs)
 //!      ─► gray thumbnail (gray.rs) ─► metrics, dHash (metrics.rs); EXIF (exif.rs);
 //!      SHA-256 of the bytes ─► rows.rs
 //! ```
@@ -30,6 +31,7 @@ pub mod raster;
 pub mod rle;
 pub mod rows;
 pub mod tiff;
+pub mod zune_input;
 
 use std::io::Read;
 use std::panic::{AssertUnwindSafe, catch_unwind};
