@@ -7,7 +7,7 @@
 //! ```text
 //!  reader threads: whole object (≤ max_file_bytes) ─► parsers, one per core:
 //!      magic bytes (format.rs) ─► header, limits ─► bounded decode (decode.rs;
-//!      JPEGs by zune-jpeg, reading through zune_input.rs)
+//!      JPEGs in jpeg.rs, zune-jpeg reading through zune_input.rs)
 //!      ─► gray thumbnail (gray.rs) ─► metrics, dHash (metrics.rs); EXIF (exif.rs);
 //!      SHA-256 of the bytes ─► rows.rs
 //! ```

@@ -2,14 +2,16 @@
 //! with one read made cheap.
 //!
 //! zune's bit reader refills itself four bytes at a time through
-//! `read_exact_bytes`. The cursor serves that by copying a slice whose length it
-//! knows only at run time (the bytes left, or the bytes asked for), so every
-//! refill in the decoder's hot loop called `memcpy`: 2.3% of an image run's
-//! samples, besides the registers a call clobbers. Here a read that fits copies
-//! exactly the length asked for, which becomes one load once the decoder's
-//! call is inlined. A read that does not fit, and every other method, is the
-//! cursor's own, so the decoder sees the same bytes, positions and errors as
-//! before (a property test holds the two to that).
+//! `read_exact_bytes`. With zune-core's `std` feature (which zune-jpeg's
+//! defaults turn on), the cursor serves that through its `io::Read`, copying a
+//! slice whose length it knows only at run time (the bytes asked for or the
+//! bytes left, whichever is fewer), so every refill in the decoder's hot loop
+//! was a call to `memcpy` (docs/benchmarks.md, Images, "zune-jpeg's reader").
+//! Here a read that fits copies exactly the length asked for, which becomes one
+//! load once the decoder's call is inlined. A read that does not fit, and every
+//! other method (the bit reader's byte-at-a-time path at an `FF` byte among
+//! them), is the cursor's own, so the decoder sees the same bytes, positions
+//! and errors as with `ZCursor` (a property test holds the two to that).
 
 use zune_core::bytestream::{ZByteIoError, ZByteReaderTrait, ZCursor, ZSeekFrom};
 
@@ -17,6 +19,7 @@ use zune_core::bytestream::{ZByteIoError, ZByteReaderTrait, ZCursor, ZSeekFrom};
 pub struct JpegBytes<'a>(ZCursor<&'a [u8]>);
 
 impl<'a> JpegBytes<'a> {
+    /// The reader at the start of `bytes`.
     pub fn new(bytes: &'a [u8]) -> Self {
         JpegBytes(ZCursor::new(bytes))
     }
@@ -30,7 +33,10 @@ impl ZByteReaderTrait for JpegBytes<'_> {
 
     #[inline(always)]
     fn read_exact_bytes(&mut self, buf: &mut [u8]) -> Result<(), ZByteIoError> {
-        // `split` is the cursor's position, clamped to the end.
+        // `split` clamps the position to the end: from a position past it
+        // (a seek may put it there) `rest` is empty, and any read of a byte or
+        // more falls through to the cursor, whose partial copy, error and
+        // rewind are then the ones zune has always seen.
         let (_, rest) = self.0.split();
         if let Some(src) = rest.get(..buf.len()) {
             buf.copy_from_slice(src);
@@ -158,19 +164,43 @@ mod tests {
         }
     }
 
+    /// A position at the end of the address space reads as the cursor's does
+    /// (an empty read succeeds; nothing is left).
+    #[test]
+    fn a_seek_to_the_last_position_reads_as_zunes_cursor_does() {
+        let bytes = [1u8, 2, 3];
+        let mut ours = JpegBytes::new(&bytes);
+        let mut zunes = ZCursor::new(&bytes[..]);
+        for op in [
+            Op::Seek(ZSeekFrom::Start(u64::MAX)),
+            Op::Exact(0),
+            Op::Eof,
+            Op::Position,
+        ] {
+            assert_eq!(apply(&mut ours, &op), apply(&mut zunes, &op), "{op:?}");
+        }
+    }
+
     /// zune-jpeg decodes the same pixels, or fails with the same error, from
-    /// either reader: every sample JPEG, whole and cut short at many points.
+    /// either reader: every sample JPEG (baseline and progressive, YCbCr and
+    /// CMYK), whole and cut short at 39 points, to each colour space naslake
+    /// asks for.
     #[test]
     fn zune_jpeg_decodes_the_same_from_either_reader() {
         use zune_core::colorspace::ColorSpace;
         use zune_core::options::DecoderOptions;
         use zune_jpeg::JpegDecoder;
 
+        // As jpeg.rs decodes: headers with the default options, then the
+        // pixels in strict mode, to the colour space chosen.
         fn decode<T: ZByteReaderTrait>(input: T, out: ColorSpace) -> Result<Vec<u8>, String> {
-            let options = DecoderOptions::default()
+            let mut d = JpegDecoder::new_with_options(input, DecoderOptions::default());
+            d.decode_headers().map_err(|e| format!("headers: {e:?}"))?;
+            let options = d
+                .options()
                 .jpeg_set_out_colorspace(out)
                 .set_strict_mode(true);
-            let mut d = JpegDecoder::new_with_options(input, options);
+            d.set_options(options);
             d.decode().map_err(|e| format!("{e:?}"))
         }
 
@@ -181,12 +211,16 @@ mod tests {
             if entry.path().extension().is_none_or(|e| e != "jpg") {
                 continue;
             }
-            files += 1;
             let whole = std::fs::read(entry.path()).unwrap();
+            // Some samples are named .jpg and are not JPEGs (they test the
+            // magic-byte check); they are decoded too, but not counted.
+            if whole.starts_with(&[0xFF, 0xD8]) {
+                files += 1;
+            }
             let cuts = (1..40).map(|k| whole.len() * k / 40);
             for len in cuts.chain([whole.len()]) {
                 let bytes = &whole[..len];
-                for out in [ColorSpace::Luma, ColorSpace::RGB] {
+                for out in [ColorSpace::Luma, ColorSpace::RGB, ColorSpace::CMYK] {
                     assert_eq!(
                         decode(JpegBytes::new(bytes), out),
                         decode(ZCursor::new(bytes), out),
