@@ -119,25 +119,19 @@ mod tests {
     /// What one call returned and left behind: its result (errors by their
     /// text), the bytes it wrote, and the reader's position after it.
     fn apply(r: &mut impl ZByteReaderTrait, op: &Op) -> (String, Vec<u8>, String) {
-        let mut buf = Vec::new();
+        // A buffer of the size asked, filled with a byte the reads must
+        // overwrite (so a partial copy shows).
+        let asked = match op {
+            Op::Exact(n) | Op::Read(n) | Op::Peek(n) | Op::PeekExact(n) => *n,
+            _ => 0,
+        };
+        let mut buf = vec![0xAA; asked];
         let result = match op {
             Op::Byte => format!("{}", r.read_byte_no_error()),
-            Op::Exact(n) => {
-                buf = vec![0xAA; *n];
-                format!("{:?}", r.read_exact_bytes(&mut buf))
-            }
-            Op::Read(n) => {
-                buf = vec![0xAA; *n];
-                format!("{:?}", r.read_bytes(&mut buf))
-            }
-            Op::Peek(n) => {
-                buf = vec![0xAA; *n];
-                format!("{:?}", r.peek_bytes(&mut buf))
-            }
-            Op::PeekExact(n) => {
-                buf = vec![0xAA; *n];
-                format!("{:?}", r.peek_exact_bytes(&mut buf))
-            }
+            Op::Exact(_) => format!("{:?}", r.read_exact_bytes(&mut buf)),
+            Op::Read(_) => format!("{:?}", r.read_bytes(&mut buf)),
+            Op::Peek(_) => format!("{:?}", r.peek_bytes(&mut buf)),
+            Op::PeekExact(_) => format!("{:?}", r.peek_exact_bytes(&mut buf)),
             Op::Seek(from) => format!("{:?}", r.z_seek(*from)),
             Op::Eof => format!("{:?}", r.is_eof()),
             Op::Position => format!("{:?}", r.z_position()),
