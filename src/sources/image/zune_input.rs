@@ -185,8 +185,9 @@ mod tests {
         use zune_core::options::DecoderOptions;
         use zune_jpeg::JpegDecoder;
 
-        // As jpeg.rs decodes: headers with the default options, then the
-        // pixels in strict mode, to the colour space chosen.
+        // As jpeg.rs decodes: headers with the default options (jpeg.rs also
+        // lifts the size limit, which no sample reaches), then the pixels in
+        // strict mode, to the colour space chosen.
         fn decode<T: ZByteReaderTrait>(input: T, out: ColorSpace) -> Result<Vec<u8>, String> {
             let mut d = JpegDecoder::new_with_options(input, DecoderOptions::default());
             d.decode_headers().map_err(|e| format!("headers: {e:?}"))?;
