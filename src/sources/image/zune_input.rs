@@ -153,7 +153,8 @@ mod tests {
             let mut ours = JpegBytes::new(&bytes);
             let mut zunes = ZCursor::new(&bytes[..]);
             for (i, op) in ops.iter().enumerate() {
-                prop_assert_eq!(apply(&mut ours, op), apply(&mut zunes, op), "call {} ({:?})", i, op);
+                let (got, want) = (apply(&mut ours, op), apply(&mut zunes, op));
+                prop_assert_eq!(got, want, "call {} ({:?})", i, op);
             }
         }
     }
