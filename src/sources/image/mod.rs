@@ -8,8 +8,8 @@
 //!  reader threads: whole object (≤ max_file_bytes) ─► parsers, one per core:
 //!      magic bytes (format.rs) ─► header, limits ─► bounded decode (decode.rs;
 //!      JPEGs in jpeg.rs, zune-jpeg reading through zune_input.rs)
-//!      ─► gray thumbnail (gray.rs) ─► metrics, dHash (metrics.rs); EXIF (exif.rs);
-//!      SHA-256 of the bytes ─► rows.rs
+//!      ─► gray thumbnail (gray.rs; box_rows_avx2.rs) ─► metrics, dHash
+//!      (metrics.rs); EXIF (exif.rs); SHA-256 of the bytes ─► rows.rs
 //! ```
 //!
 //! Memory is bounded whatever the number of files: at most `readers` objects
@@ -20,6 +20,8 @@
 //! leaves the share: the rows hold numbers and hashes only.
 
 pub mod bmp;
+#[cfg(target_arch = "x86_64")]
+pub mod box_rows_avx2;
 pub mod decode;
 pub mod exif;
 pub mod format;
