@@ -24,29 +24,30 @@ use std::arch::x86_64::{
     _mm256_setzero_si256, _mm256_srli_epi32,
 };
 
+use super::gray::{MAX_WINDOW, PRECISION_BITS, Run};
+
 /// Rows per block: one byte of each in a 16-byte vector, one 16-bit sum of
-/// each in a 32-byte one.
-pub const ROWS: usize = 16;
+/// each in a 32-byte one. Also the side of the square tiles transposed.
+const ROWS: usize = 16;
 
 /// Whether this processor runs [`resize_blocks`].
-pub fn available() -> bool {
+pub(super) fn available() -> bool {
     std::arch::is_x86_feature_detected!("avx2")
 }
-
-/// One output of the pass: where its run starts, whether the run has one pixel
-/// more than the window `c` (0 or 1), and its weight (`gray.rs`'s `clip8`).
-pub type Run = (usize, u32, u32);
 
 /// Resizes every whole block of [`ROWS`] rows of `src` (rows of `src_width`
 /// pixels) into `out` (rows of `runs.len()` pixels) and returns how many rows it
 /// made; the caller makes the rest. Each run sums a window of `c` pixels, plus
-/// the pixel after it when its `extra` is 1; `c` is 1 to 8 and every window and
-/// weighed pixel lies within the row, so each sum fits 16 bits and each product
-/// with a weight (at most 2²² + 1, over the run's length) 32 bits.
+/// the pixel after it when its `extra` is 1; `c` is 1 to [`MAX_WINDOW`], every
+/// window and kept pixel lies within the row, and each weight is a box run's
+/// (at most 2²², over the run's length), so each sum fits 16 bits (at most
+/// 9 · 255) and each product with its weight, plus the rounding half, 31 bits
+/// (at most 255 · 2²² plus a little). Runs that break these rules give wrong
+/// pixels; debug builds check them.
 ///
 /// # Panics
-/// If [`available`] is false, or the runs or sizes break those rules.
-pub fn resize_blocks(
+/// If [`available`] is false, `c` is out of range or a run reaches past the row.
+pub(super) fn resize_blocks(
     src: &[u8],
     src_width: usize,
     c: usize,
@@ -54,7 +55,13 @@ pub fn resize_blocks(
     out: &mut [u8],
 ) -> usize {
     assert!(available(), "AVX2 is checked by the caller");
-    assert!((1..=8).contains(&c));
+    assert!((1..=MAX_WINDOW).contains(&c));
+    debug_assert!(runs.iter().all(|r| {
+        let count = c + r.extra as usize;
+        r.extra <= 1
+            && r.first + count <= src_width
+            && u64::from(r.weight) * count as u64 <= (1 << PRECISION_BITS) + count as u64
+    }));
     let width = runs.len();
     let blocks = (src.len() / src_width).min(out.len() / width) / ROWS;
     let mut columns = vec![[0u8; ROWS]; src_width];
@@ -73,7 +80,7 @@ pub fn resize_blocks(
                 5 => weigh_runs::<5>(&columns, runs, &mut outputs),
                 6 => weigh_runs::<6>(&columns, runs, &mut outputs),
                 7 => weigh_runs::<7>(&columns, runs, &mut outputs),
-                _ => weigh_runs::<8>(&columns, runs, &mut outputs),
+                _ => weigh_runs::<MAX_WINDOW>(&columns, runs, &mut outputs),
             }
             transpose_out(&outputs, dst, width);
         }
@@ -119,12 +126,20 @@ fn transpose_out(outputs: &[[u8; ROWS]], dst: &mut [u8], width: usize) {
 }
 
 /// Each run's sum for the sixteen rows at once, weighed and clamped as
-/// `gray.rs`'s `clip8`: `(sum · k + 2²¹) >> 22`, at most 255.
+/// `gray.rs`'s `clip8`: `(sum · weight + 2²¹) >> 22`, at most 255.
 #[target_feature(enable = "avx2")]
 fn weigh_runs<const C: usize>(columns: &[[u8; ROWS]], runs: &[Run], outputs: &mut [[u8; ROWS]]) {
     let last = columns.len() - 1;
-    let half = _mm256_set1_epi32(1 << 21);
-    for (output, &(first, extra, k)) in outputs.iter_mut().zip(runs) {
+    let rounding = _mm256_set1_epi32(1 << (PRECISION_BITS - 1));
+    for (
+        output,
+        &Run {
+            first,
+            extra,
+            weight,
+        },
+    ) in outputs.iter_mut().zip(runs)
+    {
         let mut sum = _mm256_setzero_si256();
         for column in &columns[first..first + C] {
             sum = _mm256_add_epi16(sum, _mm256_cvtepu8_epi16(load(column)));
@@ -134,10 +149,10 @@ fn weigh_runs<const C: usize>(columns: &[[u8; ROWS]], runs: &[Run], outputs: &mu
         let keep = _mm_set1_epi8((extra as u8).wrapping_neg() as i8);
         let next = _mm_and_si128(load(&columns[(first + C).min(last)]), keep);
         sum = _mm256_add_epi16(sum, _mm256_cvtepu8_epi16(next));
-        let k = _mm256_set1_epi32(k as i32);
-        let weigh = |half16: __m128i| {
-            let product = _mm256_mullo_epi32(_mm256_cvtepu16_epi32(half16), k);
-            _mm256_srli_epi32::<22>(_mm256_add_epi32(product, half))
+        let weight = _mm256_set1_epi32(weight as i32);
+        let weigh = |eight_rows: __m128i| {
+            let product = _mm256_mullo_epi32(_mm256_cvtepu16_epi32(eight_rows), weight);
+            _mm256_srli_epi32::<{ PRECISION_BITS as i32 }>(_mm256_add_epi32(product, rounding))
         };
         let low = weigh(_mm256_castsi256_si128(sum));
         let high = weigh(_mm256_extracti128_si256::<1>(sum));

@@ -62,7 +62,7 @@ pub fn thumbnail_size(width: usize, height: usize, long: usize) -> (usize, usize
 }
 
 /// Pillow's fixed-point precision for 8-bit resampling.
-const PRECISION_BITS: u32 = 32 - 8 - 2;
+pub(super) const PRECISION_BITS: u32 = 32 - 8 - 2;
 
 /// For each output pixel of one axis: the input pixels it averages (a run) and
 /// their weight in fixed point. Box weights within a run are equal, so this is
@@ -130,7 +130,7 @@ pub fn resize(src: &Gray, width: usize, height: usize) -> Gray {
 }
 
 /// Windows of pixels wider than this are summed run by run instead.
-const MAX_WINDOW: usize = 8;
+pub(super) const MAX_WINDOW: usize = 8;
 
 /// The horizontal pass. When every run is `c` or `c + 1` pixels long (box
 /// runs are the scale rounded down or up), each row's sums of `c` consecutive
@@ -148,10 +148,13 @@ fn resize_rows(src: &Gray, width: usize) -> Gray {
     let longest = spans.iter().map(|s| s.1).max().unwrap_or(0);
     if (1..=MAX_WINDOW).contains(&shortest) && longest - shortest <= 1 {
         let c = shortest;
-        // Per run: where its window starts, whether it has one more pixel, its weight.
-        let runs: Vec<(usize, u32, u32)> = spans
+        let runs: Vec<Run> = spans
             .iter()
-            .map(|&(first, count, k)| (first, (count - c) as u32, k))
+            .map(|&(first, count, weight)| Run {
+                first,
+                extra: (count - c) as u32,
+                weight,
+            })
             .collect();
         let done = whole_blocks(src, c, &runs, &mut out);
         let rows = rows_from(src, &mut out, width, done);
@@ -160,12 +163,20 @@ fn resize_rows(src: &Gray, width: usize) -> Gray {
         for (row, dst) in rows {
             sum_windows(c, row, &mut windows);
             let last = row.len() - 1;
-            for (d, &(first, extra, k)) in dst.iter_mut().zip(&runs) {
+            for (
+                d,
+                &Run {
+                    first,
+                    extra,
+                    weight,
+                },
+            ) in dst.iter_mut().zip(&runs)
+            {
                 // A run's window fits (first + c ≤ first + count ≤ the row);
                 // the pixel after it is weighed by `extra`, 0 or 1.
                 let next = u32::from(row[(first + c).min(last)]);
                 let sum = u32::from(windows[first]).wrapping_add(extra.wrapping_mul(next));
-                *d = clip8(u64::from(sum), k);
+                *d = clip8(u64::from(sum), weight);
             }
         }
     } else {
@@ -185,6 +196,16 @@ fn resize_rows(src: &Gray, width: usize) -> Gray {
     }
 }
 
+/// One output of a horizontal pass whose runs are `c` or `c + 1` pixels long:
+/// where its window of `c` starts, whether the pixel after the window is in the
+/// run too (0 or 1), and the run's weight (`clip8`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Run {
+    pub first: usize,
+    pub extra: u32,
+    pub weight: u32,
+}
+
 /// The rows of `src` from `first` on, each with its row of `out` (`width` wide).
 fn rows_from<'a>(
     src: &'a Gray,
@@ -201,7 +222,7 @@ fn rows_from<'a>(
 /// The rows [`resize_rows`]'s windows make sixteen at a time where the
 /// processor can (`box_rows_avx2.rs`): how many, from the first.
 #[cfg(target_arch = "x86_64")]
-fn whole_blocks(src: &Gray, c: usize, runs: &[(usize, u32, u32)], out: &mut [u8]) -> usize {
+fn whole_blocks(src: &Gray, c: usize, runs: &[Run], out: &mut [u8]) -> usize {
     if super::box_rows_avx2::available() {
         super::box_rows_avx2::resize_blocks(&src.pixels, src.width, c, runs, out)
     } else {
@@ -210,7 +231,7 @@ fn whole_blocks(src: &Gray, c: usize, runs: &[(usize, u32, u32)], out: &mut [u8]
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn whole_blocks(_: &Gray, _: usize, _: &[(usize, u32, u32)], _: &mut [u8]) -> usize {
+fn whole_blocks(_: &Gray, _: usize, _: &[Run], _: &mut [u8]) -> usize {
     0
 }
 
@@ -274,6 +295,7 @@ trait ColumnSum: Copy + Default {
 impl ColumnSum for u16 {
     #[inline]
     fn plus(self, p: u8) -> Self {
+        // Never wraps (the caller's bound); as for u32.
         self.wrapping_add(u16::from(p))
     }
     #[inline]
@@ -433,7 +455,7 @@ mod tests {
     }
 
     #[test]
-    fn wide_column_sums_give_the_same_pixels() {
+    fn column_sums_of_every_width_give_the_same_pixels() {
         // The u64 sums (for runs of rows too long for u32) and the u16 ones
         // (taken for short runs) on a small image.
         let src = Gray {
@@ -454,6 +476,52 @@ mod tests {
             weigh_columns::<u64>(&src, &spans),
             resize_run_by_run(&src, 7, 6).pixels
         );
+    }
+
+    #[test]
+    fn runs_of_rows_at_the_edge_of_u16_sums_give_the_same_pixels() {
+        // 257 rows of 255 sum to 65535, the most a u16 holds; 258 take u32.
+        for height in [256, 257, 258, 514] {
+            let src = Gray {
+                width: 5,
+                height,
+                pixels: vec![255; 5 * height],
+            };
+            for th in [1, 2] {
+                let fast = resize(&src, 5, th);
+                assert_eq!(
+                    fast,
+                    resize_run_by_run(&src, 5, th),
+                    "{height} rows to {th}"
+                );
+                assert!(
+                    fast.pixels.iter().all(|p| *p == 255),
+                    "{height} rows to {th}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_window_width_meets_whole_blocks_of_rows() {
+        // 35 rows: two blocks of sixteen and three rows after them; 200 columns
+        // to every width from 1 (runs too long for windows) to 200 (the same),
+        // so every window of 1 to 8 pixels, with and without longer runs.
+        let (w, h) = (200, 35);
+        let src = Gray {
+            width: w,
+            height: h,
+            pixels: (0..w * h)
+                .map(|i| ((i * 7919 + i / 13) % 256) as u8)
+                .collect(),
+        };
+        for tw in 1..=w {
+            assert_eq!(
+                resize(&src, tw, h),
+                resize_run_by_run(&src, tw, h),
+                "200 → {tw}"
+            );
+        }
     }
 
     #[test]

@@ -80,8 +80,10 @@ fn percentile(hist: &[u64; 256], count: u64, q: u64) -> f64 {
 }
 
 /// A Laplacian is within ±4 · 255, its square under 2²⁰, so 4,096 of them fit
-/// a `u32` sum; 1,024 keeps far from it.
+/// a `u32` sum; 1,024 keeps far from it. The 64-bit totals would need 2⁴⁴
+/// pixels, far past any thumbnail `max_pixels` lets through.
 const LAPLACIAN_PIECE: usize = 1024;
+const _: () = assert!(LAPLACIAN_PIECE as u64 * 1020 * 1020 <= u32::MAX as u64);
 
 /// Population variance of the 4-neighbour Laplacian over the interior pixels.
 fn laplacian_variance(g: &Gray) -> f64 {
@@ -109,8 +111,9 @@ fn laplacian_variance(g: &Gray) -> f64 {
                     + i32::from(row[x - 1])
                     + i32::from(row[x + 1])
                     - 4 * i32::from(row[x]);
-                piece += l;
-                piece_sq += l.unsigned_abs() * l.unsigned_abs();
+                // Never wraps (LAPLACIAN_PIECE's bound).
+                piece = piece.wrapping_add(l);
+                piece_sq = piece_sq.wrapping_add(l.unsigned_abs().wrapping_mul(l.unsigned_abs()));
             }
             sum += i64::from(piece);
             sum_sq += u64::from(piece_sq);

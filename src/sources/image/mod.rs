@@ -21,7 +21,7 @@
 
 pub mod bmp;
 #[cfg(target_arch = "x86_64")]
-pub mod box_rows_avx2;
+mod box_rows_avx2;
 pub mod decode;
 pub mod exif;
 pub mod format;
