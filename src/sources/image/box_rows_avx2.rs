@@ -46,7 +46,8 @@ pub(super) fn available() -> bool {
 /// pixels; debug builds check them.
 ///
 /// # Panics
-/// If [`available`] is false, `c` is out of range or a run reaches past the row.
+/// If [`available`] is false, `c` is out of range, or a run's window of `c`
+/// reaches past the row.
 pub(super) fn resize_blocks(
     src: &[u8],
     src_width: usize,

@@ -133,8 +133,10 @@ pub fn resize(src: &Gray, width: usize, height: usize) -> Gray {
 /// jemalloc meets a zeroed request for a block it has had back by giving the
 /// block's pages to the system and faulting fresh ones in as they are written:
 /// for an output plane per image, that was 70% of an image run's page faults.
-/// `black_box` keeps the compiler from turning the allocation and the writes
-/// back into that zeroed request.
+/// LLVM folds an allocation followed by zero writes into a zeroed allocation
+/// (`alloc-variant-zeroed`); `black_box` hides where the buffer came from, which
+/// should keep it from doing so here (it is best-effort: the page-fault count
+/// in docs/benchmarks.md is the check).
 fn zeros(len: usize) -> Vec<u8> {
     let mut plane = std::hint::black_box(Vec::with_capacity(len));
     plane.resize(len, 0);
@@ -143,6 +145,9 @@ fn zeros(len: usize) -> Vec<u8> {
 
 /// Windows of pixels wider than this are summed run by run instead.
 pub(super) const MAX_WINDOW: usize = 8;
+// The windows' dispatch here and in `box_rows_avx2.rs` has an arm per width up
+// to 8, the last one `MAX_WINDOW`'s.
+const _: () = assert!(MAX_WINDOW == 8);
 
 /// The horizontal pass. When every run is `c` or `c + 1` pixels long (box
 /// runs are the scale rounded down or up), each row's sums of `c` consecutive
@@ -304,41 +309,25 @@ trait ColumnSum: Copy + Default {
     fn wide(self) -> u64;
 }
 
-impl ColumnSum for u16 {
-    #[inline]
-    fn plus(self, p: u8) -> Self {
-        // Never wraps (the caller's bound); as for u32.
-        self.wrapping_add(u16::from(p))
-    }
-    #[inline]
-    fn wide(self) -> u64 {
-        u64::from(self)
-    }
+/// The sums [`resize_columns`] picks from. Adding never wraps (its bound on a
+/// run's rows), and `wrapping_add` spares the dev build's overflow checks,
+/// which would keep the loop from being vectorised.
+macro_rules! column_sums {
+    ($($sum:ty),*) => {$(
+        impl ColumnSum for $sum {
+            #[inline]
+            fn plus(self, p: u8) -> Self {
+                self.wrapping_add(<$sum>::from(p))
+            }
+            #[inline]
+            fn wide(self) -> u64 {
+                u64::from(self)
+            }
+        }
+    )*};
 }
 
-impl ColumnSum for u32 {
-    #[inline]
-    fn plus(self, p: u8) -> Self {
-        // Never wraps (the caller's bound); spares the dev build's overflow
-        // checks, which would keep the loop from being vectorised.
-        self.wrapping_add(u32::from(p))
-    }
-    #[inline]
-    fn wide(self) -> u64 {
-        u64::from(self)
-    }
-}
-
-impl ColumnSum for u64 {
-    #[inline]
-    fn plus(self, p: u8) -> Self {
-        self.wrapping_add(u64::from(p))
-    }
-    #[inline]
-    fn wide(self) -> u64 {
-        self
-    }
-}
+column_sums!(u16, u32, u64);
 
 fn weigh_columns<T: ColumnSum>(src: &Gray, spans: &[(usize, usize, u32)]) -> Vec<u8> {
     let width = src.width;
@@ -356,6 +345,20 @@ fn weigh_columns<T: ColumnSum>(src: &Gray, spans: &[(usize, usize, u32)]) -> Vec
         }
     }
     out
+}
+
+/// Pseudo-random gray levels for tests: xorshift64 from `seed`.
+#[cfg(test)]
+pub(super) fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -433,15 +436,7 @@ mod tests {
             seed in proptest::prelude::any::<u64>(),
             flat in proptest::prelude::any::<bool>(),
         ) {
-            let mut state = seed | 1;
-            let pixels = (0..w * h)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    if flat { 255 } else { (state >> 24) as u8 }
-                })
-                .collect();
+            let pixels = if flat { vec![255; w * h] } else { noise(seed, w * h) };
             let src = Gray { width: w, height: h, pixels };
             proptest::prop_assert_eq!(resize(&src, tw, th), resize_run_by_run(&src, tw, th));
         }
@@ -467,7 +462,7 @@ mod tests {
     }
 
     #[test]
-    fn column_sums_of_every_width_give_the_same_pixels() {
+    fn u16_u32_and_u64_column_sums_agree() {
         // The u64 sums (for runs of rows too long for u32) and the u16 ones
         // (taken for short runs) on a small image.
         let src = Gray {

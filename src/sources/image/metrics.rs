@@ -174,15 +174,7 @@ mod tests {
             seed in proptest::prelude::any::<u64>(),
             extreme in proptest::prelude::any::<bool>(),
         ) {
-            let mut state = seed | 1;
-            let noise: Vec<u8> = (0..w * h)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    (state >> 24) as u8
-                })
-                .collect();
+            let noise = crate::sources::image::gray::noise(seed, w * h);
             let g = gray(w, h, |x, y| match extreme {
                 true if (x + y) % 2 == 0 => 255,
                 true => 0,
