@@ -518,9 +518,7 @@ mod tests {
         let src = Gray {
             width: w,
             height: h,
-            pixels: (0..w * h)
-                .map(|i| ((i * 7919 + i / 13) % 256) as u8)
-                .collect(),
+            pixels: noise(35, w * h),
         };
         for tw in 1..=w {
             assert_eq!(
