@@ -12,11 +12,15 @@
 //!      (metrics.rs); EXIF (exif.rs); SHA-256 of the bytes ─► rows.rs
 //! ```
 //!
-//! Memory is bounded whatever the number of files: at most `readers` objects
-//! being read, [`Source::UNITS_IN_FLIGHT`] waiting, and one decode per core
-//! (each within `max_decode_bytes`, checked from the header before any pixel is
-//! allocated; a parser keeps its last gray plane for its next JPEG, which is
-//! decoded into it, and frees it before decoding any other format). No pixel
+//! The source's memory is bounded whatever the number of files: at most
+//! `readers` objects being read, [`Source::UNITS_IN_FLIGHT`] waiting, and one
+//! decode per core (each within `max_decode_bytes`, checked from the header
+//! before any pixel is allocated; a parser keeps its last gray plane for its
+//! next JPEG, which is decoded into it, and frees it before decoding any other
+//! format). The rows are another matter: `jobs/image_inspections.sql` compares
+//! each image with its station and with every other, so the run holds one row
+//! per image until its window functions are done (the peak rose from 98 to
+//! 122 MiB between 300 and 2 000 JPEGs, docs/benchmarks.md, Images). No pixel
 //! leaves the share: the rows hold numbers and hashes only.
 
 pub mod bmp;
