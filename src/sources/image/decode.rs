@@ -10,7 +10,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::format::Format;
-use super::gray::Gray;
+use super::gray::{Gray, zeros};
 use super::{jpeg, raster, tiff};
 
 /// What the header says.
@@ -121,11 +121,14 @@ impl Bounds {
 /// one costs a fraction of that. Any other spare is freed first, so a decode
 /// holds no more than the bytes its bounds counted (a spare grown or larger
 /// would hold more). Zeroed, never the last image's levels: what a decoder
-/// leaves unwritten reads 0, as in a new buffer.
+/// leaves unwritten reads 0, as in a new buffer. A new plane is zeroed as
+/// `gray.rs`'s planes are ([`zeros`]), not asked of the allocator zeroed: over
+/// 400 JPEGs of two sizes in turn, page faults 200–206 K → 41–50 K and 5% less
+/// time, for a peak about 8 MiB higher (docs/benchmarks.md, Images).
 pub(super) fn zeroed(mut spare: Vec<u8>, len: usize) -> Vec<u8> {
     if spare.capacity() != len {
         drop(spare);
-        return vec![0; len];
+        return zeros(len);
     }
     spare.clear();
     spare.resize(len, 0);

@@ -137,7 +137,7 @@ pub fn resize(src: &Gray, width: usize, height: usize) -> Gray {
 /// (`alloc-variant-zeroed`); `black_box` hides where the buffer came from, which
 /// should keep it from doing so here (it is best-effort: the page-fault count
 /// in docs/benchmarks.md is the check).
-fn zeros(len: usize) -> Vec<u8> {
+pub(super) fn zeros(len: usize) -> Vec<u8> {
     let mut plane = std::hint::black_box(Vec::with_capacity(len));
     plane.resize(len, 0);
     plane
